@@ -1,0 +1,122 @@
+/**
+ * `bkv vault register|recover|delete`: protect a backup key with a PIN, recover it, or delete the
+ * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record, 5 unavailable.
+ */
+import { httpTransport, VaultClient } from "@bkv/client";
+import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
+import { parse, required, UsageError } from "../args.js";
+import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
+import { readKeyFile, writeKeyFile } from "../key-file.js";
+import { readPin } from "../pin.js";
+
+export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5 } as const;
+
+function exitCodeFor(e: unknown): number {
+  if (!isBkvError(e)) return EXIT.error;
+  switch (e.code) {
+    case ErrorCode.WrongPin:
+      return EXIT.wrongPin;
+    case ErrorCode.NoRecord:
+      return EXIT.noRecord;
+    case ErrorCode.Unavailable:
+      return EXIT.unavailable;
+    default:
+      return EXIT.error;
+  }
+}
+
+export async function vaultCommand(argv: string[]): Promise<number> {
+  const [op, ...rest] = argv;
+  if (op !== "register" && op !== "recover" && op !== "delete") {
+    throw new UsageError("expected register, recover or delete");
+  }
+  const { values } = parse(rest, {
+    dev: { type: "string" },
+    vault: { type: "string" },
+    token: { type: "string" },
+    trust: { type: "string" },
+    user: { type: "string" },
+    key: { type: "string" },
+    out: { type: "string" },
+    force: { type: "boolean" },
+    json: { type: "boolean" },
+  });
+  const user = required(values.user, "--user");
+  const json = values.json === true;
+  const report = (obj: Record<string, unknown>, text: string, toErr = false) => {
+    if (json) process.stdout.write(`${JSON.stringify({ op, user, ...obj })}\n`);
+    else (toErr ? process.stderr : process.stdout).write(`${text}\n`);
+  };
+
+  try {
+    let url: string;
+    let token: string;
+    let trustPath: string;
+    if (values.dev !== undefined) {
+      url = readDevInfo(values.dev).vault;
+      token = await mintDevToken(values.dev, user);
+      trustPath = values.trust ?? devPaths(values.dev).trustJson;
+    } else {
+      url = required(values.vault, "--vault (or --dev DIR)");
+      token = required(values.token, "--token");
+      trustPath = required(values.trust, "--trust");
+    }
+    const trust = readTrust(trustPath);
+    if (op === "register" && values.key === undefined) throw new UsageError("register needs --key KEYFILE");
+    if (op === "recover" && values.out === undefined) throw new UsageError("recover needs --out KEYFILE");
+    const backupKey = op === "register" ? await readKeyFile(values.key!) : undefined;
+    const client = new VaultClient({
+      user,
+      vaultPublicKey: trust.vaultPublicKey,
+      transport: httpTransport({ url, token }),
+    });
+    const pin = await readPin();
+
+    switch (op) {
+      case "register": {
+        const r = await client.register(pin, backupKey!);
+        report(
+          { ok: true, guessesAllowed: r.guessesAllowed, guessesRemaining: r.guessesAllowed },
+          `registered: the backup key of ${user} is protected by the PIN (${r.guessesAllowed} wrong guesses allowed)`,
+        );
+        return EXIT.ok;
+      }
+      case "recover": {
+        const r = await client.recover(pin);
+        await writeKeyFile(values.out!, r.backupKey, { force: values.force === true });
+        report(
+          { ok: true, guessesAllowed: r.guessesAllowed, guessesRemaining: r.guessesAllowed, out: values.out },
+          `recovered: backup key written to ${values.out}`,
+        );
+        return EXIT.ok;
+      }
+      case "delete":
+        await client.delete(pin);
+        report({ ok: true }, `deleted: the vault no longer holds a record for ${user}`);
+        return EXIT.ok;
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = exitCodeFor(e);
+    const err = isBkvError(e) ? e : new BkvError(ErrorCode.Invalid, (e as Error).message ?? String(e));
+    let text = err.message;
+    if (err.code === ErrorCode.WrongPin) {
+      text =
+        err.guessesRemaining === 0
+          ? "wrong PIN; no guesses remain: the record is destroyed"
+          : `wrong PIN; ${err.guessesRemaining} guess${err.guessesRemaining === 1 ? "" : "es"} remaining`;
+    }
+    report(
+      {
+        ok: false,
+        error: err.code,
+        message: text,
+        ...(err.guessesRemaining === undefined ? {} : { guessesRemaining: err.guessesRemaining }),
+      },
+      `bkv vault ${op}: ${text}`,
+      true,
+    );
+    if (json && err.code === ErrorCode.WrongPin) process.stderr.write(`bkv vault ${op}: ${text}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The layout of a local development vault folder (`bkv dev --dir DIR`):
+ *   DIR/dev.json              where the running vault listens (written by `bkv dev`)
+ *   DIR/trust.json            the vault key clients trust (development trust settings)
+ *   DIR/dev-token-key.jwk     Ed25519 key that mints development bearer tokens (never for production)
+ *   DIR/node-<i>/hsm/         HSM-private files: seal key, NVRAM
+ *   DIR/node-<i>/host/        host storage (SQLite), host config and log
+ */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { BkvError, ErrorCode, fromHex } from "@bkv/wire";
+
+export const DEV_ISSUER = "bkv-dev";
+export const DEV_AUDIENCE = "bkv-vault";
+
+export const devPaths = (dir: string) => {
+  const d = resolve(dir);
+  return {
+    dir: d,
+    devJson: join(d, "dev.json"),
+    trustJson: join(d, "trust.json"),
+    tokenKey: join(d, "dev-token-key.jwk"),
+    hsmDir: (i: number) => join(d, `node-${i}`, "hsm"),
+    hostDir: (i: number) => join(d, `node-${i}`, "host"),
+  };
+};
+
+export interface DevInfo {
+  vault: string;
+  dir: string;
+  pid: number;
+  nodes: { node: number; url: string; hostPid: number }[];
+}
+
+export interface TrustSettings {
+  /** The vault's HPKE public key, hex. */
+  vaultPublicKey: string;
+  guessesAllowed: number;
+}
+
+export async function newTokenKey(): Promise<JWK> {
+  const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  return exportJWK(privateKey);
+}
+
+export function publicJwk(jwk: JWK): JWK {
+  const { d: _d, ...pub } = jwk;
+  return pub;
+}
+
+export async function mintDevToken(dir: string, user: string, ttlSeconds = 3600): Promise<string> {
+  const jwk = JSON.parse(readFileSync(devPaths(dir).tokenKey, "utf8")) as JWK;
+  const key = await importJWK(jwk, "EdDSA");
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "EdDSA" })
+    .setSubject(user)
+    .setIssuer(DEV_ISSUER)
+    .setAudience(DEV_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(`${ttlSeconds}s`)
+    .sign(key);
+}
+
+function readJson<T>(path: string, what: string): T {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch (e) {
+    throw new BkvError(ErrorCode.Unavailable, `cannot read ${what} (${path}): is 'bkv dev' running there?`, {
+      cause: e,
+    });
+  }
+}
+
+export function readDevInfo(dir: string): DevInfo {
+  return readJson<DevInfo>(devPaths(dir).devJson, "the local vault's address");
+}
+
+export function readTrust(path: string): { vaultPublicKey: Uint8Array; guessesAllowed: number } {
+  const t = readJson<TrustSettings>(path, "trust settings");
+  const key = fromHex(String(t.vaultPublicKey));
+  if (key.length !== 32)
+    throw new BkvError(ErrorCode.Untrusted, `${path}: vaultPublicKey must be 32 bytes of hex`);
+  return { vaultPublicKey: key, guessesAllowed: t.guessesAllowed };
+}

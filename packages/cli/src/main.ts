@@ -1,0 +1,57 @@
+/**
+ * bkv: the command-line entry point. Each command returns its exit code; these codes are a contract
+ * (see README): 0 success, 1 anything else, 3 wrong PIN, 4 no record, 5 vault unavailable.
+ */
+import { backupCommand, keyCommand, restoreCommand } from "./commands/backup.js";
+import { benchCommand } from "./commands/bench.js";
+import { devCommand } from "./commands/dev.js";
+import { hostCommand } from "./commands/host.js";
+import { vaultCommand } from "./commands/vault.js";
+import { UsageError } from "./args.js";
+
+const USAGE = `usage: bkv <command> [options]
+
+  dev [--dir DIR] [--port PORT]          run a local vault (ready line: JSON on stdout)
+  dev token --dir DIR --user U           print a development bearer token for U
+  key new --out KEYFILE                  make a new backup key
+  backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
+  restore --key KEYFILE IN OUT           decrypt the backup file IN into OUT
+  vault register|recover|delete          protect, recover or delete a backup key with a PIN
+        (--dev DIR | --vault URL --token TOKEN --trust FILE) --user U [--key KEYFILE | --out KEYFILE] [--json]
+  bench                                  run the benchmarks and print measured figures
+
+exit codes: 0 ok, 1 error, 3 wrong PIN, 4 no record, 5 vault unavailable`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  dev: devCommand,
+  key: keyCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
+  vault: vaultCommand,
+  bench: benchCommand,
+  host: hostCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(`${USAGE}\n`);
+    return name === undefined ? 1 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (cmd === undefined) {
+    process.stderr.write(`bkv: unknown command '${name}'\n\n${USAGE}\n`);
+    return 1;
+  }
+  try {
+    return await cmd(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`bkv ${name}: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,9 @@
+export { type SealedRequest, sealRequest } from "./channel.js";
+export { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
+export { type HttpTransportOptions, httpTransport, type VaultTransport } from "./transport.js";
+export {
+  type KeyStretching,
+  type RecoverResult,
+  VaultClient,
+  type VaultClientOptions,
+} from "./vault-client.js";

@@ -1,0 +1,52 @@
+/**
+ * How sealed requests reach the vault: JSON over HTTP to a host agent (POST /v1/vault). Only the
+ * transport's failures are mapped here; everything inside the sealed response is the HSM's word.
+ */
+import { BkvError, ErrorCode, fromBase64Url, toBase64Url } from "@bkv/wire";
+
+export interface VaultTransport {
+  send(envelope: Uint8Array): Promise<Uint8Array>;
+}
+
+export interface HttpTransportOptions {
+  /** Base URL of a host agent, e.g. http://127.0.0.1:8480 */
+  url: string;
+  /** Bearer token for the user; a function is called for every request (to refresh). */
+  token: string | (() => string | Promise<string>);
+  fetch?: typeof globalThis.fetch;
+}
+
+export function httpTransport(opts: HttpTransportOptions): VaultTransport {
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const base = opts.url.replace(/\/+$/, "");
+  return {
+    async send(envelope) {
+      const token = typeof opts.token === "string" ? opts.token : await opts.token();
+      let res: Response;
+      try {
+        res = await doFetch(`${base}/v1/vault`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ request: toBase64Url(envelope) }),
+        });
+      } catch (e) {
+        throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+      }
+      let body: { response?: unknown; code?: unknown; message?: unknown };
+      try {
+        body = (await res.json()) as typeof body;
+      } catch (e) {
+        throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
+          cause: e,
+        });
+      }
+      if (res.ok && typeof body.response === "string") return fromBase64Url(body.response);
+      const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
+      if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
+      if (res.status === 429) throw new BkvError(ErrorCode.RateLimited, message);
+      if (res.status >= 500) throw new BkvError(ErrorCode.Unavailable, message);
+      const code = Object.values(ErrorCode).find((c) => c === body.code) ?? ErrorCode.Invalid;
+      throw new BkvError(code, message);
+    },
+  };
+}

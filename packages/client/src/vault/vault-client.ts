@@ -1,0 +1,129 @@
+/**
+ * The vault client: register a backup key behind a PIN, recover it, delete the record. OPAQUE
+ * (RFC 9807, @serenity-kit/opaque) runs between this client and the HSM; the PIN never leaves the
+ * client, and K travels only wrapped under a key derived from OPAQUE's export key.
+ */
+import * as opaque from "@serenity-kit/opaque";
+import {
+  BkvError,
+  ErrorCode,
+  FinishAction,
+  fromBase64Url,
+  toBase64Url,
+  validateUserId,
+  type VaultOp,
+  type VaultResult,
+} from "@bkv/wire";
+import { sealRequest } from "./channel.js";
+import { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
+import type { VaultTransport } from "./transport.js";
+
+/** Argon2id settings for stretching the PIN on the client (opaque-ke's "memory-constrained" by default). */
+export type KeyStretching = opaque.client.FinishLoginParams["keyStretching"];
+
+export interface VaultClientOptions {
+  user: string;
+  /** The vault's HPKE public key (32 bytes), from trusted configuration. */
+  vaultPublicKey: Uint8Array;
+  transport: VaultTransport;
+  /** Must be the same at registration and recovery. */
+  keyStretching?: KeyStretching;
+  now?: () => number;
+}
+
+export interface RecoverResult {
+  backupKey: Uint8Array;
+  guessesAllowed: number;
+}
+
+function throwResult(r: VaultResult): never {
+  if ("error" in r) throw new BkvError(r.error, r.message, { guessesRemaining: r.guessesRemaining });
+  throw new BkvError(ErrorCode.Malformed, `vault answered ${r.ok} to a different request`);
+}
+
+export class VaultClient {
+  private readonly user: string;
+
+  constructor(private readonly opts: VaultClientOptions) {
+    this.user = validateUserId(opts.user);
+    if (opts.vaultPublicKey.length !== 32)
+      throw new BkvError(ErrorCode.Untrusted, "vault public key must be 32 bytes");
+  }
+
+  private async call(body: VaultOp): Promise<VaultResult> {
+    await opaque.ready;
+    const sealed = await sealRequest(
+      this.opts.vaultPublicKey,
+      this.user,
+      body,
+      (this.opts.now ?? Date.now)(),
+    );
+    const response = await this.opts.transport.send(sealed.envelope);
+    return sealed.open(response);
+  }
+
+  /** Protect backupKey with pin. Replaces an existing record for this user. */
+  async register(pin: string, backupKey: Uint8Array): Promise<{ guessesAllowed: number }> {
+    await opaque.ready;
+    const start = opaque.client.startRegistration({ password: pin });
+    const r1 = await this.call({
+      op: "register-start",
+      registrationRequest: fromBase64Url(start.registrationRequest),
+    });
+    if (!("ok" in r1) || r1.ok !== "register-start") throwResult(r1);
+    const fin = opaque.client.finishRegistration({
+      clientRegistrationState: start.clientRegistrationState,
+      registrationResponse: toBase64Url(r1.registrationResponse),
+      password: pin,
+      ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
+    });
+    const wrappedKey = await wrapBackupKey(fromBase64Url(fin.exportKey), this.user, backupKey);
+    const r2 = await this.call({
+      op: "register-finish",
+      registrationRecord: fromBase64Url(fin.registrationRecord),
+      wrappedKey,
+    });
+    if (!("ok" in r2) || r2.ok !== "register-finish") throwResult(r2);
+    return { guessesAllowed: r2.guessesAllowed };
+  }
+
+  /** Log in with pin; throws BkvError WRONG_PIN (with guessesRemaining) or NO_RECORD. */
+  private async login(
+    pin: string,
+    action: FinishAction,
+  ): Promise<{ wrappedKey: Uint8Array; exportKey: Uint8Array; guessesAllowed: number }> {
+    await opaque.ready;
+    const start = opaque.client.startLogin({ password: pin });
+    const r1 = await this.call({ op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
+    if (!("ok" in r1) || r1.ok !== "recover-start") throwResult(r1);
+    const fin = opaque.client.finishLogin({
+      clientLoginState: start.clientLoginState,
+      loginResponse: toBase64Url(r1.ke2),
+      password: pin,
+      ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
+    });
+    const ke3 = fin === undefined ? new Uint8Array(0) : fromBase64Url(fin.finishLoginRequest);
+    const r2 = await this.call({ op: "recover-finish", sessionId: r1.sessionId, ke3, action });
+    if (fin === undefined) {
+      if ("error" in r2) throwResult(r2);
+      throw new BkvError(ErrorCode.Malformed, "vault accepted a login the client could not finish");
+    }
+    if (!("ok" in r2) || r2.ok !== "recover-finish") throwResult(r2);
+    return {
+      wrappedKey: r2.wrappedKey,
+      exportKey: fromBase64Url(fin.exportKey),
+      guessesAllowed: r2.guessesAllowed,
+    };
+  }
+
+  async recover(pin: string): Promise<RecoverResult> {
+    const r = await this.login(pin, FinishAction.Recover);
+    const backupKey = await unwrapBackupKey(r.exportKey, this.user, r.wrappedKey);
+    return { backupKey, guessesAllowed: r.guessesAllowed };
+  }
+
+  /** Delete the record; needs the PIN (a successful login), and uses a guess like a recovery. */
+  async delete(pin: string): Promise<void> {
+    await this.login(pin, FinishAction.Delete);
+  }
+}

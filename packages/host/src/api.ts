@@ -1,0 +1,228 @@
+/**
+ * The host agent's HTTP API (fastify). Request bodies are validated against JSON schemas, which also
+ * make up the OpenAPI document at GET /openapi.json. The host authorizes (token subject = the user in
+ * the envelope), rate-limits and relays; it cannot read requests or responses.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import {
+  BkvError,
+  decodeRequestEnvelope,
+  ErrorCode,
+  fromBase64Url,
+  isBkvError,
+  toBase64Url,
+  toHex,
+} from "@bkv/wire";
+import type { TokenVerifier } from "./auth.js";
+import type { HostConfig } from "./config.js";
+import type { HsmLink } from "./hsm-link.js";
+import { RateLimiter } from "./rate-limit.js";
+
+const B64URL = { type: "string", pattern: "^[A-Za-z0-9_-]+$", maxLength: 12000 } as const;
+
+const ERROR = {
+  type: "object",
+  required: ["code", "message"],
+  properties: { code: { type: "string" }, message: { type: "string" } },
+} as const;
+
+const VAULT_REQUEST = {
+  type: "object",
+  required: ["request"],
+  additionalProperties: false,
+  properties: { request: { ...B64URL, description: "A sealed vault request envelope (base64url)." } },
+} as const;
+
+const VAULT_RESPONSE = {
+  type: "object",
+  required: ["response"],
+  properties: { response: { ...B64URL, description: "The HSM's sealed response envelope (base64url)." } },
+} as const;
+
+const INFO = {
+  type: "object",
+  required: ["node", "vaultPublicKey", "guessesAllowed"],
+  properties: {
+    node: { type: "integer" },
+    vaultPublicKey: {
+      type: "string",
+      description: "X25519 HPKE key (hex). Clients must get it from a trusted source, not from here.",
+    },
+    guessesAllowed: { type: "integer" },
+  },
+} as const;
+
+const HEALTH = {
+  type: "object",
+  required: ["status"],
+  properties: {
+    status: { type: "string", enum: ["ok", "starting", "failed"] },
+    node: { type: "integer" },
+    commitIndex: { type: "integer" },
+    hsmPid: { type: "integer" },
+    reason: { type: "string" },
+  },
+} as const;
+
+export function openApiDocument(): Record<string, unknown> {
+  const json = (schema: unknown) => ({ content: { "application/json": { schema } } });
+  const err = (description: string) => ({ description, ...json(ERROR) });
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Backup Key Vault host agent",
+      version: "1",
+      description: "Relays sealed vault requests to the HSM. The host cannot read them.",
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT (EdDSA)" } },
+      schemas: {
+        Error: ERROR,
+        VaultRequest: VAULT_REQUEST,
+        VaultResponse: VAULT_RESPONSE,
+        Info: INFO,
+        Health: HEALTH,
+      },
+    },
+    paths: {
+      "/v1/vault": {
+        post: {
+          summary: "Send a sealed vault request for the token's user",
+          security: [{ bearer: [] }],
+          requestBody: { required: true, ...json(VAULT_REQUEST) },
+          responses: {
+            "200": { description: "Sealed response", ...json(VAULT_RESPONSE) },
+            "400": err("Malformed request or envelope"),
+            "401": err("Missing or invalid token"),
+            "403": err("Token user differs from the envelope's user"),
+            "429": err("Rate limited"),
+            "503": err("HSM unavailable"),
+          },
+        },
+      },
+      "/v1/info": {
+        get: {
+          summary: "Vault key and policy",
+          responses: { "200": { description: "Info", ...json(INFO) }, "503": err("HSM unavailable") },
+        },
+      },
+      "/v1/health": {
+        get: {
+          summary: "Liveness and HSM state",
+          responses: {
+            "200": { description: "Health", ...json(HEALTH) },
+            "503": { description: "Not serving", ...json(HEALTH) },
+          },
+        },
+      },
+      "/openapi.json": {
+        get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
+      },
+    },
+  };
+}
+
+function send(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ code, message });
+}
+
+const STATUS_FOR_HSM_CODE: Record<string, number> = {
+  [ErrorCode.Malformed]: 400,
+  [ErrorCode.Authentication]: 400,
+  [ErrorCode.Unavailable]: 503,
+};
+
+export interface ApiDeps {
+  config: HostConfig;
+  hsm: HsmLink;
+  tokens: TokenVerifier;
+}
+
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const { config, hsm, tokens } = deps;
+  const app = Fastify({
+    bodyLimit: 16 * 1024,
+    logger: {
+      level: process.env.BKV_LOG_LEVEL ?? "info",
+      redact: ["req.headers.authorization"],
+      stream: process.stderr,
+    },
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+  const perUser = new RateLimiter(config.rateLimits.perUser);
+  const perAddress = new RateLimiter(config.rateLimits.perAddress);
+  const doc = openApiDocument();
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err as { validation?: unknown; statusCode?: number; message: string };
+    if (e.validation !== undefined) return send(reply, 400, ErrorCode.Malformed, e.message);
+    const status =
+      e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+    if (status === 500) app.log.error({ event: "internal-error", error: e.message }, "internal error");
+    return send(
+      reply,
+      status,
+      status === 500 ? "INTERNAL" : ErrorCode.Malformed,
+      status === 500 ? "internal error" : e.message,
+    );
+  });
+  app.setNotFoundHandler((_req, reply) => send(reply, 404, "NOT_FOUND", "no such endpoint"));
+
+  app.get("/openapi.json", async () => doc);
+
+  app.get("/v1/health", { schema: { response: { 200: HEALTH, 503: HEALTH } } }, async (_req, reply) => {
+    const s = hsm.state;
+    const body = {
+      status: s.kind === "serving" ? "ok" : s.kind,
+      node: config.node,
+      commitIndex: hsm.commitIndex,
+      ...(hsm.pid === undefined ? {} : { hsmPid: hsm.pid }),
+      ...(s.kind === "failed" ? { reason: `${s.code}: ${s.message}` } : {}),
+    };
+    return reply.code(s.kind === "serving" ? 200 : 503).send(body);
+  });
+
+  app.get("/v1/info", { schema: { response: { 200: INFO, 503: ERROR } } }, async (_req, reply) => {
+    const s = hsm.state;
+    if (s.kind !== "serving") return send(reply, 503, ErrorCode.Unavailable, "HSM is not serving");
+    return { node: config.node, vaultPublicKey: toHex(s.vaultPublicKey), guessesAllowed: s.guessesAllowed };
+  });
+
+  app.post<{ Body: { request: string } }>(
+    "/v1/vault",
+    { schema: { body: VAULT_REQUEST, response: { 200: VAULT_RESPONSE, "4xx": ERROR, "5xx": ERROR } } },
+    async (req, reply) => {
+      if (!perAddress.take(req.ip))
+        return send(reply, 429, ErrorCode.RateLimited, "too many requests from this address");
+      let user: string;
+      try {
+        user = await tokens.verify(req.headers.authorization);
+      } catch (e) {
+        return send(reply, 401, ErrorCode.Forbidden, isBkvError(e) ? e.message : "invalid token");
+      }
+      if (!perUser.take(user))
+        return send(reply, 429, ErrorCode.RateLimited, "too many requests for this user");
+      let envelope: Uint8Array;
+      try {
+        envelope = fromBase64Url(req.body.request);
+        const env = decodeRequestEnvelope(envelope);
+        if (env.user !== user) {
+          return send(reply, 403, ErrorCode.Forbidden, "the token's user may act only on their own record");
+        }
+      } catch (e) {
+        const msg = e instanceof BkvError ? e.message : "malformed request";
+        return send(reply, 400, ErrorCode.Malformed, msg);
+      }
+      const r = await hsm.request(envelope);
+      if (!r.ok) {
+        const status = STATUS_FOR_HSM_CODE[r.code] ?? 400;
+        req.log.info({ event: "vault-rejected", code: r.code }, "HSM rejected request");
+        return send(reply, status, r.code, r.message);
+      }
+      return { response: toBase64Url(r.envelope) };
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,41 @@
+/**
+ * Bearer-token authentication: JWTs signed by the configured issuer (EdDSA / Ed25519). The token's
+ * subject is the user; a user may act only on their own record. Tokens are for the host's
+ * authorization and rate limits only: the HSM trusts nothing but OPAQUE.
+ */
+import { importJWK, type JWK, jwtVerify } from "jose";
+import { BkvError, ErrorCode } from "@bkv/wire";
+
+export interface TokenIssuerConfig {
+  /** Issuer's public key as a JWK (OKP / Ed25519). */
+  publicKeyJwk: JWK;
+  issuer: string;
+  audience: string;
+}
+
+export class TokenVerifier {
+  private key: Promise<CryptoKey | Uint8Array>;
+
+  constructor(private readonly cfg: TokenIssuerConfig) {
+    if (cfg.publicKeyJwk.d !== undefined) throw new Error("token issuer key must be a public key");
+    this.key = importJWK(cfg.publicKeyJwk, "EdDSA");
+  }
+
+  /** Returns the user id (the token's subject). Throws BkvError FORBIDDEN. */
+  async verify(authorization: string | undefined): Promise<string> {
+    if (authorization === undefined || !authorization.startsWith("Bearer ")) {
+      throw new BkvError(ErrorCode.Forbidden, "missing bearer token");
+    }
+    try {
+      const { payload } = await jwtVerify(authorization.slice(7), await this.key, {
+        issuer: this.cfg.issuer,
+        audience: this.cfg.audience,
+        algorithms: ["EdDSA"],
+        requiredClaims: ["sub", "exp"],
+      });
+      return payload.sub!;
+    } catch (e) {
+      throw new BkvError(ErrorCode.Forbidden, "invalid or expired token", { cause: e });
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/** The host agent's configuration file (JSON), validated on load. */
+import { readFileSync } from "node:fs";
+import type { JWK } from "jose";
+import type { BucketConfig } from "./rate-limit.js";
+
+export interface HostConfig {
+  /** Node number in its fleet, from 1. */
+  node: number;
+  listen: { host: string; port: number };
+  /** SQLite file for this HSM's sealed log. */
+  storagePath: string;
+  /** argv that starts the HSM process. */
+  hsmCommand: string[];
+  /** Guess limit used at genesis only. */
+  guessLimit: number;
+  auth: { issuer: string; audience: string; publicKeyJwk: JWK };
+  rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
+}
+
+export const DEFAULT_RATE_LIMITS: HostConfig["rateLimits"] = {
+  perUser: { capacity: 30, refillPerSecond: 1 },
+  perAddress: { capacity: 600, refillPerSecond: 100 },
+};
+
+function fail(path: string, what: string): never {
+  throw new Error(`host config ${path}: ${what}`);
+}
+
+export function loadHostConfig(path: string): HostConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    fail(path, (e as Error).message);
+  }
+  const c = raw as Partial<HostConfig>;
+  if (typeof c.node !== "number" || c.node < 1) fail(path, "node must be a number from 1");
+  if (typeof c.listen?.host !== "string" || typeof c.listen.port !== "number")
+    fail(path, "listen.host and listen.port required");
+  if (typeof c.storagePath !== "string") fail(path, "storagePath required");
+  if (!Array.isArray(c.hsmCommand) || c.hsmCommand.length === 0) fail(path, "hsmCommand required");
+  if (typeof c.guessLimit !== "number") fail(path, "guessLimit required");
+  if (
+    typeof c.auth?.issuer !== "string" ||
+    typeof c.auth.audience !== "string" ||
+    typeof c.auth.publicKeyJwk !== "object"
+  ) {
+    fail(path, "auth.issuer, auth.audience and auth.publicKeyJwk required");
+  }
+  return { ...(c as HostConfig), rateLimits: c.rateLimits ?? DEFAULT_RATE_LIMITS };
+}

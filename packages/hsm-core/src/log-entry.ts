@@ -1,0 +1,143 @@
+/**
+ * Entries of the HSM's replicated log. Each client request that passes its checks becomes one entry
+ * whose ops record the decisions the core took (so applying an entry is deterministic and needs no
+ * randomness or cryptography). Entries are hash-chained and sealed before they leave the HSM.
+ */
+import { check, Reader, SESSION_ID_BYTES, REQUEST_ID_BYTES, Writer } from "@bkv/wire";
+
+export interface Genesis {
+  /** OPAQUE server setup (opaque-ke serialization, base64url), holds the OPRF seed and AKE key. */
+  opaqueServerSetup: string;
+  hpkePrivateKey: Uint8Array;
+  hpkePublicKey: Uint8Array;
+  guessLimit: number;
+  createdAt: number;
+}
+
+export type Op =
+  | { op: "genesis"; genesis: Genesis }
+  | { op: "put-record"; user: string; registration: Uint8Array; wrappedKey: Uint8Array }
+  /** A guess is used: a login started and its server state is kept until it finishes or expires. */
+  | { op: "guess"; user: string; sessionId: Uint8Array; loginState: string; expiresAt: number }
+  | { op: "login-ok"; user: string }
+  | { op: "login-failed"; user: string; sessionId: Uint8Array }
+  | { op: "drop-expired"; user: string }
+  | { op: "destroy"; user: string };
+
+export interface EntryBody {
+  /** HSM clock when the entry was made (monotonic across the log). */
+  time: number;
+  /** The client request this entry answers; empty for internal entries (genesis). */
+  requestId: Uint8Array;
+  ops: Op[];
+}
+
+export interface Entry extends EntryBody {
+  index: number;
+  prevHash: Uint8Array;
+}
+
+const OP_TAG = {
+  genesis: 1,
+  "put-record": 2,
+  guess: 3,
+  "login-ok": 4,
+  "login-failed": 5,
+  "drop-expired": 6,
+  destroy: 7,
+} as const;
+
+export function writeOp(w: Writer, o: Op): void {
+  w.u8(OP_TAG[o.op]);
+  switch (o.op) {
+    case "genesis":
+      w.string(o.genesis.opaqueServerSetup)
+        .bytes(o.genesis.hpkePrivateKey)
+        .bytes(o.genesis.hpkePublicKey)
+        .u32(o.genesis.guessLimit)
+        .u64(o.genesis.createdAt);
+      break;
+    case "put-record":
+      w.string(o.user).bytes(o.registration).bytes(o.wrappedKey);
+      break;
+    case "guess":
+      w.string(o.user).fixed(o.sessionId).string(o.loginState).u64(o.expiresAt);
+      break;
+    case "login-failed":
+      w.string(o.user).fixed(o.sessionId);
+      break;
+    case "login-ok":
+    case "drop-expired":
+    case "destroy":
+      w.string(o.user);
+      break;
+  }
+}
+
+export function readOp(r: Reader): Op {
+  const tag = r.u8("op");
+  switch (tag) {
+    case OP_TAG.genesis:
+      return {
+        op: "genesis",
+        genesis: {
+          opaqueServerSetup: r.string("server setup", 4096),
+          hpkePrivateKey: r.bytes("HPKE private key", 64),
+          hpkePublicKey: r.bytes("HPKE public key", 64),
+          guessLimit: r.u32("guess limit"),
+          createdAt: r.u64("created at"),
+        },
+      };
+    case OP_TAG["put-record"]:
+      return {
+        op: "put-record",
+        user: r.string("user"),
+        registration: r.bytes("registration"),
+        wrappedKey: r.bytes("wrapped key"),
+      };
+    case OP_TAG.guess:
+      return {
+        op: "guess",
+        user: r.string("user"),
+        sessionId: r.fixed(SESSION_ID_BYTES, "session id"),
+        loginState: r.string("login state", 4096),
+        expiresAt: r.u64("expires at"),
+      };
+    case OP_TAG["login-failed"]:
+      return {
+        op: "login-failed",
+        user: r.string("user"),
+        sessionId: r.fixed(SESSION_ID_BYTES, "session id"),
+      };
+    case OP_TAG["login-ok"]:
+      return { op: "login-ok", user: r.string("user") };
+    case OP_TAG["drop-expired"]:
+      return { op: "drop-expired", user: r.string("user") };
+    case OP_TAG.destroy:
+      return { op: "destroy", user: r.string("user") };
+    default:
+      check(false, `log entry: unknown op ${tag}`);
+  }
+}
+
+export function encodeEntry(e: Entry): Uint8Array {
+  return new Writer()
+    .u64(e.index)
+    .fixed(e.prevHash)
+    .u64(e.time)
+    .bytes(e.requestId)
+    .list(e.ops, writeOp)
+    .finish();
+}
+
+export function decodeEntry(b: Uint8Array): Entry {
+  const r = new Reader(b, "log entry");
+  const index = r.u64("index");
+  const prevHash = r.fixed(32, "previous hash");
+  const time = r.u64("time");
+  const requestId = r.bytes("request id", REQUEST_ID_BYTES);
+  check(requestId.length === 0 || requestId.length === REQUEST_ID_BYTES, "log entry: bad request id");
+  const ops = r.list("ops", 64, readOp);
+  r.end();
+  return { index, prevHash, time, requestId, ops };
+}

@@ -1,0 +1,42 @@
+/**
+ * What the HSM core needs from the HSM it runs in. The core calls nothing else: no Node, network
+ * or file APIs. Adapters live in packages/hsm-software (dev, tests) and, later, a PKCS#11 platform.
+ */
+
+/** The cryptography the HSM provides. Implementations must be constant-time where it matters. */
+export interface HsmCrypto {
+  /** X25519 key pair for HPKE (RFC 9180 DHKEM(X25519, HKDF-SHA256)). */
+  hpkeGenerateKeyPair(): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }>;
+  /**
+   * HPKE base mode, suite DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM: set up the
+   * recipient context, open the first message and export a secret from the same context.
+   * Throws on any failure (bad enc, failed authentication).
+   */
+  hpkeOpen(args: {
+    privateKey: Uint8Array;
+    enc: Uint8Array;
+    info: Uint8Array;
+    aad: Uint8Array;
+    ciphertext: Uint8Array;
+    exportContext: Uint8Array;
+    exportLength: number;
+  }): Promise<{ plaintext: Uint8Array; exported: Uint8Array }>;
+  /** AES-256-GCM with a 12-byte nonce; output is ciphertext || 16-byte tag. */
+  aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** Synchronous: the log's hash chain is computed as entries are appended. */
+  sha256(data: Uint8Array): Uint8Array;
+}
+
+export interface HsmPlatform {
+  /** Milliseconds since the epoch. The host may control this clock: the core only ever moves forward. */
+  now(): number;
+  randomBytes(n: number): Uint8Array;
+  crypto: HsmCrypto;
+  /** Encrypt and authenticate under a key that never leaves this HSM. */
+  seal(plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** Inverse of seal; throws if the blob was not sealed by this HSM with this aad. */
+  unseal(sealed: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** A few hundred bytes that survive restarts and that the host cannot read, write or roll back. */
+  nvramRead(): Promise<Uint8Array | null>;
+  nvramWrite(data: Uint8Array): Promise<void>;
+}

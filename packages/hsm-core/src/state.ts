@@ -1,0 +1,149 @@
+/**
+ * The vault state that the log builds up: the fleet secrets from genesis, one record per user, and
+ * the replay cache. apply() is the only function that changes it, and it is deterministic.
+ */
+import { BkvError, check, ErrorCode, fromHex, Reader, toHex, Writer } from "@bkv/wire";
+import type { Entry, Genesis, Op } from "./log-entry.js";
+import { readOp, writeOp } from "./log-entry.js";
+import { REQUEST_WINDOW_MS } from "./policy.js";
+
+export interface PendingLogin {
+  loginState: string;
+  expiresAt: number;
+}
+
+export interface VaultRecord {
+  /** OPAQUE registration record (RFC 9807 §5.1.2). */
+  registration: Uint8Array;
+  /** K wrapped by the client under a key derived from OPAQUE's export key. */
+  wrappedKey: Uint8Array;
+  guessesUsed: number;
+  /** Logins whose guess is counted and whose KE3 has not arrived; keyed by session id (hex). */
+  pending: Map<string, PendingLogin>;
+}
+
+export class VaultState {
+  genesis: Genesis | null = null;
+  records = new Map<string, VaultRecord>();
+  /** Request ids (hex) seen, with the time they may be forgotten; insertion order = expiry order. */
+  seen = new Map<string, number>();
+  /** Highest HSM time recorded in the log. */
+  clock = 0;
+  /** Index and chain hash of the last applied entry. */
+  index = 0;
+  chainHash: Uint8Array = new Uint8Array(32);
+
+  get guessLimit(): number {
+    if (this.genesis === null) throw new BkvError(ErrorCode.Unavailable, "vault has no genesis");
+    return this.genesis.guessLimit;
+  }
+
+  /** Apply one entry whose chain hash the caller has computed. */
+  apply(entry: Entry, hash: Uint8Array): void {
+    if (entry.index !== this.index + 1) {
+      throw new BkvError(ErrorCode.Corrupt, `log entry ${entry.index} does not follow ${this.index}`);
+    }
+    this.clock = Math.max(this.clock, entry.time);
+    if (entry.requestId.length > 0) {
+      this.seen.set(toHex(entry.requestId), this.clock + 2 * REQUEST_WINDOW_MS);
+    }
+    for (const [id, forgetAt] of this.seen) {
+      if (forgetAt > this.clock) break;
+      this.seen.delete(id);
+    }
+    for (const op of entry.ops) this.applyOp(op);
+    this.index = entry.index;
+    this.chainHash = hash;
+  }
+
+  private applyOp(o: Op): void {
+    switch (o.op) {
+      case "genesis":
+        if (this.genesis !== null) throw new BkvError(ErrorCode.Corrupt, "second genesis in the log");
+        this.genesis = o.genesis;
+        return;
+      case "put-record":
+        this.records.set(o.user, {
+          registration: o.registration,
+          wrappedKey: o.wrappedKey,
+          guessesUsed: 0,
+          pending: new Map(),
+        });
+        return;
+      case "destroy":
+        this.records.delete(o.user);
+        return;
+    }
+    const rec = this.records.get(o.user);
+    if (rec === undefined) throw new BkvError(ErrorCode.Corrupt, `log op ${o.op} for a missing record`);
+    switch (o.op) {
+      case "guess":
+        rec.guessesUsed += 1;
+        rec.pending.set(toHex(o.sessionId), { loginState: o.loginState, expiresAt: o.expiresAt });
+        return;
+      case "login-ok":
+        rec.guessesUsed = 0;
+        rec.pending.clear();
+        return;
+      case "login-failed":
+        rec.pending.delete(toHex(o.sessionId));
+        return;
+      case "drop-expired":
+        for (const [id, p] of rec.pending) if (p.expiresAt <= this.clock) rec.pending.delete(id);
+        return;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Snapshots: the whole state in canonical bytes.
+
+  encode(): Uint8Array {
+    const w = new Writer().u64(this.index).fixed(this.chainHash).u64(this.clock);
+    if (this.genesis === null) w.u8(0);
+    else writeOp(w.u8(1), { op: "genesis", genesis: this.genesis });
+    const users = [...this.records.keys()].sort();
+    w.list(users, (w, user) => {
+      const r = this.records.get(user)!;
+      w.string(user).bytes(r.registration).bytes(r.wrappedKey).u32(r.guessesUsed);
+      w.list([...r.pending], (w, [id, p]) => {
+        w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt);
+      });
+    });
+    w.list([...this.seen], (w, [id, at]) => {
+      w.fixed(fromHex(id)).u64(at);
+    });
+    return w.finish();
+  }
+
+  static decode(b: Uint8Array): VaultState {
+    const r = new Reader(b, "vault snapshot");
+    const s = new VaultState();
+    s.index = r.u64("index");
+    s.chainHash = r.fixed(32, "chain hash");
+    s.clock = r.u64("clock");
+    const hasGenesis = r.u8("genesis flag");
+    if (hasGenesis === 1) {
+      const op = readOp(r);
+      check(op.op === "genesis", "vault snapshot: expected genesis");
+      s.genesis = op.genesis;
+    }
+    const n = r.u32("record count");
+    for (let i = 0; i < n; i++) {
+      const user = r.string("user");
+      const registration = r.bytes("registration");
+      const wrappedKey = r.bytes("wrapped key");
+      const guessesUsed = r.u32("guesses used");
+      const pending = new Map<string, PendingLogin>();
+      const m = r.u32("pending count");
+      for (let j = 0; j < m; j++) {
+        const id = toHex(r.fixed(16, "session id"));
+        pending.set(id, { loginState: r.string("login state", 4096), expiresAt: r.u64("expires at") });
+      }
+      s.records.set(user, { registration, wrappedKey, guessesUsed, pending });
+    }
+    const k = r.u32("seen count");
+    for (let i = 0; i < k; i++) s.seen.set(toHex(r.fixed(16, "request id")), r.u64("forget at"));
+    r.end();
+    return s;
+  }
+}

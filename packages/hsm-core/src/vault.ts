@@ -1,0 +1,178 @@
+/**
+ * The vault's decisions: given the state and one authenticated client request, what to record and
+ * what to answer. Pure apart from OPAQUE's own randomness and the session ids it draws; the ops it
+ * returns carry every decision, so applying them on any replica gives the same state.
+ *
+ * The guess limit: a login start records a "guess" op and its KE2 is released only after that
+ * entry is committed; KE3 success resets the count; a failure once every guess is used destroys
+ * the record.
+ */
+import * as opaque from "@serenity-kit/opaque";
+import {
+  ErrorCode,
+  FinishAction,
+  fromBase64Url,
+  toBase64Url,
+  toHex,
+  type VaultErrorCode,
+  type VaultRequest,
+  type VaultResult,
+} from "@bkv/wire";
+import type { Op } from "./log-entry.js";
+import { LOGIN_TTL_MS, MAX_PENDING_LOGINS, REQUEST_WINDOW_MS } from "./policy.js";
+import type { VaultRecord, VaultState } from "./state.js";
+
+export interface Decision {
+  /** null: refuse without recording anything (replay, stale request). */
+  ops: Op[] | null;
+  result: VaultResult;
+}
+
+function fail(error: VaultErrorCode, message: string, guessesRemaining = 0): VaultResult {
+  return { error, guessesRemaining, message };
+}
+
+function remaining(state: VaultState, rec: VaultRecord): number {
+  return Math.max(0, state.guessLimit - rec.guessesUsed);
+}
+
+export function decide(
+  state: VaultState,
+  user: string,
+  req: VaultRequest,
+  now: number,
+  randomBytes: (n: number) => Uint8Array,
+): Decision {
+  if (Math.abs(req.issuedAt - now) > REQUEST_WINDOW_MS) {
+    return {
+      ops: null,
+      result: fail(ErrorCode.Expired, "request time is outside the vault's window; check the clock"),
+    };
+  }
+  if (state.seen.has(toHex(req.requestId))) {
+    return { ops: null, result: fail(ErrorCode.Replay, "this request was already received") };
+  }
+  const genesis = state.genesis!;
+  const body = req.body;
+  const rec = state.records.get(user);
+  const ops: Op[] = [];
+
+  switch (body.op) {
+    case "register-start": {
+      const { registrationResponse } = opaque.server.createRegistrationResponse({
+        serverSetup: genesis.opaqueServerSetup,
+        userIdentifier: user,
+        registrationRequest: toBase64Url(body.registrationRequest),
+      });
+      return {
+        ops,
+        result: { ok: "register-start", registrationResponse: fromBase64Url(registrationResponse) },
+      };
+    }
+
+    case "register-finish":
+      ops.push({
+        op: "put-record",
+        user,
+        registration: body.registrationRecord,
+        wrappedKey: body.wrappedKey,
+      });
+      return { ops, result: { ok: "register-finish", guessesAllowed: genesis.guessLimit } };
+
+    case "recover-start": {
+      if (rec === undefined) return { ops, result: fail(ErrorCode.NoRecord, "no record for this user") };
+      let live = 0;
+      let expired = 0;
+      for (const p of rec.pending.values()) {
+        if (p.expiresAt <= now) expired++;
+        else live++;
+      }
+      if (expired > 0) ops.push({ op: "drop-expired", user });
+      if (rec.guessesUsed >= genesis.guessLimit) {
+        ops.push({ op: "destroy", user });
+        return { ops, result: fail(ErrorCode.NoRecord, "every guess was used: the record is destroyed") };
+      }
+      if (live >= MAX_PENDING_LOGINS) {
+        return { ops, result: fail(ErrorCode.Invalid, "too many logins in progress", remaining(state, rec)) };
+      }
+      let started: opaque.server.LoginStartResult;
+      try {
+        started = opaque.server.startLogin({
+          serverSetup: genesis.opaqueServerSetup,
+          registrationRecord: toBase64Url(rec.registration),
+          startLoginRequest: toBase64Url(body.ke1),
+          userIdentifier: user,
+        });
+      } catch {
+        return {
+          ops,
+          result: fail(ErrorCode.Invalid, "KE1 is not a valid OPAQUE message", remaining(state, rec)),
+        };
+      }
+      const sessionId = randomBytes(16);
+      ops.push({
+        op: "guess",
+        user,
+        sessionId,
+        loginState: started.serverLoginState,
+        expiresAt: now + LOGIN_TTL_MS,
+      });
+      return {
+        ops,
+        result: {
+          ok: "recover-start",
+          sessionId,
+          ke2: fromBase64Url(started.loginResponse),
+          guessesRemaining: Math.max(0, genesis.guessLimit - rec.guessesUsed - 1),
+        },
+      };
+    }
+
+    case "recover-finish": {
+      if (rec === undefined) return { ops, result: fail(ErrorCode.NoRecord, "no record for this user") };
+      const pending = rec.pending.get(toHex(body.sessionId));
+      if (pending === undefined || pending.expiresAt <= now) {
+        return {
+          ops,
+          result: fail(ErrorCode.NoSession, "no login in progress for this session", remaining(state, rec)),
+        };
+      }
+      let ok = false;
+      if (body.ke3.length > 0) {
+        try {
+          opaque.server.finishLogin({
+            serverLoginState: pending.loginState,
+            finishLoginRequest: toBase64Url(body.ke3),
+          });
+          ok = true;
+        } catch {
+          ok = false;
+        }
+      }
+      if (!ok) {
+        ops.push({ op: "login-failed", user, sessionId: body.sessionId });
+        const left = remaining(state, rec);
+        if (left === 0) {
+          ops.push({ op: "destroy", user });
+          return {
+            ops,
+            result: fail(ErrorCode.WrongPin, "wrong PIN; no guesses remain: the record is destroyed", 0),
+          };
+        }
+        return { ops, result: fail(ErrorCode.WrongPin, "wrong PIN", left) };
+      }
+      if (body.action === FinishAction.Delete) {
+        ops.push({ op: "destroy", user });
+        return {
+          ops,
+          result: { ok: "recover-finish", wrappedKey: new Uint8Array(0), guessesAllowed: genesis.guessLimit },
+        };
+      }
+      ops.push({ op: "login-ok", user });
+      return {
+        ops,
+        result: { ok: "recover-finish", wrappedKey: rec.wrappedKey, guessesAllowed: genesis.guessLimit },
+      };
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The software HSM platform: the HSM's secrets live in its own folder (DIR/node-<i>/hsm/), apart
+ * from the host's storage. seal.key never leaves this process; nvram.bin stands for the HSM's NVRAM
+ * (written atomically: temporary file, fsync, rename). For development and tests, not production.
+ */
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { HsmPlatform } from "@bkv/hsm-core";
+import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
+
+function readIfExists(path: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+function writeDurably(path: string, data: Uint8Array, mode = 0o600): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dfd = openSync(join(path, ".."), "r");
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export interface SoftwarePlatformOptions {
+  dir: string;
+  /** For tests and the simulator: a clock to use instead of Date.now. */
+  now?: () => number;
+}
+
+export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
+  mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  const keyPath = join(opts.dir, "seal.key");
+  let sealKey = readIfExists(keyPath);
+  if (sealKey === null) {
+    sealKey = randomBytes(32);
+    writeDurably(keyPath, sealKey);
+  }
+  if (sealKey.length !== 32) throw new Error(`${keyPath} is not a 32-byte key`);
+  const key = sealKey;
+  const nvramPath = join(opts.dir, "nvram.bin");
+  return {
+    now: opts.now ?? (() => Date.now()),
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    crypto: nodeHsmCrypto(),
+    async seal(plaintext, aad) {
+      const nonce = randomBytes(12);
+      return new Uint8Array(Buffer.concat([nonce, aes256GcmSeal(key, nonce, plaintext, aad)]));
+    },
+    async unseal(sealed, aad) {
+      if (sealed.length < 28) throw new Error("sealed blob too short");
+      return new Uint8Array(aes256GcmOpen(key, sealed.subarray(0, 12), sealed.subarray(12), aad));
+    },
+    async nvramRead() {
+      const b = readIfExists(nvramPath);
+      return b === null ? null : new Uint8Array(b);
+    },
+    async nvramWrite(data) {
+      writeDurably(nvramPath, data);
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * RFC 9180 Appendix A.1.1 (base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM) for the
+ * HSM's node:crypto HPKE recipient, and interoperability with @hpke/core (the client's sender).
+ */
+import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { describe, expect, it } from "vitest";
+import { fromHex, toHex, utf8 } from "@bkv/wire";
+import {
+  hpkeExport,
+  hpkeOpenFirst,
+  hpkeSetupRecipient,
+  nodeHsmCrypto,
+  x25519PrivateKey,
+} from "../src/node-crypto.js";
+
+const A11 = {
+  info: "4f6465206f6e2061204772656369616e2055726e",
+  skRm: "4612c550263fc8ad58375df3f557aac531d26850903e55a9f23f21d8534e8ac8",
+  pkRm: "3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d",
+  enc: "37fda3567bdbd628e88668c3c8d7e97d1d1253b6d4ea6d44c150f741f1bf4431",
+  key: "4531685d41d65f03dc48f6b8302c05b0",
+  baseNonce: "56d890e5accaaf011cff4b7d",
+  exporterSecret: "45ff1c2e220db587171952c0592d5f5ebe103f1561a2614e38f2ffd47e99e3f8",
+  pt: "4265617574792069732074727574682c20747275746820626561757479",
+  aad: "436f756e742d30",
+  ct: "f938558b5d72f1a23810b4be2ab4f84331acc02fc97babc53a52ae8218a355a96d8770ac83d07bea87e13c512a",
+};
+
+describe("RFC 9180 A.1.1", () => {
+  it("recipient key schedule gives the vector's key, nonce and exporter secret", () => {
+    const ctx = hpkeSetupRecipient(
+      x25519PrivateKey(fromHex(A11.skRm)),
+      fromHex(A11.pkRm),
+      fromHex(A11.enc),
+      fromHex(A11.info),
+    );
+    expect(toHex(ctx.key)).toBe(A11.key);
+    expect(toHex(ctx.baseNonce)).toBe(A11.baseNonce);
+    expect(toHex(ctx.exporterSecret)).toBe(A11.exporterSecret);
+    expect(toHex(hpkeOpenFirst(ctx, fromHex(A11.aad), fromHex(A11.ct)))).toBe(A11.pt);
+  });
+
+  it("rejects an altered ciphertext, aad or enc", () => {
+    const setup = (enc: string) =>
+      hpkeSetupRecipient(
+        x25519PrivateKey(fromHex(A11.skRm)),
+        fromHex(A11.pkRm),
+        fromHex(enc),
+        fromHex(A11.info),
+      );
+    const ct = fromHex(A11.ct);
+    ct[3]! ^= 1;
+    expect(() => hpkeOpenFirst(setup(A11.enc), fromHex(A11.aad), ct)).toThrow();
+    expect(() => hpkeOpenFirst(setup(A11.enc), utf8("Count-1"), fromHex(A11.ct))).toThrow();
+    const enc = fromHex(A11.enc);
+    enc[0]! ^= 1;
+    expect(() => hpkeOpenFirst(setup(toHex(enc)), fromHex(A11.aad), fromHex(A11.ct))).toThrow();
+  });
+});
+
+describe("interop with @hpke/core", () => {
+  it("opens what @hpke/core seals and exports the same secret", async () => {
+    const c = nodeHsmCrypto();
+    const kp = await c.hpkeGenerateKeyPair();
+    const suite = new CipherSuite({
+      kem: new DhkemX25519HkdfSha256(),
+      kdf: new HkdfSha256(),
+      aead: new Aes128Gcm(),
+    });
+    const sender = await suite.createSenderContext({
+      recipientPublicKey: await suite.kem.deserializePublicKey(kp.publicKey),
+      info: utf8("info"),
+    });
+    const ct = new Uint8Array(await sender.seal(utf8("hello vault"), utf8("aad")));
+    const opened = await c.hpkeOpen({
+      privateKey: kp.privateKey,
+      enc: new Uint8Array(sender.enc),
+      info: utf8("info"),
+      aad: utf8("aad"),
+      ciphertext: ct,
+      exportContext: utf8("ctx"),
+      exportLength: 32,
+    });
+    expect(new TextDecoder().decode(opened.plaintext)).toBe("hello vault");
+    expect(toHex(opened.exported)).toBe(toHex(new Uint8Array(await sender.export(utf8("ctx"), 32))));
+    const ctx = hpkeSetupRecipient(
+      x25519PrivateKey(kp.privateKey),
+      kp.publicKey,
+      new Uint8Array(sender.enc),
+      utf8("info"),
+    );
+    expect(toHex(hpkeExport(ctx, utf8("ctx"), 32))).toBe(toHex(opened.exported));
+  });
+});

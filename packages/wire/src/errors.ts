@@ -1,0 +1,61 @@
+/**
+ * Typed errors with stable codes. Every error that crosses a module boundary is a BkvError whose
+ * `code` is one of ErrorCode; callers branch on the code, people read the message.
+ */
+
+export const ErrorCode = {
+  /** Bytes that do not decode: wrong magic, version, length, trailing data. */
+  Malformed: "MALFORMED",
+  /** A value decoded but is out of range or not allowed here. */
+  Invalid: "INVALID",
+  /** The request was seen before (same request id). */
+  Replay: "REPLAY",
+  /** The request's timestamp is outside the window the vault accepts. */
+  Expired: "EXPIRED",
+  /** Decryption or authentication failed: wrong key, altered bytes. */
+  Authentication: "AUTHENTICATION",
+  /** No record for this user: never registered, deleted or destroyed after the last guess. */
+  NoRecord: "NO_RECORD",
+  /** The PIN was wrong; guessesRemaining says how many are left. */
+  WrongPin: "WRONG_PIN",
+  /** No login in progress for this session id (finished, expired, or never started). */
+  NoSession: "NO_SESSION",
+  /** The vault could not be reached or could not commit. */
+  Unavailable: "UNAVAILABLE",
+  /** The HSM found its host storage older than its NVRAM: an old disk was restored. */
+  Rollback: "ROLLBACK",
+  /** The HSM's state or storage is inconsistent in a way that is not a rollback. */
+  Corrupt: "CORRUPT",
+  /** Backup file errors. */
+  Truncated: "TRUNCATED",
+  WrongKey: "WRONG_KEY",
+  /** Caller is not allowed to do this (token, user mismatch). */
+  Forbidden: "FORBIDDEN",
+  RateLimited: "RATE_LIMITED",
+  /** The vault's response could not be verified against the trusted keys. */
+  Untrusted: "UNTRUSTED",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class BkvError extends Error {
+  readonly code: ErrorCode;
+  /** Present on WRONG_PIN and sometimes on NO_RECORD. */
+  readonly guessesRemaining: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; guessesRemaining?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "BkvError";
+    this.code = code;
+    this.guessesRemaining = options?.guessesRemaining;
+  }
+}
+
+export function isBkvError(e: unknown, code?: ErrorCode): e is BkvError {
+  return e instanceof BkvError && (code === undefined || e.code === code);
+}
+
+/** Throw MALFORMED unless cond holds. */
+export function check(cond: boolean, message: string): asserts cond {
+  if (!cond) throw new BkvError(ErrorCode.Malformed, message);
+}
