@@ -1,0 +1,341 @@
+/**
+ * The vault state machine through its byte API, with the operator (the host) as the adversary:
+ * guess limit, replay, tampering, restart mid-login, rollback of host storage.
+ */
+import { describe, expect, it } from "vitest";
+import { sealRequest, VaultClient } from "@bkv/client";
+import { type BkvError, decodeVaultResult, ErrorCode, isBkvError } from "@bkv/wire";
+import { LIGHT, TestHost } from "./harness.js";
+
+const KEY = new Uint8Array(32).map((_, i) => i + 1);
+
+async function setup(guessLimit = 10, opts = {}) {
+  const host = new TestHost(guessLimit, opts);
+  const booted = await host.boot();
+  expect(booted.type).toBe("booted");
+  const client = (user = "alice") =>
+    new VaultClient({
+      user,
+      vaultPublicKey: host.vaultPublicKey(),
+      transport: host.transport(),
+      keyStretching: LIGHT,
+    });
+  return { host, client };
+}
+
+async function error(p: Promise<unknown>): Promise<BkvError> {
+  try {
+    await p;
+  } catch (e) {
+    if (isBkvError(e)) return e;
+    throw e;
+  }
+  throw new Error("expected an error");
+}
+
+describe("vault: register and recover", () => {
+  it("recovers the registered key with the right PIN", async () => {
+    const { client } = await setup();
+    expect(await client().register("1234", KEY)).toEqual({ guessesAllowed: 10 });
+    const r = await client().recover("1234");
+    expect(r.backupKey).toEqual(KEY);
+    expect(r.guessesAllowed).toBe(10);
+  });
+
+  it("wrong PINs count down; the right PIN resets the count", async () => {
+    const { client } = await setup();
+    await client().register("1234", KEY);
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(9);
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(8);
+    await client().recover("1234");
+    const e = await error(client().recover("0000"));
+    expect(e.code).toBe(ErrorCode.WrongPin);
+    expect(e.guessesRemaining).toBe(9);
+  });
+
+  it("the guess that uses the last one destroys the record", async () => {
+    const { client } = await setup(3);
+    await client().register("1234", KEY);
+    expect((await error(client().recover("1"))).guessesRemaining).toBe(2);
+    expect((await error(client().recover("2"))).guessesRemaining).toBe(1);
+    const last = await error(client().recover("3"));
+    expect(last.code).toBe(ErrorCode.WrongPin);
+    expect(last.guessesRemaining).toBe(0);
+    expect((await error(client().recover("1234"))).code).toBe(ErrorCode.NoRecord);
+  });
+
+  it("an unknown user has no record", async () => {
+    const { client } = await setup();
+    expect((await error(client("bob").recover("1234"))).code).toBe(ErrorCode.NoRecord);
+  });
+
+  it("delete needs the PIN, then the record is gone", async () => {
+    const { client } = await setup();
+    await client().register("1234", KEY);
+    expect((await error(client().delete("9999"))).code).toBe(ErrorCode.WrongPin);
+    await client().delete("1234");
+    expect((await error(client().recover("1234"))).code).toBe(ErrorCode.NoRecord);
+  });
+
+  it("records are per user", async () => {
+    const { client } = await setup();
+    await client("alice").register("1111", KEY);
+    await client("bob").register("2222", new Uint8Array(32).fill(7));
+    expect((await client("bob").recover("2222")).backupKey).toEqual(new Uint8Array(32).fill(7));
+    expect((await error(client("bob").recover("1111"))).code).toBe(ErrorCode.WrongPin);
+  });
+});
+
+describe("vault: attacks by the operator", () => {
+  it("a replayed request is refused and uses no guess", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const { startLogin } = (await import("@serenity-kit/opaque")).client;
+    const ke1 = startLogin({ password: "0000" }).startLoginRequest;
+    const sealed = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "recover-start",
+      ke1: Uint8Array.from(Buffer.from(ke1, "base64url")),
+    });
+    const first = await host.request(sealed.envelope);
+    expect(first.ok).toBe(true);
+    const r1 = await sealed.open((first as { envelope: Uint8Array }).envelope);
+    expect("ok" in r1 && r1.ok).toBe("recover-start");
+    for (let i = 0; i < 3; i++) {
+      const again = await host.request(sealed.envelope);
+      const r = await sealed.open((again as { envelope: Uint8Array }).envelope);
+      expect("error" in r && r.error).toBe(ErrorCode.Replay);
+    }
+    // Only the first start used a guess.
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(8);
+  });
+
+  it("an altered envelope or a swapped user id does not open", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const sealed = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(1),
+    });
+    for (let i = 12; i < sealed.envelope.length; i += 7) {
+      const bad = sealed.envelope.slice();
+      bad[i]! ^= 0x40;
+      const r = await host.request(bad);
+      expect(r.ok).toBe(false);
+      expect((r as { code: string }).code).toMatch(/^(AUTHENTICATION|MALFORMED)$/);
+    }
+    const asBob = sealed.envelope.slice();
+    const at = Buffer.from(asBob).indexOf("alice");
+    asBob.set(Buffer.from("alicf"), at);
+    const r = await host.request(asBob);
+    expect(r.ok).toBe(false);
+    expect((r as { code: string }).code).toBe(ErrorCode.Authentication);
+  });
+
+  it("a forged response (not sealed for the request) is refused by the client", async () => {
+    const { host } = await setup();
+    const a = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(2),
+    });
+    const b = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(3),
+    });
+    const rb = await host.request(b.envelope);
+    await expect(a.open((rb as { envelope: Uint8Array }).envelope)).rejects.toMatchObject({
+      code: ErrorCode.Untrusted,
+    });
+  });
+
+  it("a request from outside the time window is refused", async () => {
+    const { host } = await setup();
+    const old = await sealRequest(
+      host.vaultPublicKey(),
+      "alice",
+      { op: "register-start", registrationRequest: new Uint8Array(32).fill(2) },
+      Date.now() - 3600_000,
+    );
+    const r = await host.request(old.envelope);
+    const res = await old.open((r as { envelope: Uint8Array }).envelope);
+    expect("error" in res && res.error).toBe(ErrorCode.Expired);
+  });
+
+  it("guesses raced in parallel never exceed the limit", async () => {
+    const limit = 5;
+    const { host, client } = await setup(limit);
+    await client().register("1234", KEY);
+    const { startLogin } = (await import("@serenity-kit/opaque")).client;
+    const attempts = await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const ke1 = Uint8Array.from(
+          Buffer.from(startLogin({ password: "0000" }).startLoginRequest, "base64url"),
+        );
+        const s = await sealRequest(host.vaultPublicKey(), "alice", { op: "recover-start", ke1 });
+        const r = await host.request(s.envelope);
+        return s.open((r as { envelope: Uint8Array }).envelope);
+      }),
+    );
+    const ke2s = attempts.filter((r) => "ok" in r && r.ok === "recover-start");
+    expect(ke2s.length).toBe(limit);
+    for (const r of attempts) {
+      if ("error" in r) expect([ErrorCode.NoRecord, ErrorCode.Invalid]).toContain(r.error);
+    }
+    // Even the right PIN gets nothing more: every guess was used and the record is destroyed.
+    expect((await error(client().recover("1234"))).code).toBe(ErrorCode.NoRecord);
+  });
+
+  it("a host that never confirms persistence gets no KE2 out", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    host.ackPersist = false;
+    const { startLogin } = (await import("@serenity-kit/opaque")).client;
+    const ke1 = Uint8Array.from(Buffer.from(startLogin({ password: "0000" }).startLoginRequest, "base64url"));
+    const s = await sealRequest(host.vaultPublicKey(), "alice", { op: "recover-start", ke1 });
+    let answered = false;
+    void host.request(s.envelope).then(() => {
+      answered = true;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(false);
+    // Acknowledging a different index than the one in flight releases nothing either.
+    await host.send({ type: "persisted", index: 999 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toBe(false);
+  });
+
+  it("a restart in the middle of a login keeps the login and its guess", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const opaque = await import("@serenity-kit/opaque");
+    const start = opaque.client.startLogin({ password: "1234" });
+    const s1 = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "recover-start",
+      ke1: Uint8Array.from(Buffer.from(start.startLoginRequest, "base64url")),
+    });
+    const r1 = await s1.open(((await host.request(s1.envelope)) as { envelope: Uint8Array }).envelope);
+    if (!("ok" in r1) || r1.ok !== "recover-start") throw new Error("expected KE2");
+    expect(r1.guessesRemaining).toBe(9);
+    // The HSM restarts from host storage and NVRAM.
+    expect((await host.boot()).type).toBe("booted");
+    const fin = opaque.client.finishLogin({
+      clientLoginState: start.clientLoginState,
+      loginResponse: Buffer.from(r1.ke2).toString("base64url"),
+      password: "1234",
+      keyStretching: LIGHT,
+    })!;
+    const s2 = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "recover-finish",
+      sessionId: r1.sessionId,
+      ke3: Uint8Array.from(Buffer.from(fin.finishLoginRequest, "base64url")),
+      action: 0,
+    });
+    const r2 = await s2.open(((await host.request(s2.envelope)) as { envelope: Uint8Array }).envelope);
+    expect("ok" in r2 && r2.ok).toBe("recover-finish");
+  });
+
+  it("a restart forgets no guess: wrong PINs before and after add up", async () => {
+    const { host, client } = await setup(4);
+    await client().register("1234", KEY);
+    await error(client().recover("0000"));
+    await error(client().recover("0000"));
+    await host.boot();
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(1);
+  });
+
+  it("restoring an old copy of host storage is caught: ROLLBACK, and nothing is served", async () => {
+    const { host, client } = await setup(4);
+    const alice = client();
+    await alice.register("1234", KEY);
+    const backup = host.copyStorage();
+    await error(alice.recover("0000"));
+    await error(alice.recover("0000"));
+    host.stored = backup;
+    const boot = await host.boot();
+    expect(boot.type).toBe("failed");
+    expect((boot as { code: string }).code).toBe(ErrorCode.Rollback);
+    const e = await error(alice.recover("0000"));
+    expect(e.code).toBe(ErrorCode.Unavailable);
+  });
+
+  it("dropping only the newest entries is caught too", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    await error(client().recover("0000"));
+    host.stored.entries.pop();
+    const boot = await host.boot();
+    expect(boot.type === "failed" && boot.code).toBe(ErrorCode.Rollback);
+  });
+
+  it("tampered or reordered host storage is refused as CORRUPT", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const good = host.copyStorage();
+    host.stored.entries[1]!.sealed[20]! ^= 1;
+    expect((await host.boot()).type === "failed" && host.booted).toMatchObject({ code: ErrorCode.Corrupt });
+    host.stored = good;
+    const [a, b] = [host.stored.entries[1]!, host.stored.entries[2]!];
+    host.stored.entries[1] = { index: a.index, sealed: b.sealed };
+    host.stored.entries[2] = { index: b.index, sealed: a.sealed };
+    expect(await host.boot()).toMatchObject({ type: "failed", code: ErrorCode.Corrupt });
+  });
+
+  it("storage from another HSM (or a wiped NVRAM) is refused", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    host.hsm.nvram = null;
+    expect(await host.boot()).toMatchObject({ type: "failed", code: ErrorCode.Corrupt });
+  });
+
+  it("snapshots bound the log and a restart from a snapshot keeps every record and count", async () => {
+    const { host, client } = await setup(10, { snapshotEvery: 5 });
+    await client().register("1234", KEY);
+    for (let i = 0; i < 4; i++) await error(client().recover("0000"));
+    await client("bob").register("5678", KEY);
+    expect(host.stored.snapshot).not.toBeNull();
+    expect(host.stored.entries.length).toBeLessThan(5);
+    await host.boot();
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(5);
+    expect((await client("bob").recover("5678")).backupKey).toEqual(KEY);
+  });
+
+  it("the clock moved back by the host does not reopen the replay window", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const s = await sealRequest(host.vaultPublicKey(), "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(5),
+    });
+    await host.request(s.envelope);
+    const ahead = () => Date.now() + 25 * 60_000;
+    host.clock = ahead; // far ahead: the replay cache may forget the id
+    await new VaultClient({
+      user: "carol",
+      vaultPublicKey: host.vaultPublicKey(),
+      transport: host.transport(),
+      keyStretching: LIGHT,
+      now: ahead,
+    }).register("1111", KEY);
+    host.clock = () => Date.now(); // and back: the core's clock never goes back
+    const r = await s.open(((await host.request(s.envelope)) as { envelope: Uint8Array }).envelope);
+    expect("error" in r && r.error).toBe(ErrorCode.Expired);
+  });
+
+  it("garbage frames from the host change nothing", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    for (const junk of [
+      new Uint8Array(0),
+      Uint8Array.of(9),
+      Uint8Array.of(2, 0, 0),
+      new Uint8Array(100).fill(255),
+    ]) {
+      await host.core.receive(junk);
+    }
+    expect(host.core.counters.framesRejected).toBe(4);
+    expect((await client().recover("1234")).backupKey).toEqual(KEY);
+  });
+
+  it("a vault result decoder rejects trailing bytes", () => {
+    expect(() => decodeVaultResult(Uint8Array.of(2, 0, 0, 0, 10, 0))).toThrow(/trailing/);
+  });
+});
