@@ -139,7 +139,7 @@ export interface ApiDeps {
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
-  const { config, hsm, tokens } = deps;
+  const { config, tokens } = deps;
   const app = Fastify({
     bodyLimit: 16 * 1024,
     logger: {
@@ -147,7 +147,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       redact: ["req.headers.authorization"],
       stream: process.stderr,
     },
-    disableRequestLogging: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
   const perUser = new RateLimiter(config.rateLimits.perUser);
@@ -172,19 +171,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get("/openapi.json", async () => doc);
 
   app.get("/v1/health", { schema: { response: { 200: HEALTH, 503: HEALTH } } }, async (_req, reply) => {
-    const s = hsm.state;
+    const s = deps.hsm.state;
     const body = {
       status: s.kind === "serving" ? "ok" : s.kind,
       node: config.node,
-      commitIndex: hsm.commitIndex,
-      ...(hsm.pid === undefined ? {} : { hsmPid: hsm.pid }),
+      commitIndex: deps.hsm.commitIndex,
+      ...(deps.hsm.pid === undefined ? {} : { hsmPid: deps.hsm.pid }),
       ...(s.kind === "failed" ? { reason: `${s.code}: ${s.message}` } : {}),
     };
     return reply.code(s.kind === "serving" ? 200 : 503).send(body);
   });
 
   app.get("/v1/info", { schema: { response: { 200: INFO, 503: ERROR } } }, async (_req, reply) => {
-    const s = hsm.state;
+    const s = deps.hsm.state;
     if (s.kind !== "serving") return send(reply, 503, ErrorCode.Unavailable, "HSM is not serving");
     return { node: config.node, vaultPublicKey: toHex(s.vaultPublicKey), guessesAllowed: s.guessesAllowed };
   });
@@ -214,7 +213,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         const msg = e instanceof BkvError ? e.message : "malformed request";
         return send(reply, 400, ErrorCode.Malformed, msg);
       }
-      const r = await hsm.request(envelope);
+      const r = await deps.hsm.request(envelope);
       if (!r.ok) {
         const status = STATUS_FOR_HSM_CODE[r.code] ?? 400;
         req.log.info({ event: "vault-rejected", code: r.code }, "HSM rejected request");

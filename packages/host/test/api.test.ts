@@ -1,0 +1,185 @@
+/**
+ * The host agent over real HTTP with a real HSM process: authorization, schema validation, rate
+ * limits, and bad input for every endpoint (random and mutated bodies get a 4xx, the server stays
+ * up, and nothing changes in the vault).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { httpTransport, sealRequest, VaultClient } from "@bkv/client";
+import { type HostConfig, type RunningHost, startHost } from "@bkv/host";
+import { fromHex, toBase64Url } from "@bkv/wire";
+
+const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
+const KEY = new Uint8Array(32).fill(9);
+const hsmMain = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
+
+let dir: string;
+let host: RunningHost;
+let sign: (sub: string, opts?: { aud?: string; exp?: string }) => Promise<string>;
+let vaultKey: Uint8Array;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bkv-host-"));
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+  sign = (sub, opts = {}) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA" })
+      .setSubject(sub)
+      .setIssuer("test-issuer")
+      .setAudience(opts.aud ?? "test-vault")
+      .setExpirationTime(opts.exp ?? "1h")
+      .sign(privateKey);
+  const config: HostConfig = {
+    node: 1,
+    listen: { host: "127.0.0.1", port: 0 },
+    storagePath: join(dir, "host.sqlite"),
+    hsmCommand: [process.execPath, hsmMain, "--dir", join(dir, "hsm")],
+    guessLimit: 10,
+    auth: { issuer: "test-issuer", audience: "test-vault", publicKeyJwk: await exportJWK(publicKey) },
+    rateLimits: {
+      perUser: { capacity: 10_000, refillPerSecond: 10_000 },
+      perAddress: { capacity: 10_000, refillPerSecond: 10_000 },
+    },
+  };
+  process.env.BKV_LOG_LEVEL = process.env.BKV_LOG_LEVEL ?? "silent";
+  host = await startHost(config);
+  const info = (await (await fetch(`${host.url}/v1/info`)).json()) as { vaultPublicKey: string };
+  vaultKey = fromHex(info.vaultPublicKey);
+});
+
+afterAll(async () => {
+  await host?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const client = async (user: string, token?: string) =>
+  new VaultClient({
+    user,
+    vaultPublicKey: vaultKey,
+    transport: httpTransport({ url: host.url, token: token ?? (await sign(user)) }),
+    keyStretching: LIGHT,
+  });
+
+async function post(body: unknown, token?: string, raw = false) {
+  const res = await fetch(`${host.url}/v1/vault`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as { code?: string; message?: string; response?: string },
+  };
+}
+
+describe("host agent", () => {
+  it("serves health, info and an OpenAPI document", async () => {
+    const health = (await (await fetch(`${host.url}/v1/health`)).json()) as { status: string };
+    expect(health.status).toBe("ok");
+    const doc = (await (await fetch(`${host.url}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/vault", "/v1/health", "/v1/info"]));
+    expect((await fetch(`${host.url}/nope`)).status).toBe(404);
+  });
+
+  it("registers and recovers over HTTP", async () => {
+    await (await client("alice")).register("2468", KEY);
+    expect((await (await client("alice")).recover("2468")).backupKey).toEqual(KEY);
+  });
+
+  it("refuses missing, forged, expired and wrong-audience tokens", async () => {
+    const s = await sealRequest(vaultKey, "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(1),
+    });
+    const body = { request: toBase64Url(s.envelope) };
+    expect((await post(body)).status).toBe(401);
+    expect((await post(body, "not.a.jwt")).status).toBe(401);
+    const good = await sign("alice");
+    const forged = `${good.slice(0, -4)}AAAA`;
+    expect((await post(body, forged)).status).toBe(401);
+    expect((await post(body, await sign("alice", { exp: "-1m" }))).status).toBe(401);
+    expect((await post(body, await sign("alice", { aud: "other" }))).status).toBe(401);
+    expect((await post(body, good)).status).toBe(200);
+  });
+
+  it("a user may act only on their own record", async () => {
+    const s = await sealRequest(vaultKey, "alice", {
+      op: "register-start",
+      registrationRequest: new Uint8Array(32).fill(1),
+    });
+    const r = await post({ request: toBase64Url(s.envelope) }, await sign("mallory"));
+    expect(r.status).toBe(403);
+    expect(r.body.code).toBe("FORBIDDEN");
+  });
+
+  it("random and mutated bodies get a 4xx, the server stays up, and nothing changes", async () => {
+    await (await client("bob")).register("1357", KEY);
+    const token = await sign("bob");
+    const s = await sealRequest(vaultKey, "bob", { op: "recover-start", ke1: new Uint8Array(96).fill(3) });
+    const good = s.envelope;
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const bodies: unknown[] = [
+      "",
+      "{",
+      "null",
+      "[]",
+      '{"request": 5}',
+      '{"request": ""}',
+      '{"request": "!!!"}',
+      '{"request": "AAAA", "extra": 1}',
+      `{"request": "${"A".repeat(20000)}"}`,
+    ];
+    for (let i = 0; i < 60; i++) {
+      const m = good.slice();
+      const n = 1 + (rand() % 4);
+      for (let j = 0; j < n; j++) m[rand() % m.length]! ^= 1 << (rand() % 8);
+      bodies.push(
+        JSON.stringify({ request: toBase64Url(i % 3 === 0 ? m.subarray(0, rand() % m.length) : m) }),
+      );
+    }
+    for (let i = 0; i < 20; i++) {
+      const junk = new Uint8Array(1 + (rand() % 300)).map(() => rand() & 255);
+      bodies.push(JSON.stringify({ request: toBase64Url(junk) }));
+    }
+    for (const b of bodies) {
+      const r = await post(b, token, true);
+      expect(r.status, String(b).slice(0, 80)).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(typeof r.body.code).toBe("string");
+    }
+    expect((await fetch(`${host.url}/v1/health`)).status).toBe(200);
+    // No guess was used by any of it: the first wrong PIN still leaves 9.
+    await expect((await client("bob")).recover("0000")).rejects.toMatchObject({
+      code: "WRONG_PIN",
+      guessesRemaining: 9,
+    });
+    expect((await (await client("bob")).recover("1357")).backupKey).toEqual(KEY);
+  });
+
+  it("other endpoints reject bad methods and bodies with 4xx", async () => {
+    expect((await fetch(`${host.url}/v1/health`, { method: "POST", body: "x" })).status).toBe(404);
+    expect((await fetch(`${host.url}/v1/vault`, { method: "GET" })).status).toBe(404);
+    const r = await fetch(`${host.url}/v1/vault`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "hi",
+    });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+  });
+});
