@@ -1,13 +1,14 @@
 /**
  * The software HSM platform: the HSM's secrets live in its own folder (DIR/node-<i>/hsm/), apart
  * from the host's storage. seal.key never leaves this process; nvram.bin stands for the HSM's NVRAM
- * (written atomically: temporary file, fsync, rename). For development and tests, not production.
+ * (a double-buffered file, nvram-file.ts). For development and tests, not production.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { HsmPlatform } from "@bkv/hsm-core";
 import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
+import { NvramFile } from "./nvram-file.js";
 
 function readIfExists(path: string): Buffer | null {
   try {
@@ -52,7 +53,7 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
   }
   if (sealKey.length !== 32) throw new Error(`${keyPath} is not a 32-byte key`);
   const key = sealKey;
-  const nvramPath = join(opts.dir, "nvram.bin");
+  const nvram = new NvramFile(join(opts.dir, "nvram.bin"));
   return {
     now: opts.now ?? (() => Date.now()),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
@@ -66,11 +67,10 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
       return new Uint8Array(aes256GcmOpen(key, sealed.subarray(0, 12), sealed.subarray(12), aad));
     },
     async nvramRead() {
-      const b = readIfExists(nvramPath);
-      return b === null ? null : new Uint8Array(b);
+      return nvram.read();
     },
     async nvramWrite(data) {
-      writeDurably(nvramPath, data);
+      nvram.write(data);
     },
   };
 }

@@ -2,9 +2,10 @@
  * RFC 9180 Appendix A.1.1 (base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM) for the
  * HSM's node:crypto HPKE recipient, and interoperability with @hpke/core (the client's sender).
  */
+
+import { fromHex, toHex, utf8 } from "@bkv/wire";
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { describe, expect, it } from "vitest";
-import { fromHex, toHex, utf8 } from "@bkv/wire";
 import {
   hpkeExport,
   hpkeOpenFirst,

@@ -1,0 +1,72 @@
+/**
+ * NVRAM in a file, written like a real NVRAM's double buffer: two fixed slots, each with a sequence
+ * number and a SHA-256 checksum; a write goes to the older slot with pwrite + fdatasync (no rename,
+ * no directory sync), and a read takes the valid slot with the higher sequence. A write torn by a
+ * crash leaves the other slot intact.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from "node:fs";
+
+const SLOT = 512;
+const MAGIC = Buffer.from("BKVS");
+const HEADER = 4 + 8 + 2;
+const MAX_DATA = SLOT - HEADER - 32;
+
+function checksum(body: Buffer): Buffer {
+  return createHash("sha256").update(body).digest();
+}
+
+function parseSlot(slot: Buffer): { seq: number; data: Buffer } | null {
+  if (slot.length < SLOT || !slot.subarray(0, 4).equals(MAGIC)) return null;
+  const seq = Number(slot.readBigUInt64BE(4));
+  const len = slot.readUInt16BE(12);
+  if (len > MAX_DATA) return null;
+  const body = slot.subarray(0, HEADER + len);
+  if (!checksum(body).equals(slot.subarray(HEADER + len, HEADER + len + 32))) return null;
+  return { seq, data: Buffer.from(slot.subarray(HEADER, HEADER + len)) };
+}
+
+export class NvramFile {
+  private fd: number;
+  private seq = 0;
+
+  constructor(path: string) {
+    this.fd = openSync(path, "a+", 0o600);
+    closeSync(this.fd);
+    this.fd = openSync(path, "r+");
+    const current = this.readBoth();
+    this.seq = current?.seq ?? 0;
+  }
+
+  private readBoth(): { seq: number; data: Buffer } | null {
+    const buf = Buffer.alloc(2 * SLOT);
+    const n = readSync(this.fd, buf, 0, buf.length, 0);
+    const a = n >= SLOT ? parseSlot(buf.subarray(0, SLOT)) : null;
+    const b = n >= 2 * SLOT ? parseSlot(buf.subarray(SLOT, 2 * SLOT)) : null;
+    if (a === null) return b;
+    if (b === null) return a;
+    return a.seq >= b.seq ? a : b;
+  }
+
+  read(): Uint8Array | null {
+    const r = this.readBoth();
+    return r === null ? null : new Uint8Array(r.data);
+  }
+
+  write(data: Uint8Array): void {
+    if (data.length > MAX_DATA) throw new Error(`NVRAM holds at most ${MAX_DATA} bytes`);
+    this.seq += 1;
+    const slot = Buffer.alloc(SLOT);
+    MAGIC.copy(slot, 0);
+    slot.writeBigUInt64BE(BigInt(this.seq), 4);
+    slot.writeUInt16BE(data.length, 12);
+    Buffer.from(data.buffer, data.byteOffset, data.length).copy(slot, HEADER);
+    checksum(slot.subarray(0, HEADER + data.length)).copy(slot, HEADER + data.length);
+    writeSync(this.fd, slot, 0, SLOT, (this.seq % 2) * SLOT);
+    fdatasyncSync(this.fd);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

@@ -1,0 +1,36 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { NvramFile } from "../src/nvram-file.js";
+
+describe("NVRAM file", () => {
+  it("starts empty, keeps the newest write across reopening", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin");
+    const a = new NvramFile(path);
+    expect(a.read()).toBeNull();
+    for (let i = 1; i <= 5; i++) a.write(Uint8Array.of(i, i, i));
+    a.close();
+    const b = new NvramFile(path);
+    expect(b.read()).toEqual(Uint8Array.of(5, 5, 5));
+    b.write(Uint8Array.of(6));
+    expect(new NvramFile(path).read()).toEqual(Uint8Array.of(6));
+  });
+
+  it("a torn write of the newest slot falls back to the other slot", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin");
+    const a = new NvramFile(path);
+    a.write(Uint8Array.of(1));
+    a.write(Uint8Array.of(2)); // slot 0 (seq 2)
+    a.close();
+    const bytes = readFileSync(path);
+    bytes[20]! ^= 0xff; // corrupt slot 0's payload/checksum
+    writeFileSync(path, bytes);
+    expect(new NvramFile(path).read()).toEqual(Uint8Array.of(1));
+  });
+
+  it("refuses data larger than a slot", () => {
+    const a = new NvramFile(join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin"));
+    expect(() => a.write(new Uint8Array(1000))).toThrow(/at most/);
+  });
+});

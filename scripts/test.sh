@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `npm test`: everything CI checks, from a fresh clone. Installs what the tests need that npm does
+# not bring, builds, checks formatting and lint, runs every test, and ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npx tsc -b
+npx biome ci .
+
+mkdir -p test-results
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync("test-results/vitest.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' || status=1
+exit "$status"

@@ -1,0 +1,72 @@
+/** Helpers for end-to-end tests: run the built `bkv` CLI as a user would, and a `bkv dev` vault. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const BKV = fileURLToPath(new URL("../../packages/cli/bin/bkv.js", import.meta.url));
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function bkv(args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BKV, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+export interface DevVault {
+  url: string;
+  dir: string;
+  ready: Record<string, unknown>;
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function startDev(dir: string, extra: string[] = []): Promise<DevVault> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BKV, "dev", "--dir", dir, "--port", "0", ...extra], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const onData = (d: Buffer) => {
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl < 0) return;
+      child.stdout.off("data", onData);
+      const ready = JSON.parse(out.slice(0, nl)) as Record<string, unknown>;
+      resolve({
+        url: String(ready.vault),
+        dir: String(ready.dir),
+        ready,
+        child,
+        stop: (signal = "SIGTERM") =>
+          new Promise((res) => {
+            if (child.exitCode !== null) return res(child.exitCode);
+            child.once("exit", (code) => res(code));
+            child.kill(signal);
+          }),
+      });
+    };
+    child.stdout.on("data", onData);
+    child.once("exit", (code) =>
+      reject(new Error(`bkv dev exited with ${code} before it was ready: ${err}`)),
+    );
+  });
+}
