@@ -3,8 +3,9 @@
  * subject is the user; a user may act only on their own record. Tokens are for the host's
  * authorization and rate limits only: the HSM trusts nothing but OPAQUE.
  */
-import { importJWK, type JWK, jwtVerify } from "jose";
+
 import { BkvError, ErrorCode } from "@bkv/wire";
+import { importJWK, type JWK, jwtVerify } from "jose";
 
 export interface TokenIssuerConfig {
   /** Issuer's public key as a JWK (OKP / Ed25519). */
@@ -13,8 +14,12 @@ export interface TokenIssuerConfig {
   audience: string;
 }
 
+const CACHE_MAX = 10_000;
+
 export class TokenVerifier {
   private key: Promise<CryptoKey | Uint8Array>;
+  /** Tokens already verified, with their subject and expiry (ms): a signature check per token, not per request. */
+  private cache = new Map<string, { sub: string; exp: number }>();
 
   constructor(private readonly cfg: TokenIssuerConfig) {
     if (cfg.publicKeyJwk.d !== undefined) throw new Error("token issuer key must be a public key");
@@ -26,13 +31,18 @@ export class TokenVerifier {
     if (authorization === undefined || !authorization.startsWith("Bearer ")) {
       throw new BkvError(ErrorCode.Forbidden, "missing bearer token");
     }
+    const token = authorization.slice(7);
+    const hit = this.cache.get(token);
+    if (hit !== undefined && hit.exp > Date.now()) return hit.sub;
     try {
-      const { payload } = await jwtVerify(authorization.slice(7), await this.key, {
+      const { payload } = await jwtVerify(token, await this.key, {
         issuer: this.cfg.issuer,
         audience: this.cfg.audience,
         algorithms: ["EdDSA"],
         requiredClaims: ["sub", "exp"],
       });
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(token, { sub: payload.sub!, exp: payload.exp! * 1000 });
       return payload.sub!;
     } catch (e) {
       throw new BkvError(ErrorCode.Forbidden, "invalid or expired token", { cause: e });

@@ -1,4 +1,4 @@
-export { type SealedRequest, sealRequest } from "./channel.js";
+export { type HpkeSealer, type SealedRequest, sealRequest, webCryptoHpkeSealer } from "./channel.js";
 export { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
 export { type HttpTransportOptions, httpTransport, type VaultTransport } from "./transport.js";
 export {

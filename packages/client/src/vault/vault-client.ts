@@ -3,18 +3,19 @@
  * (RFC 9807, @serenity-kit/opaque) runs between this client and the HSM; the PIN never leaves the
  * client, and K travels only wrapped under a key derived from OPAQUE's export key.
  */
-import * as opaque from "@serenity-kit/opaque";
+
 import {
   BkvError,
   ErrorCode,
   FinishAction,
   fromBase64Url,
   toBase64Url,
-  validateUserId,
   type VaultOp,
   type VaultResult,
+  validateUserId,
 } from "@bkv/wire";
-import { sealRequest } from "./channel.js";
+import * as opaque from "@serenity-kit/opaque";
+import { type HpkeSealer, sealRequest } from "./channel.js";
 import { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
 import type { VaultTransport } from "./transport.js";
 
@@ -29,6 +30,8 @@ export interface VaultClientOptions {
   /** Must be the same at registration and recovery. */
   keyStretching?: KeyStretching;
   now?: () => number;
+  /** HPKE implementation (default: WebCrypto via @hpke/core). */
+  hpke?: HpkeSealer;
 }
 
 export interface RecoverResult {
