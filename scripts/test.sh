@@ -9,7 +9,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npx tsc -b
-npx biome ci .
+npx tsc -p tsconfig.test.json
+npx biome ci --colors=off --error-on-warnings .
 
 mkdir -p test-results
 status=0

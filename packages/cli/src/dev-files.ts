@@ -8,8 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { BkvError, ErrorCode, fromHex } from "@bkv/wire";
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 
 export const DEV_ISSUER = "bkv-dev";
 export const DEV_AUDIENCE = "bkv-vault";

@@ -2,12 +2,13 @@
  * bkv: the command-line entry point. Each command returns its exit code; these codes are a contract
  * (see README): 0 success, 1 anything else, 3 wrong PIN, 4 no record, 5 vault unavailable.
  */
+
+import { UsageError } from "./args.js";
 import { backupCommand, keyCommand, restoreCommand } from "./commands/backup.js";
 import { benchCommand } from "./commands/bench.js";
 import { devCommand } from "./commands/dev.js";
 import { hostCommand } from "./commands/host.js";
 import { vaultCommand } from "./commands/vault.js";
-import { UsageError } from "./args.js";
 
 const USAGE = `usage: bkv <command> [options]
 

@@ -3,7 +3,7 @@
  * make up the OpenAPI document at GET /openapi.json. The host authorizes (token subject = the user in
  * the envelope), rate-limits and relays; it cannot read requests or responses.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+
 import {
   BkvError,
   decodeRequestEnvelope,
@@ -13,6 +13,7 @@ import {
   toBase64Url,
   toHex,
 } from "@bkv/wire";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
 import type { HostConfig } from "./config.js";
 import type { HsmLink } from "./hsm-link.js";

@@ -7,8 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import {
   decodeHsmToHost,
-  encodeHostToHsm,
   ErrorCode,
+  encodeHostToHsm,
   FrameDecoder,
   frame,
   type HostToHsm,

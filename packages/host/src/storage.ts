@@ -2,8 +2,9 @@
  * The host's storage of its HSM's sealed log and snapshots, in SQLite (better-sqlite3). The host
  * cannot read any of it; it only keeps it durable and hands it back at boot.
  */
-import Database from "better-sqlite3";
+
 import type { SealedEntry } from "@bkv/wire";
+import Database from "better-sqlite3";
 
 export class HostStorage {
   private readonly db: Database.Database;

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpTransport, sealRequest, VaultClient } from "@bkv/client";
 import { type HostConfig, type RunningHost, startHost } from "@bkv/host";
 import { fromHex, toBase64Url } from "@bkv/wire";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(9);

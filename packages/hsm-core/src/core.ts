@@ -7,28 +7,29 @@
  * The host is untrusted: every frame is decoded strictly; sealed blobs are authenticated; the NVRAM
  * commit point catches a host that boots the HSM from an old copy of its storage (ROLLBACK).
  */
-import * as opaque from "@serenity-kit/opaque";
+
 import {
   BkvError,
   bytesEqual,
   decodeHostToHsm,
   decodeRequestEnvelope,
   decodeVaultRequest,
+  ErrorCode,
   encodeHsmToHost,
   encodeResponseEnvelope,
   encodeVaultResult,
   envelopeHeader,
-  ErrorCode,
   HPKE_INFO,
   type HsmToHost,
   RESPONSE_EXPORT_CONTEXT,
+  Reader,
   type SealedEntry,
   utf8,
   type VaultResult,
   Writer,
-  Reader,
 } from "@bkv/wire";
-import { decodeEntry, type EntryBody, encodeEntry, type Entry } from "./log-entry.js";
+import * as opaque from "@serenity-kit/opaque";
+import { decodeEntry, type Entry, type EntryBody, encodeEntry } from "./log-entry.js";
 import { decodeNvram, encodeNvram } from "./nvram.js";
 import type { HsmPlatform } from "./platform.js";
 import { MAX_GUESS_LIMIT, SNAPSHOT_EVERY } from "./policy.js";

@@ -3,7 +3,7 @@
  * whose ops record the decisions the core took (so applying an entry is deterministic and needs no
  * randomness or cryptography). Entries are hash-chained and sealed before they leave the HSM.
  */
-import { check, Reader, SESSION_ID_BYTES, REQUEST_ID_BYTES, Writer } from "@bkv/wire";
+import { check, REQUEST_ID_BYTES, Reader, SESSION_ID_BYTES, Writer } from "@bkv/wire";
 
 export interface Genesis {
   /** OPAQUE server setup (opaque-ke serialization, base64url), holds the OPRF seed and AKE key. */

@@ -7,7 +7,7 @@
  * entry is committed; KE3 success resets the count; a failure once every guess is used destroys
  * the record.
  */
-import * as opaque from "@serenity-kit/opaque";
+
 import {
   ErrorCode,
   FinishAction,
@@ -18,6 +18,7 @@ import {
   type VaultRequest,
   type VaultResult,
 } from "@bkv/wire";
+import * as opaque from "@serenity-kit/opaque";
 import type { Op } from "./log-entry.js";
 import { LOGIN_TTL_MS, MAX_PENDING_LOGINS, REQUEST_WINDOW_MS } from "./policy.js";
 import type { VaultRecord, VaultState } from "./state.js";

@@ -3,17 +3,19 @@
  * in SQLite), relays client envelopes, and can misbehave on purpose: restore old storage, tamper,
  * lie about persistence, restart the HSM. The core under test is the real one with a memory platform.
  */
-import { HsmCore, type CoreOptions } from "@bkv/hsm-core";
+
+import type { VaultTransport } from "@bkv/client";
+import { type CoreOptions, HsmCore } from "@bkv/hsm-core";
 import { type MemoryHsm, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
 import {
+  BkvError,
   decodeHsmToHost,
+  ErrorCode,
   encodeHostToHsm,
   type HostToHsm,
   type HsmToHost,
   type SealedEntry,
 } from "@bkv/wire";
-import type { VaultTransport } from "@bkv/client";
-import { BkvError, ErrorCode } from "@bkv/wire";
 
 export interface Stored {
   snapshot: SealedEntry | null;

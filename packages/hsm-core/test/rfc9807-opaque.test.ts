@@ -7,8 +7,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
-import * as opaque from "@serenity-kit/opaque";
-import { describe, expect, it } from "vitest";
 import {
   decodeVaultRequest,
   encodeVaultRequest,
@@ -20,6 +18,8 @@ import {
   toBase64Url,
   toHex,
 } from "@bkv/wire";
+import * as opaque from "@serenity-kit/opaque";
+import { describe, expect, it } from "vitest";
 
 interface Vector {
   config: Record<string, string>;

@@ -2,9 +2,10 @@
  * The vault state machine through its byte API, with the operator (the host) as the adversary:
  * guess limit, replay, tampering, restart mid-login, rollback of host storage.
  */
-import { describe, expect, it } from "vitest";
+
 import { sealRequest, VaultClient } from "@bkv/client";
 import { type BkvError, decodeVaultResult, ErrorCode, isBkvError } from "@bkv/wire";
+import { describe, expect, it } from "vitest";
 import { LIGHT, TestHost } from "./harness.js";
 
 const KEY = new Uint8Array(32).map((_, i) => i + 1);

@@ -15,11 +15,12 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import * as opaque from "@serenity-kit/opaque";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { httpTransport, VaultClient } from "@bkv/client";
+import { nodeHpkeSealer } from "@bkv/client/node";
 import type { HostConfig } from "@bkv/host";
 import { fromHex } from "@bkv/wire";
+import * as opaque from "@serenity-kit/opaque";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
@@ -153,6 +154,7 @@ export async function benchVault(opts: { seconds: number; concurrency?: number }
           vaultPublicKey: fromHex(info.vaultPublicKey),
           transport: httpTransport({ url: host.url, token }),
           keyStretching: LIGHT,
+          hpke: nodeHpkeSealer,
         });
       }),
     );

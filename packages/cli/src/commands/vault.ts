@@ -3,6 +3,7 @@
  * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record, 5 unavailable.
  */
 import { httpTransport, VaultClient } from "@bkv/client";
+import { nodeHpkeSealer } from "@bkv/client/node";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
@@ -69,6 +70,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       user,
       vaultPublicKey: trust.vaultPublicKey,
       transport: httpTransport({ url, token }),
+      hpke: nodeHpkeSealer,
     });
     const pin = await readPin();
 
