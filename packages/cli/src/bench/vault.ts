@@ -15,12 +15,14 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import type { HostConfig } from "@bkv/host";
 import { fromHex } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import type { LoadJob } from "./vault-load.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
@@ -113,8 +115,13 @@ function startHostProcess(configPath: string): Promise<{ child: ChildProcess; ur
   });
 }
 
-export async function benchVault(opts: { seconds: number; concurrency?: number }): Promise<void> {
+export async function benchVault(opts: {
+  seconds: number;
+  concurrency?: number;
+  workers?: number;
+}): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-"));
+  const profile = process.env.BKV_BENCH_HSM_PROFILE;
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const config: HostConfig = {
     node: 1,
@@ -122,6 +129,8 @@ export async function benchVault(opts: { seconds: number; concurrency?: number }
     storagePath: join(dir, "host.sqlite"),
     hsmCommand: [
       process.execPath,
+      // BKV_BENCH_HSM_PROFILE=FILE writes a V8 tick log of the HSM process (read with node --prof-process).
+      ...(profile === undefined ? [] : ["--prof", `--logfile=${profile}`, "--no-logfile-per-isolate"]),
       createRequire(import.meta.url).resolve("@bkv/hsm-software/main"),
       "--dir",
       join(dir, "hsm"),
@@ -140,23 +149,26 @@ export async function benchVault(opts: { seconds: number; concurrency?: number }
   try {
     const info = (await (await fetch(`${host.url}/v1/info`)).json()) as { vaultPublicKey: string };
     const users = Array.from({ length: 32 }, (_, i) => `bench-${i}`);
-    const clients = await Promise.all(
-      users.map(async (user) => {
-        const token = await new SignJWT({})
+    const tokens = await Promise.all(
+      users.map((user) =>
+        new SignJWT({})
           .setProtectedHeader({ alg: "EdDSA" })
           .setSubject(user)
           .setIssuer("bench")
           .setAudience("bench")
           .setExpirationTime("2h")
-          .sign(privateKey);
-        return new VaultClient({
+          .sign(privateKey),
+      ),
+    );
+    const clients = users.map(
+      (user, i) =>
+        new VaultClient({
           user,
           vaultPublicKey: fromHex(info.vaultPublicKey),
-          transport: httpTransport({ url: host.url, token }),
+          transport: httpTransport({ url: host.url, token: tokens[i]! }),
           keyStretching: LIGHT,
           hpke: nodeHpkeSealer,
-        });
-      }),
+        }),
     );
     const key = new Uint8Array(32).fill(1);
     for (const c of clients) await c.register("1234", key);
@@ -173,20 +185,39 @@ export async function benchVault(opts: { seconds: number; concurrency?: number }
     for (let i = 0; i < 100; i++) seq.push(await timed(clients[i % clients.length]!));
     seq.sort((a, b) => a - b);
 
-    // Throughput under concurrent load.
+    // Throughput under concurrent load, from worker threads.
     const concurrency = opts.concurrency ?? 16;
-    const lat: number[] = [];
+    const workers = opts.workers ?? 2;
     const hsmSplit0 = cpu(host.hsmPid);
     const hsm0 = cpuSeconds(host.hsmPid);
     const host0 = cpuSeconds(host.child.pid!);
     const t0 = performance.now();
-    const deadline = t0 + opts.seconds * 1000;
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, w) => {
-        for (let i = w; performance.now() < deadline; i += concurrency)
-          lat.push(await timed(clients[i % clients.length]!));
+    const deadline = Date.now() + opts.seconds * 1000;
+    const per = Math.ceil(users.length / workers);
+    const results = await Promise.all(
+      Array.from({ length: workers }, (_, k) => {
+        const job: LoadJob = {
+          url: host.url,
+          vaultPublicKey: info.vaultPublicKey,
+          users: users
+            .slice(k * per, (k + 1) * per)
+            .map((user, i) => ({ user, token: tokens[k * per + i]! })),
+          pin: "1234",
+          concurrency: Math.ceil(concurrency / workers),
+          deadline,
+        };
+        return new Promise<number[]>((resolve, reject) => {
+          const w = new Worker(new URL("./vault-load.js", import.meta.url), { workerData: job });
+          w.once("message", (m: { ok: boolean; latencies?: number[]; error?: string }) => {
+            if (m.ok) resolve(m.latencies!);
+            else reject(new Error(`load worker failed: ${m.error}`));
+            void w.terminate();
+          });
+          w.once("error", reject);
+        });
       }),
     );
+    const lat = results.flat();
     const wall = (performance.now() - t0) / 1000;
     const hsmCpu = cpuSeconds(host.hsmPid) - hsm0;
     const hsmSplit = cpu(host.hsmPid);
