@@ -9,7 +9,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@bkv\/client\/node$/, replacement: pkg("client", "node/index.ts") },
-      { find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|client|host|cli)$/, replacement: pkg("$1") },
+      { find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|client|host|cli|sim)$/, replacement: pkg("$1") },
     ],
   },
   test: {

@@ -15,7 +15,7 @@ let dev: DevVault;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
-  dev = await startDev(join(work, "vault"), ["--guess-limit", "3"]);
+  dev = await startDev(join(work, "vault"), ["--guess-limit", "3", "--nodes", "3"]);
 });
 
 afterAll(async () => {
@@ -186,7 +186,7 @@ describe("bkv dev and the vault commands", () => {
 describe("bkv dev restarts", () => {
   it("keeps records across a restart of the same folder, and is unavailable (5) while stopped", async () => {
     const dir = join(work, "vault2");
-    let v = await startDev(dir);
+    let v = await startDev(dir, ["--nodes", "1"]);
     const keyFile = join(work, "dave.key");
     await bkv(["key", "new", "--out", keyFile]);
     expect(

@@ -1,12 +1,14 @@
 /**
  * The layout of a local development vault folder (`bkv dev --dir DIR`):
- *   DIR/dev.json              where the running vault listens (written by `bkv dev`)
+ *   DIR/dev.json              where the running fleet's nodes listen, and their process ids
+ *   DIR/fleet.json            the fleet made by the genesis ceremony (id, vault key, members)
+ *   DIR/faults.json           injected faults read by the hosts: isolated nodes, latency
  *   DIR/trust.json            the vault key clients trust (development trust settings)
  *   DIR/dev-token-key.jwk     Ed25519 key that mints development bearer tokens (never for production)
  *   DIR/node-<i>/hsm/         HSM-private files: seal key, NVRAM
  *   DIR/node-<i>/host/        host storage (SQLite), host config and log
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BkvError, ErrorCode, fromHex } from "@bkv/wire";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
@@ -19,6 +21,8 @@ export const devPaths = (dir: string) => {
   return {
     dir: d,
     devJson: join(d, "dev.json"),
+    fleetJson: join(d, "fleet.json"),
+    faultsJson: join(d, "faults.json"),
     trustJson: join(d, "trust.json"),
     tokenKey: join(d, "dev-token-key.jwk"),
     hsmDir: (i: number) => join(d, `node-${i}`, "hsm"),
@@ -26,11 +30,20 @@ export const devPaths = (dir: string) => {
   };
 };
 
+export interface DevNode {
+  node: number;
+  url: string;
+  /** The host agent's process id, or null while the node is stopped. */
+  hostPid: number | null;
+  hsmPid: number | null;
+  config: string;
+}
+
 export interface DevInfo {
   vault: string;
   dir: string;
   pid: number;
-  nodes: { node: number; url: string; hostPid: number }[];
+  nodes: DevNode[];
 }
 
 export interface TrustSettings {
@@ -82,4 +95,10 @@ export function readTrust(path: string): { vaultPublicKey: Uint8Array; guessesAl
   if (key.length !== 32)
     throw new BkvError(ErrorCode.Untrusted, `${path}: vaultPublicKey must be 32 bytes of hex`);
   return { vaultPublicKey: key, guessesAllowed: t.guessesAllowed };
+}
+
+export function writeDevInfo(dir: string, info: DevInfo): void {
+  const p = devPaths(dir).devJson;
+  writeFileSync(`${p}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
+  renameSync(`${p}.tmp`, p);
 }

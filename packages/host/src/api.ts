@@ -8,6 +8,7 @@ import {
   BkvError,
   decodeRequestEnvelope,
   ErrorCode,
+  FrameDecoder,
   fromBase64Url,
   isBkvError,
   toBase64Url,
@@ -17,6 +18,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
 import type { HostConfig } from "./config.js";
 import type { HsmLink } from "./hsm-link.js";
+import type { FaultsFile } from "./peers.js";
 import { RateLimiter } from "./rate-limit.js";
 
 const B64URL = { type: "string", pattern: "^[A-Za-z0-9_-]+$", maxLength: 12000 } as const;
@@ -42,9 +44,10 @@ const VAULT_RESPONSE = {
 
 const INFO = {
   type: "object",
-  required: ["node", "vaultPublicKey", "guessesAllowed"],
+  required: ["node", "fleetId", "vaultPublicKey", "guessesAllowed"],
   properties: {
     node: { type: "integer" },
+    fleetId: { type: "string", description: "hex" },
     vaultPublicKey: {
       type: "string",
       description: "X25519 HPKE key (hex). Clients must get it from a trusted source, not from here.",
@@ -57,9 +60,16 @@ const HEALTH = {
   type: "object",
   required: ["status"],
   properties: {
-    status: { type: "string", enum: ["ok", "starting", "failed"] },
+    status: { type: "string", enum: ["ok", "starting", "uninitialized", "recovering", "failed"] },
     node: { type: "integer" },
+    role: { type: "string", description: "leader, follower, candidate, pre-candidate, recovering" },
+    term: { type: "integer" },
+    leader: { type: "integer", description: "0 when none is known" },
     commitIndex: { type: "integer" },
+    durableIndex: { type: "integer" },
+    peerForged: { type: "integer", description: "peer messages that failed authentication" },
+    peerReplayed: { type: "integer", description: "authentic peer messages refused as replays" },
+    hostPid: { type: "integer" },
     hsmPid: { type: "integer" },
     reason: { type: "string" },
   },
@@ -116,6 +126,14 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/v1/peer": {
+        post: {
+          summary: "Messages from another member's HSM (length-prefixed frames, authenticated by the HSMs)",
+          parameters: [{ name: "x-bkv-from", in: "header", required: true, schema: { type: "integer" } }],
+          requestBody: { required: true, content: { "application/octet-stream": {} } },
+          responses: { "204": { description: "Relayed to this host's HSM" }, "400": err("Malformed") },
+        },
+      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
@@ -137,6 +155,7 @@ export interface ApiDeps {
   config: HostConfig;
   hsm: HsmLink;
   tokens: TokenVerifier;
+  faults?: FaultsFile;
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -173,20 +192,52 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get("/v1/health", { schema: { response: { 200: HEALTH, 503: HEALTH } } }, async (_req, reply) => {
     const s = deps.hsm.state;
+    const st = s.kind === "serving" ? await deps.hsm.status() : null;
+    const recovering = st?.recovering ?? (s.kind === "serving" && s.recovering);
+    const status = s.kind === "serving" ? (recovering ? "recovering" : "ok") : s.kind;
     const body = {
-      status: s.kind === "serving" ? "ok" : s.kind,
+      status,
       node: config.node,
-      commitIndex: deps.hsm.commitIndex,
+      hostPid: process.pid,
+      ...(st === null ? {} : st),
       ...(deps.hsm.pid === undefined ? {} : { hsmPid: deps.hsm.pid }),
       ...(s.kind === "failed" ? { reason: `${s.code}: ${s.message}` } : {}),
     };
-    return reply.code(s.kind === "serving" ? 200 : 503).send(body);
+    return reply.code(status === "ok" ? 200 : 503).send(body);
+  });
+
+  // Peer messages between HSMs, relayed by hosts. The HSMs authenticate them; the host only relays.
+  app.addContentTypeParser(
+    "application/octet-stream",
+    { parseAs: "buffer", bodyLimit: 64 << 20 },
+    (_req, body, done) => done(null, body),
+  );
+  app.post("/v1/peer", { bodyLimit: 64 << 20 }, async (req, reply) => {
+    const from = Number(req.headers["x-bkv-from"]);
+    const body = req.body;
+    if (!Number.isInteger(from) || from < 1 || from > 9 || !Buffer.isBuffer(body)) {
+      return send(reply, 400, ErrorCode.Malformed, "expected x-bkv-from and an octet-stream body");
+    }
+    if (deps.faults?.cut(from, config.node)) return reply.code(204).send();
+    let frames: Uint8Array[];
+    try {
+      frames = new FrameDecoder().push(new Uint8Array(body.buffer, body.byteOffset, body.length));
+    } catch (e) {
+      return send(reply, 400, ErrorCode.Malformed, (e as Error).message);
+    }
+    for (const f of frames) deps.hsm.peer(from, f);
+    return reply.code(204).send();
   });
 
   app.get("/v1/info", { schema: { response: { 200: INFO, 503: ERROR } } }, async (_req, reply) => {
     const s = deps.hsm.state;
     if (s.kind !== "serving") return send(reply, 503, ErrorCode.Unavailable, "HSM is not serving");
-    return { node: config.node, vaultPublicKey: toHex(s.vaultPublicKey), guessesAllowed: s.guessesAllowed };
+    return {
+      node: config.node,
+      fleetId: toHex(s.fleetId),
+      vaultPublicKey: toHex(s.vaultPublicKey),
+      guessesAllowed: s.guessesAllowed,
+    };
   });
 
   app.post<{ Body: { request: string } }>(

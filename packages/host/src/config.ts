@@ -1,6 +1,7 @@
 /** The host agent's configuration file (JSON), validated on load. */
 import { readFileSync } from "node:fs";
 import type { JWK } from "jose";
+import type { PeerConfig } from "./peers.js";
 import type { BucketConfig } from "./rate-limit.js";
 
 export interface HostConfig {
@@ -11,8 +12,12 @@ export interface HostConfig {
   storagePath: string;
   /** argv that starts the HSM process. */
   hsmCommand: string[];
-  /** Guess limit used at genesis only. */
-  guessLimit: number;
+  /** The other members' hosts. */
+  peers: PeerConfig[];
+  /** Interval between the HSM's ticks (default 50 ms). */
+  tickMs?: number;
+  /** Development only: a JSON file of injected faults (isolated nodes, latency). */
+  faultsFile?: string;
   auth: { issuer: string; audience: string; publicKeyJwk: JWK };
   rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
 }
@@ -39,7 +44,7 @@ export function loadHostConfig(path: string): HostConfig {
     fail(path, "listen.host and listen.port required");
   if (typeof c.storagePath !== "string") fail(path, "storagePath required");
   if (!Array.isArray(c.hsmCommand) || c.hsmCommand.length === 0) fail(path, "hsmCommand required");
-  if (typeof c.guessLimit !== "number") fail(path, "guessLimit required");
+  if (!Array.isArray(c.peers)) fail(path, "peers required (an empty list for a fleet of one)");
   if (
     typeof c.auth?.issuer !== "string" ||
     typeof c.auth.audience !== "string" ||

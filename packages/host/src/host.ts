@@ -4,6 +4,7 @@ import { buildApi } from "./api.js";
 import { TokenVerifier } from "./auth.js";
 import type { HostConfig } from "./config.js";
 import { HsmLink } from "./hsm-link.js";
+import { FaultsFile, PeerTransport } from "./peers.js";
 import { HostStorage } from "./storage.js";
 
 export interface RunningHost {
@@ -17,16 +18,25 @@ export interface RunningHost {
 export async function startHost(config: HostConfig): Promise<RunningHost> {
   const storage = new HostStorage(config.storagePath);
   const tokens = new TokenVerifier(config.auth);
+  const faults = new FaultsFile(config.faultsFile);
   // The API exists first so its logger can serve the HSM link too.
   let hsm: HsmLink | undefined;
   const app = buildApi({
     config,
     tokens,
+    faults,
     get hsm() {
       return hsm!;
     },
   });
-  hsm = new HsmLink({ command: config.hsmCommand, storage, guessLimit: config.guessLimit, log: app.log });
+  const peers = new PeerTransport(config.node, config.peers, faults, app.log);
+  hsm = new HsmLink({
+    command: config.hsmCommand,
+    storage,
+    log: app.log,
+    onPeer: (to, bytes) => peers.send(to, bytes),
+    ...(config.tickMs === undefined ? {} : { tickMs: config.tickMs }),
+  });
   hsm.start();
   try {
     await hsm.ready();

@@ -1,7 +1,8 @@
 /**
  * The host's link to its HSM: spawns the HSM process, speaks the HSM API over its stdin/stdout,
- * stores what the HSM asks it to persist, and matches replies to client requests. If the HSM process
- * dies, pending requests fail as unavailable and the HSM is started again from storage.
+ * stores what the HSM asks it to persist, relays its peer messages, drives its clock with ticks and
+ * matches replies to client requests. If the HSM process dies, pending requests fail as unavailable
+ * and the HSM is started again from storage.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -12,6 +13,7 @@ import {
   FrameDecoder,
   frame,
   type HostToHsm,
+  type HsmStatus,
   type HsmToHost,
 } from "@bkv/wire";
 import type { Logger } from "./logger.js";
@@ -23,24 +25,36 @@ export interface HsmLinkOptions {
   /** argv of the HSM process, e.g. [process.execPath, ".../hsm-software/dist/main.js", "--dir", hsmDir] */
   command: string[];
   storage: HostStorage;
-  guessLimit: number;
   log: Logger;
+  /** Called for each message the HSM sends to another member. */
+  onPeer?: (to: number, bytes: Uint8Array) => void;
+  tickMs?: number;
   requestTimeoutMs?: number;
   restartDelayMs?: number;
 }
 
 export type HsmState =
   | { kind: "starting" }
-  | { kind: "serving"; vaultPublicKey: Uint8Array; guessesAllowed: number; commitIndex: number }
+  | { kind: "uninitialized"; identity: Uint8Array }
+  | {
+      kind: "serving";
+      node: number;
+      fleetId: Uint8Array;
+      vaultPublicKey: Uint8Array;
+      guessesAllowed: number;
+      recovering: boolean;
+    }
   | { kind: "failed"; code: string; message: string };
 
 export class HsmLink extends EventEmitter {
   private child: ChildProcess | null = null;
   private nextTag = 1;
   private pending = new Map<number, { resolve: (r: HsmReply) => void; timer: NodeJS.Timeout }>();
+  private statusWaiters: ((s: HsmStatus | null) => void)[] = [];
+  private ticker: NodeJS.Timeout | null = null;
   private stopping = false;
   state: HsmState = { kind: "starting" };
-  commitIndex = 0;
+  lastStatus: HsmStatus | null = null;
 
   constructor(private readonly opts: HsmLinkOptions) {
     super();
@@ -64,11 +78,7 @@ export class HsmLink extends EventEmitter {
     child.on("exit", (code, signal) => {
       if (this.child !== child) return;
       this.child = null;
-      for (const [, p] of this.pending) {
-        clearTimeout(p.timer);
-        p.resolve({ ok: false, code: ErrorCode.Unavailable, message: "HSM restarted" });
-      }
-      this.pending.clear();
+      this.failPending("HSM restarted");
       if (this.stopping) return;
       this.opts.log.warn({ event: "hsm-exit", code, signal }, "HSM process exited; starting it again");
       this.state = { kind: "starting" };
@@ -86,15 +96,24 @@ export class HsmLink extends EventEmitter {
       },
       "booting HSM from host storage",
     );
-    this.send({
-      type: "boot",
-      snapshot: stored.snapshot,
-      entries: stored.entries,
-      guessLimit: this.opts.guessLimit,
-    });
+    this.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
+    if (this.ticker === null) {
+      this.ticker = setInterval(() => this.send({ type: "tick" }), this.opts.tickMs ?? 50);
+      this.ticker.unref();
+    }
   }
 
-  private send(m: HostToHsm): void {
+  private failPending(message: string): void {
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.resolve({ ok: false, code: ErrorCode.Unavailable, message });
+    }
+    this.pending.clear();
+    for (const w of this.statusWaiters) w(null);
+    this.statusWaiters = [];
+  }
+
+  send(m: HostToHsm): void {
     this.child?.stdin?.write(frame(encodeHostToHsm(m)));
   }
 
@@ -111,14 +130,18 @@ export class HsmLink extends EventEmitter {
     }
     switch (m.type) {
       case "booted":
-        this.state = {
-          kind: "serving",
-          vaultPublicKey: m.vaultPublicKey,
-          guessesAllowed: m.guessesAllowed,
-          commitIndex: m.commitIndex,
-        };
-        this.commitIndex = m.commitIndex;
-        this.opts.log.info({ event: "hsm-booted", commitIndex: m.commitIndex }, "HSM serving");
+        this.state =
+          m.node === 0
+            ? { kind: "uninitialized", identity: m.identity }
+            : {
+                kind: "serving",
+                node: m.node,
+                fleetId: m.fleetId,
+                vaultPublicKey: m.vaultPublicKey,
+                guessesAllowed: m.guessesAllowed,
+                recovering: m.recovering,
+              };
+        this.opts.log.info({ event: "hsm-booted", node: m.node, recovering: m.recovering }, "HSM booted");
         this.emit("booted");
         return;
       case "failed":
@@ -126,13 +149,13 @@ export class HsmLink extends EventEmitter {
         this.opts.log.error({ event: "hsm-failed", code: m.code, reason: m.message }, "HSM refuses to serve");
         this.emit("failed");
         return;
-      case "persist": {
-        this.opts.storage.persist(m.entries, m.snapshot);
-        const last = m.entries.at(-1)?.index ?? m.snapshot?.index ?? 0;
-        this.commitIndex = Math.max(this.commitIndex, last);
-        this.send({ type: "persisted", index: last });
+      case "persist":
+        this.opts.storage.persist(m.entries, m.snapshot, m.truncateFrom);
+        this.send({ type: "persisted", id: m.id });
         return;
-      }
+      case "peer":
+        this.opts.onPeer?.(m.to, m.bytes);
+        return;
       case "reply": {
         const p = this.pending.get(m.tag);
         if (p === undefined) return;
@@ -143,16 +166,41 @@ export class HsmLink extends EventEmitter {
         );
         return;
       }
-      case "status":
+      case "status": {
+        const { type: _t, ...status } = m;
+        this.lastStatus = status;
+        for (const w of this.statusWaiters) w(status);
+        this.statusWaiters = [];
+        return;
+      }
+      case "genesis-packages":
         return;
     }
+  }
+
+  /** Relay a message from another member to this HSM. */
+  peer(from: number, bytes: Uint8Array): void {
+    this.send({ type: "peer", from, bytes });
+  }
+
+  /** Ask the HSM for its Raft status (null if it does not answer within a second). */
+  status(): Promise<HsmStatus | null> {
+    if (this.child === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(null), 1000);
+      this.statusWaiters.push((s) => {
+        clearTimeout(t);
+        resolve(s);
+      });
+      this.send({ type: "status" });
+    });
   }
 
   /** Send a client's envelope to the HSM and wait for its reply. */
   request(envelope: Uint8Array): Promise<HsmReply> {
     if (this.state.kind !== "serving" || this.child === null) {
       const message =
-        this.state.kind === "failed" ? `HSM refuses to serve: ${this.state.code}` : "HSM is starting";
+        this.state.kind === "failed" ? `HSM refuses to serve: ${this.state.code}` : "HSM is not serving";
       return Promise.resolve({ ok: false, code: ErrorCode.Unavailable, message });
     }
     const tag = this.nextTag;
@@ -160,16 +208,16 @@ export class HsmLink extends EventEmitter {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(tag);
-        resolve({ ok: false, code: ErrorCode.Unavailable, message: "HSM did not answer in time" });
-      }, this.opts.requestTimeoutMs ?? 30_000);
+        resolve({ ok: false, code: ErrorCode.Unavailable, message: "the fleet did not answer in time" });
+      }, this.opts.requestTimeoutMs ?? 15_000);
       this.pending.set(tag, { resolve, timer });
       this.send({ type: "client", tag, envelope });
     });
   }
 
-  /** Resolves once the HSM serves, or rejects if it fails to boot. */
+  /** Resolves once the HSM has booted (as a member or uninitialized), or rejects if it fails. */
   ready(): Promise<void> {
-    if (this.state.kind === "serving") return Promise.resolve();
+    if (this.state.kind === "serving" || this.state.kind === "uninitialized") return Promise.resolve();
     if (this.state.kind === "failed")
       return Promise.reject(new Error(`${this.state.code}: ${this.state.message}`));
     return new Promise((resolve, reject) => {
@@ -189,6 +237,7 @@ export class HsmLink extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
     const child = this.child;
     if (child === null) return;
     await new Promise<void>((resolve) => {

@@ -11,6 +11,7 @@ export class HostStorage {
   private readonly insertEntry: Database.Statement<[number, Uint8Array]>;
   private readonly putSnapshot: Database.Statement<[number, Uint8Array]>;
   private readonly dropBefore: Database.Statement<[number]>;
+  private readonly dropFrom: Database.Statement<[number]>;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -23,6 +24,7 @@ export class HostStorage {
     this.insertEntry = this.db.prepare("INSERT OR REPLACE INTO entries (idx, sealed) VALUES (?, ?)");
     this.putSnapshot = this.db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, sealed) VALUES (1, ?, ?)");
     this.dropBefore = this.db.prepare("DELETE FROM entries WHERE idx <= ?");
+    this.dropFrom = this.db.prepare("DELETE FROM entries WHERE idx >= ?");
   }
 
   load(): { snapshot: SealedEntry | null; entries: SealedEntry[] } {
@@ -40,9 +42,10 @@ export class HostStorage {
     };
   }
 
-  /** Store a batch durably (one transaction, synchronous=FULL). */
-  persist(entries: SealedEntry[], snapshot: SealedEntry | null): void {
+  /** Store a batch durably (one transaction, synchronous=FULL): truncate, insert, then snapshot. */
+  persist(entries: SealedEntry[], snapshot: SealedEntry | null, truncateFrom: number | null = null): void {
     this.db.transaction(() => {
+      if (truncateFrom !== null) this.dropFrom.run(truncateFrom);
       for (const e of entries) this.insertEntry.run(e.index, e.sealed);
       if (snapshot !== null) {
         this.putSnapshot.run(snapshot.index, snapshot.sealed);

@@ -8,10 +8,11 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpTransport, sealRequest, VaultClient } from "@bkv/client";
-import { type HostConfig, type RunningHost, startHost } from "@bkv/host";
+import type { HostConfig, RunningHost } from "@bkv/host";
 import { fromHex, toBase64Url } from "@bkv/wire";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startOneNodeVault } from "./one-node.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(9);
@@ -38,7 +39,7 @@ beforeAll(async () => {
     listen: { host: "127.0.0.1", port: 0 },
     storagePath: join(dir, "host.sqlite"),
     hsmCommand: [process.execPath, hsmMain, "--dir", join(dir, "hsm")],
-    guessLimit: 10,
+    peers: [],
     auth: { issuer: "test-issuer", audience: "test-vault", publicKeyJwk: await exportJWK(publicKey) },
     rateLimits: {
       perUser: { capacity: 10_000, refillPerSecond: 10_000 },
@@ -46,7 +47,7 @@ beforeAll(async () => {
     },
   };
   process.env.BKV_LOG_LEVEL = process.env.BKV_LOG_LEVEL ?? "silent";
-  host = await startHost(config);
+  host = await startOneNodeVault(config);
   const info = (await (await fetch(`${host.url}/v1/info`)).json()) as { vaultPublicKey: string };
   vaultKey = fromHex(info.vaultPublicKey);
 });

@@ -8,10 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
-import { type HostConfig, type RunningHost, startHost } from "@bkv/host";
+import type { HostConfig, RunningHost } from "@bkv/host";
 import { fromHex } from "@bkv/wire";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { startOneNodeVault } from "./one-node.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const hsmMain = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
@@ -28,12 +29,12 @@ afterEach(async () => {
 async function start(rateLimits: HostConfig["rateLimits"]) {
   dir = mkdtempSync(join(tmpdir(), "bkv-limits-"));
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
-  host = await startHost({
+  host = await startOneNodeVault({
     node: 1,
     listen: { host: "127.0.0.1", port: 0 },
     storagePath: join(dir, "host.sqlite"),
     hsmCommand: [process.execPath, hsmMain, "--dir", join(dir, "hsm")],
-    guessLimit: 10,
+    peers: [],
     auth: { issuer: "t", audience: "t", publicKeyJwk: await exportJWK(publicKey) },
     rateLimits,
   });

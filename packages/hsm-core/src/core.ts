@@ -1,11 +1,16 @@
 /**
  * The HSM core: a state machine driven by frames of the HSM API (packages/wire/src/hsm-api.ts).
- * It opens client requests, decides them (vault.ts), appends the decision to its hash-chained log,
- * hands the sealed entries to the host to store, and releases a client's reply only once the host
- * has confirmed the entry durable and the core has recorded the new commit point in NVRAM.
  *
- * The host is untrusted: every frame is decoded strictly; sealed blobs are authenticated; the NVRAM
- * commit point catches a host that boots the HSM from an old copy of its storage (ROLLBACK).
+ * A member of a fleet runs Raft (raft.ts) over the authenticated peer channel (peer-channel.ts).
+ * The leader opens client requests, decides them on its speculative state (vault.ts), proposes the
+ * decision as a log entry, and releases the sealed reply only once the entry is committed: stored
+ * by a majority of hosts and recorded in each of those HSMs' NVRAM. Followers forward client
+ * requests to the leader. Every member applies committed entries to its state (state.ts).
+ *
+ * The host is untrusted: frames are decoded strictly; sealed blobs, client requests and peer
+ * messages are authenticated; the NVRAM record of the durable log tip catches a host that boots the
+ * HSM from an old copy of its storage (the HSM then neither votes nor serves until the fleet's
+ * leader has brought it past what it had acknowledged).
  */
 
 import {
@@ -19,32 +24,32 @@ import {
   encodeResponseEnvelope,
   encodeVaultResult,
   envelopeHeader,
+  type HostToHsm,
   HPKE_INFO,
   type HsmToHost,
   RESPONSE_EXPORT_CONTEXT,
-  Reader,
   type SealedEntry,
   utf8,
   type VaultResult,
   Writer,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
-import { decodeEntry, type Entry, type EntryBody, encodeEntry } from "./log-entry.js";
-import { decodeNvram, encodeNvram } from "./nvram.js";
+import { checkGenesisEntry, decodePackage, encodePackage, packageAad, packageKey } from "./genesis.js";
+import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
+import { decodeNvram, encodeNvram, type NvramState } from "./nvram.js";
+import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
 import { MAX_GUESS_LIMIT, SNAPSHOT_EVERY } from "./policy.js";
+import { type LogRecord, Raft, type SnapshotMeta } from "./raft.js";
+import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
 import { decide } from "./vault.js";
 
-type Phase = "new" | "genesis" | "serving" | "failed";
-
-interface Unpersisted {
-  index: number;
-  bytes: Uint8Array;
-}
+type Phase = "new" | "uninitialized" | "joining" | "member" | "failed";
 
 const ENTRY_AAD = utf8("bkv log entry v1");
 const SNAPSHOT_AAD = utf8("bkv snapshot v1");
+const ZERO_HASH = new Uint8Array(32);
 
 function aadFor(kind: Uint8Array, index: number): Uint8Array {
   return new Writer().fixed(kind).u64(index).finish();
@@ -53,30 +58,54 @@ function aadFor(kind: Uint8Array, index: number): Uint8Array {
 export interface CoreOptions {
   /** Entries between snapshots (default SNAPSHOT_EVERY). */
   snapshotEvery?: number;
+  /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
+  electionTicks?: number;
+  /** Ticks between leader heartbeats. Default 2. */
+  heartbeatTicks?: number;
+  /** Ticks a forwarded request may wait for the leader's answer. Default 200. */
+  forwardTicks?: number;
 }
 
 export interface CoreCounters {
   framesRejected: number;
   requestsOpened: number;
   requestsRejected: number;
-  entriesCommitted: number;
+  entriesApplied: number;
+}
+
+type Reply = { ok: true; envelope: Uint8Array } | { ok: false; code: string; message: string };
+
+interface Batch {
+  entries: LogRecord[];
+  truncateFrom: number | null;
+  snapshot: { meta: SnapshotMeta; state: Uint8Array } | null;
 }
 
 export class HsmCore {
   private phase: Phase = "new";
-  private state = new VaultState();
+  private queue: Promise<void> = Promise.resolve();
   private lastNow = 0;
-  private unpersisted: Unpersisted[] = [];
-  private inFlight: { lastIndex: number; lastHash: Uint8Array } | null = null;
-  private committedIndex = 0;
-  private committedHash: Uint8Array = new Uint8Array(32);
-  private lastSnapshotIndex = 0;
-  private waiters: { index: number; resolve: () => void }[] = [];
+  private identity: Uint8Array = new Uint8Array(0);
+  private genesis: Genesis | null = null;
+  private node = 0;
+  private nv: NvramState | null = null;
+  private raft: Raft | null = null;
+  private channel: PeerChannel | null = null;
+  private committed = new VaultState();
+  private spec: VaultState | null = null;
+  private wasLeaderTerm = 0;
+  private waiters = new Map<number, { hash: Uint8Array; resolve: () => void; reject: () => void }[]>();
+  private forwards = new Map<number, { resolve: (r: Reply) => void; age: number }>();
+  private nextForward = 1;
+  private persistQueue: Batch[] = [];
+  private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
+  private nextBatch = 1;
+  private joinEntry: { record: LogRecord; entry: Entry } | null = null;
   readonly counters: CoreCounters = {
     framesRejected: 0,
     requestsOpened: 0,
     requestsRejected: 0,
-    entriesCommitted: 0,
+    entriesApplied: 0,
   };
 
   private constructor(
@@ -99,13 +128,19 @@ export class HsmCore {
   }
 
   private now(): number {
-    this.lastNow = Math.max(this.lastNow, this.state.clock, this.platform.now());
+    this.lastNow = Math.max(this.lastNow, this.committed.clock, this.spec?.clock ?? 0, this.platform.now());
     return this.lastNow;
   }
 
-  /** Handle one frame from the host. Never throws: errors become frames. */
-  async receive(frameBytes: Uint8Array): Promise<void> {
-    let m: ReturnType<typeof decodeHostToHsm>;
+  /** Handle one frame from the host. Frames are handled one at a time; errors become frames. */
+  receive(frameBytes: Uint8Array): Promise<void> {
+    const run = this.queue.then(() => this.handle(frameBytes));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async handle(frameBytes: Uint8Array): Promise<void> {
+    let m: HostToHsm;
     try {
       m = decodeHostToHsm(frameBytes);
     } catch {
@@ -118,140 +153,226 @@ export class HsmCore {
           this.counters.framesRejected++;
           return;
         }
-        await this.boot(m.snapshot, m.entries, m.guessLimit);
+        await this.boot(m.snapshot, m.entries);
+        break;
+      case "genesis-create":
+        await this.genesisCreate(m.members, m.guessLimit);
         return;
-      case "client":
-        await this.client(m.tag, m.envelope);
-        return;
-      case "persisted":
-        await this.persisted(m.index);
-        return;
-      case "status":
-        this.send({
-          type: "status",
-          booted: this.phase === "serving",
-          commitIndex: this.committedIndex,
-          pendingEntries: this.unpersisted.length,
+      case "genesis-join":
+        await this.genesisJoin(m.package);
+        break;
+      case "client": {
+        const tag = m.tag;
+        const { wait } = await this.prepare(m.envelope);
+        void wait.then((r) => {
+          if (!r.ok) this.counters.requestsRejected++;
+          this.send(
+            r.ok ? { type: "reply", tag, ok: true, envelope: r.envelope } : { type: "reply", tag, ...r },
+          );
         });
+        break;
+      }
+      case "persisted":
+        await this.persisted(m.id);
+        break;
+      case "tick":
+        this.tick();
+        break;
+      case "peer":
+        await this.peer(m.bytes);
+        break;
+      case "status":
+        this.sendStatus();
         return;
     }
+    await this.processReady();
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Boot: rebuild the state from host storage and check it against NVRAM.
+  private sendStatus(): void {
+    const r = this.raft;
+    this.send({
+      type: "status",
+      node: this.node,
+      role: r === null ? this.phase : r.recoveringUntil !== null ? "recovering" : r.role,
+      term: r?.term ?? 0,
+      leader: r?.leader ?? 0,
+      commitIndex: r?.commitIndex ?? 0,
+      durableIndex: r?.durableIndex ?? 0,
+      recovering: r?.recoveringUntil !== null && r !== null,
+      peerForged: this.channel?.counters.forged ?? 0,
+      peerReplayed: this.channel?.counters.replayed ?? 0,
+    });
+  }
 
   private fail(code: string, message: string): void {
     this.phase = "failed";
     this.send({ type: "failed", code, message });
   }
 
-  private async boot(
-    snapshot: SealedEntry | null,
-    entries: SealedEntry[],
-    guessLimit: number,
-  ): Promise<void> {
-    const crypto = this.platform.crypto;
-    let nv: ReturnType<typeof decodeNvram> | null;
+  private sendBooted(): void {
+    const g = this.genesis;
+    this.send({
+      type: "booted",
+      identity: this.identity,
+      node: this.node,
+      fleetId: g?.fleetId ?? new Uint8Array(0),
+      vaultPublicKey: g?.hpkePublicKey ?? new Uint8Array(0),
+      guessesAllowed: g?.guessLimit ?? 0,
+      recovering: this.raft?.recoveringUntil !== null && this.raft !== null,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Boot: rebuild from host storage and check it against NVRAM.
+
+  private async boot(snapshot: SealedEntry | null, entries: SealedEntry[]): Promise<void> {
+    this.identity = await this.platform.identityPublicKey();
+    let nv: NvramState | null;
     try {
       const raw = await this.platform.nvramRead();
       nv = raw === null ? null : decodeNvram(raw);
     } catch (e) {
-      this.fail(ErrorCode.Corrupt, `NVRAM unreadable: ${(e as Error).message}`);
-      return;
+      return this.fail(ErrorCode.Corrupt, `NVRAM unreadable: ${(e as Error).message}`);
     }
-    let base: { index: number; hash: Uint8Array } | null = null;
-    const hashes = new Map<number, Uint8Array>();
-    try {
-      if (snapshot !== null) {
-        const plain = await this.platform.unseal(snapshot.sealed, aadFor(SNAPSHOT_AAD, snapshot.index));
-        const r = new Reader(plain, "snapshot");
-        base = { index: r.u64("base index"), hash: r.fixed(32, "base hash") };
-        this.state = VaultState.decode(r.bytes("state", 1 << 30));
-        r.end();
-        if (this.state.index !== snapshot.index)
-          throw new BkvError(ErrorCode.Corrupt, "snapshot index mismatch");
-        hashes.set(this.state.index, this.state.chainHash);
-        hashes.set(base.index, base.hash);
-      }
-      for (const se of entries) {
-        const bytes = await this.platform.unseal(se.sealed, aadFor(ENTRY_AAD, se.index));
-        const entry = decodeEntry(bytes);
-        if (entry.index !== se.index || entry.index !== this.state.index + 1) {
-          throw new BkvError(ErrorCode.Corrupt, `host storage has a gap or disorder at entry ${se.index}`);
-        }
-        if (!bytesEqual(entry.prevHash, this.state.chainHash)) {
-          throw new BkvError(ErrorCode.Corrupt, `entry ${entry.index} does not chain to the entry before it`);
-        }
-        const hash = crypto.sha256(bytes);
-        this.state.apply(entry, hash);
-        hashes.set(entry.index, hash);
-      }
-    } catch (e) {
-      const msg = e instanceof BkvError ? e.message : "a sealed blob failed authentication";
-      this.fail(ErrorCode.Corrupt, `host storage rejected: ${msg}`);
-      return;
-    }
-
     if (nv === null) {
-      if (this.state.index > 0) {
-        this.fail(
+      if (snapshot !== null || entries.length > 0) {
+        return this.fail(
           ErrorCode.Corrupt,
           "NVRAM is empty but host storage holds a log: refusing storage this HSM cannot vouch for",
         );
-        return;
       }
-      await this.genesis(guessLimit);
+      this.phase = "uninitialized";
+      this.sendBooted();
       return;
     }
-    if (this.state.index < nv.commitIndex) {
-      this.fail(
+    const hash = (b: Uint8Array) => this.platform.crypto.sha256(b);
+    let state = new VaultState();
+    let meta: SnapshotMeta = { index: 0, term: 0, hash: ZERO_HASH };
+    let snapshotState: Uint8Array | null = null;
+    const log: LogRecord[] = [];
+    try {
+      if (snapshot !== null) {
+        const plain = await this.platform.unseal(snapshot.sealed, aadFor(SNAPSHOT_AAD, snapshot.index));
+        state = VaultState.decode(plain);
+        if (state.index !== snapshot.index) throw new BkvError(ErrorCode.Corrupt, "snapshot index mismatch");
+        meta = { index: state.index, term: state.term, hash: state.chainHash };
+        snapshotState = plain;
+      }
+      let prev = meta.hash;
+      for (const se of entries) {
+        const bytes = await this.platform.unseal(se.sealed, aadFor(ENTRY_AAD, se.index));
+        const e = decodeEntry(bytes);
+        if (e.index !== se.index || e.index !== meta.index + log.length + 1) {
+          throw new BkvError(ErrorCode.Corrupt, `host storage has a gap or disorder at entry ${se.index}`);
+        }
+        if (!bytesEqual(e.prevHash, prev)) {
+          throw new BkvError(ErrorCode.Corrupt, `entry ${e.index} does not chain to the entry before it`);
+        }
+        prev = hash(bytes);
+        log.push({ index: e.index, term: e.term, bytes, hash: prev });
+      }
+    } catch (e) {
+      const msg = e instanceof BkvError ? e.message : "a sealed blob failed authentication";
+      return this.fail(ErrorCode.Corrupt, `host storage rejected: ${msg}`);
+    }
+    const genesis = state.genesis ?? this.genesisFrom(log[0]);
+    if (genesis === null) {
+      return this.fail(
         ErrorCode.Rollback,
-        `host storage ends at entry ${this.state.index} but entry ${nv.commitIndex} was committed: old storage was restored`,
+        "host storage lost the fleet's genesis: it was restored from before this HSM joined",
       );
-      return;
     }
-    const h = hashes.get(nv.commitIndex);
-    if (h === undefined || !bytesEqual(h, nv.chainHash)) {
-      this.fail(ErrorCode.Rollback, `host storage does not contain the committed entry ${nv.commitIndex}`);
-      return;
+    // Is the tip this HSM acknowledged still in host storage?
+    const tipIndex = nv.durableIndex;
+    const tipHash = tipIndex === meta.index ? meta.hash : log.find((r) => r.index === tipIndex)?.hash;
+    const rolledBack = tipHash === undefined || !bytesEqual(tipHash, nv.durableHash);
+    nv = { ...nv, epoch: nv.epoch + 1 };
+    await this.platform.nvramWrite(encodeNvram(nv));
+    this.nv = nv;
+    this.committed = state;
+    await this.becomeMember(genesis, meta, snapshotState, log, rolledBack ? nv.durableIndex : null);
+  }
+
+  private genesisFrom(rec: LogRecord | undefined): Genesis | null {
+    if (rec === undefined || rec.index !== 1) return null;
+    const op = decodeEntry(rec.bytes).ops[0];
+    return op?.op === "genesis" ? op.genesis : null;
+  }
+
+  private async becomeMember(
+    genesis: Genesis,
+    meta: SnapshotMeta,
+    snapshotState: Uint8Array | null,
+    log: LogRecord[],
+    recoveringUntil: number | null,
+  ): Promise<void> {
+    const self = genesis.members.findIndex((m) => bytesEqual(m, this.identity)) + 1;
+    if (self === 0)
+      return this.fail(ErrorCode.Corrupt, "this HSM is not a member of the fleet in its storage");
+    this.genesis = genesis;
+    this.node = self;
+    const crypto = this.platform.crypto;
+    const keys = new Map<number, { send: Uint8Array; recv: Uint8Array }>();
+    for (let j = 1; j <= genesis.members.length; j++) {
+      if (j === self) continue;
+      const shared = await this.platform.identityAgree(genesis.members[j - 1]!);
+      keys.set(j, {
+        send: peerKey(crypto, shared, genesis.fleetId, self, j),
+        recv: peerKey(crypto, shared, genesis.fleetId, j, self),
+      });
     }
-    if (this.state.genesis === null) {
-      this.fail(ErrorCode.Corrupt, "host storage has no genesis");
-      return;
-    }
-    // Entries past the NVRAM commit point were stored but never acknowledged to anyone; they came
-    // from this HSM, in order, so they are committed now.
-    await this.commit(this.state.index, this.state.chainHash);
-    this.lastSnapshotIndex = snapshot?.index ?? 0;
-    this.phase = "serving";
+    this.channel = new PeerChannel(crypto, self, this.nv!.epoch, keys);
+    const members = genesis.members.map((_, i) => i + 1);
+    this.raft = new Raft(
+      {
+        id: self,
+        members,
+        electionTicks: this.options.electionTicks ?? 10,
+        heartbeatTicks: this.options.heartbeatTicks ?? 2,
+        random: () => {
+          const b = this.platform.randomBytes(4);
+          return (((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0) / 2 ** 32;
+        },
+        hash: (b) => crypto.sha256(b),
+        noop: (index, term, prevHash) =>
+          encodeEntry({ index, term, prevHash, time: this.now(), requestId: new Uint8Array(0), ops: [] }),
+      },
+      { term: this.nv!.term, vote: this.nv!.vote, snapshot: meta, snapshotState, log, recoveringUntil },
+    );
+    this.phase = "member";
+    if (members.length === 1) this.raft.tick(); // a fleet of one need not wait for a timeout
     this.sendBooted();
   }
 
-  private sendBooted(): void {
-    const g = this.state.genesis!;
-    this.send({
-      type: "booted",
-      commitIndex: this.committedIndex,
-      vaultPublicKey: g.hpkePublicKey,
-      guessesAllowed: g.guessLimit,
-    });
-  }
+  // -------------------------------------------------------------------------------------------
+  // Genesis ceremony.
 
-  private async genesis(guessLimit: number): Promise<void> {
+  private async genesisCreate(members: Uint8Array[], guessLimit: number): Promise<void> {
+    if (this.phase !== "uninitialized")
+      return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
     if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
-      this.fail(ErrorCode.Invalid, `guess limit must be 1 to ${MAX_GUESS_LIMIT}`);
-      return;
+      return this.fail(ErrorCode.Invalid, `guess limit must be 1 to ${MAX_GUESS_LIMIT}`);
     }
+    if (members.length < 1 || members.length > 9 || members.some((m) => m.length !== 32)) {
+      return this.fail(ErrorCode.Invalid, "a fleet has 1 to 9 members, each a 32-byte identity key");
+    }
+    const creator = members.findIndex((m) => bytesEqual(m, this.identity)) + 1;
+    if (creator === 0) return this.fail(ErrorCode.Invalid, "the creating HSM must be a member");
     const kp = await this.platform.crypto.hpkeGenerateKeyPair();
+    const fleetId = this.platform.randomBytes(16);
     const now = this.now();
-    this.phase = "genesis";
-    const index = this.append({
+    const entry = encodeEntry({
+      index: 1,
+      term: 0,
+      prevHash: ZERO_HASH,
       time: now,
       requestId: new Uint8Array(0),
       ops: [
         {
           op: "genesis",
           genesis: {
+            fleetId,
+            members,
             opaqueServerSetup: opaque.server.createSetup(),
             hpkePrivateKey: kp.privateKey,
             hpkePublicKey: kp.publicKey,
@@ -261,105 +382,305 @@ export class HsmCore {
         },
       ],
     });
-    void this.committed(index).then(() => {
-      this.phase = "serving";
-      this.sendBooted();
-    });
-    await this.flush();
+    const packages: Uint8Array[] = [];
+    for (let member = 1; member <= members.length; member++) {
+      const head = { fleetId, creator, member, members };
+      const shared = await this.platform.identityAgree(members[member - 1]!);
+      const key = packageKey(this.platform.crypto, shared, fleetId, creator, member);
+      const nonce = this.platform.randomBytes(12);
+      const ciphertext = await this.platform.crypto.aeadSeal(key, nonce, entry, packageAad(head));
+      packages.push(encodePackage({ ...head, nonce, ciphertext }));
+    }
+    this.send({ type: "genesis-packages", packages });
+  }
+
+  private async genesisJoin(pkgBytes: Uint8Array): Promise<void> {
+    if (this.phase !== "uninitialized")
+      return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can join a fleet");
+    let entry: Entry;
+    let bytes: Uint8Array;
+    try {
+      const p = decodePackage(pkgBytes);
+      if (!bytesEqual(p.members[p.member - 1]!, this.identity))
+        throw new Error("the package is for another HSM");
+      const shared = await this.platform.identityAgree(p.members[p.creator - 1]!);
+      const key = packageKey(this.platform.crypto, shared, p.fleetId, p.creator, p.member);
+      bytes = await this.platform.crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p));
+      entry = checkGenesisEntry(bytes, p);
+    } catch (e) {
+      return this.fail(ErrorCode.Invalid, `genesis package refused: ${(e as Error).message}`);
+    }
+    this.phase = "joining";
+    const record: LogRecord = { index: 1, term: 0, bytes, hash: this.platform.crypto.sha256(bytes) };
+    this.joinEntry = { record, entry };
+    this.nv = { term: 0, vote: 0, epoch: 1, durableIndex: 0, durableHash: ZERO_HASH };
+    await this.platform.nvramWrite(encodeNvram(this.nv));
+    this.persistQueue.push({ entries: [record], truncateFrom: null, snapshot: null });
   }
 
   // -------------------------------------------------------------------------------------------
-  // The log: append (speculatively applied), flush to the host, commit on its acknowledgement.
+  // Ready: NVRAM, persistence, messages, applying committed entries.
 
-  private append(body: EntryBody): number {
-    const entry: Entry = { ...body, index: this.state.index + 1, prevHash: this.state.chainHash };
-    const bytes = encodeEntry(entry);
-    this.state.apply(entry, this.platform.crypto.sha256(bytes));
-    this.unpersisted.push({ index: entry.index, bytes });
-    return entry.index;
+  private async processReady(): Promise<void> {
+    const raft = this.raft;
+    if (raft !== null && this.phase === "member") {
+      while (raft.hasReady()) {
+        const rd = raft.ready();
+        if (rd.hardState !== null) {
+          this.nv = { ...this.nv!, term: rd.hardState.term, vote: rd.hardState.vote };
+          await this.platform.nvramWrite(encodeNvram(this.nv));
+        }
+        if (rd.snapshot !== null) this.installSnapshot(rd.snapshot.meta, rd.snapshot.state);
+        if (rd.entries.length > 0 || rd.truncateFrom !== null || rd.snapshot !== null) {
+          this.persistQueue.push({
+            entries: rd.entries,
+            truncateFrom: rd.truncateFrom,
+            snapshot: rd.snapshot,
+          });
+        }
+        for (const out of rd.messages) await this.sendPeer(out.to, out.msg);
+      }
+      this.trackLeadership();
+      this.applyCommitted();
+      this.maybeCompact();
+    }
+    await this.flush();
+  }
+
+  private async sendPeer(to: number, msg: PeerMessage): Promise<void> {
+    const bytes = await this.channel!.seal(to, encodePeerMessage(msg));
+    this.send({ type: "peer", to, bytes });
+  }
+
+  /** The leader decides on a speculative state: committed state plus its uncommitted entries. */
+  private trackLeadership(): void {
+    const raft = this.raft!;
+    if (raft.role !== "leader") {
+      this.spec = null;
+      this.wasLeaderTerm = 0;
+      return;
+    }
+    if (this.spec !== null && this.wasLeaderTerm === raft.term) return;
+    this.wasLeaderTerm = raft.term;
+    const spec = this.committed.clone();
+    for (const rec of raft.entries(spec.index + 1, raft.lastIndex()))
+      spec.apply(decodeEntry(rec.bytes), rec.hash);
+    this.spec = spec;
+  }
+
+  private applyCommitted(): void {
+    const raft = this.raft!;
+    while (this.committed.index < raft.commitIndex) {
+      const rec = raft.entry(this.committed.index + 1);
+      if (rec === undefined) break;
+      this.committed.apply(decodeEntry(rec.bytes), rec.hash);
+      this.counters.entriesApplied++;
+      const ws = this.waiters.get(rec.index);
+      if (ws !== undefined) {
+        this.waiters.delete(rec.index);
+        for (const w of ws) (bytesEqual(w.hash, rec.hash) ? w.resolve : w.reject)();
+      }
+    }
+  }
+
+  private installSnapshot(meta: SnapshotMeta, state: Uint8Array): void {
+    this.committed = VaultState.decode(state);
+    this.spec = null;
+    for (const [index, ws] of this.waiters) {
+      if (index <= meta.index) {
+        this.waiters.delete(index);
+        for (const w of ws) w.reject();
+      }
+    }
+  }
+
+  private maybeCompact(): void {
+    const raft = this.raft!;
+    const at = Math.min(this.committed.index, raft.durableIndex);
+    if (
+      at - raft.snapshot.index < (this.options.snapshotEvery ?? SNAPSHOT_EVERY) ||
+      at !== this.committed.index
+    )
+      return;
+    const state = this.committed.encode();
+    const meta = { index: this.committed.index, term: this.committed.term, hash: this.committed.chainHash };
+    raft.compact(meta, state);
+    this.persistQueue.push({ entries: [], truncateFrom: null, snapshot: { meta, state } });
   }
 
   private async flush(): Promise<void> {
-    if (this.inFlight !== null || this.unpersisted.length === 0) return;
-    const batch = this.unpersisted;
-    this.unpersisted = [];
-    this.inFlight = { lastIndex: this.state.index, lastHash: this.state.chainHash };
-    let snapshotPlain: Uint8Array | null = null;
-    if (this.state.index - this.lastSnapshotIndex >= (this.options.snapshotEvery ?? SNAPSHOT_EVERY)) {
-      snapshotPlain = new Writer()
-        .u64(this.committedIndex)
-        .fixed(this.committedHash)
-        .bytes(this.state.encode())
-        .finish();
-      this.lastSnapshotIndex = this.state.index;
+    if (this.inFlight !== null || this.persistQueue.length === 0) return;
+    const merged: Batch = { entries: [], truncateFrom: null, snapshot: null };
+    for (const b of this.persistQueue) {
+      if (b.truncateFrom !== null) {
+        merged.entries = merged.entries.filter((e) => e.index < b.truncateFrom!);
+        merged.truncateFrom =
+          merged.truncateFrom === null ? b.truncateFrom : Math.min(merged.truncateFrom, b.truncateFrom);
+      }
+      merged.entries.push(...b.entries);
+      if (b.snapshot !== null) merged.snapshot = b.snapshot;
     }
+    this.persistQueue = [];
+    const last = merged.entries.at(-1);
+    let tip: number;
+    let tipHash: Uint8Array;
+    if (last !== undefined) {
+      tip = last.index;
+      tipHash = last.hash;
+    } else if (merged.snapshot !== null && merged.truncateFrom === 0) {
+      tip = merged.snapshot.meta.index;
+      tipHash = merged.snapshot.meta.hash;
+    } else if (merged.truncateFrom !== null) {
+      tip = merged.truncateFrom - 1;
+      tipHash = this.raft?.hashAt(tip) ?? ZERO_HASH;
+    } else {
+      tip = this.raft?.durableIndex ?? 0;
+      tipHash = this.raft?.hashAt(tip) ?? ZERO_HASH;
+    }
+    const id = this.nextBatch;
+    this.nextBatch = (this.nextBatch % 0xfffffff0) + 1;
+    this.inFlight = { id, tip, tipHash };
     const sealed: SealedEntry[] = [];
-    for (const u of batch) {
-      sealed.push({ index: u.index, sealed: await this.platform.seal(u.bytes, aadFor(ENTRY_AAD, u.index)) });
+    for (const e of merged.entries) {
+      sealed.push({ index: e.index, sealed: await this.platform.seal(e.bytes, aadFor(ENTRY_AAD, e.index)) });
     }
+    const snap = merged.snapshot;
     const snapshot =
-      snapshotPlain === null
+      snap === null
         ? null
         : {
-            index: this.inFlight.lastIndex,
-            sealed: await this.platform.seal(snapshotPlain, aadFor(SNAPSHOT_AAD, this.inFlight.lastIndex)),
+            index: snap.meta.index,
+            sealed: await this.platform.seal(snap.state, aadFor(SNAPSHOT_AAD, snap.meta.index)),
           };
-    this.send({ type: "persist", entries: sealed, snapshot });
+    this.send({ type: "persist", id, entries: sealed, snapshot, truncateFrom: merged.truncateFrom });
   }
 
-  private async persisted(index: number): Promise<void> {
+  private async persisted(id: number): Promise<void> {
     const f = this.inFlight;
-    if (f === null || index !== f.lastIndex) {
+    if (f === null || id !== f.id) {
       this.counters.framesRejected++;
       return;
     }
     this.inFlight = null;
-    await this.commit(f.lastIndex, f.lastHash);
-    await this.flush();
-  }
-
-  private async commit(index: number, hash: Uint8Array): Promise<void> {
-    if (index > this.committedIndex) {
-      await this.platform.nvramWrite(encodeNvram({ commitIndex: index, chainHash: hash }));
-      this.counters.entriesCommitted += index - this.committedIndex;
-      this.committedIndex = index;
-      this.committedHash = hash;
+    if (this.phase === "joining") {
+      const j = this.joinEntry!;
+      this.nv = { ...this.nv!, durableIndex: 1, durableHash: j.record.hash };
+      await this.platform.nvramWrite(encodeNvram(this.nv));
+      const op = j.entry.ops[0]!;
+      if (op.op !== "genesis") return;
+      this.joinEntry = null;
+      await this.becomeMember(op.genesis, { index: 0, term: 0, hash: ZERO_HASH }, null, [j.record], null);
+      return;
     }
-    const ready = this.waiters.filter((w) => w.index <= this.committedIndex);
-    this.waiters = this.waiters.filter((w) => w.index > this.committedIndex);
-    for (const w of ready) w.resolve();
+    const raft = this.raft;
+    if (raft === null) return;
+    const h = raft.hashAt(f.tip);
+    if (h !== undefined && bytesEqual(h, f.tipHash)) {
+      this.nv = { ...this.nv!, durableIndex: f.tip, durableHash: f.tipHash };
+      await this.platform.nvramWrite(encodeNvram(this.nv));
+      raft.advanceDurable(f.tip);
+    }
   }
 
-  private committed(index: number): Promise<void> {
-    if (index <= this.committedIndex) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ index, resolve }));
+  // -------------------------------------------------------------------------------------------
+  // Ticks and peers.
+
+  private tick(): void {
+    if (this.phase !== "member") return;
+    this.raft!.tick();
+    const limit = this.options.forwardTicks ?? 200;
+    for (const [id, f] of this.forwards) {
+      if (++f.age > limit) {
+        this.forwards.delete(id);
+        f.resolve({ ok: false, code: ErrorCode.Unavailable, message: "the leader did not answer in time" });
+      }
+    }
+  }
+
+  private async peer(bytes: Uint8Array): Promise<void> {
+    if (this.phase !== "member") return;
+    const opened = await this.channel!.open(bytes);
+    if (opened === null) return;
+    let m: PeerMessage;
+    try {
+      m = decodePeerMessage(opened.plaintext);
+    } catch {
+      this.counters.framesRejected++;
+      return;
+    }
+    const from = opened.from;
+    switch (m.type) {
+      case "fwd": {
+        const id = m.id;
+        const { wait } = await this.prepare(m.envelope);
+        void wait.then((r) => this.answerForward(from, id, r));
+        return;
+      }
+      case "fwd-resp": {
+        const f = this.forwards.get(m.id);
+        if (f === undefined) return;
+        this.forwards.delete(m.id);
+        f.resolve(
+          m.ok ? { ok: true, envelope: m.envelope } : { ok: false, code: m.code, message: m.message },
+        );
+        return;
+      }
+      default:
+        this.raft!.step(from, m);
+    }
+  }
+
+  private answerForward(to: number, id: number, r: Reply): void {
+    const msg: PeerMessage = r.ok
+      ? { type: "fwd-resp", id, ok: true, envelope: r.envelope }
+      : { type: "fwd-resp", id, ok: false, code: r.code, message: r.message };
+    void this.receiveInternal(() => this.sendPeer(to, msg));
+  }
+
+  /** Run work inside the frame queue (used for events that do not come from a frame). */
+  private receiveInternal(work: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   // -------------------------------------------------------------------------------------------
   // Client requests.
 
-  private reject(tag: number, code: string, message: string): void {
-    this.counters.requestsRejected++;
-    this.send({ type: "reply", tag, ok: false, code, message });
+  private unavailable(message: string): { wait: Promise<Reply> } {
+    return { wait: Promise.resolve({ ok: false, code: ErrorCode.Unavailable, message }) };
   }
 
-  private async client(tag: number, envelopeBytes: Uint8Array): Promise<void> {
-    if (this.phase !== "serving") {
-      this.reject(
-        tag,
-        ErrorCode.Unavailable,
-        this.phase === "failed" ? "HSM refuses to serve (see its boot failure)" : "HSM is not booted",
-      );
-      return;
+  private rejected(code: string, message: string): { wait: Promise<Reply> } {
+    return { wait: Promise.resolve({ ok: false, code, message }) };
+  }
+
+  /**
+   * Take a client envelope: on the leader, open it, decide and propose; on a follower, forward it to
+   * the leader. Runs inside the frame queue, so decisions are serialized; resolves to a promise of
+   * the reply, which settles once the entry is committed (or the leader answers a forward).
+   */
+  private async prepare(envelopeBytes: Uint8Array): Promise<{ wait: Promise<Reply> }> {
+    const raft = this.raft;
+    if (this.phase !== "member" || raft === null)
+      return this.unavailable("HSM is not a serving member of a fleet");
+    if (raft.recoveringUntil !== null) {
+      return this.unavailable("HSM storage was rolled back; waiting for the fleet to bring it up to date");
+    }
+    if (raft.role !== "leader") {
+      if (raft.leader === 0) return this.unavailable("no leader: the fleet has no majority right now");
+      const id = this.nextForward++;
+      const p = new Promise<Reply>((resolve) => this.forwards.set(id, { resolve, age: 0 }));
+      await this.sendPeer(raft.leader, { type: "fwd", id, envelope: envelopeBytes });
+      return { wait: p };
     }
     let env: ReturnType<typeof decodeRequestEnvelope>;
     try {
       env = decodeRequestEnvelope(envelopeBytes);
     } catch (e) {
-      this.reject(tag, ErrorCode.Malformed, (e as Error).message);
-      return;
+      return this.rejected(ErrorCode.Malformed, (e as Error).message);
     }
-    const genesis = this.state.genesis!;
+    const genesis = this.genesis!;
     let opened: { plaintext: Uint8Array; exported: Uint8Array };
     try {
       opened = await this.platform.crypto.hpkeOpen({
@@ -372,23 +693,40 @@ export class HsmCore {
         exportLength: 32,
       });
     } catch {
-      this.reject(
-        tag,
+      return this.rejected(
         ErrorCode.Authentication,
         "request does not open under the vault key (altered, or sealed to another key)",
       );
-      return;
     }
     this.counters.requestsOpened++;
-    const responseKey = opened.exported;
+    // Leadership may have changed while the request was being opened.
+    const spec = this.spec;
+    if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");
     let result: VaultResult;
-    let index = 0;
+    let committedAt: Promise<void> = Promise.resolve();
     try {
       const req = decodeVaultRequest(opened.plaintext);
       const now = this.now();
-      const d = decide(this.state, env.user, req, now, (n) => this.platform.randomBytes(n));
+      const d = decide(spec, env.user, req, now, (n) => this.platform.randomBytes(n));
       result = d.result;
-      if (d.ops !== null) index = this.append({ time: now, requestId: req.requestId, ops: d.ops });
+      if (d.ops !== null) {
+        const body: EntryBody = { time: now, requestId: req.requestId, ops: d.ops };
+        let made: { entry: Entry; bytes: Uint8Array } | null = null;
+        const index = raft.propose((index, term, prevHash) => {
+          const entry: Entry = { ...body, index, term, prevHash };
+          made = { entry, bytes: encodeEntry(entry) };
+          return made.bytes;
+        });
+        if (index === null || made === null) return this.unavailable("leadership changed; try again");
+        const m = made as { entry: Entry; bytes: Uint8Array };
+        const hash = this.platform.crypto.sha256(m.bytes);
+        spec.apply(m.entry, hash);
+        committedAt = new Promise<void>((resolve, reject) => {
+          const ws = this.waiters.get(index) ?? [];
+          ws.push({ hash, resolve, reject });
+          this.waiters.set(index, ws);
+        });
+      }
     } catch (e) {
       result = {
         error: ErrorCode.Invalid,
@@ -398,16 +736,41 @@ export class HsmCore {
     }
     const nonce = this.platform.randomBytes(12);
     const ct = await this.platform.crypto.aeadSeal(
-      responseKey,
+      opened.exported,
       nonce,
       encodeVaultResult(result),
       new Uint8Array(0),
     );
     const envelope = encodeResponseEnvelope({ nonce, ciphertext: ct });
-    if (index > 0) {
-      void this.flush();
-      await this.committed(index);
-    }
-    this.send({ type: "reply", tag, ok: true, envelope });
+    return {
+      wait: committedAt.then(
+        (): Reply => ({ ok: true, envelope }),
+        (): Reply => ({
+          ok: false,
+          code: ErrorCode.Unavailable,
+          message: "leadership changed before the request committed",
+        }),
+      ),
+    };
+  }
+
+  /** For tests and the simulator: a read-only view of the committed state. */
+  inspect(): {
+    node: number;
+    role: string;
+    term: number;
+    commitIndex: number;
+    state: VaultState;
+    recovering: boolean;
+  } {
+    const r = this.raft;
+    return {
+      node: this.node,
+      role: r?.role ?? this.phase,
+      term: r?.term ?? 0,
+      commitIndex: r?.commitIndex ?? 0,
+      state: this.committed,
+      recovering: r !== null && r.recoveringUntil !== null,
+    };
   }
 }

@@ -1,6 +1,18 @@
 export { type CoreCounters, type CoreOptions, HsmCore } from "./core.js";
+export * from "./genesis.js";
 export * from "./log-entry.js";
 export * from "./nvram.js";
+export { PeerChannel, peerKey } from "./peer-channel.js";
 export type { HsmCrypto, HsmPlatform } from "./platform.js";
 export * from "./policy.js";
+export {
+  type LogRecord,
+  Raft,
+  type RaftInit,
+  type RaftOptions,
+  type Ready,
+  type Role,
+  type SnapshotMeta,
+} from "./raft.js";
+export * from "./raft-messages.js";
 export { VaultState } from "./state.js";

@@ -6,6 +6,10 @@
 import { check, REQUEST_ID_BYTES, Reader, SESSION_ID_BYTES, Writer } from "@bkv/wire";
 
 export interface Genesis {
+  /** Random id of the fleet, fixed at its creation. */
+  fleetId: Uint8Array;
+  /** Members' identity (X25519) public keys; node i is members[i - 1]. Frozen for the fleet's life. */
+  members: Uint8Array[];
   /** OPAQUE server setup (opaque-ke serialization, base64url), holds the OPRF seed and AKE key. */
   opaqueServerSetup: string;
   hpkePrivateKey: Uint8Array;
@@ -34,6 +38,8 @@ export interface EntryBody {
 
 export interface Entry extends EntryBody {
   index: number;
+  /** Raft term of the leader that created the entry. */
+  term: number;
   prevHash: Uint8Array;
 }
 
@@ -51,7 +57,11 @@ export function writeOp(w: Writer, o: Op): void {
   w.u8(OP_TAG[o.op]);
   switch (o.op) {
     case "genesis":
-      w.string(o.genesis.opaqueServerSetup)
+      w.fixed(o.genesis.fleetId)
+        .list(o.genesis.members, (w, m) => {
+          w.fixed(m);
+        })
+        .string(o.genesis.opaqueServerSetup)
         .bytes(o.genesis.hpkePrivateKey)
         .bytes(o.genesis.hpkePublicKey)
         .u32(o.genesis.guessLimit)
@@ -81,6 +91,8 @@ export function readOp(r: Reader): Op {
       return {
         op: "genesis",
         genesis: {
+          fleetId: r.fixed(16, "fleet id"),
+          members: r.list("members", 9, (r) => r.fixed(32, "member key")),
           opaqueServerSetup: r.string("server setup", 4096),
           hpkePrivateKey: r.bytes("HPKE private key", 64),
           hpkePublicKey: r.bytes("HPKE public key", 64),
@@ -123,6 +135,7 @@ export function readOp(r: Reader): Op {
 export function encodeEntry(e: Entry): Uint8Array {
   return new Writer()
     .u64(e.index)
+    .u64(e.term)
     .fixed(e.prevHash)
     .u64(e.time)
     .bytes(e.requestId)
@@ -133,11 +146,12 @@ export function encodeEntry(e: Entry): Uint8Array {
 export function decodeEntry(b: Uint8Array): Entry {
   const r = new Reader(b, "log entry");
   const index = r.u64("index");
+  const term = r.u64("term");
   const prevHash = r.fixed(32, "previous hash");
   const time = r.u64("time");
   const requestId = r.bytes("request id", REQUEST_ID_BYTES);
   check(requestId.length === 0 || requestId.length === REQUEST_ID_BYTES, "log entry: bad request id");
   const ops = r.list("ops", 64, readOp);
   r.end();
-  return { index, prevHash, time, requestId, ops };
+  return { index, term, prevHash, time, requestId, ops };
 }

@@ -1,18 +1,32 @@
 /**
- * The HSM's NVRAM record: the last committed index and its chain hash. The host can neither read
- * nor roll it back, so it pins how far the log must reach when the HSM boots from host storage.
+ * The HSM's NVRAM record, a few dozen bytes the host can neither read, write nor roll back: Raft's
+ * term and vote, the boot epoch (fresh nonces for the peer channel after every restart), and the
+ * durable log tip this HSM has acknowledged (index and chain hash). At boot, host storage must reach
+ * that tip, or the HSM knows an old copy was restored.
  */
 import { check, Reader, utf8, Writer } from "@bkv/wire";
 
 const MAGIC = utf8("BKVN");
+const VERSION = 2;
 
 export interface NvramState {
-  commitIndex: number;
-  chainHash: Uint8Array;
+  term: number;
+  vote: number;
+  epoch: number;
+  durableIndex: number;
+  durableHash: Uint8Array;
 }
 
 export function encodeNvram(s: NvramState): Uint8Array {
-  return new Writer().fixed(MAGIC).u8(1).u64(s.commitIndex).fixed(s.chainHash).finish();
+  return new Writer()
+    .fixed(MAGIC)
+    .u8(VERSION)
+    .u64(s.term)
+    .u8(s.vote)
+    .u32(s.epoch)
+    .u64(s.durableIndex)
+    .fixed(s.durableHash)
+    .finish();
 }
 
 export function decodeNvram(b: Uint8Array): NvramState {
@@ -22,8 +36,14 @@ export function decodeNvram(b: Uint8Array): NvramState {
     magic.every((x, i) => x === MAGIC[i]),
     "NVRAM: wrong magic",
   );
-  check(r.u8("version") === 1, "NVRAM: unknown version");
-  const s = { commitIndex: r.u64("commit index"), chainHash: r.fixed(32, "chain hash") };
+  check(r.u8("version") === VERSION, "NVRAM: unknown version");
+  const s = {
+    term: r.u64("term"),
+    vote: r.u8("vote"),
+    epoch: r.u32("epoch"),
+    durableIndex: r.u64("durable index"),
+    durableHash: r.fixed(32, "durable hash"),
+  };
   r.end();
   return s;
 }

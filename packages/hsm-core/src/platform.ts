@@ -23,6 +23,10 @@ export interface HsmCrypto {
   }): Promise<{ plaintext: Uint8Array; exported: Uint8Array }>;
   /** AES-256-GCM with a 12-byte nonce; output is ciphertext || 16-byte tag. */
   aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** Inverse of aeadSeal; throws if it does not authenticate. */
+  aeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** HKDF-SHA256 (RFC 5869). */
+  hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   /** Synchronous: the log's hash chain is computed as entries are appended. */
   sha256(data: Uint8Array): Uint8Array;
 }
@@ -39,4 +43,8 @@ export interface HsmPlatform {
   /** A few hundred bytes that survive restarts and that the host cannot read, write or roll back. */
   nvramRead(): Promise<Uint8Array | null>;
   nvramWrite(data: Uint8Array): Promise<void>;
+  /** This HSM's identity: an X25519 public key whose private half was made inside and never leaves. */
+  identityPublicKey(): Promise<Uint8Array>;
+  /** X25519(identity private key, peer public key): the base of keys shared with another HSM. */
+  identityAgree(peerPublicKey: Uint8Array): Promise<Uint8Array>;
 }

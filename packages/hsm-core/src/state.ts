@@ -29,8 +29,9 @@ export class VaultState {
   seen = new Map<string, number>();
   /** Highest HSM time recorded in the log. */
   clock = 0;
-  /** Index and chain hash of the last applied entry. */
+  /** Index, term and chain hash of the last applied entry. */
   index = 0;
+  term = 0;
   chainHash: Uint8Array = new Uint8Array(32);
 
   get guessLimit(): number {
@@ -53,6 +54,7 @@ export class VaultState {
     }
     for (const op of entry.ops) this.applyOp(op);
     this.index = entry.index;
+    this.term = entry.term;
     this.chainHash = hash;
   }
 
@@ -98,7 +100,7 @@ export class VaultState {
   // Snapshots: the whole state in canonical bytes.
 
   encode(): Uint8Array {
-    const w = new Writer().u64(this.index).fixed(this.chainHash).u64(this.clock);
+    const w = new Writer().u64(this.index).u64(this.term).fixed(this.chainHash).u64(this.clock);
     if (this.genesis === null) w.u8(0);
     else writeOp(w.u8(1), { op: "genesis", genesis: this.genesis });
     const users = [...this.records.keys()].sort();
@@ -115,10 +117,16 @@ export class VaultState {
     return w.finish();
   }
 
+  /** An independent copy (the leader's speculative state starts as one). */
+  clone(): VaultState {
+    return VaultState.decode(this.encode());
+  }
+
   static decode(b: Uint8Array): VaultState {
     const r = new Reader(b, "vault snapshot");
     const s = new VaultState();
     s.index = r.u64("index");
+    s.term = r.u64("term");
     s.chainHash = r.fixed(32, "chain hash");
     s.clock = r.u64("clock");
     const hasGenesis = r.u8("genesis flag");

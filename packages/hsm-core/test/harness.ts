@@ -1,141 +1,85 @@
 /**
- * A test host for the HSM core in-process: it stores what the core persists (as the real host does
- * in SQLite), relays client envelopes, and can misbehave on purpose: restore old storage, tamper,
- * lie about persistence, restart the HSM. The core under test is the real one with a memory platform.
+ * A test host for one HSM core in-process: node 1 of a fleet of one (packages/sim), with the host's
+ * misbehaviour at hand: restore old storage, tamper, stall persistence, move the clock, restart.
  */
-
 import type { VaultTransport } from "@bkv/client";
-import { type CoreOptions, HsmCore } from "@bkv/hsm-core";
-import { type MemoryHsm, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
-import {
-  BkvError,
-  decodeHsmToHost,
-  ErrorCode,
-  encodeHostToHsm,
-  type HostToHsm,
-  type HsmToHost,
-  type SealedEntry,
-} from "@bkv/wire";
-
-export interface Stored {
-  snapshot: SealedEntry | null;
-  entries: SealedEntry[];
-}
+import type { CoreOptions } from "@bkv/hsm-core";
+import { type Booted, type ReplyFrame, SimFleet, type SimNode, type Stored } from "@bkv/sim";
+import type { HostToHsm, HsmToHost } from "@bkv/wire";
 
 export class TestHost {
-  hsm: MemoryHsm = newMemoryHsm();
-  stored: Stored = { snapshot: null, entries: [] };
-  core!: HsmCore;
-  booted: HsmToHost | null = null;
-  /** When false, persist frames are stored but never acknowledged (a host that stalls). */
-  ackPersist = true;
-  /** Frames the core emitted, for inspection. */
-  frames: HsmToHost[] = [];
-  clock: () => number = () => Date.now();
-  private nextTag = 1;
-  private pending = new Map<number, (m: HsmToHost) => void>();
+  private constructor(readonly fleet: SimFleet) {}
 
-  constructor(
-    private readonly guessLimit = 10,
-    private readonly options: CoreOptions = {},
-  ) {}
-
-  /** Start (or restart) the HSM from the current storage and NVRAM. */
-  async boot(): Promise<HsmToHost> {
-    this.booted = null;
-    this.pending.clear();
-    this.core = await HsmCore.create(
-      memoryPlatform(this.hsm, () => this.clock()),
-      (b) => this.onFrame(b),
-      this.options,
-    );
-    const done = new Promise<HsmToHost>((resolve) => {
-      this.onBoot = resolve;
-    });
-    await this.send({
-      type: "boot",
-      snapshot: this.stored.snapshot,
-      entries: this.stored.entries,
-      guessLimit: this.guessLimit,
-    });
-    return done;
+  static async create(guessLimit = 10, options: CoreOptions = {}): Promise<TestHost> {
+    return new TestHost(await SimFleet.create({ nodes: 1, guessLimit, core: options }));
   }
 
-  private onBoot: ((m: HsmToHost) => void) | null = null;
+  get node(): SimNode {
+    return this.fleet.node(1);
+  }
+
+  get stored(): Stored {
+    return this.node.stored;
+  }
+
+  set stored(s: Stored) {
+    this.node.stored = s;
+  }
+
+  get hsm() {
+    return this.node.hsm;
+  }
+
+  set ackPersist(v: boolean) {
+    this.node.ackPersist = v;
+  }
+
+  get core() {
+    return this.node.core!;
+  }
+
+  get booted(): HsmToHost | null {
+    return this.node.booted;
+  }
+
+  /** Restart the HSM from host storage and NVRAM; waits for it to lead again unless it cannot. */
+  async boot(): Promise<HsmToHost> {
+    this.fleet.crash(1);
+    const b = await this.fleet.start(1);
+    if (b.type === "booted" && !b.recovering) await this.fleet.waitForLeader();
+    return b;
+  }
 
   send(m: HostToHsm): Promise<void> {
-    return this.core.receive(encodeHostToHsm(m));
+    return this.fleet.deliverFrame(this.node, m);
   }
 
-  private onFrame(bytes: Uint8Array): void {
-    const m = decodeHsmToHost(bytes);
-    this.frames.push(m);
-    switch (m.type) {
-      case "booted":
-      case "failed":
-        this.booted = m;
-        this.onBoot?.(m);
-        return;
-      case "persist": {
-        this.stored.entries.push(...m.entries);
-        if (m.snapshot !== null) {
-          this.stored.snapshot = m.snapshot;
-          this.stored.entries = this.stored.entries.filter((e) => e.index > m.snapshot!.index);
-        }
-        const last = m.entries.at(-1)?.index ?? 0;
-        if (this.ackPersist) queueMicrotask(() => void this.send({ type: "persisted", index: last }));
-        return;
-      }
-      case "reply": {
-        const p = this.pending.get(m.tag);
-        this.pending.delete(m.tag);
-        p?.(m);
-        return;
-      }
-      case "status":
-        return;
-    }
-  }
-
-  /** Send an envelope; resolves with the core's reply frame. */
-  request(envelope: Uint8Array): Promise<HsmToHost & { type: "reply" }> {
-    const tag = this.nextTag++;
-    return new Promise((resolve) => {
-      this.pending.set(tag, (m) => resolve(m as HsmToHost & { type: "reply" }));
-      void this.send({ type: "client", tag, envelope });
+  request(envelope: Uint8Array): Promise<ReplyFrame> {
+    return this.fleet.request(1, envelope).then((r) => {
+      if (r === null) throw new Error("HSM crashed");
+      return r;
     });
   }
 
-  /** A VaultTransport for the SDK's VaultClient, straight into this host. */
   transport(): VaultTransport {
-    return {
-      send: async (envelope) => {
-        const r = await this.request(envelope);
-        if (r.ok) return r.envelope;
-        throw new BkvError(
-          r.code === ErrorCode.Unavailable ? ErrorCode.Unavailable : ErrorCode.Invalid,
-          r.message,
-        );
-      },
-    };
+    return this.fleet.transport(1);
   }
 
   vaultPublicKey(): Uint8Array {
-    if (this.booted?.type !== "booted") throw new Error("not booted");
-    return this.booted.vaultPublicKey;
+    return this.fleet.vaultPublicKey();
   }
 
-  /** A deep copy of host storage, as an operator's backup would be. */
   copyStorage(): Stored {
-    return {
-      snapshot:
-        this.stored.snapshot === null
-          ? null
-          : { ...this.stored.snapshot, sealed: this.stored.snapshot.sealed.slice() },
-      entries: this.stored.entries.map((e) => ({ index: e.index, sealed: e.sealed.slice() })),
-    };
+    return this.node.copyStorage();
+  }
+
+  /** Virtual time the clients should use. */
+  now(): number {
+    return this.fleet.time + this.node.clockSkew;
   }
 }
+
+export type { Booted };
 
 /** Light key stretching for tests: Argon2id at its minimum, so tests spend time on the protocol. */
 export const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;

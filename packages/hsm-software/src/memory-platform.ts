@@ -3,22 +3,45 @@
  * the simulator. Keep the MemoryHsm and build a new platform from it to "restart" the same HSM.
  */
 import { randomBytes } from "node:crypto";
+import { generateX25519KeyPair } from "@bkv/hpke";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
+import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto, x25519Identity } from "./node-crypto.js";
 
 export interface MemoryHsm {
   sealKey: Uint8Array;
+  identityKey: Uint8Array;
   nvram: Uint8Array | null;
 }
 
 export function newMemoryHsm(): MemoryHsm {
-  return { sealKey: new Uint8Array(randomBytes(32)), nvram: null };
+  return {
+    sealKey: new Uint8Array(randomBytes(32)),
+    identityKey: generateX25519KeyPair().privateKey,
+    nvram: null,
+  };
 }
 
-export function memoryPlatform(hsm: MemoryHsm, now: () => number = () => Date.now()): HsmPlatform {
+export interface MemoryPlatformOptions {
+  now?: () => number;
+  /** Deterministic randomness for the simulator (default: crypto.randomBytes). */
+  random?: (n: number) => Uint8Array;
+}
+
+export function memoryPlatform(
+  hsm: MemoryHsm,
+  opts: MemoryPlatformOptions | (() => number) = {},
+): HsmPlatform {
+  const o = typeof opts === "function" ? { now: opts } : opts;
+  const identity = x25519Identity(hsm.identityKey);
   return {
-    now,
-    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    now: o.now ?? (() => Date.now()),
+    randomBytes: o.random ?? ((n) => new Uint8Array(randomBytes(n))),
+    async identityPublicKey() {
+      return identity.publicKey;
+    },
+    async identityAgree(peer) {
+      return identity.agree(peer);
+    },
     crypto: nodeHsmCrypto(),
     async seal(plaintext, aad) {
       const nonce = randomBytes(12);

@@ -1,7 +1,14 @@
 /**
  * HsmCrypto on node:crypto (OpenSSL): HPKE from @bkv/hpke, AES-256-GCM and SHA-256 from node:crypto.
  */
-import { createCipheriv, createDecipheriv, createHash, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  diffieHellman,
+  hkdfSync,
+  type KeyObject,
+} from "node:crypto";
 import {
   exportSecret,
   generateX25519KeyPair,
@@ -9,6 +16,7 @@ import {
   rawPublicKey,
   setupRecipient,
   x25519PrivateKey,
+  x25519PublicKey,
 } from "@bkv/hpke";
 import type { HsmCrypto } from "@bkv/hsm-core";
 
@@ -61,8 +69,26 @@ export function nodeHsmCrypto(): HsmCrypto {
     async aeadSeal(key, nonce, plaintext, aad) {
       return new Uint8Array(aes256GcmSeal(key, nonce, plaintext, aad));
     },
+    async aeadOpen(key, nonce, sealed, aad) {
+      return new Uint8Array(aes256GcmOpen(key, nonce, sealed, aad));
+    },
+    hkdf(ikm, salt, info, length) {
+      return new Uint8Array(hkdfSync("sha256", ikm, salt, info, length));
+    },
     sha256(data) {
       return new Uint8Array(createHash("sha256").update(data).digest());
     },
+  };
+}
+
+/** An X25519 identity key held by a platform: its public half and agreement with a peer's key. */
+export function x25519Identity(privateKey: Uint8Array): {
+  publicKey: Uint8Array;
+  agree(peer: Uint8Array): Uint8Array;
+} {
+  const key = x25519PrivateKey(privateKey);
+  return {
+    publicKey: rawPublicKey(key),
+    agree: (peer) => new Uint8Array(diffieHellman({ privateKey: key, publicKey: x25519PublicKey(peer) })),
   };
 }

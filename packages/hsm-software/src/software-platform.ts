@@ -1,13 +1,14 @@
 /**
  * The software HSM platform: the HSM's secrets live in its own folder (DIR/node-<i>/hsm/), apart
- * from the host's storage. seal.key never leaves this process; nvram.bin stands for the HSM's NVRAM
+ * from the host's storage. seal.key and identity.key never leave this process; nvram.bin stands for the HSM's NVRAM
  * (a double-buffered file, nvram-file.ts). For development and tests, not production.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { generateX25519KeyPair } from "@bkv/hpke";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
+import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto, x25519Identity } from "./node-crypto.js";
 import { NvramFile } from "./nvram-file.js";
 
 function readIfExists(path: string): Buffer | null {
@@ -53,6 +54,14 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
   }
   if (sealKey.length !== 32) throw new Error(`${keyPath} is not a 32-byte key`);
   const key = sealKey;
+  // The HSM's identity key: made here on first start, never leaves this folder or this process.
+  const identityPath = join(opts.dir, "identity.key");
+  let identityKey = readIfExists(identityPath);
+  if (identityKey === null) {
+    identityKey = Buffer.from(generateX25519KeyPair().privateKey);
+    writeDurably(identityPath, identityKey);
+  }
+  const identity = x25519Identity(identityKey);
   const nvram = new NvramFile(join(opts.dir, "nvram.bin"));
   return {
     now: opts.now ?? (() => Date.now()),
@@ -71,6 +80,12 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
     },
     async nvramWrite(data) {
       nvram.write(data);
+    },
+    async identityPublicKey() {
+      return identity.publicKey;
+    },
+    async identityAgree(peer) {
+      return identity.agree(peer);
     },
   };
 }

@@ -2,11 +2,13 @@
  * The HSM API: the only contract between the untrusted host agent and the HSM core. Frames are
  * bytes in, bytes out, so the same core runs in a child process, in a simulator or inside a real
  * HSM. The host is the adversary: the core decodes every frame strictly and trusts nothing in it
- * beyond what it can authenticate (sealed blobs it made itself, HPKE-sealed client requests).
+ * beyond what it can authenticate (sealed blobs it made itself, HPKE-sealed client requests, peer
+ * messages under keys agreed with the fleet's members).
  *
- * Flow: Boot -> (Persist -> Persisted)* -> Booted; then Client frames, answered by Persist frames
- * for the new log entries; once the host has stored them durably it sends Persisted, and the core
- * releases the Reply frames of the entries now committed.
+ * Life of an HSM: Boot (host storage) -> Booted. Uninitialized HSMs take part in a genesis
+ * ceremony (GenesisCreate on one, GenesisJoin on all). Members then run Raft: the host relays Peer
+ * frames between HSMs, sends Tick frames on a timer, stores what Persist frames hand it and answers
+ * Persisted; client replies leave only once their log entry is committed.
  */
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
@@ -16,32 +18,86 @@ export interface SealedEntry {
   sealed: Uint8Array;
 }
 
+export interface HsmStatus {
+  node: number;
+  role: string;
+  term: number;
+  leader: number;
+  commitIndex: number;
+  durableIndex: number;
+  recovering: boolean;
+  peerForged: number;
+  peerReplayed: number;
+}
+
 export type HostToHsm =
   /** Everything the host stored for this HSM: its newest snapshot (if any) and the entries after it. */
-  /** guessLimit is used only at genesis (empty storage and NVRAM); afterwards the log's value holds. */
-  | { type: "boot"; snapshot: SealedEntry | null; entries: SealedEntry[]; guessLimit: number }
+  | { type: "boot"; snapshot: SealedEntry | null; entries: SealedEntry[] }
   /** A client's request envelope; tag is the host's handle for matching the Reply. */
   | { type: "client"; tag: number; envelope: Uint8Array }
-  /** The host has durably stored every entry and snapshot up to this index. */
-  | { type: "persisted"; index: number }
-  | { type: "status" };
+  /** The host has durably stored everything of the Persist frame with this id. */
+  | { type: "persisted"; id: number }
+  | { type: "status" }
+  /** Time passes (one tick = the host's tick interval). */
+  | { type: "tick" }
+  /** A message from another HSM of the fleet, as relayed by the hosts (from is only a hint). */
+  | { type: "peer"; from: number; bytes: Uint8Array }
+  /** Genesis: create the fleet secrets for these members (identity public keys) and seal them to each. */
+  | { type: "genesis-create"; members: Uint8Array[]; guessLimit: number }
+  /** Genesis: join the fleet with the package sealed to this HSM. */
+  | { type: "genesis-join"; package: Uint8Array };
 
 export type HsmToHost =
-  | { type: "booted"; commitIndex: number; vaultPublicKey: Uint8Array; guessesAllowed: number }
-  /** The core refuses to go on; code is a stable ErrorCode (ROLLBACK, CORRUPT). */
+  | {
+      type: "booted";
+      identity: Uint8Array;
+      /** 0 while uninitialized (no fleet yet). */
+      node: number;
+      fleetId: Uint8Array;
+      vaultPublicKey: Uint8Array;
+      guessesAllowed: number;
+      recovering: boolean;
+    }
+  /** The core refuses to go on; code is a stable ErrorCode (CORRUPT, INVALID). */
   | { type: "failed"; code: string; message: string }
-  /** Store these durably, then answer Persisted. deleteBefore: entries below it may be dropped. */
-  | { type: "persist"; entries: SealedEntry[]; snapshot: SealedEntry | null }
+  /** Store these durably (first deleting stored entries from truncateFrom on), then answer Persisted. */
+  | {
+      type: "persist";
+      id: number;
+      entries: SealedEntry[];
+      snapshot: SealedEntry | null;
+      truncateFrom: number | null;
+    }
   /** ok: envelope is a sealed response for the client; rejected: cleartext error (no secrets). */
   | { type: "reply"; tag: number; ok: true; envelope: Uint8Array }
   | { type: "reply"; tag: number; ok: false; code: string; message: string }
-  | { type: "status"; booted: boolean; commitIndex: number; pendingEntries: number };
+  | ({ type: "status" } & HsmStatus)
+  /** Send to another HSM of the fleet. */
+  | { type: "peer"; to: number; bytes: Uint8Array }
+  | { type: "genesis-packages"; packages: Uint8Array[] };
 
 const MAX_FRAME_ENTRIES = 100_000;
 const MAX_BLOB = 64 << 20;
 
-const HOST_TAG = { boot: 1, client: 2, persisted: 3, status: 4 } as const;
-const HSM_TAG = { booted: 1, failed: 2, persist: 3, reply: 4, status: 5 } as const;
+const HOST_TAG = {
+  boot: 1,
+  client: 2,
+  persisted: 3,
+  status: 4,
+  tick: 5,
+  peer: 6,
+  "genesis-create": 7,
+  "genesis-join": 8,
+} as const;
+const HSM_TAG = {
+  booted: 1,
+  failed: 2,
+  persist: 3,
+  reply: 4,
+  status: 5,
+  peer: 6,
+  "genesis-packages": 7,
+} as const;
 
 function writeEntry(w: Writer, e: SealedEntry): void {
   w.u64(e.index).bytes(e.sealed);
@@ -56,10 +112,14 @@ function writeOptEntry(w: Writer, e: SealedEntry | null): void {
   else writeEntry(w.u8(1), e);
 }
 
+function readFlag(r: Reader, field: string): boolean {
+  const v = r.u8(field);
+  check(v <= 1, `HSM frame: bad ${field}`);
+  return v === 1;
+}
+
 function readOptEntry(r: Reader): SealedEntry | null {
-  const has = r.u8("snapshot flag");
-  check(has <= 1, "HSM frame: bad snapshot flag");
-  return has === 1 ? readEntry(r) : null;
+  return readFlag(r, "snapshot flag") ? readEntry(r) : null;
 }
 
 export function encodeHostToHsm(m: HostToHsm): Uint8Array {
@@ -68,15 +128,27 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
     case "boot":
       writeOptEntry(w, m.snapshot);
       w.list(m.entries, writeEntry);
-      w.u32(m.guessLimit);
       break;
     case "client":
       w.u32(m.tag).bytes(m.envelope);
       break;
     case "persisted":
-      w.u64(m.index);
+      w.u32(m.id);
       break;
     case "status":
+    case "tick":
+      break;
+    case "peer":
+      w.u8(m.from).bytes(m.bytes);
+      break;
+    case "genesis-create":
+      w.list(m.members, (w, k) => {
+        w.bytes(k);
+      });
+      w.u32(m.guessLimit);
+      break;
+    case "genesis-join":
+      w.bytes(m.package);
       break;
   }
   return w.finish();
@@ -92,17 +164,32 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
         type: "boot",
         snapshot: readOptEntry(r),
         entries: r.list("entries", MAX_FRAME_ENTRIES, readEntry),
-        guessLimit: r.u32("guess limit"),
       };
       break;
     case HOST_TAG.client:
       m = { type: "client", tag: r.u32("tag"), envelope: r.bytes("envelope", 8192) };
       break;
     case HOST_TAG.persisted:
-      m = { type: "persisted", index: r.u64("index") };
+      m = { type: "persisted", id: r.u32("id") };
       break;
     case HOST_TAG.status:
       m = { type: "status" };
+      break;
+    case HOST_TAG.tick:
+      m = { type: "tick" };
+      break;
+    case HOST_TAG.peer:
+      m = { type: "peer", from: r.u8("from"), bytes: r.bytes("peer message", MAX_BLOB) };
+      break;
+    case HOST_TAG["genesis-create"]:
+      m = {
+        type: "genesis-create",
+        members: r.list("members", 9, (r) => r.bytes("member key", 64)),
+        guessLimit: r.u32("guess limit"),
+      };
+      break;
+    case HOST_TAG["genesis-join"]:
+      m = { type: "genesis-join", package: r.bytes("package", 1 << 16) };
       break;
     default:
       check(false, `host frame: unknown type ${tag}`);
@@ -115,14 +202,22 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
   const w = new Writer().u8(HSM_TAG[m.type]);
   switch (m.type) {
     case "booted":
-      w.u64(m.commitIndex).bytes(m.vaultPublicKey).u32(m.guessesAllowed);
+      w.bytes(m.identity)
+        .u8(m.node)
+        .bytes(m.fleetId)
+        .bytes(m.vaultPublicKey)
+        .u32(m.guessesAllowed)
+        .u8(m.recovering ? 1 : 0);
       break;
     case "failed":
       w.string(m.code).string(m.message);
       break;
     case "persist":
+      w.u32(m.id);
       w.list(m.entries, writeEntry);
       writeOptEntry(w, m.snapshot);
+      if (m.truncateFrom === null) w.u8(0);
+      else w.u8(1).u64(m.truncateFrom);
       break;
     case "reply":
       w.u32(m.tag);
@@ -130,9 +225,23 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
       else w.u8(0).string(m.code).string(m.message);
       break;
     case "status":
-      w.u8(m.booted ? 1 : 0)
+      w.u8(m.node)
+        .string(m.role)
+        .u64(m.term)
+        .u8(m.leader)
         .u64(m.commitIndex)
-        .u32(m.pendingEntries);
+        .u64(m.durableIndex)
+        .u8(m.recovering ? 1 : 0)
+        .u32(m.peerForged)
+        .u32(m.peerReplayed);
+      break;
+    case "peer":
+      w.u8(m.to).bytes(m.bytes);
+      break;
+    case "genesis-packages":
+      w.list(m.packages, (w, p) => {
+        w.bytes(p);
+      });
       break;
   }
   return w.finish();
@@ -146,38 +255,51 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
     case HSM_TAG.booted:
       m = {
         type: "booted",
-        commitIndex: r.u64("commit index"),
-        vaultPublicKey: r.bytes("vault key", 256),
+        identity: r.bytes("identity", 64),
+        node: r.u8("node"),
+        fleetId: r.bytes("fleet id", 64),
+        vaultPublicKey: r.bytes("vault key", 64),
         guessesAllowed: r.u32("guesses allowed"),
+        recovering: readFlag(r, "recovering"),
       };
       break;
     case HSM_TAG.failed:
       m = { type: "failed", code: r.string("code"), message: r.string("message", 4096) };
       break;
-    case HSM_TAG.persist:
-      m = {
-        type: "persist",
-        entries: r.list("entries", MAX_FRAME_ENTRIES, readEntry),
-        snapshot: readOptEntry(r),
-      };
+    case HSM_TAG.persist: {
+      const id = r.u32("id");
+      const entries = r.list("entries", MAX_FRAME_ENTRIES, readEntry);
+      const snapshot = readOptEntry(r);
+      const truncateFrom = readFlag(r, "truncate flag") ? r.u64("truncate from") : null;
+      m = { type: "persist", id, entries, snapshot, truncateFrom };
       break;
+    }
     case HSM_TAG.reply: {
       const t = r.u32("tag");
-      const ok = r.u8("ok flag");
-      check(ok <= 1, "HSM frame: bad ok flag");
-      m =
-        ok === 1
-          ? { type: "reply", tag: t, ok: true, envelope: r.bytes("envelope", 8192) }
-          : { type: "reply", tag: t, ok: false, code: r.string("code"), message: r.string("message", 4096) };
+      m = readFlag(r, "ok flag")
+        ? { type: "reply", tag: t, ok: true, envelope: r.bytes("envelope", 8192) }
+        : { type: "reply", tag: t, ok: false, code: r.string("code"), message: r.string("message", 4096) };
       break;
     }
     case HSM_TAG.status:
       m = {
         type: "status",
-        booted: r.u8("booted") === 1,
+        node: r.u8("node"),
+        role: r.string("role", 32),
+        term: r.u64("term"),
+        leader: r.u8("leader"),
         commitIndex: r.u64("commit index"),
-        pendingEntries: r.u32("pending"),
+        durableIndex: r.u64("durable index"),
+        recovering: readFlag(r, "recovering"),
+        peerForged: r.u32("forged"),
+        peerReplayed: r.u32("replayed"),
       };
+      break;
+    case HSM_TAG.peer:
+      m = { type: "peer", to: r.u8("to"), bytes: r.bytes("peer message", MAX_BLOB) };
+      break;
+    case HSM_TAG["genesis-packages"]:
+      m = { type: "genesis-packages", packages: r.list("packages", 9, (r) => r.bytes("package", 1 << 16)) };
       break;
     default:
       check(false, `HSM frame: unknown type ${tag}`);

@@ -18,10 +18,11 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
-import type { HostConfig } from "@bkv/host";
+import { createFleet, type HostConfig } from "@bkv/host";
 import { fromHex } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+
 import type { LoadJob } from "./vault-load.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
@@ -135,7 +136,7 @@ export async function benchVault(opts: {
       "--dir",
       join(dir, "hsm"),
     ],
-    guessLimit: 10,
+    peers: [],
     auth: { issuer: "bench", audience: "bench", publicKeyJwk: await exportJWK(publicKey) },
     rateLimits: {
       perUser: { capacity: 1e9, refillPerSecond: 1e9 },
@@ -145,7 +146,13 @@ export async function benchVault(opts: {
   writeFileSync(join(dir, "host.json"), JSON.stringify(config));
   process.stdout.write("\nvault benchmark: one HSM (software platform), host agent over HTTP on 127.0.0.1\n");
   const raw = await rawOpaqueLogins(3);
+  await createFleet([{ node: 1, hsmCommand: config.hsmCommand, storagePath: config.storagePath }], 10);
   const host = await startHostProcess(join(dir, "host.json"));
+  for (let i = 0; i < 200; i++) {
+    const h = (await (await fetch(`${host.url}/v1/health`)).json()) as { role?: string };
+    if (h.role === "leader") break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   try {
     const info = (await (await fetch(`${host.url}/v1/info`)).json()) as { vaultPublicKey: string };
     const users = Array.from({ length: 32 }, (_, i) => `bench-${i}`);

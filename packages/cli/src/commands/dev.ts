@@ -1,24 +1,30 @@
 /**
- * `bkv dev`: a local vault with everything it needs, on 127.0.0.1. Each node is a host agent process
- * with its HSM process; DIR keeps all state, so running it again on the same DIR resumes.
- * `bkv dev token --dir DIR --user U` prints a development bearer token for U.
+ * `bkv dev`: a local fleet with everything it needs, on 127.0.0.1. Each node stands for a data
+ * center: a host agent process with its HSM process. A new folder gets a fleet through the genesis
+ * ceremony; running `bkv dev` again on the same folder resumes it. Fault commands act on a running
+ * fleet: `kill`, `start`, `partition`, `heal`, `status`; `token` mints a development bearer token.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { HostConfig } from "@bkv/host";
+import { createFleet, type Faults, type FleetCreated, type HostConfig } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
   DEV_ISSUER,
   type DevInfo,
+  type DevNode,
   devPaths,
   mintDevToken,
   newTokenKey,
   publicJwk,
+  readDevInfo,
   type TrustSettings,
+  writeDevInfo,
 } from "../dev-files.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
@@ -27,27 +33,111 @@ function hsmMain(): string {
   return createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
 }
 
-/** Wait for the first line of a child's stdout and parse it as JSON. */
-function readyLine(child: ChildProcess, what: string): Promise<Record<string, unknown>> {
+function int(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
+  const n = v === undefined ? dflt : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    let buf = "";
-    const onData = (d: Buffer) => {
-      buf += d.toString("utf8");
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      child.stdout!.off("data", onData);
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      } catch {
-        reject(new Error(`${what} printed something that is not its ready line`));
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.once("exit", (code) =>
-      reject(new Error(`${what} exited (code ${code}) before it was ready; see its log`)),
-    );
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
   });
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number | null): boolean {
+  if (pid === null) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readFaults(dir: string): Faults {
+  try {
+    return JSON.parse(readFileSync(devPaths(dir).faultsJson, "utf8")) as Faults;
+  } catch {
+    return { isolated: [], latencyMs: 0 };
+  }
+}
+
+function writeFaults(dir: string, f: Faults): void {
+  writeFileSync(devPaths(dir).faultsJson, `${JSON.stringify(f)}\n`);
+}
+
+/** Start one node's host agent as its own process (it survives the command that started it). */
+async function startHost(dir: string, n: DevNode): Promise<DevNode> {
+  const hostDir = devPaths(dir).hostDir(n.node);
+  const readyPath = join(hostDir, "ready.json");
+  rmSync(readyPath, { force: true });
+  const out = openSync(readyPath, "w");
+  const log = openSync(join(hostDir, "host.log"), "a");
+  const child = spawn(process.execPath, [BKV_BIN, "host", "--config", n.config], {
+    stdio: ["ignore", out, log],
+    detached: true,
+  });
+  child.unref();
+  closeSync(out);
+  closeSync(log);
+  for (let i = 0; i < 300; i++) {
+    await sleep(50);
+    const text = existsSync(readyPath) ? readFileSync(readyPath, "utf8") : "";
+    if (text.includes("\n")) {
+      const r = JSON.parse(text.slice(0, text.indexOf("\n"))) as { host: string; hsmPid: number | null };
+      return { ...n, url: r.host, hostPid: child.pid!, hsmPid: r.hsmPid };
+    }
+    if (!alive(child.pid!)) break;
+  }
+  throw new Error(`node ${n.node}'s host agent did not start; see ${join(hostDir, "host.log")}`);
+}
+
+async function killNode(n: DevNode): Promise<void> {
+  let hsmPid = n.hsmPid;
+  try {
+    const h = (await (await fetch(`${n.url}/v1/health`, { signal: AbortSignal.timeout(1000) })).json()) as {
+      hsmPid?: number;
+    };
+    if (typeof h.hsmPid === "number") hsmPid = h.hsmPid;
+  } catch {
+    // host already gone
+  }
+  for (const pid of [n.hostPid, hsmPid]) {
+    if (pid !== null && alive(pid)) process.kill(pid, "SIGKILL");
+  }
+}
+
+async function nodeStatus(n: DevNode): Promise<Record<string, unknown>> {
+  try {
+    const res = await fetch(`${n.url}/v1/health`, { signal: AbortSignal.timeout(1500) });
+    const h = (await res.json()) as Record<string, unknown>;
+    return { node: n.node, url: n.url, ...h };
+  } catch {
+    return { node: n.node, url: n.url, status: "down", role: "down", hostPid: null, hsmPid: null };
+  }
+}
+
+async function waitForLeader(info: DevInfo, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const st = await Promise.all(info.nodes.map(nodeStatus));
+    if (st.some((s) => s.role === "leader" && s.status === "ok")) return;
+    await sleep(100);
+  }
+  throw new Error("the fleet elected no leader; see the nodes' host.log");
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function tokenCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -56,97 +146,204 @@ async function tokenCommand(argv: string[]): Promise<number> {
     ttl: { type: "string" },
   });
   const dir = required(values.dir, "--dir");
-  const ttl = values.ttl === undefined ? 3600 : Number(values.ttl);
-  if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError("--ttl must be a positive number of seconds");
+  const ttl = int(values.ttl, "--ttl", 3600, 1, 31 * 86400);
   process.stdout.write(`${await mintDevToken(dir, required(values.user, "--user"), ttl)}\n`);
   return 0;
 }
 
+async function killCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
+  const dir = required(values.dir, "--dir");
+  const info = readDevInfo(dir);
+  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  const n = info.nodes[node - 1]!;
+  await killNode(n);
+  info.nodes[node - 1] = { ...n, hostPid: null, hsmPid: null };
+  writeDevInfo(dir, info);
+  process.stdout.write(`${JSON.stringify({ killed: node })}\n`);
+  return 0;
+}
+
+async function startCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
+  const dir = required(values.dir, "--dir");
+  const info = readDevInfo(dir);
+  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  const n = info.nodes[node - 1]!;
+  if (alive(n.hostPid))
+    throw new UsageError(`node ${node} is running (host pid ${n.hostPid}); kill it first`);
+  info.nodes[node - 1] = await startHost(dir, n);
+  writeDevInfo(dir, info);
+  process.stdout.write(`${JSON.stringify({ started: node, hostPid: info.nodes[node - 1]!.hostPid })}\n`);
+  return 0;
+}
+
+async function partitionCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
+  const dir = required(values.dir, "--dir");
+  const info = readDevInfo(dir);
+  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  const f = readFaults(dir);
+  if (!f.isolated.includes(node)) f.isolated.push(node);
+  writeFaults(dir, f);
+  process.stdout.write(`${JSON.stringify({ isolated: f.isolated })}\n`);
+  return 0;
+}
+
+async function healCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { dir: { type: "string" } });
+  const dir = required(values.dir, "--dir");
+  const f = readFaults(dir);
+  writeFaults(dir, { ...f, isolated: [] });
+  process.stdout.write(`${JSON.stringify({ isolated: [] })}\n`);
+  return 0;
+}
+
+async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { dir: { type: "string" }, json: { type: "boolean" } });
+  const dir = required(values.dir, "--dir");
+  const info = readDevInfo(dir);
+  const nodes = await Promise.all(info.nodes.map(nodeStatus));
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ dir: info.dir, nodes })}\n`);
+  } else {
+    for (const s of nodes) {
+      process.stdout.write(
+        `node ${s.node}  ${String(s.role ?? s.status).padEnd(14)} term ${s.term ?? "-"}  commit ${s.commitIndex ?? "-"}  ` +
+          `leader ${s.leader ?? "-"}  host pid ${s.hostPid ?? "-"}  hsm pid ${s.hsmPid ?? "-"}  ${s.url}\n`,
+      );
+    }
+  }
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  token: tokenCommand,
+  kill: killCommand,
+  start: startCommand,
+  partition: partitionCommand,
+  heal: healCommand,
+  status: statusCommand,
+};
+
 export async function devCommand(argv: string[]): Promise<number> {
-  if (argv[0] === "token") return tokenCommand(argv.slice(1));
+  const sub = argv[0] === undefined ? undefined : SUBCOMMANDS[argv[0]];
+  if (sub !== undefined) return sub(argv.slice(1));
   const { values } = parse(argv, {
     dir: { type: "string" },
     port: { type: "string" },
+    nodes: { type: "string" },
+    latency: { type: "string" },
     "guess-limit": { type: "string" },
   });
-  const port = values.port === undefined ? 8480 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError("--port must be 0 to 65535");
-  const guessLimit =
-    values["guess-limit"] === undefined ? DEFAULT_GUESS_LIMIT : Number(values["guess-limit"]);
-  if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > 100) {
-    throw new UsageError("--guess-limit must be 1 to 100 (it is fixed when the vault is created)");
-  }
   const p = devPaths(values.dir ?? "bkv-dev");
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  if (!existsSync(p.tokenKey)) {
-    writeFileSync(p.tokenKey, `${JSON.stringify(await newTokenKey())}\n`, { mode: 0o600 });
+  if (existsSync(p.devJson)) {
+    // A fleet of this folder is running, or its supervisor died and left its hosts behind.
+    const old = readDevInfo(p.dir);
+    if (alive(old.pid) && old.pid !== process.pid)
+      throw new UsageError(`bkv dev is already running on ${p.dir} (pid ${old.pid})`);
+    await Promise.all(old.nodes.map((n) => (alive(n.hostPid) ? stopHost(n.hostPid!) : undefined)));
+    rmSync(p.devJson, { force: true });
   }
+  let fleet: FleetCreated | null = existsSync(p.fleetJson)
+    ? (JSON.parse(readFileSync(p.fleetJson, "utf8")) as FleetCreated)
+    : null;
+  const count = int(values.nodes, "--nodes", fleet?.members.length ?? 5, 1, 9);
+  if (count % 2 === 0)
+    throw new UsageError("--nodes must be odd (1, 3, 5, 7 or 9): a majority must be unambiguous");
+  if (fleet !== null && fleet.members.length !== count) {
+    throw new UsageError(`${p.dir} holds a fleet of ${fleet.members.length}; membership is fixed at genesis`);
+  }
+  const basePort = int(values.port, "--port", 8480, 0, 65535 - count);
+  const guessLimit = int(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
+  writeFaults(p.dir, { isolated: [], latencyMs: int(values.latency, "--latency", 0, 0, 10_000) });
+  if (!existsSync(p.tokenKey))
+    writeFileSync(p.tokenKey, `${JSON.stringify(await newTokenKey())}\n`, { mode: 0o600 });
   const tokenKey = JSON.parse(readFileSync(p.tokenKey, "utf8"));
 
-  const node = 1;
-  mkdirSync(p.hsmDir(node), { recursive: true, mode: 0o700 });
-  mkdirSync(p.hostDir(node), { recursive: true, mode: 0o700 });
-  const config: HostConfig = {
-    node,
-    listen: { host: "127.0.0.1", port },
-    storagePath: `${p.hostDir(node)}/vault.sqlite`,
-    hsmCommand: [process.execPath, hsmMain(), "--dir", p.hsmDir(node)],
-    guessLimit,
-    auth: { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, publicKeyJwk: publicJwk(tokenKey) },
-    rateLimits: {
-      perUser: { capacity: 60, refillPerSecond: 10 },
-      perAddress: { capacity: 100_000, refillPerSecond: 100_000 },
-    },
-  };
-  const configPath = `${p.hostDir(node)}/config.json`;
-  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-
-  const log = openSync(`${p.hostDir(node)}/host.log`, "a");
-  const host = spawn(process.execPath, [BKV_BIN, "host", "--config", configPath], {
-    stdio: ["ignore", "pipe", log],
-  });
-  let ready: Record<string, unknown>;
-  try {
-    ready = await readyLine(host, `host agent of node ${node}`);
-  } catch (e) {
-    host.kill("SIGKILL");
-    process.stderr.write(`bkv dev: ${(e as Error).message} (${p.hostDir(node)}/host.log)\n`);
-    return 1;
-  }
-  const url = String(ready.host);
-  const info = (await (await fetch(`${url}/v1/info`)).json()) as {
-    vaultPublicKey?: string;
-    guessesAllowed?: number;
-  };
-  if (typeof info.vaultPublicKey !== "string") {
-    host.kill("SIGTERM");
-    process.stderr.write(`bkv dev: the vault is not serving; see ${p.hostDir(node)}/host.log\n`);
-    return 1;
-  }
-  const trust: TrustSettings = {
-    vaultPublicKey: info.vaultPublicKey,
-    guessesAllowed: info.guessesAllowed ?? guessLimit,
-  };
-  writeFileSync(p.trustJson, `${JSON.stringify(trust, null, 2)}\n`);
-  const dev: DevInfo = {
-    vault: url,
-    dir: p.dir,
-    pid: process.pid,
-    nodes: [{ node, url, hostPid: host.pid! }],
-  };
-  writeFileSync(p.devJson, `${JSON.stringify(dev, null, 2)}\n`);
-  process.stdout.write(
-    `${JSON.stringify({ vault: url, dir: p.dir, trust: p.trustJson, nodes: dev.nodes })}\n`,
-  );
-
-  const code = await new Promise<number>((resolve) => {
-    const stop = () => {
-      host.kill("SIGTERM");
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) ports.push(basePort === 0 ? await freePort() : basePort + i);
+  const nodes: DevNode[] = [];
+  for (let i = 1; i <= count; i++) {
+    mkdirSync(p.hsmDir(i), { recursive: true, mode: 0o700 });
+    mkdirSync(p.hostDir(i), { recursive: true, mode: 0o700 });
+    const config: HostConfig = {
+      node: i,
+      listen: { host: "127.0.0.1", port: ports[i - 1]! },
+      storagePath: join(p.hostDir(i), "vault.sqlite"),
+      hsmCommand: [process.execPath, hsmMain(), "--dir", p.hsmDir(i)],
+      peers: ports
+        .map((port, k) => ({ node: k + 1, url: `http://127.0.0.1:${port}` }))
+        .filter((x) => x.node !== i),
+      faultsFile: p.faultsJson,
+      auth: { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, publicKeyJwk: publicJwk(tokenKey) },
+      rateLimits: {
+        perUser: { capacity: 60, refillPerSecond: 10 },
+        perAddress: { capacity: 100_000, refillPerSecond: 100_000 },
+      },
     };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    host.once("exit", (c, sig) => resolve(c === 0 || sig === "SIGTERM" ? 0 : 1));
+    const configPath = join(p.hostDir(i), "config.json");
+    writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    nodes.push({
+      node: i,
+      url: `http://127.0.0.1:${ports[i - 1]}`,
+      hostPid: null,
+      hsmPid: null,
+      config: configPath,
+    });
+  }
+
+  if (fleet === null) {
+    fleet = await createFleet(
+      nodes.map((n) => ({
+        node: n.node,
+        hsmCommand: [process.execPath, hsmMain(), "--dir", p.hsmDir(n.node)],
+        storagePath: join(p.hostDir(n.node), "vault.sqlite"),
+      })),
+      guessLimit,
+    );
+    writeFileSync(p.fleetJson, `${JSON.stringify(fleet, null, 2)}\n`);
+  }
+  const trust: TrustSettings = { vaultPublicKey: fleet.vaultPublicKey, guessesAllowed: fleet.guessesAllowed };
+  writeFileSync(p.trustJson, `${JSON.stringify(trust, null, 2)}\n`);
+
+  const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes };
+  const stopAll = async () => {
+    let current = info;
+    try {
+      current = readDevInfo(p.dir);
+    } catch {
+      // use what we started
+    }
+    await Promise.all(current.nodes.map((n) => (alive(n.hostPid) ? stopHost(n.hostPid!) : undefined)));
+    rmSync(p.devJson, { force: true });
+  };
+  try {
+    for (const [i, n] of nodes.entries()) nodes[i] = await startHost(p.dir, n);
+    writeDevInfo(p.dir, info);
+    await waitForLeader(info);
+  } catch (e) {
+    await stopAll();
+    process.stderr.write(`bkv dev: ${(e as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(
+    `${JSON.stringify({ vault: info.vault, dir: p.dir, trust: p.trustJson, fleetId: fleet.fleetId, nodes: nodes.map((n) => ({ node: n.node, url: n.url })) })}\n`,
+  );
+  // The hosts run in their own process groups; this process stays until it is told to stop them.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
   });
-  rmSync(p.devJson, { force: true });
-  return code;
+  clearInterval(keepAlive);
+  await stopAll();
+  return 0;
+}
+
+async function stopHost(pid: number): Promise<void> {
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
+  if (alive(pid)) process.kill(pid, "SIGKILL");
 }

@@ -50,11 +50,11 @@ export async function vaultCommand(argv: string[]): Promise<number> {
   };
 
   try {
-    let url: string;
+    let url: string | string[];
     let token: string;
     let trustPath: string;
     if (values.dev !== undefined) {
-      url = readDevInfo(values.dev).vault;
+      url = readDevInfo(values.dev).nodes.map((n) => n.url);
       token = await mintDevToken(values.dev, user);
       trustPath = values.trust ?? devPaths(values.dev).trustJson;
     } else {

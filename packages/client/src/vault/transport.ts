@@ -9,8 +9,11 @@ export interface VaultTransport {
 }
 
 export interface HttpTransportOptions {
-  /** Base URL of a host agent, e.g. http://127.0.0.1:8480 */
-  url: string;
+  /**
+   * Base URL of a host agent, e.g. http://127.0.0.1:8480, or the URLs of several hosts of one fleet:
+   * a request that finds a host unreachable or unavailable is sent to the next one.
+   */
+  url: string | string[];
   /** Bearer token for the user; a function is called for every request (to refresh). */
   token: string | (() => string | Promise<string>);
   fetch?: typeof globalThis.fetch;
@@ -18,35 +21,53 @@ export interface HttpTransportOptions {
 
 export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-  const base = opts.url.replace(/\/+$/, "");
+  const bases = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ""));
+  if (bases.length === 0) throw new BkvError(ErrorCode.Invalid, "no vault URL");
+  let preferred = 0;
+  const sendTo = async (base: string, envelope: Uint8Array): Promise<Uint8Array> => {
+    const token = typeof opts.token === "string" ? opts.token : await opts.token();
+    let res: Response;
+    try {
+      res = await doFetch(`${base}/v1/vault`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ request: toBase64Url(envelope) }),
+      });
+    } catch (e) {
+      throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+    }
+    let body: { response?: unknown; code?: unknown; message?: unknown };
+    try {
+      body = (await res.json()) as typeof body;
+    } catch (e) {
+      throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
+        cause: e,
+      });
+    }
+    if (res.ok && typeof body.response === "string") return fromBase64Url(body.response);
+    const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
+    if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
+    if (res.status === 429) throw new BkvError(ErrorCode.RateLimited, message);
+    if (res.status >= 500) throw new BkvError(ErrorCode.Unavailable, message);
+    const code = Object.values(ErrorCode).find((c) => c === body.code) ?? ErrorCode.Invalid;
+    throw new BkvError(code, message);
+  };
   return {
     async send(envelope) {
-      const token = typeof opts.token === "string" ? opts.token : await opts.token();
-      let res: Response;
-      try {
-        res = await doFetch(`${base}/v1/vault`, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-          body: JSON.stringify({ request: toBase64Url(envelope) }),
-        });
-      } catch (e) {
-        throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+      let last: unknown;
+      for (let k = 0; k < bases.length; k++) {
+        const i = (preferred + k) % bases.length;
+        try {
+          const r = await sendTo(bases[i]!, envelope);
+          preferred = i;
+          return r;
+        } catch (e) {
+          // Another host can take the same sealed request: only unavailability moves on.
+          if (!(e instanceof BkvError) || e.code !== ErrorCode.Unavailable) throw e;
+          last = e;
+        }
       }
-      let body: { response?: unknown; code?: unknown; message?: unknown };
-      try {
-        body = (await res.json()) as typeof body;
-      } catch (e) {
-        throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
-          cause: e,
-        });
-      }
-      if (res.ok && typeof body.response === "string") return fromBase64Url(body.response);
-      const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
-      if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
-      if (res.status === 429) throw new BkvError(ErrorCode.RateLimited, message);
-      if (res.status >= 500) throw new BkvError(ErrorCode.Unavailable, message);
-      const code = Object.values(ErrorCode).find((c) => c === body.code) ?? ErrorCode.Invalid;
-      throw new BkvError(code, message);
+      throw last;
     },
   };
 }

@@ -1,0 +1,81 @@
+/** An HSM process driven directly over the HSM API, for ceremonies run by the operator's tools. */
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  decodeHsmToHost,
+  encodeHostToHsm,
+  FrameDecoder,
+  frame,
+  type HostToHsm,
+  type HsmToHost,
+} from "@bkv/wire";
+
+export class HsmProcess {
+  private child: ChildProcess;
+  private frames: HsmToHost[] = [];
+  private waiting: {
+    type: HsmToHost["type"];
+    resolve: (m: HsmToHost) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  private exited: Error | null = null;
+
+  constructor(command: string[]) {
+    const [cmd, ...args] = command;
+    this.child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "inherit"] });
+    const decoder = new FrameDecoder();
+    this.child.stdout!.on("data", (chunk: Buffer) => {
+      for (const f of decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))) {
+        const m = decodeHsmToHost(f);
+        const i = this.waiting.findIndex((w) => w.type === m.type || m.type === "failed");
+        if (i >= 0) {
+          const w = this.waiting.splice(i, 1)[0]!;
+          if (m.type === "failed") w.reject(new Error(`HSM failed: ${m.code}: ${m.message}`));
+          else w.resolve(m);
+        } else this.frames.push(m);
+      }
+    });
+    this.child.on("exit", (code) => {
+      this.exited = new Error(`HSM process exited (${code})`);
+      for (const w of this.waiting) w.reject(this.exited);
+      this.waiting = [];
+    });
+  }
+
+  send(m: HostToHsm): void {
+    this.child.stdin!.write(frame(encodeHostToHsm(m)));
+  }
+
+  /** The next frame of this type (or an error if the HSM fails or exits first). */
+  next<T extends HsmToHost["type"]>(type: T, timeoutMs = 30_000): Promise<HsmToHost & { type: T }> {
+    const i = this.frames.findIndex((f) => f.type === type || f.type === "failed");
+    if (i >= 0) {
+      const f = this.frames.splice(i, 1)[0]!;
+      if (f.type === "failed") return Promise.reject(new Error(`HSM failed: ${f.code}: ${f.message}`));
+      return Promise.resolve(f as HsmToHost & { type: T });
+    }
+    if (this.exited !== null) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`HSM did not send ${type} in time`)), timeoutMs);
+      this.waiting.push({
+        type,
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m as HsmToHost & { type: T });
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited !== null) return;
+    await new Promise<void>((resolve) => {
+      this.child.once("exit", () => resolve());
+      this.child.stdin!.end();
+      setTimeout(() => this.child.kill("SIGKILL"), 3000).unref();
+    });
+  }
+}
