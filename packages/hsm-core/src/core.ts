@@ -669,7 +669,9 @@ export class HsmCore {
     }
     if (raft.role !== "leader") {
       if (raft.leader === 0) return this.unavailable("no leader: the fleet has no majority right now");
-      const id = this.nextForward++;
+      // Unique across restarts (boot epoch), so a late answer to a forward from before a restart
+      // cannot be taken for the answer to a new one.
+      const id = this.nv!.epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);
       const p = new Promise<Reply>((resolve) => this.forwards.set(id, { resolve, age: 0 }));
       await this.sendPeer(raft.leader, { type: "fwd", id, envelope: envelopeBytes });
       return { wait: p };
@@ -759,18 +761,26 @@ export class HsmCore {
     node: number;
     role: string;
     term: number;
+    leader: number;
     commitIndex: number;
+    lastIndex: number;
     state: VaultState;
     recovering: boolean;
+    peerForged: number;
+    peerReplayed: number;
   } {
     const r = this.raft;
     return {
       node: this.node,
       role: r?.role ?? this.phase,
       term: r?.term ?? 0,
+      leader: r?.leader ?? 0,
       commitIndex: r?.commitIndex ?? 0,
+      lastIndex: r?.lastIndex() ?? 0,
       state: this.committed,
       recovering: r !== null && r.recoveringUntil !== null,
+      peerForged: this.channel?.counters.forged ?? 0,
+      peerReplayed: this.channel?.counters.replayed ?? 0,
     };
   }
 }

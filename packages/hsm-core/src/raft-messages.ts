@@ -71,10 +71,10 @@ export function encodePeerMessage(m: PeerMessage): Uint8Array {
       w.u64(m.term).u64(m.index).u64(m.snapTerm).fixed(m.hash).bytes(m.state).u64(m.commit);
       break;
     case "fwd":
-      w.u32(m.id).bytes(m.envelope);
+      w.u64(m.id).bytes(m.envelope);
       break;
     case "fwd-resp":
-      w.u32(m.id);
+      w.u64(m.id);
       if (m.ok) w.u8(1).bytes(m.envelope);
       else w.u8(0).string(m.code).string(m.message);
       break;
@@ -133,10 +133,10 @@ export function decodePeerMessage(b: Uint8Array): PeerMessage {
       };
       break;
     case TAG.fwd:
-      m = { type: "fwd", id: r.u32("id"), envelope: r.bytes("envelope", 8192) };
+      m = { type: "fwd", id: r.u64("id"), envelope: r.bytes("envelope", 8192) };
       break;
     case TAG["fwd-resp"]: {
-      const id = r.u32("id");
+      const id = r.u64("id");
       m = flag(r, "ok")
         ? { type: "fwd-resp", id, ok: true, envelope: r.bytes("envelope", 8192) }
         : { type: "fwd-resp", id, ok: false, code: r.string("code"), message: r.string("message", 4096) };

@@ -492,9 +492,14 @@ export class Raft {
       this.maybeCommit();
       if ((this.next.get(from) ?? 0) <= this.lastIndex()) this.sendAppend(from);
     } else {
-      const next = Math.max(1, Math.min((this.next.get(from) ?? 1) - 1, m.index + 1));
-      this.next.set(from, Math.max(next, (this.match.get(from) ?? 0) + 1));
-      this.sendAppend(from);
+      // A hint below the match index means the follower lost entries it had acknowledged (its host
+      // storage was rolled back): start again from what it has. Commit never goes back.
+      if (m.index < (this.match.get(from) ?? 0)) this.match.set(from, m.index);
+      const before = this.next.get(from) ?? 1;
+      const next = Math.max(1, Math.min(before - 1, m.index + 1));
+      this.next.set(from, next);
+      // Resend at once only if that moved; otherwise the next heartbeat retries (no ping-pong).
+      if (next !== before) this.sendAppend(from);
     }
   }
 
@@ -505,7 +510,7 @@ export class Raft {
   private onVote(from: number, m: PeerMessage & { type: "vote" }): void {
     const deny = (term: number) => this.send(from, { type: "vote-resp", term, granted: false, pre: m.pre });
     // A rolled-back node does not vote: its log may lack what it acknowledged.
-    if (this.recoveringUntil !== null) return deny(Math.max(this.term, m.term));
+    if (this.recoveringUntil !== null) return deny(this.term);
     // Heard from a live leader within an election timeout: ignore disruptive candidates.
     const leaderAlive = this.leader !== 0 && this.electionElapsed < this.o.electionTicks;
     if (m.pre) {

@@ -1,2 +1,4 @@
+export * from "./check/index.js";
 export * from "./fleet.js";
 export * from "./prng.js";
+export { DEFAULT_SIM, type SimOptions, type SimResult, simulate } from "./simulate.js";

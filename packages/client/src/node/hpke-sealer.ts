@@ -1,4 +1,5 @@
 /** The vault channel's HPKE sender on node:crypto (@bkv/hpke): same bytes as @hpke/core, ~20x faster here. */
+import { createDecipheriv } from "node:crypto";
 import { exportSecret, sealFirst, setupSender } from "@bkv/hpke";
 import { BkvError, ErrorCode } from "@bkv/wire";
 import type { HpkeSealer } from "../vault/channel.js";
@@ -16,5 +17,13 @@ export const nodeHpkeSealer: HpkeSealer = {
       ciphertext: sealFirst(s.context, a.aad, a.plaintext),
       exported: exportSecret(s.context, a.exportContext, a.exportLength),
     };
+  },
+  async openResponse(key, nonce, ciphertext) {
+    if (ciphertext.length < 16) throw new Error("ciphertext too short");
+    const d = createDecipheriv("aes-256-gcm", key, nonce);
+    d.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
+    return new Uint8Array(
+      Buffer.concat([d.update(ciphertext.subarray(0, ciphertext.length - 16)), d.final()]),
+    );
   },
 };

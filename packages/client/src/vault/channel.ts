@@ -32,6 +32,24 @@ export interface HpkeSealer {
     exportContext: Uint8Array;
     exportLength: number;
   }): Promise<{ enc: Uint8Array; ciphertext: Uint8Array; exported: Uint8Array }>;
+  /** Open the response: AES-256-GCM under the exported key (default: WebCrypto). */
+  openResponse?(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array>;
+}
+
+async function webCryptoOpenResponse(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+): Promise<Uint8Array> {
+  const k = await globalThis.crypto.subtle.importKey("raw", key as BufferSource, "AES-GCM", false, [
+    "decrypt",
+  ]);
+  const pt = await globalThis.crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: nonce as BufferSource, additionalData: new Uint8Array(0) },
+    k,
+    ciphertext as BufferSource,
+  );
+  return new Uint8Array(pt);
 }
 
 const suite = new CipherSuite({
@@ -86,26 +104,15 @@ export async function sealRequest(
     envelope,
     async open(responseEnvelope) {
       const env = decodeResponseEnvelope(responseEnvelope);
-      let pt: ArrayBuffer;
+      let pt: Uint8Array;
       try {
-        const key = await globalThis.crypto.subtle.importKey(
-          "raw",
-          responseKey as BufferSource,
-          "AES-GCM",
-          false,
-          ["decrypt"],
-        );
-        pt = await globalThis.crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: env.nonce as BufferSource, additionalData: new Uint8Array(0) },
-          key,
-          env.ciphertext as BufferSource,
-        );
+        pt = await (hpke.openResponse ?? webCryptoOpenResponse)(responseKey, env.nonce, env.ciphertext);
       } catch (e) {
         throw new BkvError(ErrorCode.Untrusted, "the vault's response is not sealed for this request", {
           cause: e,
         });
       }
-      return decodeVaultResult(new Uint8Array(pt));
+      return decodeVaultResult(pt);
     },
   };
 }

@@ -102,6 +102,19 @@ export function vaultModel(limit: number): Model<VaultState, VaultInput, VaultOu
   return {
     init: () => NONE,
     step(state, input, output) {
+      // A login in progress may also end as NO_SESSION because it expired: the host moves the HSM's
+      // clock, so expiry can happen at any time. It changes no guess count.
+      if (
+        input.op === "finish" &&
+        output !== undefined &&
+        "error" in output &&
+        output.error === "NO_SESSION" &&
+        state.exists &&
+        state.pending.includes(input.session)
+      ) {
+        if (output.remaining !== Math.max(0, limit - state.used)) return null;
+        return { ...state, pending: state.pending.filter((p) => p !== input.session) };
+      }
       const d = decide(limit, state, input);
       if (output === undefined) return d.state;
       if ("output" in d) return formatVaultOutput(d.output) === formatVaultOutput(output) ? d.state : null;

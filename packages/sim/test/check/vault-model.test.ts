@@ -180,3 +180,26 @@ describe("vault model", () => {
     expect(check([...ops, start(ok("b", 0), 5, 6)], 1).result).toBe("ok");
   });
 });
+
+describe("vault model: expiry", () => {
+  it("a pending login may end as NO_SESSION (expired) without changing the guess count", async () => {
+    const { vaultModel } = await import("../../src/check/index.js");
+    const m = vaultModel(3);
+    let s = m.step(m.init(), { op: "put" }, { ok: true })!;
+    s = m.step(s, { op: "start" }, { ok: true, session: "a", remaining: 2 })!;
+    const expired = m.step(
+      s,
+      { op: "finish", session: "a", correct: true, action: "recover" },
+      { error: "NO_SESSION", remaining: 2 },
+    );
+    expect(expired).toEqual({ exists: true, used: 1, pending: [] });
+    // The remaining count must still be right.
+    expect(
+      m.step(
+        s,
+        { op: "finish", session: "a", correct: true, action: "recover" },
+        { error: "NO_SESSION", remaining: 3 },
+      ),
+    ).toBeNull();
+  });
+});
