@@ -62,7 +62,7 @@ export interface CoreOptions {
   electionTicks?: number;
   /** Ticks between leader heartbeats. Default 2. */
   heartbeatTicks?: number;
-  /** Ticks a forwarded request may wait for the leader's answer. Default 200. */
+  /** Ticks a forwarded request may wait for the leader's answer. Default 100. */
   forwardTicks?: number;
 }
 
@@ -95,7 +95,7 @@ export class HsmCore {
   private spec: VaultState | null = null;
   private wasLeaderTerm = 0;
   private waiters = new Map<number, { hash: Uint8Array; resolve: () => void; reject: () => void }[]>();
-  private forwards = new Map<number, { resolve: (r: Reply) => void; age: number }>();
+  private forwards = new Map<number, { resolve: (r: Reply) => void; age: number; leader: number }>();
   private nextForward = 1;
   private persistQueue: Batch[] = [];
   private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
@@ -455,6 +455,13 @@ export class HsmCore {
   /** The leader decides on a speculative state: committed state plus its uncommitted entries. */
   private trackLeadership(): void {
     const raft = this.raft!;
+    // Forwards to a leader that is no longer the leader: answer them now, the client may retry.
+    for (const [id, f] of this.forwards) {
+      if (f.leader !== raft.leader) {
+        this.forwards.delete(id);
+        f.resolve({ ok: false, code: ErrorCode.Unavailable, message: "the leader changed; try again" });
+      }
+    }
     if (raft.role !== "leader") {
       this.spec = null;
       this.wasLeaderTerm = 0;
@@ -588,7 +595,7 @@ export class HsmCore {
   private tick(): void {
     if (this.phase !== "member") return;
     this.raft!.tick();
-    const limit = this.options.forwardTicks ?? 200;
+    const limit = this.options.forwardTicks ?? 100;
     for (const [id, f] of this.forwards) {
       if (++f.age > limit) {
         this.forwards.delete(id);
@@ -672,8 +679,9 @@ export class HsmCore {
       // Unique across restarts (boot epoch), so a late answer to a forward from before a restart
       // cannot be taken for the answer to a new one.
       const id = this.nv!.epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);
-      const p = new Promise<Reply>((resolve) => this.forwards.set(id, { resolve, age: 0 }));
-      await this.sendPeer(raft.leader, { type: "fwd", id, envelope: envelopeBytes });
+      const leader = raft.leader;
+      const p = new Promise<Reply>((resolve) => this.forwards.set(id, { resolve, age: 0, leader }));
+      await this.sendPeer(leader, { type: "fwd", id, envelope: envelopeBytes });
       return { wait: p };
     }
     let env: ReturnType<typeof decodeRequestEnvelope>;

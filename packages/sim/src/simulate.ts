@@ -94,27 +94,41 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const busy = new Set<number>();
   const clientRng = rng.fork();
 
-  async function call(client: number, user: string, body: VaultOp): Promise<VaultResult | null> {
+  /**
+   * History times come from one counter bumped at every send and every receipt, so the order of
+   * calls and returns in the history is exactly the order in which they happened.
+   */
+  let clock = 0;
+
+  async function call(
+    client: number,
+    user: string,
+    body: VaultOp,
+  ): Promise<{ result: VaultResult | null; callAt: number; retAt: number }> {
     // The liveness probe asks the leader; other clients ask any node (followers forward).
     const node = client === 99 && fleet.leader() !== 0 ? fleet.leader() : 1 + clientRng.int(o.nodes);
     const sealed = await sealRequest(vaultKey, user, body, fleet.time, nodeHpkeSealer);
+    const callAt = ++clock;
     const reply = fleet.request(node, sealed.envelope);
     let got: ReplyFrame | null | undefined;
+    let retAt = Number.POSITIVE_INFINITY;
     void reply.then((r) => {
       got = r;
+      retAt = ++clock;
     });
     await Promise.race([reply, waitSteps(120)]);
-    if (got === undefined || got === null || !got.ok) return null; // lost, unavailable or timed out: unknown
-    return sealed.open(got.envelope);
+    // Lost, unavailable or timed out: the outcome is unknown.
+    if (got === undefined || got === null || !got.ok) return { result: null, callAt, retAt: Number.POSITIVE_INFINITY };
+    return { result: await sealed.open(got.envelope), callAt, retAt };
   }
 
   function record(
     client: number,
     user: string,
     input: VaultInput,
-    callAt: number,
-    r: VaultResult | null,
+    c: { result: VaultResult | null; callAt: number; retAt: number },
   ): VaultOutput | undefined {
+    const r = c.result;
     let output: VaultOutput | undefined;
     if (r !== null) {
       if ("ok" in r) {
@@ -133,8 +147,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     history.push({
       client,
       key: user,
-      call: callAt,
-      ret: output === undefined ? Number.POSITIVE_INFINITY : step,
+      call: c.callAt,
+      ret: output === undefined ? Number.POSITIVE_INFINITY : c.retAt,
       input,
       output,
     });
@@ -147,7 +161,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     if (force === "put" || kind < 0.3) {
       // Register (or re-register) with the PIN.
       const start = opaque.client.startRegistration({ password: PIN });
-      const r1 = await call(client, user, {
+      const { result: r1 } = await call(client, user, {
         op: "register-start",
         registrationRequest: fromBase64Url(start.registrationRequest),
       });
@@ -158,24 +172,23 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         password: PIN,
         keyStretching: LIGHT,
       });
-      const at = step;
       log(`client ${client} put ${user}`);
-      const r2 = await call(client, user, {
+      const c2 = await call(client, user, {
         op: "register-finish",
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: new Uint8Array(61).fill(1),
       });
-      record(client, user, { op: "put" }, at, r2);
+      record(client, user, { op: "put" }, c2);
       return;
     }
     // A login: right or wrong PIN, to recover or to delete.
     const correct = clientRng.chance(0.4);
     const action = clientRng.chance(0.15) ? "delete" : "recover";
     const start = opaque.client.startLogin({ password: correct ? PIN : "0000" });
-    const at1 = step;
     log(`client ${client} start ${user} (${correct ? "right" : "wrong"} PIN)`);
-    const r1 = await call(client, user, { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
-    const out1 = record(client, user, { op: "start" }, at1, r1);
+    const c1 = await call(client, user, { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
+    const r1 = c1.result;
+    const out1 = record(client, user, { op: "start" }, c1);
     if (
       out1 === undefined ||
       !("session" in out1) ||
@@ -192,14 +205,13 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     });
     if ((fin !== undefined) !== correct)
       throw new Violation(`OPAQUE answered a ${correct ? "right" : "wrong"} PIN wrongly`);
-    const at2 = step;
-    const r2 = await call(client, user, {
+    const c2 = await call(client, user, {
       op: "recover-finish",
       sessionId: r1.sessionId,
       ke3: fin === undefined ? new Uint8Array(0) : fromBase64Url(fin.finishLoginRequest),
       action: action === "delete" ? FinishAction.Delete : FinishAction.Recover,
     });
-    record(client, user, { op: "finish", session: out1.session, correct, action }, at2, r2);
+    record(client, user, { op: "finish", session: out1.session, correct, action }, c2);
   }
 
   // ---------------------------------------------------------------------------------------------
