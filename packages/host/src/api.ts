@@ -156,6 +156,8 @@ export interface ApiDeps {
   hsm: HsmLink;
   tokens: TokenVerifier;
   faults?: FaultsFile;
+  /** This host's own base URL, once it listens. */
+  selfUrl?: () => string | undefined;
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -266,6 +268,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         return send(reply, 400, ErrorCode.Malformed, msg);
       }
       const r = await deps.hsm.request(envelope);
+      // A hint for clients that know several hosts: the leader's host answers with one hop less.
+      const leader = deps.hsm.lastStatus?.leader ?? 0;
+      const leaderUrl =
+        leader === config.node ? deps.selfUrl?.() : config.peers.find((p) => p.node === leader)?.url;
+      if (leaderUrl !== undefined) reply.header("x-bkv-leader", leaderUrl);
       if (!r.ok) {
         const status = STATUS_FOR_HSM_CODE[r.code] ?? 400;
         req.log.info({ event: "vault-rejected", code: r.code }, "HSM rejected request");

@@ -98,7 +98,12 @@ export class HsmLink extends EventEmitter {
     );
     this.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
     if (this.ticker === null) {
-      this.ticker = setInterval(() => this.send({ type: "tick" }), this.opts.tickMs ?? 50);
+      let n = 0;
+      this.ticker = setInterval(() => {
+        this.send({ type: "tick" });
+        // Now and then ask for the Raft status, so the host can point clients at the leader.
+        if (++n % 10 === 0) this.send({ type: "status" });
+      }, this.opts.tickMs ?? 50);
       this.ticker.unref();
     }
   }

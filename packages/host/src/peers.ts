@@ -5,6 +5,8 @@
  * other and add latency between data centers (`bkv dev partition|heal`, `bkv dev --latency`).
  */
 import { readFileSync, statSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import type { Socket } from "node:net";
 import { frame } from "@bkv/wire";
 import type { Logger } from "./logger.js";
 
@@ -58,63 +60,109 @@ export class FaultsFile {
   }
 }
 
+/**
+ * Sends this host's HSM messages to the other members' hosts over one long-lived stream per peer
+ * (an HTTP connection upgraded to length-prefixed frames at /v1/peer/stream). Messages to a peer
+ * that is down are dropped: Raft retransmits. Faults from the faults file apply on both ends.
+ */
 export class PeerTransport {
-  private batches = new Map<number, Uint8Array[]>();
-  private scheduled = false;
-  readonly counters = { sent: 0, failed: 0 };
+  private links = new Map<number, PeerLink>();
+  readonly counters = { sent: 0, dropped: 0 };
 
   constructor(
     private readonly self: number,
-    private readonly peers: PeerConfig[],
+    peers: PeerConfig[],
     private readonly faults: FaultsFile,
+    log: Logger,
+  ) {
+    for (const p of peers) this.links.set(p.node, new PeerLink(self, p, log));
+  }
+
+  send(to: number, bytes: Uint8Array): void {
+    const link = this.links.get(to);
+    if (link === undefined || this.faults.cut(this.self, to)) {
+      this.counters.dropped++;
+      return;
+    }
+    const latency = this.faults.get().latencyMs;
+    const data = frame(bytes);
+    if (latency > 0) setTimeout(() => link.write(data), latency);
+    else link.write(data);
+    this.counters.sent++;
+  }
+
+  close(): void {
+    for (const l of this.links.values()) l.close();
+  }
+}
+
+class PeerLink {
+  private socket: Socket | null = null;
+  private connecting = false;
+  private closed = false;
+  private pending: Uint8Array[] = [];
+  private failures = 0;
+
+  constructor(
+    private readonly self: number,
+    private readonly peer: PeerConfig,
     private readonly log: Logger,
   ) {}
 
-  send(to: number, bytes: Uint8Array): void {
-    if (this.faults.cut(this.self, to)) return;
-    let b = this.batches.get(to);
-    if (b === undefined) {
-      b = [];
-      this.batches.set(to, b);
+  write(data: Uint8Array): void {
+    if (this.socket !== null) {
+      this.socket.write(data);
+      return;
     }
-    b.push(frame(bytes));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    // Keep a little while connecting; beyond that, drop (Raft retransmits).
+    if (this.pending.length < 1000) this.pending.push(data);
+    this.connect();
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const latency = this.faults.get().latencyMs;
-    for (const [to, frames] of this.batches) {
-      const peer = this.peers.find((p) => p.node === to);
-      if (peer === undefined) continue;
-      const body = Buffer.concat(frames);
-      const post = () => {
-        fetch(`${peer.url}/v1/peer`, {
-          method: "POST",
-          headers: { "content-type": "application/octet-stream", "x-bkv-from": String(this.self) },
-          body,
-        }).then(
-          (res) => {
-            this.counters.sent += frames.length;
-            void res.arrayBuffer().catch(() => undefined);
-          },
-          (e: unknown) => {
-            this.counters.failed += frames.length;
-            if (this.counters.failed % 100 === 1) {
-              this.log.warn(
-                { event: "peer-unreachable", to, error: (e as Error).message },
-                "peer host unreachable",
-              );
-            }
-          },
+  private connect(): void {
+    if (this.connecting || this.closed) return;
+    this.connecting = true;
+    const url = new URL(this.peer.url);
+    const req = httpRequest({
+      host: url.hostname,
+      port: url.port,
+      path: "/v1/peer/stream",
+      headers: { connection: "Upgrade", upgrade: PEER_PROTOCOL, "x-bkv-from": String(this.self) },
+    });
+    req.on("upgrade", (_res, socket) => {
+      this.connecting = false;
+      this.failures = 0;
+      socket.setNoDelay(true);
+      this.socket = socket;
+      socket.on("error", () => socket.destroy());
+      socket.on("close", () => {
+        if (this.socket === socket) this.socket = null;
+      });
+      for (const d of this.pending) socket.write(d);
+      this.pending = [];
+    });
+    const retry = (why: string) => {
+      this.connecting = false;
+      this.pending = [];
+      if (++this.failures % 50 === 1) {
+        this.log.warn(
+          { event: "peer-unreachable", peer: this.peer.node, reason: why },
+          "peer host unreachable",
         );
-      };
-      if (latency > 0) setTimeout(post, latency);
-      else post();
-    }
-    this.batches.clear();
+      }
+    };
+    req.on("response", (res) => {
+      res.resume();
+      retry(`HTTP ${res.statusCode}`);
+    });
+    req.on("error", (e) => retry(e.message));
+    req.end();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket?.destroy();
   }
 }
+
+export const PEER_PROTOCOL = "bkv-peer";

@@ -309,7 +309,11 @@ export class Raft {
   propose(make: (index: number, term: number, prevHash: Uint8Array) => Uint8Array): number | null {
     if (this.role !== "leader") return null;
     const index = this.appendLocal(make(this.lastIndex() + 1, this.term, this.lastHash()));
-    this.broadcastAppend();
+    // One append in flight per follower: entries proposed meanwhile go out together with the next
+    // one (sent when the follower answers, or at the next heartbeat). Batching under load.
+    for (const p of this.peers()) {
+      if ((this.next.get(p) ?? 0) <= (this.match.get(p) ?? 0) + 1) this.sendAppend(p);
+    }
     return index;
   }
 

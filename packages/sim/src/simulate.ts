@@ -118,7 +118,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     });
     await Promise.race([reply, waitSteps(120)]);
     // Lost, unavailable or timed out: the outcome is unknown.
-    if (got === undefined || got === null || !got.ok) return { result: null, callAt, retAt: Number.POSITIVE_INFINITY };
+    if (got === undefined || got === null || !got.ok)
+      return { result: null, callAt, retAt: Number.POSITIVE_INFINITY };
     return { result: await sealed.open(got.envelope), callAt, retAt };
   }
 

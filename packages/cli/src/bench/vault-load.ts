@@ -9,7 +9,7 @@ import { nodeHpkeSealer } from "@bkv/client/node";
 import { fromHex } from "@bkv/wire";
 
 export interface LoadJob {
-  url: string;
+  url: string | string[];
   vaultPublicKey: string;
   users: { user: string; token: string }[];
   pin: string;

@@ -120,7 +120,7 @@ export async function benchVault(opts: {
   seconds: number;
   concurrency?: number;
   workers?: number;
-}): Promise<void> {
+}): Promise<{ raw: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-"));
   const profile = process.env.BKV_BENCH_HSM_PROFILE;
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
@@ -269,6 +269,7 @@ export async function benchVault(opts: {
       "  (a recovery = 2 sealed requests: KE1->KE2 with the guess committed first, KE3->wrapped key;\n" +
         "   bench users use light client-side key stretching, which does not change the server's work)\n",
     );
+    return { raw };
   } finally {
     host.child.kill("SIGTERM");
     await new Promise((r) => host.child.once("exit", r));

@@ -1,6 +1,7 @@
-/** `bkv bench`: benchmarks that print measured figures (not tests). */
+/** `bkv bench [--only backup|vault|fleet] [--seconds S]`: benchmarks that print measured figures (not tests). */
 import { parse, UsageError } from "../args.js";
 import { benchBackup } from "../bench/backup.js";
+import { benchFleets } from "../bench/fleet.js";
 import { benchVault } from "../bench/vault.js";
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -10,11 +11,19 @@ export async function benchCommand(argv: string[]): Promise<number> {
     seconds: { type: "string" },
   });
   const only = values.only;
-  if (only !== undefined && only !== "backup" && only !== "vault")
-    throw new UsageError("--only backup|vault");
+  if (only !== undefined && only !== "backup" && only !== "vault" && only !== "fleet") {
+    throw new UsageError("--only backup|vault|fleet");
+  }
   const bytes = values["backup-bytes"] === undefined ? 1 << 30 : Number(values["backup-bytes"]);
   const seconds = values.seconds === undefined ? 10 : Number(values.seconds);
-  if (only !== "vault") await benchBackup({ bytes });
-  if (only !== "backup") await benchVault({ seconds });
+  if (!Number.isFinite(bytes) || bytes < 0 || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new UsageError("--backup-bytes and --seconds must be positive numbers");
+  }
+  if (only === undefined || only === "backup") await benchBackup({ bytes });
+  if (only !== "backup") {
+    // The one-HSM benchmark also measures the raw OPAQUE rate the fleet is compared with.
+    const { raw } = await benchVault({ seconds: only === "fleet" ? 3 : seconds });
+    if (only !== "vault") await benchFleets({ seconds, raw });
+  }
   return 0;
 }

@@ -235,7 +235,10 @@ export async function devCommand(argv: string[]): Promise<number> {
     nodes: { type: "string" },
     latency: { type: "string" },
     "guess-limit": { type: "string" },
+    "rate-limit": { type: "string" },
   });
+  const rateLimit = values["rate-limit"] ?? "on";
+  if (rateLimit !== "on" && rateLimit !== "off") throw new UsageError("--rate-limit must be on or off");
   const p = devPaths(values.dir ?? "bkv-dev");
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.devJson)) {
@@ -278,10 +281,16 @@ export async function devCommand(argv: string[]): Promise<number> {
         .filter((x) => x.node !== i),
       faultsFile: p.faultsJson,
       auth: { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, publicKeyJwk: publicJwk(tokenKey) },
-      rateLimits: {
-        perUser: { capacity: 60, refillPerSecond: 10 },
-        perAddress: { capacity: 100_000, refillPerSecond: 100_000 },
-      },
+      rateLimits:
+        rateLimit === "on"
+          ? {
+              perUser: { capacity: 60, refillPerSecond: 10 },
+              perAddress: { capacity: 100_000, refillPerSecond: 100_000 },
+            }
+          : {
+              perUser: { capacity: 1e9, refillPerSecond: 1e9 },
+              perAddress: { capacity: 1e9, refillPerSecond: 1e9 },
+            },
     };
     const configPath = join(p.hostDir(i), "config.json");
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);

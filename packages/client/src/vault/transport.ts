@@ -24,6 +24,7 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   const bases = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ""));
   if (bases.length === 0) throw new BkvError(ErrorCode.Invalid, "no vault URL");
   let preferred = 0;
+  let leaderHint = -1;
   const sendTo = async (base: string, envelope: Uint8Array): Promise<Uint8Array> => {
     const token = typeof opts.token === "string" ? opts.token : await opts.token();
     let res: Response;
@@ -44,6 +45,12 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
         cause: e,
       });
     }
+    // Hosts of a fleet name the leader's host: prefer it next time (one hop less), if we know it.
+    const hint = res.headers.get("x-bkv-leader");
+    if (hint !== null) {
+      const i = bases.indexOf(hint.replace(/\/+$/, ""));
+      if (i >= 0) leaderHint = i;
+    }
     if (res.ok && typeof body.response === "string") return fromBase64Url(body.response);
     const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
     if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
@@ -59,7 +66,8 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
         const i = (preferred + k) % bases.length;
         try {
           const r = await sendTo(bases[i]!, envelope);
-          preferred = i;
+          preferred = leaderHint >= 0 ? leaderHint : i;
+          leaderHint = -1;
           return r;
         } catch (e) {
           // Another host can take the same sealed request: only unavailability moves on.
