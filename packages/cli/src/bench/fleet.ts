@@ -10,12 +10,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { httpTransport, VaultClient, type VaultTransport } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { fromHex } from "@bkv/wire";
 import { type DevInfo, mintDevToken } from "../dev-files.js";
-import type { LoadJob } from "./vault-load.js";
+import { runLoad } from "./vault-load.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
@@ -138,35 +137,19 @@ export async function benchFleet(opts: {
     const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
     const workers = opts.workers ?? 2;
     const concurrency = opts.concurrency ?? 32;
-    const deadline = Date.now() + opts.seconds * 1000;
-    const per = Math.ceil(users.length / workers);
     const t0 = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: workers }, (_, k) => {
-        const job: LoadJob = {
-          url: urls,
-          vaultPublicKey: trust.vaultPublicKey,
-          users: users
-            .slice(k * per, (k + 1) * per)
-            .map((user, i) => ({ user, token: tokens[k * per + i]! })),
-          pin: "1234",
-          concurrency: Math.ceil(concurrency / workers),
-          deadline,
-        };
-        return new Promise<number[]>((resolve, reject) => {
-          const w = new Worker(new URL("./vault-load.js", import.meta.url), { workerData: job });
-          w.once("message", (m: { ok: boolean; latencies?: number[]; error?: string }) => {
-            if (m.ok) resolve(m.latencies!);
-            else reject(new Error(`load worker failed: ${m.error}`));
-            void w.terminate();
-          });
-          w.once("error", reject);
-        });
-      }),
-    );
+    const results = await runLoad({
+      url: urls,
+      vaultPublicKey: trust.vaultPublicKey,
+      users: users.map((user, i) => ({ user, token: tokens[i]! })),
+      pin: "1234",
+      workers,
+      concurrency,
+      seconds: opts.seconds,
+    });
     const wall = (performance.now() - t0) / 1000;
     const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
-    const n = results.flat().length;
+    const n = results.length;
     return {
       recoveriesPerSecond: n / wall,
       cpuMsPerRecovery: (cpu / n) * 1000,

@@ -51,3 +51,43 @@ if (parentPort !== null) {
     (e: unknown) => parentPort!.postMessage({ ok: false, error: (e as Error).message }),
   );
 }
+
+/**
+ * From the main thread: split the users over `workers` load threads, run them until `seconds` have
+ * passed, and return every recovery's latency.
+ */
+export async function runLoad(opts: {
+  url: string | string[];
+  vaultPublicKey: string;
+  users: { user: string; token: string }[];
+  pin: string;
+  workers: number;
+  concurrency: number;
+  seconds: number;
+}): Promise<number[]> {
+  const { Worker } = await import("node:worker_threads");
+  const deadline = Date.now() + opts.seconds * 1000;
+  const per = Math.ceil(opts.users.length / opts.workers);
+  const results = await Promise.all(
+    Array.from({ length: opts.workers }, (_, k) => {
+      const job: LoadJob = {
+        url: opts.url,
+        vaultPublicKey: opts.vaultPublicKey,
+        users: opts.users.slice(k * per, (k + 1) * per),
+        pin: opts.pin,
+        concurrency: Math.ceil(opts.concurrency / opts.workers),
+        deadline,
+      };
+      return new Promise<number[]>((resolve, reject) => {
+        const w = new Worker(new URL("./vault-load.js", import.meta.url), { workerData: job });
+        w.once("message", (m: { ok: boolean; latencies?: number[]; error?: string }) => {
+          if (m.ok) resolve(m.latencies!);
+          else reject(new Error(`load worker failed: ${m.error}`));
+          void w.terminate();
+        });
+        w.once("error", reject);
+      });
+    }),
+  );
+  return results.flat();
+}

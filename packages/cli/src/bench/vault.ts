@@ -15,7 +15,6 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { createFleet, type HostConfig } from "@bkv/host";
@@ -23,7 +22,7 @@ import { fromHex } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
-import type { LoadJob } from "./vault-load.js";
+import { runLoad } from "./vault-load.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
@@ -199,32 +198,16 @@ export async function benchVault(opts: {
     const hsm0 = cpuSeconds(host.hsmPid);
     const host0 = cpuSeconds(host.child.pid!);
     const t0 = performance.now();
-    const deadline = Date.now() + opts.seconds * 1000;
-    const per = Math.ceil(users.length / workers);
-    const results = await Promise.all(
-      Array.from({ length: workers }, (_, k) => {
-        const job: LoadJob = {
-          url: host.url,
-          vaultPublicKey: info.vaultPublicKey,
-          users: users
-            .slice(k * per, (k + 1) * per)
-            .map((user, i) => ({ user, token: tokens[k * per + i]! })),
-          pin: "1234",
-          concurrency: Math.ceil(concurrency / workers),
-          deadline,
-        };
-        return new Promise<number[]>((resolve, reject) => {
-          const w = new Worker(new URL("./vault-load.js", import.meta.url), { workerData: job });
-          w.once("message", (m: { ok: boolean; latencies?: number[]; error?: string }) => {
-            if (m.ok) resolve(m.latencies!);
-            else reject(new Error(`load worker failed: ${m.error}`));
-            void w.terminate();
-          });
-          w.once("error", reject);
-        });
-      }),
-    );
-    const lat = results.flat();
+    const results = await runLoad({
+      url: host.url,
+      vaultPublicKey: info.vaultPublicKey,
+      users: users.map((user, i) => ({ user, token: tokens[i]! })),
+      pin: "1234",
+      workers,
+      concurrency,
+      seconds: opts.seconds,
+    });
+    const lat = results;
     const wall = (performance.now() - t0) / 1000;
     const hsmCpu = cpuSeconds(host.hsmPid) - hsm0;
     const hsmSplit = cpu(host.hsmPid);
