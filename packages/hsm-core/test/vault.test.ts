@@ -339,3 +339,29 @@ describe("vault: attacks by the operator", () => {
     expect(() => decodeVaultResult(Uint8Array.of(2, 0, 0, 0, 10, 0))).toThrow(/trailing/);
   });
 });
+
+describe("vault: a transport that retries", () => {
+  it("a retried copy of a request is refused as a replay, and the client reports the outcome as unknown", async () => {
+    const { host } = await setup();
+    let first = true;
+    const retrying = {
+      send: async (envelope: Uint8Array) => {
+        if (first) {
+          first = false;
+          await host.transport().send(envelope); // the answer to the first copy is lost
+        }
+        return host.transport().send(envelope);
+      },
+    };
+    const c = new VaultClient({
+      user: "erin",
+      vaultPublicKey: host.vaultPublicKey(),
+      transport: retrying,
+      keyStretching: LIGHT,
+      now: () => host.now(),
+    });
+    const e = await error(c.register("1234", KEY));
+    expect(e.code).toBe(ErrorCode.Unavailable);
+    expect(e.message).toMatch(/already received/);
+  });
+});

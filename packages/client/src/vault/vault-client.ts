@@ -60,9 +60,19 @@ export class VaultClient {
       this.user,
       body,
       (this.opts.now ?? Date.now)(),
+      this.opts.hpke,
     );
     const response = await this.opts.transport.send(sealed.envelope);
-    return sealed.open(response);
+    const result = await sealed.open(response);
+    if ("error" in result && result.error === ErrorCode.Replay) {
+      // Only a copy of this very request can be a replay: a transport that retried it on another
+      // host after the first answer was lost. What the first copy did is unknown here.
+      throw new BkvError(
+        ErrorCode.Unavailable,
+        "the vault had already received this request (a retry after a lost answer); its outcome is unknown: try again",
+      );
+    }
+    return result;
   }
 
   /** Protect backupKey with pin. Replaces an existing record for this user. */
