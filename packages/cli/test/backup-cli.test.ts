@@ -2,18 +2,16 @@
  * `bkv key new`, `bkv backup`, `bkv restore`, run as a user would: the built CLI (packages/cli/bin/bkv.js
  * on dist/, so `npx tsc -b` first, as `npm test` does). Plus the key file helpers, called directly.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { backupSize, formatBackupKey, generateBackupKey } from "@bkv/client/node";
 import { ErrorCode } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bkv as runBkv } from "../../../test/e2e/cli.js";
 import { readKeyFile, writeKeyFile } from "../src/key-file.js";
 
-const BKV = fileURLToPath(new URL("../bin/bkv.js", import.meta.url));
 const KEY_FORM = /^[0-9a-f]{4}(-[0-9a-f]{4}){15}$/;
 
 interface Run {
@@ -22,21 +20,8 @@ interface Run {
   stderr: string;
 }
 
-function bkv(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BKV, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+/** The built CLI, run as a user would (the same runner as the end-to-end tests). */
+const bkv = (...args: string[]): Promise<Run> => runBkv(args);
 
 let work: string;
 beforeAll(async () => {

@@ -382,14 +382,19 @@ export class Raft {
     }
   }
 
-  private onAppend(from: number, m: PeerMessage & { type: "app" }): void {
-    if (m.term < this.term) {
+  /** An append or snapshot from a leader: refuse a stale term, else follow it. False if refused. */
+  private acceptLeader(from: number, term: number): boolean {
+    if (term < this.term) {
       this.send(from, { type: "app-resp", term: this.term, success: false, index: this.lastIndex() });
-      return;
+      return false;
     }
-    if (m.term > this.term || this.role !== "follower" || this.leader !== from)
-      this.becomeFollower(m.term, from);
+    if (term > this.term || this.role !== "follower" || this.leader !== from) this.becomeFollower(term, from);
     this.electionElapsed = 0;
+    return true;
+  }
+
+  private onAppend(from: number, m: PeerMessage & { type: "app" }): void {
+    if (!this.acceptLeader(from, m.term)) return;
     const reject = (hint: number) => {
       this.counters.rejectedAppends++;
       this.send(from, { type: "app-resp", term: this.term, success: false, index: hint });
@@ -456,13 +461,7 @@ export class Raft {
   }
 
   private onSnapshot(from: number, m: PeerMessage & { type: "snap" }): void {
-    if (m.term < this.term) {
-      this.send(from, { type: "app-resp", term: this.term, success: false, index: this.lastIndex() });
-      return;
-    }
-    if (m.term > this.term || this.role !== "follower" || this.leader !== from)
-      this.becomeFollower(m.term, from);
-    this.electionElapsed = 0;
+    if (!this.acceptLeader(from, m.term)) return;
     if (m.index <= this.commitIndex) {
       this.send(
         from,
