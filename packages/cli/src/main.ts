@@ -12,14 +12,19 @@ import { vaultCommand } from "./commands/vault.js";
 
 const USAGE = `usage: bkv <command> [options]
 
-  dev [--dir DIR] [--port PORT]          run a local vault (ready line: JSON on stdout)
+  dev [--dir DIR] [--port PORT] [--nodes N] [--latency MS] [--guess-limit G]
+                                         run a local fleet (default 5 nodes; ready line: JSON on stdout)
+  dev status --dir DIR [--json]          each node's role, term, commit index, leader, process ids
+  dev kill|start --dir DIR --node I      SIGKILL node I's host and HSM / start it again from its files
+  dev partition --dir DIR --node I       cut node I off from the others; dev heal --dir DIR undoes it
   dev token --dir DIR --user U           print a development bearer token for U
+  host --config FILE                     run one host agent and its HSM process
   key new --out KEYFILE                  make a new backup key
   backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
   restore --key KEYFILE IN OUT           decrypt the backup file IN into OUT
   vault register|recover|delete          protect, recover or delete a backup key with a PIN
         (--dev DIR | --vault URL --token TOKEN --trust FILE) --user U [--key KEYFILE | --out KEYFILE] [--json]
-  bench                                  run the benchmarks and print measured figures
+  bench [--only backup|vault|fleet]      run the benchmarks and print measured figures
 
 exit codes: 0 ok, 1 error, 3 wrong PIN, 4 no record, 5 vault unavailable`;
 
