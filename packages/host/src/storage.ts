@@ -54,12 +54,6 @@ export class HostStorage {
     })();
   }
 
-  counts(): { entries: number; snapshotIndex: number } {
-    const e = this.db.prepare("SELECT COUNT(*) AS n FROM entries").get() as { n: number };
-    const s = this.db.prepare("SELECT idx FROM snapshot WHERE id = 1").get() as { idx: number } | undefined;
-    return { entries: e.n, snapshotIndex: s?.idx ?? 0 };
-  }
-
   close(): void {
     this.db.close();
   }

@@ -97,7 +97,6 @@ export class SimFleet {
   blocked: (from: number, to: number) => boolean = () => false;
   private nextPacket = 1;
   private nextTag = 1;
-  private queue: Promise<void> = Promise.resolve();
 
   constructor(readonly options: FleetOptions) {
     this.rng = new Prng(options.seed ?? 1);
@@ -308,15 +307,5 @@ export class SimFleet {
         );
       },
     };
-  }
-
-  /** Run work with all frames serialized (for schedulers that must not interleave events). */
-  exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work);
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
   }
 }

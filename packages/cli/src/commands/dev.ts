@@ -151,11 +151,16 @@ async function tokenCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function killCommand(argv: string[]): Promise<number> {
+/** `--dir DIR --node I` of the commands that act on one node of a running fleet. */
+function nodeArgs(argv: string[]): { dir: string; info: DevInfo; node: number } {
   const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
   const dir = required(values.dir, "--dir");
   const info = readDevInfo(dir);
-  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  return { dir, info, node: int(values.node, "--node", 0, 1, info.nodes.length) };
+}
+
+async function killCommand(argv: string[]): Promise<number> {
+  const { dir, info, node } = nodeArgs(argv);
   const n = info.nodes[node - 1]!;
   await killNode(n);
   info.nodes[node - 1] = { ...n, hostPid: null, hsmPid: null };
@@ -165,10 +170,7 @@ async function killCommand(argv: string[]): Promise<number> {
 }
 
 async function startCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
-  const dir = required(values.dir, "--dir");
-  const info = readDevInfo(dir);
-  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  const { dir, info, node } = nodeArgs(argv);
   const n = info.nodes[node - 1]!;
   if (alive(n.hostPid))
     throw new UsageError(`node ${node} is running (host pid ${n.hostPid}); kill it first`);
@@ -179,10 +181,7 @@ async function startCommand(argv: string[]): Promise<number> {
 }
 
 async function partitionCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
-  const dir = required(values.dir, "--dir");
-  const info = readDevInfo(dir);
-  const node = int(values.node, "--node", 0, 1, info.nodes.length);
+  const { dir, node } = nodeArgs(argv);
   const f = readFaults(dir);
   if (!f.isolated.includes(node)) f.isolated.push(node);
   writeFaults(dir, f);
