@@ -8,7 +8,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-npx tsc -b
+npm run build --silent
 npx tsc -p tsconfig.test.json
 npx biome ci --colors=off --error-on-warnings .
 

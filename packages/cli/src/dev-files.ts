@@ -25,6 +25,9 @@ export const devPaths = (dir: string) => {
     faultsJson: join(d, "faults.json"),
     trustJson: join(d, "trust.json"),
     tokenKey: join(d, "dev-token-key.jwk"),
+    vendorRootKey: join(d, "vendor-root.key"),
+    vendorRootPub: join(d, "vendor-root.pub"),
+    evidence: join(d, "evidence.bin"),
     hsmDir: (i: number) => join(d, `node-${i}`, "hsm"),
     hostDir: (i: number) => join(d, `node-${i}`, "host"),
   };

@@ -4,20 +4,29 @@
  */
 
 import { UsageError } from "./args.js";
+import { auditCommand } from "./commands/audit.js";
 import { backupCommand, keyCommand, restoreCommand } from "./commands/backup.js";
 import { benchCommand } from "./commands/bench.js";
 import { devCommand } from "./commands/dev.js";
+import { fleetCommand } from "./commands/fleet.js";
 import { hostCommand } from "./commands/host.js";
+import { measureCommand } from "./commands/measure.js";
 import { vaultCommand } from "./commands/vault.js";
 
 const USAGE = `usage: bkv <command> [options]
 
-  dev [--dir DIR] [--port PORT] [--nodes N] [--latency MS] [--guess-limit G]
+  dev [--dir DIR] [--port PORT] [--nodes N] [--latency MS] [--guess-limit G] [--platform software|pkcs11]
                                          run a local fleet (default 5 nodes; ready line: JSON on stdout)
   dev status --dir DIR [--json]          each node's role, term, commit index, leader, process ids
   dev kill|start --dir DIR --node I      SIGKILL node I's host and HSM / start it again from its files
   dev partition --dir DIR --node I       cut node I off from the others; dev heal --dir DIR undoes it
   dev token --dir DIR --user U           print a development bearer token for U
+  fleet create --dir DIR [--nodes N] [--guess-limit G] [--platform P]
+                                         provision a fleet's folder and run the genesis ceremony
+  fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
+  measure [--source DIR] [--out FILE]    build the HSM core reproducibly and print its measurement
+  audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID] [--json]
+                                         check a fleet's evidence; exit 0 only if every check holds
   host --config FILE                     run one host agent and its HSM process
   key new --out KEYFILE                  make a new backup key
   backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
@@ -38,6 +47,9 @@ const COMMANDS: Record<string, Command> = {
   vault: vaultCommand,
   bench: benchCommand,
   host: hostCommand,
+  fleet: fleetCommand,
+  measure: measureCommand,
+  audit: auditCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,8 +1,10 @@
 /**
  * @bkv/client: the client SDK. Runs in browsers and Node (no Node-only API here; Node adapters are in
- * @bkv/client/node). Backup keys and backup files (backup/), and the vault protocol (vault/).
+ * @bkv/client/node). Backup keys and backup files (backup/), the vault protocol (vault/), and the
+ * audit of a fleet's deployment evidence (audit/).
  */
 
 export { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
+export * from "./audit/index.js";
 export * from "./backup/index.js";
 export * from "./vault/index.js";

@@ -1,11 +1,26 @@
 /**
- * The genesis ceremony (`bkv fleet create`, run by `bkv dev` for a new folder): start every member's
- * HSM on its empty storage, collect their identity keys, let the first HSM create the fleet secrets
- * and seal them to every member, and let each member join and store the genesis entry in its host
- * storage. Afterwards no key exists that could add a member or change the guess limit.
+ * The genesis ceremony (`bkv fleet create`, run by `bkv dev` for a new folder), driven by the
+ * operator's tooling, which the HSMs do not trust:
+ *   1. start every member's HSM on empty storage and collect its attestation;
+ *   2. HSM 1 checks every attestation, creates the fleet secrets, seals them to each member and
+ *      drafts the genesis statement;
+ *   3. each member opens its package, checks every attestation, the measurement, the policy and
+ *      that the statement is exactly what its sealed entry implies, and signs the statement;
+ *   4. each member receives all signatures, checks them, and only then stores the genesis entry.
+ * The result is the fleet's evidence: the statement, every signature and the transcript (the
+ * digest of every message, in order). Afterwards no key exists that could add a member, change the
+ * policy or change the code.
  */
 
-import { toHex } from "@bkv/wire";
+import { createHash } from "node:crypto";
+import {
+  decodeStatement,
+  encodeEvidence,
+  encodeHostToHsm,
+  type FleetEvidence,
+  type TranscriptStep,
+  toHex,
+} from "@bkv/wire";
 import { HsmProcess } from "./hsm-process.js";
 import { HostStorage } from "./storage.js";
 
@@ -20,13 +35,27 @@ export interface CeremonyMember {
 export interface FleetCreated {
   fleetId: string;
   vaultPublicKey: string;
+  fleetSigningKey: string;
+  measurement: string;
   guessesAllowed: number;
-  members: { node: number; identity: string }[];
+  createdAt: number;
+  members: { node: number; signKey: string; agreeKey: string; platform: string }[];
 }
 
-export async function createFleet(members: CeremonyMember[], guessLimit: number): Promise<FleetCreated> {
+export interface CeremonyResult {
+  fleet: FleetCreated;
+  /** The encoded FleetEvidence (canonical bytes). */
+  evidence: Uint8Array;
+}
+
+const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
+
+export async function createFleet(members: CeremonyMember[], guessLimit: number): Promise<CeremonyResult> {
   const storages = members.map((m) => new HostStorage(m.storagePath));
   const hsms: HsmProcess[] = [];
+  const transcript: TranscriptStep[] = [];
+  const record = (step: string, node: number, bytes: Uint8Array) =>
+    transcript.push({ step, node, digest: digest(bytes) });
   try {
     for (const [i, s] of storages.entries()) {
       const stored = s.load();
@@ -34,33 +63,57 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
         throw new Error(`node ${members[i]!.node} already has host storage: its fleet exists`);
       }
     }
-    const identities: Uint8Array[] = [];
+    const attestations: Uint8Array[] = [];
     for (const m of members) {
       const h = new HsmProcess(m.hsmCommand);
       hsms.push(h);
       h.send({ type: "boot", snapshot: null, entries: [] });
       const b = await h.next("booted");
       if (b.node !== 0) throw new Error(`node ${m.node}'s HSM already belongs to a fleet`);
-      identities.push(b.identity);
+      attestations.push(b.identity);
+      record("attestation", m.node, b.identity);
     }
-    hsms[0]!.send({ type: "genesis-create", members: identities, guessLimit });
-    const { packages } = await hsms[0]!.next("genesis-packages");
-    let created: FleetCreated | null = null;
+    const create = { type: "genesis-create" as const, members: attestations, guessLimit };
+    record("genesis-create", members[0]!.node, encodeHostToHsm(create));
+    hsms[0]!.send(create);
+    const { statement, packages } = await hsms[0]!.next("genesis-packages");
+    record("statement", members[0]!.node, statement);
+    const signatures: Uint8Array[] = [];
     for (const [i, h] of hsms.entries()) {
-      h.send({ type: "genesis-join", package: packages[i]! });
+      record("package", members[i]!.node, packages[i]!);
+      h.send({ type: "genesis-join", package: packages[i]!, statement });
+      const { signature } = await h.next("genesis-signature");
+      record("signature", members[i]!.node, signature);
+      signatures.push(signature);
+    }
+    for (const [i, h] of hsms.entries()) {
+      h.send({ type: "genesis-finish", signatures });
       const p = await h.next("persist");
       storages[i]!.persist(p.entries, p.snapshot, p.truncateFrom);
       h.send({ type: "persisted", id: p.id });
       const b = await h.next("booted");
       if (b.node !== members[i]!.node) throw new Error(`HSM ${members[i]!.node} joined as node ${b.node}`);
-      created ??= {
-        fleetId: toHex(b.fleetId),
-        vaultPublicKey: toHex(b.vaultPublicKey),
-        guessesAllowed: b.guessesAllowed,
-        members: identities.map((id, k) => ({ node: members[k]!.node, identity: toHex(id) })),
-      };
+      record("joined", members[i]!.node, b.fleetId);
     }
-    return created!;
+    const s = decodeStatement(statement);
+    const evidence: FleetEvidence = { statement, signatures, transcript };
+    return {
+      fleet: {
+        fleetId: toHex(s.fleetId),
+        vaultPublicKey: toHex(s.vaultPublicKey),
+        fleetSigningKey: toHex(s.fleetSigningKey),
+        measurement: toHex(s.measurement),
+        guessesAllowed: s.policy.guessLimit,
+        createdAt: s.time,
+        members: s.members.map((m, k) => ({
+          node: members[k]!.node,
+          signKey: toHex(m.signKey),
+          agreeKey: toHex(m.agreeKey),
+          platform: m.platform,
+        })),
+      },
+      evidence: encodeEvidence(evidence),
+    };
   } finally {
     await Promise.all(hsms.map((h) => h.stop()));
     for (const s of storages) s.close();

@@ -1,13 +1,20 @@
 /** An HSM process driven directly over the HSM API, for ceremonies run by the operator's tools. */
 import { type ChildProcess, spawn } from "node:child_process";
 import {
+  BkvError,
   decodeHsmToHost,
+  type ErrorCode,
   encodeHostToHsm,
   FrameDecoder,
   frame,
   type HostToHsm,
   type HsmToHost,
 } from "@bkv/wire";
+
+/** The HSM refused: keep its stable code so callers (and tests) can tell refusals apart. */
+function hsmFailed(f: { code: string; message: string }): BkvError {
+  return new BkvError(f.code as ErrorCode, `HSM refused: ${f.code}: ${f.message}`);
+}
 
 export class HsmProcess {
   private child: ChildProcess;
@@ -29,7 +36,7 @@ export class HsmProcess {
         const i = this.waiting.findIndex((w) => w.type === m.type || m.type === "failed");
         if (i >= 0) {
           const w = this.waiting.splice(i, 1)[0]!;
-          if (m.type === "failed") w.reject(new Error(`HSM failed: ${m.code}: ${m.message}`));
+          if (m.type === "failed") w.reject(hsmFailed(m));
           else w.resolve(m);
         } else this.frames.push(m);
       }
@@ -50,7 +57,7 @@ export class HsmProcess {
     const i = this.frames.findIndex((f) => f.type === type || f.type === "failed");
     if (i >= 0) {
       const f = this.frames.splice(i, 1)[0]!;
-      if (f.type === "failed") return Promise.reject(new Error(`HSM failed: ${f.code}: ${f.message}`));
+      if (f.type === "failed") return Promise.reject(hsmFailed(f));
       return Promise.resolve(f as HsmToHost & { type: T });
     }
     if (this.exited !== null) return Promise.reject(this.exited);

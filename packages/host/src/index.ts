@@ -1,6 +1,6 @@
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
-export { type CeremonyMember, createFleet, type FleetCreated } from "./ceremony.js";
+export { type CeremonyMember, type CeremonyResult, createFleet, type FleetCreated } from "./ceremony.js";
 export { DEFAULT_RATE_LIMITS, type HostConfig, loadHostConfig } from "./config.js";
 export { type RunningHost, startHost } from "./host.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";

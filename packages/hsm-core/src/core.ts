@@ -14,14 +14,17 @@
  */
 
 import {
+  type Attestation,
   BkvError,
   bytesEqual,
+  decodeAttestation,
   decodeHostToHsm,
   decodeRequestEnvelope,
   decodeVaultRequest,
   ErrorCode,
   encodeHsmToHost,
   encodeResponseEnvelope,
+  encodeStatement,
   encodeVaultResult,
   envelopeHeader,
   type HostToHsm,
@@ -34,12 +37,23 @@ import {
   Writer,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
-import { checkGenesisEntry, decodePackage, encodePackage, packageAad, packageKey } from "./genesis.js";
+import {
+  checkGenesisEntry,
+  checkGuessLimit,
+  checkMembers,
+  checkSignatures,
+  checkStatement,
+  decodePackage,
+  encodePackage,
+  packageAad,
+  packageKey,
+  statementOf,
+} from "./genesis.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
 import { decodeNvram, encodeNvram, type NvramState } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
-import { MAX_GUESS_LIMIT, SNAPSHOT_EVERY } from "./policy.js";
+import { SNAPSHOT_EVERY } from "./policy.js";
 import { type LogRecord, Raft, type SnapshotMeta } from "./raft.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
@@ -85,7 +99,9 @@ export class HsmCore {
   private phase: Phase = "new";
   private queue: Promise<void> = Promise.resolve();
   private lastNow = 0;
+  /** This HSM's attestation (encoded) and the signing key it attests, which identifies it in a fleet. */
   private identity: Uint8Array = new Uint8Array(0);
+  private signKey: Uint8Array = new Uint8Array(0);
   private genesis: Genesis | null = null;
   private node = 0;
   private nv: NvramState | null = null;
@@ -100,7 +116,13 @@ export class HsmCore {
   private persistQueue: Batch[] = [];
   private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
   private nextBatch = 1;
-  private joinEntry: { record: LogRecord; entry: Entry } | null = null;
+  private joinEntry: {
+    record: LogRecord;
+    entry: Entry;
+    statement: Uint8Array;
+    genesis: Genesis;
+    finished: boolean;
+  } | null = null;
   readonly counters: CoreCounters = {
     framesRejected: 0,
     requestsOpened: 0,
@@ -159,7 +181,10 @@ export class HsmCore {
         await this.genesisCreate(m.members, m.guessLimit);
         return;
       case "genesis-join":
-        await this.genesisJoin(m.package);
+        await this.genesisJoin(m.package, m.statement);
+        return;
+      case "genesis-finish":
+        await this.genesisFinish(m.signatures);
         break;
       case "client": {
         const tag = m.tag;
@@ -226,7 +251,8 @@ export class HsmCore {
   // Boot: rebuild from host storage and check it against NVRAM.
 
   private async boot(snapshot: SealedEntry | null, entries: SealedEntry[]): Promise<void> {
-    this.identity = await this.platform.identityPublicKey();
+    this.identity = await this.platform.identity();
+    this.signKey = decodeAttestation(this.identity).signKey;
     let nv: NvramState | null;
     try {
       const raw = await this.platform.nvramRead();
@@ -282,6 +308,12 @@ export class HsmCore {
         "host storage lost the fleet's genesis: it was restored from before this HSM joined",
       );
     }
+    if (!bytesEqual(genesis.measurement, this.platform.measurement())) {
+      return this.fail(
+        ErrorCode.Measurement,
+        "this HSM now runs other code than the fleet was created with: the fleet's code cannot change",
+      );
+    }
     // Is the tip this HSM acknowledged still in host storage?
     const tipIndex = nv.durableIndex;
     const tipHash = tipIndex === meta.index ? meta.hash : log.find((r) => r.index === tipIndex)?.hash;
@@ -306,7 +338,8 @@ export class HsmCore {
     log: LogRecord[],
     recoveringUntil: number | null,
   ): Promise<void> {
-    const self = genesis.members.findIndex((m) => bytesEqual(m, this.identity)) + 1;
+    const members = genesis.members.map((m) => decodeAttestation(m));
+    const self = members.findIndex((m) => bytesEqual(m.signKey, this.signKey)) + 1;
     if (self === 0)
       return this.fail(ErrorCode.Corrupt, "this HSM is not a member of the fleet in its storage");
     this.genesis = genesis;
@@ -315,18 +348,17 @@ export class HsmCore {
     const keys = new Map<number, { send: Uint8Array; recv: Uint8Array }>();
     for (let j = 1; j <= genesis.members.length; j++) {
       if (j === self) continue;
-      const shared = await this.platform.identityAgree(genesis.members[j - 1]!);
+      const shared = await this.platform.identityAgree(members[j - 1]!.agreeKey);
       keys.set(j, {
         send: peerKey(crypto, shared, genesis.fleetId, self, j),
         recv: peerKey(crypto, shared, genesis.fleetId, j, self),
       });
     }
     this.channel = new PeerChannel(crypto, self, this.nv!.epoch, keys);
-    const members = genesis.members.map((_, i) => i + 1);
     this.raft = new Raft(
       {
         id: self,
-        members,
+        members: members.map((_, i) => i + 1),
         electionTicks: this.options.electionTicks ?? 10,
         heartbeatTicks: this.options.heartbeatTicks ?? 2,
         random: () => {
@@ -350,72 +382,113 @@ export class HsmCore {
   private async genesisCreate(members: Uint8Array[], guessLimit: number): Promise<void> {
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
-    if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
-      return this.fail(ErrorCode.Invalid, `guess limit must be 1 to ${MAX_GUESS_LIMIT}`);
+    const crypto = this.platform.crypto;
+    let attestations: Attestation[];
+    try {
+      checkGuessLimit(guessLimit);
+      attestations = checkMembers(crypto, this.platform.vendorRoots(), this.platform.measurement(), members);
+    } catch (e) {
+      return this.failWith(e, "genesis refused");
     }
-    if (members.length < 1 || members.length > 9 || members.some((m) => m.length !== 32)) {
-      return this.fail(ErrorCode.Invalid, "a fleet has 1 to 9 members, each a 32-byte identity key");
-    }
-    const creator = members.findIndex((m) => bytesEqual(m, this.identity)) + 1;
+    const creator = attestations.findIndex((a) => bytesEqual(a.signKey, this.signKey)) + 1;
     if (creator === 0) return this.fail(ErrorCode.Invalid, "the creating HSM must be a member");
-    const kp = await this.platform.crypto.hpkeGenerateKeyPair();
+    const kp = await crypto.hpkeGenerateKeyPair();
+    const fleetSigningSeed = this.platform.randomBytes(32);
     const fleetId = this.platform.randomBytes(16);
     const now = this.now();
+    const genesis: Genesis = {
+      fleetId,
+      members,
+      measurement: this.platform.measurement(),
+      opaqueServerSetup: opaque.server.createSetup(),
+      hpkePrivateKey: kp.privateKey,
+      hpkePublicKey: kp.publicKey,
+      fleetSigningSeed,
+      fleetSigningKey: crypto.ed25519PublicKey(fleetSigningSeed),
+      guessLimit,
+      createdAt: now,
+    };
     const entry = encodeEntry({
       index: 1,
       term: 0,
       prevHash: ZERO_HASH,
       time: now,
       requestId: new Uint8Array(0),
-      ops: [
-        {
-          op: "genesis",
-          genesis: {
-            fleetId,
-            members,
-            opaqueServerSetup: opaque.server.createSetup(),
-            hpkePrivateKey: kp.privateKey,
-            hpkePublicKey: kp.publicKey,
-            guessLimit,
-            createdAt: now,
-          },
-        },
-      ],
+      ops: [{ op: "genesis", genesis }],
     });
     const packages: Uint8Array[] = [];
     for (let member = 1; member <= members.length; member++) {
       const head = { fleetId, creator, member, members };
-      const shared = await this.platform.identityAgree(members[member - 1]!);
-      const key = packageKey(this.platform.crypto, shared, fleetId, creator, member);
+      const shared = await this.platform.identityAgree(attestations[member - 1]!.agreeKey);
+      const key = packageKey(crypto, shared, fleetId, creator, member);
       const nonce = this.platform.randomBytes(12);
-      const ciphertext = await this.platform.crypto.aeadSeal(key, nonce, entry, packageAad(head));
+      const ciphertext = await crypto.aeadSeal(key, nonce, entry, packageAad(head));
       packages.push(encodePackage({ ...head, nonce, ciphertext }));
     }
-    this.send({ type: "genesis-packages", packages });
+    this.send({ type: "genesis-packages", statement: encodeStatement(statementOf(genesis)), packages });
   }
 
-  private async genesisJoin(pkgBytes: Uint8Array): Promise<void> {
+  private async genesisJoin(pkgBytes: Uint8Array, statement: Uint8Array): Promise<void> {
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can join a fleet");
+    const crypto = this.platform.crypto;
     let entry: Entry;
     let bytes: Uint8Array;
+    let genesis: Genesis;
     try {
       const p = decodePackage(pkgBytes);
-      if (!bytesEqual(p.members[p.member - 1]!, this.identity))
-        throw new Error("the package is for another HSM");
-      const shared = await this.platform.identityAgree(p.members[p.creator - 1]!);
-      const key = packageKey(this.platform.crypto, shared, p.fleetId, p.creator, p.member);
-      bytes = await this.platform.crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p));
+      const members = checkMembers(
+        crypto,
+        this.platform.vendorRoots(),
+        this.platform.measurement(),
+        p.members,
+      );
+      if (!bytesEqual(members[p.member - 1]!.signKey, this.signKey))
+        throw new BkvError(ErrorCode.Invalid, "the package is for another HSM");
+      const shared = await this.platform.identityAgree(members[p.creator - 1]!.agreeKey);
+      const key = packageKey(crypto, shared, p.fleetId, p.creator, p.member);
+      try {
+        bytes = await crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p));
+      } catch {
+        throw new BkvError(ErrorCode.Authentication, "the package does not open with this HSM's key");
+      }
       entry = checkGenesisEntry(bytes, p);
+      const op = entry.ops[0]!;
+      if (op.op !== "genesis") throw new BkvError(ErrorCode.Invalid, "not a genesis entry");
+      genesis = op.genesis;
+      checkGuessLimit(genesis.guessLimit);
+      if (!bytesEqual(genesis.measurement, this.platform.measurement())) {
+        throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");
+      }
+      checkStatement(statementOf(genesis), statement);
     } catch (e) {
-      return this.fail(ErrorCode.Invalid, `genesis package refused: ${(e as Error).message}`);
+      return this.failWith(e, "genesis package refused");
     }
     this.phase = "joining";
-    const record: LogRecord = { index: 1, term: 0, bytes, hash: this.platform.crypto.sha256(bytes) };
-    this.joinEntry = { record, entry };
+    const record: LogRecord = { index: 1, term: 0, bytes, hash: crypto.sha256(bytes) };
+    this.joinEntry = { record, entry, statement, genesis, finished: false };
+    this.send({ type: "genesis-signature", signature: await this.platform.identitySign(statement) });
+  }
+
+  private async genesisFinish(signatures: Uint8Array[]): Promise<void> {
+    const j = this.joinEntry;
+    if (this.phase !== "joining" || j === null || j.finished)
+      return this.fail(ErrorCode.Invalid, "no genesis to finish: join first");
+    try {
+      const members = j.genesis.members.map((m) => decodeAttestation(m));
+      checkSignatures(this.platform.crypto, members, j.statement, signatures);
+    } catch (e) {
+      return this.failWith(e, "genesis not finished");
+    }
+    j.finished = true;
     this.nv = { term: 0, vote: 0, epoch: 1, durableIndex: 0, durableHash: ZERO_HASH };
     await this.platform.nvramWrite(encodeNvram(this.nv));
-    this.persistQueue.push({ entries: [record], truncateFrom: null, snapshot: null });
+    this.persistQueue.push({ entries: [j.record], truncateFrom: null, snapshot: null });
+  }
+
+  private failWith(e: unknown, what: string): void {
+    const code = e instanceof BkvError ? e.code : ErrorCode.Invalid;
+    this.fail(code, `${what}: ${(e as Error).message}`);
   }
 
   // -------------------------------------------------------------------------------------------

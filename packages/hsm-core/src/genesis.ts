@@ -1,13 +1,155 @@
 /**
- * Fleet genesis: one HSM creates the fleet secrets (OPAQUE server setup, HPKE vault key) in the
- * genesis entry, the first entry of every member's log, and seals that entry to each member under a
- * key from the X25519 agreement of the creator's and the member's identity keys. A member opens its
- * package, checks that it is listed, and starts its log with the entry. (Attestations, the code
- * measurement and member signatures over a genesis statement come with the deployment evidence.)
+ * Fleet genesis. One HSM checks every member's attestation (a trusted vendor root, the same code
+ * measurement as its own), creates the fleet secrets (OPAQUE server setup, HPKE vault key, fleet
+ * signing key) in the genesis entry, the first entry of every member's log, and seals that entry to
+ * each member under a key from the P-256 agreement of the creator's and the member's identity keys.
+ * It drafts the genesis statement from the entry. Each member opens its package, checks the entry,
+ * every attestation and that the statement is exactly the one the entry implies, and signs it.
+ * Only when it holds every member's signature over the statement does a member store the entry.
  */
-import { bytesEqual, check, Reader, utf8, Writer } from "@bkv/wire";
-import { decodeEntry, type Entry } from "./log-entry.js";
+import {
+  type Attestation,
+  attestationSignedBytes,
+  BkvError,
+  bytesEqual,
+  check,
+  decodeAttestation,
+  decodeStatement,
+  ErrorCode,
+  encodeStatement,
+  type GenesisStatement,
+  quorumOf,
+  Reader,
+  utf8,
+  Writer,
+} from "@bkv/wire";
+import { decodeEntry, type Entry, type Genesis } from "./log-entry.js";
 import type { HsmCrypto } from "./platform.js";
+import { MAX_GUESS_LIMIT } from "./policy.js";
+
+/** Fleet sizes the code allows: odd, so a majority is well defined, and at most 9. */
+export function allowedFleetSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 9 && n % 2 === 1;
+}
+
+/**
+ * Check the members of a fleet to be: each attestation decodes, is signed by a vendor root this HSM
+ * trusts, and attests the same measurement as this HSM's own; no key appears twice.
+ */
+export function checkMembers(
+  crypto: HsmCrypto,
+  vendorRoots: Uint8Array[],
+  ownMeasurement: Uint8Array,
+  members: Uint8Array[],
+): Attestation[] {
+  if (!allowedFleetSize(members.length)) {
+    throw new BkvError(
+      ErrorCode.Policy,
+      `a fleet has an odd number of members from 1 to 9, not ${members.length}`,
+    );
+  }
+  const out: Attestation[] = [];
+  for (const [i, bytes] of members.entries()) {
+    let a: Attestation;
+    try {
+      a = decodeAttestation(bytes);
+    } catch (e) {
+      throw new BkvError(
+        ErrorCode.Attestation,
+        `member ${i + 1}: attestation does not decode: ${(e as Error).message}`,
+      );
+    }
+    const signed = attestationSignedBytes(a);
+    if (!vendorRoots.some((root) => crypto.ed25519Verify(root, signed, a.signature))) {
+      throw new BkvError(
+        ErrorCode.Attestation,
+        `member ${i + 1}: attestation is not signed by a trusted vendor root`,
+      );
+    }
+    if (!bytesEqual(a.measurement, ownMeasurement)) {
+      throw new BkvError(ErrorCode.Measurement, `member ${i + 1} runs other code (its measurement differs)`);
+    }
+    for (const b of out) {
+      if (bytesEqual(a.signKey, b.signKey) || bytesEqual(a.agreeKey, b.agreeKey)) {
+        throw new BkvError(ErrorCode.Attestation, `member ${i + 1} repeats another member's key`);
+      }
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+/** The statement a genesis entry implies: what every member signs. */
+export function statementOf(g: Genesis): GenesisStatement {
+  return {
+    fleetId: g.fleetId,
+    members: g.members.map((m) => decodeAttestation(m)),
+    measurement: g.measurement,
+    policy: { guessLimit: g.guessLimit, n: g.members.length, quorum: quorumOf(g.members.length) },
+    vaultPublicKey: g.hpkePublicKey,
+    fleetSigningKey: g.fleetSigningKey,
+    time: g.createdAt,
+  };
+}
+
+/** Check a guess limit against the code's bounds. */
+export function checkGuessLimit(guessLimit: number): void {
+  if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
+    throw new BkvError(
+      ErrorCode.Policy,
+      `the guess limit must be 1 to ${MAX_GUESS_LIMIT}, not ${guessLimit}`,
+    );
+  }
+}
+
+/** Check every member's signature over the statement; all must be present. */
+export function checkSignatures(
+  crypto: HsmCrypto,
+  members: Attestation[],
+  statement: Uint8Array,
+  signatures: Uint8Array[],
+): void {
+  if (signatures.length !== members.length) {
+    throw new BkvError(
+      ErrorCode.Signature,
+      `${signatures.length} signatures for ${members.length} members: every member must sign`,
+    );
+  }
+  for (const [i, m] of members.entries()) {
+    if (!crypto.ed25519Verify(m.signKey, statement, signatures[i]!)) {
+      throw new BkvError(
+        ErrorCode.Signature,
+        `member ${i + 1}'s signature over the genesis statement does not verify`,
+      );
+    }
+  }
+}
+
+/** Compare a statement the host handed over with the one the sealed entry implies, naming what differs. */
+export function checkStatement(expected: GenesisStatement, given: Uint8Array): void {
+  const want = encodeStatement(expected);
+  if (bytesEqual(want, given)) return;
+  let s: GenesisStatement | null = null;
+  try {
+    s = decodeStatement(given);
+  } catch {
+    throw new BkvError(ErrorCode.Malformed, "the genesis statement does not decode");
+  }
+  if (
+    s.policy.guessLimit !== expected.policy.guessLimit ||
+    s.policy.n !== expected.policy.n ||
+    s.policy.quorum !== expected.policy.quorum
+  ) {
+    throw new BkvError(ErrorCode.Policy, "the statement's policy differs from the sealed genesis entry");
+  }
+  if (!bytesEqual(s.measurement, expected.measurement)) {
+    throw new BkvError(
+      ErrorCode.Measurement,
+      "the statement's measurement differs from the sealed genesis entry",
+    );
+  }
+  throw new BkvError(ErrorCode.Invalid, "the genesis statement differs from the sealed genesis entry");
+}
 
 const MAGIC = utf8("BKVG");
 const VERSION = 1;
@@ -44,7 +186,7 @@ function header(p: Omit<GenesisPackage, "nonce" | "ciphertext">): Uint8Array {
     .u8(p.creator)
     .u8(p.member)
     .list(p.members, (w, m) => {
-      w.fixed(m);
+      w.bytes(m);
     })
     .finish();
 }
@@ -67,7 +209,7 @@ export function decodePackage(b: Uint8Array): GenesisPackage {
   const fleetId = r.fixed(16, "fleet id");
   const creator = r.u8("creator");
   const member = r.u8("member");
-  const members = r.list("members", 9, (r) => r.fixed(32, "member key"));
+  const members = r.list("members", 9, (r) => r.bytes("member attestation", 4096));
   check(members.length >= 1 && creator >= 1 && creator <= members.length, "genesis package: bad creator");
   check(member >= 1 && member <= members.length, "genesis package: bad member");
   const nonce = r.fixed(12, "nonce");

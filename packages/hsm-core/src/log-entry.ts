@@ -8,12 +8,17 @@ import { check, REQUEST_ID_BYTES, Reader, SESSION_ID_BYTES, Writer } from "@bkv/
 export interface Genesis {
   /** Random id of the fleet, fixed at its creation. */
   fleetId: Uint8Array;
-  /** Members' identity (X25519) public keys; node i is members[i - 1]. Frozen for the fleet's life. */
+  /** Members' attestations (encoded, @bkv/wire); node i is members[i - 1]. Frozen for the fleet's life. */
   members: Uint8Array[];
+  /** The code measurement every member attested at genesis. */
+  measurement: Uint8Array;
   /** OPAQUE server setup (opaque-ke serialization, base64url), holds the OPRF seed and AKE key. */
   opaqueServerSetup: string;
   hpkePrivateKey: Uint8Array;
   hpkePublicKey: Uint8Array;
+  /** Ed25519 seed of the fleet signing key (counter-signs validation bundles) and its public key. */
+  fleetSigningSeed: Uint8Array;
+  fleetSigningKey: Uint8Array;
   guessLimit: number;
   createdAt: number;
 }
@@ -59,11 +64,14 @@ export function writeOp(w: Writer, o: Op): void {
     case "genesis":
       w.fixed(o.genesis.fleetId)
         .list(o.genesis.members, (w, m) => {
-          w.fixed(m);
+          w.bytes(m);
         })
+        .fixed(o.genesis.measurement)
         .string(o.genesis.opaqueServerSetup)
         .bytes(o.genesis.hpkePrivateKey)
         .bytes(o.genesis.hpkePublicKey)
+        .fixed(o.genesis.fleetSigningSeed)
+        .fixed(o.genesis.fleetSigningKey)
         .u32(o.genesis.guessLimit)
         .u64(o.genesis.createdAt);
       break;
@@ -92,10 +100,13 @@ export function readOp(r: Reader): Op {
         op: "genesis",
         genesis: {
           fleetId: r.fixed(16, "fleet id"),
-          members: r.list("members", 9, (r) => r.fixed(32, "member key")),
+          members: r.list("members", 9, (r) => r.bytes("member attestation", 4096)),
+          measurement: r.fixed(32, "measurement"),
           opaqueServerSetup: r.string("server setup", 4096),
           hpkePrivateKey: r.bytes("HPKE private key", 64),
           hpkePublicKey: r.bytes("HPKE public key", 64),
+          fleetSigningSeed: r.fixed(32, "fleet signing seed"),
+          fleetSigningKey: r.fixed(32, "fleet signing key"),
           guessLimit: r.u32("guess limit"),
           createdAt: r.u64("created at"),
         },

@@ -1,6 +1,6 @@
 /**
  * What the HSM core needs from the HSM it runs in. The core calls nothing else: no Node, network
- * or file APIs. Adapters live in packages/hsm-software (dev, tests) and, later, a PKCS#11 platform.
+ * or file APIs. Adapters live in packages/hsm-software (dev, tests) and packages/hsm-pkcs11 (PKCS#11 tokens).
  */
 
 /** The cryptography the HSM provides. Implementations must be constant-time where it matters. */
@@ -29,6 +29,12 @@ export interface HsmCrypto {
   hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   /** Synchronous: the log's hash chain is computed as entries are appended. */
   sha256(data: Uint8Array): Uint8Array;
+  /** Ed25519 (RFC 8032): public key of a 32-byte seed. For the fleet signing key. */
+  ed25519PublicKey(seed: Uint8Array): Uint8Array;
+  /** Ed25519 signature with a 32-byte seed. */
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /** Ed25519 verification; false (never a throw) for any malformed key or signature. */
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
 
 export interface HsmPlatform {
@@ -43,8 +49,18 @@ export interface HsmPlatform {
   /** A few hundred bytes that survive restarts and that the host cannot read, write or roll back. */
   nvramRead(): Promise<Uint8Array | null>;
   nvramWrite(data: Uint8Array): Promise<void>;
-  /** This HSM's identity: an X25519 public key whose private half was made inside and never leaves. */
-  identityPublicKey(): Promise<Uint8Array>;
-  /** X25519(identity private key, peer public key): the base of keys shared with another HSM. */
-  identityAgree(peerPublicKey: Uint8Array): Promise<Uint8Array>;
+  /**
+   * This HSM's attested identity (an encoded Attestation from @bkv/wire): an Ed25519 signing key
+   * and a P-256 agreement key, both made inside and never exported, and the measurement of the
+   * code this HSM runs, signed by the platform's vendor root.
+   */
+  identity(): Promise<Uint8Array>;
+  /** Ed25519 signature with the identity signing key. */
+  identitySign(message: Uint8Array): Promise<Uint8Array>;
+  /** ECDH on P-256 (identity agreement key, peer's SEC1 public key): the 32-byte shared x. */
+  identityAgree(peerAgreeKey: Uint8Array): Promise<Uint8Array>;
+  /** Vendor root public keys (Ed25519) whose attestations this HSM accepts from other members. */
+  vendorRoots(): Uint8Array[];
+  /** SHA-256 of the HSM core code this HSM runs, as its platform measured it when loading it. */
+  measurement(): Uint8Array;
 }

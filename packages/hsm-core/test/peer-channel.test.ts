@@ -5,14 +5,14 @@
 
 import { PeerChannel, peerKey } from "@bkv/hsm-core";
 import { memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
-import { utf8 } from "@bkv/wire";
+import { decodeAttestation, utf8 } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 
 async function pair(fleetId = new Uint8Array(16).fill(1), epochA = 1, epochB = 1) {
   const a = memoryPlatform(newMemoryHsm());
   const b = memoryPlatform(newMemoryHsm());
-  const ka = await a.identityAgree(await b.identityPublicKey());
-  const kb = await b.identityAgree(await a.identityPublicKey());
+  const ka = await a.identityAgree(decodeAttestation(await b.identity()).agreeKey);
+  const kb = await b.identityAgree(decodeAttestation(await a.identity()).agreeKey);
   const c = a.crypto;
   const chA = new PeerChannel(
     c,
@@ -68,7 +68,7 @@ describe("peer channel", () => {
   it("keys are bound to the fleet: another fleet's channel cannot read or forge", async () => {
     const { chA, a, b } = await pair(new Uint8Array(16).fill(1));
     const otherFleet = new Uint8Array(16).fill(2);
-    const kb = await b.identityAgree(await a.identityPublicKey());
+    const kb = await b.identityAgree(decodeAttestation(await a.identity()).agreeKey);
     const c = b.crypto;
     const chB2 = new PeerChannel(
       c,

@@ -1,8 +1,13 @@
+export { type LoadedCore, loadCore } from "./load-core.js";
 export {
   type MemoryHsm,
   type MemoryPlatformOptions,
   memoryPlatform,
   newMemoryHsm,
+  TEST_MEASUREMENT,
+  TEST_VENDOR,
 } from "./memory-platform.js";
 export * from "./node-crypto.js";
+export * from "./soft-identity.js";
 export { type SoftwarePlatformOptions, softwarePlatform } from "./software-platform.js";
+export * from "./vendor-root.js";

@@ -2,10 +2,12 @@
  * An HSM platform whose seal key and NVRAM live in a plain object instead of files, for tests and
  * the simulator. Keep the MemoryHsm and build a new platform from it to "restart" the same HSM.
  */
-import { randomBytes } from "node:crypto";
-import { generateX25519KeyPair } from "@bkv/hpke";
+import { createHash, randomBytes } from "node:crypto";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto, x25519Identity } from "./node-crypto.js";
+import { utf8 } from "@bkv/wire";
+import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
+import { newIdentityKey, softIdentity } from "./soft-identity.js";
+import { newVendorRoot, type VendorRoot } from "./vendor-root.js";
 
 export interface MemoryHsm {
   sealKey: Uint8Array;
@@ -16,15 +18,27 @@ export interface MemoryHsm {
 export function newMemoryHsm(): MemoryHsm {
   return {
     sealKey: new Uint8Array(randomBytes(32)),
-    identityKey: generateX25519KeyPair().privateKey,
+    identityKey: newIdentityKey(),
     nvram: null,
   };
 }
+
+/** The vendor root and measurement memory HSMs use unless told otherwise (one per process). */
+export const TEST_VENDOR: VendorRoot = newVendorRoot();
+export const TEST_MEASUREMENT: Uint8Array = new Uint8Array(
+  createHash("sha256").update(utf8("bkv in-memory HSM core")).digest(),
+);
 
 export interface MemoryPlatformOptions {
   now?: () => number;
   /** Deterministic randomness for the simulator (default: crypto.randomBytes). */
   random?: (n: number) => Uint8Array;
+  /** Attests this HSM (default TEST_VENDOR). */
+  vendor?: VendorRoot;
+  /** Vendor roots accepted from other members (default: [TEST_VENDOR.publicKey]). */
+  vendorRoots?: Uint8Array[];
+  /** The measurement this HSM reports (default TEST_MEASUREMENT). */
+  measurement?: Uint8Array;
 }
 
 export function memoryPlatform(
@@ -32,16 +46,19 @@ export function memoryPlatform(
   opts: MemoryPlatformOptions | (() => number) = {},
 ): HsmPlatform {
   const o = typeof opts === "function" ? { now: opts } : opts;
-  const identity = x25519Identity(hsm.identityKey);
+  const identity = softIdentity({
+    identityKey: hsm.identityKey,
+    vendor: o.vendor ?? TEST_VENDOR,
+    vendorRoots: o.vendorRoots ?? [TEST_VENDOR.publicKey],
+    measurement: o.measurement ?? TEST_MEASUREMENT,
+    platform: "memory",
+    vendorNote: "bkv test vendor root: in-memory HSM for tests",
+    properties: [],
+  });
   return {
     now: o.now ?? (() => Date.now()),
     randomBytes: o.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    async identityPublicKey() {
-      return identity.publicKey;
-    },
-    async identityAgree(peer) {
-      return identity.agree(peer);
-    },
+    ...identity,
     crypto: nodeHsmCrypto(),
     async seal(plaintext, aad) {
       const nonce = randomBytes(12);

@@ -4,10 +4,14 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createECDH,
   createHash,
-  diffieHellman,
+  createPrivateKey,
+  createPublicKey,
   hkdfSync,
   type KeyObject,
+  sign,
+  verify,
 } from "node:crypto";
 import {
   exportSecret,
@@ -16,7 +20,6 @@ import {
   rawPublicKey,
   setupRecipient,
   x25519PrivateKey,
-  x25519PublicKey,
 } from "@bkv/hpke";
 import type { HsmCrypto } from "@bkv/hsm-core";
 
@@ -78,17 +81,62 @@ export function nodeHsmCrypto(): HsmCrypto {
     sha256(data) {
       return new Uint8Array(createHash("sha256").update(data).digest());
     },
+    ed25519PublicKey: ed25519PublicKeyOf,
+    ed25519Sign: ed25519SignWith,
+    ed25519Verify: ed25519VerifyWith,
   };
 }
 
-/** An X25519 identity key held by a platform: its public half and agreement with a peer's key. */
-export function x25519Identity(privateKey: Uint8Array): {
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
+  if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+  return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
+}
+
+export function ed25519PublicKeyOf(seed: Uint8Array): Uint8Array {
+  const jwk = createPublicKey(ed25519PrivateKey(seed)).export({ format: "jwk" });
+  return new Uint8Array(Buffer.from(jwk.x as string, "base64url"));
+}
+
+export function ed25519SignWith(seed: Uint8Array, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, ed25519PrivateKey(seed)));
+}
+
+export function ed25519VerifyWith(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  try {
+    const key = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
+      format: "der",
+      type: "spki",
+    });
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** A P-256 ECDH key held by a platform: its SEC1 uncompressed public key and agreement with a peer's. */
+export function p256Identity(privateKey: Uint8Array): {
   publicKey: Uint8Array;
   agree(peer: Uint8Array): Uint8Array;
 } {
-  const key = x25519PrivateKey(privateKey);
+  const ecdh = createECDH("prime256v1");
+  ecdh.setPrivateKey(privateKey);
   return {
-    publicKey: rawPublicKey(key),
-    agree: (peer) => new Uint8Array(diffieHellman({ privateKey: key, publicKey: x25519PublicKey(peer) })),
+    publicKey: new Uint8Array(ecdh.getPublicKey(null, "uncompressed")),
+    agree: (peer) => new Uint8Array(ecdh.computeSecret(peer)),
   };
+}
+
+export function newP256PrivateKey(): Uint8Array {
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  return new Uint8Array(ecdh.getPrivateKey());
 }

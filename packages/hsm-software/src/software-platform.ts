@@ -6,10 +6,11 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateX25519KeyPair } from "@bkv/hpke";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto, x25519Identity } from "./node-crypto.js";
+import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
 import { NvramFile } from "./nvram-file.js";
+import { newIdentityKey, softIdentity } from "./soft-identity.js";
+import type { VendorRoot } from "./vendor-root.js";
 
 function readIfExists(path: string): Buffer | null {
   try {
@@ -42,6 +43,10 @@ export interface SoftwarePlatformOptions {
   dir: string;
   /** For tests and the simulator: a clock to use instead of Date.now. */
   now?: () => number;
+  /** The test vendor root that attests this HSM's keys. */
+  vendor: VendorRoot;
+  /** SHA-256 of the core code this HSM process loaded. */
+  measurement: Uint8Array;
 }
 
 export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
@@ -54,14 +59,22 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
   }
   if (sealKey.length !== 32) throw new Error(`${keyPath} is not a 32-byte key`);
   const key = sealKey;
-  // The HSM's identity key: made here on first start, never leaves this folder or this process.
+  // The HSM's identity keys: made here on first start, never leave this folder or this process.
   const identityPath = join(opts.dir, "identity.key");
   let identityKey = readIfExists(identityPath);
   if (identityKey === null) {
-    identityKey = Buffer.from(generateX25519KeyPair().privateKey);
+    identityKey = Buffer.from(newIdentityKey());
     writeDurably(identityPath, identityKey);
   }
-  const identity = x25519Identity(identityKey);
+  const identity = softIdentity({
+    identityKey,
+    vendor: opts.vendor,
+    measurement: opts.measurement,
+    platform: "software",
+    vendorNote:
+      "bkv test vendor root: software platform, keys in files of the HSM's folder, no hardware protection (development only)",
+    properties: ["keys: files in the HSM folder, mode 0600", "nvram: file in the HSM folder"],
+  });
   const nvram = new NvramFile(join(opts.dir, "nvram.bin"));
   return {
     now: opts.now ?? (() => Date.now()),
@@ -81,11 +94,6 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
     async nvramWrite(data) {
       nvram.write(data);
     },
-    async identityPublicKey() {
-      return identity.publicKey;
-    },
-    async identityAgree(peer) {
-      return identity.agree(peer);
-    },
+    ...identity,
   };
 }

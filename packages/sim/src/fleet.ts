@@ -44,7 +44,8 @@ export class SimNode {
   clockSkew = 0;
   frames: HsmToHost[] = [];
   replies = new Map<number, (r: ReplyFrame | null) => void>();
-  packages: Uint8Array[] | null = null;
+  packages: { statement: Uint8Array; packages: Uint8Array[] } | null = null;
+  signature: Uint8Array | null = null;
 
   constructor(
     readonly id: number,
@@ -124,7 +125,10 @@ export class SimFleet {
         n.booted = m;
         return;
       case "genesis-packages":
-        n.packages = m.packages;
+        n.packages = { statement: m.statement, packages: m.packages };
+        return;
+      case "genesis-signature":
+        n.signature = m.signature;
         return;
       case "persist": {
         const s = n.stored;
@@ -218,10 +222,20 @@ export class SimFleet {
     const members = f.nodes.map((n) => (n.booted as Booted).identity);
     const creator = f.node(1);
     await f.deliverFrame(creator, { type: "genesis-create", members, guessLimit: options.guessLimit ?? 10 });
-    const packages = creator.packages;
-    if (packages === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);
+    const created = creator.packages;
+    if (created === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);
+    const signatures: Uint8Array[] = [];
     for (const n of f.nodes) {
-      await f.deliverFrame(n, { type: "genesis-join", package: packages[n.id - 1]! });
+      await f.deliverFrame(n, {
+        type: "genesis-join",
+        package: created.packages[n.id - 1]!,
+        statement: created.statement,
+      });
+      if (n.signature === null) throw new Error(`node ${n.id} refused to sign: ${JSON.stringify(n.booted)}`);
+      signatures.push(n.signature);
+    }
+    for (const n of f.nodes) {
+      await f.deliverFrame(n, { type: "genesis-finish", signatures });
       await f.settle();
       if (n.booted?.type !== "booted" || n.booted.node !== n.id) throw new Error(`node ${n.id} did not join`);
     }

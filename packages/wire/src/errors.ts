@@ -32,6 +32,14 @@ export const ErrorCode = {
   /** Caller is not allowed to do this (token, user mismatch). */
   Forbidden: "FORBIDDEN",
   RateLimited: "RATE_LIMITED",
+  /** Genesis: an HSM's attestation is not signed by a trusted vendor root or does not match its keys. */
+  Attestation: "ATTESTATION",
+  /** Genesis: a member runs other code (its attested measurement differs). */
+  Measurement: "MEASUREMENT",
+  /** Genesis: the fleet policy (guess limit, N, quorum) is not allowed or differs from what was sealed. */
+  Policy: "POLICY",
+  /** Genesis: a member's signature over the genesis statement is missing or does not verify. */
+  Signature: "SIGNATURE",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
 } as const;

@@ -6,7 +6,7 @@
  * messages under keys agreed with the fleet's members).
  *
  * Life of an HSM: Boot (host storage) -> Booted. Uninitialized HSMs take part in a genesis
- * ceremony (GenesisCreate on one, GenesisJoin on all). Members then run Raft: the host relays Peer
+ * ceremony (GenesisCreate on one; GenesisJoin, then GenesisFinish on all). Members then run Raft: the host relays Peer
  * frames between HSMs, sends Tick frames on a timer, stores what Persist frames hand it and answers
  * Persisted; client replies leave only once their log entry is committed.
  */
@@ -42,14 +42,20 @@ export type HostToHsm =
   | { type: "tick" }
   /** A message from another HSM of the fleet, as relayed by the hosts (from is only a hint). */
   | { type: "peer"; from: number; bytes: Uint8Array }
-  /** Genesis: create the fleet secrets for these members (identity public keys) and seal them to each. */
+  /**
+   * Genesis: check every member's attestation (encoded, as each HSM's Booted reported it), create
+   * the fleet secrets, seal them to each member, and draft the genesis statement.
+   */
   | { type: "genesis-create"; members: Uint8Array[]; guessLimit: number }
-  /** Genesis: join the fleet with the package sealed to this HSM. */
-  | { type: "genesis-join"; package: Uint8Array };
+  /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
+  | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
+  /** Genesis: every member's signature over the statement; with all of them, store the genesis entry. */
+  | { type: "genesis-finish"; signatures: Uint8Array[] };
 
 export type HsmToHost =
   | {
       type: "booted";
+      /** This HSM's attestation (encoded, see attestation.ts). */
       identity: Uint8Array;
       /** 0 while uninitialized (no fleet yet). */
       node: number;
@@ -74,7 +80,10 @@ export type HsmToHost =
   | ({ type: "status" } & HsmStatus)
   /** Send to another HSM of the fleet. */
   | { type: "peer"; to: number; bytes: Uint8Array }
-  | { type: "genesis-packages"; packages: Uint8Array[] };
+  /** The drafted genesis statement and one sealed package per member (node i gets packages[i - 1]). */
+  | { type: "genesis-packages"; statement: Uint8Array; packages: Uint8Array[] }
+  /** This member's Ed25519 signature over the genesis statement. */
+  | { type: "genesis-signature"; signature: Uint8Array };
 
 const MAX_FRAME_ENTRIES = 100_000;
 const MAX_BLOB = 64 << 20;
@@ -88,6 +97,7 @@ const HOST_TAG = {
   peer: 6,
   "genesis-create": 7,
   "genesis-join": 8,
+  "genesis-finish": 9,
 } as const;
 const HSM_TAG = {
   booted: 1,
@@ -97,6 +107,7 @@ const HSM_TAG = {
   status: 5,
   peer: 6,
   "genesis-packages": 7,
+  "genesis-signature": 8,
 } as const;
 
 function writeEntry(w: Writer, e: SealedEntry): void {
@@ -148,7 +159,12 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       w.u32(m.guessLimit);
       break;
     case "genesis-join":
-      w.bytes(m.package);
+      w.bytes(m.package).bytes(m.statement);
+      break;
+    case "genesis-finish":
+      w.list(m.signatures, (w, sig) => {
+        w.bytes(sig);
+      });
       break;
   }
   return w.finish();
@@ -184,12 +200,19 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
     case HOST_TAG["genesis-create"]:
       m = {
         type: "genesis-create",
-        members: r.list("members", 9, (r) => r.bytes("member key", 64)),
+        members: r.list("members", 9, (r) => r.bytes("attestation", 4096)),
         guessLimit: r.u32("guess limit"),
       };
       break;
     case HOST_TAG["genesis-join"]:
-      m = { type: "genesis-join", package: r.bytes("package", 1 << 16) };
+      m = {
+        type: "genesis-join",
+        package: r.bytes("package", 1 << 16),
+        statement: r.bytes("statement", 1 << 16),
+      };
+      break;
+    case HOST_TAG["genesis-finish"]:
+      m = { type: "genesis-finish", signatures: r.list("signatures", 9, (r) => r.bytes("signature", 64)) };
       break;
     default:
       check(false, `host frame: unknown type ${tag}`);
@@ -239,9 +262,12 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
       w.u8(m.to).bytes(m.bytes);
       break;
     case "genesis-packages":
-      w.list(m.packages, (w, p) => {
+      w.bytes(m.statement).list(m.packages, (w, p) => {
         w.bytes(p);
       });
+      break;
+    case "genesis-signature":
+      w.bytes(m.signature);
       break;
   }
   return w.finish();
@@ -255,7 +281,7 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
     case HSM_TAG.booted:
       m = {
         type: "booted",
-        identity: r.bytes("identity", 64),
+        identity: r.bytes("identity", 4096),
         node: r.u8("node"),
         fleetId: r.bytes("fleet id", 64),
         vaultPublicKey: r.bytes("vault key", 64),
@@ -299,7 +325,14 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
       m = { type: "peer", to: r.u8("to"), bytes: r.bytes("peer message", MAX_BLOB) };
       break;
     case HSM_TAG["genesis-packages"]:
-      m = { type: "genesis-packages", packages: r.list("packages", 9, (r) => r.bytes("package", 1 << 16)) };
+      m = {
+        type: "genesis-packages",
+        statement: r.bytes("statement", 1 << 16),
+        packages: r.list("packages", 9, (r) => r.bytes("package", 1 << 16)),
+      };
+      break;
+    case HSM_TAG["genesis-signature"]:
+      m = { type: "genesis-signature", signature: r.bytes("signature", 64) };
       break;
     default:
       check(false, `HSM frame: unknown type ${tag}`);

@@ -6,11 +6,10 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createFleet, type Faults, type FleetCreated, type HostConfig } from "@bkv/host";
+import type { Faults, HostConfig } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { parse, required, UsageError } from "../args.js";
 import {
@@ -26,12 +25,9 @@ import {
   type TrustSettings,
   writeDevInfo,
 } from "../dev-files.js";
+import { createDevFleet, ensureCore, hsmCommand, platformName, readDevFleet } from "../fleet-setup.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
-
-function hsmMain(): string {
-  return createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
-}
 
 function int(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
   const n = v === undefined ? dflt : Number(v);
@@ -235,6 +231,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     latency: { type: "string" },
     "guess-limit": { type: "string" },
     "rate-limit": { type: "string" },
+    platform: { type: "string" },
   });
   const rateLimit = values["rate-limit"] ?? "on";
   if (rateLimit !== "on" && rateLimit !== "off") throw new UsageError("--rate-limit must be on or off");
@@ -248,9 +245,11 @@ export async function devCommand(argv: string[]): Promise<number> {
     await Promise.all(old.nodes.map((n) => (alive(n.hostPid) ? stopHost(n.hostPid!) : undefined)));
     rmSync(p.devJson, { force: true });
   }
-  let fleet: FleetCreated | null = existsSync(p.fleetJson)
-    ? (JSON.parse(readFileSync(p.fleetJson, "utf8")) as FleetCreated)
-    : null;
+  let fleet = readDevFleet(p.dir);
+  const platform = platformName(values.platform, fleet?.platform ?? "software");
+  if (fleet !== null && fleet.platform !== platform) {
+    throw new UsageError(`${p.dir} holds a fleet on the ${fleet.platform} platform; it cannot move`);
+  }
   const count = int(values.nodes, "--nodes", fleet?.members.length ?? 5, 1, 9);
   if (count % 2 === 0)
     throw new UsageError("--nodes must be odd (1, 3, 5, 7 or 9): a majority must be unambiguous");
@@ -274,7 +273,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       node: i,
       listen: { host: "127.0.0.1", port: ports[i - 1]! },
       storagePath: join(p.hostDir(i), "vault.sqlite"),
-      hsmCommand: [process.execPath, hsmMain(), "--dir", p.hsmDir(i)],
+      hsmCommand: hsmCommand(p.dir, i, platform),
       peers: ports
         .map((port, k) => ({ node: k + 1, url: `http://127.0.0.1:${port}` }))
         .filter((x) => x.node !== i),
@@ -302,17 +301,8 @@ export async function devCommand(argv: string[]): Promise<number> {
     });
   }
 
-  if (fleet === null) {
-    fleet = await createFleet(
-      nodes.map((n) => ({
-        node: n.node,
-        hsmCommand: [process.execPath, hsmMain(), "--dir", p.hsmDir(n.node)],
-        storagePath: join(p.hostDir(n.node), "vault.sqlite"),
-      })),
-      guessLimit,
-    );
-    writeFileSync(p.fleetJson, `${JSON.stringify(fleet, null, 2)}\n`);
-  }
+  await ensureCore();
+  if (fleet === null) fleet = await createDevFleet(p.dir, count, guessLimit, platform);
   const trust: TrustSettings = { vaultPublicKey: fleet.vaultPublicKey, guessesAllowed: fleet.guessesAllowed };
   writeFileSync(p.trustJson, `${JSON.stringify(trust, null, 2)}\n`);
 
@@ -337,7 +327,17 @@ export async function devCommand(argv: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(
-    `${JSON.stringify({ vault: info.vault, dir: p.dir, trust: p.trustJson, fleetId: fleet.fleetId, nodes: nodes.map((n) => ({ node: n.node, url: n.url })) })}\n`,
+    `${JSON.stringify({
+      vault: info.vault,
+      dir: p.dir,
+      trust: p.trustJson,
+      fleetId: fleet.fleetId,
+      platform,
+      measurement: fleet.measurement,
+      evidence: p.evidence,
+      vendorRoot: p.vendorRootPub,
+      nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
+    })}\n`,
   );
   // The hosts run in their own process groups; this process stays until it is told to stop them.
   const keepAlive = setInterval(() => {}, 1 << 30);

@@ -1,0 +1,91 @@
+/**
+ * Setting up a local fleet's folder (used by `bkv fleet create` and `bkv dev`): the test vendor
+ * root, the measured core, each node's HSM command for its platform, and the genesis ceremony,
+ * whose evidence is kept in DIR/evidence.bin.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { type CeremonyResult, createFleet, type FleetCreated } from "@bkv/host";
+import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+import { UsageError } from "./args.js";
+import { devPaths } from "./dev-files.js";
+import { CORE_BUNDLE, OWN_SOURCE_ROOT, writeCore } from "./measure.js";
+
+export type PlatformName = "software" | "pkcs11";
+
+export function platformName(v: string | undefined, dflt: PlatformName): PlatformName {
+  const p = v ?? dflt;
+  if (p !== "software" && p !== "pkcs11") throw new UsageError("--platform must be software or pkcs11");
+  return p;
+}
+
+/** fleet.json: what the ceremony produced, and the platform the fleet's HSMs run on. */
+export interface DevFleet extends FleetCreated {
+  platform: PlatformName;
+}
+
+export function readDevFleet(dir: string): DevFleet | null {
+  const p = devPaths(dir).fleetJson;
+  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as DevFleet) : null;
+}
+
+function hsmMain(platform: PlatformName): string {
+  const pkg = platform === "software" ? "@bkv/hsm-software/main" : "@bkv/hsm-pkcs11/main";
+  return createRequire(import.meta.url).resolve(pkg);
+}
+
+/** The argv that starts node i's HSM process. */
+export function hsmCommand(dir: string, node: number, platform: PlatformName): string[] {
+  const p = devPaths(dir);
+  return [
+    process.execPath,
+    hsmMain(platform),
+    "--dir",
+    p.hsmDir(node),
+    "--vendor-key",
+    p.vendorRootKey,
+    "--core",
+    CORE_BUNDLE,
+  ];
+}
+
+/** Build the measured core if this checkout has not (npm run build does it too). */
+export async function ensureCore(): Promise<void> {
+  if (!existsSync(CORE_BUNDLE)) await writeCore(OWN_SOURCE_ROOT, CORE_BUNDLE);
+}
+
+/** The folder's test vendor root (development only): made once, public key in vendor-root.pub. */
+export function ensureVendorRoot(dir: string): void {
+  const p = devPaths(dir);
+  if (!existsSync(p.vendorRootKey)) writeVendorRoot(newVendorRoot(), p.vendorRootKey, p.vendorRootPub);
+}
+
+/** Run the genesis ceremony for nodes 1..count of a folder; keep fleet.json and evidence.bin. */
+export async function createDevFleet(
+  dir: string,
+  count: number,
+  guessLimit: number,
+  platform: PlatformName,
+): Promise<DevFleet> {
+  const p = devPaths(dir);
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  for (let i = 1; i <= count; i++) {
+    mkdirSync(p.hsmDir(i), { recursive: true, mode: 0o700 });
+    mkdirSync(p.hostDir(i), { recursive: true, mode: 0o700 });
+  }
+  await ensureCore();
+  ensureVendorRoot(dir);
+  const result: CeremonyResult = await createFleet(
+    Array.from({ length: count }, (_, k) => ({
+      node: k + 1,
+      hsmCommand: hsmCommand(dir, k + 1, platform),
+      storagePath: join(p.hostDir(k + 1), "vault.sqlite"),
+    })),
+    guessLimit,
+  );
+  writeFileSync(p.evidence, result.evidence);
+  const fleet: DevFleet = { ...result.fleet, platform };
+  writeFileSync(p.fleetJson, `${JSON.stringify(fleet, null, 2)}\n`);
+  return fleet;
+}

@@ -1,0 +1,23 @@
+/**
+ * Load the measured HSM core: read the bundle's bytes once, hash them, and import exactly those
+ * bytes (from a data: URL, so the file cannot change between hashing and loading). The platform
+ * attests the hash as this HSM's measurement.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { HsmCore } from "@bkv/hsm-core";
+
+export interface LoadedCore {
+  HsmCore: typeof HsmCore;
+  measurement: Uint8Array;
+}
+
+export async function loadCore(path: string): Promise<LoadedCore> {
+  const code = readFileSync(path);
+  const measurement = new Uint8Array(createHash("sha256").update(code).digest());
+  const mod = (await import(`data:text/javascript;base64,${code.toString("base64")}`)) as {
+    HsmCore?: typeof HsmCore;
+  };
+  if (typeof mod.HsmCore?.create !== "function") throw new Error(`${path} is not an HSM core bundle`);
+  return { HsmCore: mod.HsmCore, measurement };
+}

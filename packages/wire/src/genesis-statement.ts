@@ -1,0 +1,132 @@
+/**
+ * The genesis statement every member of a new fleet signs, and the fleet's deployment evidence.
+ *
+ * The statement fixes, for the life of the fleet: its id, its members (their attestations, so
+ * node i is members[i - 1]), the measurement of the code they all run, the policy (guess limit,
+ * N, quorum), the fleet's public keys and the time of the ceremony. The HSM core holds no key and
+ * has no message that could change any of these afterwards.
+ *
+ * The evidence is what anyone needs to check a fleet from public data: the statement, every
+ * member's signature over it, and the ceremony transcript (the digest of every message the
+ * ceremony passed between HSMs, in order; the sealed packages themselves stay private).
+ */
+import { type Attestation, encodeAttestation, MEASUREMENT_LENGTH, readAttestation } from "./attestation.js";
+import { utf8 } from "./bytes.js";
+import { Reader, Writer } from "./codec.js";
+import { check } from "./errors.js";
+
+const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v1");
+const EVIDENCE_DOMAIN = utf8("bkv-fleet-evidence/v1");
+export const FLEET_ID_LENGTH = 16;
+export const MAX_MEMBERS = 9;
+
+export interface FleetPolicy {
+  guessLimit: number;
+  /** Number of members. */
+  n: number;
+  /** Members needed to commit or elect: a majority, floor(n / 2) + 1. */
+  quorum: number;
+}
+
+export interface GenesisStatement {
+  fleetId: Uint8Array;
+  members: Attestation[];
+  measurement: Uint8Array;
+  policy: FleetPolicy;
+  /** X25519 public key clients seal vault requests to (HPKE). */
+  vaultPublicKey: Uint8Array;
+  /** Ed25519 public key the fleet counter-signs validation bundles with. */
+  fleetSigningKey: Uint8Array;
+  /** Milliseconds since the epoch, by the creating HSM's clock. */
+  time: number;
+}
+
+export function quorumOf(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+function domainCheck(r: Reader, domain: Uint8Array, what: string): void {
+  const d = r.fixed(domain.length, "domain");
+  check(
+    d.every((x, i) => x === domain[i]),
+    `${what}: wrong domain`,
+  );
+}
+
+export function encodeStatement(s: GenesisStatement): Uint8Array {
+  return new Writer()
+    .fixed(STATEMENT_DOMAIN)
+    .fixed(s.fleetId)
+    .list(s.members, (w, m) => {
+      w.bytes(encodeAttestation(m));
+    })
+    .fixed(s.measurement)
+    .u32(s.policy.guessLimit)
+    .u32(s.policy.n)
+    .u32(s.policy.quorum)
+    .fixed(s.vaultPublicKey)
+    .fixed(s.fleetSigningKey)
+    .u64(s.time)
+    .finish();
+}
+
+export function decodeStatement(b: Uint8Array): GenesisStatement {
+  const r = new Reader(b, "genesis statement");
+  domainCheck(r, STATEMENT_DOMAIN, "genesis statement");
+  const fleetId = r.fixed(FLEET_ID_LENGTH, "fleet id");
+  const members = r.list("members", MAX_MEMBERS, (r) => {
+    const inner = new Reader(r.bytes("attestation", 4096), "attestation");
+    const a = readAttestation(inner);
+    inner.end();
+    return a;
+  });
+  const measurement = r.fixed(MEASUREMENT_LENGTH, "measurement");
+  const policy = { guessLimit: r.u32("guess limit"), n: r.u32("n"), quorum: r.u32("quorum") };
+  const vaultPublicKey = r.fixed(32, "vault public key");
+  const fleetSigningKey = r.fixed(32, "fleet signing key");
+  const time = r.u64("time");
+  r.end();
+  return { fleetId, members, measurement, policy, vaultPublicKey, fleetSigningKey, time };
+}
+
+/** One step of the ceremony: which message passed, to or from which node, and its SHA-256. */
+export interface TranscriptStep {
+  step: string;
+  node: number;
+  digest: Uint8Array;
+}
+
+export interface FleetEvidence {
+  /** The encoded genesis statement, exactly the bytes the members signed. */
+  statement: Uint8Array;
+  /** signatures[i] is member i + 1's Ed25519 signature over `statement`. */
+  signatures: Uint8Array[];
+  transcript: TranscriptStep[];
+}
+
+export function encodeEvidence(e: FleetEvidence): Uint8Array {
+  return new Writer()
+    .fixed(EVIDENCE_DOMAIN)
+    .bytes(e.statement)
+    .list(e.signatures, (w, s) => {
+      w.bytes(s);
+    })
+    .list(e.transcript, (w, t) => {
+      w.string(t.step).u32(t.node).fixed(t.digest);
+    })
+    .finish();
+}
+
+export function decodeEvidence(b: Uint8Array): FleetEvidence {
+  const r = new Reader(b, "fleet evidence");
+  domainCheck(r, EVIDENCE_DOMAIN, "fleet evidence");
+  const statement = r.bytes("statement", 1 << 16);
+  const signatures = r.list("signatures", MAX_MEMBERS, (r) => r.bytes("signature", 64));
+  const transcript = r.list("transcript steps", 256, (r) => ({
+    step: r.string("step", 64),
+    node: r.u32("node"),
+    digest: r.fixed(32, "digest"),
+  }));
+  r.end();
+  return { statement, signatures, transcript };
+}
