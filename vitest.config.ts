@@ -9,7 +9,10 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@bkv\/client\/node$/, replacement: pkg("client", "node/index.ts") },
-      { find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|client|host|cli|sim)$/, replacement: pkg("$1") },
+      {
+        find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|hsm-pkcs11|client|host|cli|sim|tlog|log)$/,
+        replacement: pkg("$1"),
+      },
     ],
   },
   test: {

@@ -8,6 +8,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
+# SoftHSM2: the PKCS#11 token the pkcs11 platform's tests and fleet run on.
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null
+fi
+
 npm run build --silent
 npx tsc -p tsconfig.test.json
 npx biome ci --colors=off --error-on-warnings .

@@ -70,3 +70,6 @@ export function startDev(dir: string, extra: string[] = []): Promise<DevVault> {
     );
   });
 }
+
+/** The HSM platforms the end-to-end suites run on. */
+export type Platform = "software" | "pkcs11";

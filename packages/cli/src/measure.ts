@@ -47,6 +47,9 @@ export async function buildCore(sourceRoot: string): Promise<MeasuredCore> {
     mainFields: ["module", "main"],
     target: "es2022",
     alias: { "@bkv/wire": "./packages/wire/src/index.ts" },
+    // Paths stay inside the source tree even where node_modules is a link, so they read the same
+    // in any folder.
+    preserveSymlinks: true,
     write: false,
     minify: false,
     sourcemap: false,

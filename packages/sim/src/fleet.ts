@@ -4,19 +4,23 @@
  * network delivers at once (for tests that want a working fleet); the simulator turns that off and
  * decides itself what to deliver, drop, duplicate, delay or replay.
  */
+import { createHash } from "node:crypto";
 import type { VaultTransport } from "@bkv/client";
 import { type CoreOptions, HsmCore } from "@bkv/hsm-core";
-import { type MemoryHsm, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
+import { type MemoryHsm, type MemoryPlatformOptions, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
 import {
   BkvError,
   decodeHsmToHost,
   ErrorCode,
+  encodeEvidence,
   encodeHostToHsm,
   type HostToHsm,
   type HsmToHost,
   type SealedEntry,
 } from "@bkv/wire";
 import { Prng } from "./prng.js";
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
 export interface Stored {
   snapshot: SealedEntry | null;
@@ -82,6 +86,8 @@ export interface FleetOptions {
   autoDeliver?: boolean;
   /** Starting virtual time in ms (default: now). */
   startTime?: number;
+  /** Per node (1-based index - 1): platform options such as another vendor root or measurement. */
+  platforms?: (Pick<MemoryPlatformOptions, "vendor" | "vendorRoots" | "measurement"> | undefined)[];
 }
 
 export class SimFleet {
@@ -90,6 +96,8 @@ export class SimFleet {
   /** Virtual time in ms; every HSM's clock reads it (plus its skew). */
   time: number;
   autoDeliver: boolean;
+  /** The fleet's deployment evidence, from its genesis ceremony. */
+  evidence: Uint8Array = new Uint8Array(0);
   /** Peer messages sent and not yet delivered (when autoDeliver is off). */
   inflight: PeerPacket[] = [];
   /** Every peer message ever sent, for replay attacks. */
@@ -194,6 +202,7 @@ export class SimFleet {
     const n = this.node(i);
     n.booted = null;
     const platform = memoryPlatform(n.hsm, {
+      ...this.options.platforms?.[i - 1],
       now: () => this.time + n.clockSkew,
       random: (k) => n.random.bytes(k),
     });
@@ -234,6 +243,15 @@ export class SimFleet {
       if (n.signature === null) throw new Error(`node ${n.id} refused to sign: ${JSON.stringify(n.booted)}`);
       signatures.push(n.signature);
     }
+    f.evidence = encodeEvidence({
+      statement: created.statement,
+      signatures,
+      transcript: [
+        ...members.map((m, k) => ({ step: "attestation", node: k + 1, digest: sha256(m) })),
+        { step: "statement", node: 1, digest: sha256(created.statement) },
+        ...signatures.map((sig, k) => ({ step: "signature", node: k + 1, digest: sha256(sig) })),
+      ],
+    });
     for (const n of f.nodes) {
       await f.deliverFrame(n, { type: "genesis-finish", signatures });
       await f.settle();

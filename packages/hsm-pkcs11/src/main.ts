@@ -1,0 +1,67 @@
+/**
+ * The PKCS#11 HSM process: `node main.js --dir HSM_DIR --vendor-key FILE --core FILE`, with the same
+ * flags and stdin/stdout framing as the software HSM (@bkv/hsm-software/main). Its keys and NVRAM
+ * live in a SoftHSM2 token in HSM_DIR, made on first start (token.ts). The process sets
+ * SOFTHSM2_CONF to HSM_DIR/softhsm2.conf itself before it loads the module: one token per process.
+ */
+import { parseArgs } from "node:util";
+import { loadCore, readVendorRootKey } from "@bkv/hsm-software";
+import { FrameDecoder, frame } from "@bkv/wire";
+import { pkcs11Platform } from "./pkcs11-platform.js";
+import { provisionToken } from "./token.js";
+
+async function run(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: "string" },
+      "vendor-key": { type: "string" },
+      core: { type: "string" },
+      module: { type: "string" },
+    },
+    strict: true,
+  });
+  if (values.dir === undefined || values["vendor-key"] === undefined || values.core === undefined) {
+    process.stderr.write("hsm: --dir, --vendor-key and --core are required\n");
+    process.exit(2);
+  }
+  const { HsmCore, measurement } = await loadCore(values.core);
+  provisionToken(values.dir, values.module);
+  const platform = pkcs11Platform({
+    hsmDir: values.dir,
+    vendor: readVendorRootKey(values["vendor-key"]),
+    measurement,
+    module: values.module,
+  });
+  function exit(code: number): never {
+    try {
+      platform.close();
+    } finally {
+      process.exit(code);
+    }
+  }
+  const core = await HsmCore.create(platform, (bytes) => {
+    process.stdout.write(frame(bytes));
+  });
+  const decoder = new FrameDecoder();
+  process.stdin.on("data", (chunk: Buffer) => {
+    let frames: Uint8Array[];
+    try {
+      frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    } catch (e) {
+      process.stderr.write(`hsm: bad framing from host, exiting: ${(e as Error).message}\n`);
+      exit(1);
+    }
+    for (const f of frames) {
+      core.receive(f).catch((e: unknown) => {
+        process.stderr.write(`hsm: internal error: ${(e as Error).message}\n`);
+      });
+    }
+  });
+  process.stdin.on("end", () => exit(0));
+  process.stdout.on("error", () => exit(0));
+}
+
+run().catch((e: unknown) => {
+  process.stderr.write(`hsm: ${(e as Error).message}\n`);
+  process.exit(1);
+});

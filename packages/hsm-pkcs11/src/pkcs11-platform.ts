@@ -1,0 +1,442 @@
+/**
+ * The PKCS#11 HSM platform: the identity keys, the seal key and the NVRAM live in the HSM's token
+ * (SoftHSM2 in development and CI, token.ts). The keys are made inside the token on first start,
+ * as token objects that are private, sensitive and never extractable, and found by label afterwards:
+ *
+ *   bkv-identity-sign    Ed25519 key pair (CKM_EC_EDWARDS_KEY_PAIR_GEN), signs with CKM_EDDSA
+ *   bkv-identity-agree   P-256 key pair (CKM_EC_KEY_PAIR_GEN), CKM_ECDH1_DERIVE
+ *   bkv-seal             AES-256 key (CKM_AES_KEY_GEN), seal/unseal with CKM_AES_GCM
+ *   bkv-nvram            CKO_DATA token objects holding the NVRAM (see nvramWrite)
+ *
+ * The core's own software cryptography (HPKE, AES-GCM under keys the core holds, HKDF, SHA-256,
+ * the fleet's Ed25519 key) is node:crypto, as on the software platform.
+ */
+import { createHash } from "node:crypto";
+import type { HsmPlatform } from "@bkv/hsm-core";
+import { attest, nodeHsmCrypto, type VendorRoot } from "@bkv/hsm-software";
+import type { AttestationBody } from "@bkv/wire";
+import type { ECDH1 } from "pkcs11js";
+import {
+  attrs,
+  bool,
+  buf,
+  CKK_EC_EDWARDS,
+  CKM_EC_EDWARDS_KEY_PAIR_GEN,
+  CKM_EDDSA,
+  DEFAULT_MODULE,
+  derOctetString,
+  describe,
+  ED25519_PARAMS,
+  find,
+  type Handle,
+  type OpenToken,
+  openToken,
+  P256_PARAMS,
+  pkcs11js,
+  syncTokenFiles,
+  trimPadded,
+} from "./token.js";
+
+export const SIGN_LABEL = "bkv-identity-sign";
+export const AGREE_LABEL = "bkv-identity-agree";
+export const SEAL_LABEL = "bkv-seal";
+export const NVRAM_LABEL = "bkv-nvram";
+
+export interface Pkcs11PlatformOptions {
+  /** The HSM's folder, with its token provisioned (provisionToken). */
+  hsmDir: string;
+  /** The test vendor root that attests this HSM's keys (SoftHSM2 has no vendor attestation). */
+  vendor: VendorRoot;
+  /** Vendor roots whose attestations this HSM accepts (default: [vendor.publicKey]). */
+  vendorRoots?: Uint8Array[];
+  /** SHA-256 of the core code this HSM process loaded. */
+  measurement: Uint8Array;
+  now?: () => number;
+  /** The PKCS#11 module (default /usr/lib/softhsm/libsofthsm2.so). */
+  module?: string;
+}
+
+export interface Pkcs11Platform extends HsmPlatform {
+  /** Logs out, closes the session and finalizes the module. The platform is unusable after. */
+  close(): void;
+}
+
+const {
+  CKA_CLASS,
+  CKA_KEY_TYPE,
+  CKA_TOKEN,
+  CKA_PRIVATE,
+  CKA_SENSITIVE,
+  CKA_EXTRACTABLE,
+  CKA_NEVER_EXTRACTABLE,
+  CKA_LABEL,
+  CKA_ID,
+  CKA_VALUE,
+  CKA_VALUE_LEN,
+  CKA_EC_PARAMS,
+  CKA_EC_POINT,
+  CKA_SIGN,
+  CKA_VERIFY,
+  CKA_DERIVE,
+  CKA_ENCRYPT,
+  CKA_DECRYPT,
+  CKA_MODIFIABLE,
+  CKO_PRIVATE_KEY,
+  CKO_PUBLIC_KEY,
+  CKO_SECRET_KEY,
+  CKO_DATA,
+  CKK_EC,
+  CKK_AES,
+  CKK_GENERIC_SECRET,
+} = pkcs11js;
+
+const ecdh = (peer: Uint8Array): ECDH1 => ({
+  type: pkcs11js.CK_PARAMS_EC_DH,
+  kdf: pkcs11js.CKD_NULL,
+  publicData: Buffer.from(peer),
+});
+
+type Template = { type: number; value?: number | boolean | string | Buffer }[];
+
+/** What every key object gets: a private token object whose secret never leaves the token. */
+const KEPT_INSIDE: Template = [
+  { type: CKA_TOKEN, value: true },
+  { type: CKA_PRIVATE, value: true },
+  { type: CKA_SENSITIVE, value: true },
+  { type: CKA_EXTRACTABLE, value: false },
+];
+
+function one(t: OpenToken, template: Template, what: string): Handle | null {
+  const found = find(t, template);
+  if (found.length > 1) throw new Error(`the token holds ${found.length} objects for ${what}`);
+  return found[0] ?? null;
+}
+
+/** An existing key pair by label, or a new one made inside the token. Returns the handles. */
+function keyPair(
+  t: OpenToken,
+  label: string,
+  keyType: number,
+  mechanism: number,
+  publicTemplate: Template,
+  privateTemplate: Template,
+): { privateKey: Handle; publicKey: Handle } {
+  const privateKey = one(
+    t,
+    [
+      { type: CKA_CLASS, value: CKO_PRIVATE_KEY },
+      { type: CKA_LABEL, value: label },
+    ],
+    label,
+  );
+  const publicKey = one(
+    t,
+    [
+      { type: CKA_CLASS, value: CKO_PUBLIC_KEY },
+      { type: CKA_LABEL, value: label },
+    ],
+    label,
+  );
+  if (privateKey !== null && publicKey !== null) return { privateKey, publicKey };
+  if (privateKey !== null || publicKey !== null) {
+    throw new Error(`the token holds half of the key pair ${label}; refusing to make a new identity over it`);
+  }
+  const id = Buffer.from(label);
+  return t.p11.C_GenerateKeyPair(
+    t.session,
+    { mechanism },
+    [
+      { type: CKA_TOKEN, value: true },
+      { type: CKA_PRIVATE, value: false },
+      { type: CKA_KEY_TYPE, value: keyType },
+      { type: CKA_LABEL, value: label },
+      { type: CKA_ID, value: id },
+      ...publicTemplate,
+    ],
+    [
+      ...KEPT_INSIDE,
+      { type: CKA_KEY_TYPE, value: keyType },
+      { type: CKA_LABEL, value: label },
+      { type: CKA_ID, value: id },
+      ...privateTemplate,
+    ],
+  );
+}
+
+function sealKey(t: OpenToken): Handle {
+  const found = one(
+    t,
+    [
+      { type: CKA_CLASS, value: CKO_SECRET_KEY },
+      { type: CKA_LABEL, value: SEAL_LABEL },
+    ],
+    SEAL_LABEL,
+  );
+  if (found !== null) return found;
+  return t.p11.C_GenerateKey(t.session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+    ...KEPT_INSIDE,
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_KEY_TYPE, value: CKK_AES },
+    { type: CKA_VALUE_LEN, value: 32 },
+    { type: CKA_LABEL, value: SEAL_LABEL },
+    { type: CKA_ID, value: Buffer.from(SEAL_LABEL) },
+    { type: CKA_ENCRYPT, value: true },
+    { type: CKA_DECRYPT, value: true },
+  ]);
+}
+
+/** The storage properties of a key object, read back from the token. */
+function keyProperties(t: OpenToken, label: string, key: Handle): string {
+  const [sensitive, extractable, neverExtractable] = attrs(t, key, [
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_NEVER_EXTRACTABLE,
+  ]);
+  return `${label}: CKA_SENSITIVE=${bool(sensitive)} CKA_EXTRACTABLE=${bool(extractable)} CKA_NEVER_EXTRACTABLE=${bool(neverExtractable)}`;
+}
+
+// An NVRAM object's value: magic, sequence number (u64 big-endian), SHA-256 of the data, the data.
+const NVRAM_MAGIC = Buffer.from("BKVN");
+const NVRAM_HEADER = NVRAM_MAGIC.length + 8 + 32;
+
+function sha256(b: Uint8Array): Buffer {
+  return createHash("sha256").update(b).digest();
+}
+
+function encodeNvram(seq: bigint, data: Uint8Array): Buffer {
+  const value = Buffer.alloc(NVRAM_HEADER + data.length);
+  NVRAM_MAGIC.copy(value, 0);
+  value.writeBigUInt64BE(seq, 4);
+  sha256(data).copy(value, 12);
+  value.set(data, NVRAM_HEADER);
+  return value;
+}
+
+/** null for a value that is not one of ours or is damaged (a write torn by a crash). */
+function decodeNvram(v: Buffer): { seq: bigint; data: Buffer } | null {
+  if (v.length < NVRAM_HEADER || !v.subarray(0, 4).equals(NVRAM_MAGIC)) return null;
+  const data = v.subarray(NVRAM_HEADER);
+  if (!sha256(data).equals(v.subarray(12, NVRAM_HEADER))) return null;
+  return { seq: v.readBigUInt64BE(4), data };
+}
+
+export function pkcs11Platform(opts: Pkcs11PlatformOptions): Pkcs11Platform {
+  const t = openToken(opts.hsmDir, opts.module ?? DEFAULT_MODULE);
+  try {
+    return build(t, opts);
+  } catch (e) {
+    t.close();
+    throw e;
+  }
+}
+
+function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
+  let closed = false;
+  const { p11 } = t;
+  /** Run one PKCS#11 operation; on failure, replace the session so no operation stays active. */
+  const op = <T>(f: (session: Handle) => T): T => {
+    if (closed) throw new Error("the PKCS#11 platform is closed");
+    try {
+      return f(t.session);
+    } catch (e) {
+      t.resetSession();
+      throw e;
+    }
+  };
+  const sign = keyPair(
+    t,
+    SIGN_LABEL,
+    CKK_EC_EDWARDS,
+    CKM_EC_EDWARDS_KEY_PAIR_GEN,
+    [
+      { type: CKA_EC_PARAMS, value: ED25519_PARAMS },
+      { type: CKA_VERIFY, value: true },
+    ],
+    [{ type: CKA_SIGN, value: true }],
+  );
+  const agree = keyPair(
+    t,
+    AGREE_LABEL,
+    CKK_EC,
+    pkcs11js.CKM_EC_KEY_PAIR_GEN,
+    [{ type: CKA_EC_PARAMS, value: P256_PARAMS }],
+    [{ type: CKA_DERIVE, value: true }],
+  );
+  const seal = sealKey(t);
+
+  const signKey = derOctetString(attrs(t, sign.publicKey, [CKA_EC_POINT])[0]!, "Ed25519 CKA_EC_POINT");
+  if (signKey.length !== 32) throw new Error(`the Ed25519 public key is ${signKey.length} bytes, not 32`);
+  const agreeKey = derOctetString(attrs(t, agree.publicKey, [CKA_EC_POINT])[0]!, "P-256 CKA_EC_POINT");
+  if (agreeKey.length !== 65 || agreeKey[0] !== 0x04) {
+    throw new Error("the P-256 public key is not an uncompressed SEC1 point");
+  }
+
+  const info = p11.C_GetTokenInfo(t.slot);
+  const fw = info.firmwareVersion;
+  const body: AttestationBody = {
+    platform: "pkcs11",
+    vendor:
+      "bkv test vendor root: PKCS#11 platform on SoftHSM2, which has no vendor attestation; the test vendor root " +
+      "attests the keys the token made instead (development only). The token is files on the host's disk.",
+    signKey: new Uint8Array(signKey),
+    agreeKey: new Uint8Array(agreeKey),
+    measurement: opts.measurement,
+    properties: [
+      `token: ${trimPadded(info.manufacturerID)} / ${trimPadded(info.model)} (firmware ${fw.major}.${fw.minor})`,
+      keyProperties(t, SIGN_LABEL, sign.privateKey),
+      keyProperties(t, AGREE_LABEL, agree.privateKey),
+      keyProperties(t, SEAL_LABEL, seal),
+      "nvram: CKO_DATA token object, file-backed (whoever owns the disk can restore an old copy)",
+    ],
+  };
+  const attestation = attest(opts.vendor, body);
+  const roots = opts.vendorRoots ?? [opts.vendor.publicKey];
+
+  const gcm = (iv: Buffer, aad: Uint8Array) => ({
+    mechanism: pkcs11js.CKM_AES_GCM,
+    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: 96, aad: buf(aad), tagBits: 128 },
+  });
+
+  const random = (n: number): Buffer =>
+    n === 0 ? Buffer.alloc(0) : op((s) => p11.C_GenerateRandom(s, Buffer.alloc(n)));
+
+  /** Every NVRAM object: its handle and its decoded value (null if damaged). */
+  const nvramObjects = (): { handle: Handle; value: { seq: bigint; data: Buffer } | null }[] =>
+    op(() =>
+      find(t, [
+        { type: CKA_CLASS, value: CKO_DATA },
+        { type: CKA_LABEL, value: NVRAM_LABEL },
+      ]),
+    ).map((handle) => ({ handle, value: decodeNvram(op(() => attrs(t, handle, [CKA_VALUE]))[0]!) }));
+
+  return {
+    now: opts.now ?? (() => Date.now()),
+    randomBytes(n) {
+      return new Uint8Array(random(n));
+    },
+    crypto: nodeHsmCrypto(),
+
+    async seal(plaintext, aad) {
+      const iv = random(12);
+      const out = op((s) => {
+        p11.C_EncryptInit(s, gcm(iv, aad), seal);
+        return p11.C_Encrypt(s, buf(plaintext), Buffer.alloc(plaintext.length + 16));
+      });
+      return new Uint8Array(Buffer.concat([iv, out]));
+    },
+    async unseal(sealed, aad) {
+      if (sealed.length < 28) throw new Error("sealed blob too short");
+      const iv = Buffer.from(sealed.subarray(0, 12));
+      const body = Buffer.from(sealed.subarray(12));
+      try {
+        return new Uint8Array(
+          op((s) => {
+            p11.C_DecryptInit(s, gcm(iv, aad), seal);
+            return p11.C_Decrypt(s, body, Buffer.alloc(body.length));
+          }),
+        );
+      } catch (e) {
+        throw new Error(`unseal: the blob does not authenticate under this HSM's seal key (${describe(e)})`);
+      }
+    },
+
+    async nvramRead() {
+      let best: { seq: bigint; data: Buffer } | null = null;
+      for (const { value: v } of nvramObjects())
+        if (v !== null && (best === null || v.seq > best.seq)) best = v;
+      return best === null ? null : new Uint8Array(best.data);
+    },
+    /**
+     * SoftHSM2 2.6.1 refuses C_SetAttributeValue on a data object's CKA_VALUE
+     * (CKR_ATTRIBUTE_READ_ONLY), so a write creates a new object with the next sequence number,
+     * flushes the token's files (SoftHSM2 never fsyncs), then destroys the older objects. A crash
+     * in between leaves two objects and a read takes the higher sequence; a damaged object (a
+     * crash during its creation, so the write never returned) is ignored and removed next time.
+     *
+     * Rollback caveat: the token is files on the host's disk. Whoever owns the disk can restore an
+     * older copy of HSM_DIR/tokens and so roll the NVRAM back, which a real HSM's NVRAM prevents.
+     */
+    async nvramWrite(data) {
+      const since = Date.now();
+      const old = nvramObjects();
+      let seq = 1n;
+      for (const { value: v } of old) if (v !== null && v.seq >= seq) seq = v.seq + 1n;
+      const value = encodeNvram(seq, data);
+      op((s) =>
+        p11.C_CreateObject(s, [
+          { type: CKA_CLASS, value: CKO_DATA },
+          { type: CKA_TOKEN, value: true },
+          { type: CKA_PRIVATE, value: true },
+          { type: CKA_MODIFIABLE, value: true },
+          { type: CKA_LABEL, value: NVRAM_LABEL },
+          { type: CKA_VALUE, value },
+        ]),
+      );
+      syncTokenFiles(t.hsmDir, since);
+      for (const o of old) op((s) => p11.C_DestroyObject(s, o.handle));
+    },
+
+    async identity() {
+      return attestation;
+    },
+    async identitySign(message) {
+      const sig = op((s) => {
+        p11.C_SignInit(s, { mechanism: CKM_EDDSA }, sign.privateKey);
+        return p11.C_Sign(s, buf(message), Buffer.alloc(64));
+      });
+      if (sig.length !== 64) throw new Error(`identitySign: a signature of ${sig.length} bytes`);
+      return new Uint8Array(sig);
+    },
+    /**
+     * ECDH inside the token. The shared x leaves the token (to the core, which derives its keys
+     * from it); the agreement private key never does.
+     */
+    async identityAgree(peer) {
+      if (peer.length !== 65 || peer[0] !== 0x04) {
+        throw new Error("identityAgree: the peer key is not an uncompressed P-256 point");
+      }
+      let secret: Handle;
+      try {
+        secret = op((s) =>
+          p11.C_DeriveKey(
+            s,
+            {
+              mechanism: pkcs11js.CKM_ECDH1_DERIVE,
+              parameter: ecdh(peer),
+            },
+            agree.privateKey,
+            [
+              { type: CKA_CLASS, value: CKO_SECRET_KEY },
+              { type: CKA_KEY_TYPE, value: CKK_GENERIC_SECRET },
+              { type: CKA_TOKEN, value: false },
+              { type: CKA_SENSITIVE, value: false },
+              { type: CKA_EXTRACTABLE, value: true },
+              { type: CKA_VALUE_LEN, value: 32 },
+            ],
+          ),
+        );
+      } catch (e) {
+        throw new Error(`identityAgree: ECDH failed (${describe(e)})`);
+      }
+      try {
+        const x = op(() => attrs(t, secret, [CKA_VALUE]))[0]!;
+        if (x.length !== 32) throw new Error(`identityAgree: a shared secret of ${x.length} bytes`);
+        return new Uint8Array(x);
+      } finally {
+        try {
+          p11.C_DestroyObject(t.session, secret);
+        } catch {
+          // A session object; it went with its session if op replaced it.
+        }
+      }
+    },
+    vendorRoots: () => roots,
+    measurement: () => opts.measurement,
+
+    close() {
+      if (closed) return;
+      closed = true;
+      t.close();
+    },
+  };
+}

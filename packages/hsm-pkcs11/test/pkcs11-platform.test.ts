@@ -1,0 +1,307 @@
+/**
+ * The PKCS#11 platform on a real SoftHSM2 token. Tokens are opened one at a time (a process can
+ * have one module initialized); vitest's forks pool gives this file its own process.
+ */
+import { createECDH, createHash, createPublicKey, verify } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ed25519VerifyWith, newVendorRoot } from "@bkv/hsm-software";
+import { attestationSignedBytes, decodeAttestation } from "@bkv/wire";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  inspectKeys,
+  type Pkcs11Platform,
+  type Pkcs11PlatformOptions,
+  pkcs11Platform,
+  provisionToken,
+} from "../src/index.js";
+import { activeToken, find, pkcs11js } from "../src/token.js";
+
+const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
+const vendor = newVendorRoot();
+const measurement = new Uint8Array(createHash("sha256").update("bkv pkcs11 test core").digest());
+const dirs: string[] = [];
+
+function newHsmDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "bkv-pkcs11-"));
+  dirs.push(d);
+  return join(d, "hsm");
+}
+
+/** Open the platform, run f, close it (also when f throws). */
+async function withPlatform<T>(
+  hsmDir: string,
+  f: (p: Pkcs11Platform) => Promise<T>,
+  opts: Partial<Pkcs11PlatformOptions> = {},
+): Promise<T> {
+  const p = pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE, ...opts });
+  try {
+    return await f(p);
+  } finally {
+    p.close();
+  }
+}
+
+function ed25519Key(raw: Uint8Array) {
+  return createPublicKey({
+    key: Buffer.concat([Buffer.from("302a300506032b6570032100", "hex"), raw]),
+    format: "der",
+    type: "spki",
+  });
+}
+
+const hasSoftHsm = existsSync(MODULE);
+
+describe("pkcs11Platform on SoftHSM2", () => {
+  it("has SoftHSM2 installed (npm test installs it)", () => {
+    expect(hasSoftHsm).toBe(true);
+  });
+
+  let hsmDir: string;
+
+  beforeAll(() => {
+    hsmDir = newHsmDir();
+    expect(provisionToken(hsmDir, MODULE)).toBe(true);
+  });
+
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("provisions the token's conf and PIN at the fixed paths, once", () => {
+    const conf = readFileSync(join(hsmDir, "softhsm2.conf"), "utf8");
+    expect(conf).toContain(`directories.tokendir = ${join(hsmDir, "tokens")}`);
+    expect(conf).toContain("objectstore.backend = file");
+    expect(conf).toContain("log.level = ERROR");
+    const pin = join(hsmDir, "token-pin");
+    expect(statSync(pin).mode & 0o777).toBe(0o600);
+    expect(readFileSync(pin, "utf8").trim().length).toBeGreaterThanOrEqual(16);
+    expect(statSync(join(hsmDir, "tokens")).isDirectory()).toBe(true);
+    const before = readFileSync(pin, "utf8");
+    expect(provisionToken(hsmDir, MODULE)).toBe(false);
+    expect(readFileSync(pin, "utf8")).toBe(before);
+    expect(process.env["SOFTHSM2_CONF"]).toBe(join(hsmDir, "softhsm2.conf"));
+  });
+
+  it("makes its keys once and finds the same ones after a restart", async () => {
+    const first = await withPlatform(hsmDir, async (p) => decodeAttestation(await p.identity()));
+    const second = await withPlatform(hsmDir, async (p) => decodeAttestation(await p.identity()));
+    expect(second.signKey).toEqual(first.signKey);
+    expect(second.agreeKey).toEqual(first.agreeKey);
+    const keys = inspectKeys(hsmDir, MODULE);
+    expect(keys.map((k) => [k.label, k.class, k.keyType])).toEqual([
+      ["bkv-identity-agree", "CKO_PRIVATE_KEY", "CKK_EC"],
+      ["bkv-identity-sign", "CKO_PRIVATE_KEY", "CKK_EC_EDWARDS"],
+      ["bkv-seal", "CKO_SECRET_KEY", "CKK_AES"],
+    ]);
+  });
+
+  it("keeps every private and secret key sensitive and never extractable", async () => {
+    // Also while a platform is open (inspectKeys then uses its session), after identityAgree has
+    // made and destroyed its session object.
+    const keys = await withPlatform(hsmDir, async (p) => {
+      const peer = createECDH("prime256v1");
+      peer.generateKeys();
+      await p.identityAgree(new Uint8Array(peer.getPublicKey()));
+      return inspectKeys(hsmDir, MODULE);
+    });
+    expect(keys).toHaveLength(3);
+    for (const k of keys) {
+      expect({
+        label: k.label,
+        sensitive: k.sensitive,
+        extractable: k.extractable,
+        never: k.neverExtractable,
+      }).toEqual({
+        label: k.label,
+        sensitive: true,
+        extractable: false,
+        never: true,
+      });
+      expect(k.alwaysSensitive).toBe(true);
+    }
+  });
+
+  it("signs with Ed25519 inside the token: node:crypto verifies", async () => {
+    await withPlatform(hsmDir, async (p) => {
+      const { signKey } = decodeAttestation(await p.identity());
+      for (const message of [
+        new Uint8Array(0),
+        new TextEncoder().encode("genesis statement"),
+        p.randomBytes(5000),
+      ]) {
+        const sig = await p.identitySign(message);
+        expect(sig).toHaveLength(64);
+        expect(verify(null, message, ed25519Key(signKey), sig)).toBe(true);
+        expect(ed25519VerifyWith(signKey, message, sig)).toBe(true);
+        const other = message.length > 0 ? message.slice() : new Uint8Array([1]);
+        other[0]! ^= 1;
+        expect(verify(null, other, ed25519Key(signKey), sig)).toBe(false);
+      }
+    });
+  });
+
+  it("agrees on P-256 inside the token: the same x as node:crypto ECDH", async () => {
+    await withPlatform(hsmDir, async (p) => {
+      const { agreeKey } = decodeAttestation(await p.identity());
+      for (let i = 0; i < 3; i++) {
+        const peer = createECDH("prime256v1");
+        peer.generateKeys();
+        const x = await p.identityAgree(new Uint8Array(peer.getPublicKey(null, "uncompressed")));
+        expect(x).toHaveLength(32);
+        expect(Buffer.from(x).equals(peer.computeSecret(agreeKey))).toBe(true);
+      }
+      await expect(p.identityAgree(new Uint8Array(33))).rejects.toThrow(/uncompressed/);
+      const offCurve = new Uint8Array(65);
+      offCurve[0] = 4;
+      offCurve[64] = 7;
+      await expect(p.identityAgree(offCurve)).rejects.toThrow(/ECDH failed/);
+      // The failed operation left no state behind: the platform goes on working.
+      expect(await p.identitySign(new Uint8Array([1]))).toHaveLength(64);
+      expect(await p.identityAgree(new Uint8Array(createECDH("prime256v1").generateKeys()))).toHaveLength(32);
+    });
+  });
+
+  it("seals under the token's AES key and refuses tampering, a wrong aad and other HSMs' blobs", async () => {
+    const aad = new TextEncoder().encode("entry 7");
+    const plaintext = new TextEncoder().encode("a sealed log entry");
+    const sealed = await withPlatform(hsmDir, async (p) => {
+      const s = await p.seal(plaintext, aad);
+      expect(s).toHaveLength(12 + plaintext.length + 16);
+      expect(await p.unseal(s, aad)).toEqual(plaintext);
+      const again = await p.seal(plaintext, aad);
+      expect(Buffer.from(again).equals(Buffer.from(s))).toBe(false);
+      expect(await p.unseal(await p.seal(new Uint8Array(0), aad), aad)).toEqual(new Uint8Array(0));
+      const noAad = new Uint8Array(0);
+      expect(await p.unseal(await p.seal(plaintext, noAad), noAad)).toEqual(plaintext);
+      await expect(p.unseal(await p.seal(plaintext, noAad), aad)).rejects.toThrow(/does not authenticate/);
+      const big = p.randomBytes(1 << 20);
+      expect(Buffer.from(await p.unseal(await p.seal(big, aad), aad)).equals(big)).toBe(true);
+      for (const i of [0, 12, s.length - 1]) {
+        const bad = s.slice();
+        bad[i]! ^= 1;
+        await expect(p.unseal(bad, aad)).rejects.toThrow(/does not authenticate/);
+      }
+      await expect(p.unseal(s, new TextEncoder().encode("entry 8"))).rejects.toThrow(/does not authenticate/);
+      await expect(p.unseal(s.subarray(0, 27), aad)).rejects.toThrow(/too short/);
+      // The session still works after refusals.
+      expect(await p.unseal(s, aad)).toEqual(plaintext);
+      return s;
+    });
+    // Still opens after a restart; another HSM's token cannot open it.
+    expect(await withPlatform(hsmDir, (p) => p.unseal(sealed, aad))).toEqual(plaintext);
+    const otherDir = newHsmDir();
+    provisionToken(otherDir, MODULE);
+    await withPlatform(otherDir, async (p) => {
+      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not authenticate/);
+    });
+  });
+
+  it("keeps NVRAM in a token object across restarts", async () => {
+    const dir = newHsmDir();
+    provisionToken(dir, MODULE);
+    await withPlatform(dir, async (p) => {
+      expect(await p.nvramRead()).toBeNull();
+      await p.nvramWrite(new Uint8Array([1, 2, 3]));
+      expect(await p.nvramRead()).toEqual(new Uint8Array([1, 2, 3]));
+    });
+    await withPlatform(dir, async (p) => {
+      expect(await p.nvramRead()).toEqual(new Uint8Array([1, 2, 3]));
+      for (let i = 0; i < 5; i++) await p.nvramWrite(new Uint8Array(300).fill(i));
+      await p.nvramWrite(new Uint8Array(0));
+      expect(await p.nvramRead()).toEqual(new Uint8Array(0));
+      await p.nvramWrite(new Uint8Array([9, 9]));
+    });
+    await withPlatform(dir, async (p) => {
+      expect(await p.nvramRead()).toEqual(new Uint8Array([9, 9]));
+    });
+    // One object left (older values destroyed), and it is not a key: inspectKeys lists keys only.
+    expect(inspectKeys(dir, MODULE)).toHaveLength(3);
+  });
+
+  it("reads the NVRAM object with the highest sequence and skips damaged ones (a crash mid-write)", async () => {
+    const dir = newHsmDir();
+    provisionToken(dir, MODULE);
+    const inject = (seq: bigint, data: Uint8Array, damage = false) => {
+      const t = activeToken()!;
+      const value = Buffer.alloc(44 + data.length);
+      value.write("BKVN", 0);
+      value.writeBigUInt64BE(seq, 4);
+      createHash("sha256").update(data).digest().copy(value, 12);
+      value.set(data, 44);
+      if (damage) value[value.length - 1]! ^= 1;
+      t.p11.C_CreateObject(t.session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_LABEL, value: "bkv-nvram" },
+        { type: pkcs11js.CKA_VALUE, value },
+      ]);
+    };
+    const count = () => {
+      const t = activeToken()!;
+      return find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }]).length;
+    };
+    await withPlatform(dir, async (p) => {
+      await p.nvramWrite(new Uint8Array([1])); // seq 1
+      inject(2n, new Uint8Array([2])); // a write whose old object was not destroyed yet
+      inject(3n, new Uint8Array([3]), true); // a write torn by a crash: never acknowledged
+      expect(count()).toBe(3);
+      expect(await p.nvramRead()).toEqual(new Uint8Array([2]));
+      await p.nvramWrite(new Uint8Array([4]));
+      expect(count()).toBe(1);
+      expect(await p.nvramRead()).toEqual(new Uint8Array([4]));
+    });
+  });
+
+  it("attests its keys with the vendor root, with the token's properties read back", async () => {
+    await withPlatform(hsmDir, async (p) => {
+      const att = decodeAttestation(await p.identity());
+      expect(att.platform).toBe("pkcs11");
+      expect(att.vendor).toMatch(/SoftHSM2.*no vendor attestation/);
+      expect(att.measurement).toEqual(measurement);
+      expect(p.measurement()).toEqual(measurement);
+      expect(p.vendorRoots()).toEqual([vendor.publicKey]);
+      expect(ed25519VerifyWith(vendor.publicKey, attestationSignedBytes(att), att.signature)).toBe(true);
+      expect(ed25519VerifyWith(newVendorRoot().publicKey, attestationSignedBytes(att), att.signature)).toBe(
+        false,
+      );
+      for (const label of ["bkv-identity-sign", "bkv-identity-agree", "bkv-seal"]) {
+        expect(att.properties).toContain(
+          `${label}: CKA_SENSITIVE=true CKA_EXTRACTABLE=false CKA_NEVER_EXTRACTABLE=true`,
+        );
+      }
+      expect(att.properties.find((s) => s.startsWith("token: "))).toMatch(/SoftHSM project \/ SoftHSM v2/);
+    });
+    const roots = [newVendorRoot().publicKey];
+    expect(await withPlatform(hsmDir, async (p) => p.vendorRoots(), { vendorRoots: roots })).toEqual(roots);
+  });
+
+  it("draws randomness from the token and uses the given clock", async () => {
+    await withPlatform(
+      hsmDir,
+      async (p) => {
+        expect(p.randomBytes(0)).toHaveLength(0);
+        const a = p.randomBytes(32);
+        expect(a).toHaveLength(32);
+        expect(Buffer.from(a).equals(Buffer.from(p.randomBytes(32)))).toBe(false);
+        expect(p.now()).toBe(1234);
+      },
+      { now: () => 1234 },
+    );
+  });
+
+  it("refuses a second open token in the process, an unprovisioned folder, and use after close", async () => {
+    const p = pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE });
+    try {
+      expect(() => pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE })).toThrow(/already open/);
+    } finally {
+      p.close();
+    }
+    await expect(p.seal(new Uint8Array(1), new Uint8Array(0))).rejects.toThrow(/closed/);
+    expect(() => pkcs11Platform({ hsmDir: newHsmDir(), vendor, measurement, module: MODULE })).toThrow(
+      /provision/,
+    );
+  });
+});

@@ -1,0 +1,306 @@
+/**
+ * The fleet as real processes: `bkv dev --nodes N` runs N host agents with their HSM processes on
+ * 127.0.0.1, and the fault commands kill, start, partition and heal nodes while clients use the
+ * vault through the CLI. Nothing acknowledged is lost, no extra guess is given, a fleet without a
+ * majority answers "unavailable" (exit 5), and restored old host storage is caught.
+ */
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bkv, type DevVault, type Platform, startDev } from "./cli.js";
+
+/** The suite, for a fleet on the given HSM platform (a test file per platform runs it). */
+export function fleetSuite(platform: Platform): void {
+  const platformFlag = ["--platform", platform];
+  let work: string;
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), "bkv-fleet-"));
+  });
+
+  afterAll(() => {
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  interface NodeStatus {
+    node: number;
+    role: string;
+    status: string;
+    term?: number;
+    commitIndex?: number;
+    leader?: number;
+    hostPid?: number | null;
+    hsmPid?: number | null;
+    peerForged?: number;
+  }
+
+  async function status(dir: string): Promise<NodeStatus[]> {
+    const r = await bkv(["dev", "status", "--dir", dir, "--json"]);
+    expect(r.code).toBe(0);
+    return (JSON.parse(r.stdout) as { nodes: NodeStatus[] }).nodes;
+  }
+
+  async function until(
+    what: string,
+    dir: string,
+    ok: (s: NodeStatus[]) => boolean,
+    tries = 100,
+  ): Promise<NodeStatus[]> {
+    let s: NodeStatus[] = [];
+    for (let i = 0; i < tries; i++) {
+      s = await status(dir);
+      if (ok(s)) return s;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${what}: ${JSON.stringify(s)}`);
+  }
+
+  const leaderOf = (s: NodeStatus[]) => s.find((n) => n.role === "leader" && n.status === "ok")?.node ?? 0;
+
+  async function recover(
+    dir: string,
+    user: string,
+    pin: string,
+  ): Promise<{ code: number; out: Record<string, unknown> }> {
+    const r = await bkv(
+      [
+        "vault",
+        "recover",
+        "--dev",
+        dir,
+        "--user",
+        user,
+        "--out",
+        join(work, `${user}.out`),
+        "--force",
+        "--json",
+      ],
+      `${pin}\n`,
+    );
+    return { code: r.code, out: JSON.parse(r.stdout || "{}") as Record<string, unknown> };
+  }
+
+  async function register(dir: string, user: string, pin: string): Promise<void> {
+    const key = join(work, `${user}.key`);
+    if (!existsSync(key)) expect((await bkv(["key", "new", "--out", key])).code).toBe(0);
+    const r = await bkv(["vault", "register", "--dev", dir, "--user", user, "--key", key], `${pin}\n`);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  }
+
+  describe("a 5-node fleet of real processes", () => {
+    let dev: DevVault;
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = join(work, "five");
+      dev = await startDev(dir, ["--nodes", "5", "--guess-limit", "5", ...platformFlag]);
+    });
+
+    afterAll(async () => {
+      await dev?.stop();
+    });
+
+    it("reports every node's role, term, commit index and process ids", async () => {
+      const s = await until(
+        "a leader and four followers",
+        dir,
+        (s) => s.filter((n) => n.role === "follower").length === 4 && leaderOf(s) > 0,
+      );
+      expect(s).toHaveLength(5);
+      for (const n of s) {
+        expect(n.status).toBe("ok");
+        expect(n.term).toBeGreaterThan(0);
+        expect(typeof n.hostPid).toBe("number");
+        expect(typeof n.hsmPid).toBe("number");
+        expect(n.leader).toBe(leaderOf(s));
+      }
+    });
+
+    it("kills the leader in the middle of recoveries: nothing acknowledged is lost, no extra guess is given", async () => {
+      await register(dir, "alice", "1357");
+      const s = await status(dir);
+      const leader = leaderOf(s);
+      const attempts = [recover(dir, "alice", "0000"), recover(dir, "alice", "0000")];
+      await new Promise((r) => setTimeout(r, 150));
+      expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(leader)])).code).toBe(0);
+      attempts.push(recover(dir, "alice", "0000"));
+      const results = await Promise.all(attempts);
+      for (const r of results) expect([3, 5]).toContain(r.code);
+      const answered = results.filter((r) => r.code === 3).length;
+      // A new leader serves; the guesses the clients were told about are all counted.
+      await until("a new leader", dir, (x) => leaderOf(x) !== 0 && leaderOf(x) !== leader);
+      const next = await recover(dir, "alice", "0000");
+      expect(next.code).toBe(3);
+      const remaining = next.out.guessesRemaining as number;
+      expect(remaining).toBeLessThanOrEqual(5 - answered - 1);
+      expect(remaining).toBeGreaterThanOrEqual(5 - results.length - 1);
+      // The old leader comes back and catches up.
+      expect((await bkv(["dev", "start", "--dir", dir, "--node", String(leader)])).code).toBe(0);
+      await until("the old leader caught up", dir, (x) => {
+        const l = x.find((n) => n.role === "leader");
+        const old = x.find((n) => n.node === leader);
+        return l !== undefined && old?.role === "follower" && old.commitIndex === l.commitIndex;
+      });
+      const ok = await recover(dir, "alice", "1357");
+      expect(ok.code).toBe(0);
+    });
+
+    it("a partitioned minority cannot serve and uses no guess; the majority serves; heal", async () => {
+      await register(dir, "bob", "2468");
+      const s = await status(dir);
+      const leader = leaderOf(s);
+      expect((await bkv(["dev", "partition", "--dir", dir, "--node", String(leader)])).code).toBe(0);
+      await until("a leader on the majority side", dir, (x) => {
+        const l = leaderOf(x);
+        return l !== 0 && l !== leader;
+      });
+      // Through the cut-off node alone: unavailable, exit 5.
+      const url = s.find((n) => n.node === leader)!;
+      const token = (await bkv(["dev", "token", "--dir", dir, "--user", "bob"])).stdout.trim();
+      const devInfo = JSON.parse((await import("node:fs")).readFileSync(join(dir, "dev.json"), "utf8")) as {
+        nodes: { node: number; url: string }[];
+      };
+      const isolatedUrl = devInfo.nodes.find((n) => n.node === url.node)!.url;
+      const cut = await bkv(
+        [
+          "vault",
+          "recover",
+          "--vault",
+          isolatedUrl,
+          "--token",
+          token,
+          "--trust",
+          join(dir, "trust.json"),
+          "--user",
+          "bob",
+          "--out",
+          join(work, "b.key"),
+          "--json",
+        ],
+        "0000\n",
+      );
+      expect(cut.code).toBe(5);
+      // Through the CLI's usual path (all nodes): the majority answers, and no guess was used before.
+      const w = await recover(dir, "bob", "0000");
+      expect(w.code).toBe(3);
+      expect(w.out.guessesRemaining).toBe(4);
+      expect((await bkv(["dev", "heal", "--dir", dir])).code).toBe(0);
+      await until("everyone follows one leader again", dir, (x) => {
+        const l = leaderOf(x);
+        return l !== 0 && x.every((n) => n.leader === l);
+      });
+      expect((await recover(dir, "bob", "2468")).code).toBe(0);
+    });
+
+    it("forged peer messages are refused and counted", async () => {
+      const s = await status(dir);
+      const devInfo = JSON.parse((await import("node:fs")).readFileSync(join(dir, "dev.json"), "utf8")) as {
+        nodes: { node: number; url: string }[];
+      };
+      const target = devInfo.nodes[0]!;
+      const before = s.find((n) => n.node === target.node)!.peerForged ?? 0;
+      const junk = Buffer.alloc(4 + 60, 7);
+      junk.writeUInt32BE(60, 0);
+      const res = await fetch(`${target.url}/v1/peer`, {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream", "x-bkv-from": "2" },
+        body: junk,
+      });
+      expect(res.status).toBe(204);
+      const after = await until(
+        "the forgery counted",
+        dir,
+        (x) => (x.find((n) => n.node === target.node)!.peerForged ?? 0) > before,
+      );
+      expect(after.every((n) => n.status === "ok")).toBe(true);
+    });
+  });
+
+  describe("restored old host storage", () => {
+    const files = ["vault.sqlite", "vault.sqlite-wal", "vault.sqlite-shm"];
+    const copy = (dir: string, node: number, to: string) => {
+      for (const f of files) {
+        const src = join(dir, `node-${node}`, "host", f);
+        if (existsSync(src)) copyFileSync(src, join(to, `${node}-${f}`));
+        else rmSync(join(to, `${node}-${f}`), { force: true });
+      }
+    };
+    const restore = (dir: string, node: number, from: string) => {
+      for (const f of files) {
+        const src = join(from, `${node}-${f}`);
+        const dst = join(dir, `node-${node}`, "host", f);
+        if (existsSync(src)) copyFileSync(src, dst);
+        else rmSync(dst, { force: true });
+      }
+    };
+
+    it("one node's old disk: it recovers from the fleet and never brings back a used guess", async () => {
+      const dir = join(work, "roll1");
+      const saved = mkdtempSync(join(tmpdir(), "bkv-saved-"));
+      const dev = await startDev(dir, ["--nodes", "3", "--guess-limit", "5", ...platformFlag]);
+      try {
+        await register(dir, "carol", "1111");
+        expect((await bkv(["dev", "kill", "--dir", dir, "--node", "2"])).code).toBe(0);
+        copy(dir, 2, saved);
+        expect((await bkv(["dev", "start", "--dir", dir, "--node", "2"])).code).toBe(0);
+        for (const left of [4, 3]) {
+          const r = await recover(dir, "carol", "0000");
+          expect(r.out.guessesRemaining).toBe(left);
+        }
+        await until(
+          "node 2 caught up",
+          dir,
+          (x) => x[1]!.commitIndex === x[0]!.commitIndex && x[1]!.commitIndex! > 0,
+        );
+        expect((await bkv(["dev", "kill", "--dir", dir, "--node", "2"])).code).toBe(0);
+        restore(dir, 2, saved);
+        expect((await bkv(["dev", "start", "--dir", dir, "--node", "2"])).code).toBe(0);
+        // It notices the rollback and is brought up to date by the others; the count goes on.
+        await until(
+          "node 2 up to date again",
+          dir,
+          (x) => x[1]!.status === "ok" && x[1]!.role === "follower",
+        );
+        const r = await recover(dir, "carol", "0000");
+        expect(r.out.guessesRemaining).toBe(2);
+      } finally {
+        await dev.stop();
+        rmSync(saved, { recursive: true, force: true });
+      }
+    });
+
+    it("every node's old disk at once: the fleet stays unavailable rather than serve a stale count", async () => {
+      const dir = join(work, "rollall");
+      const saved = mkdtempSync(join(tmpdir(), "bkv-saved-"));
+      const dev = await startDev(dir, ["--nodes", "3", "--guess-limit", "5", ...platformFlag]);
+      try {
+        await register(dir, "dave", "2222");
+        for (const n of [1, 2, 3])
+          expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        for (const n of [1, 2, 3]) copy(dir, n, saved);
+        for (const n of [1, 2, 3])
+          expect((await bkv(["dev", "start", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        await until("a leader", dir, (x) => leaderOf(x) !== 0);
+        expect((await recover(dir, "dave", "0000")).out.guessesRemaining).toBe(4);
+        expect((await recover(dir, "dave", "0000")).out.guessesRemaining).toBe(3);
+        for (const n of [1, 2, 3])
+          expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        for (const n of [1, 2, 3]) restore(dir, n, saved);
+        for (const n of [1, 2, 3])
+          expect((await bkv(["dev", "start", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        const s = await until("every node recovering", dir, (x) => x.every((n) => n.status === "recovering"));
+        expect(leaderOf(s)).toBe(0);
+        const r = await recover(dir, "dave", "0000");
+        expect(r.code).toBe(5);
+        // Still no leader a while later: no stale count is ever served.
+        await new Promise((res) => setTimeout(res, 1500));
+        expect(leaderOf(await status(dir))).toBe(0);
+      } finally {
+        await dev.stop();
+        rmSync(saved, { recursive: true, force: true });
+      }
+    });
+  });
+}

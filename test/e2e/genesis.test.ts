@@ -1,0 +1,187 @@
+/**
+ * Genesis, evidence and audit through the tools a person would use: `bkv measure` is reproducible
+ * across folders; `bkv fleet create` runs the ceremony on real HSM processes; `bkv fleet evidence`
+ * exports it and `bkv audit` passes it, and fails, naming the check, for the wrong code or the wrong
+ * fleet. HSM processes running other code are refused at genesis and cannot take over a fleet.
+ */
+import {
+  appendFileSync,
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createFleet, HostStorage, HsmProcess } from "@bkv/host";
+import { isBkvError } from "@bkv/wire";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bkv } from "./cli.js";
+
+const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const CORE = join(ROOT, "build", "hsm-core.js");
+let work: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), "bkv-genesis-"));
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A copy of the source the core is built from, in its own folder (dependencies linked). */
+function copySource(to: string): void {
+  for (const pkg of ["hsm-core", "wire"]) {
+    mkdirSync(join(to, "packages", pkg), { recursive: true });
+    cpSync(join(ROOT, "packages", pkg, "src"), join(to, "packages", pkg, "src"), { recursive: true });
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(to, "node_modules"));
+}
+
+function hsmCommand(dir: string, node: number, core = CORE): string[] {
+  return [
+    process.execPath,
+    join(ROOT, "packages", "hsm-software", "dist", "main.js"),
+    "--dir",
+    join(dir, `node-${node}`, "hsm"),
+    "--vendor-key",
+    join(dir, "vendor-root.key"),
+    "--core",
+    core,
+  ];
+}
+
+describe("code measurement", () => {
+  it("two builds in different folders give the same bytes, and the measurement of the built core", async () => {
+    const a = join(work, "src-a");
+    const b = join(work, "elsewhere", "src-b");
+    copySource(a);
+    copySource(b);
+    const ra = await bkv(["measure", "--source", a, "--out", join(work, "a.js")]);
+    const rb = await bkv(["measure", "--source", b, "--out", join(work, "b.js")]);
+    expect(ra.code).toBe(0);
+    expect(rb.code).toBe(0);
+    expect(readFileSync(join(work, "a.js")).equals(readFileSync(join(work, "b.js")))).toBe(true);
+    expect(ra.stdout).toBe(rb.stdout);
+    expect(ra.stdout.trim()).toMatch(/^[0-9a-f]{64}$/);
+    // The checkout's own build (what the HSM processes load) measures the same.
+    const own = await bkv(["measure"]);
+    expect(own.stdout).toBe(ra.stdout);
+    // Any change to the code changes the measurement.
+    appendFileSync(join(b, "packages", "hsm-core", "src", "policy.ts"), "\nexport const CHANGED = 1;\n");
+    const rc = await bkv(["measure", "--source", b]);
+    expect(rc.stdout).not.toBe(ra.stdout);
+  });
+});
+
+describe("fleet create, evidence, audit", () => {
+  it("creates a fleet through the ceremony; its evidence audits clean; the wrong code or fleet fails by name", async () => {
+    const dir = join(work, "fleet");
+    const created = await bkv(["fleet", "create", "--dir", dir, "--nodes", "3"]);
+    expect(created.code).toBe(0);
+    const info = JSON.parse(created.stdout) as { fleetId: string; measurement: string; vendorRoot: string };
+    const ev = join(work, "evidence.bin");
+    expect((await bkv(["fleet", "evidence", "--dev", dir, "--out", ev])).code).toBe(0);
+
+    const ok = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--vendor-root",
+      info.vendorRoot,
+      "--fleet",
+      info.fleetId,
+    ]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("AUDIT PASSED");
+    expect(ok.stdout).toContain("PASS  attestation.3");
+
+    const json = await bkv(["audit", "--evidence", ev, "--vendor-root", info.vendorRoot, "--json"]);
+    const report = JSON.parse(json.stdout) as { ok: boolean; fleet: { measurement: string; n: number } };
+    expect(report.ok).toBe(true);
+    expect(report.fleet).toMatchObject({ measurement: info.measurement, n: 3 });
+
+    const wrongCode = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--vendor-root",
+      info.vendorRoot,
+      "--measurement",
+      "ab".repeat(32),
+    ]);
+    expect(wrongCode.code).toBe(1);
+    expect(wrongCode.stdout).toContain("FAIL  measurement.source");
+    expect(wrongCode.stdout).toContain("AUDIT FAILED: 1 of");
+
+    const other = await bkv(["fleet", "create", "--dir", join(work, "fleet-2"), "--nodes", "1"]);
+    const otherId = (JSON.parse(other.stdout) as { fleetId: string }).fleetId;
+    const wrongFleet = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--vendor-root",
+      info.vendorRoot,
+      "--fleet",
+      otherId,
+    ]);
+    expect(wrongFleet.code).toBe(1);
+    expect(wrongFleet.stdout).toContain("FAIL  fleet.id");
+
+    // Another folder's vendor root did not attest these HSMs.
+    const rogueRoot = join(work, "fleet-2", "vendor-root.pub");
+    const wrongRoot = await bkv(["audit", "--evidence", ev, "--vendor-root", rogueRoot]);
+    expect(wrongRoot.code).toBe(1);
+    expect(wrongRoot.stdout).toContain("FAIL  attestation.1");
+  });
+
+  it("an HSM process running other code is refused at genesis, and nothing is stored", async () => {
+    const dir = join(work, "other-code");
+    const init = await bkv(["fleet", "create", "--dir", join(work, "vendor-only"), "--nodes", "1"]);
+    expect(init.code).toBe(0);
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(work, "vendor-only", "vendor-root.key"), join(dir, "vendor-root.key"));
+    const altered = join(work, "altered-core.js");
+    copyFileSync(CORE, altered);
+    appendFileSync(altered, "\n// a patched build\n");
+    const members = [1, 2, 3].map((node) => {
+      mkdirSync(join(dir, `node-${node}`, "host"), { recursive: true });
+      return {
+        node,
+        hsmCommand: hsmCommand(dir, node, node === 2 ? altered : CORE),
+        storagePath: join(dir, `node-${node}`, "host", "vault.sqlite"),
+      };
+    });
+    const err = await createFleet(members, 10).catch((e: unknown) => e);
+    expect(isBkvError(err, "MEASUREMENT")).toBe(true);
+    for (const m of members) {
+      const s = new HostStorage(m.storagePath);
+      const stored = s.load();
+      s.close();
+      expect(stored.entries).toHaveLength(0);
+    }
+  });
+
+  it("a member restarted with other code after genesis refuses to serve the fleet", async () => {
+    const dir = join(work, "fleet");
+    const altered = join(work, "altered-core-2.js");
+    copyFileSync(CORE, altered);
+    appendFileSync(altered, "\n// an update nobody attested\n");
+    const storage = new HostStorage(join(dir, "node-1", "host", "vault.sqlite"));
+    const stored = storage.load();
+    storage.close();
+    const h = new HsmProcess(hsmCommand(dir, 1, altered));
+    try {
+      h.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
+      const err = await h.next("booted").catch((e: unknown) => e);
+      expect(isBkvError(err, "MEASUREMENT")).toBe(true);
+    } finally {
+      await h.stop();
+    }
+  });
+});

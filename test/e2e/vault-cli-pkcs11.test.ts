@@ -1,0 +1,3 @@
+import { vaultCliSuite } from "./vault-cli.suite.js";
+
+vaultCliSuite("pkcs11");

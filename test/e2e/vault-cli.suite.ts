@@ -1,0 +1,319 @@
+/**
+ * End to end, as a user would: `bkv dev` runs a vault (host agent + HSM processes), and the CLI
+ * makes a key, backs up a file, protects the key with a PIN, recovers it on a "new device" (another
+ * folder) and restores the backup. Exit codes are the documented contract.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bkv, type DevVault, type Platform, startDev } from "./cli.js";
+
+/** The suite, for a fleet on the given HSM platform (a test file per platform runs it). */
+export function vaultCliSuite(platform: Platform): void {
+  const platformFlag = ["--platform", platform];
+  let work: string;
+  let dev: DevVault;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
+    dev = await startDev(join(work, "vault"), ["--guess-limit", "3", "--nodes", "3", ...platformFlag]);
+  });
+
+  afterAll(async () => {
+    await dev?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  describe("bkv dev and the vault commands", () => {
+    it("prints a ready line with the vault URL and its folder, and the folder layout", () => {
+      expect(dev.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(dev.dir).toBe(join(work, "vault"));
+      expect(existsSync(join(dev.dir, "node-1", "host", "vault.sqlite"))).toBe(true);
+      expect(existsSync(join(dev.dir, "vendor-root.pub"))).toBe(true);
+      expect(existsSync(join(dev.dir, "evidence.bin"))).toBe(true);
+      expect(dev.ready.platform).toBe(platform);
+      const hsm = join(dev.dir, "node-1", "hsm");
+      const secret = platform === "software" ? "seal.key" : "token-pin";
+      expect(existsSync(join(hsm, platform === "software" ? "nvram.bin" : "softhsm2.conf"))).toBe(true);
+      expect(statSync(join(hsm, secret)).mode & 0o077).toBe(0);
+    });
+
+    if (platform === "pkcs11") {
+      it("keeps every private and secret key in the token: sensitive, never extractable", async () => {
+        const { inspectKeys } = await import("@bkv/hsm-pkcs11");
+        for (const node of [1, 2, 3]) {
+          const keys = inspectKeys(join(dev.dir, `node-${node}`, "hsm"));
+          expect(keys.map((k) => k.label).sort()).toEqual([
+            "bkv-identity-agree",
+            "bkv-identity-sign",
+            "bkv-seal",
+          ]);
+          for (const k of keys) {
+            expect({
+              label: k.label,
+              sensitive: k.sensitive,
+              extractable: k.extractable,
+              never: k.neverExtractable,
+            }).toEqual({
+              label: k.label,
+              sensitive: true,
+              extractable: false,
+              never: true,
+            });
+          }
+        }
+      });
+    }
+
+    it("the fleet's evidence audits clean against the folder's vendor root", async () => {
+      const ev = join(work, `evidence-${platform}.bin`);
+      expect((await bkv(["fleet", "evidence", "--dev", dev.dir, "--out", ev])).code).toBe(0);
+      const r = await bkv(["audit", "--evidence", ev, "--vendor-root", join(dev.dir, "vendor-root.pub")]);
+      expect(r.stdout).toContain("AUDIT PASSED");
+      expect(r.stdout).toContain(`PASS  attestation.3        ${platform}:`);
+      expect(r.code).toBe(0);
+    });
+
+    it("backs up, registers, recovers on a new device and restores", async () => {
+      const device1 = join(work, "device1");
+      const device2 = join(work, "device2");
+      for (const d of [device1, device2]) rmSync(d, { recursive: true, force: true });
+      const { mkdirSync } = await import("node:fs");
+      mkdirSync(device1);
+      mkdirSync(device2);
+      const data = randomBytes(300_000);
+      writeFileSync(join(device1, "chats.db"), data);
+
+      const key = await bkv(["key", "new", "--out", join(device1, "backup.key")]);
+      expect(key.code).toBe(0);
+      expect(key.stdout).toMatch(/([0-9a-f]{4}-){15}[0-9a-f]{4}/);
+
+      expect(
+        (
+          await bkv([
+            "backup",
+            "--key",
+            join(device1, "backup.key"),
+            join(device1, "chats.db"),
+            join(work, "cloud.bkv"),
+          ])
+        ).code,
+      ).toBe(0);
+
+      const reg = await bkv(
+        ["vault", "register", "--dev", dev.dir, "--user", "alice", "--key", join(device1, "backup.key")],
+        "4821\n",
+      );
+      expect(reg.stderr).toBe("");
+      expect(reg.code).toBe(0);
+      expect(reg.stdout).not.toContain("4821");
+
+      const rec = await bkv(
+        [
+          "vault",
+          "recover",
+          "--dev",
+          dev.dir,
+          "--user",
+          "alice",
+          "--out",
+          join(device2, "backup.key"),
+          "--json",
+        ],
+        "4821\n",
+      );
+      expect(rec.code).toBe(0);
+      const out = JSON.parse(rec.stdout) as Record<string, unknown>;
+      expect(out).toMatchObject({ ok: true, op: "recover", user: "alice", guessesRemaining: 3 });
+      expect(readFileSync(join(device2, "backup.key"))).toEqual(readFileSync(join(device1, "backup.key")));
+
+      expect(
+        (
+          await bkv([
+            "restore",
+            "--key",
+            join(device2, "backup.key"),
+            join(work, "cloud.bkv"),
+            join(device2, "chats.db"),
+          ])
+        ).code,
+      ).toBe(0);
+      expect(readFileSync(join(device2, "chats.db"))).toEqual(data);
+    });
+
+    it("wrong PIN exits 3 and says how many guesses remain; the last one destroys the record (then 4)", async () => {
+      const keyFile = join(work, "bob.key");
+      expect((await bkv(["key", "new", "--out", keyFile])).code).toBe(0);
+      expect(
+        (await bkv(["vault", "register", "--dev", dev.dir, "--user", "bob", "--key", keyFile], "1111\n"))
+          .code,
+      ).toBe(0);
+      const out = join(work, "bob-recovered.key");
+      const w1 = await bkv(["vault", "recover", "--dev", dev.dir, "--user", "bob", "--out", out], "2222\n");
+      expect(w1.code).toBe(3);
+      expect(w1.stderr).toMatch(/2 guesses remaining/);
+      const w2 = await bkv(
+        ["vault", "recover", "--dev", dev.dir, "--user", "bob", "--out", out, "--json"],
+        "2222\n",
+      );
+      expect(w2.code).toBe(3);
+      expect(JSON.parse(w2.stdout)).toMatchObject({ ok: false, error: "WRONG_PIN", guessesRemaining: 1 });
+      const w3 = await bkv(["vault", "recover", "--dev", dev.dir, "--user", "bob", "--out", out], "2222\n");
+      expect(w3.code).toBe(3);
+      expect(w3.stderr).toMatch(/destroyed/);
+      const gone = await bkv(
+        ["vault", "recover", "--dev", dev.dir, "--user", "bob", "--out", out, "--json"],
+        "1111\n",
+      );
+      expect(gone.code).toBe(4);
+      expect(JSON.parse(gone.stdout)).toMatchObject({ ok: false, error: "NO_RECORD" });
+      expect(existsSync(out)).toBe(false);
+    });
+
+    it("delete needs the PIN; afterwards recover exits 4", async () => {
+      const keyFile = join(work, "carol.key");
+      await bkv(["key", "new", "--out", keyFile]);
+      expect(
+        (await bkv(["vault", "register", "--dev", dev.dir, "--user", "carol", "--key", keyFile], "3333\n"))
+          .code,
+      ).toBe(0);
+      expect((await bkv(["vault", "delete", "--dev", dev.dir, "--user", "carol"], "4444\n")).code).toBe(3);
+      expect((await bkv(["vault", "delete", "--dev", dev.dir, "--user", "carol"], "3333\n")).code).toBe(0);
+      expect(
+        (
+          await bkv(
+            ["vault", "recover", "--dev", dev.dir, "--user", "carol", "--out", join(work, "c2.key")],
+            "3333\n",
+          )
+        ).code,
+      ).toBe(4);
+    });
+
+    it("a token for one user cannot act on another's record", async () => {
+      const token = (await bkv(["dev", "token", "--dir", dev.dir, "--user", "mallory"])).stdout.trim();
+      const r = await bkv(
+        [
+          "vault",
+          "recover",
+          "--vault",
+          dev.url,
+          "--token",
+          token,
+          "--trust",
+          join(dev.dir, "trust.json"),
+          "--user",
+          "alice",
+          "--out",
+          join(work, "m.key"),
+        ],
+        "4821\n",
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/own record/);
+    });
+
+    it("usage errors exit 1 with a message", async () => {
+      const r = await bkv(["vault", "recover", "--dev", dev.dir, "--user", "alice"], "4821\n");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/--out/);
+      const short = await bkv(
+        ["vault", "recover", "--dev", dev.dir, "--user", "alice", "--out", join(work, "x.key")],
+        "12\n",
+      );
+      expect(short.code).toBe(1);
+      expect(short.stderr).toMatch(/at least 4/);
+    });
+  });
+
+  describe("bkv dev restarts", () => {
+    it("keeps records across a restart of the same folder, and is unavailable (5) while stopped", async () => {
+      const dir = join(work, "vault2");
+      let v = await startDev(dir, ["--nodes", "1", ...platformFlag]);
+      const keyFile = join(work, "dave.key");
+      await bkv(["key", "new", "--out", keyFile]);
+      expect(
+        (await bkv(["vault", "register", "--dev", dir, "--user", "dave", "--key", keyFile], "5555\n")).code,
+      ).toBe(0);
+      expect(
+        (
+          await bkv(
+            ["vault", "recover", "--dev", dir, "--user", "dave", "--out", join(work, "d1.key")],
+            "0000\n",
+          )
+        ).code,
+      ).toBe(3);
+      const url = v.url;
+      expect(await v.stop("SIGINT")).toBe(0);
+      const down = await bkv(
+        [
+          "vault",
+          "recover",
+          "--vault",
+          url,
+          "--token",
+          "x",
+          "--trust",
+          join(dir, "trust.json"),
+          "--user",
+          "dave",
+          "--out",
+          join(work, "d2.key"),
+        ],
+        "5555\n",
+      );
+      expect(down.code).toBe(5);
+      v = await startDev(dir, platformFlag);
+      try {
+        const w = await bkv(
+          ["vault", "recover", "--dev", dir, "--user", "dave", "--out", join(work, "d3.key"), "--json"],
+          "0000\n",
+        );
+        expect(JSON.parse(w.stdout)).toMatchObject({ guessesRemaining: 8 });
+        expect(
+          (
+            await bkv(
+              ["vault", "recover", "--dev", dir, "--user", "dave", "--out", join(work, "d4.key")],
+              "5555\n",
+            )
+          ).code,
+        ).toBe(0);
+        expect(readFileSync(join(work, "d4.key"))).toEqual(readFileSync(keyFile));
+      } finally {
+        await v.stop();
+      }
+    });
+
+    it("an HSM process killed in the middle is restarted by its host and serves again", async () => {
+      const dir = join(work, "vault3");
+      const v = await startDev(dir, platformFlag);
+      try {
+        const keyFile = join(work, "erin.key");
+        await bkv(["key", "new", "--out", keyFile]);
+        expect(
+          (await bkv(["vault", "register", "--dev", dir, "--user", "erin", "--key", keyFile], "7777\n")).code,
+        ).toBe(0);
+        const health = (await (await fetch(`${v.url}/v1/health`)).json()) as { hsmPid: number };
+        process.kill(health.hsmPid, "SIGKILL");
+        let ok = false;
+        for (let i = 0; i < 50 && !ok; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          const h = (await (await fetch(`${v.url}/v1/health`)).json()) as { status: string; hsmPid: number };
+          ok = h.status === "ok" && h.hsmPid !== health.hsmPid;
+        }
+        expect(ok).toBe(true);
+        expect(
+          (
+            await bkv(
+              ["vault", "recover", "--dev", dir, "--user", "erin", "--out", join(work, "e.key")],
+              "7777\n",
+            )
+          ).code,
+        ).toBe(0);
+      } finally {
+        await v.stop();
+      }
+    });
+  });
+}
