@@ -2,6 +2,7 @@ export * from "./attestation.js";
 export * from "./bytes.js";
 export * from "./codec.js";
 export * from "./errors.js";
+export * from "./fleet-artifact.js";
 export * from "./framing.js";
 export * from "./genesis-statement.js";
 export * from "./hsm-api.js";

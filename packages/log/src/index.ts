@@ -1,0 +1,5 @@
+export * from "./log-server.js";
+export * from "./log-store.js";
+export * from "./node-keys.js";
+export * from "./witness-client.js";
+export * from "./witness-server.js";

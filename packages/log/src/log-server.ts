@@ -1,0 +1,474 @@
+/**
+ * The transparency log service: an append-only Merkle log of fleet artifacts in the C2SP formats,
+ * its own process with its own key and SQLite database, cosigned by independent witnesses.
+ *
+ * HTTP API (all JSON bodies use standard base64 for bytes):
+ *
+ *   POST /add                         {namespace, epoch, artifact, evidence}   (from the operator)
+ *        → 200 {index, namespace, epoch, evidenceDigest, logSignature, checkpoint, inclusionProof}
+ *          The entry is appended durably, a checkpoint of the new tree is signed, cosigned by the
+ *          witnesses (tlog-witness), and published once `threshold` of them cosigned; the proof
+ *          is against that checkpoint. Idempotent: the same artifact for a (namespace, epoch)
+ *          returns the existing entry. 409 a different artifact for a logged (namespace, epoch);
+ *          400 malformed; 503 too few witnesses cosigned (the entry stays; retry the same call).
+ *   GET  /checkpoint                  the latest published checkpoint, text/plain (C2SP signed
+ *                                      note: the log's Ed25519 signature, witness cosignatures)
+ *   GET  /tile/<L>/<N>[.p/<W>]        tlog-tiles hash tiles        (application/octet-stream)
+ *   GET  /tile/entries/<N>[.p/<W>]    tlog-tiles entry bundles     (application/octet-stream)
+ *   GET  /proof?index=I[&size=S]      {index, size, proof}   inclusion proof (S ≤ published size)
+ *   GET  /consistency?from=A[&to=B]   {from, to, proof}      consistency proof
+ *   GET  /bundle?namespace=N[&epoch=E] the entry (the highest epoch if E is omitted) as a
+ *                                      validation bundle against the latest checkpoint:
+ *                                      {namespace, epoch, artifact, evidenceDigest, index,
+ *                                       logSignature, inclusionProof, checkpoint}
+ *   GET  /evidence/<hex SHA-256>      the evidence bytes with that digest
+ *
+ * Entries are the `bkv-log-entry/v1` encoding of @bkv/tlog (log-entry.ts); the log's signature
+ * per artifact is Ed25519 over bundleSignedMessage(namespace, epoch, SHA-256(artifact)). Reads
+ * show only what the latest published checkpoint covers.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  artifactDigest,
+  bundleSignedMessage,
+  type Checkpoint,
+  encodeEntryBundle,
+  encodeLogEntry,
+  evidenceDigest,
+  formatCheckpoint,
+  fromBase64,
+  isValidEpoch,
+  isValidNamespace,
+  leafHash,
+  MerkleTree,
+  maxArtifactSize,
+  type NoteSignature,
+  noteVerifier,
+  parseDecimal,
+  parseNote,
+  parseTilePath,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+  signNote,
+  TILE_WIDTH,
+  TlogError,
+  TlogErrorCode,
+  toBase64,
+} from "@bkv/tlog";
+import { bytesEqual, fromHex } from "@bkv/wire";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import { type EventSink, logEvent } from "./args.js";
+import { LogStore, type StoredEntry } from "./log-store.js";
+import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { requestCosignature, type WitnessConfig } from "./witness-client.js";
+
+export interface LogOptions {
+  readonly dir: string;
+  /** The checkpoint origin, also the log key's name. */
+  readonly origin: string;
+  /** Witnesses as [submission URL, cosignature/v1 verifier key]. */
+  readonly witnesses?: readonly (readonly [string, string])[];
+  /** How many witnesses must cosign before a checkpoint is published; default all of them. */
+  readonly witnessThreshold?: number;
+  /** Where events go; default one JSON line each on stderr. */
+  readonly onEvent?: EventSink;
+}
+
+export interface AddRequest {
+  readonly namespace: string;
+  readonly epoch: number;
+  readonly artifact: Uint8Array;
+  readonly evidence: Uint8Array;
+}
+
+export interface AddResult {
+  readonly entry: StoredEntry;
+  readonly checkpoint: string;
+  readonly size: number;
+  readonly inclusionProof: Uint8Array[];
+}
+
+/** An HTTP-facing failure: status and message. */
+export class LogHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
+/** The log: durable store, in-memory tree, signing, witnessing. Calls to add are serialized. */
+export class LogService {
+  readonly key: NodeKey;
+  private readonly store: LogStore;
+  private readonly tree: MerkleTree;
+  private readonly witnesses: WitnessConfig[];
+  private readonly threshold: number;
+  private readonly witnessSizes: Map<string, number>;
+  private published: { size: number; note: string } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly event: EventSink;
+
+  constructor(readonly options: LogOptions) {
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    this.event = options.onEvent ?? logEvent;
+    this.key = loadOrCreateKey(options.dir, "log.key", options.origin, SIG_ED25519);
+    this.store = new LogStore(join(options.dir, "log.sqlite"));
+    this.tree = MerkleTree.fromLeafHashes(this.store.leafHashes());
+    this.witnesses = (options.witnesses ?? []).map(([url, vkey]) => {
+      const verifier = noteVerifier(vkey);
+      if (verifier.type !== SIG_COSIGNATURE_V1)
+        throw new Error(`witness key ${vkey} is not a cosignature/v1 key`);
+      return { url, verifier };
+    });
+    this.threshold = options.witnessThreshold ?? this.witnesses.length;
+    if (!Number.isInteger(this.threshold) || this.threshold < 0 || this.threshold > this.witnesses.length) {
+      throw new Error(`the witness threshold must be 0..${this.witnesses.length}`);
+    }
+    this.witnessSizes = this.store.witnessSizes();
+    this.published = this.store.latestCheckpoint();
+    if (this.published !== undefined && this.published.size > this.tree.size) {
+      throw new Error(
+        `the database's checkpoint (size ${this.published.size}) is ahead of its entries (${this.tree.size})`,
+      );
+    }
+  }
+
+  get origin(): string {
+    return this.options.origin;
+  }
+
+  /** The latest published checkpoint note, if any. */
+  checkpoint(): { size: number; note: string } | undefined {
+    return this.published;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private serialized<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(f, f);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async add(req: AddRequest): Promise<AddResult> {
+    if (!isValidNamespace(req.namespace))
+      throw new LogHttpError(400, "namespace: 1..255 printable ASCII characters");
+    if (!isValidEpoch(req.epoch)) throw new LogHttpError(400, "epoch: an integer 0..2^32-1");
+    if (req.artifact.length > maxArtifactSize(req.namespace)) {
+      throw new LogHttpError(400, `artifact: at most ${maxArtifactSize(req.namespace)} bytes`);
+    }
+    return this.serialized(async () => {
+      let entry = this.store.byNamespaceEpoch(req.namespace, req.epoch);
+      if (entry !== undefined) {
+        if (!bytesEqual(entry.artifact, req.artifact)) {
+          this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, index: entry.index });
+          throw new LogHttpError(
+            409,
+            `(${req.namespace}, ${req.epoch}) is already logged with a different artifact`,
+          );
+        }
+      } else {
+        entry = this.append(req);
+      }
+      if (this.published === undefined || this.published.size <= entry.index) await this.publish();
+      const cp = this.published!;
+      return {
+        entry,
+        checkpoint: cp.note,
+        size: cp.size,
+        inclusionProof: this.tree.inclusionProof(entry.index, cp.size),
+      };
+    });
+  }
+
+  private append(req: AddRequest): StoredEntry {
+    const digest = evidenceDigest(req.evidence);
+    const encoded = encodeLogEntry({
+      namespace: req.namespace,
+      epoch: req.epoch,
+      artifact: req.artifact,
+      evidenceDigest: digest,
+    });
+    const entry: StoredEntry = {
+      index: this.tree.size,
+      namespace: req.namespace,
+      epoch: req.epoch,
+      artifact: req.artifact,
+      evidenceDigest: digest,
+      entry: encoded,
+      logSignature: this.key.signRaw(
+        bundleSignedMessage(req.namespace, req.epoch, artifactDigest(req.artifact)),
+      ),
+    };
+    const h = leafHash(encoded);
+    this.store.append(entry, h, req.evidence);
+    this.tree.append(h);
+    this.event("appended", { namespace: req.namespace, epoch: req.epoch, index: entry.index });
+    return entry;
+  }
+
+  /** Sign a checkpoint of the whole tree, collect cosignatures, publish at the threshold. */
+  private async publish(): Promise<void> {
+    const checkpoint: Checkpoint = {
+      origin: this.origin,
+      size: this.tree.size,
+      root: this.tree.root(),
+      extensions: [],
+    };
+    const text = formatCheckpoint(checkpoint);
+    const logNote = await signNote(text, [ed25519Signer(this.key)]);
+    const results = await Promise.allSettled(
+      this.witnesses.map((w) =>
+        requestCosignature(w, logNote, checkpoint, this.tree, this.witnessSizes.get(w.url) ?? 0),
+      ),
+    );
+    const cosignatures: NoteSignature[] = [];
+    results.forEach((r, i) => {
+      const w = this.witnesses[i]!;
+      if (r.status === "fulfilled") {
+        cosignatures.push(r.value.signature);
+        this.witnessSizes.set(w.url, r.value.size);
+      } else {
+        const code = r.reason instanceof TlogError ? r.reason.code : "UNREACHABLE";
+        this.event("witness-failed", { witness: w.verifier.name, code, size: checkpoint.size });
+      }
+    });
+    if (cosignatures.length < this.threshold) {
+      this.store.saveWitnessSizes(this.witnessSizes);
+      throw new LogHttpError(
+        503,
+        `only ${cosignatures.length} of the ${this.threshold} required witnesses cosigned; the entry is kept, retry`,
+      );
+    }
+    const note = await signNote(text, [], [...parseNote(logNote).signatures, ...cosignatures]);
+    this.store.saveCheckpoint(checkpoint.size, note, this.witnessSizes);
+    this.published = { size: checkpoint.size, note };
+    this.event("published", { size: checkpoint.size, cosignatures: cosignatures.length });
+  }
+
+  private publishedSize(): number {
+    return this.published?.size ?? 0;
+  }
+
+  /** Contents of a tile or entry bundle path, within the published tree. */
+  tile(path: string): Uint8Array {
+    let p: ReturnType<typeof parseTilePath>;
+    try {
+      p = parseTilePath(path);
+    } catch (e) {
+      throw new LogHttpError(404, e instanceof Error ? e.message : "not a tile");
+    }
+    const size = this.publishedSize();
+    const start = p.index * TILE_WIDTH;
+    if (p.kind === "entries") {
+      if (start + p.width > size) throw new LogHttpError(404, "no such entry bundle in the published tree");
+      return encodeEntryBundle(this.store.entries(start, start + p.width));
+    }
+    const count = Math.floor(size / TILE_WIDTH ** p.level);
+    if (start + p.width > count) throw new LogHttpError(404, "no such tile in the published tree");
+    return this.tree.hashesAt(p.level * 8, start, start + p.width);
+  }
+
+  inclusionProof(index: number, size: number): Uint8Array[] {
+    if (size > this.publishedSize() || index >= size)
+      throw new LogHttpError(400, "index and size out of range");
+    return this.tree.inclusionProof(index, size);
+  }
+
+  consistencyProof(from: number, to: number): Uint8Array[] {
+    if (from < 1 || from > to || to > this.publishedSize()) throw new LogHttpError(400, "sizes out of range");
+    return from === to ? [] : this.tree.consistencyProof(from, to);
+  }
+
+  bundle(namespace: string, epoch: number | undefined) {
+    const cp = this.published;
+    if (cp === undefined) throw new LogHttpError(404, "nothing published yet");
+    const e =
+      epoch === undefined
+        ? this.store.latestInNamespace(namespace, cp.size)
+        : this.store.byNamespaceEpoch(namespace, epoch);
+    if (e === undefined || e.index >= cp.size)
+      throw new LogHttpError(404, "no such entry in the published tree");
+    return {
+      namespace: e.namespace,
+      epoch: e.epoch,
+      artifact: toBase64(e.artifact),
+      evidenceDigest: toBase64(e.evidenceDigest),
+      index: e.index,
+      logSignature: toBase64(e.logSignature),
+      inclusionProof: this.tree.inclusionProof(e.index, cp.size).map(toBase64),
+      checkpoint: cp.note,
+    };
+  }
+
+  evidence(hexDigest: string): Uint8Array {
+    let digest: Uint8Array;
+    try {
+      digest = fromHex(hexDigest);
+    } catch {
+      throw new LogHttpError(404, "not a digest");
+    }
+    const body = digest.length === 32 ? this.store.evidence(digest) : undefined;
+    if (body === undefined) throw new LogHttpError(404, "no evidence with that digest");
+    return body;
+  }
+}
+
+function b64Field(body: Record<string, unknown>, name: string): Uint8Array {
+  const v = body[name];
+  const b = typeof v === "string" ? fromBase64(v) : undefined;
+  if (b === undefined) throw new LogHttpError(400, `${name}: standard base64 expected`);
+  return b;
+}
+
+function sizeParam(q: Record<string, string | undefined>, name: string, fallback?: number): number {
+  const v = q[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  const n = v === undefined ? undefined : parseDecimal(v);
+  if (n === undefined) throw new LogHttpError(400, `${name}: a decimal integer expected`);
+  return n;
+}
+
+function sendError(reply: FastifyReply, e: unknown): FastifyReply {
+  if (e instanceof LogHttpError) return reply.code(e.status).send({ error: e.message });
+  if (e instanceof TlogError && e.code === TlogErrorCode.Range)
+    return reply.code(400).send({ error: e.message });
+  logEvent("internal-error", { message: e instanceof Error ? e.message : String(e) });
+  return reply.code(500).send({ error: "internal error" });
+}
+
+/** The HTTP API over a LogService. */
+export function logApp(log: LogService): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+
+  app.post("/add", async (req, reply) => {
+    try {
+      const body = req.body as Record<string, unknown> | null;
+      if (body === null || typeof body !== "object") throw new LogHttpError(400, "a JSON object expected");
+      const { namespace, epoch } = body;
+      if (typeof namespace !== "string") throw new LogHttpError(400, "namespace: a string expected");
+      if (typeof epoch !== "number") throw new LogHttpError(400, "epoch: a number expected");
+      const r = await log.add({
+        namespace,
+        epoch,
+        artifact: b64Field(body, "artifact"),
+        evidence: b64Field(body, "evidence"),
+      });
+      return reply.send({
+        index: r.entry.index,
+        namespace: r.entry.namespace,
+        epoch: r.entry.epoch,
+        evidenceDigest: toBase64(r.entry.evidenceDigest),
+        logSignature: toBase64(r.entry.logSignature),
+        checkpoint: r.checkpoint,
+        inclusionProof: r.inclusionProof.map(toBase64),
+      });
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/checkpoint", async (_req, reply) => {
+    const cp = log.checkpoint();
+    reply.header("cache-control", "no-store");
+    if (cp === undefined)
+      return reply.code(404).type("text/plain; charset=utf-8").send("no checkpoint yet\n");
+    return reply.type("text/plain; charset=utf-8").send(cp.note);
+  });
+
+  app.get("/tile/*", async (req, reply) => {
+    try {
+      const path = `tile/${(req.params as { "*": string })["*"]}`;
+      const body = log.tile(path);
+      return reply
+        .type("application/octet-stream")
+        .header("cache-control", IMMUTABLE)
+        .send(Buffer.from(body));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/proof", async (req, reply) => {
+    try {
+      const q = req.query as Record<string, string | undefined>;
+      const size = sizeParam(q, "size", log.checkpoint()?.size ?? 0);
+      const index = sizeParam(q, "index");
+      return reply.send({ index, size, proof: log.inclusionProof(index, size).map(toBase64) });
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/consistency", async (req, reply) => {
+    try {
+      const q = req.query as Record<string, string | undefined>;
+      const to = sizeParam(q, "to", log.checkpoint()?.size ?? 0);
+      const from = sizeParam(q, "from");
+      return reply.send({ from, to, proof: log.consistencyProof(from, to).map(toBase64) });
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/bundle", async (req, reply) => {
+    try {
+      const q = req.query as Record<string, string | undefined>;
+      if (q.namespace === undefined) throw new LogHttpError(400, "namespace is required");
+      const epoch = q.epoch === undefined ? undefined : sizeParam(q, "epoch");
+      return reply.header("cache-control", "no-store").send(log.bundle(q.namespace, epoch));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/evidence/:digest", async (req, reply) => {
+    try {
+      const body = log.evidence((req.params as { digest: string }).digest);
+      return reply
+        .type("application/octet-stream")
+        .header("cache-control", IMMUTABLE)
+        .send(Buffer.from(body));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  return app;
+}
+
+export interface RunningLog {
+  readonly url: string;
+  readonly service: LogService;
+  close(): Promise<void>;
+}
+
+/** Open the log in `dir` and serve it on host:port (0: any free port). */
+export async function startLogServer(options: LogOptions, host: string, port: number): Promise<RunningLog> {
+  const service = new LogService(options);
+  const app = logApp(service);
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    service.close();
+    throw e;
+  }
+  const addr = app.server.address();
+  const url =
+    typeof addr === "object" && addr !== null ? `http://${host}:${addr.port}` : `http://${host}:${port}`;
+  return {
+    url,
+    service,
+    close: async () => {
+      await app.close();
+      service.close();
+    },
+  };
+}

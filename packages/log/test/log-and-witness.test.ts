@@ -1,0 +1,337 @@
+/**
+ * The log service and witnesses in one process on 127.0.0.1 ephemeral ports: appends, witness
+ * cosigning, refusals, tiles and proofs verified with @bkv/tlog, split-view and rollback
+ * refusal by the witness, the threshold, and durability across restarts.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import {
+  decodeLogEntry,
+  ed25519NoteSigner,
+  emptyRoot,
+  evidenceDigest,
+  formatAddCheckpointRequest,
+  formatCheckpoint,
+  formatSignerKey,
+  leafHash,
+  MerkleTree,
+  openCosignedCheckpoint,
+  parseCheckpoint,
+  parseNote,
+  SIG_ED25519,
+  signNote,
+  TiledLog,
+  TLOG_SIZE_CONTENT_TYPE,
+  verifyConsistency,
+  verifyInclusion,
+  verifyLogBundle,
+} from "@bkv/tlog";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  loadOrCreateKey,
+  type RunningLog,
+  type RunningWitness,
+  startLogServer,
+  startWitnessServer,
+} from "../src/index.js";
+import { add, b64, bundleFromAdd, getText, httpTileReader, postWitness, tempDir } from "./helpers.js";
+
+const ORIGIN = "log.example/bkv";
+const quiet = () => {};
+const artifact = (s: string) => new TextEncoder().encode(`artifact ${s}`);
+
+describe("log with two witnesses", () => {
+  const dir = tempDir();
+  let w1: RunningWitness;
+  let w2: RunningWitness;
+  let log: RunningLog;
+  let logVkey: string;
+  let policy: { logKey: string; witnessKeys: string[]; threshold: number };
+
+  const startLog = () =>
+    startLogServer(
+      {
+        dir: join(dir.path, "log"),
+        origin: ORIGIN,
+        onEvent: quiet,
+        witnesses: [
+          [w1.url, w1.service.key.vkey],
+          [w2.url, w2.service.key.vkey],
+        ],
+      },
+      "127.0.0.1",
+      0,
+    );
+
+  beforeAll(async () => {
+    logVkey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).vkey;
+    w1 = await startWitnessServer(
+      { dir: join(dir.path, "w1"), name: "w1.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
+      "127.0.0.1",
+      0,
+    );
+    w2 = await startWitnessServer(
+      { dir: join(dir.path, "w2"), name: "w2.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
+      "127.0.0.1",
+      0,
+    );
+    log = await startLog();
+    expect(log.service.key.vkey).toBe(logVkey);
+    policy = { logKey: logVkey, witnessKeys: [w1.service.key.vkey, w2.service.key.vkey], threshold: 2 };
+  });
+
+  afterAll(async () => {
+    await log?.close();
+    await w1?.close();
+    await w2?.close();
+    dir.remove();
+  });
+
+  it("has no checkpoint before the first append", async () => {
+    expect((await getText(`${log.url}/checkpoint`)).status).toBe(404);
+  });
+
+  it("appends, gets both cosignatures, and answers with a bundle a client verifies", async () => {
+    const r = await add(log.url, "fleet/a", 1, artifact("a1"), new Uint8Array([7]));
+    expect(r.status).toBe(200);
+    expect(r.body.index).toBe(0);
+    expect(r.body.evidenceDigest).toBe(Buffer.from(evidenceDigest(new Uint8Array([7]))).toString("base64"));
+    const cp = verifyLogBundle(bundleFromAdd(r.body, artifact("a1")), policy);
+    expect(cp.cosigners).toEqual(["w1.example", "w2.example"]);
+    expect(cp.checkpoint.size).toBe(1);
+
+    const r2 = await add(log.url, "fleet/a", 2, artifact("a2"));
+    const r3 = await add(log.url, "fleet/b", 1, artifact("b1"));
+    expect([r2.body.index, r3.body.index]).toEqual([1, 2]);
+    verifyLogBundle(bundleFromAdd(r3.body, artifact("b1")), policy);
+    // Older answers stay valid against their own checkpoint.
+    verifyLogBundle(bundleFromAdd(r2.body, artifact("a2")), policy);
+  });
+
+  it("serves the latest checkpoint as a C2SP signed note with both cosignatures", async () => {
+    const res = await getText(`${log.url}/checkpoint`);
+    expect(res.status).toBe(200);
+    expect(res.type).toBe("text/plain; charset=utf-8");
+    const note = parseNote(res.body);
+    expect(note.signatures.map((s) => s.name)).toEqual([ORIGIN, "w1.example", "w2.example"]);
+    const cp = openCosignedCheckpoint(res.body, policy);
+    expect(cp.checkpoint).toMatchObject({ origin: ORIGIN, size: 3 });
+    // The witnesses' monitoring endpoint serves the same tree head.
+    const hash = createHash("sha256").update(ORIGIN).digest("hex");
+    const fromWitness = await getText(`${w1.url}/${hash}/checkpoint`);
+    expect(parseCheckpoint(parseNote(fromWitness.body).text)).toEqual(cp.checkpoint);
+  });
+
+  it("refuses a different artifact for a logged (namespace, epoch); the same one is idempotent", async () => {
+    const before = (await getText(`${log.url}/checkpoint`)).body;
+    const bad = await add(log.url, "fleet/a", 2, artifact("other"));
+    expect(bad.status).toBe(409);
+    const again = await add(log.url, "fleet/a", 2, artifact("a2"));
+    expect(again.status).toBe(200);
+    expect(again.body.index).toBe(1);
+    expect((await getText(`${log.url}/checkpoint`)).body).toBe(before);
+    verifyLogBundle(bundleFromAdd(again.body, artifact("a2")), policy);
+  });
+
+  it("rejects malformed requests", async () => {
+    expect((await add(log.url, "bad namespace", 1, artifact("x"))).status).toBe(400);
+    expect((await add(log.url, "ns", -1, artifact("x"))).status).toBe(400);
+    expect((await add(log.url, "ns", 1, new Uint8Array(70_000))).status).toBe(400);
+    const res = await fetch(`${log.url}/add`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ namespace: "ns", epoch: 1, artifact: "AQ", evidence: "" }),
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it("hands out bundles by namespace and epoch", async () => {
+    const res = await fetch(`${log.url}/bundle?namespace=fleet/a`);
+    const j = (await res.json()) as Record<string, unknown>;
+    expect(j.epoch).toBe(2);
+    const bundle = {
+      namespace: j.namespace as string,
+      epoch: j.epoch as number,
+      artifact: b64(j.artifact as string),
+      evidenceDigest: b64(j.evidenceDigest as string),
+      index: j.index as number,
+      logSignature: b64(j.logSignature as string),
+      inclusionProof: (j.inclusionProof as string[]).map(b64),
+      checkpoint: j.checkpoint as string,
+    };
+    expect(verifyLogBundle(bundle, policy).checkpoint.size).toBe(3);
+    expect((await fetch(`${log.url}/bundle?namespace=fleet/a&epoch=1`)).status).toBe(200);
+    expect((await fetch(`${log.url}/bundle?namespace=fleet/a&epoch=9`)).status).toBe(404);
+    expect((await fetch(`${log.url}/bundle?namespace=nobody`)).status).toBe(404);
+  });
+
+  it("serves tiles and bundles from which proofs and entries verify with the library", async () => {
+    for (let i = 0; i < 270; i++) {
+      const r = await add(
+        log.url,
+        "fill",
+        i,
+        artifact(`fill ${i}`),
+        new TextEncoder().encode(`evidence ${i}`),
+      );
+      expect(r.status).toBe(200);
+    }
+    const cp = openCosignedCheckpoint((await getText(`${log.url}/checkpoint`)).body, policy).checkpoint;
+    expect(cp.size).toBe(273);
+    const tiled = new TiledLog(httpTileReader(log.url), cp.size, cp.root);
+    await tiled.verifiedRoot();
+    const entries = [...(await tiled.entries(0)), ...(await tiled.entries(1))];
+    expect(entries).toHaveLength(273);
+    const e5 = decodeLogEntry(entries[5]!);
+    expect(e5).toMatchObject({ namespace: "fill", epoch: 2 });
+    const ev = await fetch(`${log.url}/evidence/${Buffer.from(e5.evidenceDigest).toString("hex")}`);
+    expect(new TextDecoder().decode(await ev.arrayBuffer())).toBe("evidence 2");
+    for (const i of [0, 100, 255, 256, 272]) {
+      verifyInclusion(i, cp.size, leafHash(entries[i]!), await tiled.inclusionProof(i), cp.root);
+    }
+    const old = parseCheckpoint(
+      parseNote(
+        (await getText(`${w1.url}/${createHash("sha256").update(ORIGIN).digest("hex")}/checkpoint`)).body,
+      ).text,
+    );
+    expect(old.size).toBe(273);
+    const tree = MerkleTree.fromLeafHashes(entries.map(leafHash));
+    for (const m of [1, 3, 256, 272]) {
+      verifyConsistency(m, cp.size, tree.root(m), cp.root, await tiled.consistencyProof(m));
+      const j = (await (await fetch(`${log.url}/consistency?from=${m}&to=${cp.size}`)).json()) as {
+        proof: string[];
+      };
+      verifyConsistency(m, cp.size, tree.root(m), cp.root, j.proof.map(b64));
+    }
+    const p = (await (await fetch(`${log.url}/proof?index=7&size=200`)).json()) as { proof: string[] };
+    verifyInclusion(7, 200, leafHash(entries[7]!), p.proof.map(b64), tree.root(200));
+    // Full tiles are immutable; tiles beyond the published tree do not exist.
+    const full = await fetch(`${log.url}/tile/0/000`);
+    expect(full.headers.get("cache-control")).toContain("immutable");
+    expect((await fetch(`${log.url}/tile/0/001`)).status).toBe(404);
+    expect((await fetch(`${log.url}/tile/0/001.p/17`)).status).toBe(200);
+    expect((await fetch(`${log.url}/tile/0/001.p/18`)).status).toBe(404);
+    expect((await fetch(`${log.url}/tile/1/000.p/1`)).status).toBe(200);
+    expect((await fetch(`${log.url}/tile/0/x000/000`)).status).toBe(404);
+    expect((await fetch(`${log.url}/proof?index=7&size=300`)).status).toBe(400);
+  });
+
+  it("the witness refuses a split view, a rollback, a forged signature and an unknown log", async () => {
+    const logKey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519);
+    const signer = ed25519NoteSigner(formatSignerKey(logKey.key));
+    const current = openCosignedCheckpoint((await getText(`${log.url}/checkpoint`)).body, policy).checkpoint;
+    const n = current.size;
+    const signed = (size: number, root: Uint8Array, origin = ORIGIN) =>
+      signNote(formatCheckpoint({ origin, size, root, extensions: [] }), [signer]);
+    // Split view: same size, another root, signed by the real log key.
+    const fork = await signed(n, leafHash(new Uint8Array([0xee])));
+    const split = await postWitness(w1.url, `old ${n}\n\n${fork}`);
+    expect(split.status).toBe(422);
+    // A bigger fork whose proof cannot connect to what the witness cosigned.
+    const forkTree = MerkleTree.fromLeafHashes(
+      Array.from({ length: n + 5 }, (_, i) => leafHash(new Uint8Array([i, 1]))),
+    );
+    const bigFork = formatAddCheckpointRequest({
+      oldSize: n,
+      proof: forkTree.consistencyProof(n, n + 5),
+      checkpoint: await signed(n + 5, forkTree.root()),
+    });
+    expect((await postWitness(w1.url, bigFork)).status).toBe(422);
+    // Rollback: a smaller tree.
+    const smaller = await signed(n - 1, leafHash(new Uint8Array([1])));
+    expect((await postWitness(w1.url, `old ${n}\n\n${smaller}`)).status).toBe(400);
+    const stale = await postWitness(w1.url, `old ${n - 1}\n\n${smaller}`);
+    expect(stale).toEqual({ status: 409, type: TLOG_SIZE_CONTENT_TYPE, body: `${n}\n` });
+    // Forged: another key with the log's name.
+    const other = loadOrCreateKey(join(dir.path, "forger"), "log.key", ORIGIN, SIG_ED25519);
+    const forged = await signNote(formatCheckpoint({ ...current, extensions: [] }), [
+      ed25519NoteSigner(formatSignerKey(other.key)),
+    ]);
+    expect((await postWitness(w1.url, `old ${n}\n\n${forged}`)).status).toBe(403);
+    expect(
+      (await postWitness(w1.url, `old 0\n\n${await signed(0, emptyRoot(), "other.example/log")}`)).status,
+    ).toBe(404);
+    expect((await postWitness(w1.url, "old 0\n")).status).toBe(400);
+    // The witness still holds the real tree and the log goes on.
+    expect(w1.service.latest(ORIGIN)?.size).toBe(n);
+    const r = await add(log.url, "fleet/c", 1, artifact("c1"));
+    expect(r.status).toBe(200);
+    verifyLogBundle(bundleFromAdd(r.body, artifact("c1")), policy);
+  });
+
+  it("keeps its key, checkpoint and entries across a restart, and appends go on", async () => {
+    const before = (await getText(`${log.url}/checkpoint`)).body;
+    await log.close();
+    // Forget what the log knew of the witnesses: it must learn their size from a 409.
+    const db = new Database(join(dir.path, "log", "log.sqlite"));
+    db.prepare("DELETE FROM witness_sizes").run();
+    db.close();
+    log = await startLog();
+    expect(log.service.key.vkey).toBe(logVkey);
+    expect((await getText(`${log.url}/checkpoint`)).body).toBe(before);
+    const size = parseCheckpoint(parseNote(before).text).size;
+    const r = await add(log.url, "fleet/d", 1, artifact("d1"));
+    expect(r.status).toBe(200);
+    expect(r.body.index).toBe(size);
+    expect(verifyLogBundle(bundleFromAdd(r.body, artifact("d1")), policy).checkpoint.size).toBe(size + 1);
+    const again = await add(log.url, "fleet/a", 1, artifact("a1"));
+    expect(again.body.index).toBe(0);
+  });
+});
+
+describe("the witness threshold", () => {
+  it("publishes only once enough witnesses cosigned; a retry after they return succeeds", async () => {
+    const dir = tempDir();
+    const logVkey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).vkey;
+    const w1 = await startWitnessServer(
+      { dir: join(dir.path, "w1"), name: "w1.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
+      "127.0.0.1",
+      0,
+    );
+    let w2 = await startWitnessServer(
+      { dir: join(dir.path, "w2"), name: "w2.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
+      "127.0.0.1",
+      0,
+    );
+    const w2Port = Number(new URL(w2.url).port);
+    const w2Key = w2.service.key.vkey;
+    const log = await startLogServer(
+      {
+        dir: join(dir.path, "log"),
+        origin: ORIGIN,
+        onEvent: quiet,
+        witnesses: [
+          [w1.url, w1.service.key.vkey],
+          [w2.url, w2Key],
+        ],
+        witnessThreshold: 2,
+      },
+      "127.0.0.1",
+      0,
+    );
+    try {
+      expect((await add(log.url, "ns", 1, artifact("1"))).status).toBe(200);
+      await w2.close();
+      const down = await add(log.url, "ns", 2, artifact("2"));
+      expect(down.status).toBe(503);
+      expect(parseCheckpoint(parseNote((await getText(`${log.url}/checkpoint`)).body).text).size).toBe(1);
+      expect((await fetch(`${log.url}/bundle?namespace=ns&epoch=2`)).status).toBe(404);
+      w2 = await startWitnessServer(
+        { dir: join(dir.path, "w2"), name: "w2.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
+        "127.0.0.1",
+        w2Port,
+      );
+      const retry = await add(log.url, "ns", 2, artifact("2"));
+      expect(retry.status).toBe(200);
+      expect(retry.body.index).toBe(1);
+      const policy = { logKey: logVkey, witnessKeys: [w1.service.key.vkey, w2Key], threshold: 2 };
+      expect(verifyLogBundle(bundleFromAdd(retry.body, artifact("2")), policy).cosigners).toHaveLength(2);
+    } finally {
+      await log.close();
+      await w1.close();
+      await w2.close();
+      dir.remove();
+    }
+  });
+});

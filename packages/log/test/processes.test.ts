@@ -1,0 +1,178 @@
+/**
+ * The real processes: `node packages/log/dist/log-main.js` and `witness-main.js` on 127.0.0.1
+ * ephemeral ports, their ready lines, appends cosigned across processes, and both processes
+ * restarted on their folders: same keys, same checkpoint, the witness remembers its size, and
+ * appends go on.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  openCosignedCheckpoint,
+  parseVerifierKey,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+  verifyLogBundle,
+} from "@bkv/tlog";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { add, bundleFromAdd, getText, postWitness, tempDir } from "./helpers.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const DIST = join(ROOT, "packages/log/dist");
+const ORIGIN = "log.example/processes";
+
+interface Ready {
+  ready: true;
+  url: string;
+  origin?: string;
+  logKey?: string;
+  witnessKey?: string;
+}
+
+const running = new Set<ChildProcess>();
+
+function start(
+  script: string,
+  args: string[],
+): Promise<{ proc: ChildProcess; ready: Ready; stderr: () => string }> {
+  const proc = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(proc);
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf("\n");
+      if (nl >= 0) resolve({ proc, ready: JSON.parse(out.slice(0, nl)) as Ready, stderr: () => err });
+    });
+    proc.on("exit", (code) => reject(new Error(`${script} exited with ${code} before it was ready: ${err}`)));
+  });
+}
+
+function stop(proc: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    proc.on("exit", (code) => {
+      running.delete(proc);
+      resolve(code);
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+beforeAll(() => {
+  // The processes run the built files; build them if they are missing or older than the sources.
+  const built = join(DIST, "log-main.js");
+  const src = join(ROOT, "packages/log/src/log-server.ts");
+  if (!existsSync(built) || statSync(built).mtimeMs < statSync(src).mtimeMs) {
+    execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-b", "packages/log"], {
+      cwd: ROOT,
+    });
+  }
+}, 120_000);
+
+afterAll(() => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
+describe("log and witness processes", () => {
+  const dir = tempDir();
+  afterAll(() => dir.remove());
+
+  it("start, cosign, survive restarts, and go on appending", async () => {
+    const logDir = join(dir.path, "log");
+    const witnessDir = join(dir.path, "witness");
+
+    // First start makes the log's key; the witness is configured with it.
+    const first = await start("log-main.js", [
+      "--dir",
+      logDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--origin",
+      ORIGIN,
+    ]);
+    expect(first.ready).toMatchObject({ ready: true, origin: ORIGIN });
+    expect(first.ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const logKey = first.ready.logKey!;
+    expect(parseVerifierKey(logKey)).toMatchObject({ name: ORIGIN, type: SIG_ED25519 });
+    expect(statSync(join(logDir, "log.key")).mode & 0o777).toBe(0o600);
+    expect(await stop(first.proc)).toBe(0);
+
+    const witnessArgs = [
+      "--dir",
+      witnessDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--name",
+      "witness.example/w1",
+      "--log",
+      `${ORIGIN}=${logKey}`,
+    ];
+    let witness = await start("witness-main.js", witnessArgs);
+    const witnessKey = witness.ready.witnessKey!;
+    expect(parseVerifierKey(witnessKey)).toMatchObject({
+      name: "witness.example/w1",
+      type: SIG_COSIGNATURE_V1,
+    });
+    expect(statSync(join(witnessDir, "witness.key")).mode & 0o777).toBe(0o600);
+
+    const logArgs = (wurl: string) => [
+      "--dir",
+      logDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--origin",
+      ORIGIN,
+      "--witness",
+      `${wurl}=${witnessKey}`,
+      "--witness-threshold",
+      "1",
+    ];
+    let log = await start("log-main.js", logArgs(witness.ready.url));
+    expect(log.ready.logKey).toBe(logKey);
+    const policy = { logKey, witnessKeys: [witnessKey], threshold: 1 };
+
+    const art = (s: string) => new TextEncoder().encode(s);
+    const r1 = await add(log.ready.url, "fleet", 1, art("one"));
+    const r2 = await add(log.ready.url, "fleet", 2, art("two"));
+    expect([r1.status, r2.status]).toEqual([200, 200]);
+    verifyLogBundle(bundleFromAdd(r2.body, art("two")), policy);
+    const before = (await getText(`${log.ready.url}/checkpoint`)).body;
+    expect(openCosignedCheckpoint(before, policy).checkpoint.size).toBe(2);
+    expect(log.stderr()).toContain('"event":"published"');
+
+    // Restart both on their folders.
+    expect(await stop(log.proc)).toBe(0);
+    expect(await stop(witness.proc)).toBe(0);
+    witness = await start("witness-main.js", witnessArgs);
+    expect(witness.ready.witnessKey).toBe(witnessKey);
+    // The witness remembers the size it cosigned: a request from 0 is told 2.
+    const told = await postWitness(witness.ready.url, `old 0\n\n${before.split("\n— witness")[0]}\n`);
+    expect([told.status, told.body]).toEqual([409, "2\n"]);
+
+    log = await start("log-main.js", logArgs(witness.ready.url));
+    expect(log.ready.logKey).toBe(logKey);
+    expect((await getText(`${log.ready.url}/checkpoint`)).body).toBe(before);
+    const r3 = await add(log.ready.url, "fleet", 3, art("three"));
+    expect(r3.status).toBe(200);
+    expect(r3.body.index).toBe(2);
+    expect(verifyLogBundle(bundleFromAdd(r3.body, art("three")), policy).checkpoint.size).toBe(3);
+    expect((await add(log.ready.url, "fleet", 1, art("not one"))).status).toBe(409);
+
+    expect(await stop(log.proc)).toBe(0);
+    expect(await stop(witness.proc)).toBe(0);
+  });
+
+  it("refuses to start with bad flags", async () => {
+    await expect(
+      start("log-main.js", ["--dir", join(dir.path, "x"), "--listen", "127.0.0.1:0"]),
+    ).rejects.toThrow(/--origin is required/);
+    await expect(
+      start("witness-main.js", ["--dir", join(dir.path, "y"), "--listen", "127.0.0.1:0", "--name", "w"]),
+    ).rejects.toThrow(/--log/);
+  });
+});
