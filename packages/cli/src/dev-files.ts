@@ -1,16 +1,21 @@
 /**
  * The layout of a local development vault folder (`bkv dev --dir DIR`):
- *   DIR/dev.json              where the running fleet's nodes listen, and their process ids
- *   DIR/fleet.json            the fleet made by the genesis ceremony (id, vault key, members)
+ *   DIR/dev.json              where the running fleet's nodes and services listen, their process ids
+ *   DIR/fleet.json            the fleet made by the genesis ceremony (id, keys, measurement, members)
+ *   DIR/evidence.bin          the fleet's deployment evidence; DIR/artifact.bin its published artifact
+ *   DIR/vendor-root.{key,pub} the test vendor root that attests the HSMs (development only)
  *   DIR/faults.json           injected faults read by the hosts: isolated nodes, latency
- *   DIR/trust.json            the vault key clients trust (development trust settings)
+ *   DIR/trust.json            what clients pin: log key, witness keys and threshold, namespace
+ *   DIR/transparency.json     the same and the log's URL (for bkv monitor)
+ *   DIR/log/, DIR/witness-<i>/  the transparency log's and the witnesses' keys and databases
  *   DIR/dev-token-key.jwk     Ed25519 key that mints development bearer tokens (never for production)
- *   DIR/node-<i>/hsm/         HSM-private files: seal key, NVRAM
+ *   DIR/node-<i>/hsm/         HSM-private files: identity and seal keys, NVRAM (or a SoftHSM2 token)
  *   DIR/node-<i>/host/        host storage (SQLite), host config and log
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { BkvError, ErrorCode, fromHex } from "@bkv/wire";
+import { parseTrustPins, type TrustPins } from "@bkv/client";
+import { BkvError, ErrorCode } from "@bkv/wire";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 
 export const DEV_ISSUER = "bkv-dev";
@@ -47,13 +52,12 @@ export interface DevInfo {
   dir: string;
   pid: number;
   nodes: DevNode[];
+  /** The log's and witnesses' process ids. */
+  servicePids?: number[];
 }
 
-export interface TrustSettings {
-  /** The vault's HPKE public key, hex. */
-  vaultPublicKey: string;
-  guessesAllowed: number;
-}
+/** trust.json: what a client of this deployment pins (the fleet's keys come in bundles). */
+export type TrustSettings = TrustPins;
 
 export async function newTokenKey(): Promise<JWK> {
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
@@ -92,12 +96,8 @@ export function readDevInfo(dir: string): DevInfo {
   return readJson<DevInfo>(devPaths(dir).devJson, "the local vault's address");
 }
 
-export function readTrust(path: string): { vaultPublicKey: Uint8Array; guessesAllowed: number } {
-  const t = readJson<TrustSettings>(path, "trust settings");
-  const key = fromHex(String(t.vaultPublicKey));
-  if (key.length !== 32)
-    throw new BkvError(ErrorCode.Untrusted, `${path}: vaultPublicKey must be 32 bytes of hex`);
-  return { vaultPublicKey: key, guessesAllowed: t.guessesAllowed };
+export function readTrust(path: string): TrustPins {
+  return parseTrustPins(readJson<unknown>(path, "trust settings"));
 }
 
 export function writeDevInfo(dir: string, info: DevInfo): void {

@@ -6,6 +6,8 @@
 
 import {
   BkvError,
+  type BundleJson,
+  CHECKPOINT_SIZE_HEADER,
   decodeRequestEnvelope,
   ErrorCode,
   FrameDecoder,
@@ -16,6 +18,7 @@ import {
 } from "@bkv/wire";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
+import type { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
 import type { HsmLink } from "./hsm-link.js";
 import type { FaultsFile } from "./peers.js";
@@ -36,10 +39,48 @@ const VAULT_REQUEST = {
   properties: { request: { ...B64URL, description: "A sealed vault request envelope (base64url)." } },
 } as const;
 
+const B64 = { type: "string", pattern: "^[A-Za-z0-9+/]*={0,2}$", maxLength: 1 << 16 } as const;
+
+const BUNDLE = {
+  type: "object",
+  description:
+    "The fleet's validation bundle (packages/wire/src/validation-bundle.ts): the client verifies it against its pinned log key, witness keys and namespace before it trusts the fleet's keys.",
+  required: [
+    "namespace",
+    "epoch",
+    "artifact",
+    "evidenceDigest",
+    "index",
+    "logSignature",
+    "countersignature",
+    "inclusionProof",
+    "checkpoint",
+  ],
+  properties: {
+    namespace: { type: "string" },
+    epoch: { type: "integer" },
+    artifact: B64,
+    evidenceDigest: B64,
+    index: { type: "integer" },
+    logSignature: B64,
+    countersignature: B64,
+    inclusionProof: { type: "array", items: B64 },
+    checkpoint: { type: "string" },
+    consistency: {
+      type: "object",
+      required: ["from", "proof"],
+      properties: { from: { type: "integer" }, proof: { type: "array", items: B64 } },
+    },
+  },
+} as const;
+
 const VAULT_RESPONSE = {
   type: "object",
   required: ["response"],
-  properties: { response: { ...B64URL, description: "The HSM's sealed response envelope (base64url)." } },
+  properties: {
+    response: { ...B64URL, description: "The HSM's sealed response envelope (base64url)." },
+    bundle: BUNDLE,
+  },
 } as const;
 
 const INFO = {
@@ -111,6 +152,17 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/v1/bundle": {
+        get: {
+          summary: "The fleet's validation bundle (with a consistency proof from ?from=SIZE)",
+          parameters: [{ name: "from", in: "query", required: false, schema: { type: "string" } }],
+          responses: {
+            "200": { description: "Bundle", ...json(BUNDLE) },
+            "404": err("Not published in a log"),
+            "503": err("No bundle yet"),
+          },
+        },
+      },
       "/v1/info": {
         get: {
           summary: "Vault key and policy",
@@ -158,6 +210,14 @@ export interface ApiDeps {
   faults?: FaultsFile;
   /** This host's own base URL, once it listens. */
   selfUrl?: () => string | undefined;
+  /** The fleet's validation bundle, when the fleet is published in a transparency log. */
+  bundles?: BundleKeeper;
+}
+
+/** The checkpoint size a client says it has seen (header or query), or null. */
+function seenSize(v: unknown): number | null {
+  const n = typeof v === "string" && /^[0-9]{1,15}$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : null;
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -278,7 +338,36 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         req.log.info({ event: "vault-rejected", code: r.code }, "HSM rejected request");
         return send(reply, status, r.code, r.message);
       }
-      return { response: toBase64Url(r.envelope) };
+      const bundle = await deps.bundles
+        ?.current(seenSize(req.headers[CHECKPOINT_SIZE_HEADER]))
+        .catch(() => null);
+      return bundle === null || bundle === undefined
+        ? { response: toBase64Url(r.envelope) }
+        : { response: toBase64Url(r.envelope), bundle };
+    },
+  );
+
+  app.get<{ Querystring: { from?: string } }>(
+    "/v1/bundle",
+    {
+      schema: {
+        querystring: { type: "object", properties: { from: { type: "string", pattern: "^[0-9]{1,15}$" } } },
+        response: { 200: BUNDLE, "4xx": ERROR, "5xx": ERROR },
+      },
+    },
+    async (req, reply) => {
+      if (!perAddress.take(req.ip))
+        return send(reply, 429, ErrorCode.RateLimited, "too many requests from this address");
+      if (deps.bundles === undefined)
+        return send(reply, 404, ErrorCode.Invalid, "this fleet is not published in a transparency log");
+      let bundle: BundleJson | null;
+      try {
+        bundle = await deps.bundles.current(seenSize(req.query.from));
+      } catch (e) {
+        return send(reply, 503, ErrorCode.Unavailable, (e as Error).message);
+      }
+      if (bundle === null) return send(reply, 503, ErrorCode.Unavailable, "no validation bundle yet");
+      return bundle;
     },
   );
 

@@ -1,6 +1,7 @@
 /** The host agent's configuration file (JSON), validated on load. */
 import { readFileSync } from "node:fs";
 import type { JWK } from "jose";
+import type { TransparencyConfig } from "./bundle-keeper.js";
 import type { PeerConfig } from "./peers.js";
 import type { BucketConfig } from "./rate-limit.js";
 
@@ -20,6 +21,8 @@ export interface HostConfig {
   faultsFile?: string;
   auth: { issuer: string; audience: string; publicKeyJwk: JWK };
   rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
+  /** Where the fleet is published: the host hands its validation bundle out with every response. */
+  transparency?: TransparencyConfig;
 }
 
 export const DEFAULT_RATE_LIMITS: HostConfig["rateLimits"] = {

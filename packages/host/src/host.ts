@@ -4,6 +4,7 @@ import { FrameDecoder } from "@bkv/wire";
 import type { FastifyInstance } from "fastify";
 import { buildApi } from "./api.js";
 import { TokenVerifier } from "./auth.js";
+import { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
 import { HsmLink } from "./hsm-link.js";
 import { FaultsFile, PEER_PROTOCOL, PeerTransport } from "./peers.js";
@@ -23,6 +24,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   const faults = new FaultsFile(config.faultsFile);
   // The API exists first so its logger can serve the HSM link too.
   let hsm: HsmLink | undefined;
+  let bundles: BundleKeeper | undefined;
   let selfUrl: string | undefined;
   const app = buildApi({
     config,
@@ -31,6 +33,9 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     selfUrl: () => selfUrl,
     get hsm() {
       return hsm!;
+    },
+    get bundles() {
+      return bundles;
     },
   });
   const peers = new PeerTransport(config.node, config.peers, faults, app.log);
@@ -48,6 +53,10 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   } catch (e) {
     // Keep serving /v1/health so operators see why; vault requests answer 503.
     app.log.error({ event: "hsm-not-serving", error: (e as Error).message }, "HSM did not boot");
+  }
+  if (config.transparency !== undefined) {
+    bundles = new BundleKeeper(config.transparency, hsm, app.log);
+    bundles.start();
   }
   // Peer streams: another member's host upgrades a connection and sends its HSM's messages as
   // length-prefixed frames. The HSM authenticates each message; the host only relays.
@@ -94,6 +103,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     hsm: link,
     storage,
     async close() {
+      bundles?.stop();
       peers.close();
       for (const s of streams) s.destroy();
       await app.close();

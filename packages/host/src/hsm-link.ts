@@ -178,7 +178,18 @@ export class HsmLink extends EventEmitter {
         this.statusWaiters = [];
         return;
       }
+      case "countersignature": {
+        const p = this.pending.get(m.tag);
+        if (p === undefined) return;
+        this.pending.delete(m.tag);
+        clearTimeout(p.timer);
+        p.resolve(
+          m.ok ? { ok: true, envelope: m.signature } : { ok: false, code: m.code, message: m.message },
+        );
+        return;
+      }
       case "genesis-packages":
+      case "genesis-signature":
         return;
     }
   }
@@ -201,8 +212,17 @@ export class HsmLink extends EventEmitter {
     });
   }
 
+  /** Ask the HSM to counter-sign a validation bundle; on success `envelope` is the signature. */
+  countersign(artifact: Uint8Array, logSignature: Uint8Array): Promise<HsmReply> {
+    return this.call((tag) => ({ type: "countersign", tag, artifact, logSignature }));
+  }
+
   /** Send a client's envelope to the HSM and wait for its reply. */
   request(envelope: Uint8Array): Promise<HsmReply> {
+    return this.call((tag) => ({ type: "client", tag, envelope }));
+  }
+
+  private call(make: (tag: number) => HostToHsm): Promise<HsmReply> {
     if (this.state.kind !== "serving" || this.child === null) {
       const message =
         this.state.kind === "failed" ? `HSM refuses to serve: ${this.state.code}` : "HSM is not serving";
@@ -216,7 +236,7 @@ export class HsmLink extends EventEmitter {
         resolve({ ok: false, code: ErrorCode.Unavailable, message: "the fleet did not answer in time" });
       }, this.opts.requestTimeoutMs ?? 15_000);
       this.pending.set(tag, { resolve, timer });
-      this.send({ type: "client", tag, envelope });
+      this.send(make(tag));
     });
   }
 

@@ -15,8 +15,11 @@
 
 import {
   type Attestation,
+  artifactMismatches,
   BkvError,
   bytesEqual,
+  countersignMessage,
+  decodeArtifact,
   decodeAttestation,
   decodeHostToHsm,
   decodeRequestEnvelope,
@@ -27,6 +30,7 @@ import {
   encodeStatement,
   encodeVaultResult,
   envelopeHeader,
+  type FleetArtifact,
   type HostToHsm,
   HPKE_INFO,
   type HsmToHost,
@@ -186,6 +190,9 @@ export class HsmCore {
       case "genesis-finish":
         await this.genesisFinish(m.signatures);
         break;
+      case "countersign":
+        this.countersign(m.tag, m.artifact, m.logSignature);
+        return;
       case "client": {
         const tag = m.tag;
         const { wait } = await this.prepare(m.envelope);
@@ -484,6 +491,34 @@ export class HsmCore {
     this.nv = { term: 0, vote: 0, epoch: 1, durableIndex: 0, durableHash: ZERO_HASH };
     await this.platform.nvramWrite(encodeNvram(this.nv));
     this.persistQueue.push({ entries: [j.record], truncateFrom: null, snapshot: null });
+  }
+
+  /**
+   * Counter-sign a validation bundle. The log signed (namespace, epoch, SHA-256(artifact)); the
+   * fleet signs those signature bytes, but only for an artifact that describes this very fleet:
+   * its id, keys, members, measurement and policy as frozen at genesis. Refusing changes nothing.
+   */
+  private countersign(tag: number, artifactBytes: Uint8Array, logSignature: Uint8Array): void {
+    const g = this.genesis;
+    const refuse = (code: string, message: string) =>
+      this.send({ type: "countersignature", tag, ok: false, code, message });
+    if (this.phase !== "member" || g === null) return refuse(ErrorCode.Unavailable, "not a fleet member");
+    if (logSignature.length !== 64) return refuse(ErrorCode.Malformed, "a log signature is 64 bytes");
+    let artifact: FleetArtifact;
+    try {
+      artifact = decodeArtifact(artifactBytes);
+    } catch (e) {
+      return refuse(ErrorCode.Malformed, (e as Error).message);
+    }
+    const wrong = artifactMismatches(artifact, statementOf(g));
+    if (wrong.length > 0) {
+      return refuse(
+        ErrorCode.Invalid,
+        `the artifact does not describe this fleet: ${wrong.join(", ")} differ`,
+      );
+    }
+    const signature = this.platform.crypto.ed25519Sign(g.fleetSigningSeed, countersignMessage(logSignature));
+    this.send({ type: "countersignature", tag, ok: true, signature });
   }
 
   private failWith(e: unknown, what: string): void {

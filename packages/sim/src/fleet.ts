@@ -332,7 +332,7 @@ export class SimFleet {
         }
         if (done === undefined || done === null)
           throw new BkvError(ErrorCode.Unavailable, "no answer from the fleet");
-        if (done.ok) return done.envelope;
+        if (done.ok) return { response: done.envelope };
         throw new BkvError(
           done.code === ErrorCode.Unavailable ? ErrorCode.Unavailable : ErrorCode.Invalid,
           done.message,

@@ -40,6 +40,28 @@ export const ErrorCode = {
   Policy: "POLICY",
   /** Genesis: a member's signature over the genesis statement is missing or does not verify. */
   Signature: "SIGNATURE",
+  /** Validation bundle: no bundle came with the vault's answer. */
+  BundleMissing: "BUNDLE_MISSING",
+  /** Validation bundle: for another namespace than the one the client pins. */
+  BundleNamespace: "BUNDLE_NAMESPACE",
+  /** Validation bundle: the checkpoint is not signed by the pinned log key. */
+  BundleCheckpoint: "BUNDLE_CHECKPOINT",
+  /** Validation bundle: fewer valid witness cosignatures on the checkpoint than the threshold. */
+  BundleWitnesses: "BUNDLE_WITNESSES",
+  /** Validation bundle: the checkpoint is smaller than one the client has already seen. */
+  BundleRollback: "BUNDLE_ROLLBACK",
+  /** Validation bundle: a checkpoint of the same size as one seen, with another root (split view). */
+  BundleSplitView: "BUNDLE_SPLIT_VIEW",
+  /** Validation bundle: no valid consistency proof from the largest checkpoint seen. */
+  BundleInconsistent: "BUNDLE_INCONSISTENT",
+  /** Validation bundle: the artifact is not in the log (its inclusion proof fails). */
+  BundleNotLogged: "BUNDLE_NOT_LOGGED",
+  /** Validation bundle: the log's signature over the artifact does not verify. */
+  BundleLogSignature: "BUNDLE_LOG_SIGNATURE",
+  /** Validation bundle: the fleet's counter-signature does not verify. */
+  BundleNotCountersigned: "BUNDLE_NOT_COUNTERSIGNED",
+  /** Validation bundle: the artifact is outside its validity window. */
+  BundleExpired: "BUNDLE_EXPIRED",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
 } as const;

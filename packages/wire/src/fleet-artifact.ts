@@ -11,10 +11,15 @@ import {
   MEASUREMENT_LENGTH,
   SIGN_KEY_LENGTH,
 } from "./attestation.js";
-import { concatBytes, utf8 } from "./bytes.js";
+import { bytesEqual, concatBytes, utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
-import { FLEET_ID_LENGTH, type FleetPolicy, MAX_MEMBERS } from "./genesis-statement.js";
+import {
+  FLEET_ID_LENGTH,
+  type FleetPolicy,
+  type GenesisStatement,
+  MAX_MEMBERS,
+} from "./genesis-statement.js";
 
 const ARTIFACT_DOMAIN = utf8("bkv-fleet-artifact/v1");
 const COUNTERSIGN_DOMAIN = utf8("bkv-fleet-countersignature/v1\0");
@@ -110,4 +115,50 @@ export function artifactKey(a: FleetArtifact, role: KeyRole): Uint8Array {
 /** The bytes the fleet signs: the log's signature over the artifact, domain-separated. */
 export function countersignMessage(logSignature: Uint8Array): Uint8Array {
   return concatBytes(COUNTERSIGN_DOMAIN, logSignature);
+}
+
+/** The artifact of a fleet, from its genesis statement. */
+export function artifactFromStatement(
+  st: GenesisStatement,
+  o: { namespace: string; epoch: number; notBefore: number; notAfter: number },
+): FleetArtifact {
+  return {
+    namespace: o.namespace,
+    epoch: o.epoch,
+    fleetId: st.fleetId,
+    keys: [
+      { role: "vault-hpke", key: st.vaultPublicKey },
+      { role: "fleet-signing", key: st.fleetSigningKey },
+    ],
+    members: st.members.map((m) => ({ signKey: m.signKey, agreeKey: m.agreeKey, platform: m.platform })),
+    measurement: st.measurement,
+    policy: st.policy,
+    notBefore: o.notBefore,
+    notAfter: o.notAfter,
+  };
+}
+
+/** What differs between an artifact and the genesis statement it claims to describe (empty: none). */
+export function artifactMismatches(a: FleetArtifact, st: GenesisStatement): string[] {
+  const out: string[] = [];
+  if (!bytesEqual(a.fleetId, st.fleetId)) out.push("fleet id");
+  if (!bytesEqual(artifactKey(a, "vault-hpke"), st.vaultPublicKey)) out.push("vault key");
+  if (!bytesEqual(artifactKey(a, "fleet-signing"), st.fleetSigningKey)) out.push("fleet signing key");
+  if (!bytesEqual(a.measurement, st.measurement)) out.push("measurement");
+  if (
+    a.policy.guessLimit !== st.policy.guessLimit ||
+    a.policy.n !== st.policy.n ||
+    a.policy.quorum !== st.policy.quorum
+  )
+    out.push("policy");
+  const sameMembers =
+    a.members.length === st.members.length &&
+    a.members.every(
+      (m, i) =>
+        bytesEqual(m.signKey, st.members[i]!.signKey) &&
+        bytesEqual(m.agreeKey, st.members[i]!.agreeKey) &&
+        m.platform === st.members[i]!.platform,
+    );
+  if (!sameMembers) out.push("members");
+  return out;
 }

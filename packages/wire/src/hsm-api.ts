@@ -50,7 +50,12 @@ export type HostToHsm =
   /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
   | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
   /** Genesis: every member's signature over the statement; with all of them, store the genesis entry. */
-  | { type: "genesis-finish"; signatures: Uint8Array[] };
+  | { type: "genesis-finish"; signatures: Uint8Array[] }
+  /**
+   * Counter-sign a validation bundle: the HSM checks the artifact describes its own fleet and signs
+   * the log's signature bytes with the fleet signing key (tag matches the answer).
+   */
+  | { type: "countersign"; tag: number; artifact: Uint8Array; logSignature: Uint8Array };
 
 export type HsmToHost =
   | {
@@ -83,7 +88,9 @@ export type HsmToHost =
   /** The drafted genesis statement and one sealed package per member (node i gets packages[i - 1]). */
   | { type: "genesis-packages"; statement: Uint8Array; packages: Uint8Array[] }
   /** This member's Ed25519 signature over the genesis statement. */
-  | { type: "genesis-signature"; signature: Uint8Array };
+  | { type: "genesis-signature"; signature: Uint8Array }
+  | { type: "countersignature"; tag: number; ok: true; signature: Uint8Array }
+  | { type: "countersignature"; tag: number; ok: false; code: string; message: string };
 
 const MAX_FRAME_ENTRIES = 100_000;
 const MAX_BLOB = 64 << 20;
@@ -98,6 +105,7 @@ const HOST_TAG = {
   "genesis-create": 7,
   "genesis-join": 8,
   "genesis-finish": 9,
+  countersign: 10,
 } as const;
 const HSM_TAG = {
   booted: 1,
@@ -108,6 +116,7 @@ const HSM_TAG = {
   peer: 6,
   "genesis-packages": 7,
   "genesis-signature": 8,
+  countersignature: 9,
 } as const;
 
 function writeEntry(w: Writer, e: SealedEntry): void {
@@ -166,6 +175,9 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
         w.bytes(sig);
       });
       break;
+    case "countersign":
+      w.u32(m.tag).bytes(m.artifact).bytes(m.logSignature);
+      break;
   }
   return w.finish();
 }
@@ -209,6 +221,14 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
         type: "genesis-join",
         package: r.bytes("package", 1 << 16),
         statement: r.bytes("statement", 1 << 16),
+      };
+      break;
+    case HOST_TAG.countersign:
+      m = {
+        type: "countersign",
+        tag: r.u32("tag"),
+        artifact: r.bytes("artifact", 1 << 16),
+        logSignature: r.bytes("log signature", 64),
       };
       break;
     case HOST_TAG["genesis-finish"]:
@@ -268,6 +288,11 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
       break;
     case "genesis-signature":
       w.bytes(m.signature);
+      break;
+    case "countersignature":
+      w.u32(m.tag);
+      if (m.ok) w.u8(1).bytes(m.signature);
+      else w.u8(0).string(m.code).string(m.message);
       break;
   }
   return w.finish();
@@ -331,6 +356,19 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
         packages: r.list("packages", 9, (r) => r.bytes("package", 1 << 16)),
       };
       break;
+    case HSM_TAG.countersignature: {
+      const t = r.u32("tag");
+      m = readFlag(r, "ok flag")
+        ? { type: "countersignature", tag: t, ok: true, signature: r.bytes("signature", 64) }
+        : {
+            type: "countersignature",
+            tag: t,
+            ok: false,
+            code: r.string("code"),
+            message: r.string("message", 4096),
+          };
+      break;
+    }
     case HSM_TAG["genesis-signature"]:
       m = { type: "genesis-signature", signature: r.bytes("signature", 64) };
       break;

@@ -95,15 +95,16 @@ export async function benchFleet(opts: {
   const { child } = await startDev(dir, opts.nodes, opts.latencyMs);
   try {
     const info = JSON.parse(readFileSync(join(dir, "dev.json"), "utf8")) as DevInfo;
-    const trust = JSON.parse(readFileSync(join(dir, "trust.json"), "utf8")) as { vaultPublicKey: string };
+    // The fleet's vault key from its ceremony output: the load measures the vault, not bundle checks.
+    const trust = JSON.parse(readFileSync(join(dir, "fleet.json"), "utf8")) as { vaultPublicKey: string };
     const urls = info.nodes.map((n) => n.url);
     const users = Array.from({ length: 64 }, (_, i) => `bench-${i}`);
     const tokens = await Promise.all(users.map((u) => mintDevToken(dir, u, 7200)));
     const timedRequests: number[] = [];
     const timed = (t: VaultTransport): VaultTransport => ({
-      send: async (e) => {
+      send: async (e, seen) => {
         const s = performance.now();
-        const r = await t.send(e);
+        const r = await t.send(e, seen);
         timedRequests.push(performance.now() - s);
         return r;
       },

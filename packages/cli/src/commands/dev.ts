@@ -4,8 +4,7 @@
  * ceremony; running `bkv dev` again on the same folder resumes it. Fault commands act on a running
  * fleet: `kill`, `start`, `partition`, `heal`, `status`; `token` mints a development bearer token.
  */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +25,14 @@ import {
   writeDevInfo,
 } from "../dev-files.js";
 import { createDevFleet, ensureCore, hsmCommand, platformName, readDevFleet } from "../fleet-setup.js";
+import { alive, spawnService, stopProcess } from "../services.js";
+import {
+  publishFleet,
+  type RunningTransparency,
+  startTransparency,
+  WITNESSES,
+  writeTransparencyInfo,
+} from "../transparency-setup.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
 
@@ -50,16 +57,6 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number | null): boolean {
-  if (pid === null) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function readFaults(dir: string): Faults {
   try {
     return JSON.parse(readFileSync(devPaths(dir).faultsJson, "utf8")) as Faults;
@@ -74,28 +71,17 @@ function writeFaults(dir: string, f: Faults): void {
 
 /** Start one node's host agent as its own process (it survives the command that started it). */
 async function startHost(dir: string, n: DevNode): Promise<DevNode> {
-  const hostDir = devPaths(dir).hostDir(n.node);
-  const readyPath = join(hostDir, "ready.json");
-  rmSync(readyPath, { force: true });
-  const out = openSync(readyPath, "w");
-  const log = openSync(join(hostDir, "host.log"), "a");
-  const child = spawn(process.execPath, [BKV_BIN, "host", "--config", n.config], {
-    stdio: ["ignore", out, log],
-    detached: true,
-  });
-  child.unref();
-  closeSync(out);
-  closeSync(log);
-  for (let i = 0; i < 300; i++) {
-    await sleep(50);
-    const text = existsSync(readyPath) ? readFileSync(readyPath, "utf8") : "";
-    if (text.includes("\n")) {
-      const r = JSON.parse(text.slice(0, text.indexOf("\n"))) as { host: string; hsmPid: number | null };
-      return { ...n, url: r.host, hostPid: child.pid!, hsmPid: r.hsmPid };
-    }
-    if (!alive(child.pid!)) break;
-  }
-  throw new Error(`node ${n.node}'s host agent did not start; see ${join(hostDir, "host.log")}`);
+  const s = await spawnService(
+    [process.execPath, BKV_BIN, "host", "--config", n.config],
+    devPaths(dir).hostDir(n.node),
+    "host",
+  );
+  return {
+    ...n,
+    url: String(s.ready.host),
+    hostPid: s.pid,
+    hsmPid: (s.ready.hsmPid as number | null) ?? null,
+  };
 }
 
 async function killNode(n: DevNode): Promise<void> {
@@ -232,6 +218,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     "guess-limit": { type: "string" },
     "rate-limit": { type: "string" },
     platform: { type: "string" },
+    namespace: { type: "string" },
   });
   const rateLimit = values["rate-limit"] ?? "on";
   if (rateLimit !== "on" && rateLimit !== "off") throw new UsageError("--rate-limit must be on or off");
@@ -242,7 +229,8 @@ export async function devCommand(argv: string[]): Promise<number> {
     const old = readDevInfo(p.dir);
     if (alive(old.pid) && old.pid !== process.pid)
       throw new UsageError(`bkv dev is already running on ${p.dir} (pid ${old.pid})`);
-    await Promise.all(old.nodes.map((n) => (alive(n.hostPid) ? stopHost(n.hostPid!) : undefined)));
+    await Promise.all(old.nodes.map((n) => (alive(n.hostPid) ? stopProcess(n.hostPid!) : undefined)));
+    await Promise.all((old.servicePids ?? []).map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
     rmSync(p.devJson, { force: true });
   }
   let fleet = readDevFleet(p.dir);
@@ -266,10 +254,11 @@ export async function devCommand(argv: string[]): Promise<number> {
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(basePort === 0 ? await freePort() : basePort + i);
   const nodes: DevNode[] = [];
+  const configs: HostConfig[] = [];
   for (let i = 1; i <= count; i++) {
     mkdirSync(p.hsmDir(i), { recursive: true, mode: 0o700 });
     mkdirSync(p.hostDir(i), { recursive: true, mode: 0o700 });
-    const config: HostConfig = {
+    configs.push({
       node: i,
       listen: { host: "127.0.0.1", port: ports[i - 1]! },
       storagePath: join(p.hostDir(i), "vault.sqlite"),
@@ -289,24 +278,20 @@ export async function devCommand(argv: string[]): Promise<number> {
               perUser: { capacity: 1e9, refillPerSecond: 1e9 },
               perAddress: { capacity: 1e9, refillPerSecond: 1e9 },
             },
-    };
-    const configPath = join(p.hostDir(i), "config.json");
-    writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    });
     nodes.push({
       node: i,
       url: `http://127.0.0.1:${ports[i - 1]}`,
       hostPid: null,
       hsmPid: null,
-      config: configPath,
+      config: join(p.hostDir(i), "config.json"),
     });
   }
 
   await ensureCore();
   if (fleet === null) fleet = await createDevFleet(p.dir, count, guessLimit, platform);
-  const trust: TrustSettings = { vaultPublicKey: fleet.vaultPublicKey, guessesAllowed: fleet.guessesAllowed };
-  writeFileSync(p.trustJson, `${JSON.stringify(trust, null, 2)}\n`);
 
-  const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes };
+  const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes, servicePids: [] };
   const stopAll = async () => {
     let current = info;
     try {
@@ -314,10 +299,36 @@ export async function devCommand(argv: string[]): Promise<number> {
     } catch {
       // use what we started
     }
-    await Promise.all(current.nodes.map((n) => (alive(n.hostPid) ? stopHost(n.hostPid!) : undefined)));
+    await Promise.all(current.nodes.map((n) => (alive(n.hostPid) ? stopProcess(n.hostPid!) : undefined)));
+    await Promise.all((current.servicePids ?? []).map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
     rmSync(p.devJson, { force: true });
   };
+  let transparency: RunningTransparency;
   try {
+    // The log and witnesses first: the hosts follow the log for their fleet's validation bundle.
+    const servicePorts = Array.from({ length: WITNESSES + 1 }, (_, k) =>
+      basePort === 0 ? 0 : basePort + 10 + k,
+    );
+    transparency = await startTransparency(p.dir, servicePorts, values.namespace ?? "bkv-dev");
+    info.servicePids = transparency.pids;
+    writeDevInfo(p.dir, info);
+    await publishFleet(p.dir, transparency.info);
+    const t = transparency.info;
+    writeTransparencyInfo(p.dir, t);
+    const pins: TrustSettings = {
+      logKey: t.logKey,
+      witnessKeys: t.witnessKeys,
+      witnessThreshold: t.witnessThreshold,
+      namespace: t.namespace,
+    };
+    writeFileSync(p.trustJson, `${JSON.stringify(pins, null, 2)}\n`);
+    for (const [i, c] of configs.entries()) {
+      const config: HostConfig = {
+        ...c,
+        transparency: { log: t.log, namespace: t.namespace, epoch: t.epoch },
+      };
+      writeFileSync(nodes[i]!.config, `${JSON.stringify(config, null, 2)}\n`);
+    }
     for (const [i, n] of nodes.entries()) nodes[i] = await startHost(p.dir, n);
     writeDevInfo(p.dir, info);
     await waitForLeader(info);
@@ -336,6 +347,10 @@ export async function devCommand(argv: string[]): Promise<number> {
       measurement: fleet.measurement,
       evidence: p.evidence,
       vendorRoot: p.vendorRootPub,
+      log: transparency.info.log,
+      logKey: transparency.info.logKey,
+      witnessKeys: transparency.info.witnessKeys,
+      namespace: transparency.info.namespace,
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
   );
@@ -348,10 +363,4 @@ export async function devCommand(argv: string[]): Promise<number> {
   clearInterval(keepAlive);
   await stopAll();
   return 0;
-}
-
-async function stopHost(pid: number): Promise<void> {
-  process.kill(pid, "SIGTERM");
-  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
-  if (alive(pid)) process.kill(pid, "SIGKILL");
 }

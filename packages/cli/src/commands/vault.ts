@@ -1,19 +1,21 @@
 /**
  * `bkv vault register|recover|delete`: protect a backup key with a PIN, recover it, or delete the
- * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record, 5 unavailable.
+ * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record, 5 unavailable,
+ * 6 the fleet's validation bundle did not verify (nothing depending on the PIN was sent).
  */
 import { httpTransport, VaultClient } from "@bkv/client";
-import { nodeHpkeSealer } from "@bkv/client/node";
+import { defaultCheckpointPath, fileCheckpointStore, nodeHpkeSealer } from "@bkv/client/node";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
 import { readKeyFile, writeKeyFile } from "../key-file.js";
 import { readPin } from "../pin.js";
 
-export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5 } as const;
+export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5, untrusted: 6 } as const;
 
 function exitCodeFor(e: unknown): number {
   if (!isBkvError(e)) return EXIT.error;
+  if (e.code.startsWith("BUNDLE_")) return EXIT.untrusted;
   switch (e.code) {
     case ErrorCode.WrongPin:
       return EXIT.wrongPin;
@@ -36,6 +38,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
     vault: { type: "string" },
     token: { type: "string" },
     trust: { type: "string" },
+    checkpoint: { type: "string" },
     user: { type: "string" },
     key: { type: "string" },
     out: { type: "string" },
@@ -62,13 +65,16 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       token = required(values.token, "--token");
       trustPath = required(values.trust, "--trust");
     }
-    const trust = readTrust(trustPath);
+    const pins = readTrust(trustPath);
     if (op === "register" && values.key === undefined) throw new UsageError("register needs --key KEYFILE");
     if (op === "recover" && values.out === undefined) throw new UsageError("recover needs --out KEYFILE");
     const backupKey = op === "register" ? await readKeyFile(values.key!) : undefined;
     const client = new VaultClient({
       user,
-      vaultPublicKey: trust.vaultPublicKey,
+      trust: {
+        pins,
+        checkpoints: fileCheckpointStore(values.checkpoint ?? defaultCheckpointPath(pins)),
+      },
       transport: httpTransport({ url, token }),
       hpke: nodeHpkeSealer,
     });

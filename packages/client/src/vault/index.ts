@@ -1,6 +1,11 @@
 export { type HpkeSealer, type SealedRequest, sealRequest, webCryptoHpkeSealer } from "./channel.js";
 export { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
-export { type HttpTransportOptions, httpTransport, type VaultTransport } from "./transport.js";
+export {
+  type HttpTransportOptions,
+  httpTransport,
+  type VaultReply,
+  type VaultTransport,
+} from "./transport.js";
 export {
   type KeyStretching,
   type RecoverResult,

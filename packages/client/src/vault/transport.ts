@@ -1,11 +1,28 @@
 /**
- * How sealed requests reach the vault: JSON over HTTP to a host agent (POST /v1/vault). Only the
- * transport's failures are mapped here; everything inside the sealed response is the HSM's word.
+ * How sealed requests reach the vault: JSON over HTTP to a host agent (POST /v1/vault, GET
+ * /v1/bundle). Only the transport's failures are mapped here; everything inside the sealed response
+ * is the HSM's word, and the validation bundle is checked by the client (bundle/).
  */
-import { BkvError, ErrorCode, fromBase64Url, toBase64Url } from "@bkv/wire";
+import {
+  BkvError,
+  type BundleJson,
+  CHECKPOINT_SIZE_HEADER,
+  ErrorCode,
+  fromBase64Url,
+  toBase64Url,
+} from "@bkv/wire";
+
+/** The vault's answer: the sealed response and, from a published fleet, its validation bundle. */
+export interface VaultReply {
+  response: Uint8Array;
+  bundle?: BundleJson;
+}
 
 export interface VaultTransport {
-  send(envelope: Uint8Array): Promise<Uint8Array>;
+  /** seenSize: the largest checkpoint the client has seen, so the bundle can prove consistency with it. */
+  send(envelope: Uint8Array, seenSize?: number): Promise<VaultReply>;
+  /** The fleet's validation bundle, fetched before anything depending on the PIN is sent. */
+  bundle?(seenSize?: number): Promise<BundleJson>;
 }
 
 export interface HttpTransportOptions {
@@ -25,19 +42,24 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   if (bases.length === 0) throw new BkvError(ErrorCode.Invalid, "no vault URL");
   let preferred = 0;
   let leaderHint = -1;
-  const sendTo = async (base: string, envelope: Uint8Array): Promise<Uint8Array> => {
+  const sendTo = async (base: string, envelope: Uint8Array, seenSize?: number): Promise<VaultReply> => {
     const token = typeof opts.token === "string" ? opts.token : await opts.token();
     let res: Response;
     try {
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+      };
+      if (seenSize !== undefined) headers[CHECKPOINT_SIZE_HEADER] = String(seenSize);
       res = await doFetch(`${base}/v1/vault`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        headers,
         body: JSON.stringify({ request: toBase64Url(envelope) }),
       });
     } catch (e) {
       throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
     }
-    let body: { response?: unknown; code?: unknown; message?: unknown };
+    let body: { response?: unknown; bundle?: unknown; code?: unknown; message?: unknown };
     try {
       body = (await res.json()) as typeof body;
     } catch (e) {
@@ -51,7 +73,11 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
       const i = bases.indexOf(hint.replace(/\/+$/, ""));
       if (i >= 0) leaderHint = i;
     }
-    if (res.ok && typeof body.response === "string") return fromBase64Url(body.response);
+    if (res.ok && typeof body.response === "string") {
+      const reply: VaultReply = { response: fromBase64Url(body.response) };
+      if (typeof body.bundle === "object" && body.bundle !== null) reply.bundle = body.bundle as BundleJson;
+      return reply;
+    }
     const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
     if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
     if (res.status === 429) throw new BkvError(ErrorCode.RateLimited, message);
@@ -59,13 +85,45 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
     const code = Object.values(ErrorCode).find((c) => c === body.code) ?? ErrorCode.Invalid;
     throw new BkvError(code, message);
   };
+  const bundleFrom = async (base: string, seenSize?: number): Promise<BundleJson> => {
+    let res: Response;
+    try {
+      res = await doFetch(`${base}/v1/bundle${seenSize === undefined ? "" : `?from=${seenSize}`}`);
+    } catch (e) {
+      throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+    }
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch (e) {
+      throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
+        cause: e,
+      });
+    }
+    if (res.ok) return body as BundleJson;
+    const message = (body as { message?: unknown }).message;
+    if (res.status === 404) throw new BkvError(ErrorCode.BundleMissing, String(message ?? "no bundle"));
+    throw new BkvError(ErrorCode.Unavailable, String(message ?? `HTTP ${res.status}`));
+  };
   return {
-    async send(envelope) {
+    async bundle(seenSize) {
+      let last: unknown;
+      for (let k = 0; k < bases.length; k++) {
+        try {
+          return await bundleFrom(bases[(preferred + k) % bases.length]!, seenSize);
+        } catch (e) {
+          if (!(e instanceof BkvError) || e.code !== ErrorCode.Unavailable) throw e;
+          last = e;
+        }
+      }
+      throw last;
+    },
+    async send(envelope, seenSize) {
       let last: unknown;
       for (let k = 0; k < bases.length; k++) {
         const i = (preferred + k) % bases.length;
         try {
-          const r = await sendTo(bases[i]!, envelope);
+          const r = await sendTo(bases[i]!, envelope, seenSize);
           preferred = leaderHint >= 0 ? leaderHint : i;
           leaderHint = -1;
           return r;

@@ -6,6 +6,7 @@
 
 import {
   BkvError,
+  bytesEqual,
   ErrorCode,
   FinishAction,
   fromBase64Url,
@@ -15,6 +16,8 @@ import {
   validateUserId,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
+import type { CheckpointStore, TrustPins } from "../bundle/pins.js";
+import { verifyBundle } from "../bundle/verify-bundle.js";
 import { type HpkeSealer, sealRequest } from "./channel.js";
 import { unwrapBackupKey, wrapBackupKey } from "./key-wrap.js";
 import type { VaultTransport } from "./transport.js";
@@ -24,8 +27,14 @@ export type KeyStretching = opaque.client.FinishLoginParams["keyStretching"];
 
 export interface VaultClientOptions {
   user: string;
-  /** The vault's HPKE public key (32 bytes), from trusted configuration. */
-  vaultPublicKey: Uint8Array;
+  /**
+   * How the client learns the fleet's keys. Normally `trust`: it pins only the log key, the witness
+   * keys with a threshold and the namespace, and takes the fleet's keys from validation bundles it
+   * verifies (remembering the largest checkpoint in `checkpoints`).
+   */
+  trust?: { pins: TrustPins; checkpoints: CheckpointStore };
+  /** Or the vault's HPKE public key (32 bytes) itself, for a fleet not published in a log (tests). */
+  vaultPublicKey?: Uint8Array;
   transport: VaultTransport;
   /** Must be the same at registration and recovery. */
   keyStretching?: KeyStretching;
@@ -49,21 +58,45 @@ export class VaultClient {
 
   constructor(private readonly opts: VaultClientOptions) {
     this.user = validateUserId(opts.user);
-    if (opts.vaultPublicKey.length !== 32)
+    if ((opts.trust === undefined) === (opts.vaultPublicKey === undefined))
+      throw new BkvError(ErrorCode.Invalid, "give either trust pins or a vault public key");
+    if (opts.vaultPublicKey !== undefined && opts.vaultPublicKey.length !== 32)
       throw new BkvError(ErrorCode.Untrusted, "vault public key must be 32 bytes");
   }
 
-  private async call(body: VaultOp): Promise<VaultResult> {
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /**
+   * The vault key to seal to. With trust pins: fetch the fleet's validation bundle and verify all of
+   * it, before anything that depends on the PIN is sent.
+   */
+  private async vaultKey(): Promise<Uint8Array> {
+    const t = this.opts.trust;
+    if (t === undefined) return this.opts.vaultPublicKey!;
+    if (this.opts.transport.bundle === undefined)
+      throw new BkvError(ErrorCode.BundleMissing, "this transport cannot fetch validation bundles");
+    const seen = await t.checkpoints.load();
+    const bundle = await this.opts.transport.bundle(seen?.size);
+    return (await verifyBundle(bundle, t.pins, t.checkpoints, this.now())).vaultPublicKey;
+  }
+
+  private async call(vaultKey: Uint8Array, body: VaultOp): Promise<VaultResult> {
     await opaque.ready;
-    const sealed = await sealRequest(
-      this.opts.vaultPublicKey,
-      this.user,
-      body,
-      (this.opts.now ?? Date.now)(),
-      this.opts.hpke,
-    );
-    const response = await this.opts.transport.send(sealed.envelope);
-    const result = await sealed.open(response);
+    const sealed = await sealRequest(vaultKey, this.user, body, this.now(), this.opts.hpke);
+    const t = this.opts.trust;
+    const seen = t === undefined ? undefined : (await t.checkpoints.load())?.size;
+    const reply = await this.opts.transport.send(sealed.envelope, seen);
+    if (t !== undefined) {
+      // Every answer carries the bundle; it must verify and vouch for the key we sealed to.
+      if (reply.bundle === undefined)
+        throw new BkvError(ErrorCode.BundleMissing, "the vault's answer carries no validation bundle");
+      const fleet = await verifyBundle(reply.bundle, t.pins, t.checkpoints, this.now());
+      if (!bytesEqual(fleet.vaultPublicKey, vaultKey))
+        throw new BkvError(ErrorCode.Untrusted, "the answer's bundle vouches for another fleet");
+    }
+    const result = await sealed.open(reply.response);
     if ("error" in result && result.error === ErrorCode.Replay) {
       // Only a copy of this very request can be a replay: a transport that retried it on another
       // host after the first answer was lost. What the first copy did is unknown here.
@@ -77,9 +110,10 @@ export class VaultClient {
 
   /** Protect backupKey with pin. Replaces an existing record for this user. */
   async register(pin: string, backupKey: Uint8Array): Promise<{ guessesAllowed: number }> {
+    const key = await this.vaultKey();
     await opaque.ready;
     const start = opaque.client.startRegistration({ password: pin });
-    const r1 = await this.call({
+    const r1 = await this.call(key, {
       op: "register-start",
       registrationRequest: fromBase64Url(start.registrationRequest),
     });
@@ -91,7 +125,7 @@ export class VaultClient {
       ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
     });
     const wrappedKey = await wrapBackupKey(fromBase64Url(fin.exportKey), this.user, backupKey);
-    const r2 = await this.call({
+    const r2 = await this.call(key, {
       op: "register-finish",
       registrationRecord: fromBase64Url(fin.registrationRecord),
       wrappedKey,
@@ -105,9 +139,10 @@ export class VaultClient {
     pin: string,
     action: FinishAction,
   ): Promise<{ wrappedKey: Uint8Array; exportKey: Uint8Array; guessesAllowed: number }> {
+    const key = await this.vaultKey();
     await opaque.ready;
     const start = opaque.client.startLogin({ password: pin });
-    const r1 = await this.call({ op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
+    const r1 = await this.call(key, { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
     if (!("ok" in r1) || r1.ok !== "recover-start") throwResult(r1);
     const fin = opaque.client.finishLogin({
       clientLoginState: start.clientLoginState,
@@ -116,7 +151,7 @@ export class VaultClient {
       ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
     });
     const ke3 = fin === undefined ? new Uint8Array(0) : fromBase64Url(fin.finishLoginRequest);
-    const r2 = await this.call({ op: "recover-finish", sessionId: r1.sessionId, ke3, action });
+    const r2 = await this.call(key, { op: "recover-finish", sessionId: r1.sessionId, ke3, action });
     if (fin === undefined) {
       if ("error" in r2) throwResult(r2);
       throw new BkvError(ErrorCode.Malformed, "vault accepted a login the client could not finish");

@@ -1,0 +1,295 @@
+/**
+ * The client's checks of validation bundles, against what the vault operator or the log operator
+ * could hand it: an artifact not in the log, logged but not counter-signed, counter-signed but not
+ * logged, too few witness cosignatures, a checkpoint older than one seen, a split view, no proof of
+ * consistency, an expired artifact, another namespace, a checkpoint the log did not sign. Each is
+ * refused with its own code, and a refused bundle changes nothing the client remembers.
+ */
+import { randomBytes } from "node:crypto";
+import { type CheckpointStore, memoryCheckpointStore, type TrustPins, verifyBundle } from "@bkv/client";
+import {
+  artifactDigest,
+  bundleSignedMessage,
+  cosignatureSigner,
+  ed25519NoteSigner,
+  formatCheckpoint,
+  generateSignerKey,
+  logEntryLeafHash,
+  MerkleTree,
+  parseSignerKey,
+  SIG_COSIGNATURE_V1,
+  signNote,
+  toBase64,
+} from "@bkv/tlog";
+import {
+  type BundleJson,
+  countersignMessage,
+  ErrorCode,
+  encodeArtifact,
+  type FleetArtifact,
+  isBkvError,
+} from "@bkv/wire";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { describe, expect, it } from "vitest";
+
+const NOW = Date.UTC(2026, 10, 28);
+const ORIGIN = "example.test/log";
+
+/** A log, two witnesses and a fleet, made with the real formats; the test holds every key. */
+function world() {
+  const log = generateSignerKey(ORIGIN);
+  const w1 = generateSignerKey("example.test/w1", SIG_COSIGNATURE_V1);
+  const w2 = generateSignerKey("example.test/w2", SIG_COSIGNATURE_V1);
+  const pins: TrustPins = {
+    logKey: log.vkey,
+    witnessKeys: [w1.vkey, w2.vkey],
+    witnessThreshold: 2,
+    namespace: "example.test/vault",
+  };
+  const fleetSeed = new Uint8Array(randomBytes(32));
+  const logSeed = parseSignerKey(log.skey).seed;
+  const tree = new MerkleTree();
+  const entries: { namespace: string; epoch: number; artifact: Uint8Array; evidenceDigest: Uint8Array }[] =
+    [];
+
+  const artifactOf = (o: Partial<FleetArtifact> = {}): Uint8Array =>
+    encodeArtifact({
+      namespace: pins.namespace,
+      epoch: 1,
+      fleetId: new Uint8Array(16).fill(3),
+      keys: [
+        { role: "vault-hpke", key: new Uint8Array(32).fill(4) },
+        { role: "fleet-signing", key: ed25519.getPublicKey(fleetSeed) },
+      ],
+      members: [],
+      measurement: new Uint8Array(32).fill(5),
+      policy: { guessLimit: 10, n: 1, quorum: 1 },
+      notBefore: NOW - 1000,
+      notAfter: NOW + 86_400_000,
+      ...o,
+    });
+
+  const append = (artifact: Uint8Array, namespace = pins.namespace, epoch = 1) => {
+    const e = { namespace, epoch, artifact, evidenceDigest: new Uint8Array(32).fill(7) };
+    entries.push(e);
+    return tree.append(logEntryLeafHash(e));
+  };
+
+  const checkpoint = async (size = tree.size, witnesses = [w1, w2], root = tree.root(size)) =>
+    signNote(formatCheckpoint({ origin: ORIGIN, size, root, extensions: [] }), [
+      ed25519NoteSigner(log.skey),
+      ...witnesses.map((w) => cosignatureSigner(w.skey, () => 1_700_000_000)),
+    ]);
+
+  const logSign = (artifact: Uint8Array, namespace = pins.namespace, epoch = 1) =>
+    ed25519.sign(bundleSignedMessage(namespace, epoch, artifactDigest(artifact)), logSeed);
+
+  /** A bundle for entry `index` against a checkpoint of `size` (both default to the latest). */
+  const bundle = async (index: number, size = tree.size): Promise<BundleJson> => {
+    const e = entries[index]!;
+    const logSignature = logSign(e.artifact, e.namespace, e.epoch);
+    return {
+      namespace: e.namespace,
+      epoch: e.epoch,
+      artifact: toBase64(e.artifact),
+      evidenceDigest: toBase64(e.evidenceDigest),
+      index,
+      logSignature: toBase64(logSignature),
+      countersignature: toBase64(ed25519.sign(countersignMessage(logSignature), fleetSeed)),
+      inclusionProof: tree.inclusionProof(index, size).map(toBase64),
+      checkpoint: await checkpoint(size),
+    };
+  };
+  return { pins, fleetSeed, tree, artifactOf, append, checkpoint, logSign, bundle, w1, w2 };
+}
+
+async function refused(p: Promise<unknown>, code: string): Promise<void> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(isBkvError(e) ? e.code : e).toBe(code);
+}
+
+async function unchanged(store: CheckpointStore, f: () => Promise<void>): Promise<void> {
+  const before = await store.load();
+  await f();
+  expect(await store.load()).toEqual(before);
+}
+
+describe("validation bundles: the client's checks", () => {
+  it("accepts a real bundle, learns the fleet's vault key, and remembers the checkpoint", async () => {
+    const w = world();
+    const i = w.append(w.artifactOf());
+    const store = memoryCheckpointStore();
+    const v = await verifyBundle(await w.bundle(i), w.pins, store, NOW);
+    expect(v.vaultPublicKey).toEqual(new Uint8Array(32).fill(4));
+    expect(v.cosigners.sort()).toEqual(["example.test/w1", "example.test/w2"]);
+    expect((await store.load())?.size).toBe(1);
+    // A newer checkpoint with a consistency proof from the one seen is accepted and remembered.
+    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
+    const b = await w.bundle(i);
+    b.consistency = { from: 1, proof: w.tree.consistencyProof(1, 2).map(toBase64) };
+    await verifyBundle(b, w.pins, store, NOW);
+    expect((await store.load())?.size).toBe(2);
+  });
+
+  it("an artifact not in the log (signed by the log, never appended)", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    const other = w.artifactOf({ fleetId: new Uint8Array(16).fill(9) });
+    const logSignature = w.logSign(other);
+    const forged: BundleJson = {
+      ...b,
+      artifact: toBase64(other),
+      logSignature: toBase64(logSignature),
+      countersignature: toBase64(ed25519.sign(countersignMessage(logSignature), w.fleetSeed)),
+    };
+    const store = memoryCheckpointStore();
+    await unchanged(store, () =>
+      refused(verifyBundle(forged, w.pins, store, NOW), ErrorCode.BundleNotLogged),
+    );
+  });
+
+  it("logged but not counter-signed by the fleet", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    const notByFleet = {
+      ...b,
+      countersignature: toBase64(ed25519.sign(countersignMessage(new Uint8Array(64)), w.fleetSeed)),
+    };
+    const store = memoryCheckpointStore();
+    await refused(verifyBundle(notByFleet, w.pins, store, NOW), ErrorCode.BundleNotCountersigned);
+    const otherKey = {
+      ...b,
+      countersignature: toBase64(
+        ed25519.sign(
+          countersignMessage(ed25519.sign(new Uint8Array(1), w.fleetSeed)),
+          new Uint8Array(32).fill(1),
+        ),
+      ),
+    };
+    await refused(verifyBundle(otherKey, w.pins, store, NOW), ErrorCode.BundleNotCountersigned);
+    expect(await store.load()).toBeNull();
+  });
+
+  it("counter-signed by the fleet but not logged (the vault operator's own artifact)", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    // The operator holds the fleet key (inside its HSMs) but not the log's key.
+    const mine = w.artifactOf({
+      keys: [
+        { role: "vault-hpke", key: new Uint8Array(32).fill(8) },
+        { role: "fleet-signing", key: ed25519.getPublicKey(w.fleetSeed) },
+      ],
+    });
+    const fakeLogSig = new Uint8Array(64).fill(1);
+    const forged = {
+      ...b,
+      artifact: toBase64(mine),
+      logSignature: toBase64(fakeLogSig),
+      countersignature: toBase64(ed25519.sign(countersignMessage(fakeLogSig), w.fleetSeed)),
+    };
+    await refused(verifyBundle(forged, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleNotLogged);
+  });
+
+  it("the log's signature over the artifact must verify", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    const badSig = new Uint8Array(64).fill(2);
+    const forged = {
+      ...b,
+      logSignature: toBase64(badSig),
+      countersignature: toBase64(ed25519.sign(countersignMessage(badSig), w.fleetSeed)),
+    };
+    await refused(verifyBundle(forged, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleLogSignature);
+  });
+
+  it("a checkpoint with too few (or forged) witness cosignatures", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    const store = memoryCheckpointStore();
+    await unchanged(store, () =>
+      refused(verifyBundle({ ...b, checkpoint: "" }, w.pins, store, NOW), ErrorCode.BundleCheckpoint),
+    );
+    const one = { ...b, checkpoint: await w.checkpoint(1, [w.w1]) };
+    await refused(verifyBundle(one, w.pins, store, NOW), ErrorCode.BundleWitnesses);
+    const impostor = generateSignerKey("example.test/w2", SIG_COSIGNATURE_V1);
+    const forged = { ...b, checkpoint: await w.checkpoint(1, [w.w1, impostor]) };
+    await refused(verifyBundle(forged, w.pins, store, NOW), ErrorCode.BundleWitnesses);
+    expect(await store.load()).toBeNull();
+  });
+
+  it("a checkpoint the pinned log did not sign", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const b = await w.bundle(0);
+    const other = world();
+    other.append(w.artifactOf());
+    const foreign = { ...b, checkpoint: await other.checkpoint(1) };
+    await refused(verifyBundle(foreign, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleCheckpoint);
+  });
+
+  it("a checkpoint older than one the client has seen (rollback)", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
+    const store = memoryCheckpointStore();
+    await verifyBundle(await w.bundle(0, 2), w.pins, store, NOW);
+    await refused(verifyBundle(await w.bundle(0, 1), w.pins, store, NOW), ErrorCode.BundleRollback);
+    expect((await store.load())?.size).toBe(2);
+  });
+
+  it("two different checkpoints of the same size (split view)", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const store = memoryCheckpointStore();
+    await verifyBundle(await w.bundle(0), w.pins, store, NOW);
+    // The log shows this client another tree of the same size, properly signed and cosigned.
+    const forked = w.tree.size;
+    const b = await w.bundle(0);
+    const otherRoot = new Uint8Array(32).fill(6);
+    const split = { ...b, checkpoint: await w.checkpoint(forked, undefined, otherRoot) };
+    await unchanged(store, () => refused(verifyBundle(split, w.pins, store, NOW), ErrorCode.BundleSplitView));
+  });
+
+  it("a larger checkpoint without a valid consistency proof from the one seen", async () => {
+    const w = world();
+    w.append(w.artifactOf());
+    const store = memoryCheckpointStore();
+    await verifyBundle(await w.bundle(0), w.pins, store, NOW);
+    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
+    const b = await w.bundle(0);
+    await refused(verifyBundle(b, w.pins, store, NOW), ErrorCode.BundleInconsistent);
+    const wrong = { ...b, consistency: { from: 1, proof: [toBase64(new Uint8Array(32))] } };
+    await unchanged(store, () =>
+      refused(verifyBundle(wrong, w.pins, store, NOW), ErrorCode.BundleInconsistent),
+    );
+  });
+
+  it("an expired artifact, and one not yet valid", async () => {
+    const w = world();
+    w.append(w.artifactOf({ notBefore: NOW - 10_000, notAfter: NOW - 1 }));
+    const store = memoryCheckpointStore();
+    await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW), ErrorCode.BundleExpired);
+    await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW - 20_000), ErrorCode.BundleExpired);
+    expect(await store.load()).toBeNull();
+  });
+
+  it("a bundle for another namespace", async () => {
+    const w = world();
+    w.append(w.artifactOf({ namespace: "other.test/vault" }), "other.test/vault");
+    const store = memoryCheckpointStore();
+    await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW), ErrorCode.BundleNamespace);
+    // An artifact naming another namespace than its log entry is refused too.
+    const v = world();
+    v.append(v.artifactOf({ namespace: "other.test/vault" }));
+    await refused(verifyBundle(await v.bundle(0), v.pins, store, NOW), ErrorCode.BundleNamespace);
+    expect(await store.load()).toBeNull();
+  });
+});

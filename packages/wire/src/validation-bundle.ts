@@ -1,0 +1,28 @@
+/**
+ * The validation bundle as it travels in vault responses (JSON; bytes in standard base64, as the
+ * log serves them). Everything in it is checked by the client against its pins before use
+ * (packages/client/src/bundle/).
+ */
+export interface BundleJson {
+  namespace: string;
+  epoch: number;
+  /** The encoded FleetArtifact. */
+  artifact: string;
+  /** SHA-256 of the fleet's evidence (part of the log entry). */
+  evidenceDigest: string;
+  /** The entry's index in the log. */
+  index: number;
+  /** The log's Ed25519 signature over (namespace, epoch, SHA-256(artifact)). */
+  logSignature: string;
+  /** The fleet's Ed25519 signature over countersignMessage(logSignature). */
+  countersignature: string;
+  /** Inclusion proof of the entry in the checkpoint. */
+  inclusionProof: string[];
+  /** The checkpoint: a C2SP signed note with the log's signature and witness cosignatures. */
+  checkpoint: string;
+  /** Consistency proof from the size the client said it has seen to the checkpoint's size. */
+  consistency?: { from: number; proof: string[] };
+}
+
+/** Request header with the size of the largest checkpoint the client has seen. */
+export const CHECKPOINT_SIZE_HEADER = "x-bkv-checkpoint-size";
