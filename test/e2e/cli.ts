@@ -1,5 +1,8 @@
 /** Helpers for end-to-end tests: run the built `bkv` CLI as a user would, and a `bkv dev` vault. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const BKV = fileURLToPath(new URL("../../packages/cli/bin/bkv.js", import.meta.url));
@@ -10,9 +13,15 @@ export interface RunResult {
   stderr: string;
 }
 
-export function bkv(args: string[], input?: string): Promise<RunResult> {
+/** Where the CLI keeps the checkpoints it has seen during these tests (not the user's home). */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), "bkv-state-"));
+
+export function bkv(args: string[], input?: string, env: Record<string, string> = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BKV, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BKV, ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, BKV_STATE_DIR: STATE_DIR, ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {

@@ -214,6 +214,115 @@ export function vaultCliSuite(platform: Platform): void {
       expect(r.stderr).toMatch(/own record/);
     });
 
+    it("serves a live transparency log with witnesses; the ready line names it and what to pin", async () => {
+      const r = dev.ready as { log: string; logKey: string; witnessKeys: string[]; namespace: string };
+      expect(r.log).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(r.logKey).toMatch(/^localhost\/bkv-dev\/log\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*$/);
+      expect(r.witnessKeys).toHaveLength(2);
+      expect(r.namespace).toBe("bkv-dev");
+      const note = await (await fetch(`${r.log}/checkpoint`)).text();
+      const [origin, size] = note.split("\n");
+      expect(origin).toBe("localhost/bkv-dev/log");
+      expect(Number(size)).toBeGreaterThanOrEqual(1);
+      // The log's signature and both witnesses' cosignatures.
+      expect(note.split("\n").filter((l) => l.startsWith("\u2014 "))).toHaveLength(3);
+      const tile = await fetch(`${r.log}/tile/0/000.p/${size}`);
+      expect(tile.status).toBe(200);
+      expect((await tile.arrayBuffer()).byteLength).toBe(32 * Number(size));
+      // Every host hands out the counter-signed bundle.
+      const b = (await (await fetch(`${dev.url}/v1/bundle`)).json()) as {
+        countersignature: string;
+        checkpoint: string;
+      };
+      expect(b.countersignature.length).toBeGreaterThan(80);
+      expect(b.checkpoint).toBe(note);
+    });
+
+    it("refuses a fleet its pins do not vouch for, before sending the PIN (exit 6), and uses no guess", async () => {
+      const trust = JSON.parse(readFileSync(join(dev.dir, "trust.json"), "utf8")) as Record<string, unknown>;
+      const other = join(work, "other-namespace.json");
+      writeFileSync(other, JSON.stringify({ ...trust, namespace: "someone-else" }));
+      const keyFile = join(work, "erin.key");
+      await bkv(["key", "new", "--out", keyFile]);
+      expect(
+        (await bkv(["vault", "register", "--dev", dev.dir, "--user", "erin", "--key", keyFile], "2468\n"))
+          .code,
+      ).toBe(0);
+      const ns = await bkv(
+        [
+          "vault",
+          "recover",
+          "--dev",
+          dev.dir,
+          "--trust",
+          other,
+          "--user",
+          "erin",
+          "--out",
+          join(work, "x.key"),
+          "--json",
+        ],
+        "0000\n",
+      );
+      expect(ns.code).toBe(6);
+      expect(JSON.parse(ns.stdout)).toMatchObject({ ok: false, error: "BUNDLE_NAMESPACE" });
+
+      // A device that remembers a larger checkpoint than the log shows: rollback.
+      const seen = join(work, "seen-more.json");
+      writeFileSync(seen, JSON.stringify({ size: 1000, root: Buffer.alloc(32).toString("base64") }));
+      const rb = await bkv(
+        [
+          "vault",
+          "recover",
+          "--dev",
+          dev.dir,
+          "--checkpoint",
+          seen,
+          "--user",
+          "erin",
+          "--out",
+          join(work, "x.key"),
+          "--json",
+        ],
+        "0000\n",
+      );
+      expect(rb.code).toBe(6);
+      expect(JSON.parse(rb.stdout)).toMatchObject({ error: "BUNDLE_ROLLBACK" });
+
+      // The same size with another root: a split view.
+      const note = await (await fetch(`${String(dev.ready.log)}/checkpoint`)).text();
+      const split = join(work, "seen-split.json");
+      writeFileSync(
+        split,
+        JSON.stringify({ size: Number(note.split("\n")[1]), root: Buffer.alloc(32, 1).toString("base64") }),
+      );
+      const sv = await bkv(
+        [
+          "vault",
+          "recover",
+          "--dev",
+          dev.dir,
+          "--checkpoint",
+          split,
+          "--user",
+          "erin",
+          "--out",
+          join(work, "x.key"),
+          "--json",
+        ],
+        "0000\n",
+      );
+      expect(sv.code).toBe(6);
+      expect(JSON.parse(sv.stdout)).toMatchObject({ error: "BUNDLE_SPLIT_VIEW" });
+
+      // None of it used a guess: the right PIN still finds every guess left.
+      const ok = await bkv(
+        ["vault", "recover", "--dev", dev.dir, "--user", "erin", "--out", join(work, "erin2.key"), "--json"],
+        "2468\n",
+      );
+      expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, guessesRemaining: 3 });
+    });
+
     it("usage errors exit 1 with a message", async () => {
       const r = await bkv(["vault", "recover", "--dev", dev.dir, "--user", "alice"], "4821\n");
       expect(r.code).toBe(1);

@@ -132,6 +132,18 @@ describe("validation bundles: the client's checks", () => {
     b.consistency = { from: 1, proof: w.tree.consistencyProof(1, 2).map(toBase64) };
     await verifyBundle(b, w.pins, store, NOW);
     expect((await store.load())?.size).toBe(2);
+    // A new fleet (the next epoch, new keys) needs no client update: the same pins accept it.
+    const next = w.artifactOf({
+      epoch: 3,
+      keys: [
+        { role: "vault-hpke", key: new Uint8Array(32).fill(12) },
+        { role: "fleet-signing", key: ed25519.getPublicKey(w.fleetSeed) },
+      ],
+    });
+    const j = w.append(next, w.pins.namespace, 3);
+    const nb = await w.bundle(j);
+    nb.consistency = { from: 2, proof: w.tree.consistencyProof(2, 3).map(toBase64) };
+    expect((await verifyBundle(nb, w.pins, store, NOW)).vaultPublicKey).toEqual(new Uint8Array(32).fill(12));
   });
 
   it("an artifact not in the log (signed by the log, never appended)", async () => {
