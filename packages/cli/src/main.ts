@@ -11,6 +11,7 @@ import { devCommand } from "./commands/dev.js";
 import { fleetCommand } from "./commands/fleet.js";
 import { hostCommand } from "./commands/host.js";
 import { measureCommand } from "./commands/measure.js";
+import { monitorCommand } from "./commands/monitor.js";
 import { vaultCommand } from "./commands/vault.js";
 
 const USAGE = `usage: bkv <command> [options]
@@ -27,6 +28,10 @@ const USAGE = `usage: bkv <command> [options]
   measure [--source DIR] [--out FILE]    build the HSM core reproducibly and print its measurement
   audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID] [--json]
                                          check a fleet's evidence; exit 0 only if every check holds
+  monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])
+          [--vendor-root FILE] [--state FILE] [--max-guess-limit N] [--follow [--interval S]] [--json]
+                                         follow the transparency log, check every entry and its
+                                         evidence, report each fleet; exit 0 only if every check holds
   host --config FILE                     run one host agent and its HSM process
   key new --out KEYFILE                  make a new backup key
   backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
@@ -50,6 +55,7 @@ const COMMANDS: Record<string, Command> = {
   fleet: fleetCommand,
   measure: measureCommand,
   audit: auditCommand,
+  monitor: monitorCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -162,12 +162,3 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
 export function writeTransparencyInfo(dir: string, info: TransparencyInfo): void {
   writeFileSync(join(devPaths(dir).dir, "transparency.json"), `${JSON.stringify(info, null, 2)}\n`);
 }
-
-export function readTransparencyInfo(dir: string): TransparencyInfo {
-  const path = join(devPaths(dir).dir, "transparency.json");
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as TransparencyInfo;
-  } catch (e) {
-    throw new BkvError(ErrorCode.Invalid, `cannot read ${path}: ${(e as Error).message}`);
-  }
-}

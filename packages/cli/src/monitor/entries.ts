@@ -1,0 +1,234 @@
+/**
+ * The checks of one log entry (already authenticated against the checkpoint root by TiledLog):
+ *
+ *   entry.decode           the leaf decodes as a bkv-log-entry/v1
+ *   artifact.decode        its artifact decodes as a fleet artifact
+ *   artifact.epoch         the artifact's namespace and epoch are the entry's
+ *   evidence.fetch         the log serves evidence with the entry's digest
+ *   evidence.digest        that evidence hashes to the digest
+ *   bundle.fetch           the log serves a bundle for (namespace, epoch) naming this entry
+ *   bundle.signature       the log's signature over (namespace, epoch, SHA-256(artifact)) verifies
+ *   bundle.inclusion       the bundle's cosigned checkpoint and inclusion proof verify
+ *   evidence.decode        the evidence and its genesis statement decode
+ *   evidence.artifact      the artifact is exactly what the genesis statement implies
+ *   audit.<check>          every check of auditEvidence (attestation.N skipped without a vendor root)
+ *
+ * A check that cannot run because an earlier one failed is not reported.
+ */
+import { createHash } from "node:crypto";
+import { auditEvidence } from "@bkv/client";
+import { ed25519VerifyWith } from "@bkv/hsm-software";
+import {
+  decodeLogEntry,
+  type LogEntry,
+  type TrustPolicy,
+  verifyBundleSignature,
+  verifyLogBundle,
+} from "@bkv/tlog";
+import {
+  artifactMismatches,
+  bytesEqual,
+  decodeArtifact,
+  decodeEvidence,
+  decodeStatement,
+  type FleetArtifact,
+  type GenesisStatement,
+  toHex,
+} from "@bkv/wire";
+import { type FleetView, fleetView } from "./diff.js";
+import type { LogClient } from "./log-client.js";
+
+export interface CheckFailure {
+  readonly check: string;
+  readonly message: string;
+}
+
+export interface EntryResult {
+  readonly index: number;
+  readonly namespace: string | null;
+  readonly epoch: number | null;
+  /** The fleet the artifact describes, if it decoded. */
+  readonly fleet: FleetView | null;
+  readonly passed: readonly string[];
+  readonly failures: readonly CheckFailure[];
+  /** Audit checks not run: the attestation checks when no vendor root is configured. */
+  readonly skipped: readonly string[];
+}
+
+export interface EntryContext {
+  readonly client: LogClient;
+  readonly policy: TrustPolicy;
+  /** The verified checkpoint the entry was read under. */
+  readonly size: number;
+  readonly root: Uint8Array;
+  readonly vendorRoots: readonly Uint8Array[] | null;
+  readonly maxGuessLimit: number;
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryContext): Promise<EntryResult> {
+  const passed: string[] = [];
+  const failures: CheckFailure[] = [];
+  const skipped: string[] = [];
+  const pass = (check: string) => passed.push(check);
+  const fail = (check: string, msg: string) => failures.push({ check, message: msg });
+  let entry: LogEntry | undefined;
+  let artifact: FleetArtifact | undefined;
+  const result = (): EntryResult => ({
+    index,
+    namespace: entry?.namespace ?? null,
+    epoch: entry?.epoch ?? null,
+    fleet: artifact === undefined ? null : fleetView(index, artifact),
+    passed,
+    failures,
+    skipped,
+  });
+
+  try {
+    entry = decodeLogEntry(raw);
+    pass("entry.decode");
+  } catch (e) {
+    fail("entry.decode", message(e));
+    return result();
+  }
+  try {
+    artifact = decodeArtifact(entry.artifact);
+    pass("artifact.decode");
+  } catch (e) {
+    fail("artifact.decode", message(e));
+  }
+  if (artifact !== undefined) {
+    if (artifact.namespace === entry.namespace && artifact.epoch === entry.epoch) pass("artifact.epoch");
+    else
+      fail(
+        "artifact.epoch",
+        `the entry is (${entry.namespace}, ${entry.epoch}), its artifact says (${artifact.namespace}, ${artifact.epoch})`,
+      );
+  }
+
+  const [evidence] = await Promise.all([
+    fetchEvidence(entry, ctx, pass, fail),
+    checkBundle(index, entry, ctx, pass, fail),
+  ]);
+  if (evidence === undefined) return result();
+
+  let st: GenesisStatement;
+  try {
+    st = decodeStatement(decodeEvidence(evidence).statement);
+    pass("evidence.decode");
+  } catch (e) {
+    fail("evidence.decode", message(e));
+    return result();
+  }
+  if (artifact !== undefined) {
+    const diffs = artifactMismatches(artifact, st);
+    if (diffs.length === 0) pass("evidence.artifact");
+    else
+      fail(
+        "evidence.artifact",
+        `the evidence's genesis statement (fleet ${toHex(st.fleetId)}) differs from the artifact in: ${diffs.join(", ")}`,
+      );
+  }
+  const report = auditEvidence(evidence, {
+    vendorRoots: ctx.vendorRoots === null ? [] : [...ctx.vendorRoots],
+    // The monitor reports the measurement; comparing it to a build is the auditor's job (bkv audit).
+    expectedMeasurement: st.measurement,
+    maxGuessLimit: ctx.maxGuessLimit,
+    verify: ed25519VerifyWith,
+    sha256,
+  });
+  for (const c of report.checks) {
+    const name = `audit.${c.name}`;
+    if (ctx.vendorRoots === null && /^attestation\.\d+$/.test(c.name)) skipped.push(name);
+    else if (c.ok) pass(name);
+    else fail(name, c.detail);
+  }
+  return result();
+}
+
+async function fetchEvidence(
+  entry: LogEntry,
+  ctx: EntryContext,
+  pass: (check: string) => void,
+  fail: (check: string, msg: string) => void,
+): Promise<Uint8Array | undefined> {
+  let evidence: Uint8Array | undefined;
+  try {
+    evidence = await ctx.client.evidence(entry.evidenceDigest);
+  } catch (e) {
+    fail("evidence.fetch", message(e));
+    return undefined;
+  }
+  if (evidence === undefined) {
+    fail("evidence.fetch", `the log has no evidence with digest ${toHex(entry.evidenceDigest)}`);
+    return undefined;
+  }
+  pass("evidence.fetch");
+  if (!bytesEqual(sha256(evidence), entry.evidenceDigest)) {
+    fail("evidence.digest", `the evidence served for ${toHex(entry.evidenceDigest)} has another SHA-256`);
+    return undefined;
+  }
+  pass("evidence.digest");
+  return evidence;
+}
+
+async function checkBundle(
+  index: number,
+  entry: LogEntry,
+  ctx: EntryContext,
+  pass: (check: string) => void,
+  fail: (check: string, msg: string) => void,
+): Promise<void> {
+  let bundle: Awaited<ReturnType<LogClient["bundle"]>>;
+  try {
+    bundle = await ctx.client.bundle(entry.namespace, entry.epoch);
+  } catch (e) {
+    fail("bundle.fetch", message(e));
+    return;
+  }
+  if (bundle === undefined) {
+    fail("bundle.fetch", `the log serves no bundle for (${entry.namespace}, ${entry.epoch})`);
+    return;
+  }
+  const differs: string[] = [];
+  if (bundle.namespace !== entry.namespace || bundle.epoch !== entry.epoch) differs.push("namespace/epoch");
+  if (bundle.index !== index) differs.push(`index ${bundle.index}`);
+  if (!bytesEqual(bundle.artifact, entry.artifact)) differs.push("artifact");
+  if (!bytesEqual(bundle.evidenceDigest, entry.evidenceDigest)) differs.push("evidence digest");
+  if (differs.length > 0) {
+    fail(
+      "bundle.fetch",
+      `the log's bundle for (${entry.namespace}, ${entry.epoch}) differs from the entry: ${differs.join(", ")}`,
+    );
+    return;
+  }
+  pass("bundle.fetch");
+  if (
+    !verifyBundleSignature(
+      ctx.policy.logKey,
+      entry.namespace,
+      entry.epoch,
+      entry.artifact,
+      bundle.logSignature,
+    )
+  ) {
+    fail("bundle.signature", "the log's signature over (namespace, epoch, artifact) does not verify");
+    return;
+  }
+  pass("bundle.signature");
+  try {
+    const cp = verifyLogBundle(bundle, ctx.policy).checkpoint;
+    if (cp.size < ctx.size)
+      throw new Error(`the bundle's checkpoint (size ${cp.size}) is older than ${ctx.size}`);
+    if (cp.size === ctx.size && !bytesEqual(cp.root, ctx.root))
+      throw new Error(`split view: the bundle's checkpoint of size ${cp.size} has another root`);
+    pass("bundle.inclusion");
+  } catch (e) {
+    fail("bundle.inclusion", message(e));
+  }
+}
