@@ -235,6 +235,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const perAddress = new RateLimiter(config.rateLimits.perAddress);
   const doc = openApiDocument();
 
+  // Web apps on the configured origins may call the client API from the browser (CORS). Only the
+  // client endpoints; the peer endpoints are for other hosts.
+  const cors = new Set(config.corsOrigins ?? []);
+  app.addHook("onRequest", async (req, reply) => {
+    const origin = req.headers.origin;
+    if (origin === undefined || !cors.has(origin) || req.url.startsWith("/v1/peer")) return;
+    reply.header("access-control-allow-origin", origin);
+    reply.header("vary", "origin");
+    reply.header("access-control-expose-headers", "x-bkv-leader");
+    if (req.method === "OPTIONS") {
+      reply.header("access-control-allow-methods", "GET, POST");
+      reply.header("access-control-allow-headers", `authorization, content-type, ${CHECKPOINT_SIZE_HEADER}`);
+      reply.header("access-control-max-age", "600");
+      return reply.code(204).send();
+    }
+  });
+
   app.setErrorHandler((err, _req, reply) => {
     const e = err as { validation?: unknown; statusCode?: number; message: string };
     if (e.validation !== undefined) return send(reply, 400, ErrorCode.Malformed, e.message);

@@ -23,6 +23,8 @@ export interface HostConfig {
   rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
   /** Where the fleet is published: the host hands its validation bundle out with every response. */
   transparency?: TransparencyConfig;
+  /** Browser origins (e.g. a web app) allowed to call the client API (CORS). */
+  corsOrigins?: string[];
 }
 
 export const DEFAULT_RATE_LIMITS: HostConfig["rateLimits"] = {

@@ -4,7 +4,6 @@
  * up, and nothing changes in the vault).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpTransport, sealRequest, VaultClient } from "@bkv/client";
@@ -12,11 +11,10 @@ import type { HostConfig, RunningHost } from "@bkv/host";
 import { fromHex, toBase64Url } from "@bkv/wire";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startOneNodeVault } from "./one-node.js";
+import { startOneNodeVault, testHsmCommand } from "./one-node.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(9);
-const hsmMain = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
 
 let dir: string;
 let host: RunningHost;
@@ -38,7 +36,8 @@ beforeAll(async () => {
     node: 1,
     listen: { host: "127.0.0.1", port: 0 },
     storagePath: join(dir, "host.sqlite"),
-    hsmCommand: [process.execPath, hsmMain, "--dir", join(dir, "hsm")],
+    hsmCommand: testHsmCommand(dir),
+    corsOrigins: ["http://app.example"],
     peers: [],
     auth: { issuer: "test-issuer", audience: "test-vault", publicKeyJwk: await exportJWK(publicKey) },
     rateLimits: {
@@ -182,5 +181,32 @@ describe("host agent", () => {
     });
     expect(r.status).toBeGreaterThanOrEqual(400);
     expect(r.status).toBeLessThan(500);
+  });
+});
+
+describe("browsers (CORS) and bundles", () => {
+  it("lets a configured web origin call the client API, and no other origin", async () => {
+    const pre = await fetch(`${host.url}/v1/vault`, {
+      method: "OPTIONS",
+      headers: { origin: "http://app.example", "access-control-request-method": "POST" },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("http://app.example");
+    expect(pre.headers.get("access-control-allow-headers")).toContain("authorization");
+    const info = await fetch(`${host.url}/v1/info`, { headers: { origin: "http://app.example" } });
+    expect(info.headers.get("access-control-allow-origin")).toBe("http://app.example");
+    const other = await fetch(`${host.url}/v1/info`, { headers: { origin: "http://evil.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    const peer = await fetch(`${host.url}/v1/peer`, {
+      method: "OPTIONS",
+      headers: { origin: "http://app.example" },
+    });
+    expect(peer.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("a fleet not published in a log has no bundle (404), and says so", async () => {
+    const r = await fetch(`${host.url}/v1/bundle`);
+    expect(r.status).toBe(404);
+    expect(((await r.json()) as { message: string }).message).toMatch(/not published/);
   });
 });

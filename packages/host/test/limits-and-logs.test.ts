@@ -3,7 +3,6 @@
  * host's structured logs carry no token, request body or PIN-derived bytes.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpTransport, VaultClient } from "@bkv/client";
@@ -12,10 +11,9 @@ import type { HostConfig, RunningHost } from "@bkv/host";
 import { fromHex } from "@bkv/wire";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
-import { startOneNodeVault } from "./one-node.js";
+import { startOneNodeVault, testHsmCommand } from "./one-node.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
-const hsmMain = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
 
 let host: RunningHost | undefined;
 let dir: string | undefined;
@@ -33,7 +31,7 @@ async function start(rateLimits: HostConfig["rateLimits"]) {
     node: 1,
     listen: { host: "127.0.0.1", port: 0 },
     storagePath: join(dir, "host.sqlite"),
-    hsmCommand: [process.execPath, hsmMain, "--dir", join(dir, "hsm")],
+    hsmCommand: testHsmCommand(dir),
     peers: [],
     auth: { issuer: "t", audience: "t", publicKeyJwk: await exportJWK(publicKey) },
     rateLimits,

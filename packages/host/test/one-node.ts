@@ -1,5 +1,20 @@
 /** Test helper: a vault of one node (genesis ceremony, host agent, HSM process), ready to serve. */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createFleet, type HostConfig, type RunningHost, startHost } from "@bkv/host";
+import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+
+const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
+
+/** The argv of a software HSM process in dir/hsm, attested by a test vendor root kept in dir. */
+export function testHsmCommand(dir: string): string[] {
+  const key = join(dir, "vendor-root.key");
+  if (!existsSync(key)) writeVendorRoot(newVendorRoot(), key, join(dir, "vendor-root.pub"));
+  const main = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
+  return [process.execPath, main, "--dir", join(dir, "hsm"), "--vendor-key", key, "--core", CORE];
+}
 
 export async function startOneNodeVault(config: HostConfig, guessLimit = 10): Promise<RunningHost> {
   await createFleet(
