@@ -13,6 +13,11 @@ if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null
 fi
 
+# Chromium: the browser the demo page's tests (test/browser) drive through playwright-core.
+if [ ! -e /usr/bin/chromium ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 npm run build --silent
 npx tsc -p tsconfig.test.json
 npx biome ci --colors=off --error-on-warnings .

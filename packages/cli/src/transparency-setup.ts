@@ -23,6 +23,7 @@ import {
   decodeStatement,
   ErrorCode,
   encodeArtifact,
+  toHex,
 } from "@bkv/wire";
 import { devPaths } from "./dev-files.js";
 import { spawnService } from "./services.js";
@@ -161,4 +162,14 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
 
 export function writeTransparencyInfo(dir: string, info: TransparencyInfo): void {
   writeFileSync(join(devPaths(dir).dir, "transparency.json"), `${JSON.stringify(info, null, 2)}\n`);
+}
+
+/** The log's transparency page, with what to pin in the URL fragment (never sent to the server). */
+export function transparencyUrl(info: TransparencyInfo, vendorRoot?: Uint8Array): string {
+  const p = new URLSearchParams();
+  p.set("logKey", info.logKey);
+  for (const k of info.witnessKeys) p.append("witnessKey", k);
+  p.set("threshold", String(info.witnessThreshold));
+  if (vendorRoot !== undefined) p.set("vendorRoot", toHex(vendorRoot));
+  return `${info.log}/transparency/#${p.toString()}`;
 }

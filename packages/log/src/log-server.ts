@@ -22,6 +22,7 @@
  *                                      {namespace, epoch, artifact, evidenceDigest, index,
  *                                       logSignature, inclusionProof, checkpoint}
  *   GET  /evidence/<hex SHA-256>      the evidence bytes with that digest
+ *   GET  /transparency/               the transparency page (transparency-page.ts)
  *
  * Entries are the `bkv-log-entry/v1` encoding of @bkv/tlog (log-entry.ts); the log's signature
  * per artifact is Ed25519 over bundleSignedMessage(namespace, epoch, SHA-256(artifact)). Reads
@@ -61,6 +62,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
 import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { transparencyRoutes } from "./transparency-page.js";
 import { requestCosignature, type WitnessConfig } from "./witness-client.js";
 
 export interface LogOptions {
@@ -347,6 +349,7 @@ function sendError(reply: FastifyReply, e: unknown): FastifyReply {
 /** The HTTP API over a LogService. */
 export function logApp(log: LogService): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  transparencyRoutes(app);
 
   app.post("/add", async (req, reply) => {
     try {

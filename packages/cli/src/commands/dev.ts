@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Faults, HostConfig } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
+import { readVendorRootPub } from "@bkv/hsm-software";
 import { parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
@@ -30,6 +31,7 @@ import {
   publishFleet,
   type RunningTransparency,
   startTransparency,
+  transparencyUrl,
   WITNESSES,
   writeTransparencyInfo,
 } from "../transparency-setup.js";
@@ -351,6 +353,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       logKey: transparency.info.logKey,
       witnessKeys: transparency.info.witnessKeys,
       namespace: transparency.info.namespace,
+      transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub)),
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
   );

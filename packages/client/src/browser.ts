@@ -1,0 +1,63 @@
+/**
+ * The browser entry of @bkv/client, bundled into one ES module by build-browser.mjs
+ * (dist/browser/bkv-client.js): the whole browser-safe SDK (backup files, vault client, bundle
+ * checks, evidence audit, passkeys) plus what a transparency page needs to follow the log and
+ * decode what it holds. No Node API is reachable from here.
+ */
+
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+
+// Transparency log: checkpoints, notes, Merkle proofs, tiles, log entries, bundle signatures.
+export {
+  type Checkpoint,
+  type CosignedCheckpoint,
+  decodeLogEntry,
+  fromBase64,
+  type LogEntry,
+  logEntryLeafHash,
+  type NoteVerifier,
+  noteVerifier,
+  type OpenedNote,
+  openCosignedCheckpoint,
+  openNote,
+  parseCheckpoint,
+  TiledLog,
+  type TileReader,
+  type TrustPolicy,
+  toBase64,
+  verifyBundleSignature,
+  verifyConsistency,
+  verifyInclusion,
+} from "@bkv/tlog";
+// Wire formats: fleet artifacts, genesis statements and evidence, byte encodings.
+export {
+  artifactKey,
+  decodeArtifact,
+  decodeEvidence,
+  decodeStatement,
+  type FleetArtifact,
+  type FleetEvidence,
+  type FleetPolicy,
+  fromBase64Url,
+  fromHex,
+  type GenesisStatement,
+  type KeyRole,
+  toBase64Url,
+  toHex,
+} from "@bkv/wire";
+export * from "./index.js";
+
+/** Ed25519 verification (RFC 8032, strict) for auditEvidence in a browser; false on any bad input. */
+export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/** SHA-256, synchronous, for auditEvidence and evidence digests in a browser. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return nobleSha256(data);
+}

@@ -1,0 +1,60 @@
+/**
+ * The transparency page, served by the log at /transparency/: the fleets and their epochs, an
+ * evidence summary, the checkpoint and the witnesses' cosignatures, all checked in the visitor's
+ * browser by the client SDK's own bundle (bkv-client.js) against the keys the visitor pins (the
+ * URL fragment or the form). The page's code is static; it trusts nothing the log says.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+
+const STATIC = fileURLToPath(new URL("../static/transparency/", import.meta.url));
+const FILES: Record<string, string> = {
+  "app.js": "app.js",
+  "app.css": "app.css",
+};
+const TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+};
+const CSP =
+  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+
+function sdkBundle(): string {
+  const clientMain = createRequire(import.meta.url).resolve("@bkv/client");
+  return join(dirname(clientMain), "browser", "bkv-client.js");
+}
+
+export function transparencyRoutes(app: FastifyInstance): void {
+  app.get("/transparency", async (_req, reply) => reply.redirect("/transparency/"));
+  app.get<{ Params: { file: string } }>("/transparency/:file", async (req, reply) => {
+    const name = req.params.file;
+    let path: string;
+    if (name === "bkv-client.js") path = sdkBundle();
+    else if (FILES[name] !== undefined) path = join(STATIC, FILES[name]);
+    else return reply.code(404).type("text/plain").send("not found");
+    let body: Buffer;
+    try {
+      body = readFileSync(path);
+    } catch {
+      return reply.code(503).type("text/plain").send(`${name} is not built: run npm run build`);
+    }
+    const ext = path.slice(path.lastIndexOf(".") + 1);
+    return reply
+      .header("content-security-policy", CSP)
+      .header("x-content-type-options", "nosniff")
+      .header("cache-control", "no-cache")
+      .type(TYPES[ext] ?? "application/octet-stream")
+      .send(body);
+  });
+  app.get("/transparency/", async (_req, reply) => {
+    return reply
+      .header("content-security-policy", CSP)
+      .header("cache-control", "no-cache")
+      .type(TYPES.html!)
+      .send(readFileSync(join(STATIC, "index.html")));
+  });
+}
