@@ -18,10 +18,13 @@ import { fileURLToPath } from "node:url";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { createFleet, type HostConfig } from "@bkv/host";
+import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
 import { fromHex } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
+import { ensureCore } from "../fleet-setup.js";
+import { CORE_BUNDLE } from "../measure.js";
 import { runLoad } from "./vault-load.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
@@ -121,6 +124,8 @@ export async function benchVault(opts: {
   workers?: number;
 }): Promise<{ raw: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-"));
+  await ensureCore();
+  writeVendorRoot(newVendorRoot(), join(dir, "vendor-root.key"), join(dir, "vendor-root.pub"));
   const profile = process.env.BKV_BENCH_HSM_PROFILE;
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const config: HostConfig = {
@@ -134,6 +139,10 @@ export async function benchVault(opts: {
       createRequire(import.meta.url).resolve("@bkv/hsm-software/main"),
       "--dir",
       join(dir, "hsm"),
+      "--vendor-key",
+      join(dir, "vendor-root.key"),
+      "--core",
+      CORE_BUNDLE,
     ],
     peers: [],
     auth: { issuer: "bench", audience: "bench", publicKeyJwk: await exportJWK(publicKey) },

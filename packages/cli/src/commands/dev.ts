@@ -5,12 +5,14 @@
  * fleet: `kill`, `start`, `partition`, `heal`, `status`; `token` mints a development bearer token.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Faults, HostConfig } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
+import type { WebConfig } from "@bkv/web";
 import { parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
@@ -209,6 +211,30 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status: statusCommand,
 };
 
+/** The demo web app (its own process): the page, the SDK bundle, dev tokens, stand-in cloud storage. */
+async function startWeb(dir: string, port: number, nodes: DevNode[], pins: TrustSettings): Promise<number> {
+  const p = devPaths(dir);
+  const webDir = join(p.dir, "web");
+  mkdirSync(webDir, { recursive: true, mode: 0o700 });
+  const config: WebConfig = {
+    hosts: nodes.map((n) => n.url),
+    pins,
+    tokenKey: p.tokenKey,
+    issuer: DEV_ISSUER,
+    audience: DEV_AUDIENCE,
+    rpName: "Backup Key Vault (development)",
+  };
+  const configPath = join(webDir, "config.json");
+  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  const main = createRequire(import.meta.url).resolve("@bkv/web/web-main");
+  const s = await spawnService(
+    [process.execPath, main, "--dir", webDir, "--listen", `127.0.0.1:${port}`, "--config", configPath],
+    webDir,
+    "web",
+  );
+  return s.pid;
+}
+
 export async function devCommand(argv: string[]): Promise<number> {
   const sub = argv[0] === undefined ? undefined : SUBCOMMANDS[argv[0]];
   if (sub !== undefined) return sub(argv.slice(1));
@@ -255,6 +281,10 @@ export async function devCommand(argv: string[]): Promise<number> {
 
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(basePort === 0 ? await freePort() : basePort + i);
+  // The demo web app's origin, which the hosts let call them from browsers.
+  const webPort = basePort === 0 ? await freePort() : basePort + 20;
+  // localhost, not 127.0.0.1: browsers accept no IP address as a passkey's relying party.
+  const webUrl = `http://localhost:${webPort}`;
   const nodes: DevNode[] = [];
   const configs: HostConfig[] = [];
   for (let i = 1; i <= count; i++) {
@@ -269,6 +299,7 @@ export async function devCommand(argv: string[]): Promise<number> {
         .map((port, k) => ({ node: k + 1, url: `http://127.0.0.1:${port}` }))
         .filter((x) => x.node !== i),
       faultsFile: p.faultsJson,
+      corsOrigins: [webUrl, `http://127.0.0.1:${webPort}`],
       auth: { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, publicKeyJwk: publicJwk(tokenKey) },
       rateLimits:
         rateLimit === "on"
@@ -334,6 +365,8 @@ export async function devCommand(argv: string[]): Promise<number> {
     for (const [i, n] of nodes.entries()) nodes[i] = await startHost(p.dir, n);
     writeDevInfo(p.dir, info);
     await waitForLeader(info);
+    info.servicePids!.push(await startWeb(p.dir, webPort, nodes, pins));
+    writeDevInfo(p.dir, info);
   } catch (e) {
     await stopAll();
     process.stderr.write(`bkv dev: ${(e as Error).message}\n`);
@@ -353,6 +386,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       logKey: transparency.info.logKey,
       witnessKeys: transparency.info.witnessKeys,
       namespace: transparency.info.namespace,
+      web: webUrl,
       transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub)),
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
