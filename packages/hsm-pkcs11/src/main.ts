@@ -5,8 +5,7 @@
  * SOFTHSM2_CONF to HSM_DIR/softhsm2.conf itself before it loads the module: one token per process.
  */
 import { parseArgs } from "node:util";
-import { loadCore, readVendorRootKey } from "@bkv/hsm-software";
-import { FrameDecoder, frame } from "@bkv/wire";
+import { loadCore, readVendorRootKey, serveFrames } from "@bkv/hsm-software";
 import { pkcs11Platform } from "./pkcs11-platform.js";
 import { provisionToken } from "./token.js";
 
@@ -32,33 +31,7 @@ async function run(): Promise<void> {
     measurement,
     module: values.module,
   });
-  function exit(code: number): never {
-    try {
-      platform.close();
-    } finally {
-      process.exit(code);
-    }
-  }
-  const core = await HsmCore.create(platform, (bytes) => {
-    process.stdout.write(frame(bytes));
-  });
-  const decoder = new FrameDecoder();
-  process.stdin.on("data", (chunk: Buffer) => {
-    let frames: Uint8Array[];
-    try {
-      frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    } catch (e) {
-      process.stderr.write(`hsm: bad framing from host, exiting: ${(e as Error).message}\n`);
-      exit(1);
-    }
-    for (const f of frames) {
-      core.receive(f).catch((e: unknown) => {
-        process.stderr.write(`hsm: internal error: ${(e as Error).message}\n`);
-      });
-    }
-  });
-  process.stdin.on("end", () => exit(0));
-  process.stdout.on("error", () => exit(0));
+  await serveFrames(HsmCore, platform, () => platform.close());
 }
 
 run().catch((e: unknown) => {

@@ -8,6 +8,7 @@ export {
   TEST_VENDOR,
 } from "./memory-platform.js";
 export * from "./node-crypto.js";
+export { serveFrames } from "./serve-frames.js";
 export * from "./soft-identity.js";
 export { type SoftwarePlatformOptions, softwarePlatform } from "./software-platform.js";
 export * from "./vendor-root.js";

@@ -6,8 +6,8 @@
  * written but the HSM's own folder.
  */
 import { parseArgs } from "node:util";
-import { FrameDecoder, frame } from "@bkv/wire";
 import { loadCore } from "./load-core.js";
+import { serveFrames } from "./serve-frames.js";
 import { softwarePlatform } from "./software-platform.js";
 import { readVendorRootKey } from "./vendor-root.js";
 
@@ -26,26 +26,7 @@ async function run(): Promise<void> {
     vendor: readVendorRootKey(values["vendor-key"]),
     measurement,
   });
-  const core = await HsmCore.create(platform, (bytes) => {
-    process.stdout.write(frame(bytes));
-  });
-  const decoder = new FrameDecoder();
-  process.stdin.on("data", (chunk: Buffer) => {
-    let frames: Uint8Array[];
-    try {
-      frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    } catch (e) {
-      process.stderr.write(`hsm: bad framing from host, exiting: ${(e as Error).message}\n`);
-      process.exit(1);
-    }
-    for (const f of frames) {
-      core.receive(f).catch((e: unknown) => {
-        process.stderr.write(`hsm: internal error: ${(e as Error).message}\n`);
-      });
-    }
-  });
-  process.stdin.on("end", () => process.exit(0));
-  process.stdout.on("error", () => process.exit(0));
+  await serveFrames(HsmCore, platform);
 }
 
 run().catch((e: unknown) => {
