@@ -3,12 +3,11 @@
  * playwright-core, a virtual WebAuthn authenticator per "device" (CDP), and screenshots of each step
  * in test-results/browser/.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseWebConfig, startWebServer, type WebServer } from "@bkv/web";
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from "playwright-core";
-import { BKV, bkv, type DevVault, startDev } from "../e2e/cli.js";
+import { type DevVault, startDev } from "../e2e/cli.js";
 
 export const CHROMIUM = process.env.BKV_CHROMIUM ?? "/usr/bin/chromium";
 export const ARTIFACTS = fileURLToPath(new URL("../../test-results/browser/", import.meta.url));
@@ -28,84 +27,21 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitForLeader(urls: string[], timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    for (const u of urls) {
-      try {
-        const h = (await (await fetch(`${u}/v1/health`, { signal: AbortSignal.timeout(1000) })).json()) as {
-          role?: string;
-          status?: string;
-        };
-        if (h.role === "leader" && h.status === "ok") return;
-      } catch {
-        // down or restarting
-      }
-    }
-    await sleep(100);
-  }
-  throw new Error("no leader after restarting the hosts");
-}
-
-/**
- * A fleet and the demo's web server. `bkv dev` starts the web server itself and names it `web` in
- * its ready line, with the hosts' CORS settings allowing it. Until it does, start the web server
- * here against the dev folder and give the hosts the same CORS setting by restarting them one at a
- * time (what `bkv dev` will write into their configs from the start). BKV_TEST_OWN_WEB=1 takes that
- * path even when `bkv dev` names a web server (to test this package's server against the folder).
- */
+/** A fleet and the demo's web server: `bkv dev` starts both and names the page `web` in its ready line. */
 export async function startDemo(dir: string, extra: string[]): Promise<Demo> {
   const dev = await startDev(dir, extra);
-  if (typeof dev.ready.web === "string" && process.env.BKV_TEST_OWN_WEB !== "1") {
-    const web = pageUrl(dev.ready.web);
-    try {
-      await expectCors(
-        (dev.ready.nodes as { url: string }[]).map((n) => n.url),
-        web,
-      );
-    } catch (e) {
-      await dev.stop();
-      throw e;
-    }
-    return { dev, web, stop: async () => void (await dev.stop()) };
-  }
-  let web: WebServer | undefined;
   try {
-    const nodes = dev.ready.nodes as { node: number; url: string }[];
-    const config = parseWebConfig({
-      hosts: nodes.map((n) => n.url),
-      pins: JSON.parse(readFileSync(join(dev.dir, "trust.json"), "utf8")),
-      tokenKey: join(dev.dir, "dev-token-key.jwk"),
-      issuer: "bkv-dev",
-      audience: "bkv-vault",
-      rpName: "Backup Key Vault (dev)",
-    });
-    web = await startWebServer({ dir: join(dev.dir, "web"), config });
-    for (const n of nodes) {
-      const path = join(dev.dir, `node-${n.node}`, "host", "config.json");
-      const host = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-      if (JSON.stringify(host.corsOrigins) === JSON.stringify(web.origins)) continue;
-      expectOk(await bkv(["dev", "kill", "--dir", dev.dir, "--node", String(n.node)]), "kill");
-      writeFileSync(path, `${JSON.stringify({ ...host, corsOrigins: web.origins }, null, 2)}\n`);
-      expectOk(await bkv(["dev", "start", "--dir", dev.dir, "--node", String(n.node)]), "start");
-      await waitForLeader(nodes.map((x) => x.url));
-    }
+    if (typeof dev.ready.web !== "string") throw new Error("bkv dev named no web server in its ready line");
+    const web = pageUrl(dev.ready.web);
+    await expectCors(
+      (dev.ready.nodes as { url: string }[]).map((n) => n.url),
+      web,
+    );
+    return { dev, web, stop: async () => void (await dev.stop()) };
   } catch (e) {
-    await web?.close();
     await dev.stop();
     throw e;
   }
-  const w = web;
-  return {
-    dev,
-    web: w.url,
-    stop: async () => {
-      await w.close();
-      await dev.stop();
-    },
-  };
 }
 
 /**
@@ -129,10 +65,6 @@ async function expectCors(hosts: string[], origin: string): Promise<void> {
       );
     }
   }
-}
-
-function expectOk(r: { code: number; stderr: string }, what: string): void {
-  if (r.code !== 0) throw new Error(`${BKV} dev ${what}: exit ${r.code}: ${r.stderr}`);
 }
 
 /** One device: a fresh browser context (empty profile and localStorage) with a virtual passkey authenticator. */
