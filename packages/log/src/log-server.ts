@@ -71,6 +71,8 @@ export interface LogOptions {
   readonly origin: string;
   /** Witnesses as [submission URL, cosignature/v1 verifier key]. */
   readonly witnesses?: readonly (readonly [string, string])[];
+  /** How often to retry publishing entries not yet published (default 5000 ms). */
+  readonly publishRetryMs?: number;
   /** How many witnesses must cosign before a checkpoint is published; default all of them. */
   readonly witnessThreshold?: number;
   /** Where events go; default one JSON line each on stderr. */
@@ -214,6 +216,23 @@ export class LogService {
     this.tree.append(h);
     this.event("appended", { namespace: req.namespace, epoch: req.epoch, index: entry.index });
     return entry;
+  }
+
+  /**
+   * Publish entries that were appended but never published (the witnesses were down, or the log
+   * stopped between appending and publishing). Runs at start and on a timer; true if all is published.
+   */
+  publishPending(): Promise<boolean> {
+    return this.serialized(async () => {
+      if (this.tree.size === 0 || this.tree.size <= this.publishedSize()) return true;
+      try {
+        await this.publish();
+        return true;
+      } catch (e) {
+        this.event("publish-pending-failed", { size: this.tree.size, message: (e as Error).message });
+        return false;
+      }
+    });
   }
 
   /** Sign a checkpoint of the whole tree, collect cosignatures, publish at the threshold. */
@@ -466,10 +485,16 @@ export async function startLogServer(options: LogOptions, host: string, port: nu
   const addr = app.server.address();
   const url =
     typeof addr === "object" && addr !== null ? `http://${host}:${addr.port}` : `http://${host}:${port}`;
+  // Entries appended but not published (a crash, absent witnesses) are published as soon as the
+  // witnesses answer, without waiting for the next /add.
+  void service.publishPending();
+  const retry = setInterval(() => void service.publishPending(), options.publishRetryMs ?? 5000);
+  retry.unref();
   return {
     url,
     service,
     close: async () => {
+      clearInterval(retry);
       await app.close();
       service.close();
     },

@@ -322,6 +322,9 @@ describe("the witness threshold", () => {
         "127.0.0.1",
         w2Port,
       );
+      // The log publishes the pending entry by itself once the witness is back.
+      expect(await log.service.publishPending()).toBe(true);
+      expect(parseCheckpoint(parseNote((await getText(`${log.url}/checkpoint`)).body).text).size).toBe(2);
       const retry = await add(log.url, "ns", 2, artifact("2"));
       expect(retry.status).toBe(200);
       expect(retry.body.index).toBe(1);
