@@ -29,3 +29,11 @@ export function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === "") throw new UsageError(`${flag} is required`);
   return value;
 }
+
+/** A whole-number flag within [min, max], or dflt when absent. */
+export function intFlag(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
+  const n = v === undefined ? dflt : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}

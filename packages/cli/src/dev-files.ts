@@ -15,8 +15,9 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseTrustPins, type TrustPins } from "@bkv/client";
+import { devTokens } from "@bkv/web";
 import { BkvError, ErrorCode } from "@bkv/wire";
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
 
 export const DEV_ISSUER = "bkv-dev";
 export const DEV_AUDIENCE = "bkv-vault";
@@ -70,16 +71,7 @@ export function publicJwk(jwk: JWK): JWK {
 }
 
 export async function mintDevToken(dir: string, user: string, ttlSeconds = 3600): Promise<string> {
-  const jwk = JSON.parse(readFileSync(devPaths(dir).tokenKey, "utf8")) as JWK;
-  const key = await importJWK(jwk, "EdDSA");
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "EdDSA" })
-    .setSubject(user)
-    .setIssuer(DEV_ISSUER)
-    .setAudience(DEV_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(`${ttlSeconds}s`)
-    .sign(key);
+  return (await devTokens(devPaths(dir).tokenKey, DEV_ISSUER, DEV_AUDIENCE)).mint(user, ttlSeconds);
 }
 
 function readJson<T>(path: string, what: string): T {

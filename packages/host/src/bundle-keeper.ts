@@ -18,16 +18,8 @@ export interface TransparencyConfig {
   refreshMs?: number;
 }
 
-interface LogBundleAnswer {
-  namespace: string;
-  epoch: number;
-  artifact: string;
-  evidenceDigest: string;
-  index: number;
-  logSignature: string;
-  inclusionProof: string[];
-  checkpoint: string;
-}
+/** What the log's GET /bundle answers: the bundle before the fleet counter-signs it. */
+type LogBundleAnswer = Omit<BundleJson, "countersignature" | "consistency">;
 
 function b64(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, "base64"));
@@ -44,6 +36,7 @@ export class BundleKeeper {
   private bundle: (BundleJson & { size: number }) | null = null;
   private signed: { logSignature: string; artifact: string; countersignature: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> | null = null;
   private proofs = new Map<string, string[]>();
   private readonly base: string;
 
@@ -56,7 +49,9 @@ export class BundleKeeper {
   }
 
   start(): void {
-    void this.refresh();
+    this.refreshing = this.refresh().finally(() => {
+      this.refreshing = null;
+    });
     this.timer = setInterval(() => void this.refresh(), this.config.refreshMs ?? 2000);
     this.timer.unref();
   }
@@ -102,9 +97,12 @@ export class BundleKeeper {
     }
   }
 
-  /** The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked. */
+  /**
+   * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked.
+   * Never fetches the bundle on a client's request: at most it waits for the first fetch to finish.
+   */
   async current(from: number | null): Promise<BundleJson | null> {
-    if (this.bundle === null) await this.refresh();
+    if (this.bundle === null && this.refreshing !== null) await this.refreshing;
     const b = this.bundle;
     if (b === null) return null;
     const { size, ...json } = b;

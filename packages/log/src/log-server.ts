@@ -60,6 +60,7 @@ import {
 import { bytesEqual, fromHex } from "@bkv/wire";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
+import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
 import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
 import { transparencyRoutes } from "./transparency-page.js";
@@ -476,15 +477,7 @@ export interface RunningLog {
 export async function startLogServer(options: LogOptions, host: string, port: number): Promise<RunningLog> {
   const service = new LogService(options);
   const app = logApp(service);
-  try {
-    await app.listen({ host, port });
-  } catch (e) {
-    service.close();
-    throw e;
-  }
-  const addr = app.server.address();
-  const url =
-    typeof addr === "object" && addr !== null ? `http://${host}:${addr.port}` : `http://${host}:${port}`;
+  const url = await listen(app, host, port, () => service.close());
   // Entries appended but not published (a crash, absent witnesses) are published as soon as the
   // witnesses answer, without waiting for the next /add.
   void service.publishPending();

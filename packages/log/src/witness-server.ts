@@ -31,6 +31,7 @@ import { fromUtf8 } from "@bkv/wire";
 import Database from "better-sqlite3";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
+import { listen } from "./listen.js";
 import { loadOrCreateKey, type NodeKey } from "./node-keys.js";
 
 export interface WitnessOptions {
@@ -165,15 +166,7 @@ export async function startWitnessServer(
 ): Promise<RunningWitness> {
   const service = new WitnessService(options);
   const app = witnessApp(service);
-  try {
-    await app.listen({ host, port });
-  } catch (e) {
-    service.close();
-    throw e;
-  }
-  const addr = app.server.address();
-  const url =
-    typeof addr === "object" && addr !== null ? `http://${host}:${addr.port}` : `http://${host}:${port}`;
+  const url = await listen(app, host, port, () => service.close());
   return {
     url,
     service,

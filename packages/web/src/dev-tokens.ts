@@ -10,7 +10,7 @@ import { importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 export const TOKEN_TTL_SECONDS = 3600;
 
 export interface DevTokens {
-  mint(user: string): Promise<string>;
+  mint(user: string, ttlSeconds?: number): Promise<string>;
   /** The token's subject, or null when the header holds no valid token. */
   verify(authorization: string | undefined): Promise<string | null>;
 }
@@ -28,14 +28,14 @@ export async function devTokens(keyPath: string, issuer: string, audience: strin
   const { d: _d, ...pub } = jwk;
   const publicKey = await importJWK(pub, "EdDSA");
   return {
-    mint: (user) =>
+    mint: (user, ttlSeconds = TOKEN_TTL_SECONDS) =>
       new SignJWT({})
         .setProtectedHeader({ alg: "EdDSA" })
         .setSubject(user)
         .setIssuer(issuer)
         .setAudience(audience)
         .setIssuedAt()
-        .setExpirationTime(`${TOKEN_TTL_SECONDS}s`)
+        .setExpirationTime(`${ttlSeconds}s`)
         .sign(privateKey),
     async verify(authorization) {
       if (authorization === undefined || !authorization.startsWith("Bearer ")) return null;

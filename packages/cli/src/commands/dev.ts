@@ -13,7 +13,7 @@ import type { Faults, HostConfig } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
 import type { WebConfig } from "@bkv/web";
-import { parse, required, UsageError } from "../args.js";
+import { intFlag, parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
   DEV_ISSUER,
@@ -39,13 +39,6 @@ import {
 } from "../transparency-setup.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
-
-function int(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
-  const n = v === undefined ? dflt : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
-  return n;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -132,7 +125,7 @@ async function tokenCommand(argv: string[]): Promise<number> {
     ttl: { type: "string" },
   });
   const dir = required(values.dir, "--dir");
-  const ttl = int(values.ttl, "--ttl", 3600, 1, 31 * 86400);
+  const ttl = intFlag(values.ttl, "--ttl", 3600, 1, 31 * 86400);
   process.stdout.write(`${await mintDevToken(dir, required(values.user, "--user"), ttl)}\n`);
   return 0;
 }
@@ -142,7 +135,7 @@ function nodeArgs(argv: string[]): { dir: string; info: DevInfo; node: number } 
   const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
   const dir = required(values.dir, "--dir");
   const info = readDevInfo(dir);
-  return { dir, info, node: int(values.node, "--node", 0, 1, info.nodes.length) };
+  return { dir, info, node: intFlag(values.node, "--node", 0, 1, info.nodes.length) };
 }
 
 async function killCommand(argv: string[]): Promise<number> {
@@ -266,15 +259,15 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (fleet !== null && fleet.platform !== platform) {
     throw new UsageError(`${p.dir} holds a fleet on the ${fleet.platform} platform; it cannot move`);
   }
-  const count = int(values.nodes, "--nodes", fleet?.members.length ?? 5, 1, 9);
+  const count = intFlag(values.nodes, "--nodes", fleet?.members.length ?? 5, 1, 9);
   if (count % 2 === 0)
     throw new UsageError("--nodes must be odd (1, 3, 5, 7 or 9): a majority must be unambiguous");
   if (fleet !== null && fleet.members.length !== count) {
     throw new UsageError(`${p.dir} holds a fleet of ${fleet.members.length}; membership is fixed at genesis`);
   }
-  const basePort = int(values.port, "--port", 8480, 0, 65535 - count);
-  const guessLimit = int(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
-  writeFaults(p.dir, { isolated: [], latencyMs: int(values.latency, "--latency", 0, 0, 10_000) });
+  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - count);
+  const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
+  writeFaults(p.dir, { isolated: [], latencyMs: intFlag(values.latency, "--latency", 0, 0, 10_000) });
   if (!existsSync(p.tokenKey))
     writeFileSync(p.tokenKey, `${JSON.stringify(await newTokenKey())}\n`, { mode: 0o600 });
   const tokenKey = JSON.parse(readFileSync(p.tokenKey, "utf8"));

@@ -6,16 +6,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { decodeEvidence, decodeStatement, encodeEvidence, toHex } from "@bkv/wire";
-import { parse, required, UsageError } from "../args.js";
+import { intFlag, parse, required, UsageError } from "../args.js";
 import { devPaths } from "../dev-files.js";
 import { createDevFleet, platformName, readDevFleet } from "../fleet-setup.js";
-
-function int(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
-  const n = v === undefined ? dflt : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
-  return n;
-}
 
 async function create(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -26,9 +19,9 @@ async function create(argv: string[]): Promise<number> {
   });
   const dir = required(values.dir, "--dir");
   if (readDevFleet(dir) !== null) throw new UsageError(`${dir} already holds a fleet`);
-  const count = int(values.nodes, "--nodes", 5, 1, 9);
+  const count = intFlag(values.nodes, "--nodes", 5, 1, 9);
   if (count % 2 === 0) throw new UsageError("--nodes must be odd (1, 3, 5, 7 or 9)");
-  const guessLimit = int(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
+  const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
   const fleet = await createDevFleet(dir, count, guessLimit, platformName(values.platform, "software"));
   const p = devPaths(dir);
   process.stdout.write(

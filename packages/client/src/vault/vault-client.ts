@@ -6,6 +6,7 @@
 
 import {
   BkvError,
+  type BundleJson,
   bytesEqual,
   ErrorCode,
   FinishAction,
@@ -48,6 +49,22 @@ export interface RecoverResult {
   guessesAllowed: number;
 }
 
+/** What identifies a bundle's content (everything but the consistency proof, which only links it to the past). */
+function bundleId(b: BundleJson): string {
+  const { consistency: _c, ...rest } = b;
+  return JSON.stringify([
+    rest.namespace,
+    rest.epoch,
+    rest.artifact,
+    rest.evidenceDigest,
+    rest.index,
+    rest.logSignature,
+    rest.countersignature,
+    rest.inclusionProof,
+    rest.checkpoint,
+  ]);
+}
+
 function throwResult(r: VaultResult): never {
   if ("error" in r) throw new BkvError(r.error, r.message, { guessesRemaining: r.guessesRemaining });
   throw new BkvError(ErrorCode.Malformed, `vault answered ${r.ok} to a different request`);
@@ -70,21 +87,23 @@ export class VaultClient {
 
   /**
    * The vault key to seal to. With trust pins: fetch the fleet's validation bundle and verify all of
-   * it, before anything that depends on the PIN is sent.
+   * it, before anything that depends on the PIN is sent. `bundle` names what was verified, so the
+   * same bundle coming back with the answers of this operation is not checked twice.
    */
-  private async vaultKey(): Promise<Uint8Array> {
+  private async vaultKey(): Promise<{ key: Uint8Array; bundle: string | null }> {
     const t = this.opts.trust;
-    if (t === undefined) return this.opts.vaultPublicKey!;
+    if (t === undefined) return { key: this.opts.vaultPublicKey!, bundle: null };
     if (this.opts.transport.bundle === undefined)
       throw new BkvError(ErrorCode.BundleMissing, "this transport cannot fetch validation bundles");
     const seen = await t.checkpoints.load();
     const bundle = await this.opts.transport.bundle(seen?.size);
-    return (await verifyBundle(bundle, t.pins, t.checkpoints, this.now())).vaultPublicKey;
+    const fleet = await verifyBundle(bundle, t.pins, t.checkpoints, this.now());
+    return { key: fleet.vaultPublicKey, bundle: bundleId(bundle) };
   }
 
-  private async call(vaultKey: Uint8Array, body: VaultOp): Promise<VaultResult> {
+  private async call(vault: { key: Uint8Array; bundle: string | null }, body: VaultOp): Promise<VaultResult> {
     await opaque.ready;
-    const sealed = await sealRequest(vaultKey, this.user, body, this.now(), this.opts.hpke);
+    const sealed = await sealRequest(vault.key, this.user, body, this.now(), this.opts.hpke);
     const t = this.opts.trust;
     const seen = t === undefined ? undefined : (await t.checkpoints.load())?.size;
     const reply = await this.opts.transport.send(sealed.envelope, seen);
@@ -92,9 +111,11 @@ export class VaultClient {
       // Every answer carries the bundle; it must verify and vouch for the key we sealed to.
       if (reply.bundle === undefined)
         throw new BkvError(ErrorCode.BundleMissing, "the vault's answer carries no validation bundle");
-      const fleet = await verifyBundle(reply.bundle, t.pins, t.checkpoints, this.now());
-      if (!bytesEqual(fleet.vaultPublicKey, vaultKey))
-        throw new BkvError(ErrorCode.Untrusted, "the answer's bundle vouches for another fleet");
+      if (bundleId(reply.bundle) !== vault.bundle) {
+        const fleet = await verifyBundle(reply.bundle, t.pins, t.checkpoints, this.now());
+        if (!bytesEqual(fleet.vaultPublicKey, vault.key))
+          throw new BkvError(ErrorCode.Untrusted, "the answer's bundle vouches for another fleet");
+      }
     }
     const result = await sealed.open(reply.response);
     if ("error" in result && result.error === ErrorCode.Replay) {
@@ -110,10 +131,10 @@ export class VaultClient {
 
   /** Protect backupKey with pin. Replaces an existing record for this user. */
   async register(pin: string, backupKey: Uint8Array): Promise<{ guessesAllowed: number }> {
-    const key = await this.vaultKey();
+    const vault = await this.vaultKey();
     await opaque.ready;
     const start = opaque.client.startRegistration({ password: pin });
-    const r1 = await this.call(key, {
+    const r1 = await this.call(vault, {
       op: "register-start",
       registrationRequest: fromBase64Url(start.registrationRequest),
     });
@@ -125,7 +146,7 @@ export class VaultClient {
       ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
     });
     const wrappedKey = await wrapBackupKey(fromBase64Url(fin.exportKey), this.user, backupKey);
-    const r2 = await this.call(key, {
+    const r2 = await this.call(vault, {
       op: "register-finish",
       registrationRecord: fromBase64Url(fin.registrationRecord),
       wrappedKey,
@@ -139,10 +160,10 @@ export class VaultClient {
     pin: string,
     action: FinishAction,
   ): Promise<{ wrappedKey: Uint8Array; exportKey: Uint8Array; guessesAllowed: number }> {
-    const key = await this.vaultKey();
+    const vault = await this.vaultKey();
     await opaque.ready;
     const start = opaque.client.startLogin({ password: pin });
-    const r1 = await this.call(key, { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
+    const r1 = await this.call(vault, { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) });
     if (!("ok" in r1) || r1.ok !== "recover-start") throwResult(r1);
     const fin = opaque.client.finishLogin({
       clientLoginState: start.clientLoginState,
@@ -151,7 +172,7 @@ export class VaultClient {
       ...(this.opts.keyStretching === undefined ? {} : { keyStretching: this.opts.keyStretching }),
     });
     const ke3 = fin === undefined ? new Uint8Array(0) : fromBase64Url(fin.finishLoginRequest);
-    const r2 = await this.call(key, { op: "recover-finish", sessionId: r1.sessionId, ke3, action });
+    const r2 = await this.call(vault, { op: "recover-finish", sessionId: r1.sessionId, ke3, action });
     if (fin === undefined) {
       if ("error" in r2) throwResult(r2);
       throw new BkvError(ErrorCode.Malformed, "vault accepted a login the client could not finish");
