@@ -54,7 +54,7 @@ import {
   statementOf,
 } from "./genesis.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
-import { decodeNvram, encodeNvram, type NvramState } from "./nvram.js";
+import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
 import { SNAPSHOT_EVERY } from "./policy.js";
@@ -322,14 +322,14 @@ export class HsmCore {
       );
     }
     // Is the tip this HSM acknowledged still in host storage?
-    const tipIndex = nv.durableIndex;
+    const tipIndex = nv.tip.index;
     const tipHash = tipIndex === meta.index ? meta.hash : log.find((r) => r.index === tipIndex)?.hash;
-    const rolledBack = tipHash === undefined || !bytesEqual(tipHash, nv.durableHash);
+    const rolledBack = tipHash === undefined || !bytesEqual(tipHash, nv.tip.hash);
     nv = { ...nv, epoch: nv.epoch + 1 };
     await this.platform.nvramWrite(encodeNvram(nv));
     this.nv = nv;
     this.committed = state;
-    await this.becomeMember(genesis, meta, snapshotState, log, rolledBack ? nv.durableIndex : null);
+    await this.becomeMember(genesis, meta, snapshotState, log, rolledBack ? nv.tip.index : null);
   }
 
   private genesisFrom(rec: LogRecord | undefined): Genesis | null {
@@ -488,7 +488,14 @@ export class HsmCore {
       return this.failWith(e, "genesis not finished");
     }
     j.finished = true;
-    this.nv = { term: 0, vote: 0, epoch: 1, durableIndex: 0, durableHash: ZERO_HASH };
+    this.nv = {
+      term: 0,
+      vote: 0,
+      epoch: 1,
+      tip: emptyTip(),
+      recover: null,
+      ceremony: { role: "joiner", fleetId: j.genesis.fleetId },
+    };
     await this.platform.nvramWrite(encodeNvram(this.nv));
     this.persistQueue.push({ entries: [j.record], truncateFrom: null, snapshot: null });
   }
@@ -679,7 +686,7 @@ export class HsmCore {
     this.inFlight = null;
     if (this.phase === "joining") {
       const j = this.joinEntry!;
-      this.nv = { ...this.nv!, durableIndex: 1, durableHash: j.record.hash };
+      this.nv = { ...this.nv!, tip: { index: 1, term: 0, hash: j.record.hash } };
       await this.platform.nvramWrite(encodeNvram(this.nv));
       const op = j.entry.ops[0]!;
       if (op.op !== "genesis") return;
@@ -691,7 +698,7 @@ export class HsmCore {
     if (raft === null) return;
     const h = raft.hashAt(f.tip);
     if (h !== undefined && bytesEqual(h, f.tipHash)) {
-      this.nv = { ...this.nv!, durableIndex: f.tip, durableHash: f.tipHash };
+      this.nv = { ...this.nv!, tip: { index: f.tip, term: raft.termAt(f.tip)!, hash: f.tipHash } };
       await this.platform.nvramWrite(encodeNvram(this.nv));
       raft.advanceDurable(f.tip);
     }
