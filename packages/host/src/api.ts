@@ -108,6 +108,10 @@ const HEALTH = {
     leader: { type: "integer", description: "0 when none is known" },
     commitIndex: { type: "integer" },
     durableIndex: { type: "integer" },
+    recoverUntil: {
+      type: "integer",
+      description: "while recovering: the log index this HSM acknowledged before its storage was rolled back",
+    },
     peerForged: { type: "integer", description: "peer messages that failed authentication" },
     peerReplayed: { type: "integer", description: "authentic peer messages refused as replays" },
     hostPid: { type: "integer" },

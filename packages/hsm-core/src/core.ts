@@ -9,8 +9,10 @@
  *
  * The host is untrusted: frames are decoded strictly; sealed blobs, client requests and peer
  * messages are authenticated; the NVRAM record of the durable log tip catches a host that boots the
- * HSM from an old copy of its storage (the HSM then neither votes nor serves until the fleet's
- * leader has brought it past what it had acknowledged).
+ * HSM from an old copy of its storage (the HSM then records in NVRAM what it had acknowledged, and
+ * neither campaigns nor serves, and votes only for logs that reach it, until its own durable log and
+ * the fleet's commit index have passed it). An internal error stops the core (a `failed` frame)
+ * rather than losing what Raft handed it.
  */
 
 import {
@@ -54,11 +56,11 @@ import {
   statementOf,
 } from "./genesis.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
-import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
+import { decodeNvram, emptyTip, encodeNvram, type LogTip, type NvramState, tipAtLeast } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
 import { SNAPSHOT_EVERY } from "./policy.js";
-import { type LogRecord, Raft, type SnapshotMeta } from "./raft.js";
+import { type LogRecord, type Position, Raft, type SnapshotMeta } from "./raft.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
 import { decide } from "./vault.js";
@@ -120,6 +122,8 @@ export class HsmCore {
   private persistQueue: Batch[] = [];
   private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
   private nextBatch = 1;
+  private ticks = 0;
+  private helloSentAt = new Map<number, number>();
   private joinEntry: {
     record: LogRecord;
     entry: Entry;
@@ -173,6 +177,20 @@ export class HsmCore {
       this.counters.framesRejected++;
       return;
     }
+    if (this.phase === "failed") {
+      if (m.type === "status") this.sendStatus();
+      else this.counters.framesRejected++;
+      return;
+    }
+    try {
+      await this.dispatch(m);
+    } catch (e) {
+      // Never carry on with Raft's output half handled (an NVRAM write that failed, say): stop.
+      this.fail(ErrorCode.Corrupt, `internal error, HSM stopped: ${(e as Error).message}`);
+    }
+  }
+
+  private async dispatch(m: HostToHsm): Promise<void> {
     switch (m.type) {
       case "boot":
         if (this.phase !== "new") {
@@ -225,12 +243,13 @@ export class HsmCore {
     this.send({
       type: "status",
       node: this.node,
-      role: r === null ? this.phase : r.recoveringUntil !== null ? "recovering" : r.role,
+      role: this.phase !== "member" || r === null ? this.phase : r.recovering ? "recovering" : r.role,
       term: r?.term ?? 0,
       leader: r?.leader ?? 0,
       commitIndex: r?.commitIndex ?? 0,
       durableIndex: r?.durableIndex ?? 0,
-      recovering: r?.recoveringUntil !== null && r !== null,
+      recovering: r?.recovering ?? false,
+      recoverUntil: r?.recover?.index ?? 0,
       peerForged: this.channel?.counters.forged ?? 0,
       peerReplayed: this.channel?.counters.replayed ?? 0,
     });
@@ -250,7 +269,7 @@ export class HsmCore {
       fleetId: g?.fleetId ?? new Uint8Array(0),
       vaultPublicKey: g?.hpkePublicKey ?? new Uint8Array(0),
       guessesAllowed: g?.guessLimit ?? 0,
-      recovering: this.raft?.recoveringUntil !== null && this.raft !== null,
+      recovering: this.raft?.recovering ?? false,
     });
   }
 
@@ -321,15 +340,27 @@ export class HsmCore {
         "this HSM now runs other code than the fleet was created with: the fleet's code cannot change",
       );
     }
-    // Is the tip this HSM acknowledged still in host storage?
-    const tipIndex = nv.tip.index;
-    const tipHash = tipIndex === meta.index ? meta.hash : log.find((r) => r.index === tipIndex)?.hash;
-    const rolledBack = tipHash === undefined || !bytesEqual(tipHash, nv.tip.hash);
-    nv = { ...nv, epoch: nv.epoch + 1 };
+    // Is the tip this HSM recorded as durable (and so may have acknowledged) still in host storage?
+    const tip = nv.tip;
+    const found = tip.index === meta.index ? meta.hash : log.find((r) => r.index === tip.index)?.hash;
+    let durableIndex = 0;
+    let recover: LogTip | null = nv.recover;
+    if (found !== undefined && bytesEqual(found, tip.hash)) {
+      // Entries the host stored after the tip were never confirmed: Raft persists them again.
+      durableIndex = tip.index;
+    } else if (meta.index > tip.index) {
+      // A leader's snapshot that the host stored but had not confirmed when the HSM stopped: it is
+      // committed state past the tip, so nothing acknowledged is lost. Raft persists it again.
+    } else {
+      // Rolled back: remember in NVRAM, before anything else, what this HSM acknowledged.
+      if (recover === null || tipAtLeast(tip, recover)) recover = tip;
+    }
+    nv = { ...nv, epoch: nv.epoch + 1, recover };
     await this.platform.nvramWrite(encodeNvram(nv));
     this.nv = nv;
     this.committed = state;
-    await this.becomeMember(genesis, meta, snapshotState, log, rolledBack ? nv.tip.index : null);
+    const position = recover === null ? null : { index: recover.index, term: recover.term };
+    await this.becomeMember(genesis, meta, snapshotState, log, durableIndex, position);
   }
 
   private genesisFrom(rec: LogRecord | undefined): Genesis | null {
@@ -343,7 +374,8 @@ export class HsmCore {
     meta: SnapshotMeta,
     snapshotState: Uint8Array | null,
     log: LogRecord[],
-    recoveringUntil: number | null,
+    durableIndex: number,
+    recover: Position | null,
   ): Promise<void> {
     const members = genesis.members.map((m) => decodeAttestation(m));
     const self = members.findIndex((m) => bytesEqual(m.signKey, this.signKey)) + 1;
@@ -376,7 +408,7 @@ export class HsmCore {
         noop: (index, term, prevHash) =>
           encodeEntry({ index, term, prevHash, time: this.now(), requestId: new Uint8Array(0), ops: [] }),
       },
-      { term: this.nv!.term, vote: this.nv!.vote, snapshot: meta, snapshotState, log, recoveringUntil },
+      { term: this.nv!.term, vote: this.nv!.vote, snapshot: meta, snapshotState, log, durableIndex, recover },
     );
     this.phase = "member";
     if (members.length === 1) this.raft.tick(); // a fleet of one need not wait for a timeout
@@ -555,6 +587,8 @@ export class HsmCore {
         }
         for (const out of rd.messages) await this.sendPeer(out.to, out.msg);
       }
+      await this.maybeRecovered();
+      await this.sendHellos();
       this.trackLeadership();
       this.applyCommitted();
       this.maybeCompact();
@@ -562,9 +596,33 @@ export class HsmCore {
     await this.flush();
   }
 
+  /** A message to a peer; dropped (Raft resends) until this HSM knows the peer's boot epoch. */
   private async sendPeer(to: number, msg: PeerMessage): Promise<void> {
     const bytes = await this.channel!.seal(to, encodePeerMessage(msg));
-    this.send({ type: "peer", to, bytes });
+    if (bytes !== null) this.send({ type: "peer", to, bytes });
+  }
+
+  /** Hellos owed to peers (at boot, or to one that addressed an older boot): one per peer per tick. */
+  private async sendHellos(): Promise<void> {
+    const channel = this.channel!;
+    for (const p of [...channel.helloDue]) {
+      if (this.helloSentAt.get(p) === this.ticks) continue;
+      channel.helloDue.delete(p);
+      this.helloSentAt.set(p, this.ticks);
+      this.send({ type: "peer", to: p, bytes: await channel.hello(p) });
+    }
+  }
+
+  /**
+   * A recovering HSM whose own durable log and commit index have passed what it had acknowledged
+   * before the rollback: record in NVRAM that it has recovered, then let Raft vote and serve again.
+   */
+  private async maybeRecovered(): Promise<void> {
+    const raft = this.raft!;
+    if (!raft.recoverReached()) return;
+    this.nv = { ...this.nv!, recover: null };
+    await this.platform.nvramWrite(encodeNvram(this.nv));
+    raft.clearRecover();
   }
 
   /** The leader decides on a speculative state: committed state plus its uncommitted entries. */
@@ -691,14 +749,16 @@ export class HsmCore {
       const op = j.entry.ops[0]!;
       if (op.op !== "genesis") return;
       this.joinEntry = null;
-      await this.becomeMember(op.genesis, { index: 0, term: 0, hash: ZERO_HASH }, null, [j.record], null);
+      await this.becomeMember(op.genesis, { index: 0, term: 0, hash: ZERO_HASH }, null, [j.record], 1, null);
       return;
     }
     const raft = this.raft;
     if (raft === null) return;
     const h = raft.hashAt(f.tip);
-    if (h !== undefined && bytesEqual(h, f.tipHash)) {
-      this.nv = { ...this.nv!, tip: { index: f.tip, term: raft.termAt(f.tip)!, hash: f.tipHash } };
+    const term = raft.termAt(f.tip);
+    if (h !== undefined && term !== undefined && bytesEqual(h, f.tipHash)) {
+      // NVRAM first: nothing is acknowledged before its tip is recorded there.
+      this.nv = { ...this.nv!, tip: { index: f.tip, term, hash: f.tipHash } };
       await this.platform.nvramWrite(encodeNvram(this.nv));
       raft.advanceDurable(f.tip);
     }
@@ -709,6 +769,7 @@ export class HsmCore {
 
   private tick(): void {
     if (this.phase !== "member") return;
+    this.ticks++;
     this.raft!.tick();
     const limit = this.options.forwardTicks ?? 100;
     for (const [id, f] of this.forwards) {
@@ -722,7 +783,7 @@ export class HsmCore {
   private async peer(bytes: Uint8Array): Promise<void> {
     if (this.phase !== "member") return;
     const opened = await this.channel!.open(bytes);
-    if (opened === null) return;
+    if (opened === null || opened.plaintext === null) return; // refused, or a hello
     let m: PeerMessage;
     try {
       m = decodePeerMessage(opened.plaintext);
@@ -748,7 +809,7 @@ export class HsmCore {
         return;
       }
       default:
-        this.raft!.step(from, m);
+        this.raft!.step(from, m, opened.epoch);
     }
   }
 
@@ -786,11 +847,13 @@ export class HsmCore {
     const raft = this.raft;
     if (this.phase !== "member" || raft === null)
       return this.unavailable("HSM is not a serving member of a fleet");
-    if (raft.recoveringUntil !== null) {
+    if (raft.recovering) {
       return this.unavailable("HSM storage was rolled back; waiting for the fleet to bring it up to date");
     }
     if (raft.role !== "leader") {
       if (raft.leader === 0) return this.unavailable("no leader: the fleet has no majority right now");
+      if (this.channel!.peerEpoch(raft.leader) === 0)
+        return this.unavailable("not yet in touch with the leader; try again");
       // Unique across restarts (boot epoch), so a late answer to a forward from before a restart
       // cannot be taken for the answer to a new one.
       const id = this.nv!.epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);
@@ -901,7 +964,7 @@ export class HsmCore {
       commitIndex: r?.commitIndex ?? 0,
       lastIndex: r?.lastIndex() ?? 0,
       state: this.committed,
-      recovering: r !== null && r.recoveringUntil !== null,
+      recovering: r?.recovering ?? false,
       peerForged: this.channel?.counters.forged ?? 0,
       peerReplayed: this.channel?.counters.replayed ?? 0,
     };

@@ -21,8 +21,12 @@ export type PeerMessage =
       entries: WireEntry[];
       commit: number;
     }
-  /** success: index is the follower's match index; failure: index is a hint (its last index). */
-  | { type: "app-resp"; term: number; success: boolean; index: number }
+  /**
+   * success: index is the follower's match index. Failure: index is the prevIndex of the append it
+   * answers (so the leader can tell a stale rejection), hint is where the follower's log may match
+   * (its last index, or one before the entry that did not match).
+   */
+  | { type: "app-resp"; term: number; success: boolean; index: number; hint: number }
   | { type: "vote"; term: number; lastIndex: number; lastTerm: number; pre: boolean }
   | { type: "vote-resp"; term: number; granted: boolean; pre: boolean }
   | {
@@ -54,7 +58,8 @@ export function encodePeerMessage(m: PeerMessage): Uint8Array {
     case "app-resp":
       w.u64(m.term)
         .u8(m.success ? 1 : 0)
-        .u64(m.index);
+        .u64(m.index)
+        .u64(m.hint);
       break;
     case "vote":
       w.u64(m.term)
@@ -107,7 +112,13 @@ export function decodePeerMessage(b: Uint8Array): PeerMessage {
       break;
     }
     case TAG["app-resp"]:
-      m = { type: "app-resp", term: r.u64("term"), success: flag(r, "success"), index: r.u64("index") };
+      m = {
+        type: "app-resp",
+        term: r.u64("term"),
+        success: flag(r, "success"),
+        index: r.u64("index"),
+        hint: r.u64("hint"),
+      };
       break;
     case TAG.vote:
       m = {

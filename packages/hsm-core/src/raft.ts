@@ -6,9 +6,20 @@
  * only if it chains to the entry before it.
  *
  * Durability: a follower acknowledges entries, and grants a vote, only after the core has made them
- * durable (host storage plus the NVRAM record of the log tip, or NVRAM for term and vote).
- * A node whose host storage was rolled back behind its NVRAM is `recovering`: it neither votes nor
- * campaigns nor serves until a leader has brought its commit index past what it had acknowledged.
+ * durable (host storage plus the NVRAM record of the log tip, or NVRAM for term and vote). After a
+ * restart only what NVRAM says is durable counts: entries the host stored beyond it are persisted
+ * again before they are acknowledged.
+ *
+ * A node whose host storage was rolled back behind what it acknowledged is `recovering` (the
+ * `recover` tip, kept in NVRAM by the core): it neither campaigns nor serves, and it votes only for a
+ * candidate whose log is at least as up to date as that tip, so what it acknowledged still counts in
+ * every election. The core clears it once the node's own durable log and the leader's commit index
+ * have passed the tip.
+ *
+ * Acknowledgements are never taken back: a leader keeps a follower's match index whatever the
+ * follower later says, ignores a rejection that answers an append below what that follower
+ * acknowledged in the same boot (a stale one, delivered late), and a snapshot whose last entry
+ * matches the follower's log keeps the entries after it.
  */
 import { bytesEqual } from "@bkv/wire";
 import { decodeEntry } from "./log-entry.js";
@@ -44,14 +55,25 @@ export interface RaftOptions {
   maxAppendEntries?: number;
 }
 
+/** A log position in Raft's up-to-date order (term first, then index). */
+export interface Position {
+  index: number;
+  term: number;
+}
+
 export interface RaftInit {
   term: number;
   vote: number;
   snapshot: SnapshotMeta;
   snapshotState: Uint8Array | null;
   log: LogRecord[];
-  /** Index acknowledged before a rollback was detected; null if none. */
-  recoveringUntil: number | null;
+  /**
+   * How far NVRAM says the log is durable. Entries after it are handed out again to persist (and a
+   * snapshot beyond it too) before anything past it is acknowledged.
+   */
+  durableIndex: number;
+  /** The tip acknowledged before a rollback was detected (from NVRAM); null if none. */
+  recover: Position | null;
 }
 
 export interface Ready {
@@ -73,7 +95,7 @@ export class Raft {
   leader = 0;
   commitIndex: number;
   durableIndex: number;
-  recoveringUntil: number | null;
+  recover: Position | null;
   snapshot: SnapshotMeta;
   snapshotState: Uint8Array | null;
   private log: LogRecord[];
@@ -83,7 +105,14 @@ export class Raft {
   private votes = new Map<number, boolean>();
   private next = new Map<number, number>();
   private match = new Map<number, number>();
+  /** The boot epoch of the follower's answer that set its match index. */
+  private matchEpoch = new Map<number, number>();
+  /** The newest boot epoch heard from each member. */
+  private peerEpoch = new Map<number, number>();
   private active = new Set<number>();
+  /** The highest index this node acknowledged in term ackedTerm. */
+  private ackedTerm = 0;
+  private ackedIndex = 0;
   // outputs
   private hardStateDirty = false;
   private unpersisted: LogRecord[] = [];
@@ -91,7 +120,6 @@ export class Raft {
   private pendingSnapshot: { meta: SnapshotMeta; state: Uint8Array } | null = null;
   private outbox: Outgoing[] = [];
   private held: { afterDurable: number; out: Outgoing }[] = [];
-  readonly counters = { rejectedAppends: 0, elections: 0 };
 
   constructor(
     private readonly o: RaftOptions,
@@ -104,9 +132,33 @@ export class Raft {
     this.snapshotState = init.snapshotState;
     this.log = init.log;
     this.commitIndex = init.snapshot.index;
-    this.durableIndex = this.lastIndex();
-    this.recoveringUntil = init.recoveringUntil;
+    this.recover = init.recover;
+    if (init.durableIndex < init.snapshot.index && init.snapshotState !== null) {
+      // A snapshot the host stored but never confirmed: store it again, with everything after it.
+      this.durableIndex = 0;
+      this.pendingSnapshot = { meta: init.snapshot, state: init.snapshotState };
+      this.truncateFrom = 0;
+      this.unpersisted = [...init.log];
+    } else {
+      this.durableIndex = Math.min(init.durableIndex, this.lastIndex());
+      this.unpersisted = init.log.filter((r) => r.index > this.durableIndex);
+    }
     this.resetTimeout();
+  }
+
+  get recovering(): boolean {
+    return this.recover !== null;
+  }
+
+  /** Recovering, and the node's durable log and commit index have passed the recover tip. */
+  recoverReached(): boolean {
+    const r = this.recover;
+    return r !== null && this.commitIndex >= r.index && this.durableIndex >= r.index;
+  }
+
+  /** The core recorded in NVRAM that the node has recovered. */
+  clearRecover(): void {
+    this.recover = null;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -227,15 +279,15 @@ export class Raft {
     for (const p of this.peers()) {
       this.next.set(p, this.lastIndex() + 1);
       this.match.set(p, 0);
+      this.matchEpoch.delete(p);
     }
-    this.counters.elections++;
     // A no-op of the new term lets the leader commit what earlier terms left uncommitted.
     this.appendLocal(this.o.noop(this.lastIndex() + 1, this.term, this.lastHash()));
     this.broadcastAppend();
   }
 
   private campaign(pre: boolean): void {
-    if (this.recoveringUntil !== null) return;
+    if (this.recover !== null) return;
     this.votes.clear();
     if (pre) {
       this.role = "pre-candidate";
@@ -291,7 +343,7 @@ export class Raft {
       }
       return;
     }
-    if (this.electionElapsed >= this.timeout && this.recoveringUntil === null) this.campaign(true);
+    if (this.electionElapsed >= this.timeout && this.recover === null) this.campaign(true);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -364,13 +416,16 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Messages.
 
-  step(from: number, m: PeerMessage): void {
+  /** A message from member `from`, sent in its boot epoch `epoch` (authenticated by the channel). */
+  step(from: number, m: PeerMessage, epoch: number): void {
     if (!this.o.members.includes(from) || from === this.id) return;
+    if (epoch < (this.peerEpoch.get(from) ?? 0)) return; // sent before that member's latest restart
+    this.peerEpoch.set(from, epoch);
     switch (m.type) {
       case "app":
         return this.onAppend(from, m);
       case "app-resp":
-        return this.onAppendResponse(from, m);
+        return this.onAppendResponse(from, m, epoch);
       case "vote":
         return this.onVote(from, m);
       case "vote-resp":
@@ -383,9 +438,15 @@ export class Raft {
   }
 
   /** An append or snapshot from a leader: refuse a stale term, else follow it. False if refused. */
-  private acceptLeader(from: number, term: number): boolean {
+  private acceptLeader(from: number, term: number, answers: number): boolean {
     if (term < this.term) {
-      this.send(from, { type: "app-resp", term: this.term, success: false, index: this.lastIndex() });
+      this.send(from, {
+        type: "app-resp",
+        term: this.term,
+        success: false,
+        index: answers,
+        hint: this.lastIndex(),
+      });
       return false;
     }
     if (term > this.term || this.role !== "follower" || this.leader !== from) this.becomeFollower(term, from);
@@ -393,25 +454,32 @@ export class Raft {
     return true;
   }
 
+  /** Acknowledge entries up to index once they are durable; remember it for this term. */
+  private ack(to: number, index: number): void {
+    if (this.ackedTerm !== this.term) {
+      this.ackedTerm = this.term;
+      this.ackedIndex = 0;
+    }
+    this.ackedIndex = Math.max(this.ackedIndex, index);
+    this.send(to, { type: "app-resp", term: this.term, success: true, index, hint: index }, index);
+  }
+
+  /** True if dropping entries from index on would take back an acknowledgement of this term. */
+  private wouldUnack(index: number): boolean {
+    return this.ackedTerm === this.term && index <= this.ackedIndex;
+  }
+
   private onAppend(from: number, m: PeerMessage & { type: "app" }): void {
-    if (!this.acceptLeader(from, m.term)) return;
+    if (!this.acceptLeader(from, m.term, m.prevIndex)) return;
     const reject = (hint: number) => {
-      this.counters.rejectedAppends++;
-      this.send(from, { type: "app-resp", term: this.term, success: false, index: hint });
+      this.send(from, { type: "app-resp", term: this.term, success: false, index: m.prevIndex, hint });
     };
     let prevIndex = m.prevIndex;
     let entries = m.entries;
     if (prevIndex < this.snapshot.index) {
       // The start is already in our snapshot: skip what it covers.
       entries = entries.filter((e) => e.index > this.snapshot.index);
-      if (entries.length === 0) {
-        this.send(
-          from,
-          { type: "app-resp", term: this.term, success: true, index: this.snapshot.index },
-          this.snapshot.index,
-        );
-        return;
-      }
+      if (entries.length === 0) return this.ack(from, this.snapshot.index);
       prevIndex = this.snapshot.index;
       const first = decodeEntry(entries[0]!.bytes);
       if (first.index !== prevIndex + 1 || !bytesEqual(first.prevHash, this.snapshot.hash))
@@ -441,7 +509,8 @@ export class Raft {
       }
       if (prev === undefined || !bytesEqual(e.prevHash, prev)) return reject(expect - 1);
       if (mine !== undefined) {
-        if (expect <= this.commitIndex) return reject(expect - 1); // never rewrite committed entries
+        // Never rewrite committed entries, nor what this node acknowledged in this term.
+        if (expect <= this.commitIndex || this.wouldUnack(expect)) return reject(expect - 1);
         this.log.length = expect - this.snapshot.index - 1;
         this.unpersisted = this.unpersisted.filter((u) => u.index < expect);
         this.truncateFrom = this.truncateFrom === null ? expect : Math.min(this.truncateFrom, expect);
@@ -455,21 +524,20 @@ export class Raft {
     const lastNew = expect - 1;
     if (m.commit > this.commitIndex)
       this.commitIndex = Math.max(this.commitIndex, Math.min(m.commit, lastNew));
-    if (this.recoveringUntil !== null && this.commitIndex >= this.recoveringUntil)
-      this.recoveringUntil = null;
-    this.send(from, { type: "app-resp", term: this.term, success: true, index: lastNew }, lastNew);
+    this.ack(from, lastNew);
   }
 
   private onSnapshot(from: number, m: PeerMessage & { type: "snap" }): void {
-    if (!this.acceptLeader(from, m.term)) return;
-    if (m.index <= this.commitIndex) {
-      this.send(
-        from,
-        { type: "app-resp", term: this.term, success: true, index: this.commitIndex },
-        this.commitIndex,
-      );
-      return;
+    if (!this.acceptLeader(from, m.term, m.index)) return;
+    if (m.index <= this.commitIndex) return this.ack(from, this.commitIndex);
+    const mine = this.hashAt(m.index);
+    if (this.termAt(m.index) === m.snapTerm && mine !== undefined && bytesEqual(mine, m.hash)) {
+      // The log holds the snapshot's last entry: all the snapshot says is that it is committed.
+      // Keep the entries after it (they may be acknowledged already).
+      this.commitIndex = m.index;
+      return this.ack(from, m.index);
     }
+    if (this.wouldUnack(this.snapshot.index + 1)) return; // a leader of this term never does this
     const meta: SnapshotMeta = { index: m.index, term: m.snapTerm, hash: m.hash };
     this.snapshot = meta;
     this.snapshotState = m.state;
@@ -478,28 +546,33 @@ export class Raft {
     this.truncateFrom = 0;
     this.pendingSnapshot = { meta, state: m.state };
     this.commitIndex = m.index;
-    this.durableIndex = Math.min(this.durableIndex, 0);
-    if (this.recoveringUntil !== null && this.commitIndex >= this.recoveringUntil)
-      this.recoveringUntil = null;
-    this.send(from, { type: "app-resp", term: this.term, success: true, index: m.index }, m.index);
+    this.durableIndex = 0;
+    this.ack(from, m.index);
   }
 
-  private onAppendResponse(from: number, m: PeerMessage & { type: "app-resp" }): void {
+  private onAppendResponse(from: number, m: PeerMessage & { type: "app-resp" }, epoch: number): void {
     if (m.term > this.term) return this.becomeFollower(m.term, 0);
     if (m.term < this.term || this.role !== "leader") return;
     this.active.add(from);
+    const match = this.match.get(from) ?? 0;
     if (m.success) {
       const idx = Math.min(m.index, this.lastIndex());
-      if (idx > (this.match.get(from) ?? 0)) this.match.set(from, idx);
+      if (idx > match) {
+        this.match.set(from, idx);
+        this.matchEpoch.set(from, epoch);
+      }
       if (idx + 1 > (this.next.get(from) ?? 0)) this.next.set(from, idx + 1);
       this.maybeCommit();
       if ((this.next.get(from) ?? 0) <= this.lastIndex()) this.sendAppend(from);
     } else {
-      // A hint below the match index means the follower lost entries it had acknowledged (its host
-      // storage was rolled back): start again from what it has. Commit never goes back.
-      if (m.index < (this.match.get(from) ?? 0)) this.match.set(from, m.index);
+      // The match index never goes back: what a follower acknowledged counts for good (if its host
+      // later loses it, the follower's NVRAM keeps it recovering and its vote bound to it). Within
+      // the boot that acknowledged it, a rejection of an append at or below it is stale.
+      const sameBoot = this.matchEpoch.get(from) === epoch;
+      if (sameBoot && m.index <= match) return;
       const before = this.next.get(from) ?? 1;
-      const next = Math.max(1, Math.min(before - 1, m.index + 1));
+      let next = Math.max(1, Math.min(before - 1, m.hint + 1));
+      if (sameBoot) next = Math.max(next, match + 1);
       this.next.set(from, next);
       // Resend at once only if that moved; otherwise the next heartbeat retries (no ping-pong).
       if (next !== before) this.sendAppend(from);
@@ -512,8 +585,11 @@ export class Raft {
 
   private onVote(from: number, m: PeerMessage & { type: "vote" }): void {
     const deny = (term: number) => this.send(from, { type: "vote-resp", term, granted: false, pre: m.pre });
-    // A rolled-back node does not vote: its log may lack what it acknowledged.
-    if (this.recoveringUntil !== null) return deny(this.term);
+    // A rolled-back node's log may lack what it acknowledged: it votes only for a candidate whose log
+    // is at least as up to date as what it acknowledged.
+    const r = this.recover;
+    if (r !== null && !(m.lastTerm > r.term || (m.lastTerm === r.term && m.lastIndex >= r.index)))
+      return deny(this.term);
     // Heard from a live leader within an election timeout: ignore disruptive candidates.
     const leaderAlive = this.leader !== 0 && this.electionElapsed < this.o.electionTicks;
     if (m.pre) {

@@ -26,6 +26,8 @@ export interface HsmStatus {
   commitIndex: number;
   durableIndex: number;
   recovering: boolean;
+  /** While recovering: the index it acknowledged before the rollback and must reach again; else 0. */
+  recoverUntil: number;
   peerForged: number;
   peerReplayed: number;
 }
@@ -275,6 +277,7 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
         .u64(m.commitIndex)
         .u64(m.durableIndex)
         .u8(m.recovering ? 1 : 0)
+        .u64(m.recoverUntil)
         .u32(m.peerForged)
         .u32(m.peerReplayed);
       break;
@@ -342,6 +345,7 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
         commitIndex: r.u64("commit index"),
         durableIndex: r.u64("durable index"),
         recovering: readFlag(r, "recovering"),
+        recoverUntil: r.u64("recover until"),
         peerForged: r.u32("forged"),
         peerReplayed: r.u32("replayed"),
       };
