@@ -890,56 +890,84 @@ export class HsmCore {
     // Leadership may have changed while the request was being opened.
     const spec = this.spec;
     if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");
-    let result: VaultResult;
-    let committedAt: Promise<void> = Promise.resolve();
+    const seal = async (result: VaultResult): Promise<Uint8Array> => {
+      const nonce = this.platform.randomBytes(12);
+      const ct = await this.platform.crypto.aeadSeal(
+        opened.exported,
+        nonce,
+        encodeVaultResult(result),
+        new Uint8Array(0),
+      );
+      return encodeResponseEnvelope({ nonce, ciphertext: ct });
+    };
+    let req: ReturnType<typeof decodeVaultRequest>;
+    let d: ReturnType<typeof decide>;
+    const now = this.now();
     try {
-      const req = decodeVaultRequest(opened.plaintext);
-      const now = this.now();
-      const d = decide(spec, env.user, req, now, (n) => this.platform.randomBytes(n));
-      result = d.result;
-      if (d.ops !== null) {
-        const body: EntryBody = { time: now, requestId: req.requestId, ops: d.ops };
-        let made: { entry: Entry; bytes: Uint8Array } | null = null;
-        const index = raft.propose((index, term, prevHash) => {
-          const entry: Entry = { ...body, index, term, prevHash };
-          made = { entry, bytes: encodeEntry(entry) };
-          return made.bytes;
-        });
-        if (index === null || made === null) return this.unavailable("leadership changed; try again");
-        const m = made as { entry: Entry; bytes: Uint8Array };
-        const hash = this.platform.crypto.sha256(m.bytes);
-        spec.apply(m.entry, hash);
-        committedAt = new Promise<void>((resolve, reject) => {
-          const ws = this.waiters.get(index) ?? [];
-          ws.push({ hash, resolve, reject });
-          this.waiters.set(index, ws);
-        });
-      }
+      req = decodeVaultRequest(opened.plaintext);
+      d = decide(
+        spec,
+        env.user,
+        req,
+        now,
+        (n) => this.platform.randomBytes(n),
+        this.platform.crypto.sha256(envelopeBytes),
+      );
     } catch (e) {
-      result = {
-        error: ErrorCode.Invalid,
-        guessesRemaining: 0,
-        message: e instanceof BkvError ? e.message : "invalid request",
-      };
+      const message = e instanceof BkvError ? e.message : "invalid request";
+      const envelope = await seal({ error: ErrorCode.Invalid, guessesRemaining: 0, message });
+      return { wait: Promise.resolve({ ok: true, envelope }) };
     }
-    const nonce = this.platform.randomBytes(12);
-    const ct = await this.platform.crypto.aeadSeal(
-      opened.exported,
-      nonce,
-      encodeVaultResult(result),
-      new Uint8Array(0),
-    );
-    const envelope = encodeResponseEnvelope({ nonce, ciphertext: ct });
-    return {
-      wait: committedAt.then(
-        (): Reply => ({ ok: true, envelope }),
-        (): Reply => ({
+    if (d.again !== undefined) {
+      // A retry of a request the log answered: the same answer, once its entry is committed.
+      const { index, reply } = d.again;
+      return { wait: this.replyOnCommit(index, raft.hashAt(index), reply) };
+    }
+    const envelope = await seal(d.result);
+    if (d.ops === null) return { wait: Promise.resolve({ ok: true, envelope }) };
+    const body: EntryBody = {
+      time: now,
+      requestId: req.requestId,
+      answer: { digest: this.platform.crypto.sha256(envelopeBytes), reply: envelope },
+      ops: d.ops,
+    };
+    let made: { entry: Entry; bytes: Uint8Array } | null = null;
+    const index = raft.propose((index, term, prevHash) => {
+      const entry: Entry = { ...body, index, term, prevHash };
+      made = { entry, bytes: encodeEntry(entry) };
+      return made.bytes;
+    });
+    if (index === null || made === null) return this.unavailable("leadership changed; try again");
+    const m = made as { entry: Entry; bytes: Uint8Array };
+    const hash = this.platform.crypto.sha256(m.bytes);
+    spec.apply(m.entry, hash);
+    return { wait: this.replyOnCommit(index, hash, envelope) };
+  }
+
+  /**
+   * The reply, once the entry at index (with this hash) is committed; "unavailable" if another
+   * entry is committed there (leadership changed before it committed).
+   */
+  private async replyOnCommit(
+    index: number,
+    hash: Uint8Array | undefined,
+    envelope: Uint8Array,
+  ): Promise<Reply> {
+    const committed =
+      index <= this.committed.index ||
+      (hash !== undefined &&
+        (await new Promise<boolean>((resolve) => {
+          const ws = this.waiters.get(index) ?? [];
+          ws.push({ hash, resolve: () => resolve(true), reject: () => resolve(false) });
+          this.waiters.set(index, ws);
+        })));
+    return committed
+      ? { ok: true, envelope }
+      : {
           ok: false,
           code: ErrorCode.Unavailable,
           message: "leadership changed before the request committed",
-        }),
-      ),
-    };
+        };
   }
 
   /** For tests and the simulator: a read-only view of the committed state. */

@@ -33,11 +33,21 @@ export type Op =
   | { op: "drop-expired"; user: string }
   | { op: "destroy"; user: string };
 
+/** What the leader answered a request, kept so that a retry of the very same request gets it again. */
+export interface Answer {
+  /** SHA-256 of the request envelope the answer is for. */
+  digest: Uint8Array;
+  /** The sealed response envelope (only that request's sender can open it). */
+  reply: Uint8Array;
+}
+
 export interface EntryBody {
   /** HSM clock when the entry was made (monotonic across the log). */
   time: number;
-  /** The client request this entry answers; empty for internal entries (genesis). */
+  /** The client request this entry answers; empty for internal entries (genesis, no-ops). */
   requestId: Uint8Array;
+  /** For an entry that answers a request: its answer. */
+  answer?: Answer;
   ops: Op[];
 }
 
@@ -144,15 +154,14 @@ export function readOp(r: Reader): Op {
 }
 
 export function encodeEntry(e: Entry): Uint8Array {
-  return new Writer()
-    .u64(e.index)
-    .u64(e.term)
-    .fixed(e.prevHash)
-    .u64(e.time)
-    .bytes(e.requestId)
-    .list(e.ops, writeOp)
-    .finish();
+  const w = new Writer().u64(e.index).u64(e.term).fixed(e.prevHash).u64(e.time).bytes(e.requestId);
+  if (e.answer === undefined) w.u8(0);
+  else w.u8(1).fixed(e.answer.digest).bytes(e.answer.reply);
+  return w.list(e.ops, writeOp).finish();
 }
+
+/** The biggest sealed reply an entry keeps (a response envelope is far smaller). */
+export const MAX_REPLY_BYTES = 8192;
 
 export function decodeEntry(b: Uint8Array): Entry {
   const r = new Reader(b, "log entry");
@@ -162,7 +171,15 @@ export function decodeEntry(b: Uint8Array): Entry {
   const time = r.u64("time");
   const requestId = r.bytes("request id", REQUEST_ID_BYTES);
   check(requestId.length === 0 || requestId.length === REQUEST_ID_BYTES, "log entry: bad request id");
+  const hasAnswer = r.u8("answer flag");
+  check(hasAnswer <= 1 && (hasAnswer === 0 || requestId.length > 0), "log entry: bad answer flag");
+  const answer =
+    hasAnswer === 1
+      ? { digest: r.fixed(32, "request digest"), reply: r.bytes("reply", MAX_REPLY_BYTES) }
+      : undefined;
   const ops = r.list("ops", 64, readOp);
   r.end();
-  return { index, term, prevHash, time, requestId, ops };
+  return answer === undefined
+    ? { index, term, prevHash, time, requestId, ops }
+    : { index, term, prevHash, time, requestId, answer, ops };
 }

@@ -3,9 +3,9 @@
  * the replay cache. apply() is the only function that changes it, and it is deterministic.
  */
 import { BkvError, check, ErrorCode, fromHex, Reader, toHex, Writer } from "@bkv/wire";
-import type { Entry, Genesis, Op } from "./log-entry.js";
-import { readOp, writeOp } from "./log-entry.js";
-import { REQUEST_WINDOW_MS } from "./policy.js";
+import type { Answer, Entry, Genesis, Op } from "./log-entry.js";
+import { MAX_REPLY_BYTES, readOp, writeOp } from "./log-entry.js";
+import { REQUEST_MEMORY_MS } from "./policy.js";
 
 export interface PendingLogin {
   loginState: string;
@@ -22,11 +22,18 @@ export interface VaultRecord {
   pending: Map<string, PendingLogin>;
 }
 
+/** A request the log answered: when it may be forgotten, the entry that answered it, the answer. */
+export interface SeenRequest {
+  forgetAt: number;
+  index: number;
+  answer: Answer | undefined;
+}
+
 export class VaultState {
   genesis: Genesis | null = null;
   records = new Map<string, VaultRecord>();
-  /** Request ids (hex) seen, with the time they may be forgotten; insertion order = expiry order. */
-  seen = new Map<string, number>();
+  /** Request ids (hex) seen, with their answers; insertion order = expiry order. */
+  seen = new Map<string, SeenRequest>();
   /** Highest HSM time recorded in the log. */
   clock = 0;
   /** Index, term and chain hash of the last applied entry. */
@@ -46,10 +53,14 @@ export class VaultState {
     }
     this.clock = Math.max(this.clock, entry.time);
     if (entry.requestId.length > 0) {
-      this.seen.set(toHex(entry.requestId), this.clock + 2 * REQUEST_WINDOW_MS);
+      this.seen.set(toHex(entry.requestId), {
+        forgetAt: this.clock + REQUEST_MEMORY_MS,
+        index: entry.index,
+        answer: entry.answer,
+      });
     }
-    for (const [id, forgetAt] of this.seen) {
-      if (forgetAt > this.clock) break;
+    for (const [id, s] of this.seen) {
+      if (s.forgetAt > this.clock) break;
       this.seen.delete(id);
     }
     for (const op of entry.ops) this.applyOp(op);
@@ -111,8 +122,10 @@ export class VaultState {
         w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt);
       });
     });
-    w.list([...this.seen], (w, [id, at]) => {
-      w.fixed(fromHex(id)).u64(at);
+    w.list([...this.seen], (w, [id, s]) => {
+      w.fixed(fromHex(id)).u64(s.forgetAt).u64(s.index);
+      if (s.answer === undefined) w.u8(0);
+      else w.u8(1).fixed(s.answer.digest).bytes(s.answer.reply);
     });
     return w.finish();
   }
@@ -150,7 +163,18 @@ export class VaultState {
       s.records.set(user, { registration, wrappedKey, guessesUsed, pending });
     }
     const k = r.u32("seen count");
-    for (let i = 0; i < k; i++) s.seen.set(toHex(r.fixed(16, "request id")), r.u64("forget at"));
+    for (let i = 0; i < k; i++) {
+      const id = toHex(r.fixed(16, "request id"));
+      const forgetAt = r.u64("forget at");
+      const index = r.u64("answered at");
+      const flag = r.u8("answer flag");
+      check(flag <= 1, "vault snapshot: bad answer flag");
+      const answer =
+        flag === 1
+          ? { digest: r.fixed(32, "request digest"), reply: r.bytes("reply", MAX_REPLY_BYTES) }
+          : undefined;
+      s.seen.set(id, { forgetAt, index, answer });
+    }
     r.end();
     return s;
   }

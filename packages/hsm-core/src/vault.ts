@@ -9,6 +9,7 @@
  */
 
 import {
+  bytesEqual,
   ErrorCode,
   FinishAction,
   fromBase64Url,
@@ -27,6 +28,11 @@ export interface Decision {
   /** null: refuse without recording anything (replay, stale request). */
   ops: Op[] | null;
   result: VaultResult;
+  /**
+   * A retry of a request the log already answered: answer it again with the same sealed reply,
+   * once the entry at index is committed (no new entry, no second guess).
+   */
+  again?: { index: number; reply: Uint8Array };
 }
 
 function fail(error: VaultErrorCode, message: string, guessesRemaining = 0): VaultResult {
@@ -37,21 +43,30 @@ function remaining(state: VaultState, rec: VaultRecord): number {
   return Math.max(0, state.guessLimit - rec.guessesUsed);
 }
 
+/**
+ * digest is SHA-256 of the request envelope: a copy of the very same envelope is a retry and gets
+ * the first copy's answer; another envelope with a request id seen before is a replay.
+ */
 export function decide(
   state: VaultState,
   user: string,
   req: VaultRequest,
   now: number,
   randomBytes: (n: number) => Uint8Array,
+  digest: Uint8Array,
 ): Decision {
-  if (Math.abs(req.issuedAt - now) > REQUEST_WINDOW_MS) {
+  if (Math.abs(req.issuedAt - now) >= REQUEST_WINDOW_MS) {
     return {
       ops: null,
       result: fail(ErrorCode.Expired, "request time is outside the vault's window; check the clock"),
     };
   }
-  if (state.seen.has(toHex(req.requestId))) {
-    return { ops: null, result: fail(ErrorCode.Replay, "this request was already received") };
+  const seen = state.seen.get(toHex(req.requestId));
+  if (seen !== undefined) {
+    const replay = fail(ErrorCode.Replay, "this request was already received");
+    if (seen.answer !== undefined && bytesEqual(seen.answer.digest, digest))
+      return { ops: null, result: replay, again: { index: seen.index, reply: seen.answer.reply } };
+    return { ops: null, result: replay };
   }
   const genesis = state.genesis!;
   const body = req.body;

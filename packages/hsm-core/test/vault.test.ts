@@ -4,11 +4,30 @@
  */
 
 import { sealRequest, VaultClient } from "@bkv/client";
-import { type BkvError, decodeVaultResult, ErrorCode, isBkvError } from "@bkv/wire";
+import { nodeHpkeSealer } from "@bkv/client/node";
+import { REQUEST_WINDOW_MS } from "@bkv/hsm-core";
+import {
+  type BkvError,
+  decodeResponseEnvelope,
+  decodeVaultResult,
+  ErrorCode,
+  encodeRequestEnvelope,
+  encodeVaultRequest,
+  envelopeHeader,
+  HPKE_INFO,
+  isBkvError,
+  RESPONSE_EXPORT_CONTEXT,
+} from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 import { LIGHT, TestHost } from "./harness.js";
 
 const KEY = new Uint8Array(32).map((_, i) => i + 1);
+
+/** Open a response envelope with the HPKE-exported response key (what the client SDK does). */
+async function nodeOpenResponse(key: Uint8Array, envelope: Uint8Array): Promise<Uint8Array> {
+  const env = decodeResponseEnvelope(envelope);
+  return nodeHpkeSealer.openResponse!(key, env.nonce, env.ciphertext);
+}
 
 async function setup(guessLimit = 10, opts = {}) {
   const host = await TestHost.create(guessLimit, opts);
@@ -88,7 +107,7 @@ describe("vault: register and recover", () => {
 });
 
 describe("vault: attacks by the operator", () => {
-  it("a replayed request is refused and uses no guess", async () => {
+  it("a replayed copy of a request gets the first copy's answer, byte for byte, and uses no second guess", async () => {
     const { host, client } = await setup();
     await client().register("1234", KEY);
     const { startLogin } = (await import("@serenity-kit/opaque")).client;
@@ -103,8 +122,10 @@ describe("vault: attacks by the operator", () => {
     expect("ok" in r1 && r1.ok).toBe("recover-start");
     for (let i = 0; i < 3; i++) {
       const again = await host.request(sealed.envelope);
-      const r = await sealed.open((again as { envelope: Uint8Array }).envelope);
-      expect("error" in r && r.error).toBe(ErrorCode.Replay);
+      expect(again.ok).toBe(true);
+      expect((again as { envelope: Uint8Array }).envelope).toEqual(
+        (first as { envelope: Uint8Array }).envelope,
+      );
     }
     // Only the first start used a guess.
     expect((await error(client().recover("0000"))).guessesRemaining).toBe(8);
@@ -146,6 +167,51 @@ describe("vault: attacks by the operator", () => {
     await expect(a.open((rb as { envelope: Uint8Array }).envelope)).rejects.toMatchObject({
       code: ErrorCode.Untrusted,
     });
+  });
+
+  it("another envelope with a request id seen before is refused as a replay, and uses no guess", async () => {
+    const { host, client } = await setup();
+    await client().register("1234", KEY);
+    const { startLogin } = (await import("@serenity-kit/opaque")).client;
+    const ke1 = () =>
+      Uint8Array.from(Buffer.from(startLogin({ password: "0000" }).startLoginRequest, "base64url"));
+    const requestId = new Uint8Array(16).fill(7);
+    const seal = (body: { op: "recover-start"; ke1: Uint8Array }) =>
+      nodeHpkeSealer.seal({
+        recipientPublicKey: host.vaultPublicKey(),
+        info: HPKE_INFO,
+        aad: envelopeHeader("alice"),
+        plaintext: encodeVaultRequest({ requestId, issuedAt: host.now(), body }),
+        exportContext: RESPONSE_EXPORT_CONTEXT,
+        exportLength: 32,
+      });
+    const one = await seal({ op: "recover-start", ke1: ke1() });
+    const two = await seal({ op: "recover-start", ke1: ke1() });
+    const envelope = (s: { enc: Uint8Array; ciphertext: Uint8Array }) =>
+      encodeRequestEnvelope({ user: "alice", enc: s.enc, ciphertext: s.ciphertext });
+    const r1 = await host.request(envelope(one));
+    expect(r1.ok).toBe(true);
+    const r2 = await host.request(envelope(two));
+    const opened = decodeVaultResult(
+      await nodeOpenResponse(two.exported, (r2 as { envelope: Uint8Array }).envelope),
+    );
+    expect("error" in opened && opened.error).toBe(ErrorCode.Replay);
+    expect((await error(client().recover("0000"))).guessesRemaining).toBe(8);
+  });
+
+  it("a request exactly at the edge of the time window is refused, on either side", async () => {
+    const { host } = await setup();
+    for (const offset of [-REQUEST_WINDOW_MS, REQUEST_WINDOW_MS]) {
+      const edge = await sealRequest(
+        host.vaultPublicKey(),
+        "alice",
+        { op: "register-start", registrationRequest: new Uint8Array(32).fill(2) },
+        host.now() + offset,
+      );
+      const r = await host.request(edge.envelope);
+      const res = await edge.open((r as { envelope: Uint8Array }).envelope);
+      expect("error" in res && res.error).toBe(ErrorCode.Expired);
+    }
   });
 
   it("a request from outside the time window is refused", async () => {
@@ -341,7 +407,7 @@ describe("vault: attacks by the operator", () => {
 });
 
 describe("vault: a transport that retries", () => {
-  it("a retried copy of a request is refused as a replay, and the client reports the outcome as unknown", async () => {
+  it("a retried copy of a request gets the first copy's answer: exactly once", async () => {
     const { host } = await setup();
     let first = true;
     const retrying = {
@@ -360,8 +426,13 @@ describe("vault: a transport that retries", () => {
       keyStretching: LIGHT,
       now: () => host.now(),
     });
-    const e = await error(c.register("1234", KEY));
-    expect(e.code).toBe(ErrorCode.Unavailable);
-    expect(e.message).toMatch(/already received/);
+    await c.register("1234", KEY);
+    // The recovery's start is retried too: one guess is counted for it, and the right PIN works.
+    first = true;
+    expect((await c.recover("1234")).backupKey).toEqual(KEY);
+    first = true;
+    const wrong = await error(c.recover("0000"));
+    expect(wrong.code).toBe(ErrorCode.WrongPin);
+    expect(wrong.guessesRemaining).toBe(9);
   });
 });
