@@ -297,6 +297,50 @@ export function fleetSuite(platform: Platform): void {
         // Still no leader a while later: no stale count is ever served.
         await new Promise((res) => setTimeout(res, 1500));
         expect(leaderOf(await status(dir))).toBe(0);
+        // And the status says why, and up to which index each node must be brought.
+        const text = await bkv(["dev", "status", "--dir", dir]);
+        expect(text.stdout).toMatch(/node 1 .*recovering until index \d+/);
+        expect(text.stdout).toMatch(/no leader: 0 of 3 nodes can campaign/);
+      } finally {
+        await dev.stop();
+        rmSync(saved, { recursive: true, force: true });
+      }
+    });
+
+    it("two of three old disks while the third holds the whole log: the fleet comes back by itself, every guess counted", async () => {
+      const dir = join(work, "rollmajority");
+      const saved = mkdtempSync(join(tmpdir(), "bkv-saved-"));
+      const dev = await startDev(dir, ["--nodes", "3", "--guess-limit", "5", ...platformFlag]);
+      try {
+        await register(dir, "erin", "3333");
+        for (const n of [2, 3]) {
+          expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(n)])).code).toBe(0);
+          copy(dir, n, saved);
+          expect((await bkv(["dev", "start", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        }
+        expect((await recover(dir, "erin", "0000")).out.guessesRemaining).toBe(4);
+        expect((await recover(dir, "erin", "0000")).out.guessesRemaining).toBe(3);
+        await until("all caught up", dir, (x) => x.every((n) => n.commitIndex === x[0]!.commitIndex));
+        // Nodes 2 and 3 get their old disks back; node 1, with the whole log, is down meanwhile.
+        for (const n of [1, 2, 3])
+          expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        for (const n of [2, 3]) restore(dir, n, saved);
+        for (const n of [2, 3])
+          expect((await bkv(["dev", "start", "--dir", dir, "--node", String(n)])).code).toBe(0);
+        await until(
+          "both recovering",
+          dir,
+          (x) => x[1]!.status === "recovering" && x[2]!.status === "recovering",
+        );
+        expect((await recover(dir, "erin", "0000")).code).toBe(5);
+        // Node 1 returns: they vote for it, it leads and brings them up to date. No guess comes back.
+        expect((await bkv(["dev", "start", "--dir", dir, "--node", "1"])).code).toBe(0);
+        await until(
+          "a leader and no node recovering",
+          dir,
+          (x) => leaderOf(x) !== 0 && x.every((n) => n.status === "ok"),
+        );
+        expect((await recover(dir, "erin", "0000")).out.guessesRemaining).toBe(2);
       } finally {
         await dev.stop();
         rmSync(saved, { recursive: true, force: true });

@@ -56,13 +56,14 @@ import {
   statementOf,
 } from "./genesis.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
-import { decodeNvram, emptyTip, encodeNvram, type LogTip, type NvramState, tipAtLeast } from "./nvram.js";
+import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
 import { SNAPSHOT_EVERY } from "./policy.js";
 import { type LogRecord, type Position, Raft, type SnapshotMeta } from "./raft.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
+import { checkStorage } from "./storage-check.js";
 import { decide } from "./vault.js";
 
 type Phase = "new" | "uninitialized" | "joining" | "member" | "failed";
@@ -341,20 +342,7 @@ export class HsmCore {
       );
     }
     // Is the tip this HSM recorded as durable (and so may have acknowledged) still in host storage?
-    const tip = nv.tip;
-    const found = tip.index === meta.index ? meta.hash : log.find((r) => r.index === tip.index)?.hash;
-    let durableIndex = 0;
-    let recover: LogTip | null = nv.recover;
-    if (found !== undefined && bytesEqual(found, tip.hash)) {
-      // Entries the host stored after the tip were never confirmed: Raft persists them again.
-      durableIndex = tip.index;
-    } else if (meta.index > tip.index) {
-      // A leader's snapshot that the host stored but had not confirmed when the HSM stopped: it is
-      // committed state past the tip, so nothing acknowledged is lost. Raft persists it again.
-    } else {
-      // Rolled back: remember in NVRAM, before anything else, what this HSM acknowledged.
-      if (recover === null || tipAtLeast(tip, recover)) recover = tip;
-    }
+    const { durableIndex, recover } = checkStorage(nv, meta, log);
     nv = { ...nv, epoch: nv.epoch + 1, recover };
     await this.platform.nvramWrite(encodeNvram(nv));
     this.nv = nv;

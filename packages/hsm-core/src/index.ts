@@ -7,6 +7,7 @@ export type { HsmCrypto, HsmPlatform } from "./platform.js";
 export * from "./policy.js";
 export {
   type LogRecord,
+  type Position,
   Raft,
   type RaftInit,
   type RaftOptions,
@@ -16,3 +17,4 @@ export {
 } from "./raft.js";
 export * from "./raft-messages.js";
 export { VaultState } from "./state.js";
+export { checkStorage, type StorageVerdict } from "./storage-check.js";

@@ -186,13 +186,34 @@ async function statusCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ dir: info.dir, nodes })}\n`);
   } else {
     for (const s of nodes) {
+      const until = Number(s.recoverUntil ?? 0);
       process.stdout.write(
         `node ${s.node}  ${String(s.role ?? s.status).padEnd(14)} term ${s.term ?? "-"}  commit ${s.commitIndex ?? "-"}  ` +
-          `leader ${s.leader ?? "-"}  host pid ${s.hostPid ?? "-"}  hsm pid ${s.hsmPid ?? "-"}  ${s.url}\n`,
+          `leader ${s.leader ?? "-"}  host pid ${s.hostPid ?? "-"}  hsm pid ${s.hsmPid ?? "-"}  ${s.url}` +
+          `${until > 0 ? `  (storage rolled back: recovering until index ${until})` : ""}\n`,
       );
     }
+    const why = whyNoLeader(nodes);
+    if (why !== null) process.stdout.write(`${why}\n`);
   }
   return 0;
+}
+
+/** When no node leads: which nodes are recovering and down, and what would bring the fleet back. */
+export function whyNoLeader(nodes: Record<string, unknown>[]): string | null {
+  if (nodes.some((s) => s.role === "leader")) return null;
+  const recovering = nodes.filter((s) => Number(s.recoverUntil ?? 0) > 0);
+  const down = nodes.filter((s) => s.status === "down" || s.status === "failed");
+  const quorum = Math.floor(nodes.length / 2) + 1;
+  const voters = nodes.length - recovering.length - down.length;
+  const parts = [`no leader: ${voters} of ${nodes.length} nodes can campaign, a majority is ${quorum}`];
+  if (recovering.length > 0)
+    parts.push(
+      `recovering (host storage rolled back): ${recovering.map((s) => `node ${s.node} until index ${s.recoverUntil}`).join(", ")}; ` +
+        "each votes only for a member whose log reaches that index, so the fleet comes back once such a member runs",
+    );
+  if (down.length > 0) parts.push(`down or failed: ${down.map((s) => `node ${s.node}`).join(", ")}`);
+  return parts.join("; ");
 }
 
 const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
