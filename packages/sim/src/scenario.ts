@@ -40,6 +40,17 @@
 import { VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { bytesEqual, isBkvError } from "@bkv/wire";
+import {
+  diffLines,
+  mismatches,
+  parseScript,
+  renderScript,
+  runScript,
+  type Script,
+  type ScriptCase,
+  type CaseResult as ScriptCaseResult,
+  ScriptError,
+} from "./datadriven.js";
 import { SimFleet, type Stored } from "./fleet.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -57,30 +68,12 @@ export type Command =
   | { kind: "status" }
   | { kind: "guesses" };
 
-export interface ScenarioCase {
-  file: string;
-  /** 1-based line of the command. */
-  line: number;
-  /** The command line as written. */
-  text: string;
-  command: Command;
-  expected: string[];
-}
+export type ScenarioCase = ScriptCase<Command>;
+export type Scenario = Script<Command>;
+export type CaseResult = ScriptCaseResult<Command>;
 
-/** A parsed file: its lines, with each case's expected block located for rewriting. */
-export interface Scenario {
-  file: string;
-  cases: ScenarioCase[];
-  /** The file as a list of verbatim lines and cases (for rewriting with actual outputs). */
-  parts: ({ kind: "text"; line: string } | { kind: "case"; index: number })[];
-}
-
-export interface CaseResult {
-  scenarioCase: ScenarioCase;
-  actual: string[];
-}
-
-class ScenarioError extends Error {}
+/** Scenario commands refused by the parser or the interpreter. */
+const ScenarioError = ScriptError;
 
 type ArgKind = "node" | "count" | "word" | "pin";
 
@@ -237,75 +230,13 @@ function parseGroups(bare: string[]): number[][] {
 // ---------------------------------------------------------------------------------------------
 // Files.
 
-const SEPARATOR = "----";
-
 /** Parse a scenario file. Throws an Error naming the file and line on anything malformed. */
 export function parseScenario(text: string, file: string): Scenario {
-  const lines = text.split("\n");
-  if (lines.at(-1) === "") lines.pop(); // the final newline
-  const cases: ScenarioCase[] = [];
-  const parts: Scenario["parts"] = [];
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i]!;
-    const at = (n: number) => `${file}:${n + 1}`;
-    if (line.includes("\r")) throw new Error(`${at(i)}: carriage return in line (use \\n line endings)`);
-    if (line.trim() === "" || line.startsWith("#")) {
-      parts.push({ kind: "text", line });
-      i++;
-      continue;
-    }
-    if (line === SEPARATOR) throw new Error(`${at(i)}: "${SEPARATOR}" without a command before it`);
-    if (/^\s/.test(line)) throw new Error(`${at(i)}: a command must start at the beginning of the line`);
-    let command: Command;
-    try {
-      command = parseCommand(line);
-    } catch (e) {
-      if (e instanceof ScenarioError) throw new Error(`${at(i)}: ${e.message}`);
-      throw e;
-    }
-    if (command.kind === "fleet" && cases.length > 0)
-      throw new Error(`${at(i)}: "fleet" must be the first command, and only once`);
-    if (command.kind !== "fleet" && cases.length === 0)
-      throw new Error(`${at(i)}: the first command must be "fleet"`);
-    const commandLine = i;
-    i++;
-    if (lines[i] !== SEPARATOR) {
-      throw new Error(
-        `${at(i < lines.length ? i : commandLine)}: expected "${SEPARATOR}" after the command on line ${commandLine + 1}`,
-      );
-    }
-    i++;
-    const expected: string[] = [];
-    while (i < lines.length && lines[i]!.trim() !== "") {
-      if (lines[i]!.includes("\r"))
-        throw new Error(`${at(i)}: carriage return in line (use \\n line endings)`);
-      expected.push(lines[i]!);
-      i++;
-    }
-    parts.push({ kind: "case", index: cases.length });
-    cases.push({ file, line: commandLine + 1, text: line.trimEnd(), command, expected });
-  }
-  if (cases.length === 0) throw new Error(`${file}: no commands (the first must be "fleet")`);
-  return { file, cases, parts };
+  return parseScript(text, file, "fleet", parseCommand);
 }
 
 /** The file again, with each case's expected output replaced by its actual output. */
-export function renderScenario(s: Scenario, actual: readonly (readonly string[])[]): string {
-  const out: string[] = [];
-  s.parts.forEach((p, k) => {
-    if (p.kind === "text") {
-      out.push(p.line);
-      return;
-    }
-    const c = s.cases[p.index]!;
-    out.push(c.text, SEPARATOR, ...(actual[p.index] ?? c.expected));
-    // Cases are separated by a blank line: keep one even where the file had none.
-    const next = s.parts[k + 1];
-    if (next !== undefined && !(next.kind === "text" && next.line.trim() === "")) out.push("");
-  });
-  return `${out.join("\n")}\n`;
-}
+export const renderScenario: (s: Scenario, actual: readonly (readonly string[])[]) => string = renderScript;
 
 // ---------------------------------------------------------------------------------------------
 // Running.
@@ -510,67 +441,7 @@ function storageTip(s: Stored): number {
  */
 export async function runScenario(s: Scenario): Promise<CaseResult[]> {
   const interp = new Interpreter();
-  const results: CaseResult[] = [];
-  for (const c of s.cases) {
-    let actual: string[];
-    try {
-      actual = await interp.run(c.command);
-    } catch (e) {
-      if (e instanceof ScenarioError) throw new Error(`${c.file}:${c.line}: ${e.message}`);
-      throw new Error(`${c.file}:${c.line}: ${c.text}: ${(e as Error).message}`, { cause: e });
-    }
-    if (actual.some((l) => l.trim() === ""))
-      throw new Error(`${c.file}:${c.line}: output has a blank line, which would end the case`);
-    results.push({ scenarioCase: c, actual });
-  }
-  return results;
+  return runScript(s, (c) => interp.run(c));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Reporting.
-
-/** A line diff (longest common subsequence): "  same", "- expected", "+ actual". */
-export function diffLines(expected: readonly string[], actual: readonly string[]): string[] {
-  const n = expected.length;
-  const m = actual.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--)
-    for (let j = m - 1; j >= 0; j--)
-      lcs[i]![j] =
-        expected[i] === actual[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && expected[i] === actual[j]) {
-      out.push(`  ${expected[i]}`);
-      i++;
-      j++;
-    } else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
-      out.push(`- ${expected[i]}`);
-      i++;
-    } else {
-      out.push(`+ ${actual[j]}`);
-      j++;
-    }
-  }
-  return out;
-}
-
-/** One message per case whose output differs from the expected text; empty if all match. */
-export function mismatches(results: readonly CaseResult[]): string[] {
-  const out: string[] = [];
-  for (const { scenarioCase: c, actual } of results) {
-    if (c.expected.length === actual.length && c.expected.every((l, k) => l === actual[k])) continue;
-    const shown = (ls: readonly string[]) => (ls.length === 0 ? ["(no output)"] : ls);
-    out.push(
-      [
-        `${c.file}:${c.line}: ${c.text}`,
-        "--- expected",
-        "+++ actual",
-        ...diffLines(shown(c.expected), shown(actual)),
-      ].join("\n"),
-    );
-  }
-  return out;
-}
+export { diffLines, mismatches };
