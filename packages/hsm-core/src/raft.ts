@@ -515,6 +515,7 @@ export class Raft {
         this.unpersisted = this.unpersisted.filter((u) => u.index < expect);
         this.truncateFrom = this.truncateFrom === null ? expect : Math.min(this.truncateFrom, expect);
         this.durableIndex = Math.min(this.durableIndex, expect - 1);
+        this.dropHeld(expect);
       }
       const rec: LogRecord = { index: e.index, term: e.term, bytes: w.bytes, hash: this.o.hash(w.bytes) };
       this.log.push(rec);
@@ -547,7 +548,17 @@ export class Raft {
     this.pendingSnapshot = { meta, state: m.state };
     this.commitIndex = m.index;
     this.durableIndex = 0;
+    this.dropHeld(0);
     this.ack(from, m.index);
+  }
+
+  /**
+   * Answers waiting for entries from index on to become durable were about entries that are gone
+   * (truncated, or replaced by a snapshot): never send them, or a leader would count an
+   * acknowledgement of an entry this node no longer holds once other entries reach that index.
+   */
+  private dropHeld(index: number): void {
+    this.held = this.held.filter((h) => h.afterDurable < index);
   }
 
   private onAppendResponse(from: number, m: PeerMessage & { type: "app-resp" }, epoch: number): void {

@@ -5,8 +5,10 @@
  * restarts, the network (drop, delay, reorder, duplicate, replay recorded messages, partitions) and
  * the HSM clocks and ticks. Never the HSM code, its NVRAM or its keys.
  */
+
 import { VaultClient, type VaultTransport } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
+import { REQUEST_MEMORY_MS } from "@bkv/hsm-core";
 import { decodeHsmToHost, fromBase64Url, type HsmToHost, toHex } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 import { type PeerPacket, SimFleet, type SimNode, type Stored } from "../src/index.js";
@@ -76,15 +78,16 @@ function guesses(f: SimFleet, user: string): (number | null)[] {
 // The replay cache and the request window.
 
 describe("red team: replayed client requests at the edge of the request window", () => {
-  it("a register-finish replayed exactly when its id leaves the replay cache does not give the guesses back", async () => {
+  it("a register-finish replayed when its id leaves the replay cache does not give the guesses back", async () => {
     const LIMIT = 3;
     const f = await SimFleet.create({ nodes: 3, seed: 31, guessLimit: LIMIT, startTime: 1_800_000_000_000 });
-    // The operator runs the HSM clocks exactly one request window behind the victim's device (or,
+    // The operator runs the HSM clocks as far behind the victim's device as the window allows (or,
     // without knowing the device's clock, steps the HSM clock up 1 ms at a time while offering the
     // held envelope: every early try is refused as expired and records nothing, the first one
-    // accepted is decided at issuedAt - W).
+    // accepted is decided just inside issuedAt - W). A request exactly at the edge is refused, so
+    // 1 ms inside it is the farthest.
     const recorded: Uint8Array[] = [];
-    const victim = client(f, "victim", { now: () => f.time + W, transport: recording(f, recorded) });
+    const victim = client(f, "victim", { now: () => f.time + W - 1, transport: recording(f, recorded) });
     const t0 = f.time;
     await victim.register("1234", KEY);
     expect(recorded).toHaveLength(2); // register-start, register-finish
@@ -96,21 +99,29 @@ describe("red team: replayed client requests at the edge of the request window",
     }
     await expect(attacker.recover("0009")).rejects.toMatchObject({ code: "NO_RECORD" });
     for (let t = 0; t < 3; t++) await f.tick();
-    // Exactly two request windows after the register-finish was decided (at t0: the client's clock
-    // read t0 + W, on the edge of the window), its id leaves the replay cache once the log clock
-    // reaches t0 + 2W, while a request issued at t0 + W is still inside the window at t0 + 2W.
-    const leader = f.leader();
-    f.time = t0 + 2 * W;
+    // Once the log clock has moved far enough past the entry that answered the register-finish (at
+    // t0), its id leaves the replay cache. Before the fix that was at t0 + 2W, while a request issued
+    // at t0 + W was still inside the window at t0 + 2W; now it is kept REQUEST_MEMORY_MS, and the
+    // window is strict. The operator tries both moments, and the moment just after each.
     const after: string[] = [];
-    // A filler entry decided at that time moves the log clock, so the id is forgotten...
-    const fillerDone = client(f, "filler", { node: leader })
-      .register("5555", KEY)
-      .catch(() => undefined);
-    await f.settle(2);
-    // ...and the held register-finish is offered at the same HSM time.
-    const reply = f.request(leader, registerFinish);
-    await fillerDone;
-    const resurrected = (await reply)?.ok === true;
+    let resurrected = false;
+    for (const offset of [2 * W, 2 * W + 1, REQUEST_MEMORY_MS, REQUEST_MEMORY_MS + 1]) {
+      const leader = f.leader();
+      f.time = t0 + offset;
+      // A filler entry decided at that time moves the log clock, so the id may be forgotten...
+      const fillerDone = client(f, `filler${offset}`, { node: leader })
+        .register("5555", KEY)
+        .catch(() => undefined);
+      await f.settle(2);
+      // ...and the held register-finish is offered at the same HSM time.
+      const reply = await f.request(leader, registerFinish);
+      await fillerDone;
+      if (reply?.ok === true) {
+        // An answer is sealed for the victim; what matters is whether the record came back.
+        for (let t = 0; t < 3; t++) await f.tick();
+        if (guesses(f, "victim").some((g) => g !== null && g >= 0)) resurrected = true;
+      }
+    }
     for (let t = 0; t < 3; t++) await f.tick();
     // The guarantees: the destroyed record stays destroyed (no guess count back at 0), no more wrong
     // guesses are answered, and K is never returned after the record was destroyed.
