@@ -32,6 +32,8 @@ function raftOf(core: HsmCore): RaftView | null {
 
 export interface SafetyOptions {
   guessLimit?: number;
+  /** Check after every action the fleet reports (default), or only when check() is called. */
+  everyAction?: boolean;
 }
 
 export class Safety {
@@ -42,7 +44,7 @@ export class Safety {
   private readonly quorum: number;
   private readonly leaders = new Map<number, number>();
   private readonly seen = new Map<number, { core: HsmCore; upTo: number; state: number }>();
-  private drops: { node: number; index: number; hash: string; to: number }[] = [];
+  private drops: { node: number; index: number; hash: string; to: number; why: string }[] = [];
   private readonly reported = new Set<string>();
 
   constructor(
@@ -52,7 +54,7 @@ export class Safety {
     this.quorum = Math.floor(fleet.nodes.length / 2) + 1;
     fleet.onNvramWrite.push((n, before, after) => this.nvramWritten(n, before, after));
     fleet.onPacket.push((n, p) => this.packet(n, p));
-    fleet.onAction.push(() => this.check());
+    if (o.everyAction !== false) fleet.onAction.push(() => this.check());
   }
 
   get ok(): boolean {
@@ -93,7 +95,14 @@ export class Safety {
     const b = before.tip;
     const a = after.tip;
     if (a.index < b.index || (a.index === b.index && toHex(a.hash) !== toHex(b.hash))) {
-      this.drops.push({ node: n.id, index: b.index, hash: toHex(b.hash), to: a.index });
+      const v = n.core?.inspect();
+      const why =
+        v === undefined
+          ? "at boot"
+          : v.recovering
+            ? "while recovering from a rollback"
+            : "while a voter (snapshot or truncation)";
+      this.drops.push({ node: n.id, index: b.index, hash: toHex(b.hash), to: a.index, why });
       if (this.drops.length > 1000) this.drops.splice(0, 500);
     }
   }
@@ -153,7 +162,7 @@ export class Safety {
       if (c === undefined) return true; // not known yet: look again later
       if (c.hash === d.hash)
         this.violate(
-          `node ${d.node} lowered its NVRAM tip from committed entry ${d.index} to ${d.to}`,
+          `node ${d.node} lowered its NVRAM tip from committed entry ${d.index} to ${d.to} ${d.why}`,
           `drop ${d.node} ${d.index} ${d.to}`,
         );
       return false;
