@@ -6,7 +6,15 @@
  */
 import { createHash } from "node:crypto";
 import type { VaultTransport } from "@bkv/client";
-import { type CoreOptions, HsmCore } from "@bkv/hsm-core";
+import {
+  type CoreOptions,
+  decodeNvram,
+  decodePeerMessage,
+  HsmCore,
+  type NvramState,
+  PeerChannel,
+  type PeerMessage,
+} from "@bkv/hsm-core";
 import { type MemoryHsm, type MemoryPlatformOptions, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
 import {
   BkvError,
@@ -29,12 +37,84 @@ export interface Stored {
 
 export type ReplyFrame = HsmToHost & { type: "reply" };
 export type Booted = HsmToHost & { type: "booted" };
+export type PersistFrame = HsmToHost & { type: "persist" };
 
 export interface PeerPacket {
   id: number;
   from: number;
   to: number;
   bytes: Uint8Array;
+  /** Virtual time when it was sent. */
+  at: number;
+  /** How many times sender and receiver had booted when it was sent (replays across restarts). */
+  fromBoot: number;
+  toBoot: number;
+  /**
+   * DEBUG LABEL, for tests only: the Raft message inside (peer messages are encrypted; the operator
+   * sees only sender, receiver, order and size). Taken from a hook on PeerChannel.seal in this
+   * process; undefined if the hook could not decode it.
+   */
+  msg?: PeerMessage;
+}
+
+/** What a host writes of a persist frame: all of it, or (a crash between two writes) a part. */
+export interface PartialWrite {
+  /** Store only the first this many of its entries. */
+  entries?: number;
+  /** Leave out its truncation (default: apply it). */
+  skipTruncate?: boolean;
+  /** Leave out its snapshot (default: store it). */
+  skipSnapshot?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug labels: the plaintext of every peer message sealed in this process, keyed by its header and
+// tag, so the fleet can say what a packet is. Only the simulator and tests read them.
+
+const labels = new Map<string, PeerMessage>();
+let labelHook = false;
+
+function labelKey(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, 19);
+  const tail = bytes.subarray(Math.max(19, bytes.length - 16));
+  return Buffer.from(head).toString("hex") + Buffer.from(tail).toString("hex");
+}
+
+function hookLabels(): void {
+  if (labelHook) return;
+  labelHook = true;
+  const seal = PeerChannel.prototype.seal;
+  PeerChannel.prototype.seal = async function (this: PeerChannel, to: number, plaintext: Uint8Array) {
+    const bytes = await seal.call(this, to, plaintext);
+    try {
+      if (labels.size > 20_000) labels.clear();
+      labels.set(labelKey(bytes), decodePeerMessage(plaintext));
+    } catch {
+      // Unlabelled: the simulator then treats the packet as opaque bytes.
+    }
+    return bytes;
+  };
+}
+
+/** A short description of a labelled packet, for traces. */
+export function describePacket(p: PeerPacket): string {
+  const m = p.msg;
+  const head = `${p.from}->${p.to}`;
+  if (m === undefined) return `${head} (${p.bytes.length} bytes)`;
+  switch (m.type) {
+    case "app":
+      return `${head} app t${m.term} prev ${m.prevIndex} +${m.entries.length} commit ${m.commit}`;
+    case "app-resp":
+      return `${head} app-resp t${m.term} ${m.success ? "ok" : "reject"} ${m.index}`;
+    case "vote":
+      return `${head} ${m.pre ? "pre" : ""}vote t${m.term} last ${m.lastIndex}/${m.lastTerm}`;
+    case "vote-resp":
+      return `${head} ${m.pre ? "pre" : ""}vote-resp t${m.term} ${m.granted ? "yes" : "no"}`;
+    case "snap":
+      return `${head} snap t${m.term} at ${m.index} commit ${m.commit}`;
+    default:
+      return `${head} ${m.type}`;
+  }
 }
 
 export class SimNode {
@@ -42,8 +122,21 @@ export class SimNode {
   stored: Stored = { snapshot: null, entries: [] };
   core: HsmCore | null = null;
   booted: HsmToHost | null = null;
-  /** When false, persist frames are stored but never acknowledged (a host that stalls). */
+  /** When false, persist frames are stored but not confirmed (ids kept in `unconfirmed`). */
   ackPersist = true;
+  /** Persist frames stored but not confirmed to the HSM (confirm later with fleet.confirm). */
+  unconfirmed: number[] = [];
+  /** When true, persist frames are not even stored: they wait in `pendingWrites` (fleet.write). */
+  holdWrites = false;
+  pendingWrites: PersistFrame[] = [];
+  /** The next persist frame is written partially (or not at all), then the host crashes. */
+  crashOnPersist: PartialWrite | null = null;
+  /** The next NVRAM write throws (the HSM process then dies: fleet treats it as a crash). */
+  failNvramWrite = false;
+  /** Times this HSM was started (boot count, for replays across restarts). */
+  boots = 0;
+  /** Why this HSM process last died, if it did by itself. */
+  died: string | null = null;
   /** Extra milliseconds added to this HSM's clock (a host that moves its clock). */
   clockSkew = 0;
   frames: HsmToHost[] = [];
@@ -63,6 +156,11 @@ export class SimNode {
 
   get up(): boolean {
     return this.core !== null;
+  }
+
+  /** The HSM's NVRAM record (the simulator may read it; the operator could not). */
+  nvram(): NvramState | null {
+    return this.hsm.nvram === null ? null : decodeNvram(this.hsm.nvram);
   }
 
   copyStorage(): Stored {
@@ -88,7 +186,15 @@ export interface FleetOptions {
   startTime?: number;
   /** Per node (1-based index - 1): platform options such as another vendor root or measurement. */
   platforms?: (Pick<MemoryPlatformOptions, "vendor" | "vendorRoots" | "measurement"> | undefined)[];
+  /** Peer messages kept per link for replay (a uniform sample once more were sent; default 400). */
+  recordPerLink?: number;
 }
+
+/** Called on every NVRAM write of a node, with the record before and after. */
+export type NvramWatcher = (n: SimNode, before: NvramState | null, after: NvramState) => void;
+/** Called on every peer message a node's HSM emits, before the network sees it. */
+export type PacketWatcher = (n: SimNode, p: PeerPacket) => void;
+export type Route = "deliver" | "hold" | "drop";
 
 export class SimFleet {
   readonly nodes: SimNode[];
@@ -100,15 +206,28 @@ export class SimFleet {
   evidence: Uint8Array = new Uint8Array(0);
   /** Peer messages sent and not yet delivered (when autoDeliver is off). */
   inflight: PeerPacket[] = [];
-  /** Every peer message ever sent, for replay attacks. */
-  sent: PeerPacket[] = [];
+  /**
+   * With autoDeliver: decides each message as it is sent: deliver it, hold it (in `held`, for
+   * release later, in any order), or drop it. Default: deliver.
+   */
+  route: ((p: PeerPacket) => Route) | null = null;
+  held: PeerPacket[] = [];
   /** blocked(from, to): the network drops messages on this link. */
   blocked: (from: number, to: number) => boolean = () => false;
+  /** Observers (the safety checker): NVRAM writes, emitted peer messages, and after every action. */
+  onNvramWrite: NvramWatcher[] = [];
+  onPacket: PacketWatcher[] = [];
+  onAction: ((f: SimFleet) => void)[] = [];
+  /** Recorded peer messages per link: all of the first recordPerLink, then a uniform sample. */
+  private recorded = new Map<string, { seen: number; sample: PeerPacket[] }>();
+  private recordRng: Prng;
   private nextPacket = 1;
   private nextTag = 1;
 
   constructor(readonly options: FleetOptions) {
     this.rng = new Prng(options.seed ?? 1);
+    this.recordRng = new Prng((options.seed ?? 1) ^ 0x5eed);
+    hookLabels();
     this.time = options.startTime ?? Date.now();
     this.autoDeliver = options.autoDeliver ?? true;
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, this.rng.fork()));
@@ -118,6 +237,40 @@ export class SimFleet {
     const n = this.nodes[i - 1];
     if (n === undefined) throw new Error(`no node ${i}`);
     return n;
+  }
+
+  /** Every recorded peer message (see recordPerLink), oldest first: any may be replayed at any time. */
+  get sent(): PeerPacket[] {
+    const all: PeerPacket[] = [];
+    for (const r of this.recorded.values()) all.push(...r.sample);
+    return all.sort((a, b) => a.id - b.id);
+  }
+
+  /** Recorded messages of one link, oldest first. */
+  sentOn(from: number, to: number): PeerPacket[] {
+    return [...(this.recorded.get(`${from}>${to}`)?.sample ?? [])].sort((a, b) => a.id - b.id);
+  }
+
+  private record(p: PeerPacket): void {
+    const key = `${p.from}>${p.to}`;
+    let r = this.recorded.get(key);
+    if (r === undefined) {
+      r = { seen: 0, sample: [] };
+      this.recorded.set(key, r);
+    }
+    r.seen++;
+    const cap = this.options.recordPerLink ?? 400;
+    if (r.sample.length < cap) r.sample.push(p);
+    else {
+      // Reservoir sampling (Algorithm R): every message sent on the link is kept with equal chance.
+      const j = this.recordRng.int(r.seen);
+      if (j < cap) r.sample[j] = p;
+    }
+  }
+
+  /** Tell the observers an action happened (after ticks, deliveries, restarts, crashes). */
+  observe(): void {
+    for (const w of this.onAction) w(this);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -139,30 +292,44 @@ export class SimFleet {
         n.signature = m.signature;
         return;
       case "persist": {
-        const s = n.stored;
-        if (m.truncateFrom !== null) s.entries = s.entries.filter((e) => e.index < m.truncateFrom!);
-        s.entries = s.entries.filter((e) => !m.entries.some((x) => x.index === e.index));
-        s.entries.push(...m.entries);
-        s.entries.sort((a, b) => a.index - b.index);
-        if (m.snapshot !== null) {
-          s.snapshot = m.snapshot;
-          s.entries = s.entries.filter((e) => e.index > m.snapshot!.index);
+        if (n.crashOnPersist !== null) {
+          const part = n.crashOnPersist;
+          n.crashOnPersist = null;
+          this.store(n, m, part);
+          this.crash(n.id);
+          return;
         }
-        if (n.ackPersist) {
-          const core = n.core;
-          const id = m.id;
-          queueMicrotask(() => {
-            if (n.core === core && core !== null) void this.deliverFrame(n, { type: "persisted", id });
-          });
+        if (n.holdWrites) {
+          n.pendingWrites.push(m);
+          return;
         }
+        this.store(n, m);
+        this.stored(n, m.id);
         return;
       }
       case "peer": {
-        const p: PeerPacket = { id: this.nextPacket++, from: n.id, to: m.to, bytes: m.bytes };
-        this.sent.push(p);
-        if (this.sent.length > 5000) this.sent.splice(0, 2500);
+        const to = this.nodes[m.to - 1];
+        const p: PeerPacket = {
+          id: this.nextPacket++,
+          from: n.id,
+          to: m.to,
+          bytes: m.bytes,
+          at: this.time,
+          fromBoot: n.boots,
+          toBoot: to?.boots ?? 0,
+        };
+        const key = labelKey(m.bytes);
+        const msg = labels.get(key);
+        if (msg !== undefined) {
+          labels.delete(key);
+          p.msg = msg;
+        }
+        for (const w of this.onPacket) w(n, p);
+        this.record(p);
         if (this.autoDeliver) {
-          queueMicrotask(() => void this.deliver(p));
+          const route = this.route?.(p) ?? "deliver";
+          if (route === "hold") this.held.push(p);
+          else if (route === "deliver") queueMicrotask(() => void this.deliver(p));
         } else {
           this.inflight.push(p);
         }
@@ -179,19 +346,102 @@ export class SimFleet {
     }
   }
 
-  /** Hand one frame to a node's HSM (frames to one HSM are serialized by the core itself). */
+  /** Write a persist frame into a node's host storage, all of it or a part. */
+  store(n: SimNode, m: PersistFrame, part: PartialWrite = {}): void {
+    const s = n.stored;
+    const entries = part.entries === undefined ? m.entries : m.entries.slice(0, part.entries);
+    if (m.truncateFrom !== null && part.skipTruncate !== true)
+      s.entries = s.entries.filter((e) => e.index < m.truncateFrom!);
+    s.entries = s.entries.filter((e) => !entries.some((x) => x.index === e.index));
+    s.entries.push(...entries);
+    s.entries.sort((a, b) => a.index - b.index);
+    if (m.snapshot !== null && part.skipSnapshot !== true) {
+      s.snapshot = m.snapshot;
+      s.entries = s.entries.filter((e) => e.index > m.snapshot!.index);
+    }
+  }
+
+  /** The host stored persist frame id: confirm it now (ackPersist) or keep it unconfirmed. */
+  private stored(n: SimNode, id: number): void {
+    if (!n.ackPersist) {
+      n.unconfirmed.push(id);
+      return;
+    }
+    const core = n.core;
+    queueMicrotask(() => {
+      if (n.core === core && core !== null) void this.deliverFrame(n, { type: "persisted", id });
+    });
+  }
+
+  /** Confirm stored but unconfirmed writes of node i (the oldest `count`, default all), late. */
+  async confirm(i: number, count = Number.POSITIVE_INFINITY): Promise<number> {
+    const n = this.node(i);
+    const ids = n.unconfirmed.splice(0, Math.min(count, n.unconfirmed.length));
+    for (const id of ids) await this.deliverFrame(n, { type: "persisted", id });
+    await this.settle(2);
+    this.observe();
+    return ids.length;
+  }
+
+  /** Write node i's oldest held-back persist frame (all of it or a part); then confirm per ackPersist. */
+  async write(i: number, part?: PartialWrite): Promise<boolean> {
+    const n = this.node(i);
+    const m = n.pendingWrites.shift();
+    if (m === undefined) return false;
+    this.store(n, m, part);
+    if (part === undefined) this.stored(n, m.id);
+    await this.settle(2);
+    this.observe();
+    return true;
+  }
+
+  /**
+   * Hand one frame to a node's HSM (frames to one HSM are serialized by the core itself). An HSM
+   * whose NVRAM write failed stops: its process is treated as crashed.
+   */
   deliverFrame(n: SimNode, m: HostToHsm): Promise<void> {
     const core = n.core;
     if (core === null) return Promise.resolve();
-    return core.receive(encodeHostToHsm(m));
+    return core.receive(encodeHostToHsm(m)).catch((e: unknown) => {
+      if (n.died?.startsWith("NVRAM")) {
+        if (n.core === core) this.crash(n.id);
+        return;
+      }
+      throw e;
+    });
   }
 
-  /** Deliver a peer packet now, unless the link is blocked or the receiver is down. */
-  async deliver(p: PeerPacket): Promise<void> {
-    if (this.blocked(p.from, p.to)) return;
+  /**
+   * Deliver a peer packet now, unless the receiver is down or the link is blocked (force: the
+   * operator puts it on the receiver's wire itself, a replay past any cut).
+   */
+  async deliver(p: PeerPacket, force = false): Promise<void> {
+    if (!force && this.blocked(p.from, p.to)) return;
     const n = this.nodes[p.to - 1];
     if (n === undefined || n.core === null) return;
     await this.deliverFrame(n, { type: "peer", from: p.from, bytes: p.bytes });
+    this.observe();
+  }
+
+  /** Deliver held packets matching pred, oldest first (at most max of them); they leave `held`. */
+  async release(pred: (p: PeerPacket) => boolean, max = Number.POSITIVE_INFINITY): Promise<PeerPacket[]> {
+    const out: PeerPacket[] = [];
+    for (const p of [...this.held]) {
+      if (out.length >= max) break;
+      if (!pred(p)) continue;
+      this.held.splice(this.held.indexOf(p), 1);
+      out.push(p);
+      await this.deliver(p);
+      await this.settle(2);
+    }
+    return out;
+  }
+
+  /** Forget held packets matching pred (the network lost them). */
+  discard(pred: (p: PeerPacket) => boolean): number {
+    const before = this.held.length;
+    this.held = this.held.filter((p) => !pred(p));
+    return before - this.held.length;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -200,25 +450,64 @@ export class SimFleet {
   /** Start node i's HSM from its storage and NVRAM. */
   async start(i: number): Promise<HsmToHost> {
     const n = this.node(i);
+    if (n.core !== null) throw new Error(`node ${i} is up`);
     n.booted = null;
+    n.died = null;
+    n.boots++;
     const platform = memoryPlatform(n.hsm, {
       ...this.options.platforms?.[i - 1],
       now: () => this.time + n.clockSkew,
       random: (k) => n.random.bytes(k),
     });
-    n.core = await HsmCore.create(platform, (b) => this.onFrame(n, b), this.options.core ?? {});
+    const write = platform.nvramWrite.bind(platform);
+    platform.nvramWrite = async (data) => {
+      if (n.failNvramWrite) {
+        n.failNvramWrite = false;
+        n.died = "NVRAM write failed";
+        throw new Error("NVRAM write failed (injected by the simulator)");
+      }
+      const before = n.nvram();
+      await write(data);
+      const after = decodeNvram(data);
+      for (const w of this.onNvramWrite) w(n, before, after);
+    };
+    // Frames from an HSM process that has since crashed are lost with it.
+    let core: HsmCore | null = null;
+    core = await HsmCore.create(
+      platform,
+      (b) => {
+        if (n.core === core) this.onFrame(n, b);
+      },
+      this.options.core ?? {},
+    );
+    n.core = core;
     await this.deliverFrame(n, { type: "boot", snapshot: n.stored.snapshot, entries: n.stored.entries });
     await this.settle();
-    return n.booted!;
+    this.observe();
+    return n.booted ?? { type: "failed", code: "DIED", message: n.died ?? "the HSM process stopped" };
   }
 
-  /** Stop node i at once (a crash): pending client requests on it are lost. */
+  /**
+   * Stop node i at once (a crash): pending client requests on it are lost, and so are the host's
+   * writes it had not made yet and its confirmations not yet sent. Host storage stays as it is.
+   */
   crash(i: number): void {
     const n = this.node(i);
     n.core = null;
     for (const [, r] of n.replies) r(null);
     n.replies.clear();
+    n.pendingWrites = [];
+    n.unconfirmed = [];
+    n.crashOnPersist = null;
     this.inflight = this.inflight.filter((p) => p.to !== i);
+    this.observe();
+  }
+
+  /** Crash node i, put `storage` back as its host storage (an old disk), and start it again. */
+  async restoreAndRestart(i: number, storage: Stored): Promise<HsmToHost> {
+    if (this.node(i).core !== null) this.crash(i);
+    this.node(i).stored = storage;
+    return this.start(i);
   }
 
   /** Create the fleet: start every HSM, run the genesis ceremony, and wait for a leader. */
@@ -273,6 +562,7 @@ export class SimFleet {
         await this.deliverFrame(n, { type: "tick" });
     }
     await this.settle(3);
+    this.observe();
   }
 
   leader(): number {
@@ -285,15 +575,22 @@ export class SimFleet {
 
   /** Tick until some node leads and has committed an entry of its term (bounded). */
   async waitForLeader(maxTicks = 400): Promise<number> {
+    const l = await this.tryWaitForLeader(maxTicks);
+    if (l === 0) throw new Error("no leader emerged");
+    return l;
+  }
+
+  /** Like waitForLeader, but 0 instead of an error when no leader emerged within maxTicks. */
+  async tryWaitForLeader(maxTicks = 400, only?: number[]): Promise<number> {
     for (let t = 0; t < maxTicks; t++) {
       const l = this.leader();
       if (l !== 0) {
         const v = this.node(l).core!.inspect();
         if (v.state.term === v.term && v.commitIndex === v.state.index) return l;
       }
-      await this.tick();
+      await this.tick(only);
     }
-    throw new Error("no leader emerged");
+    return 0;
   }
 
   vaultPublicKey(): Uint8Array {

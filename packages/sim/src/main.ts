@@ -1,7 +1,8 @@
 /**
- * `npm run sim -- [--from S] [--seeds N] [--nodes 3|5|…] [--steps K]`: run N seeds of the simulator
- * and print a summary; a failing seed is printed with its failure and trace, and replays exactly
- * with `--from S --seeds 1 --trace`.
+ * `npm run sim -- [--from S] [--seeds N] [--nodes 3|5|…] [--steps K] [--without p,q] [--brief]`:
+ * run N seeds of the simulator and print a summary; a failing seed is printed with its failure and
+ * the end of its trace (only the failure with --brief), and replays exactly with
+ * `--from S --seeds 1 --trace`. --without leaves adversary powers out (simulate.ts, SimOptions).
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_SIM, simulate } from "./simulate.js";
@@ -14,6 +15,8 @@ async function run(): Promise<number> {
       nodes: { type: "string" },
       steps: { type: "string" },
       trace: { type: "boolean" },
+      without: { type: "string" },
+      brief: { type: "boolean" },
     },
     strict: true,
   });
@@ -27,28 +30,39 @@ async function run(): Promise<number> {
       return 2;
     }
   }
+  const without = values.without === undefined ? [] : values.without.split(",").filter((x) => x !== "");
   const totals: Record<string, number> = {};
+  const cpu0 = process.cpuUsage();
   let failed = 0;
   const t0 = performance.now();
   for (let seed = from; seed < from + seeds; seed++) {
-    const r = await simulate({ ...DEFAULT_SIM, nodes, steps, seed });
+    const r = await simulate({ ...DEFAULT_SIM, nodes, steps, seed, without });
     for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v;
     if (values.trace === true) process.stdout.write(`${r.trace.join("\n")}\n`);
     if (!r.ok) {
       failed++;
-      process.stdout.write(
-        `\nseed ${seed} FAILED: ${r.failure}\ntrace (replay: npm run sim -- --from ${seed} --seeds 1 --nodes ${nodes} --steps ${steps} --trace):\n`,
-      );
-      process.stdout.write(`${r.trace.slice(-60).join("\n")}\n`);
+      const w = without.length > 0 ? ` --without ${without.join(",")}` : "";
+      process.stdout.write(`seed ${seed} FAILED: ${r.failure}\n`);
+      if (values.brief !== true) {
+        process.stdout.write(
+          `trace (replay: npm run sim -- --from ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${w} --trace):\n`,
+        );
+        process.stdout.write(`${r.trace.slice(-60).join("\n")}\n\n`);
+      }
     }
   }
   const secs = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(cpu0);
+  const cpu = (c.user + c.system) / 1e6;
   process.stdout.write(
-    `\n${seeds} seeds (${from}..${from + seeds - 1}), ${nodes} nodes, ${steps} steps each, ${secs.toFixed(1)} s: ` +
+    `\n${seeds} seeds (${from}..${from + seeds - 1}), ${nodes} nodes, ${steps} steps each, ${secs.toFixed(1)} s ` +
+      `(CPU ${cpu.toFixed(1)} s, ${(cpu / Math.max(1, seeds)).toFixed(2)} s per seed): ` +
       `${seeds - failed} passed, ${failed} failed\n` +
       `operations ${totals.operations ?? 0} (answered ${totals.opsAnswered ?? 0}), crashes ${totals.crash ?? 0}, ` +
       `restarts ${totals.restart ?? 0}, storage rollbacks ${totals.rollback ?? 0}, partitions ${totals.partition ?? 0}, ` +
-      `replayed ${totals.replay ?? 0} (refused ${totals.replaysRefused ?? 0}), forged ${totals.forge ?? 0} (refused ${totals.forgedRefused ?? 0})\n`,
+      `replayed ${totals.replay ?? 0} (refused ${totals.replaysRefused ?? 0}), forged ${totals.forge ?? 0} (refused ${totals.forgedRefused ?? 0}), ` +
+      `writes unconfirmed ${totals["withhold-confirm"] ?? 0}, delayed ${totals["delay-write"] ?? 0}, partial ${(totals["crash-mid-write"] ?? 0) + (totals["partial-write"] ?? 0)}, ` +
+      `NVRAM failures ${totals["nvram-fail"] ?? 0}, HSM restarts ${totals["restart-hsm"] ?? 0}, one-way cuts ${totals["one-way-cut"] ?? 0}, boots refused ${totals["boot-refused"] ?? 0}\n`,
   );
   return failed === 0 ? 0 : 1;
 }

@@ -22,6 +22,7 @@ import {
 } from "./check/index.js";
 import { type ReplyFrame, SimFleet, type Stored } from "./fleet.js";
 import { Prng } from "./prng.js";
+import { Safety } from "./safety.js";
 
 export interface SimOptions {
   seed: number;
@@ -32,6 +33,12 @@ export interface SimOptions {
   guessLimit: number;
   /** Snapshot every this many entries (small, so snapshots and their transfer are exercised). */
   snapshotEvery: number;
+  /**
+   * Adversary powers to leave out (by their counter names: replay, forge, rollback, one-way-cut,
+   * withhold-confirm, delay-write, crash-mid-write, nvram-fail, restart-hsm, tick-withhold), e.g. to
+   * look for other bugs while a known one is still open.
+   */
+  without?: string[];
   /** For debugging: called with the fleet at the end. */
   onEnd?: (fleet: SimFleet) => void | Promise<void>;
 }
@@ -216,53 +223,153 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Invariants, after every step.
+  // Invariants, after every step: src/safety.ts (NVRAM tips, acknowledgements, committed entries,
+  // leaders, guesses), fed by every NVRAM write and peer message as they happen.
 
-  const leaders = new Map<number, number>();
-  const committedAt = new Map<number, string>();
-  const lastCommitted = new Map<number, number>();
-
+  const safety = new Safety(fleet, { guessLimit: o.guessLimit, everyAction: false });
   function checkInvariants(): void {
-    for (const n of fleet.nodes) {
-      if (n.core === null) continue;
-      const v = n.core.inspect();
-      if (v.role === "leader") {
-        const l = leaders.get(v.term);
-        if (l !== undefined && l !== n.id)
-          throw new Violation(`two leaders in term ${v.term}: ${l} and ${n.id}`);
-        leaders.set(v.term, n.id);
-      }
-      const s = v.state;
-      const h = toHex(s.chainHash);
-      const seen = committedAt.get(s.index);
-      if (seen !== undefined && seen !== h)
-        throw new Violation(`node ${n.id} committed a different entry ${s.index}`);
-      committedAt.set(s.index, h);
-      const prev = lastCommitted.get(n.id) ?? 0;
-      if (s.index < prev)
-        throw new Violation(`node ${n.id}'s committed state went back from ${prev} to ${s.index}`);
-      lastCommitted.set(n.id, s.index);
-      for (const [user, rec] of s.records) {
-        if (rec.guessesUsed > o.guessLimit)
-          throw new Violation(`${user} has ${rec.guessesUsed} guesses used on node ${n.id}`);
-      }
-    }
+    safety.check();
+    if (!safety.ok) throw new Violation(safety.violations.join("; "));
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The scheduler.
+  // The scheduler: the operator's powers over hosts, network, storage and clocks.
 
   const upNodes = () => fleet.nodes.filter((n) => n.core !== null).map((n) => n.id);
   const crashed = () => fleet.nodes.filter((n) => n.core === null).map((n) => n.id);
+  /** Nodes whose host storage the operator changed behind the HSM's back: their boots may be refused. */
+  const tampered = new Set<number>();
+  const cuts = new Set<string>();
+  fleet.blocked = (from, to) =>
+    (partition !== null && partition.has(from) !== partition.has(to)) || cuts.has(`${from}>${to}`);
 
   // Seeds differ in how stormy they are, so that some histories have many answered operations.
   const storminess = [0.15, 0.5, 1][o.seed % 3]!;
 
+  async function boot(i: number, why: string): Promise<void> {
+    log(`${why} ${i}`);
+    const b = await fleet.start(i);
+    if (b.type === "booted") {
+      if (b.recovering) count("booted-recovering");
+      return;
+    }
+    // A host that wrote only part of a batch or restored a copy may hand over storage the HSM
+    // refuses; any other refusal is a bug.
+    const msg = b.type === "failed" ? `${b.code}: ${b.message}` : b.type;
+    if (!tampered.has(i) && fleet.node(i).died === null)
+      throw new Violation(`node ${i} failed to boot: ${msg}`);
+    log(`node ${i} refused its storage: ${msg}`);
+    count("boot-refused");
+  }
+
+  function takeBackup(i: number): void {
+    backups.set(i, [...(backups.get(i) ?? []).slice(-5), fleet.node(i).copyStorage()]);
+  }
+
+  const can = (power: string) => !(o.without ?? []).includes(power);
+
+  async function replay(): Promise<void> {
+    const all = fleet.sent;
+    if (all.length === 0) return;
+    // Prefer what a restarted receiver has not seen in its new boot, from a sender still in the
+    // boot that sent it; a burst replays a run of one link's messages in their order.
+    const fresh = all.filter(
+      (p) => p.toBoot < fleet.node(p.to).boots && p.fromBoot === fleet.node(p.from).boots,
+    );
+    const pool = fresh.length > 0 && rng.chance(0.7) ? fresh : all;
+    const first = rng.pick(pool);
+    const burst = rng.chance(0.5) ? 1 + rng.int(8) : 1;
+    const run = fleet
+      .sentOn(first.from, first.to)
+      .filter((p) => p.id >= first.id)
+      .slice(0, burst);
+    log(`replay ${run.length} old ${first.from}->${first.to} (sent in boot ${first.toBoot} of ${first.to})`);
+    count("replay");
+    for (const p of run) await fleet.deliver(p, rng.chance(0.5));
+  }
+
+  async function storageFault(): Promise<void> {
+    const up = upNodes();
+    if (up.length === 0) return;
+    const i = rng.pick(up);
+    const n = fleet.node(i);
+    const roll = rng.next();
+    const power =
+      roll < 0.3
+        ? "withhold-confirm"
+        : roll < 0.5
+          ? "delay-write"
+          : roll < 0.7
+            ? "crash-mid-write"
+            : roll < 0.8
+              ? "nvram-fail"
+              : "restart-hsm";
+    if (!can(power)) return;
+    if (roll < 0.3) {
+      // The host stores writes but confirms them late, or never (until it restarts the HSM).
+      n.ackPersist = !n.ackPersist;
+      if (n.ackPersist) {
+        const k = await fleet.confirm(i, rng.chance(0.5) ? 1 : Number.POSITIVE_INFINITY);
+        log(`host ${i} confirms writes again (${k} late)`);
+      } else {
+        takeBackup(i);
+        log(`host ${i} stores writes without confirming them`);
+      }
+      count("withhold-confirm");
+    } else if (roll < 0.5) {
+      // The host delays its writes, then makes them, all or a part (entries without their
+      // truncation, a prefix of the entries, no snapshot).
+      if (!n.holdWrites || n.pendingWrites.length === 0) {
+        n.holdWrites = !n.holdWrites;
+        log(`host ${i} ${n.holdWrites ? "delays" : "resumes"} its writes`);
+      } else {
+        const m = n.pendingWrites[0]!;
+        const part = rng.chance(0.5)
+          ? undefined
+          : {
+              entries: rng.int(m.entries.length + 1),
+              skipTruncate: rng.chance(0.3),
+              skipSnapshot: rng.chance(0.3),
+            };
+        if (part !== undefined) {
+          tampered.add(i);
+          log(`host ${i} writes part of a batch (${part.entries}/${m.entries.length} entries) and crashes`);
+          fleet.store(n, m, part);
+          fleet.crash(i);
+          count("partial-write");
+          return;
+        }
+        await fleet.write(i);
+        log(`host ${i} writes a delayed batch`);
+      }
+      count("delay-write");
+    } else if (roll < 0.7) {
+      // A crash between two writes: the next batch is stored in part, then the host goes down.
+      n.crashOnPersist = {
+        entries: rng.int(3),
+        skipTruncate: rng.chance(0.5),
+        skipSnapshot: rng.chance(0.5),
+      };
+      tampered.add(i);
+      log(`host ${i} will crash in the middle of its next write`);
+      count("crash-mid-write");
+    } else if (roll < 0.8) {
+      n.failNvramWrite = true;
+      log(`the next NVRAM write of ${i} fails`);
+      count("nvram-fail");
+    } else {
+      // The host restarts its HSM with whatever it stored, confirmed or not.
+      fleet.crash(i);
+      count("restart-hsm");
+      await boot(i, "host restarts HSM");
+    }
+  }
+
   async function event(): Promise<void> {
     let r = rng.next();
-    // A disruptive event (replay, forgery, crash, restart, partition, clock) may become a tick.
-    if (r >= 0.72 && r < 0.95 && !rng.chance(storminess)) r = 0.5;
-    if (r < 0.45 && fleet.inflight.length > 0) {
+    // A disruptive event (replay, forgery, crash, restart, partition, clock, storage) may become a tick.
+    if (r >= 0.65 && r < 0.93 && !rng.chance(storminess)) r = 0.5;
+    if (r < 0.4 && fleet.inflight.length > 0) {
       const i = rng.int(fleet.inflight.length);
       const p = fleet.inflight[i]!;
       const roll = rng.next();
@@ -288,12 +395,17 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       }
       return;
     }
-    if (r < 0.62) {
+    if (r < 0.55) {
       count("tick");
-      await fleet.tick();
+      // Sometimes a host withholds its HSM's ticks.
+      if (rng.chance(0.1) && can("tick-withhold")) {
+        const only = fleet.nodes.filter(() => rng.chance(0.6)).map((n) => n.id);
+        log(`tick only {${only.join(",")}}`);
+        await fleet.tick(only);
+      } else await fleet.tick();
       return;
     }
-    if (r < 0.72) {
+    if (r < 0.65) {
       const idle = Array.from({ length: o.clients }, (_, k) => k + 1).filter((c) => !busy.has(c));
       if (idle.length === 0) return;
       const c = rng.pick(idle);
@@ -307,14 +419,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         .finally(() => busy.delete(c));
       return;
     }
-    if (r < 0.75 && fleet.sent.length > 0) {
-      const p = rng.pick(fleet.sent);
-      log(`replay old ${p.from}->${p.to}`);
-      count("replay");
-      await fleet.deliver(p);
-      return;
-    }
-    if (r < 0.77 && fleet.sent.length > 0) {
+    if (r < 0.68) return can("replay") ? replay() : undefined;
+    if (r < 0.695 && fleet.sent.length > 0 && can("forge")) {
       const p = rng.pick(fleet.sent);
       const bytes = p.bytes.slice();
       bytes[rng.int(bytes.length)]! ^= 1 << rng.int(8);
@@ -323,15 +429,14 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       await fleet.deliver({ ...p, bytes });
       return;
     }
-    if (r < 0.8) {
+    if (r < 0.72) {
       const up = upNodes();
       if (up.length === 0) return;
-      const i = rng.pick(up);
-      backups.set(i, [...(backups.get(i) ?? []).slice(-3), fleet.node(i).copyStorage()]);
+      takeBackup(rng.pick(up));
       count("backup");
       return;
     }
-    if (r < 0.825) {
+    if (r < 0.74) {
       const up = upNodes();
       if (up.length <= 1) return;
       const i = rng.pick(up);
@@ -340,24 +445,33 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       fleet.crash(i);
       return;
     }
-    if (r < 0.89) {
+    if (r < 0.8) {
+      // Restart a node that is down; or crash a running one, restore an old copy of its storage
+      // and restart it, as one event.
       const down = crashed();
-      if (down.length === 0) return;
-      const i = rng.pick(down);
+      const i = down.length > 0 && rng.chance(0.85) ? rng.pick(down) : rng.pick(fleet.nodes).id;
       const old = backups.get(i);
-      if (old !== undefined && old.length > 0 && rng.chance(0.2)) {
+      if (fleet.node(i).core !== null) {
+        if (old === undefined || old.length === 0) return;
+        fleet.crash(i);
+      }
+      if (fleet.node(i).core !== null && !can("rollback")) return;
+      if (
+        old !== undefined &&
+        old.length > 0 &&
+        (rng.chance(0.25) || fleet.node(i).died !== null) &&
+        can("rollback")
+      ) {
         fleet.node(i).stored = rng.pick(old);
+        tampered.add(i);
         log(`restore old storage of ${i}`);
         count("rollback");
       }
-      log(`restart ${i}`);
       count("restart");
-      lastCommitted.delete(i); // a restarted HSM rebuilds its state from storage as the fleet commits
-      const b = await fleet.start(i);
-      if (b.type !== "booted") throw new Violation(`node ${i} failed to boot: ${JSON.stringify(b)}`);
+      await boot(i, "restart");
       return;
     }
-    if (r < 0.93) {
+    if (r < 0.83) {
       if (partition === null) {
         const side = new Set(fleet.nodes.filter(() => rng.chance(0.5)).map((n) => n.id));
         partition = side;
@@ -370,7 +484,19 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       }
       return;
     }
-    if (r < 0.95) {
+    if (r < 0.845 && can("one-way-cut")) {
+      // A link cut one way only.
+      const a = rng.pick(fleet.nodes).id;
+      const b = rng.pick(fleet.nodes).id;
+      if (a === b) return;
+      const k = `${a}>${b}`;
+      if (cuts.has(k)) cuts.delete(k);
+      else cuts.add(k);
+      log(`${cuts.has(k) ? "cut" : "restore"} link ${k}`);
+      count("one-way-cut");
+      return;
+    }
+    if (r < 0.86) {
       const up = upNodes();
       if (up.length === 0) return;
       const i = rng.pick(up);
@@ -381,6 +507,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       count("clock-jump");
       return;
     }
+    if (r < 0.93) return storageFault();
     count("idle");
   }
 
@@ -392,14 +519,31 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       for (const w of waits.filter((w) => w.until <= step)) w.resolve();
       checkInvariants();
     }
-    // Heal: everything back up and connected, then let the fleet settle and the clients finish.
+    // Heal: hosts write and confirm everything, the network is whole, every node runs again.
     partition = null;
-    for (const n of fleet.nodes) n.clockSkew = 0;
-    for (const i of crashed()) {
-      lastCommitted.delete(i);
-      await fleet.start(i);
+    cuts.clear();
+    for (const n of fleet.nodes) {
+      n.clockSkew = 0;
+      n.ackPersist = true;
+      n.holdWrites = false;
+      n.crashOnPersist = null;
+      n.failNvramWrite = false;
+      while (n.core !== null && (await fleet.write(n.id))) {}
+      if (n.core !== null) await fleet.confirm(n.id);
+    }
+    for (const i of crashed()) await boot(i, "heal: restart");
+    // A node that refused its storage gets the host's newest copy it accepts, if any.
+    for (const n of fleet.nodes) {
+      const copies = [...(backups.get(n.id) ?? [])].reverse();
+      for (const copy of copies) {
+        if (n.booted?.type === "booted") break;
+        fleet.crash(n.id);
+        n.stored = copy;
+        await boot(n.id, "heal: restore a copy and restart");
+      }
     }
     log("heal all, restart all");
+    checkInvariants();
     // A healthy fleet: every message is delivered, time passes. A message storm is a failure.
     const calm = async () => {
       let delivered = 0;
@@ -421,11 +565,15 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       await calm();
     }
     const quorum = Math.floor(o.nodes / 2) + 1;
-    const voters = fleet.nodes.filter((n) => n.core !== null && !n.core.inspect().recovering).length;
+    const serving = (n: (typeof fleet.nodes)[number]) =>
+      n.core !== null && n.booted?.type === "booted" && !n.core.inspect().recovering;
+    const voters = fleet.nodes.filter(serving).length;
     const describe = () =>
       fleet.nodes
         .map((n) => {
-          const v = n.core!.inspect();
+          if (n.core === null || n.booted?.type !== "booted")
+            return `node ${n.id}: down or refused its storage`;
+          const v = n.core.inspect();
           return `node ${n.id}: ${v.role}${v.recovering ? " (recovering)" : ""} term ${v.term} last ${v.lastIndex} commit ${v.commitIndex}`;
         })
         .join("; ");
@@ -438,15 +586,20 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         failure = `liveness: no leader after healing: ${describe()}`;
       if (failure === undefined && busy.size > 0) failure = "liveness: clients still waiting after healing";
     }
-    // Liveness: a fresh registration goes through.
+    // Liveness: a fresh registration goes through (a few tries: one may meet a leader change).
     if (failure === undefined && voters >= quorum) {
-      busy.add(99);
-      const before = history.length;
-      const probe = runClient(99, "put").finally(() => busy.delete(99));
-      for (let t = 0; t < 300 && busy.has(99); t++, step++) await calm();
-      await probe;
-      const answered = history.slice(before).some((h) => h.input.op === "put" && h.output !== undefined);
-      if (!answered) failure = "liveness: a registration after healing was not answered";
+      let answered = false;
+      for (let attempt = 0; attempt < 3 && !answered; attempt++) {
+        busy.add(99);
+        const before = history.length;
+        const probe = runClient(99, "put").finally(() => busy.delete(99));
+        for (let t = 0; t < 300 && busy.has(99); t++, step++) await calm();
+        await probe;
+        answered = history.slice(before).some((h) => h.input.op === "put" && h.output !== undefined);
+        if (!answered) log(`liveness probe ${attempt + 1} not answered`);
+      }
+      if (!answered)
+        failure = `liveness: a registration after healing was not answered (3 tries): ${describe()}`;
     }
   } catch (e) {
     failure ??= e instanceof Violation ? e.message : `simulator error: ${(e as Error).stack}`;
@@ -469,6 +622,6 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   stats.operations = history.length;
   stats.opsAnswered = history.filter((h) => h.output !== undefined).length;
-  stats.maxCommitted = Math.max(0, ...lastCommitted.values());
+  stats.maxCommitted = safety.maxCommitted;
   return { ok: failure === undefined, seed: o.seed, failure, trace, stats };
 }

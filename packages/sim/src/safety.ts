@@ -1,0 +1,192 @@
+/**
+ * Safety invariants of a fleet, checked as it runs (after every action the fleet reports, on every
+ * NVRAM write and on every peer message an HSM emits), for the simulator and the attack tests:
+ *
+ * 1. No node acknowledges an entry past its NVRAM tip, and none grants a vote it has not recorded
+ *    in NVRAM.
+ * 2. An NVRAM tip drops (lower index, or the same index with another hash) only by truncating
+ *    entries that were never committed; an NVRAM term never goes back.
+ * 3. Every committed index is held by a majority within their NVRAM tips.
+ * 4. No two nodes commit different entries at one index (nor two leaders lead one term, nor does a
+ *    node's committed state go back, nor does a record count more guesses than the limit).
+ *
+ * The committed entries are read from each HSM's committed state and, through a debug view of the
+ * core's Raft log in this process, from every index up to its commit index. The simulator may read
+ * what the operator cannot (NVRAM, the Raft log in memory); it uses that only to judge, never to act.
+ */
+import type { HsmCore, NvramState } from "@bkv/hsm-core";
+import { toHex } from "@bkv/wire";
+import type { PeerPacket, SimFleet, SimNode } from "./fleet.js";
+
+/** What the checker reads of a core's Raft state (private to the core; a debug view in this process). */
+interface RaftView {
+  commitIndex: number;
+  snapshot: { index: number };
+  hashAt(i: number): Uint8Array | undefined;
+}
+
+function raftOf(core: HsmCore): RaftView | null {
+  const r = (core as unknown as { raft?: RaftView | null }).raft;
+  return r !== undefined && r !== null && typeof r.hashAt === "function" ? r : null;
+}
+
+export interface SafetyOptions {
+  guessLimit?: number;
+  /** Check after every action the fleet reports (default), or only when check() is called. */
+  everyAction?: boolean;
+}
+
+export class Safety {
+  readonly violations: string[] = [];
+  /** index -> (hash, first node seen committing it) */
+  readonly committed = new Map<number, { hash: string; node: number }>();
+  maxCommitted = 0;
+  private readonly quorum: number;
+  private readonly leaders = new Map<number, number>();
+  private readonly seen = new Map<number, { core: HsmCore; upTo: number; state: number }>();
+  private drops: { node: number; index: number; hash: string; to: number; why: string }[] = [];
+  private readonly reported = new Set<string>();
+
+  constructor(
+    private readonly fleet: SimFleet,
+    private readonly o: SafetyOptions = {},
+  ) {
+    this.quorum = Math.floor(fleet.nodes.length / 2) + 1;
+    fleet.onNvramWrite.push((n, before, after) => this.nvramWritten(n, before, after));
+    fleet.onPacket.push((n, p) => this.packet(n, p));
+    if (o.everyAction !== false) fleet.onAction.push(() => this.check());
+  }
+
+  get ok(): boolean {
+    return this.violations.length === 0;
+  }
+
+  private violate(msg: string, key = msg): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.violations.push(msg);
+  }
+
+  private packet(n: SimNode, p: PeerPacket): void {
+    const m = p.msg;
+    if (m === undefined) return;
+    const nv = n.nvram();
+    if (m.type === "app-resp" && m.success) {
+      const tip = nv?.tip.index ?? 0;
+      if (m.index > tip)
+        this.violate(
+          `node ${n.id} acknowledged entry ${m.index} past its NVRAM tip ${tip}`,
+          `ack ${n.id} ${m.index}`,
+        );
+    }
+    if (m.type === "vote-resp" && m.granted && !m.pre) {
+      if (nv === null || nv.term !== m.term || nv.vote !== p.to)
+        this.violate(
+          `node ${n.id} granted its vote in term ${m.term} to ${p.to} without recording it in NVRAM`,
+          `vote ${n.id} ${m.term}`,
+        );
+    }
+  }
+
+  private nvramWritten(n: SimNode, before: NvramState | null, after: NvramState): void {
+    if (before === null) return;
+    if (after.term < before.term)
+      this.violate(`node ${n.id}'s NVRAM term went back from ${before.term} to ${after.term}`);
+    const b = before.tip;
+    const a = after.tip;
+    if (a.index < b.index || (a.index === b.index && toHex(a.hash) !== toHex(b.hash))) {
+      const v = n.core?.inspect();
+      const why =
+        v === undefined
+          ? "at boot"
+          : v.recovering
+            ? "while recovering from a rollback"
+            : "while a voter (snapshot or truncation)";
+      this.drops.push({ node: n.id, index: b.index, hash: toHex(b.hash), to: a.index, why });
+      if (this.drops.length > 1000) this.drops.splice(0, 500);
+    }
+  }
+
+  private addCommitted(index: number, hash: string, node: number): void {
+    const c = this.committed.get(index);
+    if (c === undefined) {
+      this.committed.set(index, { hash, node });
+      if (index > this.maxCommitted) this.maxCommitted = index;
+    } else if (c.hash !== hash) {
+      this.violate(
+        `nodes ${c.node} and ${node} committed different entries at index ${index}`,
+        `diverge ${index}`,
+      );
+    }
+  }
+
+  /** Read every running node's committed entries and check the invariants. */
+  check(): void {
+    for (const n of this.fleet.nodes) {
+      const core = n.core;
+      if (core === null) continue;
+      const v = core.inspect();
+      if (v.role === "leader") {
+        const l = this.leaders.get(v.term);
+        if (l !== undefined && l !== n.id) this.violate(`two leaders in term ${v.term}: ${l} and ${n.id}`);
+        this.leaders.set(v.term, n.id);
+      }
+      let seen = this.seen.get(n.id);
+      if (seen === undefined || seen.core !== core) {
+        seen = { core, upTo: 0, state: 0 };
+        this.seen.set(n.id, seen);
+      }
+      const s = v.state;
+      if (s.index > 0) this.addCommitted(s.index, toHex(s.chainHash), n.id);
+      if (s.index < seen.state)
+        this.violate(`node ${n.id}'s committed state went back from ${seen.state} to ${s.index}`);
+      seen.state = Math.max(seen.state, s.index);
+      const raft = raftOf(core);
+      if (raft !== null) {
+        for (let i = Math.max(seen.upTo, raft.snapshot.index) + 1; i <= raft.commitIndex; i++) {
+          const h = raft.hashAt(i);
+          if (h === undefined) break;
+          this.addCommitted(i, toHex(h), n.id);
+          seen.upTo = i;
+        }
+      }
+      const limit = this.o.guessLimit;
+      if (limit !== undefined)
+        for (const [user, rec] of s.records)
+          if (rec.guessesUsed > limit)
+            this.violate(`${user} has ${rec.guessesUsed} guesses used on node ${n.id}`, `guesses ${user}`);
+    }
+    // 2. A dropped NVRAM tip whose entry turns out committed lost an acknowledged, committed entry.
+    this.drops = this.drops.filter((d) => {
+      const c = this.committed.get(d.index);
+      if (c === undefined) return true; // not known yet: look again later
+      if (c.hash === d.hash)
+        this.violate(
+          `node ${d.node} lowered its NVRAM tip from committed entry ${d.index} to ${d.to} ${d.why}`,
+          `drop ${d.node} ${d.index} ${d.to}`,
+        );
+      return false;
+    });
+    // 3. The highest committed entry is held by a majority within their NVRAM tips.
+    const c = this.maxCommitted;
+    const h = this.committed.get(c)?.hash;
+    if (c > 1 && h !== undefined) {
+      let holders = 0;
+      for (const n of this.fleet.nodes) {
+        const nv = n.nvram();
+        if (nv === null || nv.tip.index < c) continue;
+        if (nv.tip.index === c && toHex(nv.tip.hash) !== h) continue;
+        const known = this.committed.get(nv.tip.index);
+        if (known !== undefined && known.hash !== toHex(nv.tip.hash)) continue;
+        const mine = n.core === null ? null : raftOf(n.core)?.hashAt(c);
+        if (mine !== undefined && mine !== null && toHex(mine) !== h) continue;
+        holders++;
+      }
+      if (holders < this.quorum)
+        this.violate(
+          `committed entry ${c} is held by ${holders} node(s) within their NVRAM tips, not a majority`,
+          `majority ${c}`,
+        );
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Runs a range of simulator seeds for the CI test files (simulator-*.test.ts, split so vitest runs
+ * them on several workers) and collects every failing seed with its failure and the end of its trace.
+ */
+import { DEFAULT_SIM, simulate } from "../src/index.js";
+
+export interface SeedRun {
+  failures: string[];
+  answered: number;
+  stats: Record<string, number>;
+}
+
+export async function runSeeds(nodes: number, from: number, count: number): Promise<SeedRun> {
+  const failures: string[] = [];
+  const stats: Record<string, number> = {};
+  let answered = 0;
+  for (let seed = from; seed < from + count; seed++) {
+    const r = await simulate({ ...DEFAULT_SIM, nodes, seed });
+    answered += r.stats.opsAnswered ?? 0;
+    for (const [k, v] of Object.entries(r.stats)) stats[k] = (stats[k] ?? 0) + v;
+    if (!r.ok)
+      failures.push(
+        `seed ${seed} (${nodes} nodes): ${r.failure}\n  replay: npm run sim -- --from ${seed} --seeds 1 --nodes ${nodes} --trace\n${r.trace.slice(-25).join("\n")}`,
+      );
+  }
+  return { failures, answered, stats };
+}
