@@ -86,6 +86,7 @@ function hookLabels(): void {
   const seal = PeerChannel.prototype.seal;
   PeerChannel.prototype.seal = async function (this: PeerChannel, to: number, plaintext: Uint8Array) {
     const bytes = await seal.call(this, to, plaintext);
+    if (bytes === null) return bytes;
     try {
       if (labels.size > 20_000) labels.clear();
       labels.set(labelKey(bytes), decodePeerMessage(plaintext));

@@ -5,8 +5,10 @@
  * 1. No node acknowledges an entry past its NVRAM tip, and none grants a vote it has not recorded
  *    in NVRAM.
  * 2. An NVRAM tip drops (lower index, or the same index with another hash) only by truncating
- *    entries that were never committed; an NVRAM term never goes back.
- * 3. Every committed index is held by a majority within their NVRAM tips.
+ *    entries that were never committed, or while NVRAM's recover tip still stands for the dropped
+ *    one (a node recovering from a rollback votes as if it held it); an NVRAM term never goes back.
+ * 3. Every committed index is held by a majority within their NVRAM tips, counting a recover tip
+ *    that reaches it.
  * 4. No two nodes commit different entries at one index (nor two leaders lead one term, nor does a
  *    node's committed state go back, nor does a record count more guesses than the limit).
  *
@@ -14,7 +16,7 @@
  * core's Raft log in this process, from every index up to its commit index. The simulator may read
  * what the operator cannot (NVRAM, the Raft log in memory); it uses that only to judge, never to act.
  */
-import type { HsmCore, NvramState } from "@bkv/hsm-core";
+import { type HsmCore, type NvramState, tipAtLeast } from "@bkv/hsm-core";
 import { toHex } from "@bkv/wire";
 import type { PeerPacket, SimFleet, SimNode } from "./fleet.js";
 
@@ -94,7 +96,9 @@ export class Safety {
       this.violate(`node ${n.id}'s NVRAM term went back from ${before.term} to ${after.term}`);
     const b = before.tip;
     const a = after.tip;
-    if (a.index < b.index || (a.index === b.index && toHex(a.hash) !== toHex(b.hash))) {
+    // A recover tip at least as up to date as the old tip keeps what was acknowledged in force.
+    const covered = after.recover !== null && tipAtLeast(after.recover, b);
+    if (!covered && (a.index < b.index || (a.index === b.index && toHex(a.hash) !== toHex(b.hash)))) {
       const v = n.core?.inspect();
       const why =
         v === undefined
@@ -174,7 +178,13 @@ export class Safety {
       let holders = 0;
       for (const n of this.fleet.nodes) {
         const nv = n.nvram();
-        if (nv === null || nv.tip.index < c) continue;
+        if (nv === null) continue;
+        const r = nv.recover;
+        if (r !== null && (r.index > c || (r.index === c && toHex(r.hash) === h))) {
+          holders++;
+          continue;
+        }
+        if (nv.tip.index < c) continue;
         if (nv.tip.index === c && toHex(nv.tip.hash) !== h) continue;
         const known = this.committed.get(nv.tip.index);
         if (known !== undefined && known.hash !== toHex(nv.tip.hash)) continue;
