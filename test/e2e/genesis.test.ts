@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, HostStorage, HsmProcess } from "@bkv/host";
-import { isBkvError } from "@bkv/wire";
+import { decodeAttestation, decodeEvidence, decodeStatement, isBkvError } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv } from "./cli.js";
 
@@ -182,6 +182,36 @@ describe("fleet create, evidence, audit", () => {
       expect(isBkvError(err, "MEASUREMENT")).toBe(true);
     } finally {
       await h.stop();
+    }
+  });
+
+  it("a member whose NVRAM is wiped is a new HSM: a new identity and challenge, its old storage refused", async () => {
+    const dir = join(work, "fleet");
+    const st = decodeStatement(decodeEvidence(readFileSync(join(work, "evidence.bin"))).statement);
+    expect(st.challenges).toHaveLength(3);
+    rmSync(join(dir, "node-2", "hsm", "nvram.bin"));
+    const fresh = new HsmProcess(hsmCommand(dir, 2));
+    try {
+      fresh.send({ type: "boot", snapshot: null, entries: [] });
+      const b = await fresh.next("booted");
+      expect(b.node).toBe(0);
+      expect(b.challenge).toHaveLength(32);
+      expect(st.challenges).not.toContainEqual(b.challenge);
+      expect(decodeAttestation(b.identity).signKey).not.toEqual(st.members[1]!.signKey);
+    } finally {
+      await fresh.stop();
+    }
+    const storage = new HostStorage(join(dir, "node-2", "host", "vault.sqlite"));
+    const stored = storage.load();
+    storage.close();
+    expect(stored.entries.length).toBeGreaterThan(0);
+    const old = new HsmProcess(hsmCommand(dir, 2));
+    try {
+      old.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
+      const err = await old.next("booted").catch((e: unknown) => e);
+      expect(isBkvError(err, "CORRUPT")).toBe(true);
+    } finally {
+      await old.stop();
     }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The audit of deployment evidence, with the operator's attacks on it: a member attested by a root
  * the auditor does not trust, a member running other code, a raised guess limit, a missing member
- * signature, an old fleet's evidence for a new one, and bytes that do not decode. Each fails and
+ * signature, members' challenges missing, short, repeated or left out of the transcript, an old
+ * fleet's evidence for a new one, and bytes that do not decode. Each fails and
  * names its check; clean evidence passes every check.
  */
 import { createHash } from "node:crypto";
@@ -46,9 +47,34 @@ describe("bkv audit: deployment evidence", () => {
         "signature.3",
         "measurement.source",
         "policy.guess-limit",
+        "challenges.count",
+        "challenges.length",
+        "challenges.distinct",
         "transcript",
       ]),
     );
+  });
+
+  it("members' challenges: one missing, one short, one repeated, or left out of the transcript", () => {
+    const ev = decodeEvidence(evidence);
+    const st = decodeStatement(ev.statement);
+    const [c1, c2, c3] = st.challenges as [Uint8Array, Uint8Array, Uint8Array];
+    expect(c1).toHaveLength(32);
+    const withChallenges = (challenges: Uint8Array[]) =>
+      failed(
+        auditEvidence(encodeEvidence({ ...ev, statement: encodeStatement({ ...st, challenges }) }), base),
+      );
+    const sigs = ["signature.1", "signature.2", "signature.3"];
+    expect(withChallenges([c1, c2])).toEqual(["challenges.count", ...sigs, "transcript"]);
+    expect(withChallenges([c1, c2.slice(0, 16), c3])).toEqual(["challenges.length", ...sigs, "transcript"]);
+    expect(withChallenges([c1, c2, c1])).toEqual(["challenges.distinct", ...sigs, "transcript"]);
+    const noSteps = encodeEvidence({
+      ...ev,
+      transcript: ev.transcript.filter((t) => t.step !== "challenge"),
+    });
+    const r = auditEvidence(noSteps, base);
+    expect(failed(r)).toEqual(["transcript"]);
+    expect(r.checks.find((c) => c.name === "transcript")?.detail).toContain("challenge 1");
   });
 
   it("a member attested by a root the auditor does not trust", async () => {

@@ -1,15 +1,19 @@
 /**
  * The genesis ceremony (`bkv fleet create`, run by `bkv dev` for a new folder), driven by the
  * operator's tooling, which the HSMs do not trust:
- *   1. start every member's HSM on empty storage and collect its attestation;
- *   2. HSM 1 checks every attestation, creates the fleet secrets, seals them to each member and
- *      drafts the genesis statement;
- *   3. each member opens its package, checks every attestation, the measurement, the policy and
- *      that the statement is exactly what its sealed entry implies, and signs the statement;
+ *   1. start every member's HSM on empty storage and collect its attestation and its challenge
+ *      (fresh random bytes it made at this boot, memory only);
+ *   2. HSM 1 checks every attestation, records "creator of fleet X" in its NVRAM, creates the fleet
+ *      secrets, seals them to each member with its challenge and drafts the genesis statement,
+ *      which names every member's challenge;
+ *   3. each member opens its package, checks it answers its current challenge, every attestation,
+ *      the measurement, the policy and that the statement is exactly what its sealed entry implies,
+ *      records "joiner of fleet X" in its NVRAM and signs the statement;
  *   4. each member receives all signatures, checks them, and only then stores the genesis entry.
  * The result is the fleet's evidence: the statement, every signature and the transcript (the
  * digest of every message, in order). Afterwards no key exists that could add a member, change the
- * policy or change the code.
+ * policy or change the code. Every HSM takes part in one genesis in its life: one that refused, or
+ * was restarted, part way is spent (a new HSM, or wiped NVRAM, which means a new identity).
  */
 
 import { createHash } from "node:crypto";
@@ -64,6 +68,7 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
       }
     }
     const attestations: Uint8Array[] = [];
+    const challenges: Uint8Array[] = [];
     for (const m of members) {
       const h = new HsmProcess(m.hsmCommand);
       hsms.push(h);
@@ -71,9 +76,11 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
       const b = await h.next("booted");
       if (b.node !== 0) throw new Error(`node ${m.node}'s HSM already belongs to a fleet`);
       attestations.push(b.identity);
+      challenges.push(b.challenge);
       record("attestation", m.node, b.identity);
+      record("challenge", m.node, b.challenge);
     }
-    const create = { type: "genesis-create" as const, members: attestations, guessLimit };
+    const create = { type: "genesis-create" as const, members: attestations, challenges, guessLimit };
     record("genesis-create", members[0]!.node, encodeHostToHsm(create));
     hsms[0]!.send(create);
     const { statement, packages } = await hsms[0]!.next("genesis-packages");

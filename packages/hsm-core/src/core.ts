@@ -33,6 +33,7 @@ import {
   encodeVaultResult,
   envelopeHeader,
   type FleetArtifact,
+  GENESIS_CHALLENGE_LENGTH,
   type HostToHsm,
   HPKE_INFO,
   type HsmToHost,
@@ -44,6 +45,7 @@ import {
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import {
+  checkChallenges,
   checkGenesisEntry,
   checkGuessLimit,
   checkMembers,
@@ -53,6 +55,7 @@ import {
   encodePackage,
   packageAad,
   packageKey,
+  spentMessage,
   statementOf,
 } from "./genesis.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
@@ -110,6 +113,8 @@ export class HsmCore {
   private identity: Uint8Array = new Uint8Array(0);
   private signKey: Uint8Array = new Uint8Array(0);
   private genesis: Genesis | null = null;
+  /** While uninitialized: this boot's genesis challenge (memory only: a restart makes a new one). */
+  private challenge: Uint8Array = new Uint8Array(0);
   private node = 0;
   private nv: NvramState | null = null;
   private raft: Raft | null = null;
@@ -124,6 +129,7 @@ export class HsmCore {
   private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
   private nextBatch = 1;
   private ticks = 0;
+  private failure: { code: string; message: string } | null = null;
   private helloSentAt = new Map<number, number>();
   private joinEntry: {
     record: LogRecord;
@@ -179,8 +185,12 @@ export class HsmCore {
       return;
     }
     if (this.phase === "failed") {
+      // A stopped core answers every frame with why it stopped, and does nothing else.
       if (m.type === "status") this.sendStatus();
-      else this.counters.framesRejected++;
+      else {
+        this.counters.framesRejected++;
+        if (this.failure !== null) this.send({ type: "failed", ...this.failure });
+      }
       return;
     }
     try {
@@ -201,7 +211,7 @@ export class HsmCore {
         await this.boot(m.snapshot, m.entries);
         break;
       case "genesis-create":
-        await this.genesisCreate(m.members, m.guessLimit);
+        await this.genesisCreate(m.members, m.challenges, m.guessLimit);
         return;
       case "genesis-join":
         await this.genesisJoin(m.package, m.statement);
@@ -258,6 +268,7 @@ export class HsmCore {
 
   private fail(code: string, message: string): void {
     this.phase = "failed";
+    this.failure = { code, message };
     this.send({ type: "failed", code, message });
   }
 
@@ -271,6 +282,7 @@ export class HsmCore {
       vaultPublicKey: g?.hpkePublicKey ?? new Uint8Array(0),
       guessesAllowed: g?.guessLimit ?? 0,
       recovering: this.raft?.recovering ?? false,
+      challenge: this.phase === "uninitialized" ? this.challenge : new Uint8Array(0),
     });
   }
 
@@ -295,8 +307,12 @@ export class HsmCore {
         );
       }
       this.phase = "uninitialized";
+      this.challenge = this.platform.randomBytes(GENESIS_CHALLENGE_LENGTH);
       this.sendBooted();
       return;
+    }
+    if (snapshot === null && entries.length === 0 && nv.tip.index === 0) {
+      return this.fail(ErrorCode.GenesisSpent, spentMessage(nv));
     }
     const hash = (b: Uint8Array) => this.platform.crypto.sha256(b);
     let state = new VaultState();
@@ -406,7 +422,21 @@ export class HsmCore {
   // -------------------------------------------------------------------------------------------
   // Genesis ceremony.
 
-  private async genesisCreate(members: Uint8Array[], guessLimit: number): Promise<void> {
+  /** Refuse a genesis step if this HSM's NVRAM already names a ceremony (other than `allow`). */
+  private spentFor(allow: { role: "creator"; fleetId: Uint8Array } | null): boolean {
+    const c = this.nv?.ceremony;
+    if (c === undefined) return false;
+    if (allow !== null && c.role === allow.role && bytesEqual(c.fleetId, allow.fleetId)) return false;
+    this.fail(ErrorCode.GenesisSpent, spentMessage(this.nv!));
+    return true;
+  }
+
+  private async genesisCreate(
+    members: Uint8Array[],
+    challenges: Uint8Array[],
+    guessLimit: number,
+  ): Promise<void> {
+    if (this.spentFor(null)) return;
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
     const crypto = this.platform.crypto;
@@ -414,18 +444,36 @@ export class HsmCore {
     try {
       checkGuessLimit(guessLimit);
       attestations = checkMembers(crypto, this.platform.vendorRoots(), this.platform.measurement(), members);
+      checkChallenges(challenges, members.length);
     } catch (e) {
       return this.failWith(e, "genesis refused");
     }
     const creator = attestations.findIndex((a) => bytesEqual(a.signKey, this.signKey)) + 1;
     if (creator === 0) return this.fail(ErrorCode.Invalid, "the creating HSM must be a member");
+    if (!bytesEqual(challenges[creator - 1]!, this.challenge)) {
+      return this.fail(
+        ErrorCode.GenesisChallenge,
+        `genesis refused: member ${creator} (this HSM) did not make that challenge in this boot`,
+      );
+    }
     const kp = await crypto.hpkeGenerateKeyPair();
     const fleetSigningSeed = this.platform.randomBytes(32);
     const fleetId = this.platform.randomBytes(16);
+    // One genesis in this HSM's life: record it before anything is sealed for this fleet.
+    this.nv = {
+      term: 0,
+      vote: 0,
+      epoch: 0,
+      tip: emptyTip(),
+      recover: null,
+      ceremony: { role: "creator", fleetId },
+    };
+    await this.platform.nvramWrite(encodeNvram(this.nv));
     const now = this.now();
     const genesis: Genesis = {
       fleetId,
       members,
+      challenges,
       measurement: this.platform.measurement(),
       opaqueServerSetup: opaque.server.createSetup(),
       hpkePrivateKey: kp.privateKey,
@@ -445,7 +493,7 @@ export class HsmCore {
     });
     const packages: Uint8Array[] = [];
     for (let member = 1; member <= members.length; member++) {
-      const head = { fleetId, creator, member, members };
+      const head = { fleetId, creator, member, members, challenge: challenges[member - 1]! };
       const shared = await this.platform.identityAgree(attestations[member - 1]!.agreeKey);
       const key = packageKey(crypto, shared, fleetId, creator, member);
       const nonce = this.platform.randomBytes(12);
@@ -456,14 +504,27 @@ export class HsmCore {
   }
 
   private async genesisJoin(pkgBytes: Uint8Array, statement: Uint8Array): Promise<void> {
+    const crypto = this.platform.crypto;
+    let p: ReturnType<typeof decodePackage>;
+    try {
+      p = decodePackage(pkgBytes);
+    } catch (e) {
+      return this.failWith(e, "genesis package refused");
+    }
+    if (this.spentFor({ role: "creator", fleetId: p.fleetId })) return;
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can join a fleet");
-    const crypto = this.platform.crypto;
+    // A package answers one boot of one HSM: a saved one replayed after a restart is refused here.
+    if (!bytesEqual(p.challenge, this.challenge)) {
+      return this.fail(
+        ErrorCode.GenesisChallenge,
+        "genesis package refused: it answers a challenge this HSM did not make in this boot (replayed or stale)",
+      );
+    }
     let entry: Entry;
     let bytes: Uint8Array;
     let genesis: Genesis;
     try {
-      const p = decodePackage(pkgBytes);
       const members = checkMembers(
         crypto,
         this.platform.vendorRoots(),
@@ -472,6 +533,8 @@ export class HsmCore {
       );
       if (!bytesEqual(members[p.member - 1]!.signKey, this.signKey))
         throw new BkvError(ErrorCode.Invalid, "the package is for another HSM");
+      if (this.nv !== null && !bytesEqual(members[p.creator - 1]!.signKey, this.signKey))
+        throw new BkvError(ErrorCode.Invalid, "this HSM created the fleet: its package must be its own");
       const shared = await this.platform.identityAgree(members[p.creator - 1]!.agreeKey);
       const key = packageKey(crypto, shared, p.fleetId, p.creator, p.member);
       try {
@@ -491,6 +554,18 @@ export class HsmCore {
     } catch (e) {
       return this.failWith(e, "genesis package refused");
     }
+    // One genesis in this HSM's life: record it before signing (the creator already has).
+    if (this.nv === null) {
+      this.nv = {
+        term: 0,
+        vote: 0,
+        epoch: 0,
+        tip: emptyTip(),
+        recover: null,
+        ceremony: { role: "joiner", fleetId: genesis.fleetId },
+      };
+      await this.platform.nvramWrite(encodeNvram(this.nv));
+    }
     this.phase = "joining";
     const record: LogRecord = { index: 1, term: 0, bytes, hash: crypto.sha256(bytes) };
     this.joinEntry = { record, entry, statement, genesis, finished: false };
@@ -499,7 +574,7 @@ export class HsmCore {
 
   private async genesisFinish(signatures: Uint8Array[]): Promise<void> {
     const j = this.joinEntry;
-    if (this.phase !== "joining" || j === null || j.finished)
+    if (this.phase !== "joining" || j === null || j.finished || this.nv === null)
       return this.fail(ErrorCode.Invalid, "no genesis to finish: join first");
     try {
       const members = j.genesis.members.map((m) => decodeAttestation(m));
@@ -508,14 +583,7 @@ export class HsmCore {
       return this.failWith(e, "genesis not finished");
     }
     j.finished = true;
-    this.nv = {
-      term: 0,
-      vote: 0,
-      epoch: 1,
-      tip: emptyTip(),
-      recover: null,
-      ceremony: { role: "joiner", fleetId: j.genesis.fleetId },
-    };
+    this.nv = { ...this.nv, epoch: this.nv.epoch + 1 };
     await this.platform.nvramWrite(encodeNvram(this.nv));
     this.persistQueue.push({ entries: [j.record], truncateFrom: null, snapshot: null });
   }

@@ -6,6 +6,14 @@
  * It drafts the genesis statement from the entry. Each member opens its package, checks the entry,
  * every attestation and that the statement is exactly the one the entry implies, and signs it.
  * Only when it holds every member's signature over the statement does a member store the entry.
+ *
+ * One genesis per HSM: an uninitialized HSM makes a fresh random challenge at each boot (memory
+ * only). The creator takes every member's challenge into the entry and the statement, and each
+ * member's package carries its own; a member joins only with a package that answers its current
+ * challenge, so a saved package cannot be replayed after a restart. The creator records "creator
+ * of fleet X" in NVRAM before it seals anything, a member "joiner of fleet X" before it signs; an
+ * HSM whose NVRAM names a fleet takes part in no other genesis, and one restarted before its
+ * genesis entry was stored is spent.
  */
 import {
   type Attestation,
@@ -17,13 +25,16 @@ import {
   decodeStatement,
   ErrorCode,
   encodeStatement,
+  GENESIS_CHALLENGE_LENGTH,
   type GenesisStatement,
   quorumOf,
   Reader,
+  toHex,
   utf8,
   Writer,
 } from "@bkv/wire";
 import { decodeEntry, type Entry, type Genesis } from "./log-entry.js";
+import type { NvramState } from "./nvram.js";
 import type { HsmCrypto } from "./platform.js";
 import { MAX_GUESS_LIMIT } from "./policy.js";
 
@@ -84,12 +95,34 @@ export function statementOf(g: Genesis): GenesisStatement {
   return {
     fleetId: g.fleetId,
     members: g.members.map((m) => decodeAttestation(m)),
+    challenges: g.challenges,
     measurement: g.measurement,
     policy: { guessLimit: g.guessLimit, n: g.members.length, quorum: quorumOf(g.members.length) },
     vaultPublicKey: g.hpkePublicKey,
     fleetSigningKey: g.fleetSigningKey,
     time: g.createdAt,
   };
+}
+
+/** The members' challenges: one per member, each GENESIS_CHALLENGE_LENGTH bytes, no two alike. */
+export function checkChallenges(challenges: Uint8Array[], members: number): void {
+  if (challenges.length !== members) {
+    throw new BkvError(
+      ErrorCode.GenesisChallenge,
+      `${challenges.length} challenges for ${members} members: each member brings its own`,
+    );
+  }
+  for (const [i, c] of challenges.entries()) {
+    if (c.length !== GENESIS_CHALLENGE_LENGTH) {
+      throw new BkvError(
+        ErrorCode.GenesisChallenge,
+        `member ${i + 1}'s challenge is ${c.length} bytes, not ${GENESIS_CHALLENGE_LENGTH}`,
+      );
+    }
+    if (challenges.some((d, j) => j < i && bytesEqual(c, d))) {
+      throw new BkvError(ErrorCode.GenesisChallenge, `member ${i + 1} repeats another member's challenge`);
+    }
+  }
 }
 
 /** Check a guess limit against the code's bounds. */
@@ -152,13 +185,15 @@ export function checkStatement(expected: GenesisStatement, given: Uint8Array): v
 }
 
 const MAGIC = utf8("BKVG");
-const VERSION = 1;
+const VERSION = 2;
 
 export interface GenesisPackage {
   fleetId: Uint8Array;
   creator: number;
   member: number;
   members: Uint8Array[];
+  /** The member's challenge this package answers (also in the sealed entry, and authenticated). */
+  challenge: Uint8Array;
   nonce: Uint8Array;
   ciphertext: Uint8Array;
 }
@@ -188,6 +223,7 @@ function header(p: Omit<GenesisPackage, "nonce" | "ciphertext">): Uint8Array {
     .list(p.members, (w, m) => {
       w.bytes(m);
     })
+    .fixed(p.challenge)
     .finish();
 }
 
@@ -210,12 +246,13 @@ export function decodePackage(b: Uint8Array): GenesisPackage {
   const creator = r.u8("creator");
   const member = r.u8("member");
   const members = r.list("members", 9, (r) => r.bytes("member attestation", 4096));
+  const challenge = r.fixed(GENESIS_CHALLENGE_LENGTH, "challenge");
   check(members.length >= 1 && creator >= 1 && creator <= members.length, "genesis package: bad creator");
   check(member >= 1 && member <= members.length, "genesis package: bad member");
   const nonce = r.fixed(12, "nonce");
   const ciphertext = r.bytes("ciphertext", 1 << 16);
   r.end();
-  return { fleetId, creator, member, members, nonce, ciphertext };
+  return { fleetId, creator, member, members, challenge, nonce, ciphertext };
 }
 
 /** Check an opened genesis entry against its package header. */
@@ -233,5 +270,27 @@ export function checkGenesisEntry(bytes: Uint8Array, p: GenesisPackage): Entry {
     g.members.length === p.members.length && g.members.every((m, i) => bytesEqual(m, p.members[i]!)),
     "genesis package: members differ from its header",
   );
+  checkChallenges(g.challenges, g.members.length);
+  if (!bytesEqual(g.challenges[p.member - 1]!, p.challenge)) {
+    throw new BkvError(
+      ErrorCode.GenesisChallenge,
+      "genesis package: its challenge differs from the sealed entry's",
+    );
+  }
   return e;
+}
+
+/** Why an HSM whose NVRAM names a ceremony takes part in no genesis now. */
+export function spentMessage(nv: NvramState): string {
+  const c = nv.ceremony;
+  const fleet = toHex(c.fleetId);
+  if (c.role === "none") {
+    return "this HSM's NVRAM holds state but names no genesis: it takes part in no genesis (provision a new HSM)";
+  }
+  return (
+    `this HSM already took part in the genesis of fleet ${fleet} as its ${c.role}` +
+    (nv.tip.index === 0 ? " and has not stored that fleet's genesis entry" : "") +
+    ": an HSM takes part in one genesis in its life, so it is spent. Provision a new HSM (or wipe" +
+    " its NVRAM, which gives it a new identity)"
+  );
 }

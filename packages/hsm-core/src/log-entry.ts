@@ -3,13 +3,22 @@
  * whose ops record the decisions the core took (so applying an entry is deterministic and needs no
  * randomness or cryptography). Entries are hash-chained and sealed before they leave the HSM.
  */
-import { check, REQUEST_ID_BYTES, Reader, SESSION_ID_BYTES, Writer } from "@bkv/wire";
+import {
+  check,
+  GENESIS_CHALLENGE_LENGTH,
+  REQUEST_ID_BYTES,
+  Reader,
+  SESSION_ID_BYTES,
+  Writer,
+} from "@bkv/wire";
 
 export interface Genesis {
   /** Random id of the fleet, fixed at its creation. */
   fleetId: Uint8Array;
   /** Members' attestations (encoded, @bkv/wire); node i is members[i - 1]. Frozen for the fleet's life. */
   members: Uint8Array[];
+  /** challenges[i]: member i + 1's genesis challenge (fresh at its boot, in the statement it signs). */
+  challenges: Uint8Array[];
   /** The code measurement every member attested at genesis. */
   measurement: Uint8Array;
   /** OPAQUE server setup (opaque-ke serialization, base64url), holds the OPRF seed and AKE key. */
@@ -76,6 +85,9 @@ export function writeOp(w: Writer, o: Op): void {
         .list(o.genesis.members, (w, m) => {
           w.bytes(m);
         })
+        .list(o.genesis.challenges, (w, c) => {
+          w.fixed(c);
+        })
         .fixed(o.genesis.measurement)
         .string(o.genesis.opaqueServerSetup)
         .bytes(o.genesis.hpkePrivateKey)
@@ -111,6 +123,7 @@ export function readOp(r: Reader): Op {
         genesis: {
           fleetId: r.fixed(16, "fleet id"),
           members: r.list("members", 9, (r) => r.bytes("member attestation", 4096)),
+          challenges: r.list("challenges", 9, (r) => r.fixed(GENESIS_CHALLENGE_LENGTH, "challenge")),
           measurement: r.fixed(32, "measurement"),
           opaqueServerSetup: r.string("server setup", 4096),
           hpkePrivateKey: r.bytes("HPKE private key", 64),

@@ -1,10 +1,12 @@
 /**
  * The genesis ceremony as the operator would attack it, refused by the HSMs themselves: a member
  * with a forged attestation, a member running other code, a raised guess limit, a missing member
- * signature, another fleet's signatures. A refusing HSM stores nothing (no persist, empty NVRAM).
+ * signature, another fleet's signatures, the same HSMs asked into a second fleet, a member restarted
+ * part way, a saved package replayed. A refusing HSM stores nothing (no persist, NVRAM as before).
  */
 
 import {
+  decodeNvram,
   encodeEntry,
   encodePackage,
   type Genesis,
@@ -30,6 +32,7 @@ import {
   encodeStatement,
   type HostToHsm,
   type HsmToHost,
+  toHex,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
@@ -43,7 +46,11 @@ class Hsm {
   ) {}
 
   static async start(opts: MemoryPlatformOptions = {}, mem = newMemoryHsm()): Promise<Hsm> {
-    const platform = memoryPlatform(mem, opts);
+    return Hsm.onPlatform(mem, memoryPlatform(mem, opts));
+  }
+
+  /** A new core on a platform already open (the HSM's code restarted, its keys kept in memory). */
+  static async onPlatform(mem: MemoryHsm, platform: ReturnType<typeof memoryPlatform>): Promise<Hsm> {
     const frames: HsmToHost[] = [];
     const core = await HsmCore.create(platform, (b) => frames.push(decodeHsmToHost(b)));
     const h = new Hsm(mem, core, platform);
@@ -59,16 +66,45 @@ class Hsm {
     return out[out.length - 1]!;
   }
 
-  get attestation(): Uint8Array {
+  private get bootedFrame() {
     const b = this.frames.find((f) => f.type === "booted");
     if (b?.type !== "booted") throw new Error("not booted");
-    return b.identity;
+    return b;
+  }
+
+  get attestation(): Uint8Array {
+    return this.bootedFrame.identity;
+  }
+
+  get challenge(): Uint8Array {
+    return this.bootedFrame.challenge;
   }
 
   /** Nothing was stored: no persist frame and an empty NVRAM. */
   storedNothing(): boolean {
     return !this.frames.some((f) => f.type === "persist") && this.mem.nvram === null;
   }
+
+  /** The ceremony this HSM's NVRAM names (role and fleet id hex), or null for empty NVRAM. */
+  ceremony(): { role: string; fleet: string; tip: number } | null {
+    if (this.mem.nvram === null) return null;
+    const nv = decodeNvram(this.mem.nvram);
+    return { role: nv.ceremony.role, fleet: toHex(nv.ceremony.fleetId), tip: nv.tip.index };
+  }
+
+  persisted(): boolean {
+    return this.frames.some((f) => f.type === "persist");
+  }
+}
+
+/** The genesis-create frame for these HSMs, with each one's attestation and challenge. */
+function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis-create" } {
+  return {
+    type: "genesis-create",
+    members: hsms.map((h) => h.attestation),
+    challenges: hsms.map((h) => h.challenge),
+    guessLimit,
+  };
 }
 
 function refusal(f: HsmToHost): { code: string; message: string } {
@@ -84,11 +120,7 @@ async function fleetOf(n: number, opts: (MemoryPlatformOptions | undefined)[] = 
 }
 
 async function create(hsms: Hsm[], guessLimit = 10) {
-  const f = await hsms[0]!.send({
-    type: "genesis-create",
-    members: hsms.map((h) => h.attestation),
-    guessLimit,
-  });
+  const f = await hsms[0]!.send(createFrame(hsms, guessLimit));
   if (f.type !== "genesis-packages") throw new Error(`create refused: ${JSON.stringify(f)}`);
   return f;
 }
@@ -111,13 +143,19 @@ async function joinAll(hsms: Hsm[], created: { statement: Uint8Array; packages: 
  * What a creator running other code could seal: a genesis entry of its choosing, sealed to the
  * members with the creator HSM's own agreement key (the test holds that HSM's platform).
  */
-async function evilPackages(creator: Hsm, members: Uint8Array[], change: (g: Genesis) => Genesis) {
+async function evilPackages(
+  creator: Hsm,
+  members: Uint8Array[],
+  challenges: Uint8Array[],
+  change: (g: Genesis) => Genesis,
+) {
   await opaque.ready;
   const c = creator.platform.crypto;
   const seed = new Uint8Array(32).fill(7);
   const g = change({
     fleetId: new Uint8Array(16).fill(9),
     members,
+    challenges,
     measurement: TEST_MEASUREMENT,
     opaqueServerSetup: opaque.server.createSetup(),
     hpkePrivateKey: new Uint8Array(32).fill(1),
@@ -137,7 +175,7 @@ async function evilPackages(creator: Hsm, members: Uint8Array[], change: (g: Gen
   });
   const packages: Uint8Array[] = [];
   for (let member = 1; member <= members.length; member++) {
-    const head = { fleetId: g.fleetId, creator: 1, member, members };
+    const head = { fleetId: g.fleetId, creator: 1, member, members, challenge: challenges[member - 1]! };
     const shared = await creator.platform.identityAgree(decodeAttestation(members[member - 1]!).agreeKey);
     const key = packageKey(c, shared, g.fleetId, 1, member);
     const nonce = new Uint8Array(12).fill(member);
@@ -156,9 +194,13 @@ describe("genesis ceremony", () => {
     expect(st.members).toHaveLength(3);
     expect(st.policy).toEqual({ guessLimit: 10, n: 3, quorum: 2 });
     expect(st.measurement).toEqual(TEST_MEASUREMENT);
+    expect(st.challenges).toEqual(hsms.map((h) => h.challenge));
     const sigs = await joinAll(hsms, created);
+    const fleet = toHex(st.fleetId);
     for (const [i, h] of hsms.entries()) {
-      expect(h.storedNothing()).toBe(true); // signing alone stores nothing
+      // Signing stores no log, only the one genesis this HSM takes part in, in its NVRAM.
+      expect(h.persisted()).toBe(false);
+      expect(h.ceremony()).toEqual({ role: i === 0 ? "creator" : "joiner", fleet, tip: 0 });
       expect(h.platform.crypto.ed25519Verify(st.members[i]!.signKey, created.statement, sigs[i]!)).toBe(true);
     }
     for (const h of hsms) {
@@ -170,11 +212,7 @@ describe("genesis ceremony", () => {
   it("refuses a member whose attestation is not signed by a trusted vendor root", async () => {
     const rogue = newVendorRoot();
     const hsms = await fleetOf(3, [undefined, undefined, { vendor: rogue }]);
-    const f = await hsms[0]!.send({
-      type: "genesis-create",
-      members: hsms.map((h) => h.attestation),
-      guessLimit: 10,
-    });
+    const f = await hsms[0]!.send(createFrame(hsms));
     expect(refusal(f).code).toBe(ErrorCode.Attestation);
     expect(refusal(f).message).toContain("member 3");
     expect(hsms[0]!.storedNothing()).toBe(true);
@@ -190,9 +228,8 @@ describe("genesis ceremony", () => {
     const keyAt = findSub(a, at.signKey);
     a.set(decodeAttestation(b).signKey, keyAt);
     const f = await hsms[0]!.send({
-      type: "genesis-create",
+      ...createFrame(hsms),
       members: [hsms[0]!.attestation, hsms[1]!.attestation, a],
-      guessLimit: 10,
     });
     expect(refusal(f).code).toBe(ErrorCode.Attestation);
   });
@@ -200,19 +237,20 @@ describe("genesis ceremony", () => {
   it("refuses a member running other code, at creation and when joining", async () => {
     const other = new Uint8Array(32).fill(0xee);
     const hsms = await fleetOf(3, [undefined, { measurement: other }]);
-    const f = await hsms[0]!.send({
-      type: "genesis-create",
-      members: hsms.map((h) => h.attestation),
-      guessLimit: 10,
-    });
+    const f = await hsms[0]!.send(createFrame(hsms));
     expect(refusal(f).code).toBe(ErrorCode.Measurement);
     expect(refusal(f).message).toContain("member 2");
 
     // A creator running other code seals a fleet that lists it anyway: honest members refuse.
     const honest = await fleetOf(3);
     const odd = await Hsm.start({ measurement: other });
-    const members = [odd.attestation, honest[1]!.attestation, honest[2]!.attestation];
-    const evil = await evilPackages(odd, members, (g) => g);
+    const trio = [odd, honest[1]!, honest[2]!];
+    const evil = await evilPackages(
+      odd,
+      trio.map((h) => h.attestation),
+      trio.map((h) => h.challenge),
+      (g) => g,
+    );
     const j = await honest[1]!.send({
       type: "genesis-join",
       package: evil.packages[1]!,
@@ -224,16 +262,16 @@ describe("genesis ceremony", () => {
 
   it("refuses a raised guess limit: above the code's maximum, sealed by a rogue creator, or edited into the statement", async () => {
     const hsms = await fleetOf(3);
-    const f = await hsms[0]!.send({
-      type: "genesis-create",
-      members: hsms.map((h) => h.attestation),
-      guessLimit: 1000,
-    });
+    const f = await hsms[0]!.send(createFrame(hsms, 1000));
     expect(refusal(f).code).toBe(ErrorCode.Policy);
 
     const fresh = await fleetOf(3);
-    const members = fresh.map((h) => h.attestation);
-    const evil = await evilPackages(fresh[0]!, members, (g) => ({ ...g, guessLimit: 1_000_000 }));
+    const evil = await evilPackages(
+      fresh[0]!,
+      fresh.map((h) => h.attestation),
+      fresh.map((h) => h.challenge),
+      (g) => ({ ...g, guessLimit: 1_000_000 }),
+    );
     const j = await fresh[1]!.send({
       type: "genesis-join",
       package: evil.packages[1]!,
@@ -261,13 +299,13 @@ describe("genesis ceremony", () => {
     const sigs = await joinAll(hsms, created);
     const f = await hsms[0]!.send({ type: "genesis-finish", signatures: sigs.slice(0, 2) });
     expect(refusal(f).code).toBe(ErrorCode.Signature);
-    expect(hsms[0]!.storedNothing()).toBe(true);
+    expect(hsms[0]!.persisted()).toBe(false);
 
     const forged = sigs.map((s, i) => (i === 2 ? sigs[1]! : s));
     const g = await hsms[1]!.send({ type: "genesis-finish", signatures: forged });
     expect(refusal(g).code).toBe(ErrorCode.Signature);
     expect(refusal(g).message).toContain("member 3");
-    expect(hsms[1]!.storedNothing()).toBe(true);
+    expect(hsms[1]!.persisted()).toBe(false);
   });
 
   it("refuses another fleet's signatures (evidence of an old fleet presented for a new one)", async () => {
@@ -278,7 +316,7 @@ describe("genesis ceremony", () => {
     await joinAll(hsms, created);
     const f = await hsms[2]!.send({ type: "genesis-finish", signatures: oldSigs });
     expect(refusal(f).code).toBe(ErrorCode.Signature);
-    expect(hsms[2]!.storedNothing()).toBe(true);
+    expect(hsms[2]!.persisted()).toBe(false);
   });
 
   it("an HSM already in a fleet takes part in no other genesis", async () => {
@@ -286,12 +324,158 @@ describe("genesis ceremony", () => {
     const created = await create(hsms);
     const sigs = await joinAll(hsms, created);
     await hsms[0]!.send({ type: "genesis-finish", signatures: sigs });
-    const again = await hsms[0]!.send({
-      type: "genesis-create",
-      members: [hsms[0]!.attestation],
-      guessLimit: 10,
+    const again = await hsms[0]!.send(createFrame(hsms));
+    expect(refusal(again).code).toBe(ErrorCode.GenesisSpent);
+  });
+});
+
+describe("one genesis per HSM", () => {
+  it("reports a fresh challenge at every boot while uninitialized, and none once a member", async () => {
+    const mem = newMemoryHsm();
+    const a = await Hsm.start({}, mem);
+    expect(a.challenge).toHaveLength(32);
+    const b = await Hsm.onPlatform(mem, a.platform);
+    expect(b.challenge).toHaveLength(32);
+    expect(b.challenge).not.toEqual(a.challenge);
+    const created = await create([b]);
+    const sigs = await joinAll([b], created);
+    const p = await b.send({ type: "genesis-finish", signatures: sigs });
+    if (p.type !== "persist") throw new Error("not persisted");
+    await b.send({ type: "persisted", id: p.id });
+    const last = b.frames.findLast((f) => f.type === "booted");
+    expect(last?.type === "booted" && last.node === 1 && last.challenge.length === 0).toBe(true);
+  });
+
+  it("the creator refuses to create a second fleet or to join another, with nothing stored for it", async () => {
+    const hsms = await fleetOf(3);
+    const first = await create(hsms);
+    const fleetA = toHex(decodeStatement(first.statement).fleetId);
+    expect(hsms[0]!.ceremony()).toEqual({ role: "creator", fleet: fleetA, tip: 0 });
+    const before = hsms[0]!.frames.length;
+    const again = await hsms[0]!.send(createFrame(hsms));
+    expect(refusal(again).code).toBe(ErrorCode.GenesisSpent);
+    expect(refusal(again).message).toContain(fleetA);
+    expect(hsms[0]!.frames.slice(before).some((f) => f.type === "genesis-packages")).toBe(false);
+    expect(hsms[0]!.ceremony()).toEqual({ role: "creator", fleet: fleetA, tip: 0 });
+
+    // Another HSM creates fleet B listing the creator of A (its current challenge): it will not join.
+    const x = await Hsm.start();
+    const fleetB = await x.send(createFrame([x, hsms[0]!, await Hsm.start()]));
+    if (fleetB.type !== "genesis-packages") throw new Error("fleet B was not created");
+    const join = await hsms[0]!.send({
+      type: "genesis-join",
+      package: fleetB.packages[1]!,
+      statement: fleetB.statement,
     });
-    expect(refusal(again).code).toBe(ErrorCode.Invalid);
+    expect(refusal(join).code).toBe(ErrorCode.GenesisSpent);
+    expect(hsms[0]!.frames.some((f) => f.type === "genesis-signature")).toBe(false);
+    expect(hsms[0]!.ceremony()).toEqual({ role: "creator", fleet: fleetA, tip: 0 });
+  });
+
+  it("a joiner that signed for one fleet refuses to sign or create another", async () => {
+    const hsms = await fleetOf(3);
+    const a = await create(hsms);
+    await joinAll(hsms, a);
+    const fleetA = toHex(decodeStatement(a.statement).fleetId);
+    const joiner = hsms[1]!;
+    // Fleet B lists the same joiner (same boot, same challenge): a second signature is refused.
+    const x = await Hsm.start();
+    const y = await Hsm.start();
+    const b = await x.send(createFrame([x, joiner, y]));
+    if (b.type !== "genesis-packages") throw new Error("fleet B was not created");
+    const signaturesBefore = joiner.frames.filter((f) => f.type === "genesis-signature").length;
+    const j = await joiner.send({ type: "genesis-join", package: b.packages[1]!, statement: b.statement });
+    expect(refusal(j).code).toBe(ErrorCode.GenesisSpent);
+    expect(joiner.frames.filter((f) => f.type === "genesis-signature")).toHaveLength(signaturesBefore);
+    expect(joiner.ceremony()).toEqual({ role: "joiner", fleet: fleetA, tip: 0 });
+    // And as the creator of B.
+    const c = await joiner.send(createFrame([joiner, x, y]));
+    expect(refusal(c).code).toBe(ErrorCode.GenesisSpent);
+    expect(joiner.ceremony()).toEqual({ role: "joiner", fleet: fleetA, tip: 0 });
+    expect(joiner.persisted()).toBe(false);
+  });
+
+  it("a member restarted between join and finish is spent: it neither finishes nor rejoins", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const sigs = await joinAll(hsms, created);
+    const fleet = toHex(decodeStatement(created.statement).fleetId);
+    // Member 3's HSM restarts (same keys: its NVRAM names the ceremony).
+    const again = await Hsm.start({}, hsms[2]!.mem);
+    expect(await again.platform.identity()).toEqual(hsms[2]!.attestation);
+    const booted = again.frames.at(-1)!;
+    expect(refusal(booted).code).toBe(ErrorCode.GenesisSpent);
+    expect(refusal(booted).message).toContain(fleet);
+    const fin = await again.send({ type: "genesis-finish", signatures: sigs });
+    expect(fin.type).toBe("failed");
+    const rejoin = await again.send({
+      type: "genesis-join",
+      package: created.packages[2]!,
+      statement: created.statement,
+    });
+    expect(rejoin.type).toBe("failed");
+    expect(again.persisted()).toBe(false);
+    expect(again.ceremony()).toEqual({ role: "joiner", fleet, tip: 0 });
+    // The creator restarted after create: spent too.
+    const creator = await Hsm.start({}, hsms[0]!.mem);
+    expect(refusal(creator.frames.at(-1)!).code).toBe(ErrorCode.GenesisSpent);
+  });
+
+  it("a package answers one boot: the same HSM's core restarted (same keys) refuses its saved package", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    // Member 2's code restarts on the same platform: same identity, new challenge, no NVRAM yet.
+    const restarted = await Hsm.onPlatform(hsms[1]!.mem, hsms[1]!.platform);
+    expect(restarted.attestation).toEqual(hsms[1]!.attestation);
+    expect(restarted.challenge).not.toEqual(hsms[1]!.challenge);
+    const j = await restarted.send({
+      type: "genesis-join",
+      package: created.packages[1]!,
+      statement: created.statement,
+    });
+    expect(refusal(j).code).toBe(ErrorCode.GenesisChallenge);
+    expect(restarted.storedNothing()).toBe(true);
+    expect(restarted.frames.some((f) => f.type === "genesis-signature")).toBe(false);
+  });
+
+  it("NVRAM wiped after the fleet formed: a new identity and challenge, and the saved package is refused", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const sigs = await joinAll(hsms, created);
+    for (const h of hsms)
+      expect((await h.send({ type: "genesis-finish", signatures: sigs })).type).toBe("persist");
+    const mem = hsms[1]!.mem;
+    mem.nvram = null;
+    const wiped = await Hsm.start({}, mem);
+    expect(wiped.frames.at(-1)?.type).toBe("booted");
+    expect(wiped.attestation).not.toEqual(hsms[1]!.attestation);
+    const j = await wiped.send({
+      type: "genesis-join",
+      package: created.packages[1]!,
+      statement: created.statement,
+    });
+    expect(refusal(j).code).toBe(ErrorCode.GenesisChallenge);
+    expect(wiped.storedNothing()).toBe(true);
+  });
+
+  it("the creator checks the challenges: its own must be this boot's, one per member, 32 bytes, no repeats", async () => {
+    const hsms = await fleetOf(3);
+    const frame = createFrame(hsms);
+    const stale = new Uint8Array(32).fill(1);
+    const cases: Uint8Array[][] = [
+      [stale, frame.challenges[1]!, frame.challenges[2]!],
+      frame.challenges.slice(0, 2),
+      [frame.challenges[0]!, frame.challenges[1]!, new Uint8Array(16)],
+      [frame.challenges[0]!, frame.challenges[1]!, frame.challenges[1]!],
+    ];
+    for (const challenges of cases) {
+      const h = await Hsm.start();
+      const members = [h.attestation, ...frame.members.slice(1)];
+      const mine = challenges === cases[0] ? challenges : [h.challenge, ...challenges.slice(1)];
+      const f = await h.send({ type: "genesis-create", members, challenges: mine, guessLimit: 10 });
+      expect(refusal(f).code).toBe(ErrorCode.GenesisChallenge);
+      expect(h.storedNothing()).toBe(true);
+    }
   });
 });
 

@@ -8,6 +8,14 @@
  *   bkv-seal             AES-256 key (CKM_AES_KEY_GEN), seal/unseal with CKM_AES_GCM
  *   bkv-nvram            CKO_DATA token objects holding the NVRAM (see nvramWrite)
  *
+ * Keys and NVRAM live and die together. The four key objects share one random CKA_ID, the HSM's
+ * *life*, and every NVRAM value names that life. When the platform opens a token that has no valid
+ * NVRAM value of its keys' life (a new token, an NVRAM object destroyed, or keys and NVRAM that do
+ * not belong together), it destroys every key and NVRAM object of ours and makes new keys under a
+ * new life: an HSM with no NVRAM has no past, so nothing sealed or signed under its old identity
+ * opens or counts again. The core writes NVRAM only after that, so a crash in between leaves no
+ * NVRAM of the new life, and the next open starts a new life again: never old keys with new NVRAM.
+ *
  * The core's own software cryptography (HPKE, AES-GCM under keys the core holds, HKDF, SHA-256,
  * the fleet's Ed25519 key) is node:crypto, as on the software platform.
  */
@@ -120,6 +128,7 @@ function keyPair(
   mechanism: number,
   publicTemplate: Template,
   privateTemplate: Template,
+  id: Buffer,
 ): { privateKey: Handle; publicKey: Handle } {
   const privateKey = one(
     t,
@@ -141,7 +150,6 @@ function keyPair(
   if (privateKey !== null || publicKey !== null) {
     throw new Error(`the token holds half of the key pair ${label}; refusing to make a new identity over it`);
   }
-  const id = Buffer.from(label);
   return t.p11.C_GenerateKeyPair(
     t.session,
     { mechanism },
@@ -163,7 +171,7 @@ function keyPair(
   );
 }
 
-function sealKey(t: OpenToken): Handle {
+function sealKey(t: OpenToken, id: Buffer): Handle {
   const found = one(
     t,
     [
@@ -179,7 +187,7 @@ function sealKey(t: OpenToken): Handle {
     { type: CKA_KEY_TYPE, value: CKK_AES },
     { type: CKA_VALUE_LEN, value: 32 },
     { type: CKA_LABEL, value: SEAL_LABEL },
-    { type: CKA_ID, value: Buffer.from(SEAL_LABEL) },
+    { type: CKA_ID, value: id },
     { type: CKA_ENCRYPT, value: true },
     { type: CKA_DECRYPT, value: true },
   ]);
@@ -195,29 +203,73 @@ function keyProperties(t: OpenToken, label: string, key: Handle): string {
   return `${label}: CKA_SENSITIVE=${bool(sensitive)} CKA_EXTRACTABLE=${bool(extractable)} CKA_NEVER_EXTRACTABLE=${bool(neverExtractable)}`;
 }
 
-// An NVRAM object's value: magic, sequence number (u64 big-endian), SHA-256 of the data, the data.
-const NVRAM_MAGIC = Buffer.from("BKVN");
-const NVRAM_HEADER = NVRAM_MAGIC.length + 8 + 32;
+// An NVRAM object's value: magic, sequence number (u64 big-endian), the life of the keys it belongs
+// to (their shared CKA_ID), SHA-256 of the data, the data.
+const NVRAM_MAGIC = Buffer.from("BKVL");
+export const LIFE_BYTES = 16;
+const NVRAM_HEADER = NVRAM_MAGIC.length + 8 + LIFE_BYTES + 32;
 
 function sha256(b: Uint8Array): Buffer {
   return createHash("sha256").update(b).digest();
 }
 
-function encodeNvram(seq: bigint, data: Uint8Array): Buffer {
+/** The value of an NVRAM object (exported for tests that forge or damage one). */
+export function encodeNvramValue(seq: bigint, life: Buffer, data: Uint8Array): Buffer {
+  if (life.length !== LIFE_BYTES) throw new Error(`a life id is ${LIFE_BYTES} bytes`);
   const value = Buffer.alloc(NVRAM_HEADER + data.length);
   NVRAM_MAGIC.copy(value, 0);
   value.writeBigUInt64BE(seq, 4);
-  sha256(data).copy(value, 12);
+  life.copy(value, 12);
+  sha256(data).copy(value, 12 + LIFE_BYTES);
   value.set(data, NVRAM_HEADER);
   return value;
 }
 
 /** null for a value that is not one of ours or is damaged (a write torn by a crash). */
-function decodeNvram(v: Buffer): { seq: bigint; data: Buffer } | null {
+function decodeNvramValue(v: Buffer): { seq: bigint; life: Buffer; data: Buffer } | null {
   if (v.length < NVRAM_HEADER || !v.subarray(0, 4).equals(NVRAM_MAGIC)) return null;
   const data = v.subarray(NVRAM_HEADER);
-  if (!sha256(data).equals(v.subarray(12, NVRAM_HEADER))) return null;
-  return { seq: v.readBigUInt64BE(4), data };
+  if (!sha256(data).equals(v.subarray(12 + LIFE_BYTES, NVRAM_HEADER))) return null;
+  return { seq: v.readBigUInt64BE(4), life: v.subarray(12, 12 + LIFE_BYTES), data };
+}
+
+const KEY_LABELS = [SIGN_LABEL, AGREE_LABEL, SEAL_LABEL];
+/** Two key pairs (private and public objects) and the seal key. */
+const KEY_OBJECTS = 5;
+
+/**
+ * The life of the token's keys: the CKA_ID all five key objects share, or null unless exactly those
+ * five exist with one id of the right length.
+ */
+export function keysLife(t: OpenToken): Buffer | null {
+  const ids: Buffer[] = [];
+  for (const label of KEY_LABELS) {
+    for (const h of find(t, [{ type: CKA_LABEL, value: label }])) ids.push(attrs(t, h, [CKA_ID])[0]!);
+  }
+  const first = ids[0];
+  if (ids.length !== KEY_OBJECTS || first === undefined || first.length !== LIFE_BYTES) return null;
+  return ids.every((id) => id.equals(first)) ? Buffer.from(first) : null;
+}
+
+/** Every NVRAM object: its handle and its decoded value (null if damaged). */
+function nvramObjectsOf(t: OpenToken): { handle: Handle; value: ReturnType<typeof decodeNvramValue> }[] {
+  return find(t, [
+    { type: CKA_CLASS, value: CKO_DATA },
+    { type: CKA_LABEL, value: NVRAM_LABEL },
+  ]).map((handle) => ({ handle, value: decodeNvramValue(attrs(t, handle, [CKA_VALUE])[0]!) }));
+}
+
+/** Whether the token holds NVRAM of these keys: a valid value that names their life. */
+function hasNvramOf(t: OpenToken, life: Buffer | null): boolean {
+  return life !== null && nvramObjectsOf(t).some((o) => o.value?.life.equals(life) === true);
+}
+
+/** End this HSM's life: destroy every key and NVRAM object of ours, flushed to disk. */
+function destroyLife(t: OpenToken): void {
+  for (const label of [...KEY_LABELS, NVRAM_LABEL]) {
+    for (const h of find(t, [{ type: CKA_LABEL, value: label }])) t.p11.C_DestroyObject(t.session, h);
+  }
+  syncTokenFiles(t.hsmDir);
 }
 
 export function pkcs11Platform(opts: Pkcs11PlatformOptions): Pkcs11Platform {
@@ -243,6 +295,14 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
       throw e;
     }
   };
+  // No NVRAM of these keys: a new life, with new keys (see the top of this file).
+  let life = keysLife(t);
+  const fresh = !hasNvramOf(t, life);
+  if (fresh) {
+    destroyLife(t);
+    life = p11.C_GenerateRandom(t.session, Buffer.alloc(LIFE_BYTES));
+  }
+  const id = life!;
   const sign = keyPair(
     t,
     SIGN_LABEL,
@@ -253,6 +313,7 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
       { type: CKA_VERIFY, value: true },
     ],
     [{ type: CKA_SIGN, value: true }],
+    id,
   );
   const agree = keyPair(
     t,
@@ -261,8 +322,10 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
     pkcs11js.CKM_EC_KEY_PAIR_GEN,
     [{ type: CKA_EC_PARAMS, value: P256_PARAMS }],
     [{ type: CKA_DERIVE, value: true }],
+    id,
   );
-  const seal = sealKey(t);
+  const seal = sealKey(t, id);
+  if (fresh) syncTokenFiles(t.hsmDir);
 
   const signKey = derOctetString(attrs(t, sign.publicKey, [CKA_EC_POINT])[0]!, "Ed25519 CKA_EC_POINT");
   if (signKey.length !== 32) throw new Error(`the Ed25519 public key is ${signKey.length} bytes, not 32`);
@@ -300,14 +363,9 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
   const random = (n: number): Buffer =>
     n === 0 ? Buffer.alloc(0) : op((s) => p11.C_GenerateRandom(s, Buffer.alloc(n)));
 
-  /** Every NVRAM object: its handle and its decoded value (null if damaged). */
-  const nvramObjects = (): { handle: Handle; value: { seq: bigint; data: Buffer } | null }[] =>
-    op(() =>
-      find(t, [
-        { type: CKA_CLASS, value: CKO_DATA },
-        { type: CKA_LABEL, value: NVRAM_LABEL },
-      ]),
-    ).map((handle) => ({ handle, value: decodeNvram(op(() => attrs(t, handle, [CKA_VALUE]))[0]!) }));
+  /** The NVRAM objects of this life (others were destroyed at open). */
+  const nvramObjects = () =>
+    op(() => nvramObjectsOf(t)).filter((o) => o.value === null || o.value.life.equals(id));
 
   return {
     now: opts.now ?? (() => Date.now()),
@@ -361,7 +419,7 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
       const old = nvramObjects();
       let seq = 1n;
       for (const { value: v } of old) if (v !== null && v.seq >= seq) seq = v.seq + 1n;
-      const value = encodeNvram(seq, data);
+      const value = encodeNvramValue(seq, id, data);
       op((s) =>
         p11.C_CreateObject(s, [
           { type: CKA_CLASS, value: CKO_DATA },

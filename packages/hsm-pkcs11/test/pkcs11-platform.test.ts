@@ -16,6 +16,7 @@ import {
   pkcs11Platform,
   provisionToken,
 } from "../src/index.js";
+import { encodeNvramValue, keysLife } from "../src/pkcs11-platform.js";
 import { activeToken, find, pkcs11js } from "../src/token.js";
 
 const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
@@ -84,8 +85,11 @@ describe("pkcs11Platform on SoftHSM2", () => {
     expect(process.env["SOFTHSM2_CONF"]).toBe(join(hsmDir, "softhsm2.conf"));
   });
 
-  it("makes its keys once and finds the same ones after a restart", async () => {
-    const first = await withPlatform(hsmDir, async (p) => decodeAttestation(await p.identity()));
+  it("makes its keys once and, once it has NVRAM, finds the same ones after a restart", async () => {
+    const first = await withPlatform(hsmDir, async (p) => {
+      await p.nvramWrite(new Uint8Array([1]));
+      return decodeAttestation(await p.identity());
+    });
     const second = await withPlatform(hsmDir, async (p) => decodeAttestation(await p.identity()));
     expect(second.signKey).toEqual(first.signKey);
     expect(second.agreeKey).toEqual(first.agreeKey);
@@ -225,11 +229,7 @@ describe("pkcs11Platform on SoftHSM2", () => {
     provisionToken(dir, MODULE);
     const inject = (seq: bigint, data: Uint8Array, damage = false) => {
       const t = activeToken()!;
-      const value = Buffer.alloc(44 + data.length);
-      value.write("BKVN", 0);
-      value.writeBigUInt64BE(seq, 4);
-      createHash("sha256").update(data).digest().copy(value, 12);
-      value.set(data, 44);
+      const value = encodeNvramValue(seq, keysLife(t)!, data);
       if (damage) value[value.length - 1]! ^= 1;
       t.p11.C_CreateObject(t.session, [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA },
@@ -252,6 +252,65 @@ describe("pkcs11Platform on SoftHSM2", () => {
       await p.nvramWrite(new Uint8Array([4]));
       expect(count()).toBe(1);
       expect(await p.nvramRead()).toEqual(new Uint8Array([4]));
+    });
+  });
+
+  it("keys and NVRAM live and die together: no NVRAM at open means new keys, old seals never open", async () => {
+    const dir = newHsmDir();
+    provisionToken(dir, MODULE);
+    const aad = new TextEncoder().encode("entry 1");
+    const identityOf = async (p: Pkcs11Platform) => decodeAttestation(await p.identity());
+    // A start that never wrote NVRAM (a crash before the first write): the next start is a new life.
+    const a = await withPlatform(dir, identityOf);
+    const b = await withPlatform(dir, identityOf);
+    expect(b.signKey).not.toEqual(a.signKey);
+    expect(b.agreeKey).not.toEqual(a.agreeKey);
+    // With NVRAM written, the same keys come back.
+    const { att, sealed } = await withPlatform(dir, async (p) => {
+      await p.nvramWrite(new Uint8Array([7]));
+      return { att: await identityOf(p), sealed: await p.seal(new Uint8Array([1, 2]), aad) };
+    });
+    expect((await withPlatform(dir, identityOf)).signKey).toEqual(att.signKey);
+    // Destroy the NVRAM object (a wiped NVRAM): new keys, the old seal key is gone with it.
+    await withPlatform(dir, async () => {
+      const t = activeToken()!;
+      for (const h of find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])) {
+        t.p11.C_DestroyObject(t.session, h);
+      }
+    });
+    await withPlatform(dir, async (p) => {
+      expect(await p.nvramRead()).toBeNull();
+      const now = await identityOf(p);
+      expect(now.signKey).not.toEqual(att.signKey);
+      expect(now.agreeKey).not.toEqual(att.agreeKey);
+      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not authenticate/);
+    });
+    expect(inspectKeys(dir, MODULE)).toHaveLength(3);
+  });
+
+  it("NVRAM that does not name its keys' life is no NVRAM: a new life, and the stray value is gone", async () => {
+    const dir = newHsmDir();
+    provisionToken(dir, MODULE);
+    const before = await withPlatform(dir, async (p) => {
+      await p.nvramWrite(new Uint8Array([1]));
+      // A value of another life (another token's NVRAM copied in, or keys made after it).
+      const t = activeToken()!;
+      for (const h of find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])) {
+        t.p11.C_DestroyObject(t.session, h);
+      }
+      t.p11.C_CreateObject(t.session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_LABEL, value: "bkv-nvram" },
+        { type: pkcs11js.CKA_VALUE, value: encodeNvramValue(9n, Buffer.alloc(16, 1), new Uint8Array([5])) },
+      ]);
+      return decodeAttestation(await p.identity());
+    });
+    await withPlatform(dir, async (p) => {
+      expect(await p.nvramRead()).toBeNull();
+      expect(decodeAttestation(await p.identity()).signKey).not.toEqual(before.signKey);
+      expect(find(activeToken()!, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])).toHaveLength(0);
     });
   });
 

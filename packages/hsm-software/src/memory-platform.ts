@@ -1,6 +1,10 @@
 /**
  * An HSM platform whose seal key and NVRAM live in a plain object instead of files, for tests and
  * the simulator. Keep the MemoryHsm and build a new platform from it to "restart" the same HSM.
+ *
+ * Identity keys, seal key and NVRAM live and die together: a platform built on a MemoryHsm whose
+ * NVRAM is empty replaces its identity and seal keys with new ones first (an HSM with no NVRAM has
+ * no past), so nothing sealed or signed under its old identity opens or counts again.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { HsmPlatform } from "@bkv/hsm-core";
@@ -21,6 +25,13 @@ export function newMemoryHsm(): MemoryHsm {
     identityKey: newIdentityKey(),
     nvram: null,
   };
+}
+
+/** An HSM with empty NVRAM starts a new life: new identity and seal keys (the old ones are gone). */
+function renewIfNoNvram(hsm: MemoryHsm): void {
+  if (hsm.nvram !== null) return;
+  hsm.sealKey = new Uint8Array(randomBytes(32));
+  hsm.identityKey = newIdentityKey();
 }
 
 /** The vendor root and measurement memory HSMs use unless told otherwise (one per process). */
@@ -46,6 +57,8 @@ export function memoryPlatform(
   opts: MemoryPlatformOptions | (() => number) = {},
 ): HsmPlatform {
   const o = typeof opts === "function" ? { now: opts } : opts;
+  renewIfNoNvram(hsm);
+  const sealKey = hsm.sealKey;
   const identity = softIdentity({
     identityKey: hsm.identityKey,
     vendor: o.vendor ?? TEST_VENDOR,
@@ -62,11 +75,11 @@ export function memoryPlatform(
     crypto: nodeHsmCrypto(),
     async seal(plaintext, aad) {
       const nonce = randomBytes(12);
-      return new Uint8Array(Buffer.concat([nonce, aes256GcmSeal(hsm.sealKey, nonce, plaintext, aad)]));
+      return new Uint8Array(Buffer.concat([nonce, aes256GcmSeal(sealKey, nonce, plaintext, aad)]));
     },
     async unseal(sealed, aad) {
       if (sealed.length < 28) throw new Error("sealed blob too short");
-      return new Uint8Array(aes256GcmOpen(hsm.sealKey, sealed.subarray(0, 12), sealed.subarray(12), aad));
+      return new Uint8Array(aes256GcmOpen(sealKey, sealed.subarray(0, 12), sealed.subarray(12), aad));
     },
     async nvramRead() {
       return hsm.nvram === null ? null : hsm.nvram.slice();

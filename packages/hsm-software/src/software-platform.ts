@@ -1,7 +1,8 @@
 /**
  * The software HSM platform: the HSM's secrets live in its own folder (DIR/node-<i>/hsm/), apart
  * from the host's storage. seal.key and identity.key never leave this process; nvram.bin stands for the HSM's NVRAM
- * (a double-buffered file, nvram-file.ts). For development and tests, not production.
+ * (a double-buffered file, nvram-file.ts). Keys and NVRAM live and die together: a start that finds
+ * no NVRAM makes new seal and identity keys. For development and tests, not production.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -52,20 +53,23 @@ export interface SoftwarePlatformOptions {
 export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
   mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const keyPath = join(opts.dir, "seal.key");
-  let sealKey = readIfExists(keyPath);
-  if (sealKey === null) {
-    sealKey = randomBytes(32);
-    writeDurably(keyPath, sealKey);
-  }
-  if (sealKey.length !== 32) throw new Error(`${keyPath} is not a 32-byte key`);
-  const key = sealKey;
-  // The HSM's identity keys: made here on first start, never leave this folder or this process.
   const identityPath = join(opts.dir, "identity.key");
-  let identityKey = readIfExists(identityPath);
-  if (identityKey === null) {
-    identityKey = Buffer.from(newIdentityKey());
-    writeDurably(identityPath, identityKey);
+  const nvram = new NvramFile(join(opts.dir, "nvram.bin"));
+  // Keys and NVRAM live and die together. With no NVRAM this HSM has no past: whatever keys the
+  // folder holds are replaced by new ones before anything can use them, so nothing sealed or signed
+  // under an old identity opens or counts again. The core writes NVRAM only after this, so a crash
+  // in between leaves no NVRAM, and the next start makes new keys again: never old keys, new NVRAM.
+  if (nvram.read() === null) {
+    writeDurably(keyPath, randomBytes(32));
+    writeDurably(identityPath, newIdentityKey());
   }
+  const sealKey = readIfExists(keyPath);
+  if (sealKey === null || sealKey.length !== 32)
+    throw new Error(`${keyPath} is missing or not a 32-byte key`);
+  const key = sealKey;
+  // The HSM's identity keys: never leave this folder or this process.
+  const identityKey = readIfExists(identityPath);
+  if (identityKey === null) throw new Error(`${identityPath} is missing while NVRAM is not empty`);
   const identity = softIdentity({
     identityKey,
     vendor: opts.vendor,
@@ -75,7 +79,6 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
       "bkv test vendor root: software platform, keys in files of the HSM's folder, no hardware protection (development only)",
     properties: ["keys: files in the HSM folder, mode 0600", "nvram: file in the HSM folder"],
   });
-  const nvram = new NvramFile(join(opts.dir, "nvram.bin"));
   return {
     now: opts.now ?? (() => Date.now()),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),

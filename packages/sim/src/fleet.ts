@@ -154,6 +154,12 @@ export class SimNode {
   }
 
   random: Prng;
+  /**
+   * Randomness for an uninitialized boot (the genesis challenge), apart from `random` so that the
+   * rest of a simulation (elections, sessions, fleet secrets) draws the same bytes for a seed as
+   * before HSMs had challenges, and the scenarios written against those seeds still hold.
+   */
+  bootRandom: Prng = new Prng(0);
 
   get up(): boolean {
     return this.core !== null;
@@ -232,6 +238,8 @@ export class SimFleet {
     this.time = options.startTime ?? Date.now();
     this.autoDeliver = options.autoDeliver ?? true;
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, this.rng.fork()));
+    const side = new Prng(((options.seed ?? 1) ^ 0x6368616c) >>> 0);
+    for (const n of this.nodes) n.bootRandom = side.fork();
   }
 
   node(i: number): SimNode {
@@ -455,10 +463,11 @@ export class SimFleet {
     n.booted = null;
     n.died = null;
     n.boots++;
+    let booting = n.hsm.nvram === null;
     const platform = memoryPlatform(n.hsm, {
       ...this.options.platforms?.[i - 1],
       now: () => this.time + n.clockSkew,
-      random: (k) => n.random.bytes(k),
+      random: (k) => (booting ? n.bootRandom : n.random).bytes(k),
     });
     const write = platform.nvramWrite.bind(platform);
     platform.nvramWrite = async (data) => {
@@ -483,6 +492,7 @@ export class SimFleet {
     );
     n.core = core;
     await this.deliverFrame(n, { type: "boot", snapshot: n.stored.snapshot, entries: n.stored.entries });
+    booting = false;
     await this.settle();
     this.observe();
     return n.booted ?? { type: "failed", code: "DIED", message: n.died ?? "the HSM process stopped" };
@@ -519,8 +529,14 @@ export class SimFleet {
       if (b.type !== "booted") throw new Error(`node ${n.id} failed to boot: ${JSON.stringify(b)}`);
     }
     const members = f.nodes.map((n) => (n.booted as Booted).identity);
+    const challenges = f.nodes.map((n) => (n.booted as Booted).challenge);
     const creator = f.node(1);
-    await f.deliverFrame(creator, { type: "genesis-create", members, guessLimit: options.guessLimit ?? 10 });
+    await f.deliverFrame(creator, {
+      type: "genesis-create",
+      members,
+      challenges,
+      guessLimit: options.guessLimit ?? 10,
+    });
     const created = creator.packages;
     if (created === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);
     const signatures: Uint8Array[] = [];
@@ -537,7 +553,10 @@ export class SimFleet {
       statement: created.statement,
       signatures,
       transcript: [
-        ...members.map((m, k) => ({ step: "attestation", node: k + 1, digest: sha256(m) })),
+        ...members.flatMap((m, k) => [
+          { step: "attestation", node: k + 1, digest: sha256(m) },
+          { step: "challenge", node: k + 1, digest: sha256(challenges[k]!) },
+        ]),
         { step: "statement", node: 1, digest: sha256(created.statement) },
         ...signatures.map((sig, k) => ({ step: "signature", node: k + 1, digest: sha256(sig) })),
       ],

@@ -70,3 +70,38 @@ describe("snapshots", () => {
     });
   });
 });
+
+describe("one genesis per HSM", () => {
+  it("a member whose NVRAM and storage were wiped is a new HSM: its saved genesis package is refused", async () => {
+    const f = await SimFleet.create({ nodes: 3, seed: 11 });
+    const saved = f.node(1).packages!;
+    await client(f, "alice").register("1234", KEY);
+    const w = f.leader() === 2 ? 3 : 2; // a follower, so the fleet keeps its leader
+    const n = f.node(w);
+    const old = n.booted;
+    if (old?.type !== "booted") throw new Error("the node did not boot");
+    // The operator wipes its NVRAM and storage and restarts it.
+    f.crash(w);
+    n.hsm.nvram = null;
+    n.stored = { snapshot: null, entries: [] };
+    n.frames = [];
+    const b = await f.start(w);
+    if (b.type !== "booted") throw new Error(`the node did not boot: ${JSON.stringify(b)}`);
+    expect(b.node).toBe(0);
+    expect(b.identity).not.toEqual(old.identity); // a new identity: the old one died with NVRAM
+    expect(b.challenge).toHaveLength(32);
+    // Replaying its saved package to rejoin the fleet is refused by name, and nothing is stored.
+    await f.deliverFrame(n, {
+      type: "genesis-join",
+      package: saved.packages[w - 1]!,
+      statement: saved.statement,
+    });
+    await f.settle();
+    expect(n.booted).toMatchObject({ type: "failed", code: "GENESIS_CHALLENGE" });
+    expect(n.hsm.nvram).toBeNull();
+    expect(n.stored.entries).toHaveLength(0);
+    expect(n.frames.some((m) => m.type === "genesis-signature" || m.type === "persist")).toBe(false);
+    // The rest of the fleet serves on.
+    expect((await client(f, "alice").recover("1234")).backupKey).toEqual(KEY);
+  });
+});

@@ -40,6 +40,17 @@ export const ErrorCode = {
   Policy: "POLICY",
   /** Genesis: a member's signature over the genesis statement is missing or does not verify. */
   Signature: "SIGNATURE",
+  /**
+   * Genesis: a package or member list answers a challenge this HSM did not make in its current
+   * boot (a replayed or stale package, or an HSM restarted since it reported its challenge).
+   */
+  GenesisChallenge: "GENESIS_CHALLENGE",
+  /**
+   * Genesis: this HSM already took part in a genesis (its NVRAM names the fleet): it takes part in
+   * no other, and one restarted before it finished is spent. A new HSM (or wiped NVRAM, which means
+   * a new identity) is needed.
+   */
+  GenesisSpent: "GENESIS_SPENT",
   /** Validation bundle: no bundle came with the vault's answer. */
   BundleMissing: "BUNDLE_MISSING",
   /** Validation bundle: for another namespace than the one the client pins. */

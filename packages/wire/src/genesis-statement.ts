@@ -2,7 +2,8 @@
  * The genesis statement every member of a new fleet signs, and the fleet's deployment evidence.
  *
  * The statement fixes, for the life of the fleet: its id, its members (their attestations, so
- * node i is members[i - 1]), the measurement of the code they all run, the policy (guess limit,
+ * node i is members[i - 1]) and the fresh challenge each member made for this ceremony (an HSM takes
+ * part in one genesis in its life, and a package answers one boot of one HSM), the measurement of the code they all run, the policy (guess limit,
  * N, quorum), the fleet's public keys and the time of the ceremony. The HSM core holds no key and
  * has no message that could change any of these afterwards.
  *
@@ -15,10 +16,12 @@ import { utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
 
-const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v1");
+const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v2");
 const EVIDENCE_DOMAIN = utf8("bkv-fleet-evidence/v1");
 export const FLEET_ID_LENGTH = 16;
 export const MAX_MEMBERS = 9;
+/** The random challenge an uninitialized HSM makes at boot (memory only) for its one genesis. */
+export const GENESIS_CHALLENGE_LENGTH = 32;
 
 export interface FleetPolicy {
   guessLimit: number;
@@ -31,6 +34,11 @@ export interface FleetPolicy {
 export interface GenesisStatement {
   fleetId: Uint8Array;
   members: Attestation[];
+  /**
+   * challenges[i] is member i + 1's challenge, as its booted frame reported it: fresh random bytes
+   * (GENESIS_CHALLENGE_LENGTH) it made at boot and holds only in memory until this genesis.
+   */
+  challenges: Uint8Array[];
   measurement: Uint8Array;
   policy: FleetPolicy;
   /** X25519 public key clients seal vault requests to (HPKE). */
@@ -60,6 +68,9 @@ export function encodeStatement(s: GenesisStatement): Uint8Array {
     .list(s.members, (w, m) => {
       w.bytes(encodeAttestation(m));
     })
+    .list(s.challenges, (w, c) => {
+      w.bytes(c);
+    })
     .fixed(s.measurement)
     .u32(s.policy.guessLimit)
     .u32(s.policy.n)
@@ -80,13 +91,15 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
     inner.end();
     return a;
   });
+  // Decoded at any length up to 64 so an audit can name a wrong one; HSMs check the exact length.
+  const challenges = r.list("challenges", MAX_MEMBERS, (r) => r.bytes("challenge", 64));
   const measurement = r.fixed(MEASUREMENT_LENGTH, "measurement");
   const policy = { guessLimit: r.u32("guess limit"), n: r.u32("n"), quorum: r.u32("quorum") };
   const vaultPublicKey = r.fixed(32, "vault public key");
   const fleetSigningKey = r.fixed(32, "fleet signing key");
   const time = r.u64("time");
   r.end();
-  return { fleetId, members, measurement, policy, vaultPublicKey, fleetSigningKey, time };
+  return { fleetId, members, challenges, measurement, policy, vaultPublicKey, fleetSigningKey, time };
 }
 
 /** One step of the ceremony: which message passed, to or from which node, and its SHA-256. */

@@ -46,9 +46,10 @@ export type HostToHsm =
   | { type: "peer"; from: number; bytes: Uint8Array }
   /**
    * Genesis: check every member's attestation (encoded, as each HSM's Booted reported it), create
-   * the fleet secrets, seal them to each member, and draft the genesis statement.
+   * the fleet secrets, seal them to each member, and draft the genesis statement. challenges[i] is
+   * member i + 1's challenge from its Booted frame; each member's package answers its own.
    */
-  | { type: "genesis-create"; members: Uint8Array[]; guessLimit: number }
+  | { type: "genesis-create"; members: Uint8Array[]; challenges: Uint8Array[]; guessLimit: number }
   /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
   | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
   /** Genesis: every member's signature over the statement; with all of them, store the genesis entry. */
@@ -70,6 +71,12 @@ export type HsmToHost =
       vaultPublicKey: Uint8Array;
       guessesAllowed: number;
       recovering: boolean;
+      /**
+       * While uninitialized: a fresh random challenge for genesis, made at this boot and held only in
+       * memory (a restart makes a new one). The genesis package this HSM joins with must answer it.
+       * Empty otherwise.
+       */
+      challenge: Uint8Array;
     }
   /** The core refuses to go on; code is a stable ErrorCode (CORRUPT, INVALID). */
   | { type: "failed"; code: string; message: string }
@@ -167,6 +174,9 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       w.list(m.members, (w, k) => {
         w.bytes(k);
       });
+      w.list(m.challenges, (w, c) => {
+        w.bytes(c);
+      });
       w.u32(m.guessLimit);
       break;
     case "genesis-join":
@@ -215,6 +225,7 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
       m = {
         type: "genesis-create",
         members: r.list("members", 9, (r) => r.bytes("attestation", 4096)),
+        challenges: r.list("challenges", 9, (r) => r.bytes("challenge", 64)),
         guessLimit: r.u32("guess limit"),
       };
       break;
@@ -252,7 +263,8 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
         .bytes(m.fleetId)
         .bytes(m.vaultPublicKey)
         .u32(m.guessesAllowed)
-        .u8(m.recovering ? 1 : 0);
+        .u8(m.recovering ? 1 : 0)
+        .bytes(m.challenge);
       break;
     case "failed":
       w.string(m.code).string(m.message);
@@ -315,6 +327,7 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
         vaultPublicKey: r.bytes("vault key", 64),
         guessesAllowed: r.u32("guesses allowed"),
         recovering: readFlag(r, "recovering"),
+        challenge: r.bytes("challenge", 64),
       };
       break;
     case HSM_TAG.failed:

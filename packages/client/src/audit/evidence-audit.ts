@@ -13,6 +13,7 @@ import {
   encodeEvidence,
   encodeStatement,
   type FleetEvidence,
+  GENESIS_CHALLENGE_LENGTH,
   type GenesisStatement,
   quorumOf,
   toHex,
@@ -151,6 +152,34 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
   );
   add("members.distinct", distinct, distinct ? "every member has its own keys" : "two members share a key");
 
+  // One genesis per HSM: each member brought a fresh challenge of its own, in the statement it signed.
+  const countOk = st.challenges.length === n && st.policy.n === n;
+  add(
+    "challenges.count",
+    countOk,
+    countOk
+      ? `one challenge for each of the ${n} members`
+      : `${st.challenges.length} challenges for ${n} members (policy n=${st.policy.n})`,
+  );
+  const wrongLength = st.challenges
+    .map((c, i) => ({ node: i + 1, length: c.length }))
+    .filter((c) => c.length !== GENESIS_CHALLENGE_LENGTH);
+  add(
+    "challenges.length",
+    wrongLength.length === 0,
+    wrongLength.length === 0
+      ? `every challenge is ${GENESIS_CHALLENGE_LENGTH} bytes`
+      : wrongLength.map((c) => `member ${c.node}'s challenge is ${c.length} bytes`).join("; "),
+  );
+  const repeated = st.challenges.findIndex((c, i) => st.challenges.some((d, j) => j < i && bytesEqual(c, d)));
+  add(
+    "challenges.distinct",
+    repeated === -1,
+    repeated === -1
+      ? "no two members share a challenge"
+      : `member ${repeated + 1} repeats another member's challenge`,
+  );
+
   for (const [i, a] of st.members.entries()) {
     const node = i + 1;
     const root = o.vendorRoots.find((r) => o.verify(r, attestationSignedBytes(a), a.signature));
@@ -189,7 +218,7 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
   return { ok: checks.every((c) => c.ok), fleet, checks };
 }
 
-/** The transcript must record each member's attestation, the statement and each signature. */
+/** The transcript must record each member's attestation and challenge, the statement and each signature. */
 function transcriptCheck(ev: FleetEvidence, st: GenesisStatement, sha256: Sha256): [string, boolean, string] {
   const has = (step: string, node: number | null, bytes: Uint8Array) =>
     ev.transcript.some(
@@ -199,6 +228,9 @@ function transcriptCheck(ev: FleetEvidence, st: GenesisStatement, sha256: Sha256
   st.members.forEach((a, i) => {
     if (!has("attestation", i + 1, encodeAttestation(a))) missing.push(`attestation ${i + 1}`);
   });
+  st.challenges.forEach((c, i) => {
+    if (!has("challenge", i + 1, c)) missing.push(`challenge ${i + 1}`);
+  });
   if (!has("statement", null, ev.statement)) missing.push("statement");
   ev.signatures.forEach((s, i) => {
     if (!has("signature", i + 1, s)) missing.push(`signature ${i + 1}`);
@@ -207,7 +239,7 @@ function transcriptCheck(ev: FleetEvidence, st: GenesisStatement, sha256: Sha256
     "transcript",
     missing.length === 0,
     missing.length === 0
-      ? `${ev.transcript.length} steps; records every attestation, the statement and every signature`
+      ? `${ev.transcript.length} steps; records every attestation and challenge, the statement and every signature`
       : `the transcript does not record: ${missing.join(", ")}`,
   ];
 }
