@@ -95,3 +95,46 @@ describe("red team 2: a register-finish held back by the operator", () => {
     ).toEqual({ wrongAnswered: LIMIT, keyAfterDestroy: null });
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Liveness under a one-way cut: a follower that acknowledged entries in this term and then fell
+// behind the leader's snapshot.
+
+function view(f: SimFleet): string {
+  return f.nodes
+    .map((n) => {
+      const v = n.core?.inspect();
+      return v ? `${n.id}:${v.role}/t${v.term}/c${v.commitIndex}/l${v.lastIndex}` : `${n.id}:down`;
+    })
+    .join(" ");
+}
+
+describe("red team 2: a follower behind the leader's snapshot", () => {
+  it("a follower cut off one way until the leader compacted past it catches up once the link heals", async () => {
+    const f = await SimFleet.create({
+      nodes: 3,
+      seed: 51,
+      guessLimit: 5,
+      startTime: 1_800_000_000_000,
+      core: { snapshotEvery: 8 },
+    });
+    await client(f, "alice").register("1234", KEY);
+    for (let t = 0; t < 3; t++) await f.tick();
+    const leader = f.leader();
+    const fol = leader === 1 ? 2 : 1;
+    const term = f.node(leader).core!.inspect().term;
+    // The follower acknowledged entries in this term. Now the leader's messages to it are cut.
+    f.blocked = (a, b) => a === leader && b === fol;
+    for (let k = 0; k < 8; k++) await client(f, `u${k}`, { node: leader }).register("1111", KEY);
+    for (let t = 0; t < 3; t++) await f.tick();
+    const snap = (f.node(leader).core as unknown as { raft: { snapshot: { index: number } } }).raft.snapshot
+      .index;
+    expect(snap).toBeGreaterThan(f.node(fol).core!.inspect().lastIndex);
+    expect(f.node(leader).core!.inspect().term).toBe(term);
+    // The link heals.
+    f.blocked = () => false;
+    for (let t = 0; t < 100; t++) await f.tick();
+    const l = f.node(leader).core!.inspect();
+    expect(f.node(fol).core!.inspect().commitIndex, view(f)).toBe(l.commitIndex);
+  });
+});
