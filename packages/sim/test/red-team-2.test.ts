@@ -138,3 +138,125 @@ describe("red team 2: a follower behind the leader's snapshot", () => {
     expect(f.node(fol).core!.inspect().commitIndex, view(f)).toBe(l.commitIndex);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Exactly-once answers across a change of leader.
+
+async function recoverStart(f: SimFleet, user: string, pin: string) {
+  const { sealRequest } = await import("@bkv/client");
+  const opaque = await import("@serenity-kit/opaque");
+  await opaque.ready;
+  const start = opaque.client.startLogin({ password: pin });
+  const { fromBase64Url } = await import("@bkv/wire");
+  return sealRequest(
+    f.vaultPublicKey(),
+    user,
+    { op: "recover-start", ke1: fromBase64Url(start.startLoginRequest) },
+    f.time,
+    nodeHpkeSealer,
+  );
+}
+
+describe("red team 2: a retried recover-start across a change of leader", () => {
+  for (const replicated of [true, false]) {
+    it(`a copy sent to the new leader ${replicated ? "(which holds the uncommitted guess)" : "(which never got it)"} gets KE2 only for a committed guess, and one guess is counted`, async () => {
+      const f = await SimFleet.create({ nodes: 3, seed: 61, guessLimit: 3, startTime: 1_800_000_000_000 });
+      await client(f, "alice").register("1234", KEY);
+      for (let t = 0; t < 3; t++) await f.tick();
+      const leader = f.leader();
+      const before = guesses(f, "alice")[leader - 1]!;
+      // The leader's acknowledgements never arrive (and, unless replicated, its appends neither).
+      f.route = (p) =>
+        p.to === leader && p.msg?.type === "app-resp"
+          ? "drop"
+          : !replicated && p.from === leader && p.msg?.type === "app"
+            ? "drop"
+            : "deliver";
+      const req = await recoverStart(f, "alice", "0000");
+      let first: unknown = "pending";
+      void f.request(leader, req.envelope).then((r) => {
+        first = r === null ? null : r.ok;
+      });
+      for (let t = 0; t < 2; t++) await f.tick([leader]);
+      await f.settle();
+      const leaderLast = f.node(leader).core!.inspect().lastIndex;
+      const folLast = f.nodes.filter((n) => n.id !== leader).map((n) => n.core!.inspect().lastIndex);
+      f.crash(leader);
+      f.route = null;
+      const l2 = await f.waitForLeader();
+      // The same envelope, to the new leader (then once more).
+      const r2 = await f.request(l2, req.envelope);
+      const r3 = await f.request(l2, req.envelope);
+      for (let t = 0; t < 3; t++) await f.tick();
+      // The old leader comes back: its uncommitted copy (if only it had one) must not be answered.
+      await f.start(leader);
+      for (let t = 0; t < 20; t++) await f.tick();
+      const after = guesses(f, "alice").filter((g) => g !== null);
+      const ke2 = r2?.ok ? await req.open(r2.envelope) : null;
+      expect(
+        {
+          first,
+          r2ok: r2?.ok,
+          sameReply: r2?.ok && r3?.ok ? toHex(r2.envelope) === toHex(r3.envelope) : false,
+          ke2: ke2 !== null && "ok" in ke2 ? ke2.ok : ke2,
+          guesses: after,
+          setUp: replicated ? folLast.every((x) => x === leaderLast) : folLast.every((x) => x < leaderLast),
+        },
+        `leader last ${leaderLast}, followers last ${folLast}`,
+      ).toEqual({
+        first: null,
+        r2ok: true,
+        sameReply: true,
+        ke2: "recover-start",
+        guesses: after.map(() => before + 1),
+        setUp: true,
+      });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// A login's KE3 held back by the operator and played when it suits it.
+
+describe("red team 2: the user's KE3 held back and delivered later", () => {
+  it("while every login of the user fails (KE3 withheld), the attacker gets no more than guessLimit KE2s", async () => {
+    const LIMIT = 3;
+    const f = await SimFleet.create({ nodes: 3, seed: 71, guessLimit: LIMIT, startTime: 1_800_000_000_000 });
+    await client(f, "victim").register("1234", KEY);
+    // The operator's front end: every recover-finish of the victim is kept, and "unavailable" answered.
+    const held: Uint8Array[] = [];
+    let n = 0;
+    const inner = f.transport();
+    const front: VaultTransport = {
+      send: async (envelope) => {
+        if (n++ % 2 === 1) {
+          held.push(envelope.slice());
+          throw new BkvError(ErrorCode.Unavailable, "no answer from the fleet");
+        }
+        return inner.send(envelope);
+      },
+    };
+    const victim = client(f, "victim", { transport: front });
+    let attackerKe2 = 0;
+    for (let cycle = 0; cycle < 2; cycle++) {
+      // The victim tries to recover: its guess is used, its KE3 is withheld, it sees an outage.
+      await expect(victim.recover("1234")).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      // The attacker takes KE2s up to the limit (each lets it test one PIN offline) and no KE3.
+      while (guesses(f, "victim")[f.leader() - 1]! < LIMIT) {
+        const req = await recoverStart(f, "victim", `00${cycle}${attackerKe2}`);
+        const r = await f.request(f.leader(), req.envelope);
+        for (let t = 0; t < 2; t++) await f.tick();
+        const res = r?.ok ? await req.open(r.envelope) : null;
+        if (res !== null && "ok" in res && res.ok === "recover-start") attackerKe2++;
+        else break;
+      }
+      // Then the victim's withheld KE3: a successful login, which puts the count back to 0.
+      await f.request(f.leader(), held.at(-1)!);
+      for (let t = 0; t < 3; t++) await f.tick();
+    }
+    expect(
+      { attackerKe2 },
+      `guesses now ${JSON.stringify(guesses(f, "victim"))}; the victim saw only outages`,
+    ).toEqual({ attackerKe2: LIMIT });
+  });
+});
