@@ -7,9 +7,9 @@
 
 import { VaultClient, type VaultTransport } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
-import { BkvError, ErrorCode, toHex } from "@bkv/wire";
+import { BkvError, decodeHsmToHost, ErrorCode, fromBase64Url, toHex } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
-import { SimFleet } from "../src/index.js";
+import { type PeerPacket, Prng, Safety, SimFleet, type Stored } from "../src/index.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(7);
@@ -259,4 +259,133 @@ describe("red team 2: the user's KE3 held back and delivered later", () => {
       `guesses now ${JSON.stringify(guesses(f, "victim"))}; the victim saw only outages`,
     ).toEqual({ attackerKe2: LIMIT });
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Storage mixes: any snapshot the host ever held with the entries of any other copy, on restarts,
+// under an adversarial network and host (a seeded schedule, bounded).
+
+let regReq: Uint8Array | null = null;
+
+async function registerStart(f: SimFleet, node: number, user: string): Promise<unknown> {
+  const { sealRequest } = await import("@bkv/client");
+  if (regReq === null) {
+    const opaque = await import("@serenity-kit/opaque");
+    await opaque.ready;
+    regReq = fromBase64Url(opaque.client.startRegistration({ password: "x" }).registrationRequest);
+  }
+  const sealed = await sealRequest(
+    f.vaultPublicKey(),
+    user,
+    { op: "register-start", registrationRequest: regReq },
+    f.time,
+    nodeHpkeSealer,
+  );
+  return f.request(node, sealed.envelope);
+}
+
+describe("red team 2: snapshots and entries of different copies combined at boot", () => {
+  it("no combination of stored copies, with crashes, unconfirmed writes and replays, commits two entries at one index or loses an acknowledged one", async () => {
+    const failures: string[] = [];
+    let booted = 0;
+    let mixes = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const rng = new Prng(seed * 104729);
+      const f = await SimFleet.create({
+        nodes: 3,
+        seed: 100 + seed,
+        guessLimit: 100,
+        startTime: 1_800_000_000_000,
+        core: { snapshotEvery: 4, electionTicks: 10, heartbeatTicks: 2, forwardTicks: 60 },
+      });
+      f.autoDeliver = false;
+      const safety = new Safety(f, { guessLimit: 100 });
+      // Every version of every node's host storage, taken at each persist (before it is confirmed).
+      const versions = new Map<number, Stored[]>();
+      const pending = new Map<number, { core: unknown; id: number }[]>();
+      const fleet = f as unknown as { onFrame: (n: (typeof f.nodes)[0], b: Uint8Array) => void };
+      const orig = fleet.onFrame.bind(f);
+      fleet.onFrame = (n, b) => {
+        orig(n, b);
+        const m = decodeHsmToHost(b);
+        if (m.type !== "persist") return;
+        const v = versions.get(n.id) ?? [];
+        v.push(n.copyStorage());
+        if (v.length > 60) v.splice(0, 30);
+        versions.set(n.id, v);
+        const p = pending.get(n.id) ?? [];
+        p.push({ core: n.core, id: m.id });
+        pending.set(n.id, p);
+      };
+      for (const n of f.nodes) n.ackPersist = false;
+      const confirm = async (i: number) => {
+        const n = f.node(i);
+        const p = (pending.get(i) ?? []).filter((x) => x.core === n.core && n.core !== null);
+        const x = p.shift();
+        pending.set(i, p);
+        if (x !== undefined) await f.deliverFrame(n, { type: "persisted", id: x.id });
+      };
+      const trace: string[] = [];
+      let users = 0;
+      for (let step = 0; step < 1200 && safety.ok; step++) {
+        const r = rng.next();
+        const up = f.nodes.filter((n) => n.core !== null).map((n) => n.id);
+        const down = f.nodes.filter((n) => n.core === null).map((n) => n.id);
+        if (r < 0.3 && f.inflight.length > 0) {
+          await f.deliver(f.inflight.splice(rng.int(f.inflight.length), 1)[0]!);
+        } else if (r < 0.36 && f.sent.length > 0) {
+          const p: PeerPacket = rng.pick(f.sent);
+          await f.deliver(p);
+        } else if (r < 0.5) {
+          await f.tick(rng.chance(0.7) ? undefined : [rng.pick(f.nodes).id]);
+        } else if (r < 0.7 && up.length > 0) {
+          await confirm(rng.pick(up));
+        } else if (r < 0.78 && up.length > 0) {
+          void registerStart(f, rng.pick(up), `u${users++}`);
+        } else if (r < 0.79 && up.length > 1) {
+          const i = rng.pick(up);
+          trace.push(`${step} crash ${i}`);
+          f.crash(i);
+        } else if (r < 0.82 && down.length > 0) {
+          const i = rng.pick(down);
+          const n = f.node(i);
+          const real = n.stored;
+          const vs = versions.get(i) ?? [];
+          if (vs.length > 0 && rng.chance(0.5)) {
+            // A snapshot from one copy, the entries of another (those after the snapshot).
+            const withSnap = vs.filter((v) => v.snapshot !== null);
+            const snap = withSnap.length > 0 && rng.chance(0.8) ? rng.pick(withSnap).snapshot : null;
+            const v = rng.pick([...vs, real]);
+            n.stored = {
+              snapshot: snap ?? v.snapshot,
+              entries: v.entries.filter(
+                (e) => (snap ?? v.snapshot) === null || e.index > (snap ?? v.snapshot)!.index,
+              ),
+            };
+            mixes++;
+          }
+          const b = await f.start(i);
+          if (b.type !== "booted") {
+            f.crash(i);
+            n.stored = real;
+            await f.start(i);
+          } else {
+            booted++;
+            trace.push(`${step} restart ${i}${b.recovering ? " recovering" : ""}`);
+          }
+        } else if (r < 0.9) {
+          await f.tick();
+        }
+        await f.settle(2);
+        safety.check();
+      }
+      if (process.env["RED_DEBUG"])
+        console.error(
+          `seed ${seed}: committed ${safety.maxCommitted}, ${booted} boots, ${mixes} mixes, ${view(f)}`,
+        );
+      if (!safety.ok)
+        failures.push(`seed ${seed}: ${safety.violations.join("; ")}\n${trace.slice(-20).join("\n")}`);
+    }
+    expect(failures, `${booted} boots, ${mixes} mixed storages`).toEqual([]);
+  }, 300_000);
 });
