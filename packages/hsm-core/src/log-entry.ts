@@ -9,6 +9,7 @@ import {
   REQUEST_ID_BYTES,
   Reader,
   SESSION_ID_BYTES,
+  TICKET_BYTES,
   Writer,
 } from "@bkv/wire";
 
@@ -37,7 +38,10 @@ export type Op =
   | { op: "put-record"; user: string; registration: Uint8Array; wrappedKey: Uint8Array }
   /** A guess is used: a login started and its server state is kept until it finishes or expires. */
   | { op: "guess"; user: string; sessionId: Uint8Array; loginState: string; expiresAt: number }
-  | { op: "login-ok"; user: string }
+  /** A successful login: guesses started after this session's own stay counted. */
+  | { op: "login-ok"; user: string; sessionId: Uint8Array }
+  /** A registration ticket handed out by register-start (register-finish must present it). */
+  | { op: "ticket"; user: string; ticket: Uint8Array; expiresAt: number }
   | { op: "login-failed"; user: string; sessionId: Uint8Array }
   | { op: "drop-expired"; user: string }
   | { op: "destroy"; user: string };
@@ -75,6 +79,7 @@ const OP_TAG = {
   "login-failed": 5,
   "drop-expired": 6,
   destroy: 7,
+  ticket: 8,
 } as const;
 
 export function writeOp(w: Writer, o: Op): void {
@@ -104,9 +109,12 @@ export function writeOp(w: Writer, o: Op): void {
       w.string(o.user).fixed(o.sessionId).string(o.loginState).u64(o.expiresAt);
       break;
     case "login-failed":
+    case "login-ok":
       w.string(o.user).fixed(o.sessionId);
       break;
-    case "login-ok":
+    case "ticket":
+      w.string(o.user).fixed(o.ticket).u64(o.expiresAt);
+      break;
     case "drop-expired":
     case "destroy":
       w.string(o.user);
@@ -156,7 +164,14 @@ export function readOp(r: Reader): Op {
         sessionId: r.fixed(SESSION_ID_BYTES, "session id"),
       };
     case OP_TAG["login-ok"]:
-      return { op: "login-ok", user: r.string("user") };
+      return { op: "login-ok", user: r.string("user"), sessionId: r.fixed(SESSION_ID_BYTES, "session id") };
+    case OP_TAG.ticket:
+      return {
+        op: "ticket",
+        user: r.string("user"),
+        ticket: r.fixed(TICKET_BYTES, "ticket"),
+        expiresAt: r.u64("expires at"),
+      };
     case OP_TAG["drop-expired"]:
       return { op: "drop-expired", user: r.string("user") };
     case OP_TAG.destroy:

@@ -538,7 +538,9 @@ export class Raft {
       this.commitIndex = m.index;
       return this.ack(from, m.index);
     }
-    if (this.wouldUnack(this.snapshot.index + 1)) return; // a leader of this term never does this
+    // Entries this node acknowledged in this term up to the snapshot's index are in it (committed
+    // state of this term's leader); past it, the entry at the snapshot's index would have matched.
+    if (this.ackedTerm === this.term && this.ackedIndex > m.index) return;
     const meta: SnapshotMeta = { index: m.index, term: m.snapTerm, hash: m.hash };
     this.snapshot = meta;
     this.snapshotState = m.state;

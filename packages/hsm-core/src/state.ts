@@ -10,6 +10,8 @@ import { REQUEST_MEMORY_MS } from "./policy.js";
 export interface PendingLogin {
   loginState: string;
   expiresAt: number;
+  /** The record's guess number of this login (its guessSeq when the guess was counted). */
+  seq: number;
 }
 
 export interface VaultRecord {
@@ -18,6 +20,8 @@ export interface VaultRecord {
   /** K wrapped by the client under a key derived from OPAQUE's export key. */
   wrappedKey: Uint8Array;
   guessesUsed: number;
+  /** Guesses ever counted on this record (numbers the logins). */
+  guessSeq: number;
   /** Logins whose guess is counted and whose KE3 has not arrived; keyed by session id (hex). */
   pending: Map<string, PendingLogin>;
 }
@@ -32,6 +36,11 @@ export interface SeenRequest {
 export class VaultState {
   genesis: Genesis | null = null;
   records = new Map<string, VaultRecord>();
+  /**
+   * The registration ticket each user was last handed (register-start), until it expires, is used,
+   * or anything else happens to that user's record; insertion order = expiry order.
+   */
+  tickets = new Map<string, { ticket: Uint8Array; expiresAt: number }>();
   /** Request ids (hex) seen, with their answers; insertion order = expiry order. */
   seen = new Map<string, SeenRequest>();
   /** Highest HSM time recorded in the log. */
@@ -63,6 +72,10 @@ export class VaultState {
       if (s.forgetAt > this.clock) break;
       this.seen.delete(id);
     }
+    for (const [user, t] of this.tickets) {
+      if (t.expiresAt > this.clock) break;
+      this.tickets.delete(user);
+    }
     for (const op of entry.ops) this.applyOp(op);
     this.index = entry.index;
     this.term = entry.term;
@@ -70,6 +83,8 @@ export class VaultState {
   }
 
   private applyOp(o: Op): void {
+    // Anything that happens to a user's record voids the registration ticket it was last handed.
+    if (o.op !== "genesis") this.tickets.delete(o.user);
     switch (o.op) {
       case "genesis":
         if (this.genesis !== null) throw new BkvError(ErrorCode.Corrupt, "second genesis in the log");
@@ -80,8 +95,12 @@ export class VaultState {
           registration: o.registration,
           wrappedKey: o.wrappedKey,
           guessesUsed: 0,
+          guessSeq: 0,
           pending: new Map(),
         });
+        return;
+      case "ticket":
+        this.tickets.set(o.user, { ticket: o.ticket, expiresAt: o.expiresAt });
         return;
       case "destroy":
         this.records.delete(o.user);
@@ -92,12 +111,23 @@ export class VaultState {
     switch (o.op) {
       case "guess":
         rec.guessesUsed += 1;
-        rec.pending.set(toHex(o.sessionId), { loginState: o.loginState, expiresAt: o.expiresAt });
+        rec.guessSeq += 1;
+        rec.pending.set(toHex(o.sessionId), {
+          loginState: o.loginState,
+          expiresAt: o.expiresAt,
+          seq: rec.guessSeq,
+        });
         return;
-      case "login-ok":
-        rec.guessesUsed = 0;
-        rec.pending.clear();
+      case "login-ok": {
+        // The PIN was right at this login's guess: guesses started after it (another device's, or
+        // an attacker's while this KE3 was held back) still count.
+        const p = rec.pending.get(toHex(o.sessionId));
+        if (p === undefined)
+          throw new BkvError(ErrorCode.Corrupt, "log op login-ok for no login in progress");
+        rec.guessesUsed = rec.guessSeq - p.seq;
+        for (const [id, q] of rec.pending) if (q.seq <= p.seq) rec.pending.delete(id);
         return;
+      }
       case "login-failed":
         rec.pending.delete(toHex(o.sessionId));
         return;
@@ -117,10 +147,13 @@ export class VaultState {
     const users = [...this.records.keys()].sort();
     w.list(users, (w, user) => {
       const r = this.records.get(user)!;
-      w.string(user).bytes(r.registration).bytes(r.wrappedKey).u32(r.guessesUsed);
+      w.string(user).bytes(r.registration).bytes(r.wrappedKey).u32(r.guessesUsed).u32(r.guessSeq);
       w.list([...r.pending], (w, [id, p]) => {
-        w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt);
+        w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt).u32(p.seq);
       });
+    });
+    w.list([...this.tickets], (w, [user, t]) => {
+      w.string(user).fixed(t.ticket).u64(t.expiresAt);
     });
     w.list([...this.seen], (w, [id, s]) => {
       w.fixed(fromHex(id)).u64(s.forgetAt).u64(s.index);
@@ -154,14 +187,22 @@ export class VaultState {
       const registration = r.bytes("registration");
       const wrappedKey = r.bytes("wrapped key");
       const guessesUsed = r.u32("guesses used");
+      const guessSeq = r.u32("guess number");
       const pending = new Map<string, PendingLogin>();
       const m = r.u32("pending count");
       for (let j = 0; j < m; j++) {
         const id = toHex(r.fixed(16, "session id"));
-        pending.set(id, { loginState: r.string("login state", 4096), expiresAt: r.u64("expires at") });
+        pending.set(id, {
+          loginState: r.string("login state", 4096),
+          expiresAt: r.u64("expires at"),
+          seq: r.u32("guess number"),
+        });
       }
-      s.records.set(user, { registration, wrappedKey, guessesUsed, pending });
+      s.records.set(user, { registration, wrappedKey, guessesUsed, guessSeq, pending });
     }
+    const t = r.u32("ticket count");
+    for (let i = 0; i < t; i++)
+      s.tickets.set(r.string("user"), { ticket: r.fixed(16, "ticket"), expiresAt: r.u64("expires at") });
     const k = r.u32("seen count");
     for (let i = 0; i < k; i++) {
       const id = toHex(r.fixed(16, "request id"));

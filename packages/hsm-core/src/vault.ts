@@ -13,6 +13,7 @@ import {
   ErrorCode,
   FinishAction,
   fromBase64Url,
+  TICKET_BYTES,
   toBase64Url,
   toHex,
   type VaultErrorCode,
@@ -80,13 +81,29 @@ export function decide(
         userIdentifier: user,
         registrationRequest: toBase64Url(body.registrationRequest),
       });
+      const ticket = randomBytes(TICKET_BYTES);
+      ops.push({ op: "ticket", user, ticket, expiresAt: now + LOGIN_TTL_MS });
       return {
         ops,
-        result: { ok: "register-start", registrationResponse: fromBase64Url(registrationResponse) },
+        result: { ok: "register-start", registrationResponse: fromBase64Url(registrationResponse), ticket },
       };
     }
 
-    case "register-finish":
+    case "register-finish": {
+      // Only with the ticket of this user's latest register-start, while nothing else happened to
+      // the record since: a register-finish held back by the operator cannot replace a record
+      // later and give back the guesses used on it.
+      const t = state.tickets.get(user);
+      if (t === undefined || !bytesEqual(t.ticket, body.ticket) || t.expiresAt <= now) {
+        return {
+          ops,
+          result: fail(
+            ErrorCode.Invalid,
+            "this registration is no longer current (its record changed, or it expired): register again",
+            rec === undefined ? 0 : remaining(state, rec),
+          ),
+        };
+      }
       ops.push({
         op: "put-record",
         user,
@@ -94,6 +111,7 @@ export function decide(
         wrappedKey: body.wrappedKey,
       });
       return { ops, result: { ok: "register-finish", guessesAllowed: genesis.guessLimit } };
+    }
 
     case "recover-start": {
       if (rec === undefined) return { ops, result: fail(ErrorCode.NoRecord, "no record for this user") };
@@ -184,7 +202,7 @@ export function decide(
           result: { ok: "recover-finish", wrappedKey: new Uint8Array(0), guessesAllowed: genesis.guessLimit },
         };
       }
-      ops.push({ op: "login-ok", user });
+      ops.push({ op: "login-ok", user, sessionId: body.sessionId });
       return {
         ops,
         result: { ok: "recover-finish", wrappedKey: rec.wrappedKey, guessesAllowed: genesis.guessLimit },

@@ -86,7 +86,12 @@ describe("RFC 9807 vectors, ristretto255-SHA512", () => {
     const reg = encodeVaultRequest({
       requestId,
       issuedAt: 1,
-      body: { op: "register-finish", registrationRecord: rec, wrappedKey: new Uint8Array(61) },
+      body: {
+        op: "register-finish",
+        ticket: new Uint8Array(16),
+        registrationRecord: rec,
+        wrappedKey: new Uint8Array(61),
+      },
     });
     expect(decodeVaultRequest(reg).body.op).toBe("register-finish");
   });

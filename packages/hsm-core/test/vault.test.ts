@@ -107,6 +107,98 @@ describe("vault: register and recover", () => {
 });
 
 describe("vault: attacks by the operator", () => {
+  it("a register-finish held back is refused once anything happened to the record, and gives no guess back", async () => {
+    const { host, client } = await setup(3);
+    await client().register("1234", KEY);
+    const opaque = await import("@serenity-kit/opaque");
+    // The user's device registers again; the operator holds its register-finish back.
+    const start = opaque.client.startRegistration({ password: "1234" });
+    const s1 = await sealRequest(
+      host.vaultPublicKey(),
+      "alice",
+      {
+        op: "register-start",
+        registrationRequest: Uint8Array.from(Buffer.from(start.registrationRequest, "base64url")),
+      },
+      host.now(),
+    );
+    const r1 = await s1.open(((await host.request(s1.envelope)) as { envelope: Uint8Array }).envelope);
+    if (!("ok" in r1) || r1.ok !== "register-start") throw new Error("register-start refused");
+    const fin = opaque.client.finishRegistration({
+      clientRegistrationState: start.clientRegistrationState,
+      registrationResponse: Buffer.from(r1.registrationResponse).toString("base64url"),
+      password: "1234",
+      keyStretching: LIGHT,
+    });
+    const held = await sealRequest(
+      host.vaultPublicKey(),
+      "alice",
+      {
+        op: "register-finish",
+        ticket: r1.ticket,
+        registrationRecord: Uint8Array.from(Buffer.from(fin.registrationRecord, "base64url")),
+        wrappedKey: new Uint8Array(61).fill(9),
+      },
+      host.now(),
+    );
+    // Meanwhile the attacker uses every guess: the record is destroyed.
+    for (const left of [2, 1, 0]) expect((await error(client().recover("0000"))).guessesRemaining).toBe(left);
+    expect((await error(client().recover("0000"))).code).toBe(ErrorCode.NoRecord);
+    // The held register-finish arrives: refused, and the record stays destroyed.
+    const late = await held.open(((await host.request(held.envelope)) as { envelope: Uint8Array }).envelope);
+    expect("error" in late && late.error).toBe(ErrorCode.Invalid);
+    expect((await error(client().recover("1234"))).code).toBe(ErrorCode.NoRecord);
+  });
+
+  it("a register-finish with the ticket of a superseded register-start is refused", async () => {
+    const { host } = await setup();
+    const opaque = await import("@serenity-kit/opaque");
+    const startFor = async () => {
+      const start = opaque.client.startRegistration({ password: "1234" });
+      const s = await sealRequest(
+        host.vaultPublicKey(),
+        "bob",
+        {
+          op: "register-start",
+          registrationRequest: Uint8Array.from(Buffer.from(start.registrationRequest, "base64url")),
+        },
+        host.now(),
+      );
+      const r = await s.open(((await host.request(s.envelope)) as { envelope: Uint8Array }).envelope);
+      if (!("ok" in r) || r.ok !== "register-start") throw new Error("register-start refused");
+      const fin = opaque.client.finishRegistration({
+        clientRegistrationState: start.clientRegistrationState,
+        registrationResponse: Buffer.from(r.registrationResponse).toString("base64url"),
+        password: "1234",
+        keyStretching: LIGHT,
+      });
+      return { ticket: r.ticket, record: Uint8Array.from(Buffer.from(fin.registrationRecord, "base64url")) };
+    };
+    const first = await startFor();
+    const second = await startFor();
+    const finish = async (t: { ticket: Uint8Array; record: Uint8Array }) => {
+      const s = await sealRequest(
+        host.vaultPublicKey(),
+        "bob",
+        {
+          op: "register-finish",
+          ticket: t.ticket,
+          registrationRecord: t.record,
+          wrappedKey: new Uint8Array(61).fill(3),
+        },
+        host.now(),
+      );
+      return s.open(((await host.request(s.envelope)) as { envelope: Uint8Array }).envelope);
+    };
+    const stale = await finish(first);
+    expect("error" in stale && stale.error).toBe(ErrorCode.Invalid);
+    const current = await finish(second);
+    expect("ok" in current && current.ok).toBe("register-finish");
+    // A ticket is good once.
+    const again = await finish(second);
+    expect("error" in again && again.error).toBe(ErrorCode.Invalid);
+  });
+
   it("a replayed copy of a request gets the first copy's answer, byte for byte, and uses no second guess", async () => {
     const { host, client } = await setup();
     await client().register("1234", KEY);

@@ -183,6 +183,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       log(`client ${client} put ${user}`);
       const c2 = await call(client, user, {
         op: "register-finish",
+        ticket: r1.ticket,
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: new Uint8Array(61).fill(1),
       });

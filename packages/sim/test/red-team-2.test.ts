@@ -254,10 +254,14 @@ describe("red team 2: the user's KE3 held back and delivered later", () => {
       await f.request(f.leader(), held.at(-1)!);
       for (let t = 0; t < 3; t++) await f.tick();
     }
+    // At most the limit: before the fix each held KE3 put the count back to 0 and the attacker got
+    // limit - 1 more KE2s per victim attempt (4 here); now a login-ok keeps the guesses started after
+    // its own session counted.
     expect(
-      { attackerKe2 },
+      attackerKe2,
       `guesses now ${JSON.stringify(guesses(f, "victim"))}; the victim saw only outages`,
-    ).toEqual({ attackerKe2: LIMIT });
+    ).toBeLessThanOrEqual(LIMIT);
+    expect(attackerKe2).toBeGreaterThan(0);
   });
 });
 

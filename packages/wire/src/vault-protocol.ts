@@ -15,6 +15,12 @@ const RESPONSE_MAGIC = utf8("BKVR");
 
 export const REQUEST_ID_BYTES = 16;
 export const SESSION_ID_BYTES = 16;
+/**
+ * A registration ticket: register-start hands one out, and register-finish must present it. It is
+ * good once, only while nothing else happened to the user's record since it was handed out, so a
+ * register-finish the operator held back cannot replace a record later (and give its guesses back).
+ */
+export const TICKET_BYTES = 16;
 /** HPKE info string for requests; binds the ciphertext to this protocol. */
 export const HPKE_INFO = utf8("bkv vault request v1");
 /** HPKE exporter context for the response key. */
@@ -114,7 +120,7 @@ export type FinishAction = (typeof FinishAction)[keyof typeof FinishAction];
 
 export type VaultOp =
   | { op: "register-start"; registrationRequest: Uint8Array }
-  | { op: "register-finish"; registrationRecord: Uint8Array; wrappedKey: Uint8Array }
+  | { op: "register-finish"; ticket: Uint8Array; registrationRecord: Uint8Array; wrappedKey: Uint8Array }
   | { op: "recover-start"; ke1: Uint8Array }
   /** ke3 is empty when the client found the PIN wrong and only reports the failure. */
   | { op: "recover-finish"; sessionId: Uint8Array; ke3: Uint8Array; action: FinishAction };
@@ -136,7 +142,8 @@ export function encodeVaultRequest(req: VaultRequest): Uint8Array {
       w.u8(OpCode.RegisterStart).bytes(b.registrationRequest);
       break;
     case "register-finish":
-      w.u8(OpCode.RegisterFinish).bytes(b.registrationRecord).bytes(b.wrappedKey);
+      check(b.ticket.length === TICKET_BYTES, "a registration ticket is 16 bytes");
+      w.u8(OpCode.RegisterFinish).fixed(b.ticket).bytes(b.registrationRecord).bytes(b.wrappedKey);
       break;
     case "recover-start":
       w.u8(OpCode.RecoverStart).bytes(b.ke1);
@@ -164,6 +171,7 @@ export function decodeVaultRequest(bytes: Uint8Array): VaultRequest {
     case OpCode.RegisterFinish:
       body = {
         op: "register-finish",
+        ticket: r.fixed(TICKET_BYTES, "registration ticket"),
         registrationRecord: r.sized("registration record", OpaqueSize.registrationRecord),
         wrappedKey: r.bytes("wrapped key", MAX_WRAPPED_KEY_BYTES),
       };
@@ -198,7 +206,7 @@ export function decodeVaultRequest(bytes: Uint8Array): VaultRequest {
 // Responses (the plaintext sealed back to the client).
 
 export type VaultResult =
-  | { ok: "register-start"; registrationResponse: Uint8Array }
+  | { ok: "register-start"; registrationResponse: Uint8Array; ticket: Uint8Array }
   | { ok: "register-finish"; guessesAllowed: number }
   | { ok: "recover-start"; sessionId: Uint8Array; ke2: Uint8Array; guessesRemaining: number }
   /** wrappedKey is empty after a delete. */
@@ -235,7 +243,7 @@ export function encodeVaultResult(res: VaultResult): Uint8Array {
   }
   switch (res.ok) {
     case "register-start":
-      w.u8(RESULT_TAG[res.ok]).bytes(res.registrationResponse);
+      w.u8(RESULT_TAG[res.ok]).bytes(res.registrationResponse).fixed(res.ticket);
       break;
     case "register-finish":
       w.u8(RESULT_TAG[res.ok]).u32(res.guessesAllowed);
@@ -259,6 +267,7 @@ export function decodeVaultResult(bytes: Uint8Array): VaultResult {
       res = {
         ok: "register-start",
         registrationResponse: r.sized("registration response", OpaqueSize.registrationResponse),
+        ticket: r.fixed(TICKET_BYTES, "registration ticket"),
       };
       break;
     case RESULT_TAG["register-finish"]:

@@ -148,6 +148,7 @@ export class VaultClient {
     const wrappedKey = await wrapBackupKey(fromBase64Url(fin.exportKey), this.user, backupKey);
     const r2 = await this.call(vault, {
       op: "register-finish",
+      ticket: r1.ticket,
       registrationRecord: fromBase64Url(fin.registrationRecord),
       wrappedKey,
     });

@@ -2,8 +2,10 @@
  * The sequential model of one vault record, on the level of client requests, following the HSM's
  * rules (hsm-core vault.ts): register-finish ("put") creates or replaces the record; recover-start
  * ("start") counts a guess and opens a session, or destroys the record once every guess is used;
- * recover-finish ("finish") with the right PIN resets the count (or deletes the record), with a
- * wrong PIN closes the session and destroys the record when no guess remains.
+ * recover-finish ("finish") with the right PIN sets the count to the guesses started after that
+ * session's own (or deletes the record), with a wrong PIN closes the session and destroys the record
+ * when no guess remains. A put refused because its registration ticket went stale is recorded as an
+ * operation without an answer (it may or may not have happened).
  *
  * Not modelled: session expiry, the cap on logins in progress, malformed requests, replays.
  *
@@ -17,8 +19,8 @@ export interface VaultState {
   readonly exists: boolean;
   /** Guesses counted since the record was created or last recovered. */
   readonly used: number;
-  /** Session ids of logins in progress, sorted. */
-  readonly pending: readonly string[];
+  /** Logins in progress, sorted by session id: how many guesses were counted after each one's. */
+  readonly pending: readonly { readonly session: string; readonly after: number }[];
 }
 
 export type VaultInput =
@@ -43,26 +45,36 @@ function decide(limit: number, s: VaultState, input: VaultInput): Decision {
   switch (input.op) {
     case "put":
       return { state: FRESH, output: { ok: true } };
-    case "start":
+    case "start": {
       if (!s.exists) return { state: s, output: { error: "NO_RECORD" } };
       if (s.used >= limit) return { state: NONE, output: { error: "NO_RECORD" } };
-      return { state: { ...s, used: s.used + 1 }, started: limit - s.used - 1 };
+      const pending = s.pending.map((p) => ({ session: p.session, after: p.after + 1 }));
+      return { state: { ...s, used: s.used + 1, pending }, started: limit - s.used - 1 };
+    }
     case "finish": {
       if (!s.exists) return { state: s, output: { error: "NO_RECORD" } };
-      if (!s.pending.includes(input.session)) {
+      const mine = s.pending.find((p) => p.session === input.session);
+      if (mine === undefined) {
         return { state: s, output: { error: "NO_SESSION", remaining: Math.max(0, limit - s.used) } };
       }
-      if (input.correct) return { state: input.action === "delete" ? NONE : FRESH, output: { ok: true } };
+      if (input.correct) {
+        if (input.action === "delete") return { state: NONE, output: { ok: true } };
+        // Guesses started after this session's stay counted, and their sessions stay open.
+        const pending = s.pending.filter((p) => p.after < mine.after);
+        return { state: { exists: true, used: mine.after, pending }, output: { ok: true } };
+      }
       if (s.used >= limit) return { state: NONE, output: { error: "WRONG_PIN", remaining: 0 } };
-      const pending = s.pending.filter((p) => p !== input.session);
+      const pending = s.pending.filter((p) => p.session !== input.session);
       return { state: { ...s, pending }, output: { error: "WRONG_PIN", remaining: limit - s.used } };
     }
   }
 }
 
 function withSession(s: VaultState, session: string): VaultState {
-  if (s.pending.includes(session)) return s;
-  return { ...s, pending: [...s.pending, session].sort() };
+  if (s.pending.some((p) => p.session === session)) return s;
+  const pending = [...s.pending, { session, after: 0 }];
+  pending.sort((a, b) => (a.session < b.session ? -1 : a.session > b.session ? 1 : 0));
+  return { ...s, pending };
 }
 
 function checkLimit(limit: number): void {
@@ -110,10 +122,10 @@ export function vaultModel(limit: number): Model<VaultState, VaultInput, VaultOu
         "error" in output &&
         output.error === "NO_SESSION" &&
         state.exists &&
-        state.pending.includes(input.session)
+        state.pending.some((p) => p.session === input.session)
       ) {
         if (output.remaining !== Math.max(0, limit - state.used)) return null;
-        return { ...state, pending: state.pending.filter((p) => p !== input.session) };
+        return { ...state, pending: state.pending.filter((p) => p.session !== input.session) };
       }
       const d = decide(limit, state, input);
       if (output === undefined) return d.state;
@@ -125,6 +137,8 @@ export function vaultModel(limit: number): Model<VaultState, VaultInput, VaultOu
     describe: (input, output) =>
       `${formatInput(input)} → ${output === undefined ? "? (no answer)" : formatVaultOutput(output)}`,
     describeState: (s) =>
-      s.exists ? `record, ${s.used}/${limit} guesses used, sessions [${s.pending.join(", ")}]` : "no record",
+      s.exists
+        ? `record, ${s.used}/${limit} guesses used, sessions [${s.pending.map((p) => `${p.session}+${p.after}`).join(", ")}]`
+        : "no record",
   };
 }

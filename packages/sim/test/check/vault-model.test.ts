@@ -67,13 +67,44 @@ describe("vault model", () => {
     expect(run({ op: "put" })).toEqual(DONE);
     expect(run({ op: "start" }, "a")).toEqual(ok("a", 1));
     expect(run({ op: "start" }, "b")).toEqual(ok("b", 0));
-    expect(s).toEqual({ exists: true, used: 2, pending: ["a", "b"] });
+    expect(s).toEqual({
+      exists: true,
+      used: 2,
+      pending: [
+        { session: "a", after: 1 },
+        { session: "b", after: 0 },
+      ],
+    });
     expect(run({ op: "finish", session: "a", correct: false, action: "recover" })).toEqual({
       error: "WRONG_PIN",
       remaining: 0,
     });
     expect(s).toEqual({ exists: false, used: 0, pending: [] });
     expect(() => vaultModel(-1)).toThrow(RangeError);
+  });
+
+  it("a right PIN keeps counting the guesses started after its own login (a held KE3 resets nothing more)", () => {
+    let s = vaultModel(3).init();
+    const run = (input: VaultInput, session = "") => {
+      const r = vaultApply(3, s, input, session);
+      s = r.state;
+      return r.output;
+    };
+    run({ op: "put" });
+    run({ op: "start" }, "victim");
+    run({ op: "start" }, "x1");
+    run({ op: "start" }, "x2");
+    expect(run({ op: "finish", session: "victim", correct: true, action: "recover" })).toEqual(DONE);
+    expect(s).toEqual({
+      exists: true,
+      used: 2,
+      pending: [
+        { session: "x1", after: 1 },
+        { session: "x2", after: 0 },
+      ],
+    });
+    expect(run({ op: "start" }, "x3")).toEqual(ok("x3", 0));
+    expect(run({ op: "start" })).toEqual(NO_RECORD);
   });
 
   it("accepts a sequential history", () => {
@@ -132,7 +163,7 @@ describe("vault model", () => {
     expect(res.prefix).toEqual([0, 1]);
     expect(res.stuck).toEqual([2]);
     expect(res.info).toContain("#2 client 0 [4, 5] start → ok session=s2 remaining=2: not a legal step");
-    expect(res.info).toContain("Model state after it: record, 1/3 guesses used, sessions [s1]");
+    expect(res.info).toContain("Model state after it: record, 1/3 guesses used, sessions [s1+0]");
   });
 
   it("answers NO_SESSION for a session no client was given, counting the lost start or not", () => {
