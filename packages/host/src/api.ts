@@ -114,6 +114,10 @@ const HEALTH = {
     },
     peerForged: { type: "integer", description: "peer messages that failed authentication" },
     peerReplayed: { type: "integer", description: "authentic peer messages refused as replays" },
+    framesRejected: {
+      type: "integer",
+      description: "frames the HSM refused from its host: over the size cap or undecodable",
+    },
     hostPid: { type: "integer" },
     hsmPid: { type: "integer" },
     reason: { type: "string" },
