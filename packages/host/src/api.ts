@@ -122,6 +122,10 @@ const HEALTH = {
       description: "frames from peer hosts refused: over the cap or a bad tag",
     },
     peerFramesRelayed: { type: "integer", description: "frames from peer hosts relayed to the HSM" },
+    peerFramesDropped: {
+      type: "integer",
+      description: "frames from peer hosts dropped while the HSM's input was full (Raft retransmits)",
+    },
     framesRejected: {
       type: "integer",
       description: "frames the HSM refused from its host: over the size cap or undecodable",
@@ -291,7 +295,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       hostPid: process.pid,
       ...(pc === null
         ? {}
-        : { peerRefused: pc.refused, peerFramesRefused: pc.framesRefused, peerFramesRelayed: pc.relayed }),
+        : {
+            peerRefused: pc.refused,
+            peerFramesRefused: pc.framesRefused,
+            peerFramesRelayed: pc.relayed,
+            peerFramesDropped: deps.hsm.peerDropped,
+          }),
       ...(st === null ? {} : st),
       ...(deps.hsm.pid === undefined ? {} : { hsmPid: deps.hsm.pid }),
       ...(s.kind === "failed" ? { reason: `${s.code}: ${s.message}` } : {}),

@@ -243,8 +243,8 @@ export interface PeerListenerOptions {
   peers: PeerConfig[];
   faults: FaultsFile;
   log: Logger;
-  /** Relay an authenticated peer's message to this host's HSM. */
-  deliver: (from: number, message: Uint8Array) => void;
+  /** Relay an authenticated peer's message to this host's HSM; false if it was dropped. */
+  deliver: (from: number, message: Uint8Array) => boolean;
 }
 
 /**
@@ -363,10 +363,7 @@ export class PeerListener {
         return;
       }
       if (this.o.faults.cut(from, this.o.self)) return;
-      for (const m of messages) {
-        this.counters.relayed++;
-        this.o.deliver(from, m);
-      }
+      for (const m of messages) if (this.o.deliver(from, m)) this.counters.relayed++;
     };
     socket.on("data", (chunk: Buffer) =>
       onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)),
