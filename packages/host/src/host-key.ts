@@ -22,7 +22,16 @@ function rawPublic(k: KeyObject): Uint8Array {
 /** Make a new host key in `path` (which must not exist); returns its public key in hex. */
 export function writeNewHostKey(path: string): string {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-  writeFileSync(path, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
+  try {
+    writeFileSync(path, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
+  } catch (e) {
+    const exists = (e as NodeJS.ErrnoException).code === "EEXIST";
+    throw new BkvError(
+      ErrorCode.Invalid,
+      exists ? `${path} exists: a host key is never overwritten` : `cannot write the host key ${path}`,
+      { cause: e },
+    );
+  }
   return toHex(rawPublic(publicKey));
 }
 

@@ -334,3 +334,14 @@ describe("the client API port", () => {
     expect(after.role).toBe("leader");
   });
 });
+
+describe("host keys", () => {
+  it("are never overwritten, kept private to the host, and read back with the same public key", async () => {
+    const path = join(dir, "host-3.pem");
+    const pub = writeNewHostKey(path);
+    expect(() => writeNewHostKey(path)).toThrow(/never overwritten/);
+    expect(toHex(readHostKey(path).publicKey)).toBe(pub);
+    expect((await import("node:fs")).statSync(path).mode & 0o077).toBe(0);
+    expect(() => hostPublicKey("00")).toThrow(/32 bytes/);
+  });
+});
