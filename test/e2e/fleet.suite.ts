@@ -4,9 +4,12 @@
  * vault through the CLI. Nothing acknowledged is lost, no extra guess is given, a fleet without a
  * majority answers "unavailable" (exit 5), and restored old host storage is caught.
  */
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type HostConfig, hostPublicKey, Initiator, readHostKey } from "@bkv/host";
+import { frame } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv, type DevVault, type Platform, startDev } from "./cli.js";
 
@@ -194,27 +197,100 @@ export function fleetSuite(platform: Platform): void {
       expect((await recover(dir, "bob", "2468")).code).toBe(0);
     });
 
-    it("forged peer messages are refused and counted", async () => {
-      const s = await status(dir);
-      const devInfo = JSON.parse((await import("node:fs")).readFileSync(join(dir, "dev.json"), "utf8")) as {
-        nodes: { node: number; url: string }[];
+    /** A peer stream to node `to`'s peer port as host `as` (with that host's key from the folder). */
+    async function peerStream(to: number, as: number) {
+      const cfg = (n: number) =>
+        JSON.parse(readFileSync(join(dir, `node-${n}`, "host", "config.json"), "utf8")) as HostConfig;
+      const target = cfg(to);
+      const toKey = cfg(as).peers.find((p) => p.node === to)!.hostKey;
+      const hs = new Initiator(as, to, readHostKey(cfg(as).hostKeyFile!), hostPublicKey(toKey));
+      const s = connect(target.peerListen!.port, target.peerListen!.host);
+      s.on("error", () => {});
+      const closed = new Promise<void>((r) => s.once("close", () => r()));
+      const got: Buffer[] = [];
+      s.on("data", (c: Buffer) => got.push(c));
+      s.write(hs.hello());
+      for (let i = 0; i < 500 && Buffer.concat(got).length < 136; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const { finish, mac } = hs.reply(new Uint8Array(Buffer.concat(got)));
+      s.write(finish);
+      return {
+        s,
+        mac,
+        closed,
+        peerAddress: target.peerListen!,
+        clientUrl: `http://${target.listen.host}:${target.listen.port}`,
       };
-      const target = devInfo.nodes[0]!;
-      const before = s.find((n) => n.node === target.node)!.peerForged ?? 0;
-      const junk = Buffer.alloc(4 + 60, 7);
-      junk.writeUInt32BE(60, 0);
-      const res = await fetch(`${target.url}/v1/peer`, {
-        method: "POST",
-        headers: { "content-type": "application/octet-stream", "x-bkv-from": "2" },
-        body: junk,
-      });
-      expect(res.status).toBe(204);
+    }
+
+    /** Write up to `total` bytes in 1 MiB chunks until the host closes the connection (bounded). */
+    async function flood(s: Socket, total: number): Promise<void> {
+      const chunk = Buffer.alloc(1 << 20, 0x41);
+      for (let sent = 0; sent < total && !s.destroyed && s.writable; sent += chunk.length) {
+        if (!s.write(chunk))
+          await new Promise<void>((r) => {
+            s.once("drain", () => r());
+            s.once("close", () => r());
+          });
+      }
+    }
+
+    it("forged peer messages from a fleet host are refused by the HSM and counted", async () => {
+      const s = await status(dir);
+      const target = s[0]!.node;
+      const before = s.find((n) => n.node === target)!.peerForged ?? 0;
+      // The operator holds the host keys, so it can put junk on a stream: the HSM refuses it.
+      const p = await peerStream(target, 2);
+      p.s.write(frame(p.mac.seal(new Uint8Array(60).fill(7))));
       const after = await until(
         "the forgery counted",
         dir,
-        (x) => (x.find((n) => n.node === target.node)!.peerForged ?? 0) > before,
+        (x) => (x.find((n) => n.node === target)!.peerForged ?? 0) > before,
       );
       expect(after.every((n) => n.status === "ok")).toBe(true);
+      p.s.destroy();
+    });
+
+    it("256 MiB frames to the peer port and the client port do not touch the HSM; the fleet still serves", async () => {
+      const before = await until(
+        "all serving",
+        dir,
+        (x) => x.every((n) => n.status === "ok") && leaderOf(x) > 0,
+      );
+      const target = before.find((n) => n.node === leaderOf(before))!;
+      // From a fleet host: refused at the frame's header, the stream ends.
+      const p = await peerStream(target.node, target.node === 1 ? 2 : 1);
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(256 << 20);
+      p.s.write(head);
+      await flood(p.s, 256 << 20);
+      await p.closed;
+      // From a stranger, to the peer port and to the client API.
+      for (const port of [p.peerAddress.port, Number(new URL(p.clientUrl).port)]) {
+        const s = connect(port, "127.0.0.1");
+        s.on("error", () => {});
+        const closed = new Promise<void>((r) => s.once("close", () => r()));
+        s.write(
+          port === p.peerAddress.port
+            ? head
+            : `POST /v1/vault HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${256 << 20}\r\n\r\n`,
+        );
+        await flood(s, 256 << 20);
+        s.end();
+        await closed;
+      }
+      const h = (await (await fetch(`${p.clientUrl}/v1/health`)).json()) as {
+        hsmPid: number;
+        peerRefused: number;
+        peerFramesRefused: number;
+      };
+      expect(h.hsmPid).toBe(target.hsmPid);
+      expect(h.peerFramesRefused).toBeGreaterThanOrEqual(1);
+      expect(h.peerRefused).toBeGreaterThanOrEqual(1);
+      await register(dir, "carol", "2580");
+      expect((await recover(dir, "carol", "2580")).code).toBe(0);
+      const after = await status(dir);
+      for (const n of before) expect(after.find((m) => m.node === n.node)!.hsmPid).toBe(n.hsmPid);
     });
   });
 

@@ -10,7 +10,8 @@
  *   DIR/log/, DIR/witness-<i>/  the transparency log's and the witnesses' keys and databases
  *   DIR/dev-token-key.jwk     Ed25519 key that mints development bearer tokens (never for production)
  *   DIR/node-<i>/hsm/         HSM-private files: identity and seal keys, NVRAM (or a SoftHSM2 token)
- *   DIR/node-<i>/host/        host storage (SQLite), host config and log
+ *   DIR/node-<i>/host/        host storage (SQLite), host config and log, the host key (host-key.pem)
+ *                             that it proves to the other hosts on their peer ports
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -36,12 +37,15 @@ export const devPaths = (dir: string) => {
     evidence: join(d, "evidence.bin"),
     hsmDir: (i: number) => join(d, `node-${i}`, "hsm"),
     hostDir: (i: number) => join(d, `node-${i}`, "host"),
+    hostKey: (i: number) => join(d, `node-${i}`, "host", "host-key.pem"),
   };
 };
 
 export interface DevNode {
   node: number;
   url: string;
+  /** Where the host listens for the other hosts' peer streams (host:port). */
+  peer?: string;
   /** The host agent's process id, or null while the node is stopped. */
   hostPid: number | null;
   hsmPid: number | null;

@@ -33,6 +33,7 @@ const USAGE = `usage: bkv <command> [options]
                                          follow the transparency log, check every entry and its
                                          evidence, report each fleet; exit 0 only if every check holds
   host --config FILE                     run one host agent and its HSM process
+  host key --out FILE                    make this host's Ed25519 host key; prints its public key for peers
   key new --out KEYFILE                  make a new backup key
   backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
   restore --key KEYFILE IN OUT           decrypt the backup file IN into OUT

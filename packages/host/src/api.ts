@@ -10,7 +10,6 @@ import {
   CHECKPOINT_SIZE_HEADER,
   decodeRequestEnvelope,
   ErrorCode,
-  FrameDecoder,
   fromBase64Url,
   isBkvError,
   toBase64Url,
@@ -114,6 +113,23 @@ const HEALTH = {
     },
     peerForged: { type: "integer", description: "peer messages that failed authentication" },
     peerReplayed: { type: "integer", description: "authentic peer messages refused as replays" },
+    peerRefused: {
+      type: "integer",
+      description: "connections the peer port refused (no handshake as a fleet host)",
+    },
+    peerFramesRefused: {
+      type: "integer",
+      description: "frames from peer hosts refused: over the cap or a bad tag",
+    },
+    peerFramesRelayed: { type: "integer", description: "frames from peer hosts relayed to the HSM" },
+    peerFramesDropped: {
+      type: "integer",
+      description: "frames from peer hosts dropped while the HSM's input was full (Raft retransmits)",
+    },
+    framesRejected: {
+      type: "integer",
+      description: "frames the HSM refused from its host: over the size cap or undecodable",
+    },
     hostPid: { type: "integer" },
     hsmPid: { type: "integer" },
     reason: { type: "string" },
@@ -182,14 +198,6 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
-      "/v1/peer": {
-        post: {
-          summary: "Messages from another member's HSM (length-prefixed frames, authenticated by the HSMs)",
-          parameters: [{ name: "x-bkv-from", in: "header", required: true, schema: { type: "integer" } }],
-          requestBody: { required: true, content: { "application/octet-stream": {} } },
-          responses: { "204": { description: "Relayed to this host's HSM" }, "400": err("Malformed") },
-        },
-      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
@@ -214,6 +222,8 @@ export interface ApiDeps {
   faults?: FaultsFile;
   /** This host's own base URL, once it listens. */
   selfUrl?: () => string | undefined;
+  /** The peer port's counters (null without peers). */
+  peerCounters?: () => { refused: number; framesRefused: number; relayed: number } | null;
   /** The fleet's validation bundle, when the fleet is published in a transparency log. */
   bundles?: BundleKeeper;
 }
@@ -239,12 +249,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const perAddress = new RateLimiter(config.rateLimits.perAddress);
   const doc = openApiDocument();
 
-  // Web apps on the configured origins may call the client API from the browser (CORS). Only the
-  // client endpoints; the peer endpoints are for other hosts.
+  // Web apps on the configured origins may call the client API from the browser (CORS). Peer hosts
+  // connect to their own listener (peers.ts), never to this API.
   const cors = new Set(config.corsOrigins ?? []);
   app.addHook("onRequest", async (req, reply) => {
     const origin = req.headers.origin;
-    if (origin === undefined || !cors.has(origin) || req.url.startsWith("/v1/peer")) return;
+    if (origin === undefined || !cors.has(origin)) return;
     reply.header("access-control-allow-origin", origin);
     reply.header("vary", "origin");
     reply.header("access-control-expose-headers", "x-bkv-leader");
@@ -278,38 +288,24 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const st = s.kind === "serving" ? await deps.hsm.status() : null;
     const recovering = st?.recovering ?? (s.kind === "serving" && s.recovering);
     const status = s.kind === "serving" ? (recovering ? "recovering" : "ok") : s.kind;
+    const pc = deps.peerCounters?.() ?? null;
     const body = {
       status,
       node: config.node,
       hostPid: process.pid,
+      ...(pc === null
+        ? {}
+        : {
+            peerRefused: pc.refused,
+            peerFramesRefused: pc.framesRefused,
+            peerFramesRelayed: pc.relayed,
+            peerFramesDropped: deps.hsm.peerDropped,
+          }),
       ...(st === null ? {} : st),
       ...(deps.hsm.pid === undefined ? {} : { hsmPid: deps.hsm.pid }),
       ...(s.kind === "failed" ? { reason: `${s.code}: ${s.message}` } : {}),
     };
     return reply.code(status === "ok" ? 200 : 503).send(body);
-  });
-
-  // Peer messages between HSMs, relayed by hosts. The HSMs authenticate them; the host only relays.
-  app.addContentTypeParser(
-    "application/octet-stream",
-    { parseAs: "buffer", bodyLimit: 64 << 20 },
-    (_req, body, done) => done(null, body),
-  );
-  app.post("/v1/peer", { bodyLimit: 64 << 20 }, async (req, reply) => {
-    const from = Number(req.headers["x-bkv-from"]);
-    const body = req.body;
-    if (!Number.isInteger(from) || from < 1 || from > 9 || !Buffer.isBuffer(body)) {
-      return send(reply, 400, ErrorCode.Malformed, "expected x-bkv-from and an octet-stream body");
-    }
-    if (deps.faults?.cut(from, config.node)) return reply.code(204).send();
-    let frames: Uint8Array[];
-    try {
-      frames = new FrameDecoder().push(new Uint8Array(body.buffer, body.byteOffset, body.length));
-    } catch (e) {
-      return send(reply, 400, ErrorCode.Malformed, (e as Error).message);
-    }
-    for (const f of frames) deps.hsm.peer(from, f);
-    return reply.code(204).send();
   });
 
   app.get("/v1/info", { schema: { response: { 200: INFO, 503: ERROR } } }, async (_req, reply) => {

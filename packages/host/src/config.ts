@@ -8,12 +8,20 @@ import type { BucketConfig } from "./rate-limit.js";
 export interface HostConfig {
   /** Node number in its fleet, from 1. */
   node: number;
+  /** The client API's address. */
   listen: { host: string; port: number };
+  /**
+   * Where the other members' hosts connect (their own listener, not the client API). Required when
+   * peers is not empty.
+   */
+  peerListen?: { host: string; port: number };
+  /** This host's Ed25519 key (PKCS#8 PEM), which it proves to its peers. Required with peers. */
+  hostKeyFile?: string;
   /** SQLite file for this HSM's sealed log. */
   storagePath: string;
   /** argv that starts the HSM process. */
   hsmCommand: string[];
-  /** The other members' hosts. */
+  /** The other members' hosts: client URL, peer address and public host key of each. */
   peers: PeerConfig[];
   /** Interval between the HSM's ticks (default 50 ms). */
   tickMs?: number;
@@ -50,6 +58,22 @@ export function loadHostConfig(path: string): HostConfig {
   if (typeof c.storagePath !== "string") fail(path, "storagePath required");
   if (!Array.isArray(c.hsmCommand) || c.hsmCommand.length === 0) fail(path, "hsmCommand required");
   if (!Array.isArray(c.peers)) fail(path, "peers required (an empty list for a fleet of one)");
+  if (c.peers.length > 0) {
+    if (typeof c.peerListen?.host !== "string" || typeof c.peerListen.port !== "number")
+      fail(path, "peerListen.host and peerListen.port required with peers");
+    if (typeof c.hostKeyFile !== "string") fail(path, "hostKeyFile required with peers");
+  }
+  for (const p of c.peers) {
+    if (
+      typeof p?.node !== "number" ||
+      typeof p.url !== "string" ||
+      typeof p.peerAddress?.host !== "string" ||
+      typeof p.peerAddress.port !== "number" ||
+      typeof p.hostKey !== "string" ||
+      !/^[0-9a-f]{64}$/.test(p.hostKey)
+    )
+      fail(path, "each peer needs node, url, peerAddress {host, port} and hostKey (64 hex)");
+  }
   if (
     typeof c.auth?.issuer !== "string" ||
     typeof c.auth.audience !== "string" ||

@@ -1,17 +1,21 @@
 /** Start a host agent: storage, HSM process, HTTP API. Used by `bkv host` and by tests. */
 
-import { FrameDecoder } from "@bkv/wire";
 import type { FastifyInstance } from "fastify";
 import { buildApi } from "./api.js";
 import { TokenVerifier } from "./auth.js";
 import { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
+import { readHostKey } from "./host-key.js";
 import { HsmLink } from "./hsm-link.js";
-import { FaultsFile, PEER_PROTOCOL, PeerTransport } from "./peers.js";
+import { FaultsFile, type PeerAddress, PeerListener, PeerTransport } from "./peers.js";
 import { HostStorage } from "./storage.js";
 
 export interface RunningHost {
   url: string;
+  /** Where other hosts of the fleet connect (null without peers). */
+  peerAddress: PeerAddress | null;
+  /** The peer port's counters (null without peers). */
+  peerCounters: PeerListener["counters"] | null;
   app: FastifyInstance;
   hsm: HsmLink;
   storage: HostStorage;
@@ -26,11 +30,14 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   let hsm: HsmLink | undefined;
   let bundles: BundleKeeper | undefined;
   let selfUrl: string | undefined;
+  const key = config.hostKeyFile === undefined ? null : readHostKey(config.hostKeyFile);
+  let listener: PeerListener | null = null;
   const app = buildApi({
     config,
     tokens,
     faults,
     selfUrl: () => selfUrl,
+    peerCounters: () => listener?.counters ?? null,
     get hsm() {
       return hsm!;
     },
@@ -38,8 +45,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
       return bundles;
     },
   });
-  const peers = new PeerTransport(config.node, config.peers, faults, app.log);
-  const streams = new Set<import("node:stream").Duplex>();
+  const peers = new PeerTransport(config.node, config.peers, key, faults, app.log);
   hsm = new HsmLink({
     command: config.hsmCommand,
     storage,
@@ -58,54 +64,50 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     bundles = new BundleKeeper(config.transparency, hsm, app.log);
     bundles.start();
   }
-  // Peer streams: another member's host upgrades a connection and sends its HSM's messages as
-  // length-prefixed frames. The HSM authenticates each message; the host only relays.
-  app.server.on("upgrade", (req, socket) => {
-    const from = Number(req.headers["x-bkv-from"]);
-    if (
-      req.url !== "/v1/peer/stream" ||
-      req.headers.upgrade !== PEER_PROTOCOL ||
-      !Number.isInteger(from) ||
-      from < 1 ||
-      from > 9
-    ) {
-      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-      return;
+  // Peer streams come to their own listener, from the configured hosts only (peers.ts); the client
+  // API's port takes none.
+  let peerAddress: PeerAddress | null = null;
+  try {
+    if (config.peerListen !== undefined && key !== null) {
+      const link = hsm;
+      listener = new PeerListener({
+        self: config.node,
+        key,
+        peers: config.peers,
+        faults,
+        log: app.log,
+        deliver: (from, message) => link.peer(from, message),
+      });
+      peerAddress = await listener.listen(config.peerListen);
     }
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${PEER_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`,
-    );
-    if ("setNoDelay" in socket && typeof socket.setNoDelay === "function") socket.setNoDelay(true);
-    const decoder = new FrameDecoder();
-    socket.on("data", (chunk: Buffer) => {
-      let frames: Uint8Array[];
-      try {
-        frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      } catch {
-        socket.destroy();
-        return;
-      }
-      if (faults.cut(from, config.node)) return;
-      for (const f of frames) hsm!.peer(from, f);
+    app.server.on("upgrade", (_req, socket) => {
+      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     });
-    socket.on("error", () => socket.destroy());
-    streams.add(socket);
-    socket.on("close", () => streams.delete(socket));
-  });
-  await app.listen({ host: config.listen.host, port: config.listen.port });
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (e) {
+    // A port in use: leave nothing running behind.
+    bundles?.stop();
+    peers.close();
+    await listener?.close().catch(() => {});
+    await hsm.stop();
+    storage.close();
+    throw e;
+  }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr !== null ? addr.port : config.listen.port;
   const link = hsm;
   selfUrl = `http://${config.listen.host}:${port}`;
   return {
     url: selfUrl,
+    peerAddress,
+    peerCounters: listener?.counters ?? null,
     app,
     hsm: link,
     storage,
     async close() {
       bundles?.stop();
       peers.close();
-      for (const s of streams) s.destroy();
+      await listener?.close();
       await app.close();
       await link.stop();
       storage.close();

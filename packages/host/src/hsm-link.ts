@@ -15,9 +15,13 @@ import {
   type HostToHsm,
   type HsmStatus,
   type HsmToHost,
+  MAX_PEER_MESSAGE_BYTES,
 } from "@bkv/wire";
 import type { Logger } from "./logger.js";
 import type { HostStorage } from "./storage.js";
+
+/** Bytes queued on the HSM's stdin beyond which peer messages are dropped. */
+const MAX_QUEUED_TO_HSM = 4 * MAX_PEER_MESSAGE_BYTES;
 
 export type HsmReply = { ok: true; envelope: Uint8Array } | { ok: false; code: string; message: string };
 
@@ -54,6 +58,8 @@ export class HsmLink extends EventEmitter {
   private ticker: NodeJS.Timeout | null = null;
   private stopping = false;
   state: HsmState = { kind: "starting" };
+  /** Peer messages dropped because the HSM's input was full. */
+  peerDropped = 0;
   lastStatus: HsmStatus | null = null;
 
   constructor(private readonly opts: HsmLinkOptions) {
@@ -194,9 +200,19 @@ export class HsmLink extends EventEmitter {
     }
   }
 
-  /** Relay a message from another member to this HSM. */
-  peer(from: number, bytes: Uint8Array): void {
+  /**
+   * Relay a message from another member to this HSM; false (dropped: Raft retransmits) while the
+   * HSM's input already holds more than a few of the biggest peer messages, so peers cannot grow the
+   * host's memory without bound.
+   */
+  peer(from: number, bytes: Uint8Array): boolean {
+    const queued = this.child?.stdin?.writableLength ?? 0;
+    if (queued > MAX_QUEUED_TO_HSM) {
+      this.peerDropped++;
+      return false;
+    }
     this.send({ type: "peer", from, bytes });
+    return true;
   }
 
   /** Ask the HSM for its Raft status (null if it does not answer within a second). */

@@ -4,8 +4,18 @@ export { BundleKeeper, type TransparencyConfig } from "./bundle-keeper.js";
 export { type CeremonyMember, type CeremonyResult, createFleet, type FleetCreated } from "./ceremony.js";
 export { DEFAULT_RATE_LIMITS, type HostConfig, loadHostConfig } from "./config.js";
 export { type RunningHost, startHost } from "./host.js";
+export { type HostKey, hostPublicKey, readHostKey, writeNewHostKey } from "./host-key.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";
 export { HsmProcess } from "./hsm-process.js";
-export { type Faults, FaultsFile, type PeerConfig, PeerTransport } from "./peers.js";
+export { FrameMac, Initiator, Responder } from "./peer-handshake.js";
+export {
+  type Faults,
+  FaultsFile,
+  MAX_PENDING_HANDSHAKES,
+  type PeerAddress,
+  type PeerConfig,
+  PeerListener,
+  PeerTransport,
+} from "./peers.js";
 export { type BucketConfig, RateLimiter } from "./rate-limit.js";
 export { HostStorage } from "./storage.js";

@@ -263,7 +263,16 @@ export class HsmCore {
       recoverUntil: r?.recover?.index ?? 0,
       peerForged: this.channel?.counters.forged ?? 0,
       peerReplayed: this.channel?.counters.replayed ?? 0,
+      framesRejected: Math.min(this.counters.framesRejected, 0xffffffff),
     });
+  }
+
+  /**
+   * The HSM process refused a frame before it reached the core (over the frame cap, skipped unread):
+   * count it with the undecodable ones.
+   */
+  frameRefused(): void {
+    this.counters.framesRejected++;
   }
 
   private fail(code: string, message: string): void {

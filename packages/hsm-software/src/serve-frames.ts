@@ -1,7 +1,9 @@
 /**
  * The HSM process's I/O, shared by every platform's process: frames of the HSM API arrive on stdin
- * and leave on stdout (length-prefixed). Bad framing from the host ends the process; so does the
- * host closing stdin.
+ * and leave on stdout (length-prefixed). The host is the adversary, so nothing it sends makes the
+ * process exit or lose its state: a frame over the cap (MAX_FRAME_BYTES) is skipped as its bytes pass,
+ * never buffered, and counted; an undecodable frame is counted by the core (`framesRejected` in
+ * the Status frame). Only the host closing stdin ends the process.
  */
 import type { HsmPlatform } from "@bkv/hsm-core";
 import { FrameDecoder, frame } from "@bkv/wire";
@@ -22,14 +24,13 @@ export async function serveFrames(
   const core = await HsmCore.create(platform, (bytes) => {
     process.stdout.write(frame(bytes));
   });
-  const decoder = new FrameDecoder();
+  const decoder = new FrameDecoder({ skipOversized: true });
+  let refused = 0;
   process.stdin.on("data", (chunk: Buffer) => {
-    let frames: Uint8Array[] = [];
-    try {
-      frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    } catch (e) {
-      process.stderr.write(`hsm: bad framing from host, exiting: ${(e as Error).message}\n`);
-      exit(1);
+    const frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    for (; refused < decoder.refused; refused++) {
+      core.frameRefused();
+      process.stderr.write("hsm: refused a frame over the size cap from the host\n");
     }
     for (const f of frames) {
       core.receive(f).catch((e: unknown) => {

@@ -1,9 +1,15 @@
 /**
  * Length-prefixed framing (u32 big-endian length, then the frame) for byte streams such as the pipe
  * between a host agent and its HSM process. Pure: works on Uint8Array chunks.
+ *
+ * Every decoder has a cap. A length above it is refused as soon as its 4-byte header arrives, before
+ * any of the frame is buffered: either with MALFORMED (the default: the stream is dropped) or, with
+ * `skipOversized`, by discarding the frame's bytes as they pass and counting it (the HSM process,
+ * which must not exit or lose its state because of what its host sends).
  */
 import { BkvError, ErrorCode } from "./errors.js";
 
+/** The biggest frame the HSM process reads from its host (see hsm-api.ts for the caps inside). */
 export const MAX_FRAME_BYTES = 256 << 20;
 
 export function frame(payload: Uint8Array): Uint8Array {
@@ -13,21 +19,65 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Feed stream chunks in, get whole frames out. */
+export interface FrameDecoderOptions {
+  /** The largest frame (payload bytes) accepted; default MAX_FRAME_BYTES. */
+  maxFrame?: number;
+  /** Skip and count frames over the cap instead of throwing. */
+  skipOversized?: boolean;
+}
+
+/** Feed stream chunks in, get whole frames out. Buffers at most one frame plus the chunk pushed. */
 export class FrameDecoder {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
+  /** Bytes still to discard of an oversized frame being skipped. */
+  private skipping = 0;
+  private readonly maxFrame: number;
+  private readonly skipOversized: boolean;
+  /** Oversized frames refused (skipped, or the one that made push throw). */
+  refused = 0;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.maxFrame = options.maxFrame ?? MAX_FRAME_BYTES;
+    this.skipOversized = options.skipOversized ?? false;
+  }
+
+  /** Bytes held for a frame not yet complete. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
 
   push(chunk: Uint8Array): Uint8Array[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    if (this.skipping > 0) {
+      const n = Math.min(this.skipping, chunk.length);
+      this.skipping -= n;
+      chunk = chunk.subarray(n);
+    }
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     const out: Uint8Array[] = [];
     for (;;) {
       if (this.buffered < 4) break;
       const head = this.peek(4);
       const len = new DataView(head.buffer, head.byteOffset).getUint32(0);
-      if (len > MAX_FRAME_BYTES)
-        throw new BkvError(ErrorCode.Malformed, `frame of ${len} bytes is too large`);
+      if (len > this.maxFrame) {
+        this.refused++;
+        if (!this.skipOversized) {
+          this.chunks = [];
+          this.buffered = 0;
+          throw new BkvError(
+            ErrorCode.Malformed,
+            `frame of ${len} bytes is over the cap of ${this.maxFrame}`,
+          );
+        }
+        // Drop the header and whatever of the frame is here; discard the rest as it arrives.
+        const here = Math.min(this.buffered - 4, len);
+        this.drop(4 + here);
+        this.skipping = len - here;
+        continue;
+      }
       if (this.buffered < 4 + len) break;
       const all = this.take(4 + len);
       out.push(all.subarray(4));
@@ -51,6 +101,13 @@ export class FrameDecoder {
     }
     this.chunks = [all];
     return all;
+  }
+
+  private drop(n: number): void {
+    const all = this.flatten();
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered -= n;
   }
 
   private take(n: number): Uint8Array {

@@ -12,6 +12,7 @@
  */
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
+import { MAX_FRAME_BYTES } from "./framing.js";
 
 export interface SealedEntry {
   index: number;
@@ -30,6 +31,8 @@ export interface HsmStatus {
   recoverUntil: number;
   peerForged: number;
   peerReplayed: number;
+  /** Frames from the host the HSM refused: oversized (skipped unread) or undecodable. */
+  framesRejected: number;
 }
 
 export type HostToHsm =
@@ -102,7 +105,22 @@ export type HsmToHost =
   | { type: "countersignature"; tag: number; ok: false; code: string; message: string };
 
 const MAX_FRAME_ENTRIES = 100_000;
-const MAX_BLOB = 64 << 20;
+/** The biggest byte string inside an HSM API frame (a peer message, a sealed entry or snapshot). */
+export const MAX_BLOB = 64 << 20;
+
+/**
+ * The biggest peer message a host accepts from another host and forwards to its HSM (the payload of
+ * one frame on the peer port). Frame caps agree end to end: wrapped in a Peer frame of the HSM API
+ * (PEER_FRAME_OVERHEAD more bytes) it is at most MAX_BLOB, and strictly below the cap the HSM process
+ * reads (MAX_FRAME_BYTES), so a frame a host accepts is never one the HSM refuses for its size.
+ */
+export const MAX_PEER_MESSAGE_BYTES = MAX_BLOB;
+/** Type tag (1), sender (1), length prefix of the bytes (4), and the frame's own length prefix (4). */
+export const PEER_FRAME_OVERHEAD = 10;
+check(
+  MAX_PEER_MESSAGE_BYTES <= MAX_BLOB && MAX_PEER_MESSAGE_BYTES + PEER_FRAME_OVERHEAD < MAX_FRAME_BYTES,
+  "frame caps disagree",
+);
 
 const HOST_TAG = {
   boot: 1,
@@ -291,7 +309,8 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
         .u8(m.recovering ? 1 : 0)
         .u64(m.recoverUntil)
         .u32(m.peerForged)
-        .u32(m.peerReplayed);
+        .u32(m.peerReplayed)
+        .u32(m.framesRejected);
       break;
     case "peer":
       w.u8(m.to).bytes(m.bytes);
@@ -361,6 +380,7 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
         recoverUntil: r.u64("recover until"),
         peerForged: r.u32("forged"),
         peerReplayed: r.u32("replayed"),
+        framesRejected: r.u32("frames rejected"),
       };
       break;
     case HSM_TAG.peer:

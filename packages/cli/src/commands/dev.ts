@@ -9,10 +9,11 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Faults, HostConfig } from "@bkv/host";
+import { type Faults, type HostConfig, readHostKey, writeNewHostKey } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
 import type { WebConfig } from "@bkv/web";
+import { toHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
@@ -286,7 +287,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (fleet !== null && fleet.members.length !== count) {
     throw new UsageError(`${p.dir} holds a fleet of ${fleet.members.length}; membership is fixed at genesis`);
   }
-  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - count);
+  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 40);
   const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
   writeFaults(p.dir, { isolated: [], latencyMs: intFlag(values.latency, "--latency", 0, 0, 10_000) });
   if (!existsSync(p.tokenKey))
@@ -295,22 +296,39 @@ export async function devCommand(argv: string[]): Promise<number> {
 
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(basePort === 0 ? await freePort() : basePort + i);
+  // Each host's peer listener, for the other hosts only (the client API port takes no peer streams).
+  const peerPorts: number[] = [];
+  for (let i = 0; i < count; i++) peerPorts.push(basePort === 0 ? await freePort() : basePort + 30 + i);
   // The demo web app's origin, which the hosts let call them from browsers.
   const webPort = basePort === 0 ? await freePort() : basePort + 20;
   // localhost, not 127.0.0.1: browsers accept no IP address as a passkey's relying party.
   const webUrl = `http://localhost:${webPort}`;
   const nodes: DevNode[] = [];
   const configs: HostConfig[] = [];
+  // Host keys: made once per node (kept when the folder is resumed); each config lists the others'.
+  const hostKeys: string[] = [];
   for (let i = 1; i <= count; i++) {
     mkdirSync(p.hsmDir(i), { recursive: true, mode: 0o700 });
     mkdirSync(p.hostDir(i), { recursive: true, mode: 0o700 });
+    hostKeys.push(
+      existsSync(p.hostKey(i)) ? toHex(readHostKey(p.hostKey(i)).publicKey) : writeNewHostKey(p.hostKey(i)),
+    );
+  }
+  for (let i = 1; i <= count; i++) {
     configs.push({
       node: i,
       listen: { host: "127.0.0.1", port: ports[i - 1]! },
+      peerListen: { host: "127.0.0.1", port: peerPorts[i - 1]! },
+      hostKeyFile: p.hostKey(i),
       storagePath: join(p.hostDir(i), "vault.sqlite"),
       hsmCommand: hsmCommand(p.dir, i, platform),
       peers: ports
-        .map((port, k) => ({ node: k + 1, url: `http://127.0.0.1:${port}` }))
+        .map((port, k) => ({
+          node: k + 1,
+          url: `http://127.0.0.1:${port}`,
+          peerAddress: { host: "127.0.0.1", port: peerPorts[k]! },
+          hostKey: hostKeys[k]!,
+        }))
         .filter((x) => x.node !== i),
       faultsFile: p.faultsJson,
       corsOrigins: [webUrl, `http://127.0.0.1:${webPort}`],
@@ -329,6 +347,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     nodes.push({
       node: i,
       url: `http://127.0.0.1:${ports[i - 1]}`,
+      peer: `127.0.0.1:${peerPorts[i - 1]}`,
       hostPid: null,
       hsmPid: null,
       config: join(p.hostDir(i), "config.json"),
