@@ -32,6 +32,7 @@ export function fleetSuite(platform: Platform): void {
     status: string;
     term?: number;
     commitIndex?: number;
+    durableIndex?: number;
     leader?: number;
     hostPid?: number | null;
     hsmPid?: number | null;
@@ -345,7 +346,7 @@ export function fleetSuite(platform: Platform): void {
         await dev.stop();
         rmSync(saved, { recursive: true, force: true });
       }
-    });
+    }, 150_000);
 
     it("every node's old disk at once: the fleet stays unavailable rather than serve a stale count", async () => {
       const dir = join(work, "rollall");
@@ -381,7 +382,7 @@ export function fleetSuite(platform: Platform): void {
         await dev.stop();
         rmSync(saved, { recursive: true, force: true });
       }
-    });
+    }, 150_000);
 
     it("two of three old disks while the third holds the whole log: the fleet comes back by itself, every guess counted", async () => {
       const dir = join(work, "rollmajority");
@@ -396,7 +397,10 @@ export function fleetSuite(platform: Platform): void {
         }
         expect((await recover(dir, "erin", "0000")).out.guessesRemaining).toBe(4);
         expect((await recover(dir, "erin", "0000")).out.guessesRemaining).toBe(3);
-        await until("all caught up", dir, (x) => x.every((n) => n.commitIndex === x[0]!.commitIndex));
+        // Node 1 must hold the whole log durably (not only have it committed by the other two).
+        await until("all caught up and durable", dir, (x) =>
+          x.every((n) => n.commitIndex === x[0]!.commitIndex && (n.durableIndex ?? 0) >= x[0]!.commitIndex!),
+        );
         // Nodes 2 and 3 get their old disks back; node 1, with the whole log, is down meanwhile.
         for (const n of [1, 2, 3])
           expect((await bkv(["dev", "kill", "--dir", dir, "--node", String(n)])).code).toBe(0);
@@ -421,6 +425,6 @@ export function fleetSuite(platform: Platform): void {
         await dev.stop();
         rmSync(saved, { recursive: true, force: true });
       }
-    });
+    }, 150_000);
   });
 }

@@ -1051,7 +1051,7 @@ export class HsmCore {
     const r = this.raft;
     return {
       node: this.node,
-      role: r?.role ?? this.phase,
+      role: this.phase !== "member" || r === null ? this.phase : r.role,
       term: r?.term ?? 0,
       leader: r?.leader ?? 0,
       commitIndex: r?.commitIndex ?? 0,

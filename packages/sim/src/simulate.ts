@@ -578,17 +578,22 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
           return `node ${n.id}: ${v.role}${v.recovering ? " (recovering)" : ""} term ${v.term} last ${v.lastIndex} commit ${v.commitIndex}`;
         })
         .join("; ");
-    if (voters < quorum) {
-      // A majority's storage was rolled back: the fleet must stay unavailable, not serve stale counts.
+    const leaderNow = fleet.leader();
+    if (voters < quorum && leaderNow === 0) {
+      // A majority is down or recovering from rolled-back storage, and no member's log reaches what
+      // they acknowledged: the fleet stays unavailable rather than serve stale counts. (Safety is
+      // what the invariants, linearizability and the guess limit check below.)
       count("stuck-by-rollback");
-      if (fleet.leader() !== 0) failure = `a leader emerged with a majority rolled back: ${describe()}`;
+    } else if (voters < quorum) {
+      // Recovering members voted for one whose log reaches what they acknowledged: it leads.
+      count("healed-by-full-log");
     } else {
       if (failure === undefined && fleet.leader() === 0)
         failure = `liveness: no leader after healing: ${describe()}`;
       if (failure === undefined && busy.size > 0) failure = "liveness: clients still waiting after healing";
     }
     // Liveness: a fresh registration goes through (a few tries: one may meet a leader change).
-    if (failure === undefined && voters >= quorum) {
+    if (failure === undefined && (voters >= quorum || leaderNow !== 0)) {
       let answered = false;
       for (let attempt = 0; attempt < 3 && !answered; attempt++) {
         busy.add(99);
