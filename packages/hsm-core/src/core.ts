@@ -24,26 +24,19 @@ import {
   decodeArtifact,
   decodeAttestation,
   decodeHostToHsm,
-  decodeRequestEnvelope,
   decodeVaultRequest,
   ErrorCode,
   encodeHsmToHost,
-  encodeResponseEnvelope,
   encodeStatement,
-  encodeVaultResult,
-  envelopeHeader,
   type FleetArtifact,
   GENESIS_CHALLENGE_LENGTH,
   type HostToHsm,
-  HPKE_INFO,
   type HsmToHost,
-  RESPONSE_EXPORT_CONTEXT,
   type SealedEntry,
-  utf8,
   type VaultResult,
-  Writer,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
+import { type OpenedRequest, openRequest } from "./client-channel.js";
 import {
   checkChallenges,
   checkGenesisEntry,
@@ -58,6 +51,7 @@ import {
   spentMessage,
   statementOf,
 } from "./genesis.js";
+import { PersistPipeline, readStorage, type StoredLog } from "./host-storage.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
 import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
@@ -71,13 +65,7 @@ import { decide } from "./vault.js";
 
 type Phase = "new" | "uninitialized" | "joining" | "member" | "failed";
 
-const ENTRY_AAD = utf8("bkv log entry v1");
-const SNAPSHOT_AAD = utf8("bkv snapshot v1");
 const ZERO_HASH = new Uint8Array(32);
-
-function aadFor(kind: Uint8Array, index: number): Uint8Array {
-  return new Writer().fixed(kind).u64(index).finish();
-}
 
 export interface CoreOptions {
   /** Entries between snapshots (default SNAPSHOT_EVERY). */
@@ -99,12 +87,6 @@ export interface CoreCounters {
 
 type Reply = { ok: true; envelope: Uint8Array } | { ok: false; code: string; message: string };
 
-interface Batch {
-  entries: LogRecord[];
-  truncateFrom: number | null;
-  snapshot: { meta: SnapshotMeta; state: Uint8Array } | null;
-}
-
 export class HsmCore {
   private phase: Phase = "new";
   private queue: Promise<void> = Promise.resolve();
@@ -125,9 +107,7 @@ export class HsmCore {
   private waiters = new Map<number, { hash: Uint8Array; resolve: () => void; reject: () => void }[]>();
   private forwards = new Map<number, { resolve: (r: Reply) => void; age: number; leader: number }>();
   private nextForward = 1;
-  private persistQueue: Batch[] = [];
-  private inFlight: { id: number; tip: number; tipHash: Uint8Array } | null = null;
-  private nextBatch = 1;
+  private readonly persist: PersistPipeline;
   private ticks = 0;
   private failure: { code: string; message: string } | null = null;
   private helloSentAt = new Map<number, number>();
@@ -149,7 +129,9 @@ export class HsmCore {
     private readonly platform: HsmPlatform,
     private readonly emit: (frame: Uint8Array) => void,
     private readonly options: CoreOptions,
-  ) {}
+  ) {
+    this.persist = new PersistPipeline(platform);
+  }
 
   static async create(
     platform: HsmPlatform,
@@ -323,36 +305,14 @@ export class HsmCore {
     if (snapshot === null && entries.length === 0 && nv.tip.index === 0) {
       return this.fail(ErrorCode.GenesisSpent, spentMessage(nv));
     }
-    const hash = (b: Uint8Array) => this.platform.crypto.sha256(b);
-    let state = new VaultState();
-    let meta: SnapshotMeta = { index: 0, term: 0, hash: ZERO_HASH };
-    let snapshotState: Uint8Array | null = null;
-    const log: LogRecord[] = [];
+    let stored: StoredLog;
     try {
-      if (snapshot !== null) {
-        const plain = await this.platform.unseal(snapshot.sealed, aadFor(SNAPSHOT_AAD, snapshot.index));
-        state = VaultState.decode(plain);
-        if (state.index !== snapshot.index) throw new BkvError(ErrorCode.Corrupt, "snapshot index mismatch");
-        meta = { index: state.index, term: state.term, hash: state.chainHash };
-        snapshotState = plain;
-      }
-      let prev = meta.hash;
-      for (const se of entries) {
-        const bytes = await this.platform.unseal(se.sealed, aadFor(ENTRY_AAD, se.index));
-        const e = decodeEntry(bytes);
-        if (e.index !== se.index || e.index !== meta.index + log.length + 1) {
-          throw new BkvError(ErrorCode.Corrupt, `host storage has a gap or disorder at entry ${se.index}`);
-        }
-        if (!bytesEqual(e.prevHash, prev)) {
-          throw new BkvError(ErrorCode.Corrupt, `entry ${e.index} does not chain to the entry before it`);
-        }
-        prev = hash(bytes);
-        log.push({ index: e.index, term: e.term, bytes, hash: prev });
-      }
+      stored = await readStorage(this.platform, snapshot, entries);
     } catch (e) {
       const msg = e instanceof BkvError ? e.message : "a sealed blob failed authentication";
       return this.fail(ErrorCode.Corrupt, `host storage rejected: ${msg}`);
     }
+    const { state, meta, snapshotState, log } = stored;
     const genesis = state.genesis ?? this.genesisFrom(log[0]);
     if (genesis === null) {
       return this.fail(
@@ -594,7 +554,7 @@ export class HsmCore {
     j.finished = true;
     this.nv = { ...this.nv, epoch: this.nv.epoch + 1 };
     await this.platform.nvramWrite(encodeNvram(this.nv));
-    this.persistQueue.push({ entries: [j.record], truncateFrom: null, snapshot: null });
+    this.persist.push({ entries: [j.record], truncateFrom: null, snapshot: null });
   }
 
   /**
@@ -644,7 +604,7 @@ export class HsmCore {
         }
         if (rd.snapshot !== null) this.installSnapshot(rd.snapshot.meta, rd.snapshot.state);
         if (rd.entries.length > 0 || rd.truncateFrom !== null || rd.snapshot !== null) {
-          this.persistQueue.push({
+          this.persist.push({
             entries: rd.entries,
             truncateFrom: rd.truncateFrom,
             snapshot: rd.snapshot,
@@ -750,63 +710,20 @@ export class HsmCore {
     const state = this.committed.encode();
     const meta = { index: this.committed.index, term: this.committed.term, hash: this.committed.chainHash };
     raft.compact(meta, state);
-    this.persistQueue.push({ entries: [], truncateFrom: null, snapshot: { meta, state } });
+    this.persist.push({ entries: [], truncateFrom: null, snapshot: { meta, state } });
   }
 
   private async flush(): Promise<void> {
-    if (this.inFlight !== null || this.persistQueue.length === 0) return;
-    const merged: Batch = { entries: [], truncateFrom: null, snapshot: null };
-    for (const b of this.persistQueue) {
-      if (b.truncateFrom !== null) {
-        merged.entries = merged.entries.filter((e) => e.index < b.truncateFrom!);
-        merged.truncateFrom =
-          merged.truncateFrom === null ? b.truncateFrom : Math.min(merged.truncateFrom, b.truncateFrom);
-      }
-      merged.entries.push(...b.entries);
-      if (b.snapshot !== null) merged.snapshot = b.snapshot;
-    }
-    this.persistQueue = [];
-    const last = merged.entries.at(-1);
-    let tip: number;
-    let tipHash: Uint8Array;
-    if (last !== undefined) {
-      tip = last.index;
-      tipHash = last.hash;
-    } else if (merged.snapshot !== null && merged.truncateFrom === 0) {
-      tip = merged.snapshot.meta.index;
-      tipHash = merged.snapshot.meta.hash;
-    } else if (merged.truncateFrom !== null) {
-      tip = merged.truncateFrom - 1;
-      tipHash = this.raft?.hashAt(tip) ?? ZERO_HASH;
-    } else {
-      tip = this.raft?.durableIndex ?? 0;
-      tipHash = this.raft?.hashAt(tip) ?? ZERO_HASH;
-    }
-    const id = this.nextBatch;
-    this.nextBatch = (this.nextBatch % 0xfffffff0) + 1;
-    this.inFlight = { id, tip, tipHash };
-    const sealed: SealedEntry[] = [];
-    for (const e of merged.entries) {
-      sealed.push({ index: e.index, sealed: await this.platform.seal(e.bytes, aadFor(ENTRY_AAD, e.index)) });
-    }
-    const snap = merged.snapshot;
-    const snapshot =
-      snap === null
-        ? null
-        : {
-            index: snap.meta.index,
-            sealed: await this.platform.seal(snap.state, aadFor(SNAPSHOT_AAD, snap.meta.index)),
-          };
-    this.send({ type: "persist", id, entries: sealed, snapshot, truncateFrom: merged.truncateFrom });
+    const frame = await this.persist.next(this.raft);
+    if (frame !== null) this.send(frame);
   }
 
   private async persisted(id: number): Promise<void> {
-    const f = this.inFlight;
-    if (f === null || id !== f.id) {
+    const f = this.persist.confirm(id);
+    if (f === null) {
       this.counters.framesRejected++;
       return;
     }
-    this.inFlight = null;
     if (this.phase === "joining") {
       const j = this.joinEntry!;
       this.nv = { ...this.nv!, tip: { index: 1, term: 0, hash: j.record.hash } };
@@ -927,52 +844,26 @@ export class HsmCore {
       await this.sendPeer(leader, { type: "fwd", id, envelope: envelopeBytes });
       return { wait: p };
     }
-    let env: ReturnType<typeof decodeRequestEnvelope>;
+    let request: OpenedRequest;
     try {
-      env = decodeRequestEnvelope(envelopeBytes);
+      request = await openRequest(this.platform, this.genesis!.hpkePrivateKey, envelopeBytes);
     } catch (e) {
-      return this.rejected(ErrorCode.Malformed, (e as Error).message);
-    }
-    const genesis = this.genesis!;
-    let opened: { plaintext: Uint8Array; exported: Uint8Array };
-    try {
-      opened = await this.platform.crypto.hpkeOpen({
-        privateKey: genesis.hpkePrivateKey,
-        enc: env.enc,
-        info: HPKE_INFO,
-        aad: envelopeHeader(env.user),
-        ciphertext: env.ciphertext,
-        exportContext: RESPONSE_EXPORT_CONTEXT,
-        exportLength: 32,
-      });
-    } catch {
-      return this.rejected(
-        ErrorCode.Authentication,
-        "request does not open under the vault key (altered, or sealed to another key)",
-      );
+      const code = e instanceof BkvError ? e.code : ErrorCode.Malformed;
+      return this.rejected(code, (e as Error).message);
     }
     this.counters.requestsOpened++;
     // Leadership may have changed while the request was being opened.
     const spec = this.spec;
     if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");
-    const seal = async (result: VaultResult): Promise<Uint8Array> => {
-      const nonce = this.platform.randomBytes(12);
-      const ct = await this.platform.crypto.aeadSeal(
-        opened.exported,
-        nonce,
-        encodeVaultResult(result),
-        new Uint8Array(0),
-      );
-      return encodeResponseEnvelope({ nonce, ciphertext: ct });
-    };
+    const seal = (result: VaultResult) => request.seal(result);
     let req: ReturnType<typeof decodeVaultRequest>;
     let d: ReturnType<typeof decide>;
     const now = this.now();
     try {
-      req = decodeVaultRequest(opened.plaintext);
+      req = decodeVaultRequest(request.plaintext);
       d = decide(
         spec,
-        env.user,
+        request.user,
         req,
         now,
         (n) => this.platform.randomBytes(n),
