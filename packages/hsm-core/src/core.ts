@@ -27,7 +27,6 @@ import {
   decodeVaultRequest,
   ErrorCode,
   encodeHsmToHost,
-  encodeStatement,
   type FleetArtifact,
   GENESIS_CHALLENGE_LENGTH,
   type HostToHsm,
@@ -39,18 +38,14 @@ import * as opaque from "@serenity-kit/opaque";
 import { type OpenedRequest, openRequest } from "./client-channel.js";
 import {
   checkChallenges,
-  checkGenesisEntry,
   checkGuessLimit,
   checkMembers,
   checkSignatures,
-  checkStatement,
   decodePackage,
-  encodePackage,
-  packageAad,
-  packageKey,
   spentMessage,
   statementOf,
 } from "./genesis.js";
+import { type OpenedPackage, openPackage, sealFleet } from "./genesis-steps.js";
 import { PersistPipeline, readStorage, type StoredLog } from "./host-storage.js";
 import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
 import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
@@ -438,38 +433,18 @@ export class HsmCore {
       ceremony: { role: "creator", fleetId },
     };
     await this.platform.nvramWrite(encodeNvram(this.nv));
-    const now = this.now();
-    const genesis: Genesis = {
-      fleetId,
+    const { statement, packages } = await sealFleet(this.platform, {
       members,
       challenges,
-      measurement: this.platform.measurement(),
-      opaqueServerSetup: opaque.server.createSetup(),
-      hpkePrivateKey: kp.privateKey,
-      hpkePublicKey: kp.publicKey,
-      fleetSigningSeed,
-      fleetSigningKey: crypto.ed25519PublicKey(fleetSigningSeed),
+      attestations,
+      creator,
       guessLimit,
-      createdAt: now,
-    };
-    const entry = encodeEntry({
-      index: 1,
-      term: 0,
-      prevHash: ZERO_HASH,
-      time: now,
-      requestId: new Uint8Array(0),
-      ops: [{ op: "genesis", genesis }],
+      fleetId,
+      fleetSigningSeed,
+      hpke: kp,
+      now: this.now(),
     });
-    const packages: Uint8Array[] = [];
-    for (let member = 1; member <= members.length; member++) {
-      const head = { fleetId, creator, member, members, challenge: challenges[member - 1]! };
-      const shared = await this.platform.identityAgree(attestations[member - 1]!.agreeKey);
-      const key = packageKey(crypto, shared, fleetId, creator, member);
-      const nonce = this.platform.randomBytes(12);
-      const ciphertext = await crypto.aeadSeal(key, nonce, entry, packageAad(head));
-      packages.push(encodePackage({ ...head, nonce, ciphertext }));
-    }
-    this.send({ type: "genesis-packages", statement: encodeStatement(statementOf(genesis)), packages });
+    this.send({ type: "genesis-packages", statement, packages });
   }
 
   private async genesisJoin(pkgBytes: Uint8Array, statement: Uint8Array): Promise<void> {
@@ -490,39 +465,13 @@ export class HsmCore {
         "genesis package refused: it answers a challenge this HSM did not make in this boot (replayed or stale)",
       );
     }
-    let entry: Entry;
-    let bytes: Uint8Array;
-    let genesis: Genesis;
+    let opened: OpenedPackage;
     try {
-      const members = checkMembers(
-        crypto,
-        this.platform.vendorRoots(),
-        this.platform.measurement(),
-        p.members,
-      );
-      if (!bytesEqual(members[p.member - 1]!.signKey, this.signKey))
-        throw new BkvError(ErrorCode.Invalid, "the package is for another HSM");
-      if (this.nv !== null && !bytesEqual(members[p.creator - 1]!.signKey, this.signKey))
-        throw new BkvError(ErrorCode.Invalid, "this HSM created the fleet: its package must be its own");
-      const shared = await this.platform.identityAgree(members[p.creator - 1]!.agreeKey);
-      const key = packageKey(crypto, shared, p.fleetId, p.creator, p.member);
-      try {
-        bytes = await crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p));
-      } catch {
-        throw new BkvError(ErrorCode.Authentication, "the package does not open with this HSM's key");
-      }
-      entry = checkGenesisEntry(bytes, p);
-      const op = entry.ops[0]!;
-      if (op.op !== "genesis") throw new BkvError(ErrorCode.Invalid, "not a genesis entry");
-      genesis = op.genesis;
-      checkGuessLimit(genesis.guessLimit);
-      if (!bytesEqual(genesis.measurement, this.platform.measurement())) {
-        throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");
-      }
-      checkStatement(statementOf(genesis), statement);
+      opened = await openPackage(this.platform, this.signKey, p, statement, this.nv !== null);
     } catch (e) {
       return this.failWith(e, "genesis package refused");
     }
+    const { entry, bytes, genesis } = opened;
     // One genesis in this HSM's life: record it before signing (the creator already has).
     if (this.nv === null) {
       this.nv = {
