@@ -80,6 +80,14 @@ export interface CoreCounters {
   entriesApplied: number;
 }
 
+interface MemberState {
+  genesis: Genesis;
+  /** This HSM's member number (1-based). */
+  node: number;
+  raft: Raft;
+  channel: PeerChannel;
+}
+
 type Reply = { ok: true; envelope: Uint8Array } | { ok: false; code: string; message: string };
 
 export class HsmCore {
@@ -89,13 +97,11 @@ export class HsmCore {
   /** This HSM's attestation (encoded) and the signing key it attests, which identifies it in a fleet. */
   private identity: Uint8Array = new Uint8Array(0);
   private signKey: Uint8Array = new Uint8Array(0);
-  private genesis: Genesis | null = null;
   /** While uninitialized: this boot's genesis challenge (memory only: a restart makes a new one). */
   private challenge: Uint8Array = new Uint8Array(0);
-  private node = 0;
   private nv: NvramState | null = null;
-  private raft: Raft | null = null;
-  private channel: PeerChannel | null = null;
+  /** Set once the HSM is a member of a fleet (phase "member"), with everything that goes with it. */
+  private m: MemberState | null = null;
   private committed = new VaultState();
   private spec: VaultState | null = null;
   private wasLeaderTerm = 0;
@@ -230,7 +236,7 @@ export class HsmCore {
     const r = this.raft;
     this.send({
       type: "status",
-      node: this.node,
+      node: this.m?.node ?? 0,
       role: this.phase !== "member" || r === null ? this.phase : r.recovering ? "recovering" : r.role,
       term: r?.term ?? 0,
       leader: r?.leader ?? 0,
@@ -238,8 +244,8 @@ export class HsmCore {
       durableIndex: r?.durableIndex ?? 0,
       recovering: r?.recovering ?? false,
       recoverUntil: r?.recover?.index ?? 0,
-      peerForged: this.channel?.counters.forged ?? 0,
-      peerReplayed: this.channel?.counters.replayed ?? 0,
+      peerForged: this.m?.channel.counters.forged ?? 0,
+      peerReplayed: this.m?.channel.counters.replayed ?? 0,
       framesRejected: Math.min(this.counters.framesRejected, 0xffffffff),
     });
   }
@@ -258,12 +264,28 @@ export class HsmCore {
     this.send({ type: "failed", code, message });
   }
 
+  /** The member state; only called where the phase is "member" (a bug otherwise: the core stops). */
+  private member(): MemberState {
+    if (this.m === null) throw new BkvError(ErrorCode.Corrupt, "not a fleet member");
+    return this.m;
+  }
+
+  /** NVRAM as last written; only called once it exists (a bug otherwise: the core stops). */
+  private nvram(): NvramState {
+    if (this.nv === null) throw new BkvError(ErrorCode.Corrupt, "no NVRAM record");
+    return this.nv;
+  }
+
+  private get raft(): Raft | null {
+    return this.m?.raft ?? null;
+  }
+
   private sendBooted(): void {
-    const g = this.genesis;
+    const g = this.m?.genesis;
     this.send({
       type: "booted",
       identity: this.identity,
-      node: this.node,
+      node: this.m?.node ?? 0,
       fleetId: g?.fleetId ?? new Uint8Array(0),
       vaultPublicKey: g?.hpkePublicKey ?? new Uint8Array(0),
       guessesAllowed: g?.guessLimit ?? 0,
@@ -349,8 +371,6 @@ export class HsmCore {
     const self = members.findIndex((m) => bytesEqual(m.signKey, this.signKey)) + 1;
     if (self === 0)
       return this.fail(ErrorCode.Corrupt, "this HSM is not a member of the fleet in its storage");
-    this.genesis = genesis;
-    this.node = self;
     const crypto = this.platform.crypto;
     const keys = new Map<number, { send: Uint8Array; recv: Uint8Array }>();
     for (let j = 1; j <= genesis.members.length; j++) {
@@ -361,8 +381,9 @@ export class HsmCore {
         recv: peerKey(crypto, shared, genesis.fleetId, j, self),
       });
     }
-    this.channel = new PeerChannel(crypto, self, this.nv!.epoch, keys);
-    this.raft = new Raft(
+    const nv = this.nvram();
+    const channel = new PeerChannel(crypto, self, nv.epoch, keys);
+    const raft = new Raft(
       {
         id: self,
         members: members.map((_, i) => i + 1),
@@ -376,10 +397,11 @@ export class HsmCore {
         noop: (index, term, prevHash) =>
           encodeEntry({ index, term, prevHash, time: this.now(), requestId: new Uint8Array(0), ops: [] }),
       },
-      { term: this.nv!.term, vote: this.nv!.vote, snapshot: meta, snapshotState, log, durableIndex, recover },
+      { term: nv.term, vote: nv.vote, snapshot: meta, snapshotState, log, durableIndex, recover },
     );
+    this.m = { genesis, node: self, raft, channel };
     this.phase = "member";
-    if (members.length === 1) this.raft.tick(); // a fleet of one need not wait for a timeout
+    if (members.length === 1) raft.tick(); // a fleet of one need not wait for a timeout
     this.sendBooted();
   }
 
@@ -391,7 +413,7 @@ export class HsmCore {
     const c = this.nv?.ceremony;
     if (c === undefined) return false;
     if (allow !== null && c.role === allow.role && bytesEqual(c.fleetId, allow.fleetId)) return false;
-    this.fail(ErrorCode.GenesisSpent, spentMessage(this.nv!));
+    this.fail(ErrorCode.GenesisSpent, spentMessage(this.nvram()));
     return true;
   }
 
@@ -512,10 +534,11 @@ export class HsmCore {
    * its id, keys, members, measurement and policy as frozen at genesis. Refusing changes nothing.
    */
   private countersign(tag: number, artifactBytes: Uint8Array, logSignature: Uint8Array): void {
-    const g = this.genesis;
+    const g = this.m?.genesis;
     const refuse = (code: string, message: string) =>
       this.send({ type: "countersignature", tag, ok: false, code, message });
-    if (this.phase !== "member" || g === null) return refuse(ErrorCode.Unavailable, "not a fleet member");
+    if (this.phase !== "member" || g === undefined)
+      return refuse(ErrorCode.Unavailable, "not a fleet member");
     if (logSignature.length !== 64) return refuse(ErrorCode.Malformed, "a log signature is 64 bytes");
     let artifact: FleetArtifact;
     try {
@@ -548,7 +571,7 @@ export class HsmCore {
       while (raft.hasReady()) {
         const rd = raft.ready();
         if (rd.hardState !== null) {
-          this.nv = { ...this.nv!, term: rd.hardState.term, vote: rd.hardState.vote };
+          this.nv = { ...this.nvram(), term: rd.hardState.term, vote: rd.hardState.vote };
           await this.platform.nvramWrite(encodeNvram(this.nv));
         }
         if (rd.snapshot !== null) this.installSnapshot(rd.snapshot.meta, rd.snapshot.state);
@@ -572,13 +595,13 @@ export class HsmCore {
 
   /** A message to a peer; dropped (Raft resends) until this HSM knows the peer's boot epoch. */
   private async sendPeer(to: number, msg: PeerMessage): Promise<void> {
-    const bytes = await this.channel!.seal(to, encodePeerMessage(msg));
+    const bytes = await this.member().channel.seal(to, encodePeerMessage(msg));
     if (bytes !== null) this.send({ type: "peer", to, bytes });
   }
 
   /** Hellos owed to peers (at boot, or to one that addressed an older boot): one per peer per tick. */
   private async sendHellos(): Promise<void> {
-    const channel = this.channel!;
+    const channel = this.member().channel;
     for (const p of [...channel.helloDue]) {
       if (this.helloSentAt.get(p) === this.ticks) continue;
       channel.helloDue.delete(p);
@@ -592,16 +615,16 @@ export class HsmCore {
    * before the rollback: record in NVRAM that it has recovered, then let Raft vote and serve again.
    */
   private async maybeRecovered(): Promise<void> {
-    const raft = this.raft!;
+    const raft = this.member().raft;
     if (!raft.recoverReached()) return;
-    this.nv = { ...this.nv!, recover: null };
+    this.nv = { ...this.nvram(), recover: null };
     await this.platform.nvramWrite(encodeNvram(this.nv));
     raft.clearRecover();
   }
 
   /** The leader decides on a speculative state: committed state plus its uncommitted entries. */
   private trackLeadership(): void {
-    const raft = this.raft!;
+    const raft = this.member().raft;
     // Forwards to a leader that is no longer the leader: answer them now, the client may retry.
     for (const [id, f] of this.forwards) {
       if (f.leader !== raft.leader) {
@@ -623,7 +646,7 @@ export class HsmCore {
   }
 
   private applyCommitted(): void {
-    const raft = this.raft!;
+    const raft = this.member().raft;
     while (this.committed.index < raft.commitIndex) {
       const rec = raft.entry(this.committed.index + 1);
       if (rec === undefined) break;
@@ -649,7 +672,7 @@ export class HsmCore {
   }
 
   private maybeCompact(): void {
-    const raft = this.raft!;
+    const raft = this.member().raft;
     const at = Math.min(this.committed.index, raft.durableIndex);
     if (
       at - raft.snapshot.index < (this.options.snapshotEvery ?? SNAPSHOT_EVERY) ||
@@ -673,14 +696,12 @@ export class HsmCore {
       this.counters.framesRejected++;
       return;
     }
-    if (this.phase === "joining") {
-      const j = this.joinEntry!;
-      this.nv = { ...this.nv!, tip: { index: 1, term: 0, hash: j.record.hash } };
+    const j = this.joinEntry;
+    if (this.phase === "joining" && j !== null) {
+      this.nv = { ...this.nvram(), tip: { index: 1, term: 0, hash: j.record.hash } };
       await this.platform.nvramWrite(encodeNvram(this.nv));
-      const op = j.entry.ops[0]!;
-      if (op.op !== "genesis") return;
       this.joinEntry = null;
-      await this.becomeMember(op.genesis, { index: 0, term: 0, hash: ZERO_HASH }, null, [j.record], 1, null);
+      await this.becomeMember(j.genesis, { index: 0, term: 0, hash: ZERO_HASH }, null, [j.record], 1, null);
       return;
     }
     const raft = this.raft;
@@ -689,7 +710,7 @@ export class HsmCore {
     const term = raft.termAt(f.tip);
     if (h !== undefined && term !== undefined && bytesEqual(h, f.tipHash)) {
       // NVRAM first: nothing is acknowledged before its tip is recorded there.
-      this.nv = { ...this.nv!, tip: { index: f.tip, term, hash: f.tipHash } };
+      this.nv = { ...this.nvram(), tip: { index: f.tip, term, hash: f.tipHash } };
       await this.platform.nvramWrite(encodeNvram(this.nv));
       raft.advanceDurable(f.tip);
     }
@@ -701,7 +722,7 @@ export class HsmCore {
   private tick(): void {
     if (this.phase !== "member") return;
     this.ticks++;
-    this.raft!.tick();
+    this.member().raft.tick();
     const limit = this.options.forwardTicks ?? 100;
     for (const [id, f] of this.forwards) {
       if (++f.age > limit) {
@@ -713,7 +734,7 @@ export class HsmCore {
 
   private async peer(bytes: Uint8Array): Promise<void> {
     if (this.phase !== "member") return;
-    const opened = await this.channel!.open(bytes);
+    const opened = await this.member().channel.open(bytes);
     if (opened === null || opened.plaintext === null) return; // refused, or a hello
     let m: PeerMessage;
     try {
@@ -740,7 +761,7 @@ export class HsmCore {
         return;
       }
       default:
-        this.raft!.step(from, m, opened.epoch);
+        this.member().raft.step(from, m, opened.epoch);
     }
   }
 
@@ -783,11 +804,11 @@ export class HsmCore {
     }
     if (raft.role !== "leader") {
       if (raft.leader === 0) return this.unavailable("no leader: the fleet has no majority right now");
-      if (this.channel!.peerEpoch(raft.leader) === 0)
+      if (this.member().channel.peerEpoch(raft.leader) === 0)
         return this.unavailable("not yet in touch with the leader; try again");
       // Unique across restarts (boot epoch), so a late answer to a forward from before a restart
       // cannot be taken for the answer to a new one.
-      const id = this.nv!.epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);
+      const id = this.nvram().epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);
       const leader = raft.leader;
       const p = new Promise<Reply>((resolve) => this.forwards.set(id, { resolve, age: 0, leader }));
       await this.sendPeer(leader, { type: "fwd", id, envelope: envelopeBytes });
@@ -795,7 +816,7 @@ export class HsmCore {
     }
     let request: OpenedRequest;
     try {
-      request = await openRequest(this.platform, this.genesis!.hpkePrivateKey, envelopeBytes);
+      request = await openRequest(this.platform, this.member().genesis.hpkePrivateKey, envelopeBytes);
     } catch (e) {
       const code = e instanceof BkvError ? e.code : ErrorCode.Malformed;
       return this.rejected(code, (e as Error).message);
@@ -890,7 +911,7 @@ export class HsmCore {
   } {
     const r = this.raft;
     return {
-      node: this.node,
+      node: this.m?.node ?? 0,
       role: this.phase !== "member" || r === null ? this.phase : r.role,
       term: r?.term ?? 0,
       leader: r?.leader ?? 0,
@@ -898,8 +919,8 @@ export class HsmCore {
       lastIndex: r?.lastIndex() ?? 0,
       state: this.committed,
       recovering: r?.recovering ?? false,
-      peerForged: this.channel?.counters.forged ?? 0,
-      peerReplayed: this.channel?.counters.replayed ?? 0,
+      peerForged: this.m?.channel.counters.forged ?? 0,
+      peerReplayed: this.m?.channel.counters.replayed ?? 0,
     };
   }
 }
