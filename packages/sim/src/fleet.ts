@@ -123,6 +123,8 @@ export class SimNode {
   stored: Stored = { snapshot: null, entries: [] };
   core: HsmCore | null = null;
   booted: HsmToHost | null = null;
+  /** Peer messages refused by this node's earlier HSM processes (their counters die with them). */
+  refusedBefore = { forged: 0, replayed: 0 };
   /** When false, persist frames are stored but not confirmed (ids kept in `unconfirmed`). */
   ackPersist = true;
   /** Persist frames stored but not confirmed to the HSM (confirm later with fleet.confirm). */
@@ -490,6 +492,7 @@ export class SimFleet {
       },
       this.options.core ?? {},
     );
+    this.retire(n);
     n.core = core;
     await this.deliverFrame(n, { type: "boot", snapshot: n.stored.snapshot, entries: n.stored.entries });
     booting = false;
@@ -498,12 +501,31 @@ export class SimFleet {
     return n.booted ?? { type: "failed", code: "DIED", message: n.died ?? "the HSM process stopped" };
   }
 
+  /** Keep what the node's current HSM process counted before it goes. */
+  private retire(n: SimNode): void {
+    const v = n.core?.inspect();
+    if (v === undefined) return;
+    n.refusedBefore.forged += v.peerForged;
+    n.refusedBefore.replayed += v.peerReplayed;
+  }
+
+  /** Peer messages this node refused as forged or replayed, over all its HSM processes. */
+  refused(i: number): { forged: number; replayed: number } {
+    const n = this.node(i);
+    const v = n.core?.inspect();
+    return {
+      forged: n.refusedBefore.forged + (v?.peerForged ?? 0),
+      replayed: n.refusedBefore.replayed + (v?.peerReplayed ?? 0),
+    };
+  }
+
   /**
    * Stop node i at once (a crash): pending client requests on it are lost, and so are the host's
    * writes it had not made yet and its confirmations not yet sent. Host storage stays as it is.
    */
   crash(i: number): void {
     const n = this.node(i);
+    this.retire(n);
     n.core = null;
     for (const [, r] of n.replies) r(null);
     n.replies.clear();

@@ -620,12 +620,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     if (!gl.ok) failure ??= `guess limit: ${gl.violations.join("; ")}`;
   }
   for (const n of fleet.nodes) {
-    const v = n.core?.inspect();
-    if (v !== undefined) {
-      stats.forgedRefused = (stats.forgedRefused ?? 0) + v.peerForged;
-      stats.replaysRefused = (stats.replaysRefused ?? 0) + v.peerReplayed;
-    }
+    const r = fleet.refused(n.id);
+    stats.forgedRefused = (stats.forgedRefused ?? 0) + r.forged;
+    stats.replaysRefused = (stats.replaysRefused ?? 0) + r.replayed;
   }
+
   stats.operations = history.length;
   stats.opsAnswered = history.filter((h) => h.output !== undefined).length;
   stats.maxCommitted = safety.maxCommitted;
