@@ -35,7 +35,14 @@ export interface Genesis {
 
 export type Op =
   | { op: "genesis"; genesis: Genesis }
-  | { op: "put-record"; user: string; registration: Uint8Array; wrappedKey: Uint8Array }
+  /** credential: the registration's ticket, which names the OPRF key of this registration alone. */
+  | {
+      op: "put-record";
+      user: string;
+      credential: Uint8Array;
+      registration: Uint8Array;
+      wrappedKey: Uint8Array;
+    }
   /** A guess is used: a login started and its server state is kept until it finishes or expires. */
   | { op: "guess"; user: string; sessionId: Uint8Array; loginState: string; expiresAt: number }
   /** A successful login: guesses started after this session's own stay counted. */
@@ -103,7 +110,7 @@ export function writeOp(w: Writer, o: Op): void {
         .u64(o.genesis.createdAt);
       break;
     case "put-record":
-      w.string(o.user).bytes(o.registration).bytes(o.wrappedKey);
+      w.string(o.user).fixed(o.credential).bytes(o.registration).bytes(o.wrappedKey);
       break;
     case "guess":
       w.string(o.user).fixed(o.sessionId).string(o.loginState).u64(o.expiresAt);
@@ -146,6 +153,7 @@ export function readOp(r: Reader): Op {
       return {
         op: "put-record",
         user: r.string("user"),
+        credential: r.fixed(TICKET_BYTES, "credential"),
         registration: r.bytes("registration"),
         wrappedKey: r.bytes("wrapped key"),
       };

@@ -15,6 +15,8 @@ export interface PendingLogin {
 }
 
 export interface VaultRecord {
+  /** The registration's credential id (its ticket): names the OPRF key (see vault.ts). */
+  credential: Uint8Array;
   /** OPAQUE registration record (RFC 9807 §5.1.2). */
   registration: Uint8Array;
   /** K wrapped by the client under a key derived from OPAQUE's export key. */
@@ -92,6 +94,7 @@ export class VaultState {
         return;
       case "put-record":
         this.records.set(o.user, {
+          credential: o.credential,
           registration: o.registration,
           wrappedKey: o.wrappedKey,
           guessesUsed: 0,
@@ -147,7 +150,12 @@ export class VaultState {
     const users = [...this.records.keys()].sort();
     w.list(users, (w, user) => {
       const r = this.records.get(user)!;
-      w.string(user).bytes(r.registration).bytes(r.wrappedKey).u32(r.guessesUsed).u32(r.guessSeq);
+      w.string(user)
+        .fixed(r.credential)
+        .bytes(r.registration)
+        .bytes(r.wrappedKey)
+        .u32(r.guessesUsed)
+        .u32(r.guessSeq);
       w.list([...r.pending], (w, [id, p]) => {
         w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt).u32(p.seq);
       });
@@ -184,6 +192,7 @@ export class VaultState {
     const n = r.u32("record count");
     for (let i = 0; i < n; i++) {
       const user = r.string("user");
+      const credential = r.fixed(16, "credential");
       const registration = r.bytes("registration");
       const wrappedKey = r.bytes("wrapped key");
       const guessesUsed = r.u32("guesses used");
@@ -198,7 +207,7 @@ export class VaultState {
           seq: r.u32("guess number"),
         });
       }
-      s.records.set(user, { registration, wrappedKey, guessesUsed, guessSeq, pending });
+      s.records.set(user, { credential, registration, wrappedKey, guessesUsed, guessSeq, pending });
     }
     const t = r.u32("ticket count");
     for (let i = 0; i < t; i++)

@@ -48,6 +48,16 @@ function remaining(state: VaultState, rec: VaultRecord): number {
  * digest is SHA-256 of the request envelope: a copy of the very same envelope is a retry and gets
  * the first copy's answer; another envelope with a request id seen before is a replay.
  */
+/**
+ * OPAQUE's credential identifier (RFC 9807 §6.1: the OPRF key is derived from the server's OPRF
+ * seed and it): the user id and the registration's own random credential id. Were it the user id
+ * alone, a register-start for that user would evaluate the OPRF under the stored record's key for
+ * any PIN the caller likes, a PIN test that counts no guess.
+ */
+export function credentialIdentifier(user: string, credential: Uint8Array): string {
+  return `bkv-credential:${toHex(credential)}:${user}`;
+}
+
 export function decide(
   state: VaultState,
   user: string,
@@ -76,12 +86,14 @@ export function decide(
 
   switch (body.op) {
     case "register-start": {
+      // A fresh credential id per registration names its OPRF key: a register-start, which uses no
+      // guess, never evaluates the OPRF under the key of a stored record (only a counted login does).
+      const ticket = randomBytes(TICKET_BYTES);
       const { registrationResponse } = opaque.server.createRegistrationResponse({
         serverSetup: genesis.opaqueServerSetup,
-        userIdentifier: user,
+        userIdentifier: credentialIdentifier(user, ticket),
         registrationRequest: toBase64Url(body.registrationRequest),
       });
-      const ticket = randomBytes(TICKET_BYTES);
       ops.push({ op: "ticket", user, ticket, expiresAt: now + LOGIN_TTL_MS });
       return {
         ops,
@@ -107,6 +119,7 @@ export function decide(
       ops.push({
         op: "put-record",
         user,
+        credential: t.ticket,
         registration: body.registrationRecord,
         wrappedKey: body.wrappedKey,
       });
@@ -135,7 +148,7 @@ export function decide(
           serverSetup: genesis.opaqueServerSetup,
           registrationRecord: toBase64Url(rec.registration),
           startLoginRequest: toBase64Url(body.ke1),
-          userIdentifier: user,
+          userIdentifier: credentialIdentifier(user, rec.credential),
         });
       } catch {
         return {
