@@ -417,6 +417,12 @@ export class HsmCore {
     return true;
   }
 
+  /** The first NVRAM record of this HSM's life: the one genesis it takes part in, as what. */
+  private async recordCeremony(role: "creator" | "joiner", fleetId: Uint8Array): Promise<void> {
+    this.nv = { term: 0, vote: 0, epoch: 0, tip: emptyTip(), recover: null, ceremony: { role, fleetId } };
+    await this.platform.nvramWrite(encodeNvram(this.nv));
+  }
+
   private async genesisCreate(
     members: Uint8Array[],
     challenges: Uint8Array[],
@@ -446,15 +452,7 @@ export class HsmCore {
     const fleetSigningSeed = this.platform.randomBytes(32);
     const fleetId = this.platform.randomBytes(16);
     // One genesis in this HSM's life: record it before anything is sealed for this fleet.
-    this.nv = {
-      term: 0,
-      vote: 0,
-      epoch: 0,
-      tip: emptyTip(),
-      recover: null,
-      ceremony: { role: "creator", fleetId },
-    };
-    await this.platform.nvramWrite(encodeNvram(this.nv));
+    await this.recordCeremony("creator", fleetId);
     const { statement, packages } = await sealFleet(this.platform, {
       members,
       challenges,
@@ -495,17 +493,7 @@ export class HsmCore {
     }
     const { entry, bytes, genesis } = opened;
     // One genesis in this HSM's life: record it before signing (the creator already has).
-    if (this.nv === null) {
-      this.nv = {
-        term: 0,
-        vote: 0,
-        epoch: 0,
-        tip: emptyTip(),
-        recover: null,
-        ceremony: { role: "joiner", fleetId: genesis.fleetId },
-      };
-      await this.platform.nvramWrite(encodeNvram(this.nv));
-    }
+    if (this.nv === null) await this.recordCeremony("joiner", genesis.fleetId);
     this.phase = "joining";
     const record: LogRecord = { index: 1, term: 0, bytes, hash: crypto.sha256(bytes) };
     this.joinEntry = { record, entry, statement, genesis, finished: false };
@@ -825,20 +813,14 @@ export class HsmCore {
     // Leadership may have changed while the request was being opened.
     const spec = this.spec;
     if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");
+    const digest = this.platform.crypto.sha256(envelopeBytes);
     const seal = (result: VaultResult) => request.seal(result);
     let req: ReturnType<typeof decodeVaultRequest>;
     let d: ReturnType<typeof decide>;
     const now = this.now();
     try {
       req = decodeVaultRequest(request.plaintext);
-      d = decide(
-        spec,
-        request.user,
-        req,
-        now,
-        (n) => this.platform.randomBytes(n),
-        this.platform.crypto.sha256(envelopeBytes),
-      );
+      d = decide(spec, request.user, req, now, (n) => this.platform.randomBytes(n), digest);
     } catch (e) {
       const message = e instanceof BkvError ? e.message : "invalid request";
       const envelope = await seal({ error: ErrorCode.Invalid, guessesRemaining: 0, message });
@@ -854,7 +836,7 @@ export class HsmCore {
     const body: EntryBody = {
       time: now,
       requestId: req.requestId,
-      answer: { digest: this.platform.crypto.sha256(envelopeBytes), reply: envelope },
+      answer: { digest, reply: envelope },
       ops: d.ops,
     };
     let made: { entry: Entry; bytes: Uint8Array } | null = null;

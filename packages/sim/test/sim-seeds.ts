@@ -2,6 +2,7 @@
  * Runs a range of simulator seeds for the CI test files (simulator-*.test.ts, split so vitest runs
  * them on several workers) and collects every failing seed with its failure and the end of its trace.
  */
+import { expect } from "vitest";
 import { DEFAULT_SIM, simulate } from "../src/index.js";
 
 export interface SeedRun {
@@ -24,4 +25,13 @@ export async function runSeeds(nodes: number, from: number, count: number): Prom
       );
   }
   return { failures, answered, stats };
+}
+
+/** Run the seeds and assert: no failing seed, real work done, and the adversary used its powers. */
+export async function expectSeedsClean(nodes: number, from: number, count: number): Promise<void> {
+  const r = await runSeeds(nodes, from, count);
+  expect(r.failures).toEqual([]);
+  expect(r.answered).toBeGreaterThan(100);
+  for (const power of ["rollback", "replay", "restart", "withhold-confirm", "crash-mid-write", "nvram-fail"])
+    expect(r.stats[power] ?? 0, power).toBeGreaterThan(0);
 }
