@@ -56,5 +56,17 @@ export async function spawnService(argv: string[], folder: string, name: string)
     }
     if (!alive(child.pid!)) break;
   }
-  throw new Error(`${name} did not start; see ${logPath}`);
+  const why = alive(child.pid!) ? "no ready line within 15 s" : "it exited";
+  throw new Error(`${name} did not start (${why}); see ${logPath}${logTail(logPath)}`);
+}
+
+/** The last lines of a service's log, so that a failed start says why without a second look. */
+function logTail(logPath: string, lines = 12): string {
+  try {
+    const text = readFileSync(logPath, "utf8").trimEnd();
+    if (text === "") return "";
+    return `\n--- last lines of ${logPath} ---\n${text.split("\n").slice(-lines).join("\n")}`;
+  } catch {
+    return "";
+  }
 }

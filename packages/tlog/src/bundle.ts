@@ -6,7 +6,7 @@
  *
  * signed with Ed25519 by the log's key (the key of its checkpoint signatures).
  */
-import { concatBytes, utf8 } from "@bkv/wire";
+import { logBundleMessage, utf8 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ensure, TlogErrorCode } from "./errors.js";
@@ -28,10 +28,7 @@ export function bundleSignedMessage(namespace: string, epoch: number, digest: Ui
     `bad epoch ${epoch}`,
   );
   ensure(digest.length === HASH_SIZE, TlogErrorCode.Range, "the artifact digest is 32 bytes");
-  const head = new Uint8Array([0x00, ns.length >> 8, ns.length & 0xff]);
-  const ep = new Uint8Array(4);
-  new DataView(ep.buffer).setUint32(0, epoch);
-  return concatBytes(utf8(BUNDLE_SIGNATURE_DOMAIN), head, ns, ep, digest);
+  return logBundleMessage(namespace, epoch, digest);
 }
 
 /** Check the log's bundle signature with its Ed25519 verifier key (the one clients pin). */

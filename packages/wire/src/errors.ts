@@ -73,6 +73,24 @@ export const ErrorCode = {
   BundleNotCountersigned: "BUNDLE_NOT_COUNTERSIGNED",
   /** Validation bundle: the artifact is outside its validity window. */
   BundleExpired: "BUNDLE_EXPIRED",
+  /**
+   * Validation bundle: the fleet's evidence is missing, does not decode, or does not prove what
+   * the artifact says (attestations to a pinned vendor root, every member's signature, N >= 3, the
+   * statement's keys, members, measurement and policy exactly the artifact's).
+   */
+  BundleEvidence: "BUNDLE_EVIDENCE",
+  /** Validation bundle: the fleet runs code whose measurement is neither pinned nor released. */
+  BundleMeasurement: "BUNDLE_MEASUREMENT",
+  /** Validation bundle: the fleet's policy is weaker than the client pins (guess limit above the maximum). */
+  BundlePolicy: "BUNDLE_POLICY",
+  /** A host (not the HSM) refused or failed: its word is no verdict on the PIN or the record. */
+  HostError: "HOST_ERROR",
+  /** The HSM refused to counter-sign: another namespace, epoch or log key, or a window too long. */
+  CountersignRefused: "COUNTERSIGN_REFUSED",
+  /** Log: the submitter's signature over an /add is missing or wrong for the namespace. */
+  SubmitterSignature: "SUBMITTER_SIGNATURE",
+  /** Witness: its state was lost or restored while its key remains; it fails closed. */
+  WitnessState: "WITNESS_STATE",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
 } as const;

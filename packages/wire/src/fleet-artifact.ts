@@ -19,10 +19,18 @@ import {
   type FleetPolicy,
   type GenesisStatement,
   MAX_MEMBERS,
+  MAX_NAMESPACE_BYTES,
 } from "./genesis-statement.js";
 
 const ARTIFACT_DOMAIN = utf8("bkv-fleet-artifact/v1");
-const COUNTERSIGN_DOMAIN = utf8("bkv-fleet-countersignature/v1\0");
+const COUNTERSIGN_DOMAIN = utf8("bkv-fleet-countersignature/v2\0");
+const LOG_BUNDLE_DOMAIN = "bkv-bundle/v1";
+
+/**
+ * The longest validity window (notAfter - notBefore) a fleet counter-signs: three years. A bundle
+ * the fleet vouches for cannot outlive the fleet's planned replacement by much.
+ */
+export const MAX_ARTIFACT_VALIDITY_MS = 3 * 366 * 24 * 60 * 60 * 1000;
 
 /** Key roles. vault-hpke: X25519, clients seal requests to it. fleet-signing: Ed25519, counter-signs bundles. */
 export const KEY_ROLES = ["vault-hpke", "fleet-signing"] as const;
@@ -75,7 +83,7 @@ export function decodeArtifact(b: Uint8Array): FleetArtifact {
     d.every((x, i) => x === ARTIFACT_DOMAIN[i]),
     "fleet artifact: wrong domain",
   );
-  const namespace = r.string("namespace", 255);
+  const namespace = r.string("namespace", MAX_NAMESPACE_BYTES);
   const epoch = r.u32("epoch");
   const fleetId = r.fixed(FLEET_ID_LENGTH, "fleet id");
   const keys = r.list("keys", 8, (r) => {
@@ -112,19 +120,56 @@ export function artifactKey(a: FleetArtifact, role: KeyRole): Uint8Array {
   return a.keys.find((k) => k.role === role)!.key;
 }
 
-/** The bytes the fleet signs: the log's signature over the artifact, domain-separated. */
-export function countersignMessage(logSignature: Uint8Array): Uint8Array {
-  return concatBytes(COUNTERSIGN_DOMAIN, logSignature);
+/**
+ * What the log signs for each appended artifact (its "bundle signature"):
+ *
+ *     "bkv-bundle/v1" || 0x00 || u16 len(namespace) || namespace (UTF-8) || u32 epoch || SHA-256(artifact)
+ *
+ * Here so that the HSM core (which has no log code) checks the very bytes the log signed.
+ */
+export function logBundleMessage(namespace: string, epoch: number, artifactDigest: Uint8Array): Uint8Array {
+  const ns = utf8(namespace);
+  check(ns.length >= 1 && ns.length <= 0xffff, "log bundle message: the namespace must be 1..65535 bytes");
+  check(
+    Number.isInteger(epoch) && epoch >= 0 && epoch <= 0xffffffff,
+    `log bundle message: bad epoch ${epoch}`,
+  );
+  check(artifactDigest.length === 32, "log bundle message: the artifact digest is 32 bytes");
+  const head = new Uint8Array([0x00, ns.length >> 8, ns.length & 0xff]);
+  const ep = new Uint8Array(4);
+  new DataView(ep.buffer).setUint32(0, epoch);
+  return concatBytes(utf8(LOG_BUNDLE_DOMAIN), head, ns, ep, artifactDigest);
+}
+
+/**
+ * The bytes the fleet signs (its counter-signature), domain-separated and bound to what it vouches
+ * for: the namespace, the epoch, SHA-256 of the artifact, and the log's signature over them.
+ */
+export function countersignMessage(o: {
+  namespace: string;
+  epoch: number;
+  artifactDigest: Uint8Array;
+  logSignature: Uint8Array;
+}): Uint8Array {
+  check(o.artifactDigest.length === 32, "countersign message: the artifact digest is 32 bytes");
+  check(o.logSignature.length === 64, "countersign message: a log signature is 64 bytes");
+  return new Writer()
+    .fixed(COUNTERSIGN_DOMAIN)
+    .string(o.namespace)
+    .u32(o.epoch)
+    .fixed(o.artifactDigest)
+    .fixed(o.logSignature)
+    .finish();
 }
 
 /** The artifact of a fleet, from its genesis statement. */
 export function artifactFromStatement(
   st: GenesisStatement,
-  o: { namespace: string; epoch: number; notBefore: number; notAfter: number },
+  o: { notBefore: number; notAfter: number },
 ): FleetArtifact {
   return {
-    namespace: o.namespace,
-    epoch: o.epoch,
+    namespace: st.namespace,
+    epoch: st.epoch,
     fleetId: st.fleetId,
     keys: [
       { role: "vault-hpke", key: st.vaultPublicKey },
@@ -141,6 +186,8 @@ export function artifactFromStatement(
 /** What differs between an artifact and the genesis statement it claims to describe (empty: none). */
 export function artifactMismatches(a: FleetArtifact, st: GenesisStatement): string[] {
   const out: string[] = [];
+  if (a.namespace !== st.namespace) out.push("namespace");
+  if (a.epoch !== st.epoch) out.push("epoch");
   if (!bytesEqual(a.fleetId, st.fleetId)) out.push("fleet id");
   if (!bytesEqual(artifactKey(a, "vault-hpke"), st.vaultPublicKey)) out.push("vault key");
   if (!bytesEqual(artifactKey(a, "fleet-signing"), st.fleetSigningKey)) out.push("fleet signing key");

@@ -7,19 +7,22 @@
  * N, quorum), the fleet's public keys and the time of the ceremony. The HSM core holds no key and
  * has no message that could change any of these afterwards.
  *
- * The evidence is what anyone needs to check a fleet from public data: the statement, every
- * member's signature over it, and the ceremony transcript (the digest of every message the
- * ceremony passed between HSMs, in order; the sealed packages themselves stay private).
+ * The evidence is what anyone needs to check a fleet from public data: the statement and every
+ * member's signature over it.
  */
 import { type Attestation, encodeAttestation, MEASUREMENT_LENGTH, readAttestation } from "./attestation.js";
 import { utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
 
-const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v2");
-const EVIDENCE_DOMAIN = utf8("bkv-fleet-evidence/v1");
+const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v3");
+/** Length of the log's raw Ed25519 public key the fleet freezes at genesis. */
+export const LOG_KEY_LENGTH = 32;
+const EVIDENCE_DOMAIN = utf8("bkv-fleet-evidence/v2");
 export const FLEET_ID_LENGTH = 16;
 export const MAX_MEMBERS = 9;
+/** The longest namespace (UTF-8 bytes) a statement or artifact carries. */
+export const MAX_NAMESPACE_BYTES = 255;
 /** The random challenge an uninitialized HSM makes at boot (memory only) for its one genesis. */
 export const GENESIS_CHALLENGE_LENGTH = 32;
 
@@ -33,6 +36,14 @@ export interface FleetPolicy {
 
 export interface GenesisStatement {
   fleetId: Uint8Array;
+  /**
+   * Where the fleet is published, frozen at genesis: the deployment's namespace in the transparency
+   * log, the fleet's epoch within it, and the log's raw Ed25519 key (the key of its bundle
+   * signatures). The fleet counter-signs only bundles of this namespace and epoch that this log signed.
+   */
+  namespace: string;
+  epoch: number;
+  logKey: Uint8Array;
   members: Attestation[];
   /**
    * challenges[i] is member i + 1's challenge, as its booted frame reported it: fresh random bytes
@@ -65,6 +76,9 @@ export function encodeStatement(s: GenesisStatement): Uint8Array {
   return new Writer()
     .fixed(STATEMENT_DOMAIN)
     .fixed(s.fleetId)
+    .string(s.namespace)
+    .u32(s.epoch)
+    .fixed(s.logKey)
     .list(s.members, (w, m) => {
       w.bytes(encodeAttestation(m));
     })
@@ -85,6 +99,10 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
   const r = new Reader(b, "genesis statement");
   domainCheck(r, STATEMENT_DOMAIN, "genesis statement");
   const fleetId = r.fixed(FLEET_ID_LENGTH, "fleet id");
+  const namespace = r.string("namespace", MAX_NAMESPACE_BYTES);
+  check(namespace.length > 0, "genesis statement: empty namespace");
+  const epoch = r.u32("epoch");
+  const logKey = r.fixed(LOG_KEY_LENGTH, "log key");
   const members = r.list("members", MAX_MEMBERS, (r) => {
     const inner = new Reader(r.bytes("attestation", 4096), "attestation");
     const a = readAttestation(inner);
@@ -99,22 +117,31 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
   const fleetSigningKey = r.fixed(32, "fleet signing key");
   const time = r.u64("time");
   r.end();
-  return { fleetId, members, challenges, measurement, policy, vaultPublicKey, fleetSigningKey, time };
+  return {
+    fleetId,
+    namespace,
+    epoch,
+    logKey,
+    members,
+    challenges,
+    measurement,
+    policy,
+    vaultPublicKey,
+    fleetSigningKey,
+    time,
+  };
 }
 
-/** One step of the ceremony: which message passed, to or from which node, and its SHA-256. */
-export interface TranscriptStep {
-  step: string;
-  node: number;
-  digest: Uint8Array;
-}
-
+/**
+ * A fleet's evidence: the statement and every member's signature over it. Nothing else: every claim
+ * in it is signed by every member. (The ceremony tooling's own log of the messages it passed is the
+ * operator's record, unsigned, and no part of the evidence.)
+ */
 export interface FleetEvidence {
   /** The encoded genesis statement, exactly the bytes the members signed. */
   statement: Uint8Array;
   /** signatures[i] is member i + 1's Ed25519 signature over `statement`. */
   signatures: Uint8Array[];
-  transcript: TranscriptStep[];
 }
 
 export function encodeEvidence(e: FleetEvidence): Uint8Array {
@@ -124,9 +151,6 @@ export function encodeEvidence(e: FleetEvidence): Uint8Array {
     .list(e.signatures, (w, s) => {
       w.bytes(s);
     })
-    .list(e.transcript, (w, t) => {
-      w.string(t.step).u32(t.node).fixed(t.digest);
-    })
     .finish();
 }
 
@@ -135,11 +159,6 @@ export function decodeEvidence(b: Uint8Array): FleetEvidence {
   domainCheck(r, EVIDENCE_DOMAIN, "fleet evidence");
   const statement = r.bytes("statement", 1 << 16);
   const signatures = r.list("signatures", MAX_MEMBERS, (r) => r.bytes("signature", 64));
-  const transcript = r.list("transcript steps", 256, (r) => ({
-    step: r.string("step", 64),
-    node: r.u32("node"),
-    digest: r.fixed(32, "digest"),
-  }));
   r.end();
-  return { statement, signatures, transcript };
+  return { statement, signatures };
 }

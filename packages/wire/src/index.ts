@@ -1,6 +1,7 @@
 export * from "./attestation.js";
 export * from "./bytes.js";
 export * from "./codec.js";
+export * from "./ed25519-keys.js";
 export * from "./errors.js";
 export * from "./fleet-artifact.js";
 export * from "./framing.js";

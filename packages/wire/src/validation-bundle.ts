@@ -14,8 +14,13 @@ export interface BundleJson {
   index: number;
   /** The log's Ed25519 signature over (namespace, epoch, SHA-256(artifact)). */
   logSignature: string;
-  /** The fleet's Ed25519 signature over countersignMessage(logSignature). */
+  /** The fleet's Ed25519 signature over countersignMessage(namespace, epoch, SHA-256(artifact), logSignature). */
   countersignature: string;
+  /**
+   * The fleet's evidence (encoded FleetEvidence), whose SHA-256 is evidenceDigest. `GET /v1/bundle`
+   * carries it so a client can verify a fleet it has not verified before; vault answers leave it out.
+   */
+  evidence?: string;
   /** Inclusion proof of the entry in the checkpoint. */
   inclusionProof: string[];
   /** The checkpoint: a C2SP signed note with the log's signature and witness cosignatures. */
