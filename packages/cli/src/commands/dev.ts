@@ -28,7 +28,14 @@ import {
   type TrustSettings,
   writeDevInfo,
 } from "../dev-files.js";
-import { createDevFleet, ensureCore, hsmCommand, platformName, readDevFleet } from "../fleet-setup.js";
+import {
+  createDevFleet,
+  ensureCore,
+  hsmCommand,
+  platformName,
+  provisionDevHsms,
+  readDevFleet,
+} from "../fleet-setup.js";
 import { alive, spawnService, stopProcess } from "../services.js";
 import {
   publishFleet,
@@ -356,6 +363,7 @@ export async function devCommand(argv: string[]): Promise<number> {
 
   await ensureCore();
   if (fleet === null) fleet = await createDevFleet(p.dir, count, guessLimit, platform);
+  else await provisionDevHsms(p.dir, count, platform); // new keys (NVRAM wiped) or a rebuilt core
 
   const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes, servicePids: [] };
   const stopAll = async () => {
