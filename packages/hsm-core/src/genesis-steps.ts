@@ -5,7 +5,6 @@
  * package; a member opens its own package and checks that it describes a fleet it may join.
  */
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
-import * as opaque from "@serenity-kit/opaque";
 import {
   checkGenesisEntry,
   checkGuessLimit,
@@ -18,6 +17,7 @@ import {
   statementOf,
 } from "./genesis.js";
 import { type Entry, encodeEntry, type Genesis } from "./log-entry.js";
+import { OPAQUE_SETUP_RANDOM_BYTES, opaqueServerSetupFrom } from "./opaque-setup.js";
 import type { HsmPlatform } from "./platform.js";
 
 const ZERO_HASH = new Uint8Array(32);
@@ -47,7 +47,7 @@ export async function sealFleet(
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
-    opaqueServerSetup: opaque.server.createSetup(),
+    opaqueServerSetup: opaqueServerSetupFrom(platform.randomBytes(OPAQUE_SETUP_RANDOM_BYTES)),
     hpkePrivateKey: f.hpke.privateKey,
     hpkePublicKey: f.hpke.publicKey,
     fleetSigningSeed: f.fleetSigningSeed,
