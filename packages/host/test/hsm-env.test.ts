@@ -92,4 +92,23 @@ describe("HSM processes start with a clean environment", () => {
     }
     expect(existsSync(markers) ? readdirSync(markers) : []).toEqual([]);
   });
+
+  it("an HSM that needs an attestation is reported by name, and starts once provisioned", async () => {
+    const hsmDir = join(dir, "unprovisioned");
+    const command = testHsmCommand(hsmDir);
+    rmSync(join(hsmDir, "hsm", "attestation.bin"));
+    const storage = new HostStorage(join(hsmDir, "host.sqlite"));
+    const link = new HsmLink({ command, storage, log: silent, restartDelayMs: 100 });
+    try {
+      link.start();
+      await expect(link.ready()).rejects.toThrow(/^ATTESTATION: the HSM needs an attestation/);
+      testHsmCommand(hsmDir); // the provisioning step again: the restarted process now starts
+      for (let i = 0; i < 100 && link.state.kind !== "uninitialized"; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(link.state.kind).toBe("uninitialized");
+    } finally {
+      await link.stop();
+      storage.close();
+    }
+  });
 });
