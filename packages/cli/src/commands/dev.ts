@@ -41,16 +41,38 @@ import {
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
+/**
+ * A free port for `--port 0`, picked below the kernel's ephemeral range: a port taken from that
+ * range (listen on 0) can be handed to some other process's outgoing connection as its source port
+ * before our host binds it, seconds later, and the host then fails to start.
+ */
+const EPHEMERAL_START = (() => {
+  try {
+    const first = Number(
+      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 11_000 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+const pickedPorts = new Set<number>();
+
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (EPHEMERAL_START - 10_000));
+    if (pickedPorts.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      pickedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port found below the ephemeral range");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
