@@ -65,7 +65,10 @@ const BUNDLE = {
     countersignature: B64,
     inclusionProof: { type: "array", items: B64 },
     checkpoint: { type: "string" },
-    evidence: { ...B64, description: "The fleet's evidence (GET /v1/bundle only; its SHA-256 is evidenceDigest)." },
+    evidence: {
+      ...B64,
+      description: "The fleet's evidence (GET /v1/bundle only; its SHA-256 is evidenceDigest).",
+    },
     consistency: {
       type: "object",
       required: ["from", "proof"],

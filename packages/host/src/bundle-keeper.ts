@@ -117,7 +117,8 @@ export class BundleKeeper {
     const res = await fetch(`${this.base}/evidence/${toHex(want)}`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`the log has no evidence for the entry (${res.status})`);
     const body = new Uint8Array(await res.arrayBuffer());
-    if (body.length > MAX_EVIDENCE_BYTES) throw new Error(`the log's evidence is ${body.length} bytes, too big`);
+    if (body.length > MAX_EVIDENCE_BYTES)
+      throw new Error(`the log's evidence is ${body.length} bytes, too big`);
     const got = createHash("sha256").update(body).digest();
     if (!got.equals(want)) throw new Error("the log's evidence does not match the entry's evidenceDigest");
     return Buffer.from(body).toString("base64");

@@ -25,8 +25,8 @@ import {
   decodeAttestation,
   decodeHostToHsm,
   decodeVaultRequest,
-  ed25519SignatureProblem,
   ErrorCode,
+  ed25519SignatureProblem,
   encodeHsmToHost,
   type FleetArtifact,
   GENESIS_CHALLENGE_LENGTH,
@@ -569,7 +569,9 @@ export class HsmCore {
     const artifactDigest = crypto.sha256(artifactBytes);
     const problem = ed25519SignatureProblem(logSignature);
     if (problem !== null) return refuse(`the log's signature is not strict: ${problem}`);
-    if (!crypto.ed25519Verify(g.logKey, logBundleMessage(g.namespace, g.epoch, artifactDigest), logSignature)) {
+    if (
+      !crypto.ed25519Verify(g.logKey, logBundleMessage(g.namespace, g.epoch, artifactDigest), logSignature)
+    ) {
       return refuse("the log's signature does not verify under the log key frozen at genesis");
     }
     const signature = crypto.ed25519Sign(

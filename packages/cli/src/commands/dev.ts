@@ -40,7 +40,6 @@ import {
   readDevFleet,
 } from "../fleet-setup.js";
 import { alive, spawnService, stopProcess } from "../services.js";
-import { namespaceFlag } from "./fleet.js";
 import {
   publishFleet,
   type RunningTransparency,
@@ -49,6 +48,7 @@ import {
   WITNESSES,
   writeTransparencyInfo,
 } from "../transparency-setup.js";
+import { namespaceFlag } from "./fleet.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
 
@@ -287,7 +287,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     await Promise.all((old.servicePids ?? []).map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
     rmSync(p.devJson, { force: true });
   }
-  let fleet = readDevFleet(p.dir);
+  const fleet = readDevFleet(p.dir);
   const platform = platformName(values.platform, fleet?.platform ?? "software");
   if (fleet !== null && fleet.platform !== platform) {
     throw new UsageError(`${p.dir} holds a fleet on the ${fleet.platform} platform; it cannot move`);

@@ -21,7 +21,8 @@ export function logKeyFlag(v: string | undefined): Uint8Array {
   } catch (e) {
     throw new UsageError(`--log-key is not a verifier key (name+hash+base64): ${(e as Error).message}`);
   }
-  if (key.type !== SIG_ED25519) throw new UsageError("--log-key must be an Ed25519 key (a log's, not a witness's)");
+  if (key.type !== SIG_ED25519)
+    throw new UsageError("--log-key must be an Ed25519 key (a log's, not a witness's)");
   const problem = ed25519PointProblem(key.publicKey);
   if (problem !== null) throw new UsageError(`--log-key is ${problem}`);
   return key.publicKey;
