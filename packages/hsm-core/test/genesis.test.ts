@@ -379,6 +379,21 @@ describe("genesis ceremony", () => {
     expect(hsms[1]!.persisted()).toBe(false);
   });
 
+  it("does not store the fleet with a member's signature under a second encoding (S + L)", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const sigs = await joinAll(hsms, created);
+    let s = 0n;
+    for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sigs[2]![i]!);
+    const malleable = sigs[2]!.slice();
+    malleable.set(le32(s + ED25519_L), 32);
+    const f = await hsms[0]!.send({ type: "genesis-finish", signatures: [sigs[0]!, sigs[1]!, malleable] });
+    expect(refusal(f).code).toBe(ErrorCode.Signature);
+    expect(refusal(f).message).toContain("member 3");
+    expect(refusal(f).message).toContain("not strict");
+    expect(hsms[0]!.persisted()).toBe(false);
+  });
+
   it("refuses another fleet's signatures (evidence of an old fleet presented for a new one)", async () => {
     const old = await fleetOf(3);
     const oldSigs = await joinAll(old, await create(old));
