@@ -20,7 +20,7 @@ import {
   statementOf,
 } from "./genesis.js";
 import { type Entry, encodeEntry, type Genesis } from "./log-entry.js";
-import { OPAQUE_SETUP_RANDOM_BYTES, opaqueServerSetupFrom } from "./opaque-setup.js";
+import { opaqueSetupFromSeed } from "./opaque-setup.js";
 import type { HsmPlatform } from "./platform.js";
 
 const ZERO_HASH = new Uint8Array(32);
@@ -57,7 +57,7 @@ export async function sealFleet(
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
-    opaqueServerSetup: opaqueServerSetupFrom(platform.randomBytes(OPAQUE_SETUP_RANDOM_BYTES)),
+    opaqueServerSetup: opaqueSetupFromSeed(crypto, f.fleetSigningSeed),
     hpkePrivateKey: f.hpke.privateKey,
     hpkePublicKey: f.hpke.publicKey,
     fleetSigningSeed: f.fleetSigningSeed,

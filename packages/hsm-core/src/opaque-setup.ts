@@ -12,10 +12,17 @@
  * key only answers logins of users with no record (a fake record); its private key is never used
  * and this core never starts a login without a record, so it is taken from a library setup.
  * opaqueServerSetupFrom checks that the library reads the result back (getPublicKey).
+ *
+ * The 128 bytes are HKDF-SHA256 of the fleet's signing seed (32 bytes the creator draws from
+ * platform.randomBytes), under their own label (opaqueSetupFromSeed). So the setup is as random as
+ * the platform's randomness, and drawing it moves no other draw: the simulator's seeded runs stay
+ * as they were. The two are fleet secrets kept together in the genesis entry, so deriving one from
+ * the other gives no one anything they did not have.
  */
 
-import { fromBase64Url, toBase64Url } from "@bkv/wire";
+import { fromBase64Url, toBase64Url, utf8 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
+import type { HsmCrypto } from "./platform.js";
 
 /** Platform bytes one setup takes: 64 for the OPRF seed, 64 reduced to the AKE private key. */
 export const OPAQUE_SETUP_RANDOM_BYTES = 128;
@@ -50,4 +57,14 @@ export function opaqueServerSetupFrom(random: Uint8Array): string {
   const setup = toBase64Url(bytes);
   opaque.server.getPublicKey(setup); // throws if the library does not read it back
   return setup;
+}
+
+const SETUP_SALT = utf8("bkv/opaque-setup/v1");
+
+/** The fleet's OPAQUE server setup from its signing seed (platform randomness), by HKDF. */
+export function opaqueSetupFromSeed(crypto: Pick<HsmCrypto, "hkdf">, seed: Uint8Array): string {
+  if (seed.length !== 32) throw new Error("a fleet seed is 32 bytes");
+  return opaqueServerSetupFrom(
+    crypto.hkdf(seed, SETUP_SALT, utf8("OPRF seed and AKE private key"), OPAQUE_SETUP_RANDOM_BYTES),
+  );
 }

@@ -42,8 +42,8 @@ export interface HsmPlatform {
   now(): number;
   /**
    * The HSM's randomness: every secret the core makes comes from here (keys, nonces, the OPAQUE
-   * server setup: opaque-setup.ts), except what @serenity-kit/opaque draws itself during a login
-   * (docs/platforms.md).
+   * server setup, derived from the fleet signing seed: opaque-setup.ts), except what
+   * @serenity-kit/opaque draws itself during a login (docs/platforms.md).
    */
   randomBytes(n: number): Uint8Array;
   crypto: HsmCrypto;

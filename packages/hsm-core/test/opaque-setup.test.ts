@@ -3,12 +3,16 @@
  * platform bytes give the same setup, its OPRF seed is those bytes and its AKE key the reduced
  * scalar of the next 64; the library reads it back and runs registration and login with it.
  */
-import { randomBytes } from "node:crypto";
+import { hkdfSync, randomBytes } from "node:crypto";
 import { fromBase64Url, toBase64Url } from "@bkv/wire";
 import { ristretto255 } from "@noble/curves/ed25519.js";
 import * as opaque from "@serenity-kit/opaque";
 import { beforeAll, describe, expect, it } from "vitest";
-import { OPAQUE_SETUP_RANDOM_BYTES, opaqueServerSetupFrom } from "../src/opaque-setup.js";
+import {
+  OPAQUE_SETUP_RANDOM_BYTES,
+  opaqueServerSetupFrom,
+  opaqueSetupFromSeed,
+} from "../src/opaque-setup.js";
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 const le = (b: Uint8Array) => b.reduceRight((x, v) => (x << 8n) | BigInt(v), 0n);
@@ -73,5 +77,30 @@ describe("OPAQUE server setup from platform randomness", () => {
     const zero = new Uint8Array(128).fill(1);
     zero.fill(0, 64);
     expect(() => opaqueServerSetupFrom(zero)).toThrow(/zero scalar/);
+  });
+
+  it("the fleet's setup is HKDF of its signing seed (platform randomness), under its own label", () => {
+    const crypto = {
+      hkdf: (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, n: number) =>
+        new Uint8Array(hkdfSync("sha256", ikm, salt, info, n)),
+    };
+    const seed = new Uint8Array(randomBytes(32));
+    const setup = opaqueSetupFromSeed(crypto, seed);
+    const expected = crypto.hkdf(
+      seed,
+      new TextEncoder().encode("bkv/opaque-setup/v1"),
+      new TextEncoder().encode("OPRF seed and AKE private key"),
+      OPAQUE_SETUP_RANDOM_BYTES,
+    );
+    expect(fromBase64Url(setup).subarray(0, 96)).toEqual(
+      fromBase64Url(opaqueServerSetupFrom(expected)).subarray(0, 96),
+    );
+    expect(fromBase64Url(setup).subarray(0, 64)).toEqual(expected.subarray(0, 64));
+    expect(opaque.server.getPublicKey(opaqueSetupFromSeed(crypto, seed))).toBe(
+      opaque.server.getPublicKey(setup),
+    );
+    const other = opaqueSetupFromSeed(crypto, new Uint8Array(randomBytes(32)));
+    expect(opaque.server.getPublicKey(other)).not.toBe(opaque.server.getPublicKey(setup));
+    expect(() => opaqueSetupFromSeed(crypto, new Uint8Array(31))).toThrow(/32 bytes/);
   });
 });
