@@ -57,12 +57,15 @@ export function writeProvisionedModule(hsmDir: string, module: string): void {
 
 /** The module fixed at provisioning (DEFAULT_MODULE if the folder names none). */
 export function provisionedModule(hsmDir: string): string {
+  let m: string;
   try {
-    const m = readFileSync(modulePath(hsmDir), "utf8").trim();
-    return m === "" ? DEFAULT_MODULE : m;
-  } catch {
-    return DEFAULT_MODULE;
+    m = readFileSync(modulePath(hsmDir), "utf8").trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return DEFAULT_MODULE;
+    throw e;
   }
+  if (m === "") throw new Error(`${modulePath(hsmDir)} names no PKCS#11 module`);
+  return m;
 }
 
 export function pinPath(hsmDir: string): string {
