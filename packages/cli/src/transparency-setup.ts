@@ -3,16 +3,27 @@
  * process with its own keys and folder, standing for independent third parties. The operator then
  * publishes the fleet: it submits the fleet artifact with its evidence to the log, and the hosts
  * hand out the resulting validation bundle, counter-signed by their HSMs.
+ *
+ * The log hosts the deployment's namespace only, registered with the operator's submitter key
+ * (DIR/submitter.key, an Ed25519 seed made here, mode 0600), and appends a fleet only if its
+ * evidence verifies against the folder's vendor root (DIR/vendor-root.pub) and the measurement of
+ * the core this checkout built (build/hsm-core.js), with a guess limit of at most the log's maximum.
  */
+import { createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { readVendorRootPub } from "@bkv/hsm-software";
 import {
+  artifactDigest,
+  evidenceDigest,
   formatVerifierKey,
   generateSignerKey,
   parseSignerKey,
+  parseVerifierKey,
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
+  submitMessage,
   toBase64,
   verifierKeyOf,
 } from "@bkv/tlog";
@@ -23,9 +34,11 @@ import {
   decodeStatement,
   ErrorCode,
   encodeArtifact,
+  fromHex,
   toHex,
 } from "@bkv/wire";
 import { devPaths } from "./dev-files.js";
+import { CORE_BUNDLE, measurementOf } from "./measure.js";
 import { spawnService } from "./services.js";
 
 /** What a client of this deployment pins, and where the log is (DIR/transparency.json). */
@@ -55,6 +68,56 @@ function verifierKey(dir: string, file: string, name: string, type: number): str
   const path = join(dir, file);
   if (!existsSync(path)) writeFileSync(path, `${generateSignerKey(name, type).skey}\n`, { mode: 0o600 });
   return formatVerifierKey(verifierKeyOf(parseSignerKey(readFileSync(path, "utf8").trim())));
+}
+
+/** The log's raw Ed25519 key (what a fleet freezes at genesis), made on first use. */
+export function logPublicKey(dir: string): Uint8Array {
+  const vkey = verifierKey(join(devPaths(dir).dir, "log"), "log.key", LOG_ORIGIN, SIG_ED25519);
+  return parseVerifierKey(vkey).publicKey;
+}
+
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const SUBMITTER_HEADER =
+  "# bkv dev submitter key: Ed25519 seed, hex. It signs this deployment's /add calls to its log.";
+
+/** The operator's submitter key for the namespace (DIR/submitter.key, mode 0600), made on first use. */
+function submitterKey(dir: string): { publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array } {
+  const path = join(devPaths(dir).dir, "submitter.key");
+  if (!existsSync(path)) {
+    writeFileSync(path, `${SUBMITTER_HEADER}\n${toHex(new Uint8Array(randomBytes(32)))}\n`, {
+      mode: 0o600,
+      flag: "wx",
+    });
+  }
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  if (lines.length !== 1 || !/^[0-9a-f]{64}$/.test(lines[0]!)) {
+    throw new BkvError(
+      ErrorCode.Malformed,
+      `${path} is not a submitter key: expected one line of 64 hex digits`,
+    );
+  }
+  const key = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, fromHex(lines[0]!)]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const jwk = createPublicKey(key).export({ format: "jwk" });
+  return {
+    publicKey: new Uint8Array(Buffer.from(jwk.x!, "base64url")),
+    sign: (message) => new Uint8Array(sign(null, message, key)),
+  };
+}
+
+/** The log's evidence policy flags: the folder's vendor root and the built core's measurement. */
+function evidenceFlags(dir: string): string[] {
+  const p = devPaths(dir);
+  const flags = ["--vendor-root", toHex(readVendorRootPub(p.vendorRootPub))];
+  if (existsSync(CORE_BUNDLE))
+    flags.push("--measurement", measurementOf(new Uint8Array(readFileSync(CORE_BUNDLE))));
+  return flags;
 }
 
 export interface RunningTransparency {
@@ -108,6 +171,9 @@ export async function startTransparency(
       ...witnesses.flatMap((w) => ["--witness", `${w.url}=${w.key}`]),
       "--witness-threshold",
       String(WITNESSES),
+      "--namespace",
+      `${namespace}=${toHex(submitterKey(dir).publicKey)}`,
+      ...evidenceFlags(dir),
     ],
     logDir,
     "log",
@@ -126,7 +192,10 @@ export async function startTransparency(
   };
 }
 
-/** Submit the fleet's artifact and evidence to the log (the same artifact again is a no-op). */
+/**
+ * Submit the fleet's artifact and evidence to the log, signed with the submitter key (the same
+ * artifact and evidence again is a no-op).
+ */
 export async function publishFleet(dir: string, info: TransparencyInfo): Promise<{ index: number }> {
   const p = devPaths(dir);
   const evidence = new Uint8Array(readFileSync(p.evidence));
@@ -135,14 +204,15 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
   // The artifact is made once: its validity window must not move between runs.
   if (!existsSync(artifactPath)) {
     const artifact = artifactFromStatement(st, {
-      namespace: info.namespace,
-      epoch: info.epoch,
       notBefore: st.time - 5 * 60 * 1000,
       notAfter: st.time + VALIDITY_MS,
     });
     writeFileSync(artifactPath, encodeArtifact(artifact));
   }
   const artifact = new Uint8Array(readFileSync(artifactPath));
+  const signature = submitterKey(dir).sign(
+    submitMessage(info.namespace, info.epoch, artifactDigest(artifact), evidenceDigest(evidence)),
+  );
   const res = await fetch(`${info.log}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -151,11 +221,23 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
       epoch: info.epoch,
       artifact: toBase64(artifact),
       evidence: toBase64(evidence),
+      submitterSignature: toBase64(signature),
     }),
     signal: AbortSignal.timeout(15_000),
   });
   if (!res.ok) {
-    throw new BkvError(ErrorCode.Unavailable, `the log refused the fleet: ${res.status} ${await res.text()}`);
+    // The log's refusals are typed: SUBMITTER_SIGNATURE, FORBIDDEN, INVALID, BUNDLE_EVIDENCE, ...
+    const text = await res.text();
+    let code: ErrorCode = ErrorCode.Unavailable;
+    let message = text;
+    try {
+      const j = JSON.parse(text) as { error?: unknown; code?: unknown };
+      if ((Object.values(ErrorCode) as unknown[]).includes(j.code)) code = j.code as ErrorCode;
+      if (typeof j.error === "string") message = j.error;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new BkvError(code, `the log refused the fleet (${res.status}): ${message}`);
   }
   return { index: ((await res.json()) as { index: number }).index };
 }
