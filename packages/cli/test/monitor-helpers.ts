@@ -5,18 +5,29 @@
  * and appends through the log's HTTP API.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TEST_VENDOR } from "@bkv/hsm-software";
 import { SimFleet } from "@bkv/sim";
-import { generateSignerKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
+import {
+  artifactDigest,
+  evidenceDigest,
+  generateSignerKey,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+  submitMessage,
+} from "@bkv/tlog";
 import {
   artifactFromStatement,
   decodeEvidence,
   decodeStatement,
   encodeArtifact,
   type GenesisStatement,
+  toHex,
 } from "@bkv/wire";
+import { ed25519 } from "@noble/curves/ed25519.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const LOG_DIST = join(ROOT, "packages/log/dist");
@@ -121,8 +132,14 @@ export interface RunningLog {
   stop(): Promise<void>;
 }
 
-/** A witness and a log (threshold 1) in `dir`, with the given keys written to their folders first. */
-export async function startLog(dir: string, keys: LogKeys): Promise<RunningLog> {
+/** The submitter key of every test log's namespaces: it signs each /add (addEntry). */
+const SUBMITTER_SEED = new Uint8Array(randomBytes(32));
+
+/**
+ * A witness and a log (threshold 1) in `dir`, with the given keys written to their folders first.
+ * The log hosts `namespaces` (submitter: SUBMITTER_SEED's key) and checks evidence against TEST_VENDOR.
+ */
+export async function startLog(dir: string, keys: LogKeys, namespaces = ["demo"]): Promise<RunningLog> {
   const logDir = join(dir, "log");
   const witnessDir = join(dir, "witness");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -152,6 +169,9 @@ export async function startLog(dir: string, keys: LogKeys): Promise<RunningLog> 
     `${witness.ready.url}=${keys.witnessKey}`,
     "--witness-threshold",
     "1",
+    ...namespaces.flatMap((n) => ["--namespace", `${n}=${toHex(ed25519.getPublicKey(SUBMITTER_SEED))}`]),
+    "--vendor-root",
+    toHex(TEST_VENDOR.publicKey),
   ]);
   if (log.ready.logKey !== keys.logKey) throw new Error("the log did not load the key written for it");
   return {
@@ -178,20 +198,21 @@ export async function makeFleet(seed: number, guessLimit: number): Promise<TestF
 const DAY = 86_400_000;
 export const NOT_BEFORE = Date.UTC(2025, 0, 1);
 
+/**
+ * Fleet f's artifact as (namespace, epoch). The log appends it only if f's statement froze that
+ * namespace, epoch and the log's key (since the genesis statement carries them).
+ */
 export function artifactOf(f: TestFleet, namespace: string, epoch: number): Uint8Array {
-  return encodeArtifact(
-    artifactFromStatement(f.statement, {
-      namespace,
-      epoch,
-      notBefore: NOT_BEFORE,
-      notAfter: NOT_BEFORE + 365 * DAY,
-    }),
-  );
+  return encodeArtifact({
+    ...artifactFromStatement(f.statement, { notBefore: NOT_BEFORE, notAfter: NOT_BEFORE + 365 * DAY }),
+    namespace,
+    epoch,
+  });
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString("base64");
 
-/** POST /add; the log answers once its witness cosigned. */
+/** POST /add signed by the namespace's submitter; the log answers once its witness cosigned. */
 export async function addEntry(
   url: string,
   namespace: string,
@@ -202,7 +223,18 @@ export async function addEntry(
   const res = await fetch(`${url}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ namespace, epoch, artifact: b64(artifact), evidence: b64(evidence) }),
+    body: JSON.stringify({
+      namespace,
+      epoch,
+      artifact: b64(artifact),
+      evidence: b64(evidence),
+      submitterSignature: b64(
+        ed25519.sign(
+          submitMessage(namespace, epoch, artifactDigest(artifact), evidenceDigest(evidence)),
+          SUBMITTER_SEED,
+        ),
+      ),
+    }),
   });
   const body = (await res.json()) as { index: number; error?: string };
   if (res.status !== 200) throw new Error(`POST /add: ${res.status} ${body.error}`);
