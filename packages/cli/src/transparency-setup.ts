@@ -20,7 +20,6 @@ import {
   formatVerifierKey,
   generateSignerKey,
   parseSignerKey,
-  parseVerifierKey,
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
   submitMessage,
@@ -38,6 +37,7 @@ import {
   toHex,
 } from "@bkv/wire";
 import { devPaths } from "./dev-files.js";
+import { ensureVendorRoot } from "./fleet-setup.js";
 import { CORE_BUNDLE, measurementOf } from "./measure.js";
 import { spawnService } from "./services.js";
 
@@ -68,12 +68,6 @@ function verifierKey(dir: string, file: string, name: string, type: number): str
   const path = join(dir, file);
   if (!existsSync(path)) writeFileSync(path, `${generateSignerKey(name, type).skey}\n`, { mode: 0o600 });
   return formatVerifierKey(verifierKeyOf(parseSignerKey(readFileSync(path, "utf8").trim())));
-}
-
-/** The log's raw Ed25519 key (what a fleet freezes at genesis), made on first use. */
-export function logPublicKey(dir: string): Uint8Array {
-  const vkey = verifierKey(join(devPaths(dir).dir, "log"), "log.key", LOG_ORIGIN, SIG_ED25519);
-  return parseVerifierKey(vkey).publicKey;
 }
 
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
@@ -111,9 +105,13 @@ function submitterKey(dir: string): { publicKey: Uint8Array; sign(message: Uint8
   };
 }
 
-/** The log's evidence policy flags: the folder's vendor root and the built core's measurement. */
+/**
+ * The log's evidence policy flags: the folder's vendor root (made here if the folder is new: the
+ * log starts before genesis) and the built core's measurement.
+ */
 function evidenceFlags(dir: string): string[] {
   const p = devPaths(dir);
+  ensureVendorRoot(dir);
   const flags = ["--vendor-root", toHex(readVendorRootPub(p.vendorRootPub))];
   if (existsSync(CORE_BUNDLE))
     flags.push("--measurement", measurementOf(new Uint8Array(readFileSync(CORE_BUNDLE))));
@@ -203,6 +201,13 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
   const artifactPath = join(p.dir, "artifact.bin");
   // The artifact is made once: its validity window must not move between runs.
   if (!existsSync(artifactPath)) {
+    // The namespace and epoch are the statement's: genesis froze them (and the log key).
+    if (st.namespace !== info.namespace || st.epoch !== info.epoch) {
+      throw new BkvError(
+        ErrorCode.Invalid,
+        `the fleet is frozen to namespace ${st.namespace} epoch ${st.epoch}, not ${info.namespace} epoch ${info.epoch}`,
+      );
+    }
     const artifact = artifactFromStatement(st, {
       notBefore: st.time - 5 * 60 * 1000,
       notAfter: st.time + VALIDITY_MS,
