@@ -45,9 +45,9 @@ export function splitKeyed(s: string, flag: string): [string, string] {
 }
 
 /** "<namespace>=<hex key>", split at the last "=" (a namespace may hold "=", hex never does). */
-export function splitNamespace(s: string): [string, string] {
+export function splitNamespace(s: string, flag = "namespace"): [string, string] {
   const i = s.lastIndexOf("=");
-  if (i <= 0) throw new Error(`--namespace wants <namespace>=<submitter key, hex>, got ${s}`);
+  if (i <= 0) throw new Error(`--${flag} wants <namespace>=<key, hex>, got ${s}`);
   return [s.slice(0, i), s.slice(i + 1)];
 }
 

@@ -27,6 +27,10 @@
  *          limit (`--max-guess-limit`, default 10); the statement froze this log's key and the
  *          artifact's namespace and epoch; artifactMismatches(artifact, statement) is empty; the
  *          validity window is at most MAX_ARTIFACT_VALIDITY_MS               else 422 BUNDLE_EVIDENCE
+ *          In a releases namespace (registered with `--release-key NAME=<hex key>` too) instead:
+ *          the artifact is a release entry (measurement, source revision, build recipe) for this
+ *          (namespace, epoch) signed by that key, with empty evidence (release-check.ts)
+ *                                                          else 422 MALFORMED or SIGNATURE
  *     Then the entry is appended durably, a checkpoint of the new tree is signed, cosigned by the
  *     witnesses (tlog-witness), and published once `threshold` of them cosigned; the proof is
  *     against that checkpoint. 503 UNAVAILABLE: too few witnesses cosigned (the entry stays; retry
@@ -86,6 +90,7 @@ import { checkFleetEvidence, type EvidencePolicy } from "./evidence-check.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
 import { ed25519Signer, ed25519VerifyStrictNode, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { checkRelease } from "./release-check.js";
 import { transparencyRoutes } from "./transparency-page.js";
 import { requestCosignature, type WitnessConfig } from "./witness-client.js";
 
@@ -117,6 +122,11 @@ export interface NamespaceConfig {
   readonly namespace: string;
   /** Raw 32-byte Ed25519 public key whose signature every /add to this namespace carries. */
   readonly submitterKey: Uint8Array;
+  /**
+   * If given, this is a releases namespace: its entries are release entries signed by this raw
+   * Ed25519 key (release-check.ts), not fleets.
+   */
+  readonly releaseKey?: Uint8Array;
 }
 
 export interface AddRequest {
@@ -160,6 +170,7 @@ export class LogService {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly event: EventSink;
   private readonly submitters = new Map<string, Uint8Array>();
+  private readonly releaseKeys = new Map<string, Uint8Array>();
   private readonly evidencePolicy: EvidencePolicy;
 
   constructor(readonly options: LogOptions) {
@@ -184,6 +195,11 @@ export class LogService {
       const problem = ed25519PointProblem(n.submitterKey);
       if (problem !== null) throw new Error(`the submitter key of ${n.namespace}: ${problem}`);
       this.submitters.set(n.namespace, n.submitterKey);
+      if (n.releaseKey !== undefined) {
+        const p = ed25519PointProblem(n.releaseKey);
+        if (p !== null) throw new Error(`the release key of ${n.namespace}: ${p}`);
+        this.releaseKeys.set(n.namespace, n.releaseKey);
+      }
     }
     const maxGuessLimit = options.maxGuessLimit ?? DEFAULT_MAX_GUESS_LIMIT;
     if (!Number.isInteger(maxGuessLimit) || maxGuessLimit < 1)
@@ -287,7 +303,9 @@ export class LogService {
           throw new LogHttpError(409, `the next epoch of ${req.namespace} is ${next}, not ${req.epoch}`);
         }
         try {
-          checkFleetEvidence(req, this.evidencePolicy);
+          const releaseKey = this.releaseKeys.get(req.namespace);
+          if (releaseKey === undefined) checkFleetEvidence(req, this.evidencePolicy);
+          else checkRelease(req, releaseKey);
         } catch (e) {
           if (!(e instanceof BkvError)) throw e;
           this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: e.code });

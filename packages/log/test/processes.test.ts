@@ -206,5 +206,17 @@ describe("log and witness processes", () => {
         "ns=abcd",
       ]),
     ).rejects.toThrow(/--namespace: 64 hex digits/);
+    await expect(
+      start("log-main.js", [
+        "--dir",
+        join(dir.path, "r"),
+        "--listen",
+        "127.0.0.1:0",
+        "--origin",
+        "o",
+        "--release-key",
+        `releases=${"ab".repeat(32)}`,
+      ]),
+    ).rejects.toThrow(/--release-key for a namespace not registered/);
   });
 });

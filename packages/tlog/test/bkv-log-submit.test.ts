@@ -2,11 +2,21 @@
  * The submitter's signed message for the log's POST /add: its exact bytes (domain, namespace,
  * epoch, both digests), that it differs from the log's own bundle message over the same fields,
  * and the strict Ed25519 check that refuses a signature over anything else, by another key, with
- * a non-canonical S or a small-order key.
+ * a non-canonical S or a small-order key. And the release entry of a releases namespace: canonical
+ * bytes, and a signature that covers every field.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { describe, expect, it } from "vitest";
-import { bundleSignedMessage, ed25519VerifyStrict, SUBMIT_DOMAIN, submitMessage } from "../src/index.js";
+import {
+  bundleSignedMessage,
+  decodeSignedRelease,
+  ed25519VerifyStrict,
+  encodeSignedRelease,
+  releaseSignedBytes,
+  SUBMIT_DOMAIN,
+  submitMessage,
+  verifyRelease,
+} from "../src/index.js";
 
 const a = new Uint8Array(32).fill(0xaa);
 const e = new Uint8Array(32).fill(0xee);
@@ -54,5 +64,37 @@ describe("bkv-log-submit/v1", () => {
     const forged = new Uint8Array(64);
     forged.set(identity);
     expect(ed25519VerifyStrict(identity, m, forged)).toBe(false);
+  });
+});
+
+describe("bkv-release/v1", () => {
+  const seed = new Uint8Array(32).fill(9);
+  const r = {
+    namespace: "rel",
+    epoch: 4,
+    measurement: new Uint8Array(32).fill(3),
+    sourceRevision: "abc",
+    buildRecipe: "npm run build",
+    time: 1_700_000_000_000,
+  };
+  const signedRelease = () => ({ ...r, signature: ed25519.sign(releaseSignedBytes(r), seed) });
+
+  it("round-trips canonically and verifies under the release key only", () => {
+    const s = signedRelease();
+    const b = encodeSignedRelease(s);
+    expect(decodeSignedRelease(b)).toEqual(s);
+    expect(verifyRelease(s, ed25519.getPublicKey(seed))).toBe(true);
+    expect(verifyRelease(s, ed25519.getPublicKey(new Uint8Array(32).fill(8)))).toBe(false);
+    expect(verifyRelease({ ...s, epoch: 5 }, ed25519.getPublicKey(seed))).toBe(false);
+    expect(verifyRelease({ ...s, sourceRevision: "abd" }, ed25519.getPublicKey(seed))).toBe(false);
+  });
+
+  it("refuses trailing bytes, a truncated signature and another domain", () => {
+    const b = encodeSignedRelease(signedRelease());
+    expect(() => decodeSignedRelease(new Uint8Array([...b, 0]))).toThrow();
+    expect(() => decodeSignedRelease(b.slice(0, -1))).toThrow();
+    const other = b.slice();
+    other[0]! ^= 1;
+    expect(() => decodeSignedRelease(other)).toThrow(/domain/);
   });
 });
