@@ -9,7 +9,6 @@
  * evidence verifies against the folder's vendor root (DIR/vendor-root.pub) and the measurement of
  * the core this checkout built (build/hsm-core.js), with a guess limit of at most the log's maximum.
  */
-import { createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -33,13 +32,13 @@ import {
   decodeStatement,
   ErrorCode,
   encodeArtifact,
-  fromHex,
   toHex,
 } from "@bkv/wire";
 import { devPaths } from "./dev-files.js";
 import { ensureVendorRoot } from "./fleet-setup.js";
 import { CORE_BUNDLE, measurementOf } from "./measure.js";
 import { spawnService } from "./services.js";
+import { type SigningKey, signingKeyFile } from "./signing-key-file.js";
 
 /** What a client of this deployment pins, and where the log is (DIR/transparency.json). */
 export interface TransparencyInfo {
@@ -70,39 +69,12 @@ function verifierKey(dir: string, file: string, name: string, type: number): str
   return formatVerifierKey(verifierKeyOf(parseSignerKey(readFileSync(path, "utf8").trim())));
 }
 
-const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-const SUBMITTER_HEADER =
-  "# bkv dev submitter key: Ed25519 seed, hex. It signs this deployment's /add calls to its log.";
-
 /** The operator's submitter key for the namespace (DIR/submitter.key, mode 0600), made on first use. */
-function submitterKey(dir: string): { publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array } {
-  const path = join(devPaths(dir).dir, "submitter.key");
-  if (!existsSync(path)) {
-    writeFileSync(path, `${SUBMITTER_HEADER}\n${toHex(new Uint8Array(randomBytes(32)))}\n`, {
-      mode: 0o600,
-      flag: "wx",
-    });
-  }
-  const lines = readFileSync(path, "utf8")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#"));
-  if (lines.length !== 1 || !/^[0-9a-f]{64}$/.test(lines[0]!)) {
-    throw new BkvError(
-      ErrorCode.Malformed,
-      `${path} is not a submitter key: expected one line of 64 hex digits`,
-    );
-  }
-  const key = createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519_PREFIX, fromHex(lines[0]!)]),
-    format: "der",
-    type: "pkcs8",
-  });
-  const jwk = createPublicKey(key).export({ format: "jwk" });
-  return {
-    publicKey: new Uint8Array(Buffer.from(jwk.x!, "base64url")),
-    sign: (message) => new Uint8Array(sign(null, message, key)),
-  };
+function submitterKey(dir: string): SigningKey {
+  return signingKeyFile(
+    join(devPaths(dir).dir, "submitter.key"),
+    "bkv dev submitter key: Ed25519 seed, hex. It signs this deployment's /add calls to its log.",
+  );
 }
 
 /**
