@@ -144,6 +144,9 @@ export async function startTransparency(
       "--namespace",
       `${namespace}=${toHex(submitterKey(dir).publicKey)}`,
       ...evidenceFlags(dir),
+      // `bkv dev --nodes 1` is a development fleet; clients still apply their own pinned policy.
+      "--allow-small-fleet",
+      "yes",
     ],
     logDir,
     "log",

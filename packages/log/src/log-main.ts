@@ -3,12 +3,13 @@
  *   node packages/log/dist/log-main.js --dir DIR --listen 127.0.0.1:PORT --origin ORIGIN
  *        [--witness URL=VERIFIERKEY ...] [--witness-threshold N]
  *        [--namespace NAME=SUBMITTERKEY ...] [--vendor-root KEY ...] [--measurement HEX ...]
- *        [--max-guess-limit N] [--release-key NAME=RELEASEKEY ...]
+ *        [--max-guess-limit N] [--release-key NAME=RELEASEKEY ...] [--allow-small-fleet yes]
  * --namespace registers a namespace with its submitter's raw Ed25519 public key (64 hex digits):
  * the log writes no other namespace, and only /add calls signed by that key (see log-server.ts).
  * --vendor-root (raw Ed25519, 64 hex digits) and --measurement (64 hex digits) are what the evidence
  * of an appended fleet is checked against; --max-guess-limit defaults to 10. --release-key makes a
  * registered namespace a releases namespace: its entries are release entries signed by that key.
+ * --allow-small-fleet yes (development logs only) appends fleets of 1 member too.
  * Prints one JSON line on stdout when ready: {"ready":true,"url":...,"origin":...,"logKey":...};
  * events go to stderr as JSON lines. SIGTERM/SIGINT close it cleanly.
  */
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
       vendorRoots: (flags.get("vendor-root") ?? []).map((k) => hexKey(k, "vendor-root")),
       measurements: (flags.get("measurement") ?? []).map((k) => hexKey(k, "measurement")),
       ...(maxGuessLimit === undefined ? {} : { maxGuessLimit: Number(maxGuessLimit) }),
+      allowSmallFleet: flags.get("allow-small-fleet")?.[0] === "yes",
     },
     host,
     port,

@@ -114,6 +114,8 @@ export interface LogOptions {
   readonly measurements?: readonly Uint8Array[];
   /** The largest guess limit of a fleet the log appends (default DEFAULT_MAX_GUESS_LIMIT). */
   readonly maxGuessLimit?: number;
+  /** Development logs only: append fleets below the audit's minimum size (1 member). */
+  readonly allowSmallFleet?: boolean;
 }
 
 export const DEFAULT_MAX_GUESS_LIMIT = 10;
@@ -216,6 +218,7 @@ export class LogService {
       measurements: options.measurements ?? [],
       maxGuessLimit,
       logKey: this.key.publicKey,
+      allowSmallFleet: options.allowSmallFleet === true,
     };
     this.witnessSizes = this.store.witnessSizes();
     this.published = this.store.latestCheckpoint();
