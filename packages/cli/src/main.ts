@@ -12,6 +12,7 @@ import { fleetCommand } from "./commands/fleet.js";
 import { hostCommand } from "./commands/host.js";
 import { measureCommand } from "./commands/measure.js";
 import { monitorCommand } from "./commands/monitor.js";
+import { releaseCommand } from "./commands/release.js";
 import { vaultCommand } from "./commands/vault.js";
 
 const USAGE = `usage: bkv <command> [options]
@@ -35,6 +36,11 @@ const USAGE = `usage: bkv <command> [options]
           [--vendor-root FILE] [--state FILE] [--max-guess-limit N] [--follow [--interval S]] [--json]
                                          follow the transparency log, check every entry and its
                                          evidence, report each fleet; exit 0 only if every check holds
+  release key --out FILE                 make a release key (Ed25519, mode 0600); prints its public key
+  release publish --log URL --namespace NS --release-key FILE --submitter-key FILE --revision REV
+          [--measurement HEX | --source DIR] [--recipe TEXT] [--epoch E] [--json]
+                                         sign a release entry (measurement, revision, recipe) and
+                                         append it to the log's releases namespace
   host --config FILE                     run one host agent and its HSM process
   host key --out FILE                    make this host's Ed25519 host key; prints its public key for peers
   key new --out KEYFILE                  make a new backup key
@@ -60,6 +66,7 @@ const COMMANDS: Record<string, Command> = {
   measure: measureCommand,
   audit: auditCommand,
   monitor: monitorCommand,
+  release: releaseCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

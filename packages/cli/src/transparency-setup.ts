@@ -3,16 +3,25 @@
  * process with its own keys and folder, standing for independent third parties. The operator then
  * publishes the fleet: it submits the fleet artifact with its evidence to the log, and the hosts
  * hand out the resulting validation bundle, counter-signed by their HSMs.
+ *
+ * The log hosts the deployment's namespace only, registered with the operator's submitter key
+ * (DIR/submitter.key, an Ed25519 seed made here, mode 0600), and appends a fleet only if its
+ * evidence verifies against the folder's vendor root (DIR/vendor-root.pub) and the measurement of
+ * the core this checkout built (build/hsm-core.js), with a guess limit of at most the log's maximum.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { readVendorRootPub } from "@bkv/hsm-software";
 import {
+  artifactDigest,
+  evidenceDigest,
   formatVerifierKey,
   generateSignerKey,
   parseSignerKey,
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
+  submitMessage,
   toBase64,
   verifierKeyOf,
 } from "@bkv/tlog";
@@ -26,7 +35,10 @@ import {
   toHex,
 } from "@bkv/wire";
 import { devPaths } from "./dev-files.js";
+import { ensureVendorRoot } from "./fleet-setup.js";
+import { CORE_BUNDLE, measurementOf } from "./measure.js";
 import { spawnService } from "./services.js";
+import { type SigningKey, signingKeyFile } from "./signing-key-file.js";
 
 /** What a client of this deployment pins, and where the log is (DIR/transparency.json). */
 export interface TransparencyInfo {
@@ -55,6 +67,27 @@ function verifierKey(dir: string, file: string, name: string, type: number): str
   const path = join(dir, file);
   if (!existsSync(path)) writeFileSync(path, `${generateSignerKey(name, type).skey}\n`, { mode: 0o600 });
   return formatVerifierKey(verifierKeyOf(parseSignerKey(readFileSync(path, "utf8").trim())));
+}
+
+/** The operator's submitter key for the namespace (DIR/submitter.key, mode 0600), made on first use. */
+function submitterKey(dir: string): SigningKey {
+  return signingKeyFile(
+    join(devPaths(dir).dir, "submitter.key"),
+    "bkv dev submitter key: Ed25519 seed, hex. It signs this deployment's /add calls to its log.",
+  );
+}
+
+/**
+ * The log's evidence policy flags: the folder's vendor root (made here if the folder is new: the
+ * log starts before genesis) and the built core's measurement.
+ */
+function evidenceFlags(dir: string): string[] {
+  const p = devPaths(dir);
+  ensureVendorRoot(dir);
+  const flags = ["--vendor-root", toHex(readVendorRootPub(p.vendorRootPub))];
+  if (existsSync(CORE_BUNDLE))
+    flags.push("--measurement", measurementOf(new Uint8Array(readFileSync(CORE_BUNDLE))));
+  return flags;
 }
 
 export interface RunningTransparency {
@@ -108,6 +141,12 @@ export async function startTransparency(
       ...witnesses.flatMap((w) => ["--witness", `${w.url}=${w.key}`]),
       "--witness-threshold",
       String(WITNESSES),
+      "--namespace",
+      `${namespace}=${toHex(submitterKey(dir).publicKey)}`,
+      ...evidenceFlags(dir),
+      // `bkv dev --nodes 1` is a development fleet; clients still apply their own pinned policy.
+      "--allow-small-fleet",
+      "yes",
     ],
     logDir,
     "log",
@@ -126,7 +165,10 @@ export async function startTransparency(
   };
 }
 
-/** Submit the fleet's artifact and evidence to the log (the same artifact again is a no-op). */
+/**
+ * Submit the fleet's artifact and evidence to the log, signed with the submitter key (the same
+ * artifact and evidence again is a no-op).
+ */
 export async function publishFleet(dir: string, info: TransparencyInfo): Promise<{ index: number }> {
   const p = devPaths(dir);
   const evidence = new Uint8Array(readFileSync(p.evidence));
@@ -148,6 +190,9 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
     writeFileSync(artifactPath, encodeArtifact(artifact));
   }
   const artifact = new Uint8Array(readFileSync(artifactPath));
+  const signature = submitterKey(dir).sign(
+    submitMessage(info.namespace, info.epoch, artifactDigest(artifact), evidenceDigest(evidence)),
+  );
   const res = await fetch(`${info.log}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -156,11 +201,23 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
       epoch: info.epoch,
       artifact: toBase64(artifact),
       evidence: toBase64(evidence),
+      submitterSignature: toBase64(signature),
     }),
     signal: AbortSignal.timeout(15_000),
   });
   if (!res.ok) {
-    throw new BkvError(ErrorCode.Unavailable, `the log refused the fleet: ${res.status} ${await res.text()}`);
+    // The log's refusals are typed: SUBMITTER_SIGNATURE, FORBIDDEN, INVALID, BUNDLE_EVIDENCE, ...
+    const text = await res.text();
+    let code: ErrorCode = ErrorCode.Unavailable;
+    let message = text;
+    try {
+      const j = JSON.parse(text) as { error?: unknown; code?: unknown };
+      if ((Object.values(ErrorCode) as unknown[]).includes(j.code)) code = j.code as ErrorCode;
+      if (typeof j.error === "string") message = j.error;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new BkvError(code, `the log refused the fleet (${res.status}): ${message}`);
   }
   return { index: ((await res.json()) as { index: number }).index };
 }

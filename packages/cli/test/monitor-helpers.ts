@@ -1,22 +1,39 @@
 /**
  * Helpers for the `bkv monitor` tests: the real log and witness processes (packages/log/dist) on
  * 127.0.0.1 ephemeral ports with keys written beforehand (so a second log can be started on a fresh
- * folder with the same key), fleet artifacts and evidence from real in-memory genesis ceremonies,
- * and appends through the log's HTTP API.
+ * folder with the same key), fleet artifacts and evidence from real in-memory genesis ceremonies
+ * frozen to the log they are appended to, appends through the log's HTTP API signed by the
+ * namespace's submitter, and a dishonest log's append that bypasses the log's checks.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TEST_VENDOR } from "@bkv/hsm-software";
+import { LogStore } from "@bkv/log";
 import { SimFleet } from "@bkv/sim";
-import { generateSignerKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
+import {
+  artifactDigest,
+  bundleSignedMessage,
+  encodeLogEntry,
+  evidenceDigest,
+  generateSignerKey,
+  leafHash,
+  parseSignerKey,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+  submitMessage,
+} from "@bkv/tlog";
 import {
   artifactFromStatement,
   decodeEvidence,
   decodeStatement,
   encodeArtifact,
   type GenesisStatement,
+  toHex,
 } from "@bkv/wire";
+import { ed25519 } from "@noble/curves/ed25519.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const LOG_DIST = join(ROOT, "packages/log/dist");
@@ -119,10 +136,28 @@ export interface RunningLog {
   readonly url: string;
   readonly keys: LogKeys;
   stop(): Promise<void>;
+  /**
+   * A dishonest log operator: append an entry without the log's checks (straight into its
+   * database while it is stopped), then restart the log on the same port; it publishes the entry.
+   */
+  appendUnchecked(
+    namespace: string,
+    epoch: number,
+    artifact: Uint8Array,
+    evidence: Uint8Array,
+  ): Promise<void>;
 }
 
-/** A witness and a log (threshold 1) in `dir`, with the given keys written to their folders first. */
-export async function startLog(dir: string, keys: LogKeys): Promise<RunningLog> {
+/** The submitter key of every test log's namespaces: it signs each /add (addEntry). */
+const SUBMITTER_SEED = new Uint8Array(randomBytes(32));
+/** The keys of the log listening at each URL (fleets freeze their log's key at genesis). */
+const keysByUrl = new Map<string, LogKeys>();
+
+/**
+ * A witness and a log (threshold 1) in `dir`, with the given keys written to their folders first.
+ * The log hosts `namespaces` (submitter: SUBMITTER_SEED's key) and checks evidence against TEST_VENDOR.
+ */
+export async function startLog(dir: string, keys: LogKeys, namespaces = ["demo"]): Promise<RunningLog> {
   const logDir = join(dir, "log");
   const witnessDir = join(dir, "witness");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -141,55 +176,121 @@ export async function startLog(dir: string, keys: LogKeys): Promise<RunningLog> 
     "--log",
     `${keys.origin}=${keys.logKey}`,
   ]);
-  const log = await start("log-main.js", [
+  const logArgs = (port: number) => [
     "--dir",
     logDir,
     "--listen",
-    "127.0.0.1:0",
+    `127.0.0.1:${port}`,
     "--origin",
     keys.origin,
     "--witness",
     `${witness.ready.url}=${keys.witnessKey}`,
     "--witness-threshold",
     "1",
-  ]);
+    ...namespaces.flatMap((n) => ["--namespace", `${n}=${toHex(ed25519.getPublicKey(SUBMITTER_SEED))}`]),
+    "--vendor-root",
+    toHex(TEST_VENDOR.publicKey),
+  ];
+  let log = await start("log-main.js", logArgs(0));
   if (log.ready.logKey !== keys.logKey) throw new Error("the log did not load the key written for it");
+  const url = log.ready.url;
+  keysByUrl.set(url, keys);
   return {
-    url: log.ready.url,
+    url,
     keys,
     stop: async () => {
       await stop(log.proc);
       await stop(witness.proc);
     },
+    appendUnchecked: async (namespace, epoch, artifact, evidence) => {
+      await stop(log.proc);
+      const store = new LogStore(join(logDir, "log.sqlite"));
+      const index = store.count();
+      try {
+        const digest = evidenceDigest(evidence);
+        const entry = encodeLogEntry({ namespace, epoch, artifact, evidenceDigest: digest });
+        const logSignature = ed25519.sign(
+          bundleSignedMessage(namespace, epoch, artifactDigest(artifact)),
+          parseSignerKey(keys.logSkey).seed,
+        );
+        store.append(
+          { index, namespace, epoch, artifact, evidenceDigest: digest, entry, logSignature },
+          leafHash(entry),
+          evidence,
+        );
+      } finally {
+        store.close();
+      }
+      log = await start("log-main.js", logArgs(Number(new URL(url).port)));
+      // The log publishes entries it holds unpublished as it starts; wait for that checkpoint.
+      const size = async () => {
+        const r = await fetch(`${url}/checkpoint`);
+        return r.ok ? Number((await r.text()).split("\n")[1]) : 0;
+      };
+      for (let i = 0; i < 200 && (await size()) <= index; i++) await new Promise((r) => setTimeout(r, 50));
+      if ((await size()) <= index) throw new Error("the restarted log did not publish the entry");
+    },
   };
 }
 
-/** A fleet's evidence and genesis statement from a real in-memory genesis ceremony. */
+/** How to make a fleet: the seed of its in-memory genesis ceremony and its guess limit. */
 export interface TestFleet {
+  readonly seed: number;
+  readonly guessLimit: number;
+}
+
+/** A fleet's evidence and genesis statement from a real in-memory genesis ceremony. */
+export interface LoggedFleet {
   readonly evidence: Uint8Array;
   readonly statement: GenesisStatement;
 }
 
 export async function makeFleet(seed: number, guessLimit: number): Promise<TestFleet> {
-  const f = await SimFleet.create({ nodes: 3, seed, guessLimit });
-  return { evidence: f.evidence, statement: decodeStatement(decodeEvidence(f.evidence).statement) };
+  return { seed, guessLimit };
+}
+
+const made = new Map<string, Promise<LoggedFleet>>();
+
+/**
+ * Fleet f as made for (namespace, epoch) of the log at `url`: genesis froze that namespace, epoch
+ * and log key, as the log requires. Made once per (log key, namespace, epoch, fleet).
+ */
+export function fleetFor(url: string, namespace: string, epoch: number, f: TestFleet): Promise<LoggedFleet> {
+  const keys = keysByUrl.get(url);
+  if (keys === undefined) throw new Error(`no test log at ${url}`);
+  const k = `${keys.logKey} ${namespace} ${epoch} ${f.seed} ${f.guessLimit}`;
+  if (!made.has(k)) {
+    made.set(
+      k,
+      SimFleet.create({
+        nodes: 3,
+        seed: f.seed,
+        guessLimit: f.guessLimit,
+        namespace,
+        epoch,
+        logSeed: parseSignerKey(keys.logSkey).seed,
+      }).then((s) => ({
+        evidence: s.evidence,
+        statement: decodeStatement(decodeEvidence(s.evidence).statement),
+      })),
+    );
+  }
+  return made.get(k)!;
 }
 
 const DAY = 86_400_000;
 export const NOT_BEFORE = Date.UTC(2025, 0, 1);
 
-export function artifactOf(f: TestFleet, namespace: string, epoch: number): Uint8Array {
-  return encodeArtifact({
-    // The statement's own namespace and epoch (genesis froze them), replaced by what this test logs.
-    ...artifactFromStatement(f.statement, { notBefore: NOT_BEFORE, notAfter: NOT_BEFORE + 365 * DAY }),
-    namespace,
-    epoch,
-  });
+/** A logged fleet's artifact (its namespace and epoch are its statement's). */
+export function artifactOf(f: LoggedFleet): Uint8Array {
+  return encodeArtifact(
+    artifactFromStatement(f.statement, { notBefore: NOT_BEFORE, notAfter: NOT_BEFORE + 365 * DAY }),
+  );
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString("base64");
 
-/** POST /add; the log answers once its witness cosigned. */
+/** POST /add signed by the namespace's submitter; the log answers once its witness cosigned. */
 export async function addEntry(
   url: string,
   namespace: string,
@@ -200,20 +301,31 @@ export async function addEntry(
   const res = await fetch(`${url}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ namespace, epoch, artifact: b64(artifact), evidence: b64(evidence) }),
+    body: JSON.stringify({
+      namespace,
+      epoch,
+      artifact: b64(artifact),
+      evidence: b64(evidence),
+      submitterSignature: b64(
+        ed25519.sign(
+          submitMessage(namespace, epoch, artifactDigest(artifact), evidenceDigest(evidence)),
+          SUBMITTER_SEED,
+        ),
+      ),
+    }),
   });
   const body = (await res.json()) as { index: number; error?: string };
   if (res.status !== 200) throw new Error(`POST /add: ${res.status} ${body.error}`);
   return body;
 }
 
-/** Log fleet f as (namespace, epoch), with its own evidence unless told otherwise. */
-export function addFleet(
+/** Log fleet f as (namespace, epoch) of the log at `url`, made for it. */
+export async function addFleet(
   url: string,
   namespace: string,
   epoch: number,
   f: TestFleet,
-  evidence: Uint8Array = f.evidence,
 ): Promise<{ index: number }> {
-  return addEntry(url, namespace, epoch, artifactOf(f, namespace, epoch), evidence);
+  const logged = await fleetFor(url, namespace, epoch, f);
+  return addEntry(url, namespace, epoch, artifactOf(logged), logged.evidence);
 }

@@ -19,6 +19,7 @@ import {
   artifactOf,
   BKV,
   ensureBuilt,
+  fleetFor,
   killAll,
   makeFleet,
   newLogKeys,
@@ -105,7 +106,8 @@ describe("a clean log with two epochs of one namespace", () => {
     expect(r.out).toMatch(/key fleet-signing/);
     expect(r.out).toMatch(/member added\s+memory [0-9a-f]{16}…/);
     expect(r.out).toMatch(/member removed\s+memory/);
-    expect(r.out).toContain(`fleet        ${Buffer.from(fleetB.statement.fleetId).toString("hex")}`);
+    const b = await fleetFor(log.url, NS, 2, fleetB);
+    expect(r.out).toContain(`fleet        ${Buffer.from(b.statement.fleetId).toString("hex")}`);
     expect(r.out).not.toContain("NOT checked");
     expect(r.out).toContain("MONITOR PASSED: checkpoint size 2; 2 entries checked");
   });
@@ -116,10 +118,11 @@ describe("a clean log with two epochs of one namespace", () => {
     const ev = events(r.out);
     expect(ev[0]).toMatchObject({ type: "checkpoint", size: 2, cosigners: ["witness.example/w1"] });
     const [e1, e2] = fleetsOf(ev);
+    const a = await fleetFor(log.url, NS, 1, fleetA);
     expect(e1).toMatchObject({ index: 0, namespace: NS, epoch: 1, ok: true, diff: null, failures: [] });
     expect(e1!.fleet).toMatchObject({
-      fleetId: Buffer.from(fleetA.statement.fleetId).toString("hex"),
-      measurement: Buffer.from(fleetA.statement.measurement).toString("hex"),
+      fleetId: Buffer.from(a.statement.fleetId).toString("hex"),
+      measurement: Buffer.from(a.statement.measurement).toString("hex"),
       policy: { guessLimit: 5, n: 3, quorum: 2 },
       notBefore: "2025-01-01T00:00:00.000Z",
     });
@@ -132,7 +135,7 @@ describe("a clean log with two epochs of one namespace", () => {
         "bundle.inclusion",
         "evidence.artifact",
         "audit.attestation.1",
-        "audit.transcript",
+        "audit.signature.3",
       ]),
     );
     expect(e2!.diff).toMatchObject({
@@ -227,8 +230,11 @@ describe("an entry whose evidence is another fleet's", () => {
   it("is reported as failed with its index", async () => {
     const log = await newLog("mismatch");
     await addFleet(log.url, NS, 1, fleetA);
-    // Fleet A's artifact for epoch 2, logged with fleet B's (valid) evidence.
-    await addEntry(log.url, NS, 2, artifactOf(fleetA, NS, 2), fleetB.evidence);
+    // Fleet A's artifact for epoch 2 with fleet B's (valid) evidence: the log refuses it...
+    const [a2, b2] = [await fleetFor(log.url, NS, 2, fleetA), await fleetFor(log.url, NS, 2, fleetB)];
+    await expect(addEntry(log.url, NS, 2, artifactOf(a2), b2.evidence)).rejects.toThrow(/422 .*fleet id/);
+    // ...so a dishonest log operator appends it behind its log's back; the monitor catches it.
+    await log.appendUnchecked(NS, 2, artifactOf(a2), b2.evidence);
     const state = join(work, "mismatch-state.json");
     const r = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--state", state);
     expect(r.code).toBe(1);

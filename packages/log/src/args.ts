@@ -44,6 +44,19 @@ export function splitKeyed(s: string, flag: string): [string, string] {
   return [s.slice(0, i), s.slice(i + 1)];
 }
 
+/** "<namespace>=<hex key>", split at the last "=" (a namespace may hold "=", hex never does). */
+export function splitNamespace(s: string, flag = "namespace"): [string, string] {
+  const i = s.lastIndexOf("=");
+  if (i <= 0) throw new Error(`--${flag} wants <namespace>=<key, hex>, got ${s}`);
+  return [s.slice(0, i), s.slice(i + 1)];
+}
+
+/** 32 bytes as 64 hex digits. */
+export function hexKey(s: string, flag: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{64}$/.test(s)) throw new Error(`--${flag}: 64 hex digits expected, got ${s}`);
+  return new Uint8Array(Buffer.from(s, "hex"));
+}
+
 export type EventSink = (event: string, fields?: Record<string, unknown>) => void;
 
 /** One JSON line on stderr per event: never request bodies or keys. */

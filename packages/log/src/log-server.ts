@@ -2,15 +2,40 @@
  * The transparency log service: an append-only Merkle log of fleet artifacts in the C2SP formats,
  * its own process with its own key and SQLite database, cosigned by independent witnesses.
  *
- * HTTP API (all JSON bodies use standard base64 for bytes):
+ * HTTP API (all JSON bodies use standard base64 for bytes; every error answer is
+ * {error: <message>, code: <ErrorCode of @bkv/wire>}):
  *
- *   POST /add                         {namespace, epoch, artifact, evidence}   (from the operator)
+ *   POST /add       {namespace, epoch, artifact, evidence, submitterSignature}   (from the operator)
  *        → 200 {index, namespace, epoch, evidenceDigest, logSignature, checkpoint, inclusionProof}
- *          The entry is appended durably, a checkpoint of the new tree is signed, cosigned by the
- *          witnesses (tlog-witness), and published once `threshold` of them cosigned; the proof
- *          is against that checkpoint. Idempotent: the same artifact for a (namespace, epoch)
- *          returns the existing entry. 409 a different artifact for a logged (namespace, epoch);
- *          400 malformed; 503 too few witnesses cosigned (the entry stays; retry the same call).
+ *
+ *     The /add contract. A namespace exists only if the log's configuration registers it with its
+ *     submitter's Ed25519 public key (`--namespace NAME=<hex key>`; `bkv dev` makes that key in its
+ *     folder). The log appends only when all of these hold, in this order, and appends nothing
+ *     otherwise:
+ *       1. the body is well formed                                      else 400 MALFORMED
+ *       2. the namespace is registered                                  else 403 FORBIDDEN
+ *       3. submitterSignature is the namespace's submitter key's Ed25519 signature over
+ *          submitMessage(namespace, epoch, SHA-256(artifact), SHA-256(evidence)) (@bkv/tlog,
+ *          domain "bkv-log-submit/v1")                                  else 403 SUBMITTER_SIGNATURE
+ *       4. (namespace, epoch) is not logged yet and epoch is the namespace's next one: 1 for its
+ *          first entry, then its latest epoch + 1. The same artifact and evidence again for a
+ *          logged (namespace, epoch) is idempotent: it answers the existing entry. Anything else
+ *          for a logged or skipped epoch                                else 409 INVALID
+ *       5. the evidence proves the artifact (evidence-check.ts): the client's auditEvidence passes
+ *          against the log's configured vendor roots (`--vendor-root`), accepted measurements
+ *          (`--measurement`; none configured: any that every member attests) and maximum guess
+ *          limit (`--max-guess-limit`, default 10); the statement froze this log's key and the
+ *          artifact's namespace and epoch; artifactMismatches(artifact, statement) is empty; the
+ *          validity window is at most MAX_ARTIFACT_VALIDITY_MS               else 422 BUNDLE_EVIDENCE
+ *          In a releases namespace (registered with `--release-key NAME=<hex key>` too) instead:
+ *          the artifact is a release entry (measurement, source revision, build recipe) for this
+ *          (namespace, epoch) signed by that key, with empty evidence (release-check.ts)
+ *                                                          else 422 MALFORMED or SIGNATURE
+ *     Then the entry is appended durably, a checkpoint of the new tree is signed, cosigned by the
+ *     witnesses (tlog-witness), and published once `threshold` of them cosigned; the proof is
+ *     against that checkpoint. 503 UNAVAILABLE: too few witnesses cosigned (the entry stays; retry
+ *     the same call).
+ *
  *   GET  /checkpoint                  the latest published checkpoint, text/plain (C2SP signed
  *                                      note: the log's Ed25519 signature, witness cosignatures)
  *   GET  /tile/<L>/<N>[.p/<W>]        tlog-tiles hash tiles        (application/octet-stream)
@@ -52,17 +77,20 @@ import {
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
   signNote,
+  submitMessage,
   TILE_WIDTH,
   TlogError,
   TlogErrorCode,
   toBase64,
 } from "@bkv/tlog";
-import { bytesEqual, fromHex } from "@bkv/wire";
+import { BkvError, bytesEqual, ErrorCode, ed25519PointProblem, fromHex } from "@bkv/wire";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
+import { checkFleetEvidence, type EvidencePolicy } from "./evidence-check.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
-import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { ed25519Signer, ed25519VerifyStrictNode, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { checkRelease } from "./release-check.js";
 import { transparencyRoutes } from "./transparency-page.js";
 import { requestCosignature, type WitnessConfig } from "./witness-client.js";
 
@@ -78,6 +106,29 @@ export interface LogOptions {
   readonly witnessThreshold?: number;
   /** Where events go; default one JSON line each on stderr. */
   readonly onEvent?: EventSink;
+  /** The namespaces this log hosts, each with its submitter's key; no other namespace is written. */
+  readonly namespaces?: readonly NamespaceConfig[];
+  /** Raw Ed25519 vendor root keys that every member's attestation must chain to. */
+  readonly vendorRoots?: readonly Uint8Array[];
+  /** Accepted measurements; none: any measurement every member attests. */
+  readonly measurements?: readonly Uint8Array[];
+  /** The largest guess limit of a fleet the log appends (default DEFAULT_MAX_GUESS_LIMIT). */
+  readonly maxGuessLimit?: number;
+  /** Development logs only: append fleets below the audit's minimum size (1 member). */
+  readonly allowSmallFleet?: boolean;
+}
+
+export const DEFAULT_MAX_GUESS_LIMIT = 10;
+
+export interface NamespaceConfig {
+  readonly namespace: string;
+  /** Raw 32-byte Ed25519 public key whose signature every /add to this namespace carries. */
+  readonly submitterKey: Uint8Array;
+  /**
+   * If given, this is a releases namespace: its entries are release entries signed by this raw
+   * Ed25519 key (release-check.ts), not fleets.
+   */
+  readonly releaseKey?: Uint8Array;
 }
 
 export interface AddRequest {
@@ -85,6 +136,8 @@ export interface AddRequest {
   readonly epoch: number;
   readonly artifact: Uint8Array;
   readonly evidence: Uint8Array;
+  /** The submitter's Ed25519 signature over submitMessage(namespace, epoch, digests). */
+  readonly submitterSignature?: Uint8Array;
 }
 
 export interface AddResult {
@@ -94,11 +147,12 @@ export interface AddResult {
   readonly inclusionProof: Uint8Array[];
 }
 
-/** An HTTP-facing failure: status and message. */
+/** An HTTP-facing failure: status, code (an ErrorCode of @bkv/wire) and message. */
 export class LogHttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly code: ErrorCode = status === 400 ? ErrorCode.Malformed : ErrorCode.Invalid,
   ) {
     super(message);
   }
@@ -117,6 +171,9 @@ export class LogService {
   private published: { size: number; note: string } | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly event: EventSink;
+  private readonly submitters = new Map<string, Uint8Array>();
+  private readonly releaseKeys = new Map<string, Uint8Array>();
+  private readonly evidencePolicy: EvidencePolicy;
 
   constructor(readonly options: LogOptions) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -134,6 +191,35 @@ export class LogService {
     if (!Number.isInteger(this.threshold) || this.threshold < 0 || this.threshold > this.witnesses.length) {
       throw new Error(`the witness threshold must be 0..${this.witnesses.length}`);
     }
+    for (const n of options.namespaces ?? []) {
+      if (!isValidNamespace(n.namespace)) throw new Error(`bad namespace ${JSON.stringify(n.namespace)}`);
+      if (this.submitters.has(n.namespace)) throw new Error(`namespace ${n.namespace} is registered twice`);
+      const problem = ed25519PointProblem(n.submitterKey);
+      if (problem !== null) throw new Error(`the submitter key of ${n.namespace}: ${problem}`);
+      this.submitters.set(n.namespace, n.submitterKey);
+      if (n.releaseKey !== undefined) {
+        const p = ed25519PointProblem(n.releaseKey);
+        if (p !== null) throw new Error(`the release key of ${n.namespace}: ${p}`);
+        this.releaseKeys.set(n.namespace, n.releaseKey);
+      }
+    }
+    const maxGuessLimit = options.maxGuessLimit ?? DEFAULT_MAX_GUESS_LIMIT;
+    if (!Number.isInteger(maxGuessLimit) || maxGuessLimit < 1)
+      throw new Error("the maximum guess limit must be ≥ 1");
+    for (const r of options.vendorRoots ?? []) {
+      const problem = ed25519PointProblem(r);
+      if (problem !== null) throw new Error(`a vendor root: ${problem}`);
+    }
+    for (const m of options.measurements ?? []) {
+      if (m.length !== 32) throw new Error("a measurement is 32 bytes");
+    }
+    this.evidencePolicy = {
+      vendorRoots: options.vendorRoots ?? [],
+      measurements: options.measurements ?? [],
+      maxGuessLimit,
+      logKey: this.key.publicKey,
+      allowSmallFleet: options.allowSmallFleet === true,
+    };
     this.witnessSizes = this.store.witnessSizes();
     this.published = this.store.latestCheckpoint();
     if (this.published !== undefined && this.published.size > this.tree.size) {
@@ -145,6 +231,11 @@ export class LogService {
 
   get origin(): string {
     return this.options.origin;
+  }
+
+  /** How many entries are appended (published or not). */
+  get size(): number {
+    return this.tree.size;
   }
 
   /** The latest published checkpoint note, if any. */
@@ -169,17 +260,60 @@ export class LogService {
     if (req.artifact.length > maxArtifactSize(req.namespace)) {
       throw new LogHttpError(400, `artifact: at most ${maxArtifactSize(req.namespace)} bytes`);
     }
+    const submitter = this.submitters.get(req.namespace);
+    if (submitter === undefined) {
+      this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: ErrorCode.Forbidden });
+      throw new LogHttpError(
+        403,
+        `this log hosts no namespace ${req.namespace} (namespaces are registered in its configuration)`,
+        ErrorCode.Forbidden,
+      );
+    }
+    const digest = evidenceDigest(req.evidence);
+    const signed = submitMessage(req.namespace, req.epoch, artifactDigest(req.artifact), digest);
+    if (
+      req.submitterSignature === undefined ||
+      !ed25519VerifyStrictNode(submitter, signed, req.submitterSignature)
+    ) {
+      this.event("add-refused", {
+        namespace: req.namespace,
+        epoch: req.epoch,
+        code: ErrorCode.SubmitterSignature,
+      });
+      throw new LogHttpError(
+        403,
+        req.submitterSignature === undefined
+          ? `an /add to ${req.namespace} must carry its submitter's signature`
+          : `the signature is not by ${req.namespace}'s submitter key, or not over this submission`,
+        ErrorCode.SubmitterSignature,
+      );
+    }
     return this.serialized(async () => {
       let entry = this.store.byNamespaceEpoch(req.namespace, req.epoch);
       if (entry !== undefined) {
-        if (!bytesEqual(entry.artifact, req.artifact)) {
+        if (!bytesEqual(entry.artifact, req.artifact) || !bytesEqual(entry.evidenceDigest, digest)) {
           this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, index: entry.index });
           throw new LogHttpError(
             409,
-            `(${req.namespace}, ${req.epoch}) is already logged with a different artifact`,
+            `(${req.namespace}, ${req.epoch}) is already logged with a different artifact or evidence`,
           );
         }
       } else {
+        const latest = this.store.latestInNamespace(req.namespace, this.tree.size);
+        const next = latest === undefined ? 1 : latest.epoch + 1;
+        if (req.epoch !== next) {
+          this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, next });
+          throw new LogHttpError(409, `the next epoch of ${req.namespace} is ${next}, not ${req.epoch}`);
+        }
+        try {
+          const releaseKey = this.releaseKeys.get(req.namespace);
+          if (releaseKey === undefined) checkFleetEvidence(req, this.evidencePolicy);
+          else checkRelease(req, releaseKey);
+        } catch (e) {
+          if (!(e instanceof BkvError)) throw e;
+          this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: e.code });
+          throw new LogHttpError(422, e.message, e.code);
+        }
         entry = this.append(req);
       }
       if (this.published === undefined || this.published.size <= entry.index) await this.publish();
@@ -267,6 +401,7 @@ export class LogService {
       throw new LogHttpError(
         503,
         `only ${cosignatures.length} of the ${this.threshold} required witnesses cosigned; the entry is kept, retry`,
+        ErrorCode.Unavailable,
       );
     }
     const note = await signNote(text, [], [...parseNote(logNote).signatures, ...cosignatures]);
@@ -359,11 +494,11 @@ function sizeParam(q: Record<string, string | undefined>, name: string, fallback
 }
 
 function sendError(reply: FastifyReply, e: unknown): FastifyReply {
-  if (e instanceof LogHttpError) return reply.code(e.status).send({ error: e.message });
+  if (e instanceof LogHttpError) return reply.code(e.status).send({ error: e.message, code: e.code });
   if (e instanceof TlogError && e.code === TlogErrorCode.Range)
-    return reply.code(400).send({ error: e.message });
+    return reply.code(400).send({ error: e.message, code: ErrorCode.Malformed });
   logEvent("internal-error", { message: e instanceof Error ? e.message : String(e) });
-  return reply.code(500).send({ error: "internal error" });
+  return reply.code(500).send({ error: "internal error", code: ErrorCode.Unavailable });
 }
 
 /** The HTTP API over a LogService. */
@@ -378,11 +513,13 @@ export function logApp(log: LogService): FastifyInstance {
       const { namespace, epoch } = body;
       if (typeof namespace !== "string") throw new LogHttpError(400, "namespace: a string expected");
       if (typeof epoch !== "number") throw new LogHttpError(400, "epoch: a number expected");
+      const signature = body.submitterSignature;
       const r = await log.add({
         namespace,
         epoch,
         artifact: b64Field(body, "artifact"),
         evidence: b64Field(body, "evidence"),
+        ...(signature === undefined ? {} : { submitterSignature: b64Field(body, "submitterSignature") }),
       });
       return reply.send({
         index: r.entry.index,

@@ -2,7 +2,7 @@
  * Ed25519 keys of the log and the witness on node:crypto: made on first start, kept in the
  * process's folder as a C2SP signer key (`PRIVATE+KEY+<name>+<id>+base64(type || seed)`), mode 0600.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -13,13 +13,40 @@ import {
   parseSignerKey,
   type SignerKey,
 } from "@bkv/tlog";
+import { ed25519PointProblem, ed25519SignatureProblem } from "@bkv/wire";
 
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+/**
+ * Ed25519 verification on node:crypto, strict: the key and R must be canonical points not of small
+ * order and S below the group order (@bkv/wire's rules, the same in every verifier), then OpenSSL's
+ * cofactorless check. Used for submitter signatures and evidence.
+ */
+export function ed25519VerifyStrictNode(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (ed25519PointProblem(publicKey) !== null || ed25519SignatureProblem(signature) !== null) return false;
+  try {
+    const key = createPublicKey({
+      key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]),
+      format: "der",
+      type: "spki",
+    });
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
 
 export interface NodeKey {
   readonly key: SignerKey;
   /** The C2SP verifier key to publish. */
   readonly vkey: string;
+  /** The raw 32-byte Ed25519 public key (what a fleet freezes at genesis as the log's key). */
+  readonly publicKey: Uint8Array;
   /** Ed25519 over message, 64 bytes. */
   signRaw(message: Uint8Array): Uint8Array;
   /** A cosignature/v1 signature body (timestamp || Ed25519) over a checkpoint text. */
@@ -38,6 +65,7 @@ function fromSeed(key: SignerKey): NodeKey {
   return {
     key,
     vkey: formatVerifierKey({ name: key.name, type: key.type, publicKey }),
+    publicKey,
     signRaw,
     cosign: (timestamp, text) => cosign(timestamp, new TextEncoder().encode(text), signRaw),
   };

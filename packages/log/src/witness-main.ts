@@ -1,7 +1,9 @@
 /**
  * The witness process:
  *   node packages/log/dist/witness-main.js --dir DIR --listen 127.0.0.1:PORT --name NAME
- *        --log ORIGIN=VERIFIERKEY [--log ...]
+ *        --log ORIGIN=VERIFIERKEY [--log ...] [--adopt-state yes]
+ * --adopt-state yes writes the witness's state record (witness.state) from its database, once, for
+ * a witness made before the record existed; see witness-server.ts.
  * Prints one JSON line on stdout when ready: {"ready":true,"url":...,"witnessKey":...} (a
  * cosignature/v1 verifier key); events go to stderr as JSON lines.
  */
@@ -14,7 +16,12 @@ async function main(): Promise<void> {
   const logs = (flags.get("log") ?? []).map((l) => splitKeyed(l, "log"));
   if (logs.length === 0) throw new Error("at least one --log ORIGIN=VERIFIERKEY is required");
   const w = await startWitnessServer(
-    { dir: required(flags, "dir"), name: required(flags, "name"), logs },
+    {
+      dir: required(flags, "dir"),
+      name: required(flags, "name"),
+      logs,
+      adoptState: flags.get("adopt-state")?.[0] === "yes",
+    },
     host,
     port,
   );

@@ -12,6 +12,15 @@
  * The check and the update are one synchronous SQLite transaction (WAL, synchronous=FULL): two
  * concurrent requests cannot both pass against the same old size, and the new size is durable
  * before the cosignature leaves.
+ *
+ * Storage cannot fool it: beside its key it keeps a MACed record of the largest size (and root) it
+ * cosigned per log (witness-state.ts), written after the database commits and before the
+ * cosignature leaves. If the database is behind that record or has lost a log the record names
+ * (restored or replaced while the key remained), or the record is missing beside a database that
+ * holds checkpoints, or its MAC fails, the witness refuses to cosign: 503, body
+ * "WITNESS_STATE: <reason>". A fresh witness (no record and an empty database) starts a new record.
+ * `adoptState` (--adopt-state) writes the record from the database once, for a witness made before
+ * the record existed.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -27,12 +36,13 @@ import {
   TLOG_SIZE_CONTENT_TYPE,
   type WitnessRecord,
 } from "@bkv/tlog";
-import { fromUtf8 } from "@bkv/wire";
+import { BkvError, ErrorCode, fromUtf8 } from "@bkv/wire";
 import Database from "better-sqlite3";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
 import { listen } from "./listen.js";
 import { loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { WitnessStateRecord } from "./witness-state.js";
 
 export interface WitnessOptions {
   readonly dir: string;
@@ -44,7 +54,15 @@ export interface WitnessOptions {
   readonly now?: () => number;
   /** Where events go; default one JSON line each on stderr. */
   readonly onEvent?: EventSink;
+  /**
+   * Write the state record from the database if it is missing (once, for a witness made before
+   * the record existed). Never for a witness whose record was lost: that is what it guards against.
+   */
+  readonly adoptState?: boolean;
 }
+
+/** The status of a WITNESS_STATE refusal (not one of tlog-witness's: the witness itself is at fault). */
+export const WITNESS_STATE_STATUS = 503;
 
 type Answer = { status: number; contentType: string; body: string };
 
@@ -54,6 +72,9 @@ export class WitnessService {
   private readonly trusted = new Map<string, NoteVerifier[]>();
   private readonly now: () => number;
   private readonly event: EventSink;
+  private readonly record: WitnessStateRecord;
+  /** Set when the record cannot be trusted at all (MAC, format, missing beside a used database). */
+  private stateProblem: string | null = null;
 
   constructor(options: WitnessOptions) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -71,6 +92,46 @@ export class WitnessService {
     this.db.exec(
       "CREATE TABLE IF NOT EXISTS logs (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL)",
     );
+    this.record = new WitnessStateRecord(options.dir, this.key.key.seed);
+    this.openRecord(options.adoptState === true);
+  }
+
+  private openRecord(adopt: boolean): void {
+    const rows = this.db.prepare("SELECT origin, size, root FROM logs").all() as {
+      origin: string;
+      size: number;
+      root: Buffer;
+    }[];
+    if (!this.record.exists()) {
+      if (rows.length === 0 || adopt) {
+        this.record.reset(
+          new Map(rows.map((r) => [r.origin, { size: r.size, root: new Uint8Array(r.root) }])),
+        );
+        if (rows.length > 0) this.event("witness-state-adopted", { logs: rows.length });
+        return;
+      }
+      this.stateProblem = `the database holds checkpoints but ${this.record.path} is missing`;
+    } else {
+      try {
+        this.record.load();
+      } catch (e) {
+        if (!(e instanceof BkvError)) throw e;
+        this.stateProblem = e.message;
+      }
+    }
+    if (this.stateProblem === null) {
+      for (const origin of this.trusted.keys()) {
+        const p = this.record.problem(origin, this.latest(origin));
+        if (p !== null) this.event("witness-state", { origin, reason: p });
+      }
+    } else {
+      this.event("witness-state", { reason: this.stateProblem });
+    }
+  }
+
+  /** Why this witness cannot cosign for `origin` now (null: it can). */
+  stateProblemFor(origin: string): string | null {
+    return this.stateProblem ?? this.record.problem(origin, this.latest(origin));
   }
 
   close(): void {
@@ -84,13 +145,31 @@ export class WitnessService {
     return r === undefined ? undefined : { size: r.size, root: new Uint8Array(r.root) };
   }
 
-  /** Handle an add-checkpoint body; check, cosign and persist atomically. */
+  /**
+   * Handle an add-checkpoint body: check the state record, check, cosign and persist atomically
+   * in the database, then write the record, then answer.
+   */
   addCheckpoint(body: string): Answer {
+    const refuse = (reason: string): Answer => {
+      this.event("witness-refused", { status: WITNESS_STATE_STATUS, code: ErrorCode.WitnessState, reason });
+      return {
+        status: WITNESS_STATE_STATUS,
+        contentType: "text/plain; charset=utf-8",
+        body: `${ErrorCode.WitnessState}: ${reason}\n`,
+      };
+    };
+    let cosigned: { origin: string; size: number; root: Uint8Array } | undefined;
     const run = this.db.transaction((): Answer => {
       const d = checkAddCheckpoint(
         body,
         (o) => this.trusted.get(o),
-        (o) => this.latest(o),
+        (o) => {
+          // Asked only for a known origin under a valid log signature. A decision from a database
+          // that lost history would be a cosignature of a fork: fail closed instead.
+          const problem = this.stateProblemFor(o);
+          if (problem !== null) throw new BkvError(ErrorCode.WitnessState, problem);
+          return this.latest(o);
+        },
       );
       if (d.status === 409) {
         return { status: 409, contentType: TLOG_SIZE_CONTENT_TYPE, body: formatSizeBody(d.size) };
@@ -109,10 +188,26 @@ export class WitnessService {
       this.db
         .prepare("INSERT OR REPLACE INTO logs (origin, size, root, note) VALUES (?, ?, ?, ?)")
         .run(d.checkpoint.origin, d.checkpoint.size, d.checkpoint.root, stored);
-      this.event("cosigned", { origin: d.checkpoint.origin, size: d.checkpoint.size });
+      cosigned = { origin: d.checkpoint.origin, size: d.checkpoint.size, root: d.checkpoint.root };
       return { status: 200, contentType: "text/plain; charset=utf-8", body: line };
     });
-    return run();
+    let answer: Answer;
+    try {
+      answer = run();
+    } catch (e) {
+      if (e instanceof BkvError && e.code === ErrorCode.WitnessState) return refuse(e.message);
+      throw e;
+    }
+    if (cosigned !== undefined) {
+      // The database has committed; the record follows before the cosignature leaves.
+      try {
+        this.record.save(cosigned.origin, { size: cosigned.size, root: cosigned.root });
+      } catch (e) {
+        return refuse(`the state record could not be written: ${(e as Error).message}`);
+      }
+      this.event("cosigned", { origin: cosigned.origin, size: cosigned.size });
+    }
+    return answer;
   }
 
   /** The latest cosigned checkpoint of the log whose origin hashes to this hex SHA-256. */

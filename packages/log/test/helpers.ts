@@ -27,19 +27,32 @@ export interface AddResponse {
   inclusionProof: string[];
 }
 
-export async function add(
+/** POST /add with this JSON body as is. */
+export async function addRaw(
   url: string,
-  namespace: string,
-  epoch: number,
-  artifact: Uint8Array,
-  evidence: Uint8Array = new Uint8Array([1, 2, 3]),
-): Promise<{ status: number; body: AddResponse & { error?: string } }> {
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: AddResponse & { error?: string; code?: string } }> {
   const res = await fetch(`${url}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ namespace, epoch, artifact: enc(artifact), evidence: enc(evidence) }),
+    body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as AddResponse & { error?: string } };
+  return { status: res.status, body: (await res.json()) as AddResponse & { error?: string; code?: string } };
+}
+
+/** POST /add of a submission with this submitter signature (none: the field is left out). */
+export function add(
+  url: string,
+  s: { namespace: string; epoch: number; artifact: Uint8Array; evidence: Uint8Array },
+  submitterSignature?: Uint8Array,
+): Promise<{ status: number; body: AddResponse & { error?: string; code?: string } }> {
+  return addRaw(url, {
+    namespace: s.namespace,
+    epoch: s.epoch,
+    artifact: enc(s.artifact),
+    evidence: enc(s.evidence),
+    ...(submitterSignature === undefined ? {} : { submitterSignature: enc(submitterSignature) }),
+  });
 }
 
 export async function getText(url: string): Promise<{ status: number; type: string | null; body: string }> {

@@ -1,7 +1,9 @@
 /**
- * The log service and witnesses in one process on 127.0.0.1 ephemeral ports: appends, witness
- * cosigning, refusals, tiles and proofs verified with @bkv/tlog, split-view and rollback
- * refusal by the witness, the threshold, and durability across restarts.
+ * The log service and witnesses in one process on 127.0.0.1 ephemeral ports: appends of fleets
+ * whose evidence verifies, signed by the namespace's submitter, witness cosigning, refusals, tiles
+ * and proofs verified with @bkv/tlog, split-view and rollback refusal by the witness, the
+ * threshold, and durability across restarts. (The operator's attacks on /add and on the witnesses'
+ * storage are in add-attacks.test.ts and witness-state.test.ts.)
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -35,11 +37,12 @@ import {
   startLogServer,
   startWitnessServer,
 } from "../src/index.js";
-import { add, b64, bundleFromAdd, getText, httpTileReader, postWitness, tempDir } from "./helpers.js";
+import { type FleetWorld, fleetWorld, type Submission } from "./fleet-world.js";
+import { add, addRaw, b64, bundleFromAdd, getText, httpTileReader, postWitness, tempDir } from "./helpers.js";
 
 const ORIGIN = "log.example/bkv";
 const quiet = () => {};
-const artifact = (s: string) => new TextEncoder().encode(`artifact ${s}`);
+const NAMESPACES = ["fleet/a", "fleet/b", "fleet/c", "fleet/d", "fill"];
 
 describe("log with two witnesses", () => {
   const dir = tempDir();
@@ -48,6 +51,15 @@ describe("log with two witnesses", () => {
   let log: RunningLog;
   let logVkey: string;
   let policy: { logKey: string; witnessKeys: string[]; threshold: number };
+  let world: FleetWorld;
+  const fleets = new Map<string, Submission>();
+  /** The fleet of (namespace, epoch), made once, and the log's answer to its signed /add. */
+  const fleet = (ns: string, epoch: number): Submission => {
+    const k = `${ns} ${epoch}`;
+    if (!fleets.has(k)) fleets.set(k, world.fleet(ns, epoch));
+    return fleets.get(k)!;
+  };
+  const submit = (s: Submission) => add(log.url, s, world.sign(s));
 
   const startLog = () =>
     startLogServer(
@@ -59,13 +71,17 @@ describe("log with two witnesses", () => {
           [w1.url, w1.service.key.vkey],
           [w2.url, w2.service.key.vkey],
         ],
+        namespaces: NAMESPACES.map((namespace) => ({ namespace, submitterKey: world.submitterKey })),
+        vendorRoots: [world.vendorRoot],
       },
       "127.0.0.1",
       0,
     );
 
   beforeAll(async () => {
-    logVkey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).vkey;
+    const logKey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519);
+    logVkey = logKey.vkey;
+    world = fleetWorld(logKey.publicKey);
     w1 = await startWitnessServer(
       { dir: join(dir.path, "w1"), name: "w1.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
       "127.0.0.1",
@@ -93,20 +109,21 @@ describe("log with two witnesses", () => {
   });
 
   it("appends, gets both cosignatures, and answers with a bundle a client verifies", async () => {
-    const r = await add(log.url, "fleet/a", 1, artifact("a1"), new Uint8Array([7]));
+    const a1 = fleet("fleet/a", 1);
+    const r = await submit(a1);
     expect(r.status).toBe(200);
     expect(r.body.index).toBe(0);
-    expect(r.body.evidenceDigest).toBe(Buffer.from(evidenceDigest(new Uint8Array([7]))).toString("base64"));
-    const cp = verifyLogBundle(bundleFromAdd(r.body, artifact("a1")), policy);
+    expect(r.body.evidenceDigest).toBe(Buffer.from(evidenceDigest(a1.evidence)).toString("base64"));
+    const cp = verifyLogBundle(bundleFromAdd(r.body, a1.artifact), policy);
     expect(cp.cosigners).toEqual(["w1.example", "w2.example"]);
     expect(cp.checkpoint.size).toBe(1);
 
-    const r2 = await add(log.url, "fleet/a", 2, artifact("a2"));
-    const r3 = await add(log.url, "fleet/b", 1, artifact("b1"));
+    const r2 = await submit(fleet("fleet/a", 2));
+    const r3 = await submit(fleet("fleet/b", 1));
     expect([r2.body.index, r3.body.index]).toEqual([1, 2]);
-    verifyLogBundle(bundleFromAdd(r3.body, artifact("b1")), policy);
+    verifyLogBundle(bundleFromAdd(r3.body, fleet("fleet/b", 1).artifact), policy);
     // Older answers stay valid against their own checkpoint.
-    verifyLogBundle(bundleFromAdd(r2.body, artifact("a2")), policy);
+    verifyLogBundle(bundleFromAdd(r2.body, fleet("fleet/a", 2).artifact), policy);
   });
 
   it("serves the latest checkpoint as a C2SP signed note with both cosignatures", async () => {
@@ -123,27 +140,53 @@ describe("log with two witnesses", () => {
     expect(parseCheckpoint(parseNote(fromWitness.body).text)).toEqual(cp.checkpoint);
   });
 
-  it("refuses a different artifact for a logged (namespace, epoch); the same one is idempotent", async () => {
+  it("refuses another fleet for a logged (namespace, epoch); the same one is idempotent", async () => {
     const before = (await getText(`${log.url}/checkpoint`)).body;
-    const bad = await add(log.url, "fleet/a", 2, artifact("other"));
-    expect(bad.status).toBe(409);
-    const again = await add(log.url, "fleet/a", 2, artifact("a2"));
+    // A genuine fleet, properly signed, for an epoch already logged.
+    const bad = await submit(world.fleet("fleet/a", 2));
+    expect([bad.status, bad.body.code]).toEqual([409, "INVALID"]);
+    // The logged artifact with other (genuine) evidence.
+    const otherEvidence = { ...fleet("fleet/a", 2), evidence: world.fleet("fleet/a", 2).evidence };
+    expect((await submit(otherEvidence)).status).toBe(409);
+    const again = await submit(fleet("fleet/a", 2));
     expect(again.status).toBe(200);
     expect(again.body.index).toBe(1);
+    expect(log.service.size).toBe(3);
     expect((await getText(`${log.url}/checkpoint`)).body).toBe(before);
-    verifyLogBundle(bundleFromAdd(again.body, artifact("a2")), policy);
+    verifyLogBundle(bundleFromAdd(again.body, fleet("fleet/a", 2).artifact), policy);
+  });
+
+  it("takes each namespace's epochs in order: 1 first, then the next, none skipped", async () => {
+    const skipped = await submit(world.fleet("fleet/a", 4));
+    expect(skipped.status).toBe(409);
+    expect(skipped.body).toMatchObject({ code: "INVALID" });
+    expect(skipped.body.error).toContain("the next epoch of fleet/a is 3");
+    expect((await submit(world.fleet("fleet/c", 0))).status).toBe(409);
+    expect((await submit(world.fleet("fleet/c", 2))).status).toBe(409);
+    expect(log.service.size).toBe(3);
   });
 
   it("rejects malformed requests", async () => {
-    expect((await add(log.url, "bad namespace", 1, artifact("x"))).status).toBe(400);
-    expect((await add(log.url, "ns", -1, artifact("x"))).status).toBe(400);
-    expect((await add(log.url, "ns", 1, new Uint8Array(70_000))).status).toBe(400);
-    const res = await fetch(`${log.url}/add`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ namespace: "ns", epoch: 1, artifact: "AQ", evidence: "" }),
+    const x = fleet("fleet/a", 1);
+    const signed = (o: Partial<Submission>) => {
+      const s = { ...x, ...o };
+      return add(log.url, s, world.sign(s));
+    };
+    expect((await add(log.url, { ...x, namespace: "bad namespace" }, new Uint8Array(64))).status).toBe(400);
+    expect((await add(log.url, { ...x, epoch: -1 }, new Uint8Array(64))).status).toBe(400);
+    const big = await signed({ artifact: new Uint8Array(70_000) });
+    expect([big.status, big.body.code]).toEqual([400, "MALFORMED"]);
+    const res = await addRaw(log.url, { namespace: "fill", epoch: 1, artifact: "AQ", evidence: "" });
+    expect([res.status, res.body.code]).toEqual([400, "MALFORMED"]);
+    const badSig = await addRaw(log.url, {
+      namespace: "fill",
+      epoch: 1,
+      artifact: "AQ==",
+      evidence: "",
+      submitterSignature: "not base64",
     });
-    expect(res.status).toBe(400);
+    expect(badSig.status).toBe(400);
+    expect(log.service.size).toBe(3);
   });
 
   it("hands out bundles by namespace and epoch", async () => {
@@ -167,14 +210,8 @@ describe("log with two witnesses", () => {
   });
 
   it("serves tiles and bundles from which proofs and entries verify with the library", async () => {
-    for (let i = 0; i < 270; i++) {
-      const r = await add(
-        log.url,
-        "fill",
-        i,
-        artifact(`fill ${i}`),
-        new TextEncoder().encode(`evidence ${i}`),
-      );
+    for (let epoch = 1; epoch <= 270; epoch++) {
+      const r = await submit(fleet("fill", epoch));
       expect(r.status).toBe(200);
     }
     const cp = openCosignedCheckpoint((await getText(`${log.url}/checkpoint`)).body, policy).checkpoint;
@@ -184,9 +221,9 @@ describe("log with two witnesses", () => {
     const entries = [...(await tiled.entries(0)), ...(await tiled.entries(1))];
     expect(entries).toHaveLength(273);
     const e5 = decodeLogEntry(entries[5]!);
-    expect(e5).toMatchObject({ namespace: "fill", epoch: 2 });
+    expect(e5).toMatchObject({ namespace: "fill", epoch: 3 });
     const ev = await fetch(`${log.url}/evidence/${Buffer.from(e5.evidenceDigest).toString("hex")}`);
-    expect(new TextDecoder().decode(await ev.arrayBuffer())).toBe("evidence 2");
+    expect(new Uint8Array(await ev.arrayBuffer())).toEqual(fleet("fill", 3).evidence);
     for (const i of [0, 100, 255, 256, 272]) {
       verifyInclusion(i, cp.size, leafHash(entries[i]!), await tiled.inclusionProof(i), cp.root);
     }
@@ -255,9 +292,9 @@ describe("log with two witnesses", () => {
     expect((await postWitness(w1.url, "old 0\n")).status).toBe(400);
     // The witness still holds the real tree and the log goes on.
     expect(w1.service.latest(ORIGIN)?.size).toBe(n);
-    const r = await add(log.url, "fleet/c", 1, artifact("c1"));
+    const r = await submit(fleet("fleet/c", 1));
     expect(r.status).toBe(200);
-    verifyLogBundle(bundleFromAdd(r.body, artifact("c1")), policy);
+    verifyLogBundle(bundleFromAdd(r.body, fleet("fleet/c", 1).artifact), policy);
   });
 
   it("keeps its key, checkpoint and entries across a restart, and appends go on", async () => {
@@ -271,12 +308,16 @@ describe("log with two witnesses", () => {
     expect(log.service.key.vkey).toBe(logVkey);
     expect((await getText(`${log.url}/checkpoint`)).body).toBe(before);
     const size = parseCheckpoint(parseNote(before).text).size;
-    const r = await add(log.url, "fleet/d", 1, artifact("d1"));
+    const r = await submit(fleet("fleet/d", 1));
     expect(r.status).toBe(200);
     expect(r.body.index).toBe(size);
-    expect(verifyLogBundle(bundleFromAdd(r.body, artifact("d1")), policy).checkpoint.size).toBe(size + 1);
-    const again = await add(log.url, "fleet/a", 1, artifact("a1"));
+    expect(verifyLogBundle(bundleFromAdd(r.body, fleet("fleet/d", 1).artifact), policy).checkpoint.size).toBe(
+      size + 1,
+    );
+    const again = await submit(fleet("fleet/a", 1));
     expect(again.body.index).toBe(0);
+    // Epochs go on from what the database holds.
+    expect((await submit(world.fleet("fleet/d", 3))).status).toBe(409);
   });
 });
 
@@ -296,6 +337,10 @@ describe("the witness threshold", () => {
     );
     const w2Port = Number(new URL(w2.url).port);
     const w2Key = w2.service.key.vkey;
+    const world = fleetWorld(
+      loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).publicKey,
+    );
+    const [f1, f2] = [world.fleet("ns", 1), world.fleet("ns", 2)];
     const log = await startLogServer(
       {
         dir: join(dir.path, "log"),
@@ -306,15 +351,17 @@ describe("the witness threshold", () => {
           [w2.url, w2Key],
         ],
         witnessThreshold: 2,
+        namespaces: [{ namespace: "ns", submitterKey: world.submitterKey }],
+        vendorRoots: [world.vendorRoot],
       },
       "127.0.0.1",
       0,
     );
     try {
-      expect((await add(log.url, "ns", 1, artifact("1"))).status).toBe(200);
+      expect((await add(log.url, f1, world.sign(f1))).status).toBe(200);
       await w2.close();
-      const down = await add(log.url, "ns", 2, artifact("2"));
-      expect(down.status).toBe(503);
+      const down = await add(log.url, f2, world.sign(f2));
+      expect([down.status, down.body.code]).toEqual([503, "UNAVAILABLE"]);
       expect(parseCheckpoint(parseNote((await getText(`${log.url}/checkpoint`)).body).text).size).toBe(1);
       expect((await fetch(`${log.url}/bundle?namespace=ns&epoch=2`)).status).toBe(404);
       w2 = await startWitnessServer(
@@ -325,11 +372,11 @@ describe("the witness threshold", () => {
       // The log publishes the pending entry by itself once the witness is back.
       expect(await log.service.publishPending()).toBe(true);
       expect(parseCheckpoint(parseNote((await getText(`${log.url}/checkpoint`)).body).text).size).toBe(2);
-      const retry = await add(log.url, "ns", 2, artifact("2"));
+      const retry = await add(log.url, f2, world.sign(f2));
       expect(retry.status).toBe(200);
       expect(retry.body.index).toBe(1);
       const policy = { logKey: logVkey, witnessKeys: [w1.service.key.vkey, w2Key], threshold: 2 };
-      expect(verifyLogBundle(bundleFromAdd(retry.body, artifact("2")), policy).cosigners).toHaveLength(2);
+      expect(verifyLogBundle(bundleFromAdd(retry.body, f2.artifact), policy).cosigners).toHaveLength(2);
     } finally {
       await log.close();
       await w1.close();

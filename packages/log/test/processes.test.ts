@@ -15,7 +15,9 @@ import {
   SIG_ED25519,
   verifyLogBundle,
 } from "@bkv/tlog";
+import { toHex } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fleetWorld } from "./fleet-world.js";
 import { add, bundleFromAdd, getText, postWitness, tempDir } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -120,6 +122,9 @@ describe("log and witness processes", () => {
     });
     expect(statSync(join(witnessDir, "witness.key")).mode & 0o777).toBe(0o600);
 
+    expect(statSync(join(witnessDir, "witness.state")).mode & 0o777).toBe(0o600);
+
+    const world = fleetWorld(parseVerifierKey(logKey).publicKey);
     const logArgs = (wurl: string) => [
       "--dir",
       logDir,
@@ -131,16 +136,30 @@ describe("log and witness processes", () => {
       `${wurl}=${witnessKey}`,
       "--witness-threshold",
       "1",
+      "--namespace",
+      `fleet=${toHex(world.submitterKey)}`,
+      "--vendor-root",
+      toHex(world.vendorRoot),
+      "--measurement",
+      toHex(world.measurement),
+      "--max-guess-limit",
+      "10",
     ];
     let log = await start("log-main.js", logArgs(witness.ready.url));
     expect(log.ready.logKey).toBe(logKey);
     const policy = { logKey, witnessKeys: [witnessKey], threshold: 1 };
 
-    const art = (s: string) => new TextEncoder().encode(s);
-    const r1 = await add(log.ready.url, "fleet", 1, art("one"));
-    const r2 = await add(log.ready.url, "fleet", 2, art("two"));
+    const [f1, f2, f3] = [1, 2, 3].map((e) => world.fleet("fleet", e)) as [
+      ReturnType<typeof world.fleet>,
+      ReturnType<typeof world.fleet>,
+      ReturnType<typeof world.fleet>,
+    ];
+    const submit = (url: string, f: typeof f1) => add(url, f, world.sign(f));
+    expect((await add(log.ready.url, f1, undefined)).body.code).toBe("SUBMITTER_SIGNATURE");
+    const r1 = await submit(log.ready.url, f1);
+    const r2 = await submit(log.ready.url, f2);
     expect([r1.status, r2.status]).toEqual([200, 200]);
-    verifyLogBundle(bundleFromAdd(r2.body, art("two")), policy);
+    verifyLogBundle(bundleFromAdd(r2.body, f2.artifact), policy);
     const before = (await getText(`${log.ready.url}/checkpoint`)).body;
     expect(openCosignedCheckpoint(before, policy).checkpoint.size).toBe(2);
     expect(log.stderr()).toContain('"event":"published"');
@@ -157,11 +176,12 @@ describe("log and witness processes", () => {
     log = await start("log-main.js", logArgs(witness.ready.url));
     expect(log.ready.logKey).toBe(logKey);
     expect((await getText(`${log.ready.url}/checkpoint`)).body).toBe(before);
-    const r3 = await add(log.ready.url, "fleet", 3, art("three"));
+    const r3 = await submit(log.ready.url, f3);
     expect(r3.status).toBe(200);
     expect(r3.body.index).toBe(2);
-    expect(verifyLogBundle(bundleFromAdd(r3.body, art("three")), policy).checkpoint.size).toBe(3);
-    expect((await add(log.ready.url, "fleet", 1, art("not one"))).status).toBe(409);
+    expect(verifyLogBundle(bundleFromAdd(r3.body, f3.artifact), policy).checkpoint.size).toBe(3);
+    expect((await submit(log.ready.url, world.fleet("fleet", 1))).status).toBe(409);
+    expect((await submit(log.ready.url, world.fleet("other", 1))).body.code).toBe("FORBIDDEN");
 
     expect(await stop(log.proc)).toBe(0);
     expect(await stop(witness.proc)).toBe(0);
@@ -174,5 +194,29 @@ describe("log and witness processes", () => {
     await expect(
       start("witness-main.js", ["--dir", join(dir.path, "y"), "--listen", "127.0.0.1:0", "--name", "w"]),
     ).rejects.toThrow(/--log/);
+    await expect(
+      start("log-main.js", [
+        "--dir",
+        join(dir.path, "z"),
+        "--listen",
+        "127.0.0.1:0",
+        "--origin",
+        "o",
+        "--namespace",
+        "ns=abcd",
+      ]),
+    ).rejects.toThrow(/--namespace: 64 hex digits/);
+    await expect(
+      start("log-main.js", [
+        "--dir",
+        join(dir.path, "r"),
+        "--listen",
+        "127.0.0.1:0",
+        "--origin",
+        "o",
+        "--release-key",
+        `releases=${"ab".repeat(32)}`,
+      ]),
+    ).rejects.toThrow(/--release-key for a namespace not registered/);
   });
 });

@@ -6,5 +6,7 @@ export * from "./log-bundle.js";
 export * from "./log-entry.js";
 export * from "./merkle.js";
 export * from "./note.js";
+export * from "./release.js";
+export * from "./submit.js";
 export * from "./tiles.js";
 export * from "./witness-protocol.js";

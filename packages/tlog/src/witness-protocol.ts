@@ -40,6 +40,7 @@ export const ADD_CHECKPOINT_STATUS: Readonly<Record<number, string>> = {
   404: "the witness does not know this log's origin",
   409: "old size differs from the witness's latest cosigned size",
   422: "the checkpoint is not consistent with what the witness cosigned before",
+  503: "the witness cannot trust its own state (WITNESS_STATE: its database was lost or restored) and fails closed",
 };
 
 export interface AddCheckpointRequest {

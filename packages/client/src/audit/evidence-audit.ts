@@ -9,7 +9,6 @@ import {
   bytesEqual,
   decodeEvidence,
   decodeStatement,
-  encodeAttestation,
   encodeEvidence,
   encodeStatement,
   type FleetEvidence,
@@ -214,32 +213,5 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
     );
   }
 
-  add(...transcriptCheck(ev, st, o.sha256));
   return { ok: checks.every((c) => c.ok), fleet, checks };
-}
-
-/** The transcript must record each member's attestation and challenge, the statement and each signature. */
-function transcriptCheck(ev: FleetEvidence, st: GenesisStatement, sha256: Sha256): [string, boolean, string] {
-  const has = (step: string, node: number | null, bytes: Uint8Array) =>
-    ev.transcript.some(
-      (t) => t.step === step && (node === null || t.node === node) && bytesEqual(t.digest, sha256(bytes)),
-    );
-  const missing: string[] = [];
-  st.members.forEach((a, i) => {
-    if (!has("attestation", i + 1, encodeAttestation(a))) missing.push(`attestation ${i + 1}`);
-  });
-  st.challenges.forEach((c, i) => {
-    if (!has("challenge", i + 1, c)) missing.push(`challenge ${i + 1}`);
-  });
-  if (!has("statement", null, ev.statement)) missing.push("statement");
-  ev.signatures.forEach((s, i) => {
-    if (!has("signature", i + 1, s)) missing.push(`signature ${i + 1}`);
-  });
-  return [
-    "transcript",
-    missing.length === 0,
-    missing.length === 0
-      ? `${ev.transcript.length} steps; records every attestation and challenge, the statement and every signature`
-      : `the transcript does not record: ${missing.join(", ")}`,
-  ];
 }

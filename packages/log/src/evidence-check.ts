@@ -1,0 +1,113 @@
+/**
+ * What the log checks before it appends a fleet: the evidence proves the artifact. The evidence is
+ * audited with the client's own verifier (auditEvidence: every member attested by a vendor root the
+ * log is configured with, every member's signature over the statement, the policy, the
+ * measurement), the statement froze this log's key and the request's namespace and epoch, and the
+ * artifact says exactly what the statement says (artifactMismatches), within the longest validity
+ * window a fleet counter-signs. Clients check all of this again themselves; the log's check keeps
+ * what it publishes free of garbage (an operator's self-made keys with no HSM behind them).
+ */
+import { createHash } from "node:crypto";
+import { auditEvidence } from "@bkv/client";
+import {
+  artifactMismatches,
+  BkvError,
+  bytesEqual,
+  decodeArtifact,
+  decodeEvidence,
+  decodeStatement,
+  ErrorCode,
+  type FleetArtifact,
+  type GenesisStatement,
+  MAX_ARTIFACT_VALIDITY_MS,
+  toHex,
+} from "@bkv/wire";
+import { ed25519VerifyStrictNode } from "./node-keys.js";
+
+export interface EvidencePolicy {
+  /** Raw Ed25519 vendor root keys; a member's attestation must be signed by one of them. */
+  readonly vendorRoots: readonly Uint8Array[];
+  /**
+   * Measurements the log accepts. Empty: any measurement that every member attests under a vendor
+   * root (which code is acceptable is then the clients' pin, or the releases namespace).
+   */
+  readonly measurements: readonly Uint8Array[];
+  /** The largest guess limit a logged fleet may have. */
+  readonly maxGuessLimit: number;
+  /** This log's raw Ed25519 key: the statement must have frozen it. */
+  readonly logKey: Uint8Array;
+  /** Development logs only: fleets smaller than the audit's minimum (1 member) are appended too. */
+  readonly allowSmallFleet?: boolean;
+}
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
+
+/** The one call of the client's evidence verifier; its options follow that function's signature. */
+function auditProblems(evidence: Uint8Array, st: GenesisStatement, p: EvidencePolicy): string[] {
+  const expectedMeasurement =
+    p.measurements.length === 0
+      ? st.measurement
+      : (p.measurements.find((m) => bytesEqual(m, st.measurement)) ?? p.measurements[0]!);
+  // A variable, not a literal: options the audit may not know yet (allowSmallFleet) pass through.
+  const options = {
+    vendorRoots: [...p.vendorRoots],
+    expectedMeasurement,
+    maxGuessLimit: p.maxGuessLimit,
+    allowSmallFleet: p.allowSmallFleet === true,
+    verify: ed25519VerifyStrictNode,
+    sha256,
+  };
+  const report = auditEvidence(evidence, options);
+  return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+}
+
+function refuse(problems: string[]): never {
+  throw new BkvError(
+    ErrorCode.BundleEvidence,
+    `the evidence does not prove the artifact: ${problems.join("; ")}`,
+  );
+}
+
+/**
+ * Throw BUNDLE_EVIDENCE unless `evidence` proves `artifact` for (namespace, epoch) under the
+ * policy. Returns the decoded artifact and statement.
+ */
+export function checkFleetEvidence(
+  req: { namespace: string; epoch: number; artifact: Uint8Array; evidence: Uint8Array },
+  policy: EvidencePolicy,
+): { artifact: FleetArtifact; statement: GenesisStatement } {
+  if (policy.vendorRoots.length === 0) refuse(["the log is configured with no vendor root"]);
+  let artifact: FleetArtifact;
+  let st: GenesisStatement;
+  try {
+    artifact = decodeArtifact(req.artifact);
+  } catch (e) {
+    refuse([`the artifact does not decode: ${(e as Error).message}`]);
+  }
+  try {
+    st = decodeStatement(decodeEvidence(req.evidence).statement);
+  } catch (e) {
+    refuse([`the evidence does not decode: ${(e as Error).message}`]);
+  }
+  const problems: string[] = [];
+  if (artifact.namespace !== req.namespace || artifact.epoch !== req.epoch) {
+    problems.push(
+      `the artifact is for (${artifact.namespace}, ${artifact.epoch}), not (${req.namespace}, ${req.epoch})`,
+    );
+  }
+  problems.push(...auditProblems(req.evidence, st, policy));
+  if (!bytesEqual(st.logKey, policy.logKey)) {
+    problems.push(`the fleet froze another log's key (${toHex(st.logKey).slice(0, 16)}…) at genesis`);
+  }
+  const differs = artifactMismatches(artifact, st);
+  if (differs.length > 0)
+    problems.push(`the artifact differs from the signed statement in: ${differs.join(", ")}`);
+  const window = artifact.notAfter - artifact.notBefore;
+  if (window > MAX_ARTIFACT_VALIDITY_MS) {
+    problems.push(
+      `the validity window (${window} ms) is longer than the ${MAX_ARTIFACT_VALIDITY_MS} ms allowed`,
+    );
+  }
+  if (problems.length > 0) refuse(problems);
+  return { artifact, statement: st };
+}
