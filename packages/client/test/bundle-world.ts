@@ -56,7 +56,7 @@ export function vendorRoot(name = "example vendor", test = false) {
 export type VendorRoot = ReturnType<typeof vendorRoot>;
 
 /** An HSM: its Ed25519 sign key and P-256 agree key, attested by `root` for `measurement`. */
-export function member(root: VendorRoot, measurement = MEASUREMENT, platform = "software") {
+export function member(root: VendorRoot, measurement: Uint8Array = MEASUREMENT, platform = "software") {
   const signSeed = seed();
   const agreeSecret = p256.utils.randomSecretKey();
   const body = {
