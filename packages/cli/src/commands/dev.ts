@@ -386,6 +386,15 @@ export async function devCommand(argv: string[]): Promise<number> {
       witnessKeys: t.witnessKeys,
       witnessThreshold: t.witnessThreshold,
       namespace: t.namespace,
+      // This folder's vendor root is a test root (its private key is on this machine): pinned as one,
+      // and allowed, for development only. A real deployment pins its vendors' roots.
+      vendorRoots: [
+        { name: "bkv dev vendor root", key: toHex(readVendorRootPub(p.vendorRootPub)), test: true },
+      ],
+      allowTestRoots: true,
+      measurements: [fleet.measurement],
+      maxGuessLimit: fleet.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
+      ...(fleet.members.length < 3 ? { allowSmallFleet: true } : {}),
     };
     writeFileSync(p.trustJson, `${JSON.stringify(pins, null, 2)}\n`);
     for (const [i, c] of configs.entries()) {
