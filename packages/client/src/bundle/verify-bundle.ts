@@ -40,6 +40,7 @@ import {
   BkvError,
   type BundleJson,
   bytesEqual,
+  concatBytes,
   countersignMessage,
   decodeArtifact,
   ErrorCode,
@@ -83,6 +84,24 @@ function bytesOf(s: unknown, what: string): Uint8Array {
   return b;
 }
 
+/**
+ * Signatures this process has verified (strictly) before, by SHA-256 of (key, signature, SHA-256 of
+ * the message): a bundle checked again (a new operation, the same checkpoint) costs hashes, not
+ * curve operations. Only successes are kept, in memory, at most MEMO_MAX (oldest dropped first).
+ */
+const MEMO_MAX = 1024;
+const verifiedSignatures = new Set<string>();
+function memoVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  const id = toHex(sha256(concatBytes(publicKey, signature, sha256(message))));
+  if (verifiedSignatures.has(id)) return true;
+  if (!strictEd25519Verify(publicKey, message, signature)) return false;
+  if (verifiedSignatures.size >= MEMO_MAX)
+    verifiedSignatures.delete(verifiedSignatures.values().next().value!);
+  verifiedSignatures.add(id);
+  return true;
+}
+
 /** Pins checked once per object: verifyBundle refuses pins parseTrustPins would refuse. */
 const checkedPins = new WeakMap<TrustPins, TrustPins>();
 function validPins(pins: TrustPins): TrustPins {
@@ -122,8 +141,8 @@ function openCheckpoint(note: string, pins: TrustPins): { cp: Checkpoint; cosign
   let log: NoteVerifier;
   let witnesses: NoteVerifier[];
   try {
-    log = strictNoteVerifier(pins.logKey);
-    witnesses = pins.witnessKeys.map((k) => strictNoteVerifier(k));
+    log = strictNoteVerifier(pins.logKey, memoVerify);
+    witnesses = pins.witnessKeys.map((k) => strictNoteVerifier(k, memoVerify));
   } catch (e) {
     return fail(ErrorCode.Invalid, "the pinned log or witness keys do not parse", e);
   }
@@ -316,7 +335,7 @@ export async function verifyBundle(
   // 5. the log's signature
   const artifactDigest = sha256(artifactBytes);
   const logKey = parseVerifierKey(pins.logKey).publicKey;
-  if (!strictEd25519Verify(logKey, logBundleMessage(b.namespace, b.epoch, artifactDigest), logSignature)) {
+  if (!memoVerify(logKey, logBundleMessage(b.namespace, b.epoch, artifactDigest), logSignature)) {
     fail(ErrorCode.BundleLogSignature, "the log's signature over the artifact does not verify");
   }
   let artifact: FleetArtifact;
@@ -355,7 +374,7 @@ export async function verifyBundle(
     artifactDigest,
     logSignature,
   });
-  if (!strictEd25519Verify(signingKey, message, countersignature))
+  if (!memoVerify(signingKey, message, countersignature))
     fail(ErrorCode.BundleNotCountersigned, "the fleet did not counter-sign this bundle");
   // 8. validity
   if (now < artifact.notBefore || now > artifact.notAfter) {

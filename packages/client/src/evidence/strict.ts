@@ -78,9 +78,17 @@ function readTimestamp(sig: Uint8Array): number | undefined {
 
 /**
  * A note verifier (log checkpoint signatures, witness cosignature/v1) that verifies with
- * strictEd25519Verify; the key itself must be strict. Throws on a key that is not.
+ * strictEd25519Verify (or `verify`, a memo of it); the key itself must be strict. Throws on a key
+ * that is not.
  */
-export function strictNoteVerifier(vkey: string | VerifierKey): NoteVerifier {
+export function strictNoteVerifier(
+  vkey: string | VerifierKey,
+  verify: (
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ) => boolean = strictEd25519Verify,
+): NoteVerifier {
   const k = typeof vkey === "string" ? parseVerifierKey(vkey) : vkey;
   if (keyId(k.name, k.type, k.publicKey) !== k.keyId) throw new Error("the key ID does not match the key");
   const problem = ed25519PointProblem(k.publicKey);
@@ -91,7 +99,7 @@ export function strictNoteVerifier(vkey: string | VerifierKey): NoteVerifier {
       name: k.name,
       keyId: k.keyId,
       type: k.type,
-      verify: (text, sig) => strictEd25519Verify(publicKey, text, sig),
+      verify: (text, sig) => verify(publicKey, text, sig),
     };
   if (k.type === SIG_COSIGNATURE_V1)
     return {
@@ -102,7 +110,7 @@ export function strictNoteVerifier(vkey: string | VerifierKey): NoteVerifier {
         if (sig.length !== 72) return false;
         const ts = readTimestamp(sig);
         if (ts === undefined) return false;
-        return strictEd25519Verify(publicKey, cosignatureMessage(ts, text), sig.subarray(8));
+        return verify(publicKey, cosignatureMessage(ts, text), sig.subarray(8));
       },
     };
   throw new Error(`unsupported signature type 0x${k.type.toString(16)}`);
