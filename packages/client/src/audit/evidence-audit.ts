@@ -319,7 +319,7 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       `attestation.${node}`,
       counts,
       root === undefined
-        ? `${a.platform}: not signed by any pinned vendor root`
+        ? `${a.platform}: not signed by any trusted vendor root`
         : root.test && o.allowTestRoots !== true
           ? `${a.platform}: signed by ${root.name}, a test vendor root (development only; not allowed here)`
           : `${a.platform}: signed by vendor root ${root.name}${root.test ? " (a test root, allowed)" : ""}; ${a.vendor}`,
