@@ -18,12 +18,15 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, HostStorage, HsmProcess } from "@bkv/host";
+import { generateSignerKey, parseVerifierKey } from "@bkv/tlog";
 import { decodeAttestation, decodeEvidence, decodeStatement, isBkvError } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv } from "./cli.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const CORE = join(ROOT, "build", "hsm-core.js");
+/** The transparency log these fleets are frozen to at genesis (its verifier key, name+hash+base64). */
+const LOG_VKEY = generateSignerKey("localhost/bkv-e2e/log").vkey;
 let work: string;
 
 beforeAll(() => {
@@ -82,7 +85,7 @@ describe("code measurement", () => {
 describe("fleet create, evidence, audit", () => {
   it("creates a fleet through the ceremony; its evidence audits clean; the wrong code or fleet fails by name", async () => {
     const dir = join(work, "fleet");
-    const created = await bkv(["fleet", "create", "--dir", dir, "--nodes", "3"]);
+    const created = await bkv(["fleet", "create", "--dir", dir, "--nodes", "3", "--log-key", LOG_VKEY]);
     expect(created.code).toBe(0);
     const info = JSON.parse(created.stdout) as { fleetId: string; measurement: string; vendorRoot: string };
     const ev = join(work, "evidence.bin");
@@ -119,7 +122,16 @@ describe("fleet create, evidence, audit", () => {
     expect(wrongCode.stdout).toContain("FAIL  measurement.source");
     expect(wrongCode.stdout).toContain("AUDIT FAILED: 1 of");
 
-    const other = await bkv(["fleet", "create", "--dir", join(work, "fleet-2"), "--nodes", "1"]);
+    const other = await bkv([
+      "fleet",
+      "create",
+      "--dir",
+      join(work, "fleet-2"),
+      "--nodes",
+      "1",
+      "--log-key",
+      LOG_VKEY,
+    ]);
     const otherId = (JSON.parse(other.stdout) as { fleetId: string }).fleetId;
     const wrongFleet = await bkv([
       "audit",
@@ -142,7 +154,16 @@ describe("fleet create, evidence, audit", () => {
 
   it("an HSM process running other code is refused at genesis, and nothing is stored", async () => {
     const dir = join(work, "other-code");
-    const init = await bkv(["fleet", "create", "--dir", join(work, "vendor-only"), "--nodes", "1"]);
+    const init = await bkv([
+      "fleet",
+      "create",
+      "--dir",
+      join(work, "vendor-only"),
+      "--nodes",
+      "1",
+      "--log-key",
+      LOG_VKEY,
+    ]);
     expect(init.code).toBe(0);
     mkdirSync(dir, { recursive: true });
     copyFileSync(join(work, "vendor-only", "vendor-root.key"), join(dir, "vendor-root.key"));
@@ -157,7 +178,12 @@ describe("fleet create, evidence, audit", () => {
         storagePath: join(dir, `node-${node}`, "host", "vault.sqlite"),
       };
     });
-    const err = await createFleet(members, 10).catch((e: unknown) => e);
+    const err = await createFleet(members, {
+      guessLimit: 10,
+      namespace: "bkv-e2e",
+      epoch: 1,
+      logKey: parseVerifierKey(LOG_VKEY).publicKey,
+    }).catch((e: unknown) => e);
     expect(isBkvError(err, "MEASUREMENT")).toBe(true);
     for (const m of members) {
       const s = new HostStorage(m.storagePath);

@@ -5,10 +5,63 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv, type DevVault, type Platform, startDev } from "./cli.js";
+
+/**
+ * The operator's front end before a real host: it forwards to `target`, except that `answer` may
+ * replace a POST /v1/vault answer (an unsealed error of its own, or the real answer stripped of its
+ * bundle). Returns its URL and a stop function.
+ */
+async function frontEnd(
+  target: string,
+  answer: (
+    n: number,
+    real: () => Promise<{ status: number; body: Record<string, unknown> }>,
+  ) => Promise<{
+    status: number;
+    body: unknown;
+  }>,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  let posts = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
+      const real = async () => {
+        const r = await fetch(`${target}${req.url}`, {
+          method: req.method ?? "GET",
+          headers,
+          ...(req.method === "POST" ? { body: Buffer.concat(chunks) } : {}),
+        });
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+      const reply = req.method === "POST" && req.url === "/v1/vault" ? answer(++posts, real) : real();
+      void reply.then(
+        (r) => {
+          res.writeHead(r.status, { "content-type": "application/json" });
+          res.end(JSON.stringify(r.body));
+        },
+        () => {
+          res.writeHead(502);
+          res.end();
+        },
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
 
 /** The suite, for a fleet on the given HSM platform (a test file per platform runs it). */
 export function vaultCliSuite(platform: Platform): void {
@@ -333,6 +386,80 @@ export function vaultCliSuite(platform: Platform): void {
       );
       expect(short.code).toBe(1);
       expect(short.stderr).toMatch(/at least 4/);
+    });
+  });
+
+  describe("the operator's host front end speaks only for itself", () => {
+    const through = async (fe: string, user: string, out: string, pin: string) => {
+      const token = (await bkv(["dev", "token", "--dir", dev.dir, "--user", user])).stdout.trim();
+      const trust = join(dev.dir, "trust.json");
+      return bkv(
+        ["vault", "recover", "--vault", fe, "--token", token, "--trust", trust, "--user", user, "--out", out],
+        pin,
+      );
+    };
+
+    it("an unsealed WRONG_PIN or NO_RECORD is no verdict: exit 5, the host named, no guess used", async () => {
+      const keyFile = join(work, "fred.key");
+      await bkv(["key", "new", "--out", keyFile]);
+      expect(
+        (await bkv(["vault", "register", "--dev", dev.dir, "--user", "fred", "--key", keyFile], "1357\n"))
+          .code,
+      ).toBe(0);
+      for (const [status, body] of [
+        [400, { code: "WRONG_PIN", message: "no", guessesRemaining: 0 }],
+        [404, { code: "NO_RECORD", message: "gone" }],
+      ] as const) {
+        const fe = await frontEnd(dev.url, async () => ({ status, body }));
+        try {
+          const out = join(work, "fred-out.key");
+          const r = await through(fe.url, "fred", out, "1357\n");
+          expect(r.code).toBe(5);
+          expect(r.stderr).toContain(
+            `no verdict from the vault: the host at ${fe.url} said "${body.message}"`,
+          );
+          expect(r.stderr).not.toMatch(/wrong PIN|guess(es)? remaining|destroyed/);
+          expect(existsSync(out)).toBe(false);
+        } finally {
+          await fe.close();
+        }
+      }
+      // The HSM never saw a guess: all of them are left.
+      const ok = await bkv(
+        ["vault", "recover", "--dev", dev.dir, "--user", "fred", "--out", join(work, "fred2.key"), "--json"],
+        "1357\n",
+      );
+      expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, guessesRemaining: 3 });
+    });
+
+    it("a KE2 answer stripped of its bundle: the login is finished (count reset), exit 6 says so", async () => {
+      const keyFile = join(work, "gina.key");
+      await bkv(["key", "new", "--out", keyFile]);
+      expect(
+        (await bkv(["vault", "register", "--dev", dev.dir, "--user", "gina", "--key", keyFile], "2468\n"))
+          .code,
+      ).toBe(0);
+      const fe = await frontEnd(dev.url, async (n, real) => {
+        const r = await real();
+        if (n !== 1) return r;
+        const { bundle: _b, ...stripped } = r.body;
+        return { status: r.status, body: stripped };
+      });
+      const out = join(work, "gina-out.key");
+      try {
+        const r = await through(fe.url, "gina", out, "2468\n");
+        expect(r.code).toBe(6);
+        expect(r.stderr).toMatch(/BUNDLE_MISSING/);
+        expect(r.stderr).toMatch(/the login was finished .*the PIN was right \(the guess count is reset\)/);
+        expect(r.stderr).not.toMatch(/before sending anything/);
+        expect(existsSync(out)).toBe(false);
+      } finally {
+        await fe.close();
+      }
+      // The right PIN's guess did not stay spent: a wrong PIN finds limit - 1 = 2 left.
+      const w = await bkv(["vault", "recover", "--dev", dev.dir, "--user", "gina", "--out", out], "0000\n");
+      expect(w.code).toBe(3);
+      expect(w.stderr).toMatch(/2 guesses remaining/);
     });
   });
 

@@ -1,12 +1,13 @@
 /**
  * Setting up a local fleet's folder (used by `bkv fleet create` and `bkv dev`): the test vendor
  * root, the measured core, each node's HSM command for its platform, and the genesis ceremony,
- * whose evidence is kept in DIR/evidence.bin.
+ * whose evidence is kept in DIR/evidence.bin (and the operator's own record of the messages it
+ * passed, no part of the evidence, in DIR/ceremony-log.json).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { type CeremonyResult, createFleet, type FleetCreated } from "@bkv/host";
+import { type CeremonyResult, createFleet, type FleetCreated, type FleetParameters } from "@bkv/host";
 import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
 import { UsageError } from "./args.js";
 import { devPaths } from "./dev-files.js";
@@ -61,11 +62,15 @@ export function ensureVendorRoot(dir: string): void {
   if (!existsSync(p.vendorRootKey)) writeVendorRoot(newVendorRoot(), p.vendorRootKey, p.vendorRootPub);
 }
 
-/** Run the genesis ceremony for nodes 1..count of a folder; keep fleet.json and evidence.bin. */
+/**
+ * Run the genesis ceremony for nodes 1..count of a folder; keep fleet.json, evidence.bin and
+ * ceremony-log.json. params: the guess limit and where the fleet is published (namespace, epoch,
+ * the log's raw Ed25519 key), which genesis freezes.
+ */
 export async function createDevFleet(
   dir: string,
   count: number,
-  guessLimit: number,
+  params: FleetParameters,
   platform: PlatformName,
 ): Promise<DevFleet> {
   const p = devPaths(dir);
@@ -82,9 +87,10 @@ export async function createDevFleet(
       hsmCommand: hsmCommand(dir, k + 1, platform),
       storagePath: join(p.hostDir(k + 1), "vault.sqlite"),
     })),
-    guessLimit,
+    params,
   );
   writeFileSync(p.evidence, result.evidence);
+  writeFileSync(join(p.dir, "ceremony-log.json"), `${JSON.stringify(result.ceremonyLog, null, 2)}\n`);
   const fleet: DevFleet = { ...result.fleet, platform };
   writeFileSync(p.fleetJson, `${JSON.stringify(fleet, null, 2)}\n`);
   return fleet;

@@ -17,13 +17,16 @@ import { vaultCommand } from "./commands/vault.js";
 const USAGE = `usage: bkv <command> [options]
 
   dev [--dir DIR] [--port PORT] [--nodes N] [--latency MS] [--guess-limit G] [--platform software|pkcs11]
+      [--namespace NS]                   (a new folder's fleet is frozen to NS, default bkv-dev, epoch 1)
                                          run a local fleet (default 5 nodes; ready line: JSON on stdout)
   dev status --dir DIR [--json]          each node's role, term, commit index, leader, process ids
   dev kill|start --dir DIR --node I      SIGKILL node I's host and HSM / start it again from its files
   dev partition --dir DIR --node I       cut node I off from the others; dev heal --dir DIR undoes it
   dev token --dir DIR --user U           print a development bearer token for U
-  fleet create --dir DIR [--nodes N] [--guess-limit G] [--platform P]
-                                         provision a fleet's folder and run the genesis ceremony
+  fleet create --dir DIR --log-key VKEY [--namespace NS] [--epoch E] [--nodes N] [--guess-limit G] [--platform P]
+                                         provision a fleet's folder and run the genesis ceremony; the
+                                         fleet counter-signs only bundles of namespace NS (default
+                                         bkv-dev) and epoch E (default 1) signed by the log key VKEY
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
   measure [--source DIR] [--out FILE]    build the HSM core reproducibly and print its measurement
   audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID] [--json]

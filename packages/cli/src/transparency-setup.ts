@@ -134,9 +134,14 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
   const artifactPath = join(p.dir, "artifact.bin");
   // The artifact is made once: its validity window must not move between runs.
   if (!existsSync(artifactPath)) {
+    // The namespace and epoch are the statement's: genesis froze them (and the log key).
+    if (st.namespace !== info.namespace || st.epoch !== info.epoch) {
+      throw new BkvError(
+        ErrorCode.Invalid,
+        `the fleet is frozen to namespace ${st.namespace} epoch ${st.epoch}, not ${info.namespace} epoch ${info.epoch}`,
+      );
+    }
     const artifact = artifactFromStatement(st, {
-      namespace: info.namespace,
-      epoch: info.epoch,
       notBefore: st.time - 5 * 60 * 1000,
       notAfter: st.time + VALIDITY_MS,
     });

@@ -179,14 +179,12 @@ const DAY = 86_400_000;
 export const NOT_BEFORE = Date.UTC(2025, 0, 1);
 
 export function artifactOf(f: TestFleet, namespace: string, epoch: number): Uint8Array {
-  return encodeArtifact(
-    artifactFromStatement(f.statement, {
-      namespace,
-      epoch,
-      notBefore: NOT_BEFORE,
-      notAfter: NOT_BEFORE + 365 * DAY,
-    }),
-  );
+  return encodeArtifact({
+    // The statement's own namespace and epoch (genesis froze them), replaced by what this test logs.
+    ...artifactFromStatement(f.statement, { notBefore: NOT_BEFORE, notAfter: NOT_BEFORE + 365 * DAY }),
+    namespace,
+    epoch,
+  });
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString("base64");

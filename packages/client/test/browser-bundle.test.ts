@@ -39,7 +39,8 @@ interface BrowserSdk {
     id: Uint8Array,
     k: Uint8Array,
   ): Promise<unknown>;
-  unwrapWithPrf(prf: Uint8Array, wrap: unknown, user: string): Promise<Uint8Array>;
+  unwrapWithPrf(prf: Uint8Array, wrap: unknown, user: string, keyId: Uint8Array): Promise<Uint8Array>;
+  backupKeyId(k: Uint8Array): Promise<Uint8Array>;
   newPasskeySalt(): Uint8Array;
 }
 
@@ -70,6 +71,8 @@ describe("browser SDK bundle", () => {
       "VaultClient",
       "enrollPasskey",
       "recoverWithPasskey",
+      "AnswerBundleError",
+      "decodeBackupHeader",
       "verifyBundle",
       "encryptBytes",
       "decryptBytes",
@@ -100,6 +103,9 @@ describe("browser SDK bundle", () => {
     const prf = crypto.getRandomValues(new Uint8Array(32));
     const id = crypto.getRandomValues(new Uint8Array(16));
     const wrap = await sdk.wrapWithPrf(prf, sdk.newPasskeySalt(), "alice", id, key);
-    expect(await sdk.unwrapWithPrf(prf, wrap, "alice")).toEqual(key);
+    expect(await sdk.unwrapWithPrf(prf, wrap, "alice", await sdk.backupKeyId(key))).toEqual(key);
+    await expect(
+      sdk.unwrapWithPrf(prf, wrap, "alice", await sdk.backupKeyId(sdk.generateBackupKey())),
+    ).rejects.toMatchObject({ code: "WRONG_KEY" });
   });
 });

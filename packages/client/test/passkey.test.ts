@@ -1,6 +1,12 @@
-import { BkvError, ErrorCode, fromBase64Url, toBase64Url } from "@bkv/wire";
+import { BkvError, concatBytes, ErrorCode, fromBase64Url, toBase64Url, utf8 } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
-import { generateBackupKey } from "../src/backup/index.js";
+import {
+  BACKUP_HEADER_SIZE,
+  backupKeyId,
+  decodeBackupHeader,
+  encryptBytes,
+  generateBackupKey,
+} from "../src/backup/index.js";
 import {
   derivePasskeyKek,
   enrollPasskey,
@@ -115,8 +121,10 @@ describe("passkey wrap (pure crypto)", () => {
     const K = generateBackupKey();
     const salt = newPasskeySalt();
     const wrap = await wrapWithPrf(prf, salt, user, credentialId, K, { label: "laptop" });
+    const kid = await backupKeyId(K);
     expect(wrap).toMatchObject({
-      version: 1,
+      version: 2,
+      keyId: toBase64Url(kid),
       user,
       label: "laptop",
       credentialId: toBase64Url(credentialId),
@@ -124,10 +132,10 @@ describe("passkey wrap (pure crypto)", () => {
     expect(fromBase64Url(wrap.salt)).toEqual(salt);
     expect(fromBase64Url(wrap.wrappedKey).length).toBe(12 + 32 + 16);
     expect(parsePasskeyWrap(JSON.parse(JSON.stringify(wrap)))).toEqual(wrap);
-    expect(await unwrapWithPrf(prf, wrap, user)).toEqual(K);
+    expect(await unwrapWithPrf(prf, wrap, user, kid)).toEqual(K);
     // The credential id may be given as base64url too.
     const wrap2 = await wrapWithPrf(prf, salt, user, toBase64Url(credentialId), K);
-    expect(await unwrapWithPrf(prf, wrap2, user)).toEqual(K);
+    expect(await unwrapWithPrf(prf, wrap2, user, kid)).toEqual(K);
   });
 
   it("binds the KEK to PRF output, salt, user and credential id", async () => {
@@ -157,7 +165,7 @@ describe("passkey wrap (pure crypto)", () => {
       ["tampered tag", prf, { ...wrap, wrappedKey: flipBit(wrap.wrappedKey, 59) }, user],
     ];
     for (const [what, p, w, u] of cases) {
-      const e = await rejection(unwrapWithPrf(p, w, u));
+      const e = await rejection(unwrapWithPrf(p, w, u, await backupKeyId(K)));
       expect(e.code, what).toBe(ErrorCode.WrongKey);
     }
   });
@@ -165,7 +173,9 @@ describe("passkey wrap (pure crypto)", () => {
   it("refuses malformed wraps (MALFORMED)", async () => {
     const wrap = await wrapWithPrf(prf, newPasskeySalt(), user, credentialId, generateBackupKey());
     const bad: unknown[] = [
-      { ...wrap, version: 2 },
+      { ...wrap, version: 3 },
+      { ...wrap, keyId: toBase64Url(new Uint8Array(7)) },
+      { ...wrap, keyId: undefined },
       { ...wrap, salt: toBase64Url(new Uint8Array(16)) },
       { ...wrap, wrappedKey: toBase64Url(new Uint8Array(59)) },
       { ...wrap, credentialId: "" },
@@ -173,7 +183,7 @@ describe("passkey wrap (pure crypto)", () => {
       null,
     ];
     for (const b of bad) {
-      const e = await rejection(unwrapWithPrf(prf, b as PasskeyWrap, user));
+      const e = await rejection(unwrapWithPrf(prf, b as PasskeyWrap, user, new Uint8Array(8)));
       expect(e.code).toBe(ErrorCode.Malformed);
     }
     expect(() => parsePasskeyWrap({ ...wrap, createdAt: "now" })).toThrow(BkvError);
@@ -198,7 +208,13 @@ describe("passkey enrollment and recovery (fake authenticator)", () => {
     expect(auth.getCalls.length).toBe(0);
     expect(wrap.user).toBe("alice");
     expect(wrap.label).toBe("phone");
-    const got = await recoverWithPasskey({ user: "alice", wraps: [wrap], rp, credentials: auth });
+    const got = await recoverWithPasskey({
+      user: "alice",
+      wraps: [wrap],
+      keyId: await backupKeyId(K),
+      rp,
+      credentials: auth,
+    });
     expect(got.backupKey).toEqual(K);
     expect(got.credentialId).toBe(wrap.credentialId);
     expect(auth.getCalls[0]?.publicKey?.rpId).toBe("example.com");
@@ -211,7 +227,12 @@ describe("passkey enrollment and recovery (fake authenticator)", () => {
     expect(auth.getCalls.length).toBe(1);
     const allow = auth.getCalls[0]?.publicKey?.allowCredentials ?? [];
     expect(allow.map((c) => toBase64Url(new Uint8Array(c.id as ArrayBuffer)))).toEqual([wrap.credentialId]);
-    const { backupKey } = await recoverWithPasskey({ user: "alice", wraps: [wrap], credentials: auth });
+    const { backupKey } = await recoverWithPasskey({
+      user: "alice",
+      wraps: [wrap],
+      keyId: await backupKeyId(K),
+      credentials: auth,
+    });
     expect(backupKey).toEqual(K);
   });
 
@@ -239,7 +260,13 @@ describe("passkey enrollment and recovery (fake authenticator)", () => {
       const a = auth.secrets.has(w.credentialId) ? auth : other;
       a.pick = w.credentialId;
       a.getCalls = [];
-      const got = await recoverWithPasskey({ user: "alice", wraps, rp, credentials: a });
+      const got = await recoverWithPasskey({
+        user: "alice",
+        wraps,
+        keyId: await backupKeyId(K),
+        rp,
+        credentials: a,
+      });
       expect(got.backupKey).toEqual(K);
       expect(got.credentialId).toBe(w.credentialId);
       // One assertion offering every credential, each with the PRF input of its own salt.
@@ -261,17 +288,25 @@ describe("passkey enrollment and recovery (fake authenticator)", () => {
     const K = generateBackupKey();
     const wrap = await enrollPasskey({ user: "alice", rp, backupKey: K, credentials: auth });
 
-    expect((await rejection(recoverWithPasskey({ user: "alice", wraps: [], credentials: auth }))).code).toBe(
-      ErrorCode.Invalid,
-    );
+    expect(
+      (
+        await rejection(
+          recoverWithPasskey({ user: "alice", wraps: [], keyId: await backupKeyId(K), credentials: auth }),
+        )
+      ).code,
+    ).toBe(ErrorCode.Invalid);
     // Wraps of another user do not count.
     expect(
-      (await rejection(recoverWithPasskey({ user: "bob", wraps: [wrap], credentials: auth }))).code,
+      (
+        await rejection(
+          recoverWithPasskey({ user: "bob", wraps: [wrap], keyId: await backupKeyId(K), credentials: auth }),
+        )
+      ).code,
     ).toBe(ErrorCode.Invalid);
 
     auth.cancel = true;
     const cancelled = await rejection(
-      recoverWithPasskey({ user: "alice", wraps: [wrap], credentials: auth }),
+      recoverWithPasskey({ user: "alice", wraps: [wrap], keyId: await backupKeyId(K), credentials: auth }),
     );
     expect(cancelled.code).toBe(ErrorCode.Forbidden);
     expect(cancelled.message).toBe("the passkey was not used");
@@ -281,16 +316,157 @@ describe("passkey enrollment and recovery (fake authenticator)", () => {
 
     const tampered = { ...wrap, wrappedKey: flipBit(wrap.wrappedKey) };
     expect(
-      (await rejection(recoverWithPasskey({ user: "alice", wraps: [tampered], credentials: auth }))).code,
+      (
+        await rejection(
+          recoverWithPasskey({
+            user: "alice",
+            wraps: [tampered],
+            keyId: await backupKeyId(K),
+            credentials: auth,
+          }),
+        )
+      ).code,
     ).toBe(ErrorCode.WrongKey);
     const otherSalt = { ...wrap, salt: toBase64Url(newPasskeySalt()) };
     expect(
-      (await rejection(recoverWithPasskey({ user: "alice", wraps: [otherSalt], credentials: auth }))).code,
+      (
+        await rejection(
+          recoverWithPasskey({
+            user: "alice",
+            wraps: [otherSalt],
+            keyId: await backupKeyId(K),
+            credentials: auth,
+          }),
+        )
+      ).code,
     ).toBe(ErrorCode.WrongKey);
   });
 
   it("says WebAuthn is unavailable where navigator.credentials is missing", async () => {
     const e = await rejection(enrollPasskey({ user: "alice", rp, backupKey: generateBackupKey() }));
     expect(e.code).toBe(ErrorCode.Unavailable);
+  });
+});
+
+describe("passkey wraps are bound to the key they wrap", () => {
+  /** The key id a restoring client reads from the backup it restores. */
+  async function headerKeyId(K: Uint8Array): Promise<Uint8Array> {
+    const backup = await encryptBytes(K, utf8("chats"));
+    return decodeBackupHeader(backup.subarray(0, BACKUP_HEADER_SIZE)).keyId;
+  }
+
+  it("an old wrap served after K was rotated is refused (WRONG_KEY) before the passkey is used", async () => {
+    const auth = new FakeAuthenticator("results");
+    const K1 = generateBackupKey();
+    const old = await enrollPasskey({ user: "alice", rp, backupKey: K1, credentials: auth });
+    // K is rotated: new backups are made with K2, and the passkey is enrolled again for K2.
+    const K2 = generateBackupKey();
+    const current = await enrollPasskey({ user: "alice", rp, backupKey: K2, credentials: auth });
+    const keyId = await headerKeyId(K2);
+
+    // Storage serves only the old wrap: refused by name, no WebAuthn prompt.
+    const e = await rejection(
+      recoverWithPasskey({ user: "alice", wraps: [old], keyId, rp, credentials: auth }),
+    );
+    expect(e.code).toBe(ErrorCode.WrongKey);
+    expect(e.message).toMatch(/another backup key .* before the key was rotated/);
+    expect(auth.getCalls.length).toBe(0);
+
+    // Storage rewrites the old wrap's keyId to the current one: the associated data catches it.
+    auth.pick = old.credentialId;
+    const relabelled = { ...old, keyId: current.keyId };
+    const e2 = await rejection(
+      recoverWithPasskey({ user: "alice", wraps: [relabelled], keyId, rp, credentials: auth }),
+    );
+    expect(e2.code).toBe(ErrorCode.WrongKey);
+    auth.pick = undefined;
+
+    // Old and current wraps together: only the current one is offered, and it gives K2.
+    auth.getCalls = [];
+    const got = await recoverWithPasskey({
+      user: "alice",
+      wraps: [old, current],
+      keyId,
+      rp,
+      credentials: auth,
+    });
+    expect(got.backupKey).toEqual(K2);
+    const offered = auth.getCalls[0]?.publicKey?.allowCredentials ?? [];
+    expect(offered.map((c) => toBase64Url(new Uint8Array(c.id as ArrayBuffer)))).toEqual([
+      current.credentialId,
+    ]);
+
+    // The pure unwrap refuses the old wrap for the new backup too, even with the right PRF output.
+    expect((await rejection(unwrapWithPrf(new Uint8Array(32), old, "alice", keyId))).code).toBe(
+      ErrorCode.WrongKey,
+    );
+  });
+
+  it("refuses version 1 wraps (they name no key) by name", async () => {
+    const K = generateBackupKey();
+    const wrap = await wrapWithPrf(
+      new Uint8Array(32).fill(1),
+      newPasskeySalt(),
+      "alice",
+      new Uint8Array(16),
+      K,
+    );
+    const { keyId: _k, ...v1 } = { ...wrap, version: 1 };
+    for (const f of [
+      async (): Promise<unknown> => parsePasskeyWrap(v1),
+      () =>
+        recoverWithPasskey({
+          user: "alice",
+          wraps: [v1 as unknown as PasskeyWrap],
+          keyId: new Uint8Array(8),
+        }),
+    ]) {
+      const e = await rejection(Promise.resolve().then(() => f()));
+      expect(e.code).toBe(ErrorCode.Invalid);
+      expect(e.message).toMatch(/version 1 passkey wrap .* add the passkey again/);
+    }
+  });
+
+  it("a wrap whose named key id is not its K's is refused after opening (WRONG_KEY)", async () => {
+    // A faulty or hostile wrapper: K sealed under associated data that names another key id.
+    const prf = crypto.getRandomValues(new Uint8Array(32));
+    const salt = newPasskeySalt();
+    const credentialId = crypto.getRandomValues(new Uint8Array(16));
+    const K = generateBackupKey();
+    const claimed = new Uint8Array(8).fill(0xab);
+    const kek = await derivePasskeyKek(prf, salt, "alice", credentialId);
+    const key = await crypto.subtle.importKey("raw", kek as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "encrypt",
+    ]);
+    const nonce = crypto.getRandomValues(new Uint8Array(12));
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, 5);
+    const aad = concatBytes(
+      utf8("bkv passkey wrap v1"),
+      Uint8Array.of(0, 2),
+      len,
+      utf8("alice"),
+      claimed,
+      credentialId,
+    );
+    const ct = new Uint8Array(
+      await crypto.subtle.encrypt(
+        { name: "AES-GCM", iv: nonce, additionalData: aad as Uint8Array<ArrayBuffer> },
+        key,
+        K as Uint8Array<ArrayBuffer>,
+      ),
+    );
+    const wrap: PasskeyWrap = {
+      version: 2,
+      credentialId: toBase64Url(credentialId),
+      salt: toBase64Url(salt),
+      keyId: toBase64Url(claimed),
+      wrappedKey: toBase64Url(concatBytes(nonce, ct)),
+      user: "alice",
+      createdAt: 0,
+    };
+    const e = await rejection(unwrapWithPrf(prf, wrap, "alice", claimed));
+    expect(e.code).toBe(ErrorCode.WrongKey);
+    expect(e.message).toMatch(/not the one it names/);
   });
 });

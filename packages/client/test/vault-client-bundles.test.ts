@@ -3,9 +3,15 @@
  * from a verified bundle, sends nothing when the bundle fails, and refuses an answer that comes
  * without a bundle or with a (valid) bundle vouching for another fleet than the one it sealed to.
  */
-import { memoryCheckpointStore, VaultClient, type VaultReply, type VaultTransport } from "@bkv/client";
+import {
+  AnswerBundleError,
+  memoryCheckpointStore,
+  VaultClient,
+  type VaultReply,
+  type VaultTransport,
+} from "@bkv/client";
 import { SimFleet } from "@bkv/sim";
-import { type BundleJson, ErrorCode, isBkvError } from "@bkv/wire";
+import { BkvError, type BundleJson, ErrorCode, isBkvError } from "@bkv/wire";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NOW, world } from "./bundle-world.js";
 
@@ -92,5 +98,112 @@ describe("the vault client with trust pins", () => {
     const swapped = transport(mine, (r) => ({ ...r, bundle: other }));
     expect(await code(client("dee", w.pins, swapped).register("1234", KEY))).toBe(ErrorCode.Untrusted);
     expect(swapped.sent).toBe(1);
+  });
+});
+
+async function failure(p: Promise<unknown>): Promise<BkvError> {
+  const e = await p.then(
+    () => new Error("expected a failure"),
+    (err: unknown) => err,
+  );
+  if (!(e instanceof BkvError)) throw e;
+  return e;
+}
+
+/**
+ * The operator's front end strips the bundle from (or swaps it on) chosen answers: `bad` holds the
+ * numbers (1-based, counted over this transport's life) of the answers it spoils.
+ */
+function spoiling(
+  mine: BundleJson,
+  spoil: (r: VaultReply) => VaultReply = (r) => ({ response: r.response }),
+) {
+  const bad = new Set<number>();
+  let n = 0;
+  const t = transport(mine, (r) => (bad.has(++n) ? spoil(r) : { ...r, bundle: mine }));
+  return { t, bad };
+}
+
+describe("a check between KE2 and KE3 never spends a guess", () => {
+  it("a KE2 answer stripped of its bundle: the right PIN still finishes (count reset), then the bundle error", async () => {
+    const { w, mine } = await setup();
+    const { t, bad } = spoiling(mine);
+    const c = client("fay", w.pins, t);
+    await c.register("1234", KEY); // answers 1, 2
+    bad.add(3); // the KE2 of the next login
+    const e = await failure(c.recover("1234"));
+    expect(e).toBeInstanceOf(AnswerBundleError);
+    expect(e.code).toBe(ErrorCode.BundleMissing);
+    expect(e.message).toMatch(/the login was finished .*the PIN was right \(the guess count is reset\)/);
+    expect((e as AnswerBundleError).verdict).toBeUndefined();
+    expect(t.sent).toBe(4); // KE3 went out
+    // The right PIN's guess did not stay spent: a wrong PIN now finds limit - 1 left, not limit - 2.
+    const wrong = await failure(c.recover("0000"));
+    expect([wrong.code, wrong.guessesRemaining]).toEqual([ErrorCode.WrongPin, 9]);
+    // And a second stripped right PIN resets it again.
+    bad.add(7);
+    expect(await code(c.recover("1234"))).toBe(ErrorCode.BundleMissing);
+    expect((await failure(c.recover("0000"))).guessesRemaining).toBe(9);
+    expect((await c.recover("1234")).backupKey).toEqual(KEY);
+  });
+
+  it("a wrong PIN with a stripped KE2: the HSM's sealed verdict is reported with the bundle error", async () => {
+    const { w, mine } = await setup();
+    const { t, bad } = spoiling(mine);
+    const c = client("gus", w.pins, t);
+    await c.register("1234", KEY);
+    bad.add(3);
+    const e = await failure(c.recover("9999"));
+    expect(e).toBeInstanceOf(AnswerBundleError);
+    expect(e.code).toBe(ErrorCode.BundleMissing);
+    expect((e as AnswerBundleError).verdict?.code).toBe(ErrorCode.WrongPin);
+    expect(e.guessesRemaining).toBe(9);
+    expect(e.message).toMatch(/the PIN was wrong \(9 guesses remaining\)/);
+    expect((await c.recover("1234")).backupKey).toEqual(KEY);
+  });
+
+  it("a KE2 answer whose valid bundle vouches for another fleet, or a stripped KE3 answer: finished first", async () => {
+    const { w, mine, other } = await setup();
+    const swapped = spoiling(mine, (r) => ({ ...r, bundle: other }));
+    const c = client("hal", w.pins, swapped.t);
+    await c.register("1234", KEY);
+    swapped.bad.add(3);
+    const e = await failure(c.recover("1234"));
+    expect(e).toBeInstanceOf(AnswerBundleError);
+    expect(e.code).toBe(ErrorCode.Untrusted);
+    expect(swapped.t.sent).toBe(4);
+    expect((await failure(c.recover("0000"))).guessesRemaining).toBe(9);
+
+    // The KE3 answer stripped: the login is done; K is not returned, the count is reset.
+    const { t, bad } = spoiling(mine);
+    const d = client("hal", w.pins, t);
+    bad.add(2);
+    const late = await failure(d.recover("1234"));
+    expect(late).toBeInstanceOf(AnswerBundleError);
+    expect(late.code).toBe(ErrorCode.BundleMissing);
+    expect((await failure(d.recover("0000"))).guessesRemaining).toBe(9);
+  });
+
+  it("delete with a stripped KE2 answer finishes and says the record is deleted", async () => {
+    const { w, mine } = await setup();
+    const { t, bad } = spoiling(mine);
+    const c = client("ida", w.pins, t);
+    await c.register("1234", KEY);
+    bad.add(3);
+    const e = await failure(c.delete("1234"));
+    expect(e).toBeInstanceOf(AnswerBundleError);
+    expect(e.message).toMatch(/the record is deleted/);
+    expect(await code(c.recover("1234"))).toBe(ErrorCode.NoRecord);
+  });
+
+  it("a registration whose first answer is stripped stops before the record is sent", async () => {
+    const { w, mine } = await setup();
+    const { t, bad } = spoiling(mine);
+    bad.add(1);
+    const e = await failure(client("jan", w.pins, t).register("1234", KEY));
+    expect(e).toBeInstanceOf(AnswerBundleError);
+    expect(e.message).toMatch(/no record was sent/);
+    expect(t.sent).toBe(1);
+    expect(await code(client("jan", w.pins, t).recover("1234"))).toBe(ErrorCode.NoRecord);
   });
 });

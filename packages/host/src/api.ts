@@ -65,6 +65,10 @@ const BUNDLE = {
     countersignature: B64,
     inclusionProof: { type: "array", items: B64 },
     checkpoint: { type: "string" },
+    evidence: {
+      ...B64,
+      description: "The fleet's evidence (GET /v1/bundle only; its SHA-256 is evidenceDigest).",
+    },
     consistency: {
       type: "object",
       required: ["from", "proof"],
@@ -379,7 +383,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         return send(reply, 404, ErrorCode.Invalid, "this fleet is not published in a transparency log");
       let bundle: BundleJson | null;
       try {
-        bundle = await deps.bundles.current(seenSize(req.query.from));
+        bundle = await deps.bundles.current(seenSize(req.query.from), { evidence: true });
       } catch (e) {
         return send(reply, 503, ErrorCode.Unavailable, (e as Error).message);
       }

@@ -1,11 +1,15 @@
 /**
  * The host's copy of its fleet's validation bundle. It follows the transparency log (GET /bundle
  * for the fleet's namespace and epoch), has its own HSM counter-sign each new log signature, and
- * hands the bundle out with every vault response. It also fetches, and caches, the consistency
+ * hands the bundle out with every vault response. It also fetches the fleet's evidence from the log
+ * (GET /evidence/<hex digest>, checked against the entry's evidenceDigest) and adds it to the bundle
+ * that GET /v1/bundle serves, so a client can verify a fleet it has not verified before; vault
+ * answers carry the bundle without it. It also fetches, and caches, the consistency
  * proofs clients ask for (from the largest checkpoint they have seen to the bundle's). The host is
  * untrusted here too: clients verify everything it hands out.
  */
-import { BkvError, type BundleJson, ErrorCode } from "@bkv/wire";
+import { createHash } from "node:crypto";
+import { BkvError, type BundleJson, ErrorCode, toHex } from "@bkv/wire";
 import type { HsmLink } from "./hsm-link.js";
 import type { Logger } from "./logger.js";
 
@@ -19,7 +23,10 @@ export interface TransparencyConfig {
 }
 
 /** What the log's GET /bundle answers: the bundle before the fleet counter-signs it. */
-type LogBundleAnswer = Omit<BundleJson, "countersignature" | "consistency">;
+type LogBundleAnswer = Omit<BundleJson, "countersignature" | "consistency" | "evidence">;
+
+/** The most evidence bytes the host fetches (9 members' statement and signatures fit easily). */
+const MAX_EVIDENCE_BYTES = 48 * 1024;
 
 function b64(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, "base64"));
@@ -34,6 +41,8 @@ function checkpointSize(note: string): number {
 
 export class BundleKeeper {
   private bundle: (BundleJson & { size: number }) | null = null;
+  /** The fleet's evidence (base64) and its SHA-256 (base64), once fetched and checked. */
+  private evidence: { digest: string; base64: string } | null = null;
   private signed: { logSignature: string; artifact: string; countersignature: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
@@ -77,6 +86,9 @@ export class BundleKeeper {
           countersignature: Buffer.from(r.envelope).toString("base64"),
         };
       }
+      if (this.evidence?.digest !== b.evidenceDigest) {
+        this.evidence = { digest: b.evidenceDigest, base64: await this.fetchEvidence(b.evidenceDigest) };
+      }
       this.bundle = {
         namespace: b.namespace,
         epoch: b.epoch,
@@ -87,6 +99,7 @@ export class BundleKeeper {
         countersignature: this.signed.countersignature,
         inclusionProof: b.inclusionProof,
         checkpoint: b.checkpoint,
+        evidence: this.evidence.base64,
         size: checkpointSize(b.checkpoint),
       };
     } catch (e) {
@@ -97,15 +110,31 @@ export class BundleKeeper {
     }
   }
 
+  /** The evidence the log entry names (base64), whose SHA-256 must be the entry's evidenceDigest. */
+  private async fetchEvidence(digestB64: string): Promise<string> {
+    const want = b64(digestB64);
+    if (want.length !== 32) throw new Error("the log's evidence digest is not 32 bytes");
+    const res = await fetch(`${this.base}/evidence/${toHex(want)}`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`the log has no evidence for the entry (${res.status})`);
+    const body = new Uint8Array(await res.arrayBuffer());
+    if (body.length > MAX_EVIDENCE_BYTES)
+      throw new Error(`the log's evidence is ${body.length} bytes, too big`);
+    const got = createHash("sha256").update(body).digest();
+    if (!got.equals(want)) throw new Error("the log's evidence does not match the entry's evidenceDigest");
+    return Buffer.from(body).toString("base64");
+  }
+
   /**
-   * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked.
+   * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked,
+   * and with the fleet's evidence only if asked (GET /v1/bundle; vault answers leave it out).
    * Never fetches the bundle on a client's request: at most it waits for the first fetch to finish.
    */
-  async current(from: number | null): Promise<BundleJson | null> {
+  async current(from: number | null, o: { evidence?: boolean } = {}): Promise<BundleJson | null> {
     if (this.bundle === null && this.refreshing !== null) await this.refreshing;
     const b = this.bundle;
     if (b === null) return null;
-    const { size, ...json } = b;
+    const { size, evidence, ...rest } = b;
+    const json: BundleJson = o.evidence === true ? { ...rest, evidence } : rest;
     if (from === null || from <= 0 || from >= size) return json;
     return { ...json, consistency: { from, proof: await this.consistency(from, size) } };
   }

@@ -10,9 +10,13 @@
  *      the measurement, the policy and that the statement is exactly what its sealed entry implies,
  *      records "joiner of fleet X" in its NVRAM and signs the statement;
  *   4. each member receives all signatures, checks them, and only then stores the genesis entry.
- * The result is the fleet's evidence: the statement, every signature and the transcript (the
- * digest of every message, in order). Afterwards no key exists that could add a member, change the
- * policy or change the code. Every HSM takes part in one genesis in its life: one that refused, or
+ * The operator names where the fleet is published: the namespace, the fleet's epoch in it and the
+ * transparency log's raw Ed25519 key. Genesis freezes them: the fleet counter-signs only bundles of
+ * that namespace and epoch that this log signed.
+ * The result is the fleet's evidence: the statement and every member's signature over it. The
+ * ceremony log (the digest of every message passed, in order) is the operator's own record, unsigned
+ * by any HSM and no part of the evidence. Afterwards no key exists that could add a member, change
+ * the policy or change the code. Every HSM takes part in one genesis in its life: one that refused, or
  * was restarted, part way is spent (a new HSM, or wiped NVRAM, which means a new identity).
  */
 
@@ -22,7 +26,7 @@ import {
   encodeEvidence,
   encodeHostToHsm,
   type FleetEvidence,
-  type TranscriptStep,
+  type HostToHsm,
   toHex,
 } from "@bkv/wire";
 import { HsmProcess } from "./hsm-process.js";
@@ -38,6 +42,10 @@ export interface CeremonyMember {
 
 export interface FleetCreated {
   fleetId: string;
+  /** Where the fleet is published, frozen at genesis (logKey: the log's raw Ed25519 key, hex). */
+  namespace: string;
+  epoch: number;
+  logKey: string;
   vaultPublicKey: string;
   fleetSigningKey: string;
   measurement: string;
@@ -46,20 +54,43 @@ export interface FleetCreated {
   members: { node: number; signKey: string; agreeKey: string; platform: string }[];
 }
 
+/** One message the ceremony passed: which, to or from which node, and its SHA-256 (hex). */
+export interface CeremonyLogStep {
+  step: string;
+  node: number;
+  digest: string;
+}
+
 export interface CeremonyResult {
   fleet: FleetCreated;
-  /** The encoded FleetEvidence (canonical bytes). */
+  /** The encoded FleetEvidence (canonical bytes): the statement and every member's signature. */
   evidence: Uint8Array;
+  /** The operator's own record of the ceremony (not evidence: no HSM signed it). */
+  ceremonyLog: CeremonyLogStep[];
+}
+
+/** What the operator brings to genesis besides the members. */
+export interface FleetParameters {
+  guessLimit: number;
+  /** The deployment's namespace in the transparency log. */
+  namespace: string;
+  /** The fleet's epoch in that namespace. */
+  epoch: number;
+  /** The transparency log's raw Ed25519 key (32 bytes), the key of its bundle signatures. */
+  logKey: Uint8Array;
 }
 
 const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
-export async function createFleet(members: CeremonyMember[], guessLimit: number): Promise<CeremonyResult> {
+export async function createFleet(
+  members: CeremonyMember[],
+  params: FleetParameters,
+): Promise<CeremonyResult> {
   const storages = members.map((m) => new HostStorage(m.storagePath));
   const hsms: HsmProcess[] = [];
-  const transcript: TranscriptStep[] = [];
+  const ceremonyLog: CeremonyLogStep[] = [];
   const record = (step: string, node: number, bytes: Uint8Array) =>
-    transcript.push({ step, node, digest: digest(bytes) });
+    ceremonyLog.push({ step, node, digest: toHex(digest(bytes)) });
   try {
     for (const [i, s] of storages.entries()) {
       const stored = s.load();
@@ -80,7 +111,15 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
       record("attestation", m.node, b.identity);
       record("challenge", m.node, b.challenge);
     }
-    const create = { type: "genesis-create" as const, members: attestations, challenges, guessLimit };
+    const create: HostToHsm = {
+      type: "genesis-create",
+      members: attestations,
+      challenges,
+      guessLimit: params.guessLimit,
+      namespace: params.namespace,
+      epoch: params.epoch,
+      logKey: params.logKey,
+    };
     record("genesis-create", members[0]!.node, encodeHostToHsm(create));
     hsms[0]!.send(create);
     const { statement, packages } = await hsms[0]!.next("genesis-packages");
@@ -103,10 +142,13 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
       record("joined", members[i]!.node, b.fleetId);
     }
     const s = decodeStatement(statement);
-    const evidence: FleetEvidence = { statement, signatures, transcript };
+    const evidence: FleetEvidence = { statement, signatures };
     return {
       fleet: {
         fleetId: toHex(s.fleetId),
+        namespace: s.namespace,
+        epoch: s.epoch,
+        logKey: toHex(s.logKey),
         vaultPublicKey: toHex(s.vaultPublicKey),
         fleetSigningKey: toHex(s.fleetSigningKey),
         measurement: toHex(s.measurement),
@@ -120,6 +162,7 @@ export async function createFleet(members: CeremonyMember[], guessLimit: number)
         })),
       },
       evidence: encodeEvidence(evidence),
+      ceremonyLog,
     };
   } finally {
     await Promise.all(hsms.map((h) => h.stop()));

@@ -1,7 +1,14 @@
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
 export { BundleKeeper, type TransparencyConfig } from "./bundle-keeper.js";
-export { type CeremonyMember, type CeremonyResult, createFleet, type FleetCreated } from "./ceremony.js";
+export {
+  type CeremonyLogStep,
+  type CeremonyMember,
+  type CeremonyResult,
+  createFleet,
+  type FleetCreated,
+  type FleetParameters,
+} from "./ceremony.js";
 export { DEFAULT_RATE_LIMITS, type HostConfig, loadHostConfig } from "./config.js";
 export { type RunningHost, startHost } from "./host.js";
 export { type HostKey, hostPublicKey, readHostKey, writeNewHostKey } from "./host-key.js";

@@ -4,7 +4,10 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, type HostConfig, type RunningHost, startHost } from "@bkv/host";
-import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+import { ed25519PublicKeyOf, newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+
+/** The log key a one-node test vault is frozen to (its seed is TEST_LOG_SEED, for tests that sign as the log). */
+export const TEST_LOG_SEED = new Uint8Array(32).fill(0x42);
 
 const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
 
@@ -17,10 +20,12 @@ export function testHsmCommand(dir: string): string[] {
 }
 
 export async function startOneNodeVault(config: HostConfig, guessLimit = 10): Promise<RunningHost> {
-  await createFleet(
-    [{ node: 1, hsmCommand: config.hsmCommand, storagePath: config.storagePath }],
+  await createFleet([{ node: 1, hsmCommand: config.hsmCommand, storagePath: config.storagePath }], {
     guessLimit,
-  );
+    namespace: "bkv-test",
+    epoch: 1,
+    logKey: ed25519PublicKeyOf(TEST_LOG_SEED),
+  });
   const host = await startHost(config);
   for (let i = 0; i < 200; i++) {
     const h = (await (await fetch(`${host.url}/v1/health`)).json()) as { role?: string };

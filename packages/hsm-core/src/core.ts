@@ -26,11 +26,14 @@ import {
   decodeHostToHsm,
   decodeVaultRequest,
   ErrorCode,
+  ed25519SignatureProblem,
   encodeHsmToHost,
   type FleetArtifact,
   GENESIS_CHALLENGE_LENGTH,
   type HostToHsm,
   type HsmToHost,
+  logBundleMessage,
+  MAX_ARTIFACT_VALIDITY_MS,
   type SealedEntry,
   type VaultResult,
 } from "@bkv/wire";
@@ -40,6 +43,7 @@ import {
   checkChallenges,
   checkGuessLimit,
   checkMembers,
+  checkPublication,
   checkSignatures,
   decodePackage,
   spentMessage,
@@ -194,7 +198,7 @@ export class HsmCore {
         await this.boot(m.snapshot, m.entries);
         break;
       case "genesis-create":
-        await this.genesisCreate(m.members, m.challenges, m.guessLimit);
+        await this.genesisCreate(m);
         return;
       case "genesis-join":
         await this.genesisJoin(m.package, m.statement);
@@ -423,11 +427,8 @@ export class HsmCore {
     await this.platform.nvramWrite(encodeNvram(this.nv));
   }
 
-  private async genesisCreate(
-    members: Uint8Array[],
-    challenges: Uint8Array[],
-    guessLimit: number,
-  ): Promise<void> {
+  private async genesisCreate(m: HostToHsm & { type: "genesis-create" }): Promise<void> {
+    const { members, challenges, guessLimit, namespace, epoch, logKey } = m;
     if (this.spentFor(null)) return;
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
@@ -435,6 +436,7 @@ export class HsmCore {
     let attestations: Attestation[];
     try {
       checkGuessLimit(guessLimit);
+      checkPublication(namespace, epoch, logKey);
       attestations = checkMembers(crypto, this.platform.vendorRoots(), this.platform.measurement(), members);
       checkChallenges(challenges, members.length);
     } catch (e) {
@@ -459,6 +461,9 @@ export class HsmCore {
       attestations,
       creator,
       guessLimit,
+      namespace,
+      epoch,
+      logKey,
       fleetId,
       fleetSigningSeed,
       hpke: kp,
@@ -517,31 +522,62 @@ export class HsmCore {
   }
 
   /**
-   * Counter-sign a validation bundle. The log signed (namespace, epoch, SHA-256(artifact)); the
-   * fleet signs those signature bytes, but only for an artifact that describes this very fleet:
-   * its id, keys, members, measurement and policy as frozen at genesis. Refusing changes nothing.
+   * Counter-sign a validation bundle, only for what this fleet vouches for: an artifact that
+   * describes this very fleet (id, keys, members, measurement, policy, and the namespace and epoch
+   * frozen at genesis), whose validity window is at most MAX_ARTIFACT_VALIDITY_MS, and that the log
+   * key frozen at genesis signed (the log's signature over logBundleMessage). The fleet then signs
+   * countersignMessage(namespace, epoch, SHA-256(artifact), log signature). Refusing changes nothing.
    */
   private countersign(tag: number, artifactBytes: Uint8Array, logSignature: Uint8Array): void {
     const g = this.m?.genesis;
-    const refuse = (code: string, message: string) =>
-      this.send({ type: "countersignature", tag, ok: false, code, message });
-    if (this.phase !== "member" || g === undefined)
-      return refuse(ErrorCode.Unavailable, "not a fleet member");
-    if (logSignature.length !== 64) return refuse(ErrorCode.Malformed, "a log signature is 64 bytes");
+    const refuse = (message: string) =>
+      this.send({ type: "countersignature", tag, ok: false, code: ErrorCode.CountersignRefused, message });
+    if (this.phase !== "member" || g === undefined) {
+      this.send({
+        type: "countersignature",
+        tag,
+        ok: false,
+        code: ErrorCode.Unavailable,
+        message: "not a fleet member",
+      });
+      return;
+    }
     let artifact: FleetArtifact;
     try {
       artifact = decodeArtifact(artifactBytes);
     } catch (e) {
-      return refuse(ErrorCode.Malformed, (e as Error).message);
+      return refuse(`the artifact does not decode: ${(e as Error).message}`);
+    }
+    if (artifact.namespace !== g.namespace) {
+      return refuse(
+        `the artifact is for namespace ${JSON.stringify(artifact.namespace)}, not this fleet's ${JSON.stringify(g.namespace)}`,
+      );
+    }
+    if (artifact.epoch !== g.epoch) {
+      return refuse(`the artifact is for epoch ${artifact.epoch}, not this fleet's epoch ${g.epoch}`);
     }
     const wrong = artifactMismatches(artifact, statementOf(g));
     if (wrong.length > 0) {
+      return refuse(`the artifact does not describe this fleet: ${wrong.join(", ")} differ`);
+    }
+    if (artifact.notAfter - artifact.notBefore > MAX_ARTIFACT_VALIDITY_MS) {
       return refuse(
-        ErrorCode.Invalid,
-        `the artifact does not describe this fleet: ${wrong.join(", ")} differ`,
+        `the artifact's validity window is ${artifact.notAfter - artifact.notBefore} ms, longer than the ${MAX_ARTIFACT_VALIDITY_MS} ms allowed`,
       );
     }
-    const signature = this.platform.crypto.ed25519Sign(g.fleetSigningSeed, countersignMessage(logSignature));
+    const crypto = this.platform.crypto;
+    const artifactDigest = crypto.sha256(artifactBytes);
+    const problem = ed25519SignatureProblem(logSignature);
+    if (problem !== null) return refuse(`the log's signature is not strict: ${problem}`);
+    if (
+      !crypto.ed25519Verify(g.logKey, logBundleMessage(g.namespace, g.epoch, artifactDigest), logSignature)
+    ) {
+      return refuse("the log's signature does not verify under the log key frozen at genesis");
+    }
+    const signature = crypto.ed25519Sign(
+      g.fleetSigningSeed,
+      countersignMessage({ namespace: g.namespace, epoch: g.epoch, artifactDigest, logSignature }),
+    );
     this.send({ type: "countersignature", tag, ok: true, signature });
   }
 

@@ -2,7 +2,9 @@
  * The HSM's cryptographic part of the genesis ceremony (the checks are in genesis.ts; the core
  * keeps the bookkeeping: phase, NVRAM, the one-genesis rule): the creator makes the genesis entry
  * with the fleet's secrets and seals it to each member, with that member's challenge in the
- * package; a member opens its own package and checks that it describes a fleet it may join.
+ * package; a member opens its own package and checks that it describes a fleet it may join (its
+ * members' keys strict, its code, its policy, where it is published) and that the statement it is
+ * asked to sign is exactly the one the entry implies.
  */
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
@@ -10,6 +12,7 @@ import {
   checkGenesisEntry,
   checkGuessLimit,
   checkMembers,
+  checkPublication,
   checkStatement,
   encodePackage,
   type GenesisPackage,
@@ -30,6 +33,10 @@ export interface NewFleet {
   /** This HSM's member number. */
   creator: number;
   guessLimit: number;
+  /** Where the fleet is published (already checked: checkPublication). */
+  namespace: string;
+  epoch: number;
+  logKey: Uint8Array;
   fleetId: Uint8Array;
   fleetSigningSeed: Uint8Array;
   hpke: { privateKey: Uint8Array; publicKey: Uint8Array };
@@ -44,6 +51,9 @@ export async function sealFleet(
   const crypto = platform.crypto;
   const genesis: Genesis = {
     fleetId: f.fleetId,
+    namespace: f.namespace,
+    epoch: f.epoch,
+    logKey: f.logKey,
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
@@ -118,6 +128,7 @@ export async function openPackage(
   if (op.op !== "genesis") throw new BkvError(ErrorCode.Invalid, "not a genesis entry");
   const genesis = op.genesis;
   checkGuessLimit(genesis.guessLimit);
+  checkPublication(genesis.namespace, genesis.epoch, genesis.logKey);
   if (!bytesEqual(genesis.measurement, platform.measurement())) {
     throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");
   }

@@ -24,9 +24,14 @@ import {
   decodeAttestation,
   decodeStatement,
   ErrorCode,
+  ed25519PointProblem,
+  ed25519SignatureProblem,
   encodeStatement,
   GENESIS_CHALLENGE_LENGTH,
   type GenesisStatement,
+  LOG_KEY_LENGTH,
+  MAX_NAMESPACE_BYTES,
+  p256PointProblem,
   quorumOf,
   Reader,
   toHex,
@@ -45,7 +50,10 @@ export function allowedFleetSize(n: number): boolean {
 
 /**
  * Check the members of a fleet to be: each attestation decodes, is signed by a vendor root this HSM
- * trusts, and attests the same measurement as this HSM's own; no key appears twice.
+ * trusts, and attests the same measurement as this HSM's own; every key is strict (the signing key
+ * a canonical Ed25519 point not of small order, the vendor's signature canonical, the agreement key
+ * a P-256 point on the curve), so no key stands for two members and no signature is made by no one;
+ * no key appears twice.
  */
 export function checkMembers(
   crypto: HsmCrypto,
@@ -59,6 +67,8 @@ export function checkMembers(
       `a fleet has an odd number of members from 1 to 9, not ${members.length}`,
     );
   }
+  // A root that is no strict point vouches for nothing (a small-order key "verifies" forgeries).
+  const roots = vendorRoots.filter((r) => ed25519PointProblem(r) === null);
   const out: Attestation[] = [];
   for (const [i, bytes] of members.entries()) {
     let a: Attestation;
@@ -70,11 +80,29 @@ export function checkMembers(
         `member ${i + 1}: attestation does not decode: ${(e as Error).message}`,
       );
     }
+    const sigProblem = ed25519SignatureProblem(a.signature);
+    if (sigProblem !== null) {
+      throw new BkvError(
+        ErrorCode.Attestation,
+        `member ${i + 1}: the vendor root's signature is not strict: ${sigProblem}`,
+      );
+    }
     const signed = attestationSignedBytes(a);
-    if (!vendorRoots.some((root) => crypto.ed25519Verify(root, signed, a.signature))) {
+    if (!roots.some((root) => crypto.ed25519Verify(root, signed, a.signature))) {
       throw new BkvError(
         ErrorCode.Attestation,
         `member ${i + 1}: attestation is not signed by a trusted vendor root`,
+      );
+    }
+    const keyProblem = ed25519PointProblem(a.signKey);
+    if (keyProblem !== null) {
+      throw new BkvError(ErrorCode.Attestation, `member ${i + 1}: its signing key is ${keyProblem}`);
+    }
+    const agreeProblem = p256PointProblem(a.agreeKey);
+    if (agreeProblem !== null) {
+      throw new BkvError(
+        ErrorCode.Attestation,
+        `member ${i + 1}: its agreement key is invalid: ${agreeProblem}`,
       );
     }
     if (!bytesEqual(a.measurement, ownMeasurement)) {
@@ -90,10 +118,38 @@ export function checkMembers(
   return out;
 }
 
+/**
+ * Where the fleet is published, as genesis freezes it: a namespace of 1 to MAX_NAMESPACE_BYTES
+ * bytes, an epoch (u32) and the log's raw Ed25519 key, a strict point.
+ */
+export function checkPublication(namespace: string, epoch: number, logKey: Uint8Array): void {
+  const bytes = utf8(namespace).length;
+  if (bytes < 1 || bytes > MAX_NAMESPACE_BYTES) {
+    throw new BkvError(
+      ErrorCode.Invalid,
+      `the namespace must be 1 to ${MAX_NAMESPACE_BYTES} bytes of UTF-8, not ${bytes}`,
+    );
+  }
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > 0xffffffff) {
+    throw new BkvError(ErrorCode.Invalid, `bad epoch ${epoch}`);
+  }
+  if (logKey.length !== LOG_KEY_LENGTH) {
+    throw new BkvError(
+      ErrorCode.Invalid,
+      `the log key is a raw Ed25519 key of ${LOG_KEY_LENGTH} bytes, not ${logKey.length}`,
+    );
+  }
+  const problem = ed25519PointProblem(logKey);
+  if (problem !== null) throw new BkvError(ErrorCode.Invalid, `the log key is ${problem}`);
+}
+
 /** The statement a genesis entry implies: what every member signs. */
 export function statementOf(g: Genesis): GenesisStatement {
   return {
     fleetId: g.fleetId,
+    namespace: g.namespace,
+    epoch: g.epoch,
+    logKey: g.logKey,
     members: g.members.map((m) => decodeAttestation(m)),
     challenges: g.challenges,
     measurement: g.measurement,
@@ -149,6 +205,13 @@ export function checkSignatures(
     );
   }
   for (const [i, m] of members.entries()) {
+    const problem = ed25519SignatureProblem(signatures[i]!);
+    if (problem !== null) {
+      throw new BkvError(
+        ErrorCode.Signature,
+        `member ${i + 1}'s signature over the genesis statement is not strict: ${problem}`,
+      );
+    }
     if (!crypto.ed25519Verify(m.signKey, statement, signatures[i]!)) {
       throw new BkvError(
         ErrorCode.Signature,
@@ -179,6 +242,16 @@ export function checkStatement(expected: GenesisStatement, given: Uint8Array): v
     throw new BkvError(
       ErrorCode.Measurement,
       "the statement's measurement differs from the sealed genesis entry",
+    );
+  }
+  const where: string[] = [];
+  if (s.namespace !== expected.namespace) where.push("namespace");
+  if (s.epoch !== expected.epoch) where.push("epoch");
+  if (!bytesEqual(s.logKey, expected.logKey)) where.push("log key");
+  if (where.length > 0) {
+    throw new BkvError(
+      ErrorCode.Invalid,
+      `the statement's ${where.join(", ")} differ from the sealed genesis entry`,
     );
   }
   throw new BkvError(ErrorCode.Invalid, "the genesis statement differs from the sealed genesis entry");

@@ -6,6 +6,8 @@
 import {
   check,
   GENESIS_CHALLENGE_LENGTH,
+  LOG_KEY_LENGTH,
+  MAX_NAMESPACE_BYTES,
   REQUEST_ID_BYTES,
   Reader,
   SESSION_ID_BYTES,
@@ -16,6 +18,14 @@ import {
 export interface Genesis {
   /** Random id of the fleet, fixed at its creation. */
   fleetId: Uint8Array;
+  /**
+   * Where the fleet is published, frozen for its life: the deployment's namespace in the
+   * transparency log, the fleet's epoch there, and the log's raw Ed25519 key. The fleet counter-signs
+   * only bundles of this namespace and epoch that this key signed.
+   */
+  namespace: string;
+  epoch: number;
+  logKey: Uint8Array;
   /** Members' attestations (encoded, @bkv/wire); node i is members[i - 1]. Frozen for the fleet's life. */
   members: Uint8Array[];
   /** challenges[i]: member i + 1's genesis challenge (fresh at its boot, in the statement it signs). */
@@ -94,6 +104,9 @@ export function writeOp(w: Writer, o: Op): void {
   switch (o.op) {
     case "genesis":
       w.fixed(o.genesis.fleetId)
+        .string(o.genesis.namespace)
+        .u32(o.genesis.epoch)
+        .fixed(o.genesis.logKey)
         .list(o.genesis.members, (w, m) => {
           w.bytes(m);
         })
@@ -137,6 +150,9 @@ export function readOp(r: Reader): Op {
         op: "genesis",
         genesis: {
           fleetId: r.fixed(16, "fleet id"),
+          namespace: r.string("namespace", MAX_NAMESPACE_BYTES),
+          epoch: r.u32("epoch"),
+          logKey: r.fixed(LOG_KEY_LENGTH, "log key"),
           members: r.list("members", 9, (r) => r.bytes("member attestation", 4096)),
           challenges: r.list("challenges", 9, (r) => r.fixed(GENESIS_CHALLENGE_LENGTH, "challenge")),
           measurement: r.fixed(32, "measurement"),

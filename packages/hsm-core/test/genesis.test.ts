@@ -2,7 +2,10 @@
  * The genesis ceremony as the operator would attack it, refused by the HSMs themselves: a member
  * with a forged attestation, a member running other code, a raised guess limit, a missing member
  * signature, another fleet's signatures, the same HSMs asked into a second fleet, a member restarted
- * part way, a saved package replayed. A refusing HSM stores nothing (no persist, NVRAM as before).
+ * part way, a saved package replayed, weak member keys (small-order or non-canonical Ed25519 keys, one
+ * key under two encodings, a vendor signature made by no one, a P-256 key off the curve), and where
+ * the fleet is published (namespace, epoch, log key) changed or invalid. A refusing HSM stores
+ * nothing (no persist, NVRAM as before).
  */
 
 import {
@@ -16,18 +19,28 @@ import {
   statementOf,
 } from "@bkv/hsm-core";
 import {
+  attest,
+  ed25519PublicKeyOf,
+  ed25519SignWith,
   type MemoryHsm,
   type MemoryPlatformOptions,
   memoryPlatform,
   newMemoryHsm,
+  newP256PrivateKey,
   newVendorRoot,
+  p256Identity,
   TEST_MEASUREMENT,
+  TEST_VENDOR,
 } from "@bkv/hsm-software";
 import {
+  type AttestationBody,
+  attestationSignedBytes,
   decodeAttestation,
   decodeHsmToHost,
   decodeStatement,
+  ED25519_L,
   ErrorCode,
+  encodeAttestation,
   encodeHostToHsm as encodeHostToHsmFrame,
   encodeStatement,
   type HostToHsm,
@@ -97,6 +110,10 @@ class Hsm {
   }
 }
 
+/** The transparency log's key that these fleets are published under. */
+const LOG_SEED = new Uint8Array(32).fill(0x42);
+const LOG_KEY = ed25519PublicKeyOf(LOG_SEED);
+
 /** The genesis-create frame for these HSMs, with each one's attestation and challenge. */
 function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis-create" } {
   return {
@@ -104,7 +121,58 @@ function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis
     members: hsms.map((h) => h.attestation),
     challenges: hsms.map((h) => h.challenge),
     guessLimit,
+    namespace: "bkv-test",
+    epoch: 1,
+    logKey: LOG_KEY,
   };
+}
+
+/** Little-endian 32 bytes of v. */
+function le32(v: bigint): Uint8Array {
+  const b = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) {
+    b[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return b;
+}
+
+const P25519 = (1n << 255n) - 19n;
+/** The identity point (order 1) and a point of order 8: keys for which forged signatures "verify". */
+const IDENTITY = le32(1n);
+const ORDER_8 = le32(0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n);
+
+/** A genuine P-256 agreement key of no member. */
+function p256Key(): Uint8Array {
+  return p256Identity(newP256PrivateKey()).publicKey;
+}
+
+/** An attestation signed by the test vendor root (which every memory HSM trusts) for these keys. */
+function attested(signKey: Uint8Array, agreeKey: Uint8Array = p256Key()): Uint8Array {
+  return attest(TEST_VENDOR, body(signKey, agreeKey));
+}
+
+function body(signKey: Uint8Array, agreeKey: Uint8Array): AttestationBody {
+  return {
+    platform: "memory",
+    vendor: "bkv test vendor root: in-memory HSM for tests",
+    signKey,
+    agreeKey,
+    measurement: TEST_MEASUREMENT,
+    properties: [],
+  };
+}
+
+/** Genesis with these attestations as members 2 and 3 (member 1 the creator): refused by name, nothing stored. */
+async function refusedMembers(m2: Uint8Array, m3: Uint8Array, code: string, words: string[]) {
+  const hsms = await fleetOf(3);
+  const frame = createFrame(hsms);
+  const f = await hsms[0]!.send({ ...frame, members: [frame.members[0]!, m2, m3] });
+  const r = refusal(f);
+  expect(r.code, r.message).toBe(code);
+  for (const w of words) expect(r.message).toContain(w);
+  expect(hsms[0]!.storedNothing()).toBe(true);
+  expect(hsms[0]!.frames.some((x) => x.type === "genesis-packages")).toBe(false);
 }
 
 function refusal(f: HsmToHost): { code: string; message: string } {
@@ -154,6 +222,9 @@ async function evilPackages(
   const seed = new Uint8Array(32).fill(7);
   const g = change({
     fleetId: new Uint8Array(16).fill(9),
+    namespace: "bkv-test",
+    epoch: 1,
+    logKey: LOG_KEY,
     members,
     challenges,
     measurement: TEST_MEASUREMENT,
@@ -306,6 +377,21 @@ describe("genesis ceremony", () => {
     expect(refusal(g).code).toBe(ErrorCode.Signature);
     expect(refusal(g).message).toContain("member 3");
     expect(hsms[1]!.persisted()).toBe(false);
+  });
+
+  it("does not store the fleet with a member's signature under a second encoding (S + L)", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const sigs = await joinAll(hsms, created);
+    let s = 0n;
+    for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sigs[2]![i]!);
+    const malleable = sigs[2]!.slice();
+    malleable.set(le32(s + ED25519_L), 32);
+    const f = await hsms[0]!.send({ type: "genesis-finish", signatures: [sigs[0]!, sigs[1]!, malleable] });
+    expect(refusal(f).code).toBe(ErrorCode.Signature);
+    expect(refusal(f).message).toContain("member 3");
+    expect(refusal(f).message).toContain("not strict");
+    expect(hsms[0]!.persisted()).toBe(false);
   });
 
   it("refuses another fleet's signatures (evidence of an old fleet presented for a new one)", async () => {
@@ -472,10 +558,153 @@ describe("one genesis per HSM", () => {
       const h = await Hsm.start();
       const members = [h.attestation, ...frame.members.slice(1)];
       const mine = challenges === cases[0] ? challenges : [h.challenge, ...challenges.slice(1)];
-      const f = await h.send({ type: "genesis-create", members, challenges: mine, guessLimit: 10 });
+      const f = await h.send({ ...createFrame([h]), members, challenges: mine });
       expect(refusal(f).code).toBe(ErrorCode.GenesisChallenge);
       expect(h.storedNothing()).toBe(true);
     }
+  });
+});
+
+describe("strict member keys", () => {
+  it("refuses a member whose signing key has small order (forged statement signatures would verify)", async () => {
+    for (const key of [IDENTITY, ORDER_8]) {
+      await refusedMembers(
+        attested(IDENTITY === key ? ORDER_8 : IDENTITY),
+        attested(key),
+        ErrorCode.Attestation,
+        ["member 2", "small order"],
+      );
+    }
+  });
+
+  it("refuses one key under two encodings as two members (a non-canonical encoding)", async () => {
+    // y = 3 is a point; y + p fits in 255 bits: the same point, encoded twice.
+    const canonical = le32(3n);
+    const again = le32(3n + P25519);
+    expect(again).not.toEqual(canonical);
+    await refusedMembers(attested(canonical), attested(again), ErrorCode.Attestation, [
+      "member 3",
+      "non-canonical",
+    ]);
+    // The sign bit set on x = 0 (the identity's other encoding) is refused as well.
+    const negZero = IDENTITY.slice();
+    negZero[31]! |= 0x80;
+    const hsms = await fleetOf(2);
+    await refusedMembers(hsms[1]!.attestation, attested(negZero), ErrorCode.Attestation, ["member 3"]);
+  });
+
+  it("refuses a vendor signature that is not strict: R of small order under a small-order root, S not below L", async () => {
+    // An HSM that (wrongly) trusts a small-order "root": R = identity, S = 0 verifies for any message.
+    const hsms = await fleetOf(3, [{ vendorRoots: [TEST_VENDOR.publicKey, IDENTITY] }]);
+    const forgedSig = new Uint8Array(64);
+    forgedSig.set(IDENTITY, 0);
+    const forged = encodeAttestation({
+      ...body(decodeAttestation(hsms[2]!.attestation).signKey, p256Key()),
+      signature: forgedSig,
+    });
+    const frame = createFrame(hsms);
+    const f = await hsms[0]!.send({ ...frame, members: [frame.members[0]!, frame.members[1]!, forged] });
+    expect(refusal(f).code).toBe(ErrorCode.Attestation);
+    expect(refusal(f).message).toContain("member 3");
+    expect(hsms[0]!.storedNothing()).toBe(true);
+
+    // A genuine vendor signature with S + L: the same signature under a second encoding.
+    const other = await Hsm.start();
+    const b = body(decodeAttestation(other.attestation).signKey, p256Key());
+    const sig = ed25519SignWith(TEST_VENDOR.seed, attestationSignedBytes(b));
+    let s = 0n;
+    for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sig[i]!);
+    const malleable = sig.slice();
+    malleable.set(le32(s + ED25519_L), 32);
+    const twins = await fleetOf(2);
+    await refusedMembers(
+      twins[1]!.attestation,
+      encodeAttestation({ ...b, signature: malleable }),
+      ErrorCode.Attestation,
+      ["member 3", "not strict"],
+    );
+  });
+
+  it("refuses an agreement key that is not a P-256 point (off the curve, or a coordinate not below p)", async () => {
+    const good = p256Key();
+    const offCurve = good.slice();
+    offCurve[64]! ^= 1;
+    const bigX = good.slice();
+    bigX.fill(0xff, 1, 33);
+    for (const agreeKey of [offCurve, bigX]) {
+      const other = await Hsm.start();
+      const hsms = await fleetOf(2);
+      await refusedMembers(
+        hsms[1]!.attestation,
+        attested(decodeAttestation(other.attestation).signKey, agreeKey),
+        ErrorCode.Attestation,
+        ["member 3", "agreement key"],
+      );
+    }
+  });
+});
+
+describe("where the fleet is published", () => {
+  it("the statement names the namespace, the epoch and the log key of the genesis-create frame", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const st = decodeStatement(created.statement);
+    expect(st.namespace).toBe("bkv-test");
+    expect(st.epoch).toBe(1);
+    expect(st.logKey).toEqual(LOG_KEY);
+  });
+
+  it("refuses an empty or overlong namespace and a log key that is no strict Ed25519 point", async () => {
+    const cases: [Partial<HostToHsm & { type: "genesis-create" }>, string][] = [
+      [{ namespace: "" }, "namespace"],
+      [{ namespace: "n".repeat(256) }, "namespace"],
+      [{ logKey: IDENTITY }, "small order"],
+      [{ logKey: ORDER_8 }, "small order"],
+      [{ logKey: le32(3n + P25519) }, "non-canonical"],
+      [{ logKey: LOG_KEY.subarray(0, 31) }, "32 bytes"],
+    ];
+    for (const [change, words] of cases) {
+      const hsms = await fleetOf(1);
+      const f = await hsms[0]!.send({ ...createFrame(hsms), ...change });
+      expect(refusal(f).code).toBe(ErrorCode.Invalid);
+      expect(refusal(f).message).toContain(words);
+      expect(hsms[0]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a statement whose namespace, epoch or log key differ from its sealed entry", async () => {
+    const edits: [string, (st: ReturnType<typeof decodeStatement>) => Uint8Array][] = [
+      ["namespace", (st) => encodeStatement({ ...st, namespace: "elsewhere" })],
+      ["epoch", (st) => encodeStatement({ ...st, epoch: 2 })],
+      ["log key", (st) => encodeStatement({ ...st, logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(1)) })],
+    ];
+    for (const [what, edit] of edits) {
+      const hsms = await fleetOf(3);
+      const created = await create(hsms);
+      const statement = edit(decodeStatement(created.statement));
+      const j = await hsms[1]!.send({ type: "genesis-join", package: created.packages[1]!, statement });
+      expect(refusal(j).code).toBe(ErrorCode.Invalid);
+      expect(refusal(j).message).toContain(what);
+      expect(hsms[1]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a rogue creator's entry frozen to a log key that is no strict point", async () => {
+    const hsms = await fleetOf(3);
+    const evil = await evilPackages(
+      hsms[0]!,
+      hsms.map((h) => h.attestation),
+      hsms.map((h) => h.challenge),
+      (g) => ({ ...g, logKey: IDENTITY }),
+    );
+    const j = await hsms[1]!.send({
+      type: "genesis-join",
+      package: evil.packages[1]!,
+      statement: evil.statement,
+    });
+    expect(refusal(j).code).toBe(ErrorCode.Invalid);
+    expect(refusal(j).message).toContain("log key");
+    expect(hsms[1]!.storedNothing()).toBe(true);
   });
 });
 

@@ -9,7 +9,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HsmCore, type HsmPlatform } from "@bkv/hsm-core";
-import { memoryPlatform, newMemoryHsm, TEST_MEASUREMENT, TEST_VENDOR } from "@bkv/hsm-software";
+import {
+  ed25519PublicKeyOf,
+  memoryPlatform,
+  newMemoryHsm,
+  TEST_MEASUREMENT,
+  TEST_VENDOR,
+} from "@bkv/hsm-software";
 import {
   decodeHsmToHost,
   ErrorCode,
@@ -21,6 +27,13 @@ import {
 import { afterAll, describe, expect, it } from "vitest";
 import { type Pkcs11Platform, pkcs11Platform, provisionToken } from "../src/index.js";
 import { activeToken, find, pkcs11js } from "../src/token.js";
+
+/** Where these fleets are published (genesis freezes it): a namespace, an epoch and a log key. */
+const PUBLISHED = {
+  namespace: "bkv-test",
+  epoch: 1,
+  logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
+};
 
 const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 const dirs: string[] = [];
@@ -93,6 +106,7 @@ async function fleet() {
     members: ms.map((m) => m.booted.identity),
     challenges: ms.map((m) => m.booted.challenge),
     guessLimit: 10,
+    ...PUBLISHED,
   });
   if (created.type !== "genesis-packages") throw new Error(`create refused: ${JSON.stringify(created)}`);
   const signatures: Uint8Array[] = [];

@@ -18,8 +18,15 @@ import {
   type SealedEntry,
 } from "@bkv/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { newVendorRoot, softwarePlatform } from "../src/index.js";
+import { ed25519PublicKeyOf, newVendorRoot, softwarePlatform } from "../src/index.js";
 import { NvramFile } from "../src/nvram-file.js";
+
+/** Where these fleets are published (genesis freezes it): a namespace, an epoch and a log key. */
+const PUBLISHED = {
+  namespace: "bkv-test",
+  epoch: 1,
+  logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
+};
 
 const vendor = newVendorRoot();
 const measurement = new Uint8Array(createHash("sha256").update("bkv genesis files test core").digest());
@@ -89,6 +96,7 @@ async function createAndJoin(ms: Member[]) {
     members: ms.map((m) => m.booted.identity),
     challenges: ms.map((m) => m.booted.challenge),
     guessLimit: 10,
+    ...PUBLISHED,
   });
   if (created.type !== "genesis-packages") throw new Error(`create refused: ${JSON.stringify(created)}`);
   const signatures: Uint8Array[] = [];
@@ -174,6 +182,7 @@ describe("software platform: one genesis per HSM", () => {
       members: second.map((m) => m.booted.identity),
       challenges: second.map((m) => m.booted.challenge),
       guessLimit: 10,
+      ...PUBLISHED,
     });
     if (b.type !== "genesis-packages") throw new Error("the second fleet was not drafted");
     refused(
@@ -192,6 +201,7 @@ describe("software platform: one genesis per HSM", () => {
         members: again.map((m) => m.booted.identity),
         challenges: again.map((m) => m.booted.challenge),
         guessLimit: 10,
+        ...PUBLISHED,
       }),
       ErrorCode.GenesisSpent,
     );

@@ -15,7 +15,14 @@ import {
   PeerChannel,
   type PeerMessage,
 } from "@bkv/hsm-core";
-import { type MemoryHsm, type MemoryPlatformOptions, memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
+import {
+  ed25519PublicKeyOf,
+  ed25519SignWith,
+  type MemoryHsm,
+  type MemoryPlatformOptions,
+  memoryPlatform,
+  newMemoryHsm,
+} from "@bkv/hsm-software";
 import {
   BkvError,
   decodeHsmToHost,
@@ -24,7 +31,9 @@ import {
   encodeHostToHsm,
   type HostToHsm,
   type HsmToHost,
+  logBundleMessage,
   type SealedEntry,
+  utf8,
 } from "@bkv/wire";
 import { Prng } from "./prng.js";
 
@@ -197,7 +206,18 @@ export interface FleetOptions {
   platforms?: (Pick<MemoryPlatformOptions, "vendor" | "vendorRoots" | "measurement"> | undefined)[];
   /** Peer messages kept per link for replay (a uniform sample once more were sent; default 400). */
   recordPerLink?: number;
+  /** Where the fleet is published, frozen at genesis: namespace (default "bkv-sim") and epoch (default 1). */
+  namespace?: string;
+  epoch?: number;
+  /**
+   * The Ed25519 seed of the stand-in transparency log whose key genesis freezes (default: a fixed
+   * seed, so that a seed's simulation draws the same randomness as before). logSign signs with it.
+   */
+  logSeed?: Uint8Array;
 }
+
+/** The stand-in log's key unless a test brings its own (fixed: it draws nothing from the seed). */
+const DEFAULT_LOG_SEED = sha256(utf8("bkv simulator transparency log"));
 
 /** Called on every NVRAM write of a node, with the record before and after. */
 export type NvramWatcher = (n: SimNode, before: NvramState | null, after: NvramState) => void;
@@ -213,6 +233,11 @@ export class SimFleet {
   autoDeliver: boolean;
   /** The fleet's deployment evidence, from its genesis ceremony. */
   evidence: Uint8Array = new Uint8Array(0);
+  /** Where the fleet is published (frozen at genesis) and the stand-in log's raw Ed25519 key. */
+  readonly namespace: string;
+  readonly epoch: number;
+  readonly logKey: Uint8Array;
+  private readonly logSeed: Uint8Array;
   /** Peer messages sent and not yet delivered (when autoDeliver is off). */
   inflight: PeerPacket[] = [];
   /**
@@ -239,9 +264,21 @@ export class SimFleet {
     hookLabels();
     this.time = options.startTime ?? Date.now();
     this.autoDeliver = options.autoDeliver ?? true;
+    this.namespace = options.namespace ?? "bkv-sim";
+    this.epoch = options.epoch ?? 1;
+    this.logSeed = options.logSeed ?? DEFAULT_LOG_SEED;
+    this.logKey = ed25519PublicKeyOf(this.logSeed);
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, this.rng.fork()));
     const side = new Prng(((options.seed ?? 1) ^ 0x6368616c) >>> 0);
     for (const n of this.nodes) n.bootRandom = side.fork();
+  }
+
+  /**
+   * The stand-in log's bundle signature over an artifact (encoded) in a namespace and epoch
+   * (default: the fleet's own), as the transparency log would sign it.
+   */
+  logSign(artifact: Uint8Array, namespace = this.namespace, epoch = this.epoch): Uint8Array {
+    return ed25519SignWith(this.logSeed, logBundleMessage(namespace, epoch, sha256(artifact)));
   }
 
   node(i: number): SimNode {
@@ -558,6 +595,9 @@ export class SimFleet {
       members,
       challenges,
       guessLimit: options.guessLimit ?? 10,
+      namespace: f.namespace,
+      epoch: f.epoch,
+      logKey: f.logKey,
     });
     const created = creator.packages;
     if (created === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);
@@ -571,18 +611,7 @@ export class SimFleet {
       if (n.signature === null) throw new Error(`node ${n.id} refused to sign: ${JSON.stringify(n.booted)}`);
       signatures.push(n.signature);
     }
-    f.evidence = encodeEvidence({
-      statement: created.statement,
-      signatures,
-      transcript: [
-        ...members.flatMap((m, k) => [
-          { step: "attestation", node: k + 1, digest: sha256(m) },
-          { step: "challenge", node: k + 1, digest: sha256(challenges[k]!) },
-        ]),
-        { step: "statement", node: 1, digest: sha256(created.statement) },
-        ...signatures.map((sig, k) => ({ step: "signature", node: k + 1, digest: sha256(sig) })),
-      ],
-    });
+    f.evidence = encodeEvidence({ statement: created.statement, signatures });
     for (const n of f.nodes) {
       await f.deliverFrame(n, { type: "genesis-finish", signatures });
       await f.settle();

@@ -5,8 +5,10 @@
 // recoverWithPasskey). localStorage holds only the largest log checkpoint seen. The demo server gets
 // ciphertext, the file's metadata and passkey wraps (useless without the passkey).
 import {
+  BACKUP_HEADER_SIZE,
   backupDecryptStream,
   backupEncryptStream,
+  decodeBackupHeader,
   enrollPasskey,
   generateBackupKey,
   httpTransport,
@@ -54,6 +56,10 @@ function fail(text) {
 /** What went wrong, for people: by error code, never with secrets (messages carry none). */
 function explain(e, what) {
   const code = typeof e?.code === "string" ? e.code : "";
+  // A bundle on one of the vault's answers failed after the (sealed) login had been sent: the SDK
+  // finished it first, and says what the vault did.
+  if (typeof e?.outcome === "string")
+    return `The keys that came with the vault's answer could not be verified (${e.bundleError?.code ?? code}); ${e.outcome}. Details: ${e.bundleError?.message ?? e.message}.`;
   if (code.startsWith("BUNDLE_"))
     return `The vault's keys could not be verified (${code}); nothing was sent. Details: ${e.message}.`;
   switch (code) {
@@ -62,12 +68,16 @@ function explain(e, what) {
     case "NO_RECORD":
       return "There is no PIN record for this user: never registered, deleted, or destroyed after too many wrong PINs.";
     case "UNAVAILABLE":
-      return `The vault is unavailable right now; no guess was used. Try again later. (${e.message})`;
+      return `The vault is unavailable right now. Try again later. (${e.message})`;
     case "RATE_LIMITED":
       return "Too many requests; wait a little and try again.";
+    case "HOST_ERROR":
+      // An unsealed answer from a host: never a verdict on the PIN or the record.
+      return `The vault's host refused the request; that says nothing about your PIN. (${e.message})`;
     case "FORBIDDEN":
       return `Not allowed: ${e.message}`;
     case "WRONG_KEY":
+      return `${what} failed: ${e.message} (WRONG_KEY).`;
     case "AUTHENTICATION":
     case "TRUNCATED":
     case "MALFORMED":
@@ -359,11 +369,46 @@ function renderPasskeys(wraps) {
   );
 }
 
-/** The user's passkey wraps from storage, checked (the storage is untrusted). */
+/**
+ * The user's passkey wraps from storage, checked (the storage is untrusted). Wraps of an older
+ * version, which do not name the key they hold, are left out (INVALID); `old` counts them.
+ */
 async function loadWraps(user) {
-  const wraps = await getJson(user, "passkeys.json", []);
-  if (!Array.isArray(wraps)) throw new Error("passkeys.json in storage is not a list");
-  return wraps.map((w) => parsePasskeyWrap(w));
+  const stored = await getJson(user, "passkeys.json", []);
+  if (!Array.isArray(stored)) throw new Error("passkeys.json in storage is not a list");
+  const wraps = [];
+  let old = 0;
+  for (const w of stored) {
+    try {
+      wraps.push(parsePasskeyWrap(w));
+    } catch (e) {
+      if (e?.code !== "INVALID") throw e;
+      old++;
+    }
+  }
+  return { wraps, old };
+}
+
+/** The key id in the header of the user's stored backup: the K a passkey must give back. */
+async function storedBackupKeyId(user) {
+  const res = await storageFetch(user, "backup.bkv");
+  if (!res.ok || res.body === null) throw await storageError(res, "cannot download the backup");
+  const reader = res.body.getReader();
+  const head = new Uint8Array(BACKUP_HEADER_SIZE);
+  let got = 0;
+  try {
+    while (got < head.length) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const n = Math.min(value.length, head.length - got);
+      head.set(value.subarray(0, n), got);
+      got += n;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  if (got < head.length) throw new Error("the stored backup is too short to be a backup");
+  return decodeBackupHeader(head).keyId;
 }
 
 async function addPasskey() {
@@ -377,7 +422,8 @@ async function addPasskey() {
     backupKey,
     ...(label === "" ? {} : { label }),
   });
-  const wraps = await loadWraps(user);
+  // Only wraps of this backup's key stay beside the new one.
+  const wraps = (await loadWraps(user)).wraps.filter((w) => w.keyId === wrap.keyId);
   wraps.push(wrap);
   await putJson(user, "passkeys.json", wraps);
   renderPasskeys(wraps);
@@ -439,7 +485,9 @@ async function recoverWithPin() {
   try {
     ({ backupKey: key } = await vaultFor(user).recover(pin));
   } catch (e) {
-    if (e?.code === "WRONG_PIN") showLocked(user, e.guessesRemaining === 0);
+    // The HSM's sealed verdict, also when a bundle problem is reported after a finished login.
+    const verdict = e?.verdict ?? e;
+    if (verdict?.code === "WRONG_PIN") showLocked(user, verdict.guessesRemaining === 0);
     if (e?.code === "NO_RECORD") {
       const destroyed = lockedUsers.has(user) || /destroyed/.test(e.message ?? "");
       showLocked(user, destroyed);
@@ -463,11 +511,17 @@ async function recoverWithPin() {
 
 async function recoverPasskey() {
   const user = userFrom($("restore-user"));
-  const wraps = await loadWraps(user);
+  const { wraps, old } = await loadWraps(user);
+  if (wraps.length === 0 && old > 0)
+    throw new Error(
+      `${user}'s passkeys were added by an older version of this page, whose wraps do not name the key they hold: recover with the PIN, then add the passkey again.`,
+    );
   if (wraps.length === 0)
     throw new Error(`No passkey protects ${user}'s backup: recover with the PIN instead.`);
+  // The passkey must give back the key of the backup being restored, not one an old wrap holds.
+  const keyId = await storedBackupKeyId(user);
   say("Follow your browser's prompt to use your passkey…", false);
-  const { backupKey: key } = await recoverWithPasskey({ user, wraps });
+  const { backupKey: key } = await recoverWithPasskey({ user, wraps, keyId });
   await restoreWith(user, key);
 }
 

@@ -51,15 +51,28 @@ export type HostToHsm =
    * Genesis: check every member's attestation (encoded, as each HSM's Booted reported it), create
    * the fleet secrets, seal them to each member, and draft the genesis statement. challenges[i] is
    * member i + 1's challenge from its Booted frame; each member's package answers its own.
+   * namespace, epoch and logKey (the transparency log's raw 32-byte Ed25519 key) say where the
+   * fleet is published; genesis freezes them, and the fleet counter-signs nothing else.
    */
-  | { type: "genesis-create"; members: Uint8Array[]; challenges: Uint8Array[]; guessLimit: number }
+  | {
+      type: "genesis-create";
+      members: Uint8Array[];
+      challenges: Uint8Array[];
+      guessLimit: number;
+      namespace: string;
+      epoch: number;
+      logKey: Uint8Array;
+    }
   /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
   | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
   /** Genesis: every member's signature over the statement; with all of them, store the genesis entry. */
   | { type: "genesis-finish"; signatures: Uint8Array[] }
   /**
-   * Counter-sign a validation bundle: the HSM checks the artifact describes its own fleet and signs
-   * the log's signature bytes with the fleet signing key (tag matches the answer).
+   * Counter-sign a validation bundle: the HSM checks that the artifact describes its own fleet (its
+   * namespace and epoch included), that the log key frozen at genesis signed it (logSignature over
+   * logBundleMessage), and that its validity window is at most MAX_ARTIFACT_VALIDITY_MS; then it
+   * signs countersignMessage(namespace, epoch, SHA-256(artifact), logSignature) with the fleet
+   * signing key (tag matches the answer).
    */
   | { type: "countersign"; tag: number; artifact: Uint8Array; logSignature: Uint8Array };
 
@@ -195,7 +208,7 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       w.list(m.challenges, (w, c) => {
         w.bytes(c);
       });
-      w.u32(m.guessLimit);
+      w.u32(m.guessLimit).string(m.namespace).u32(m.epoch).bytes(m.logKey);
       break;
     case "genesis-join":
       w.bytes(m.package).bytes(m.statement);
@@ -245,6 +258,10 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
         members: r.list("members", 9, (r) => r.bytes("attestation", 4096)),
         challenges: r.list("challenges", 9, (r) => r.bytes("challenge", 64)),
         guessLimit: r.u32("guess limit"),
+        // Loose caps here: the core refuses a bad namespace or log key by name (nothing stored).
+        namespace: r.string("namespace", 1024),
+        epoch: r.u32("epoch"),
+        logKey: r.bytes("log key", 64),
       };
       break;
     case HOST_TAG["genesis-join"]:

@@ -1,7 +1,9 @@
 /**
  * `bkv dev`: a local fleet with everything it needs, on 127.0.0.1. Each node stands for a data
- * center: a host agent process with its HSM process. A new folder gets a fleet through the genesis
- * ceremony; running `bkv dev` again on the same folder resumes it. Fault commands act on a running
+ * center: a host agent process with its HSM process. The transparency log and its witnesses start
+ * first (their keys persist in the folder); a new folder then gets a fleet through the genesis
+ * ceremony, frozen to the namespace, epoch 1 and that log's key; running `bkv dev` again on the same
+ * folder resumes it (same fleet, same log). Fault commands act on a running
  * fleet: `kill`, `start`, `partition`, `heal`, `status`; `token` mints a development bearer token.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { type Faults, type HostConfig, readHostKey, writeNewHostKey } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
+import { parseVerifierKey } from "@bkv/tlog";
 import type { WebConfig } from "@bkv/web";
 import { toHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
@@ -28,7 +31,14 @@ import {
   type TrustSettings,
   writeDevInfo,
 } from "../dev-files.js";
-import { createDevFleet, ensureCore, hsmCommand, platformName, readDevFleet } from "../fleet-setup.js";
+import {
+  createDevFleet,
+  type DevFleet,
+  ensureCore,
+  hsmCommand,
+  platformName,
+  readDevFleet,
+} from "../fleet-setup.js";
 import { alive, spawnService, stopProcess } from "../services.js";
 import {
   publishFleet,
@@ -38,19 +48,42 @@ import {
   WITNESSES,
   writeTransparencyInfo,
 } from "../transparency-setup.js";
+import { namespaceFlag } from "./fleet.js";
 
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
+/**
+ * A free port for `--port 0`, picked below the kernel's ephemeral range: a port taken from that
+ * range (listen on 0) can be handed to some other process's outgoing connection as its source port
+ * before our host binds it, seconds later, and the host then fails to start.
+ */
+const EPHEMERAL_START = (() => {
+  try {
+    const first = Number(
+      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 11_000 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+const pickedPorts = new Set<number>();
+
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (EPHEMERAL_START - 10_000));
+    if (pickedPorts.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      pickedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port found below the ephemeral range");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -276,7 +309,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     await Promise.all((old.servicePids ?? []).map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
     rmSync(p.devJson, { force: true });
   }
-  let fleet = readDevFleet(p.dir);
+  const fleet = readDevFleet(p.dir);
   const platform = platformName(values.platform, fleet?.platform ?? "software");
   if (fleet !== null && fleet.platform !== platform) {
     throw new UsageError(`${p.dir} holds a fleet on the ${fleet.platform} platform; it cannot move`);
@@ -286,6 +319,11 @@ export async function devCommand(argv: string[]): Promise<number> {
     throw new UsageError("--nodes must be odd (1, 3, 5, 7 or 9): a majority must be unambiguous");
   if (fleet !== null && fleet.members.length !== count) {
     throw new UsageError(`${p.dir} holds a fleet of ${fleet.members.length}; membership is fixed at genesis`);
+  }
+  // A fleet is frozen to its namespace at genesis: a resumed folder keeps its own.
+  const namespace = namespaceFlag(values.namespace, fleet?.namespace ?? "bkv-dev");
+  if (fleet !== null && fleet.namespace !== namespace) {
+    throw new UsageError(`${p.dir} holds a fleet of namespace ${fleet.namespace}; it is frozen at genesis`);
   }
   const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 40);
   const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
@@ -355,7 +393,6 @@ export async function devCommand(argv: string[]): Promise<number> {
   }
 
   await ensureCore();
-  if (fleet === null) fleet = await createDevFleet(p.dir, count, guessLimit, platform);
 
   const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes, servicePids: [] };
   const stopAll = async () => {
@@ -370,14 +407,31 @@ export async function devCommand(argv: string[]): Promise<number> {
     rmSync(p.devJson, { force: true });
   };
   let transparency: RunningTransparency;
+  let devFleet: DevFleet;
   try {
-    // The log and witnesses first: the hosts follow the log for their fleet's validation bundle.
+    // The log and witnesses first: genesis freezes the log's key, and the hosts follow the log for
+    // their fleet's validation bundle.
     const servicePorts = Array.from({ length: WITNESSES + 1 }, (_, k) =>
       basePort === 0 ? 0 : basePort + 10 + k,
     );
-    transparency = await startTransparency(p.dir, servicePorts, values.namespace ?? "bkv-dev");
+    transparency = await startTransparency(p.dir, servicePorts, namespace);
     info.servicePids = transparency.pids;
     writeDevInfo(p.dir, info);
+    const logKey = parseVerifierKey(transparency.info.logKey).publicKey;
+    devFleet =
+      fleet ??
+      (await createDevFleet(
+        p.dir,
+        count,
+        { guessLimit, namespace, epoch: transparency.info.epoch, logKey },
+        platform,
+      ));
+    if (devFleet.logKey !== toHex(logKey) || devFleet.epoch !== transparency.info.epoch) {
+      throw new UsageError(
+        `${p.dir} holds a fleet frozen to another log key or epoch than this folder's log (${join(p.dir, "log")}): ` +
+          "the fleet counter-signs only what its own log signed",
+      );
+    }
     await publishFleet(p.dir, transparency.info);
     const t = transparency.info;
     writeTransparencyInfo(p.dir, t);
@@ -392,9 +446,9 @@ export async function devCommand(argv: string[]): Promise<number> {
         { name: "bkv dev vendor root", key: toHex(readVendorRootPub(p.vendorRootPub)), test: true },
       ],
       allowTestRoots: true,
-      measurements: [fleet.measurement],
-      maxGuessLimit: fleet.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
-      ...(fleet.members.length < 3 ? { allowSmallFleet: true } : {}),
+      measurements: [devFleet.measurement],
+      maxGuessLimit: devFleet.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
+      ...(devFleet.members.length < 3 ? { allowSmallFleet: true } : {}),
     };
     writeFileSync(p.trustJson, `${JSON.stringify(pins, null, 2)}\n`);
     for (const [i, c] of configs.entries()) {
@@ -419,9 +473,9 @@ export async function devCommand(argv: string[]): Promise<number> {
       vault: info.vault,
       dir: p.dir,
       trust: p.trustJson,
-      fleetId: fleet.fleetId,
+      fleetId: devFleet.fleetId,
       platform,
-      measurement: fleet.measurement,
+      measurement: devFleet.measurement,
       evidence: p.evidence,
       vendorRoot: p.vendorRootPub,
       log: transparency.info.log,

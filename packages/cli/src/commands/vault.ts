@@ -1,9 +1,11 @@
 /**
  * `bkv vault register|recover|delete`: protect a backup key with a PIN, recover it, or delete the
- * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record, 5 unavailable,
- * 6 the fleet's validation bundle did not verify (nothing depending on the PIN was sent).
+ * record. Exit codes (a contract): 0 ok, 1 other error, 3 wrong PIN, 4 no record (both only from
+ * the HSM's sealed answer), 5 no verdict: the vault could not be reached, or a host refused or
+ * failed (its unsealed word about the PIN or the record is never believed), 6 a validation bundle
+ * did not verify (the message says what had been sent).
  */
-import { httpTransport, VaultClient } from "@bkv/client";
+import { AnswerBundleError, httpTransport, VaultClient } from "@bkv/client";
 import { defaultCheckpointPath, fileCheckpointStore, nodeHpkeSealer } from "@bkv/client/node";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
@@ -13,19 +15,43 @@ import { readPin } from "../pin.js";
 
 export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5, untrusted: 6 } as const;
 
+/** Transport errors: no verdict from the HSM (a host's own refusals and failures). */
+const NO_VERDICT = new Set<string>([ErrorCode.Unavailable, ErrorCode.RateLimited, ErrorCode.HostError]);
+
 function exitCodeFor(e: unknown): number {
   if (!isBkvError(e)) return EXIT.error;
-  if (e.code.startsWith("BUNDLE_")) return EXIT.untrusted;
+  if (e instanceof AnswerBundleError || e.code.startsWith("BUNDLE_")) return EXIT.untrusted;
+  if (NO_VERDICT.has(e.code)) return EXIT.unavailable;
   switch (e.code) {
     case ErrorCode.WrongPin:
       return EXIT.wrongPin;
     case ErrorCode.NoRecord:
       return EXIT.noRecord;
-    case ErrorCode.Unavailable:
-      return EXIT.unavailable;
     default:
       return EXIT.error;
   }
+}
+
+/** The one-line message for a failed vault command: true about what was sent and who said what. */
+export function failureText(err: BkvError): string {
+  if (err instanceof AnswerBundleError) {
+    return `a validation bundle that came with the vault's answer did not verify (${err.bundleError.code}: ${err.bundleError.message}); ${err.outcome}`;
+  }
+  if (err.code.startsWith("BUNDLE_"))
+    return `refused the fleet before sending anything that depends on the PIN: ${err.message}`;
+  if (err.code === ErrorCode.WrongPin) {
+    return err.guessesRemaining === 0
+      ? "wrong PIN; no guesses remain: the record is destroyed"
+      : `wrong PIN; ${err.guessesRemaining} guess${err.guessesRemaining === 1 ? "" : "es"} remaining`;
+  }
+  if (NO_VERDICT.has(err.code)) return `no verdict from the vault: ${err.message}`;
+  return err.message;
+}
+
+/** The exit code and message of a failed vault command. */
+export function describeFailure(e: unknown): { code: number; err: BkvError; text: string } {
+  const err = isBkvError(e) ? e : new BkvError(ErrorCode.Invalid, (e as Error)?.message ?? String(e));
+  return { code: exitCodeFor(e), err, text: failureText(err) };
 }
 
 export async function vaultCommand(argv: string[]): Promise<number> {
@@ -105,21 +131,16 @@ export async function vaultCommand(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    const code = exitCodeFor(e);
-    const err = isBkvError(e) ? e : new BkvError(ErrorCode.Invalid, (e as Error).message ?? String(e));
-    let text = err.message;
-    if (err.code === ErrorCode.WrongPin) {
-      text =
-        err.guessesRemaining === 0
-          ? "wrong PIN; no guesses remain: the record is destroyed"
-          : `wrong PIN; ${err.guessesRemaining} guess${err.guessesRemaining === 1 ? "" : "es"} remaining`;
-    }
+    const { code, err, text } = describeFailure(e);
     report(
       {
         ok: false,
         error: err.code,
         message: text,
         ...(err.guessesRemaining === undefined ? {} : { guessesRemaining: err.guessesRemaining }),
+        ...(err instanceof AnswerBundleError
+          ? { outcome: err.outcome, ...(err.verdict === undefined ? {} : { verdict: err.verdict.code }) }
+          : {}),
       },
       `bkv vault ${op}: ${text}`,
       true,

@@ -4,6 +4,7 @@
 
 export {
   type CredentialIdLike,
+  checkWrapKeyId,
   decodePasskeyWrap,
   derivePasskeyKek,
   newPasskeySalt,

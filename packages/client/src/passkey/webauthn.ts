@@ -6,6 +6,7 @@
  */
 import { BkvError, ErrorCode, toBase64Url } from "@bkv/wire";
 import {
+  checkWrapKeyId,
   decodePasskeyWrap,
   newPasskeySalt,
   PASSKEY_PRF_OUTPUT_SIZE,
@@ -35,6 +36,12 @@ export interface RecoverWithPasskeyOptions {
   user: string;
   /** The user's wraps (any number of passkeys); the one whose passkey the user picks is opened. */
   wraps: PasskeyWrap[];
+  /**
+   * The key id in the header of the backup being restored (decodeBackupHeader(first
+   * BACKUP_HEADER_SIZE bytes).keyId): only wraps of that K are offered, so an old wrap served
+   * after K was rotated is refused (WRONG_KEY), not opened.
+   */
+  keyId: Uint8Array;
   rp?: { id?: string };
   credentials?: PasskeyCredentials;
   signal?: AbortSignal;
@@ -202,9 +209,10 @@ export async function enrollPasskey(o: EnrollPasskeyOptions): Promise<PasskeyWra
 }
 
 /**
- * Recover K with any of the user's passkeys: one WebAuthn assertion offering every wrap's credential,
- * each with the PRF input of its own salt. INVALID without wraps (or without PRF), FORBIDDEN if the
- * user cancels, WRONG_KEY if the wrap does not open.
+ * Recover K with any of the user's passkeys: one WebAuthn assertion offering every credential whose
+ * wrap holds the K of the backup being restored (`keyId`), each with the PRF input of its own salt.
+ * INVALID without wraps (or without PRF), WRONG_KEY if the user's wraps all hold another key (old
+ * wraps served after K was rotated) or the wrap does not open, FORBIDDEN if the user cancels.
  */
 export async function recoverWithPasskey(
   o: RecoverWithPasskeyOptions,
@@ -213,14 +221,23 @@ export async function recoverWithPasskey(
     string,
     { wrap: PasskeyWrap; first: Uint8Array<ArrayBuffer>; id: Uint8Array<ArrayBuffer> }
   >();
+  let otherKey: BkvError | undefined;
   for (const wrap of o.wraps) {
     if (wrap.user !== o.user) continue;
     const { credentialId, salt } = decodePasskeyWrap(wrap);
+    try {
+      checkWrapKeyId(wrap, o.keyId);
+    } catch (e) {
+      if (!(e instanceof BkvError) || e.code !== ErrorCode.WrongKey) throw e;
+      otherKey ??= e;
+      continue;
+    }
     const key = toBase64Url(credentialId);
     if (byId.has(key)) throw new BkvError(ErrorCode.Invalid, "two passkey wraps name the same credential");
     const first = (await passkeyPrfInput(salt)) as Uint8Array<ArrayBuffer>;
     byId.set(key, { wrap, first, id: new Uint8Array(credentialId) });
   }
+  if (byId.size === 0 && otherKey !== undefined) throw otherKey;
   if (byId.size === 0) throw new BkvError(ErrorCode.Invalid, "no passkey is enrolled for this user");
   const credentials = o.credentials ?? defaultCredentials();
   const inputs: Record<string, AuthenticationExtensionsPRFValues> = {};
@@ -239,7 +256,7 @@ export async function recoverWithPasskey(
   const prf = prfFirst(asserted);
   if (prf === undefined) throw new BkvError(ErrorCode.Invalid, NOT_SUPPORTED);
   try {
-    return { backupKey: await unwrapWithPrf(prf, entry.wrap, o.user), credentialId: used };
+    return { backupKey: await unwrapWithPrf(prf, entry.wrap, o.user, o.keyId), credentialId: used };
   } finally {
     prf.fill(0);
   }

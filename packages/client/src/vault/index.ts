@@ -7,6 +7,7 @@ export {
   type VaultTransport,
 } from "./transport.js";
 export {
+  AnswerBundleError,
   type KeyStretching,
   type RecoverResult,
   VaultClient,

@@ -2,6 +2,11 @@
  * How sealed requests reach the vault: JSON over HTTP to a host agent (POST /v1/vault, GET
  * /v1/bundle). Only the transport's failures are mapped here; everything inside the sealed response
  * is the HSM's word, and the validation bundle is checked by the client (bundle/).
+ *
+ * A host's unsealed error is never a verdict on the PIN or the record, whatever code its body
+ * claims (the operator runs the hosts and can answer `{code: "WRONG_PIN"}` itself): it becomes
+ * UNAVAILABLE, FORBIDDEN, RATE_LIMITED, MALFORMED or HOST_ERROR, with a message that says which
+ * host said what. Only the sealed response says WRONG_PIN, NO_RECORD or how many guesses remain.
  */
 import {
   BkvError,
@@ -36,6 +41,40 @@ export interface HttpTransportOptions {
   fetch?: typeof globalThis.fetch;
 }
 
+/** Printable text from a host (it may hold anything): no control characters, at most 200 characters. */
+function quote(v: unknown): string {
+  const text = typeof v === "string" ? v : "";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ").trim();
+  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
+}
+
+/** What a host said in an error answer, for a message: `the host at URL said "…" (HTTP 400, CODE)`. */
+function hostMessage(base: string, status: number, body: unknown): string {
+  const o = (typeof body === "object" && body !== null ? body : {}) as { code?: unknown; message?: unknown };
+  const claimed = quote(o.code);
+  const said = quote(o.message);
+  return `the host at ${base} said${said === "" ? "" : ` "${said}"`} (HTTP ${status}${claimed === "" ? "" : `, ${claimed}`})`;
+}
+
+/**
+ * A host's unsealed error answer to a vault request, as a transport error. The code its body claims
+ * is reported in the message only: a host cannot say WRONG_PIN, NO_RECORD or REPLAY (the HSM seals
+ * those), so anything but the transport's own cases is HOST_ERROR.
+ */
+export function hostError(base: string, status: number, body: unknown): BkvError {
+  const message = hostMessage(base, status, body);
+  if (status === 401 || status === 403) return new BkvError(ErrorCode.Forbidden, message);
+  if (status === 429) return new BkvError(ErrorCode.RateLimited, message);
+  if (status >= 500) return new BkvError(ErrorCode.Unavailable, message);
+  const code = (body as { code?: unknown } | null)?.code;
+  if (status === 400 && code === ErrorCode.Malformed) return new BkvError(ErrorCode.Malformed, message);
+  return new BkvError(
+    ErrorCode.HostError,
+    `${message}; a host's word is no verdict on the PIN or the record: only the HSM's sealed answer is`,
+  );
+}
+
 export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const bases = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ""));
@@ -59,13 +98,17 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
     } catch (e) {
       throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
     }
-    let body: { response?: unknown; bundle?: unknown; code?: unknown; message?: unknown };
+    let body: { response?: unknown; bundle?: unknown };
     try {
-      body = (await res.json()) as typeof body;
+      body = ((await res.json()) ?? {}) as typeof body;
     } catch (e) {
-      throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
-        cause: e,
-      });
+      throw new BkvError(
+        ErrorCode.Unavailable,
+        `the host at ${base} answered HTTP ${res.status} without JSON`,
+        {
+          cause: e,
+        },
+      );
     }
     // Hosts of a fleet name the leader's host: prefer it next time (one hop less), if we know it.
     const hint = res.headers.get("x-bkv-leader");
@@ -78,12 +121,9 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
       if (typeof body.bundle === "object" && body.bundle !== null) reply.bundle = body.bundle as BundleJson;
       return reply;
     }
-    const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
-    if (res.status === 401 || res.status === 403) throw new BkvError(ErrorCode.Forbidden, message);
-    if (res.status === 429) throw new BkvError(ErrorCode.RateLimited, message);
-    if (res.status >= 500) throw new BkvError(ErrorCode.Unavailable, message);
-    const code = Object.values(ErrorCode).find((c) => c === body.code) ?? ErrorCode.Invalid;
-    throw new BkvError(code, message);
+    if (res.ok)
+      throw new BkvError(ErrorCode.Malformed, `the host at ${base} answered without a sealed response`);
+    throw hostError(base, res.status, body);
   };
   const bundleFrom = async (base: string, seenSize?: number): Promise<BundleJson> => {
     let res: Response;
@@ -96,14 +136,18 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
     try {
       body = await res.json();
     } catch (e) {
-      throw new BkvError(ErrorCode.Unavailable, `vault answered HTTP ${res.status} without JSON`, {
-        cause: e,
-      });
+      throw new BkvError(
+        ErrorCode.Unavailable,
+        `the host at ${base} answered HTTP ${res.status} without JSON`,
+        {
+          cause: e,
+        },
+      );
     }
     if (res.ok) return body as BundleJson;
-    const message = (body as { message?: unknown }).message;
-    if (res.status === 404) throw new BkvError(ErrorCode.BundleMissing, String(message ?? "no bundle"));
-    throw new BkvError(ErrorCode.Unavailable, String(message ?? `HTTP ${res.status}`));
+    // Nothing depending on the PIN has been sent: any refusal but "not published" tries another host.
+    const said = hostMessage(base, res.status, body);
+    throw new BkvError(res.status === 404 ? ErrorCode.BundleMissing : ErrorCode.Unavailable, said);
   };
   return {
     async bundle(seenSize) {

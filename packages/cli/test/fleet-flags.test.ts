@@ -1,0 +1,35 @@
+/**
+ * `bkv fleet create`'s publication flags: the log key is a log's Ed25519 verifier key
+ * (name+hash+base64), from which genesis takes the raw 32-byte key; anything else is a usage error,
+ * before any HSM is started.
+ */
+import { generateSignerKey, parseVerifierKey, SIG_COSIGNATURE_V1 } from "@bkv/tlog";
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../src/args.js";
+import { logKeyFlag, namespaceFlag } from "../src/commands/fleet.js";
+
+describe("fleet create flags", () => {
+  it("takes the raw Ed25519 key out of a log's verifier key", () => {
+    const { vkey } = generateSignerKey("example.com/log");
+    const raw = logKeyFlag(vkey);
+    expect(raw).toHaveLength(32);
+    expect(raw).toEqual(parseVerifierKey(vkey).publicKey);
+  });
+
+  it("refuses a missing key, garbage, a key whose hash does not match, and a witness's key", () => {
+    const { vkey } = generateSignerKey("example.com/log");
+    const [name, hash, b64] = vkey.split("+");
+    const otherHash = (Number.parseInt(hash!, 16) ^ 1).toString(16).padStart(8, "0");
+    const witness = generateSignerKey("example.com/witness", SIG_COSIGNATURE_V1).vkey;
+    for (const bad of [undefined, "", "not a key", `${name}+${otherHash}+${b64}`, witness]) {
+      expect(() => logKeyFlag(bad)).toThrow(UsageError);
+    }
+  });
+
+  it("a namespace is 1 to 255 bytes", () => {
+    expect(namespaceFlag(undefined, "bkv-dev")).toBe("bkv-dev");
+    expect(namespaceFlag("é".repeat(127), "x")).toHaveLength(127);
+    expect(() => namespaceFlag("", "x")).toThrow(UsageError);
+    expect(() => namespaceFlag("é".repeat(128), "x")).toThrow(UsageError);
+  });
+});
