@@ -132,7 +132,7 @@ describe("a clean log with two epochs of one namespace", () => {
         "bundle.inclusion",
         "evidence.artifact",
         "audit.attestation.1",
-        "audit.transcript",
+        "audit.signature.3",
       ]),
     );
     expect(e2!.diff).toMatchObject({
