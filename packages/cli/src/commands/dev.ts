@@ -483,7 +483,10 @@ export async function devCommand(argv: string[]): Promise<number> {
       witnessKeys: transparency.info.witnessKeys,
       namespace: transparency.info.namespace,
       web: webUrl,
-      transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub)),
+      transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub), {
+        testRoot: true,
+        smallFleet: devFleet.members.length < 3,
+      }),
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
   );
