@@ -4,6 +4,7 @@
  * exports it and `bkv audit` passes it, and fails, naming the check, for the wrong code or the wrong
  * fleet. HSM processes running other code are refused at genesis and cannot take over a fleet.
  */
+import { execFileSync } from "node:child_process";
 import {
   appendFileSync,
   copyFileSync,
@@ -46,14 +47,31 @@ function copySource(to: string): void {
   symlinkSync(join(ROOT, "node_modules"), join(to, "node_modules"));
 }
 
-function hsmCommand(dir: string, node: number, core = CORE): string[] {
+/** Provision node's HSM for this core (the provisioning tool, with dir's vendor root). */
+function provision(dir: string, node: number, core = CORE): void {
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, "packages", "hsm-software", "dist", "provision.js"),
+      "--dir",
+      join(dir, `node-${node}`, "hsm"),
+      "--vendor-key",
+      join(dir, "vendor-root.key"),
+      "--core",
+      core,
+    ],
+    { env: {} },
+  );
+}
+
+/** The argv of node's HSM process for this core; provisioned for it first unless told not to. */
+function hsmCommand(dir: string, node: number, core = CORE, provisioned = false): string[] {
+  if (!provisioned) provision(dir, node, core);
   return [
     process.execPath,
     join(ROOT, "packages", "hsm-software", "dist", "main.js"),
     "--dir",
     join(dir, `node-${node}`, "hsm"),
-    "--vendor-key",
-    join(dir, "vendor-root.key"),
     "--core",
     core,
   ];
@@ -215,7 +233,7 @@ describe("fleet create, evidence, audit", () => {
     }
   });
 
-  it("a member restarted with other code after genesis refuses to serve the fleet", async () => {
+  it("a member restarted with other code after genesis cannot open its storage (seal keys are per measurement)", async () => {
     const dir = join(work, "fleet");
     const altered = join(work, "altered-core-2.js");
     copyFileSync(CORE, altered);
@@ -223,13 +241,32 @@ describe("fleet create, evidence, audit", () => {
     const storage = new HostStorage(join(dir, "node-1", "host", "vault.sqlite"));
     const stored = storage.load();
     storage.close();
+    // Not provisioned for that code: the HSM process refuses to start (its attestation names the
+    // real core's measurement).
+    const unattested = new HsmProcess(hsmCommand(dir, 1, altered, true));
+    try {
+      await expect(unattested.next("booted")).rejects.toThrow(/exited \(75\)/);
+    } finally {
+      await unattested.stop();
+    }
+    // The operator, who holds the development vendor root, attests the altered core too: the
+    // platform derives another seal key for it, so the entries the real core sealed do not open.
     const h = new HsmProcess(hsmCommand(dir, 1, altered));
     try {
       h.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
       const err = await h.next("booted").catch((e: unknown) => e);
-      expect(isBkvError(err, "MEASUREMENT")).toBe(true);
+      expect(isBkvError(err, "CORRUPT")).toBe(true);
+      expect((err as Error).message).toMatch(/sealed blob failed authentication/);
     } finally {
       await h.stop();
+    }
+    // Provisioned back for the real core, the member boots its storage again.
+    const back = new HsmProcess(hsmCommand(dir, 1));
+    try {
+      back.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
+      expect((await back.next("booted")).node).toBe(1);
+    } finally {
+      await back.stop();
     }
   });
 

@@ -1,12 +1,15 @@
 /**
  * Setting up a local fleet's folder (used by `bkv fleet create` and `bkv dev`): the test vendor
- * root, the measured core, each node's HSM command for its platform, and the genesis ceremony,
- * whose evidence is kept in DIR/evidence.bin (and the operator's own record of the messages it
- * passed, no part of the evidence, in DIR/ceremony-log.json).
+ * root, the measured core, the provisioning of each node's HSM (its keys attested by the vendor
+ * root, which stays in DIR, outside every HSM folder), each node's HSM command for its platform,
+ * and the genesis ceremony, whose evidence is kept in DIR/evidence.bin (and the operator's own
+ * record of the messages it passed, no part of the evidence, in DIR/ceremony-log.json).
  */
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { type CeremonyResult, createFleet, type FleetCreated, type FleetParameters } from "@bkv/host";
 import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
 import { UsageError } from "./args.js";
@@ -31,24 +34,47 @@ export function readDevFleet(dir: string): DevFleet | null {
   return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as DevFleet) : null;
 }
 
-function hsmMain(platform: PlatformName): string {
-  const pkg = platform === "software" ? "@bkv/hsm-software/main" : "@bkv/hsm-pkcs11/main";
-  return createRequire(import.meta.url).resolve(pkg);
+function hsmMain(platform: PlatformName, entry: "main" | "provision" = "main"): string {
+  const pkg = platform === "software" ? "@bkv/hsm-software" : "@bkv/hsm-pkcs11";
+  return createRequire(import.meta.url).resolve(`${pkg}/${entry}`);
 }
 
-/** The argv that starts node i's HSM process. */
+/**
+ * The argv that starts node i's HSM process: its folder and the core, nothing else (it reads its
+ * attestation and trusted roots from its folder, and runs with an empty environment).
+ */
 export function hsmCommand(dir: string, node: number, platform: PlatformName): string[] {
+  return [process.execPath, hsmMain(platform), "--dir", devPaths(dir).hsmDir(node), "--core", CORE_BUNDLE];
+}
+
+/**
+ * Provision nodes 1..count's HSMs (the factory's step, development only): each platform's
+ * provisioning tool, in its own process with an empty environment, makes the HSM's keys if it has
+ * none alive (a new folder, or NVRAM wiped), has the folder's test vendor root attest them with the
+ * measurement of the built core, and writes the attestation and trusted root into the HSM's folder.
+ * Run before every start of the fleet: an HSM with new keys, or a rebuilt core, needs it.
+ */
+export async function provisionDevHsms(dir: string, count: number, platform: PlatformName): Promise<void> {
   const p = devPaths(dir);
-  return [
-    process.execPath,
-    hsmMain(platform),
-    "--dir",
-    p.hsmDir(node),
-    "--vendor-key",
-    p.vendorRootKey,
-    "--core",
-    CORE_BUNDLE,
-  ];
+  ensureVendorRoot(dir);
+  await Promise.all(
+    Array.from({ length: count }, async (_, k) => {
+      mkdirSync(p.hsmDir(k + 1), { recursive: true, mode: 0o700 });
+      const args = [
+        hsmMain(platform, "provision"),
+        "--dir",
+        p.hsmDir(k + 1),
+        "--vendor-key",
+        p.vendorRootKey,
+      ];
+      try {
+        await promisify(execFile)(process.execPath, [...args, "--core", CORE_BUNDLE], { env: {} });
+      } catch (e) {
+        const stderr = (e as { stderr?: string }).stderr ?? "";
+        throw new Error(`provisioning node ${k + 1}'s HSM failed: ${stderr.trim() || (e as Error).message}`);
+      }
+    }),
+  );
 }
 
 /** Build the measured core if this checkout has not (npm run build does it too). */
@@ -80,7 +106,7 @@ export async function createDevFleet(
     mkdirSync(p.hostDir(i), { recursive: true, mode: 0o700 });
   }
   await ensureCore();
-  ensureVendorRoot(dir);
+  await provisionDevHsms(dir, count, platform);
   const result: CeremonyResult = await createFleet(
     Array.from({ length: count }, (_, k) => ({
       node: k + 1,

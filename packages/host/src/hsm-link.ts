@@ -4,7 +4,7 @@
  * matches replies to client requests. If the HSM process dies, pending requests fail as unavailable
  * and the HSM is started again from storage.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import {
   decodeHsmToHost,
@@ -17,16 +17,33 @@ import {
   type HsmToHost,
   MAX_PEER_MESSAGE_BYTES,
 } from "@bkv/wire";
+import { spawnHsm } from "./hsm-process.js";
 import type { Logger } from "./logger.js";
 import type { HostStorage } from "./storage.js";
 
 /** Bytes queued on the HSM's stdin beyond which peer messages are dropped. */
 const MAX_QUEUED_TO_HSM = 4 * MAX_PEER_MESSAGE_BYTES;
 
+/**
+ * Exit codes by which an HSM process refuses to start (hsm-software: provisioned.ts,
+ * clean-start.ts), and what the host reports for them.
+ */
+const HSM_EXIT_REFUSALS: Record<number, { code: string; message: string }> = {
+  75: {
+    code: ErrorCode.Attestation,
+    message:
+      "the HSM needs an attestation of its keys and core: provision it (its NVRAM was empty or its core changed)",
+  },
+  78: { code: ErrorCode.HostError, message: "the HSM refused an unclean start (environment or Node flags)" },
+};
+
 export type HsmReply = { ok: true; envelope: Uint8Array } | { ok: false; code: string; message: string };
 
 export interface HsmLinkOptions {
-  /** argv of the HSM process, e.g. [process.execPath, ".../hsm-software/dist/main.js", "--dir", hsmDir] */
+  /**
+   * argv of the HSM process, e.g. [process.execPath, ".../hsm-software/dist/main.js", "--dir", hsmDir,
+   * "--core", coreFile]. It runs with an empty environment (spawnHsm).
+   */
   command: string[];
   storage: HostStorage;
   log: Logger;
@@ -71,8 +88,7 @@ export class HsmLink extends EventEmitter {
   }
 
   start(): void {
-    const [cmd, ...args] = this.opts.command;
-    const child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawnHsm(this.opts.command);
     this.child = child;
     this.state = { kind: "starting" };
     const decoder = new FrameDecoder();
@@ -86,8 +102,16 @@ export class HsmLink extends EventEmitter {
       this.child = null;
       this.failPending("HSM restarted");
       if (this.stopping) return;
-      this.opts.log.warn({ event: "hsm-exit", code, signal }, "HSM process exited; starting it again");
-      this.state = { kind: "starting" };
+      const refusal = HSM_EXIT_REFUSALS[code ?? -1];
+      if (refusal !== undefined) {
+        // It cannot serve until the operator acts (provisions it, fixes its start); keep trying.
+        this.state = { kind: "failed", ...refusal };
+        this.opts.log.error({ event: "hsm-exit", code, reason: refusal.message }, "HSM refuses to start");
+        this.emit("failed");
+      } else {
+        this.opts.log.warn({ event: "hsm-exit", code, signal }, "HSM process exited; starting it again");
+        this.state = { kind: "starting" };
+      }
       setTimeout(() => {
         if (!this.stopping) this.start();
       }, this.opts.restartDelayMs ?? 500);

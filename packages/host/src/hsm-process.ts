@@ -11,6 +11,19 @@ import {
   type HsmToHost,
 } from "@bkv/wire";
 
+/**
+ * Start an HSM process exactly as its command says, with an empty environment: nothing of the
+ * host's environment (NODE_OPTIONS, preloads, proxies, secrets) reaches it, and `spawn` passes no
+ * Node flags of the host (execArgv is inherited only by fork). The HSM process refuses to start if
+ * it finds any (hsm-software/src/clean-start.ts); the PKCS#11 process sets SOFTHSM2_CONF itself from
+ * its folder, so neither platform needs a variable from the host (docs/platforms.md).
+ */
+export function spawnHsm(command: string[]): ChildProcess {
+  const [cmd, ...args] = command;
+  if (cmd === undefined) throw new Error("the HSM command is empty");
+  return spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"], env: {} });
+}
+
 /** The HSM refused: keep its stable code so callers (and tests) can tell refusals apart. */
 function hsmFailed(f: { code: string; message: string }): BkvError {
   return new BkvError(f.code as ErrorCode, `HSM refused: ${f.code}: ${f.message}`);
@@ -27,8 +40,7 @@ export class HsmProcess {
   private exited: Error | null = null;
 
   constructor(command: string[]) {
-    const [cmd, ...args] = command;
-    this.child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "inherit"] });
+    this.child = spawnHsm(command);
     const decoder = new FrameDecoder();
     this.child.stdout!.on("data", (chunk: Buffer) => {
       for (const f of decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))) {
@@ -46,6 +58,10 @@ export class HsmProcess {
       for (const w of this.waiting) w.reject(this.exited);
       this.waiting = [];
     });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   send(m: HostToHsm): void {

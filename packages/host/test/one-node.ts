@@ -1,22 +1,38 @@
 /** Test helper: a vault of one node (genesis ceremony, host agent, HSM process), ready to serve. */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, type HostConfig, type RunningHost, startHost } from "@bkv/host";
-import { ed25519PublicKeyOf, newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+import {
+  ed25519PublicKeyOf,
+  measureCoreFile,
+  newVendorRoot,
+  provisionSoftwareHsm,
+  readVendorRootKey,
+  writeVendorRoot,
+} from "@bkv/hsm-software";
 
 /** The log key a one-node test vault is frozen to (its seed is TEST_LOG_SEED, for tests that sign as the log). */
 export const TEST_LOG_SEED = new Uint8Array(32).fill(0x42);
 
 const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
 
-/** The argv of a software HSM process in dir/hsm, attested by a test vendor root kept in dir. */
+/**
+ * The argv of a software HSM process in dir/hsm, provisioned first: its keys attested by a test
+ * vendor root kept in dir (outside the HSM's folder; the HSM process never sees its private key).
+ */
 export function testHsmCommand(dir: string): string[] {
   const key = join(dir, "vendor-root.key");
+  mkdirSync(dir, { recursive: true });
   if (!existsSync(key)) writeVendorRoot(newVendorRoot(), key, join(dir, "vendor-root.pub"));
+  provisionSoftwareHsm({
+    dir: join(dir, "hsm"),
+    vendor: readVendorRootKey(key),
+    measurement: measureCoreFile(CORE),
+  });
   const main = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
-  return [process.execPath, main, "--dir", join(dir, "hsm"), "--vendor-key", key, "--core", CORE];
+  return [process.execPath, main, "--dir", join(dir, "hsm"), "--core", CORE];
 }
 
 export async function startOneNodeVault(config: HostConfig, guessLimit = 10): Promise<RunningHost> {

@@ -7,7 +7,6 @@
  * asked to sign is exactly the one the entry implies.
  */
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
-import * as opaque from "@serenity-kit/opaque";
 import {
   checkGenesisEntry,
   checkGuessLimit,
@@ -21,6 +20,7 @@ import {
   statementOf,
 } from "./genesis.js";
 import { type Entry, encodeEntry, type Genesis } from "./log-entry.js";
+import { opaqueSetupFromSeed } from "./opaque-setup.js";
 import type { HsmPlatform } from "./platform.js";
 
 const ZERO_HASH = new Uint8Array(32);
@@ -57,7 +57,7 @@ export async function sealFleet(
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
-    opaqueServerSetup: opaque.server.createSetup(),
+    opaqueServerSetup: opaqueSetupFromSeed(crypto, f.fleetSigningSeed),
     hpkePrivateKey: f.hpke.privateKey,
     hpkePublicKey: f.hpke.publicKey,
     fleetSigningSeed: f.fleetSigningSeed,

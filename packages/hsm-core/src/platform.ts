@@ -40,11 +40,23 @@ export interface HsmCrypto {
 export interface HsmPlatform {
   /** Milliseconds since the epoch. The host may control this clock: the core only ever moves forward. */
   now(): number;
+  /**
+   * The HSM's randomness: every secret the core makes comes from here (keys, nonces, the OPAQUE
+   * server setup, derived from the fleet signing seed: opaque-setup.ts), except what
+   * @serenity-kit/opaque draws itself during a login (docs/platforms.md).
+   */
   randomBytes(n: number): Uint8Array;
   crypto: HsmCrypto;
-  /** Encrypt and authenticate under a key that never leaves this HSM. */
+  /**
+   * Encrypt and authenticate under a key that never leaves this HSM and is derived from the
+   * platform's master seal secret and measurement(): code with another measurement gets another
+   * key, so it cannot open what this code sealed.
+   */
   seal(plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
-  /** Inverse of seal; throws if the blob was not sealed by this HSM with this aad. */
+  /**
+   * Inverse of seal; throws (BkvError AUTHENTICATION) if the blob was not sealed by this HSM, for
+   * this measurement, with this aad.
+   */
   unseal(sealed: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
   /** A few hundred bytes that survive restarts and that the host cannot read, write or roll back. */
   nvramRead(): Promise<Uint8Array | null>;
@@ -52,14 +64,18 @@ export interface HsmPlatform {
   /**
    * This HSM's attested identity (an encoded Attestation from @bkv/wire): an Ed25519 signing key
    * and a P-256 agreement key, both made inside and never exported, and the measurement of the
-   * code this HSM runs, signed by the platform's vendor root.
+   * code this HSM runs, signed by the platform's vendor root. The platform only holds it (made at
+   * provisioning, outside the HSM process on the development platforms) and checks it is its own.
    */
   identity(): Promise<Uint8Array>;
   /** Ed25519 signature with the identity signing key. */
   identitySign(message: Uint8Array): Promise<Uint8Array>;
   /** ECDH on P-256 (identity agreement key, peer's SEC1 public key): the 32-byte shared x. */
   identityAgree(peerAgreeKey: Uint8Array): Promise<Uint8Array>;
-  /** Vendor root public keys (Ed25519) whose attestations this HSM accepts from other members. */
+  /**
+   * Vendor root public keys (Ed25519) whose attestations this HSM accepts from other members: fixed
+   * when the HSM was provisioned (or in the platform's code), never chosen by the host at run time.
+   */
   vendorRoots(): Uint8Array[];
   /** SHA-256 of the HSM core code this HSM runs, as its platform measured it when loading it. */
   measurement(): Uint8Array;

@@ -4,8 +4,21 @@ export {
   NVRAM_LABEL,
   type Pkcs11Platform,
   type Pkcs11PlatformOptions,
+  type Pkcs11ProvisionOptions,
   pkcs11Platform,
+  provisionPkcs11Hsm,
   SEAL_LABEL,
   SIGN_LABEL,
+  UNUSED_LABEL,
 } from "./pkcs11-platform.js";
-export { confPath, DEFAULT_MODULE, pinPath, provisionToken, TOKEN_LABEL, tokenDir } from "./token.js";
+export {
+  confPath,
+  DEFAULT_MODULE,
+  modulePath,
+  pinPath,
+  provisionedModule,
+  provisionToken,
+  TOKEN_LABEL,
+  tokenDir,
+  writeProvisionedModule,
+} from "./token.js";

@@ -5,8 +5,11 @@
  *
  *   bkv-identity-sign    Ed25519 key pair (CKM_EC_EDWARDS_KEY_PAIR_GEN), signs with CKM_EDDSA
  *   bkv-identity-agree   P-256 key pair (CKM_EC_KEY_PAIR_GEN), CKM_ECDH1_DERIVE
- *   bkv-seal             AES-256 key (CKM_AES_KEY_GEN), seal/unseal with CKM_AES_GCM
+ *   bkv-seal             AES-256 master seal key (CKM_AES_KEY_GEN), used only to derive: the seal key of
+ *                        a core is CKM_AES_CBC_ENCRYPT_DATA of SHA-256(domain, measurement) under it, a
+ *                        session key inside the token (sealKeyFor); seal/unseal with CKM_AES_GCM
  *   bkv-nvram            CKO_DATA token objects holding the NVRAM (see nvramWrite)
+ *   bkv-unused           CKO_DATA object: keys made, not yet handed to a core (see below)
  *
  * Keys and NVRAM live and die together. The four key objects share one random CKA_ID, the HSM's
  * *life*, and every NVRAM value names that life. When the platform opens a token that has no valid
@@ -15,15 +18,26 @@
  * new life: an HSM with no NVRAM has no past, so nothing sealed or signed under its old identity
  * opens or counts again. The core writes NVRAM only after that, so a crash in between leaves no
  * NVRAM of the new life, and the next open starts a new life again: never old keys with new NVRAM.
+ * One exception: keys of a life marked unused (bkv-unused, made with them and destroyed when a
+ * platform hands them to a core) were never used and are kept, so that the provisioning tool
+ * (provision.ts) can have them attested before the HSM process first runs. The HSM process only
+ * reads its attestation and trusted roots from its folder (@bkv/hsm-software provisioned.ts).
  *
  * The core's own software cryptography (HPKE, AES-GCM under keys the core holds, HKDF, SHA-256,
  * the fleet's Ed25519 key) is node:crypto, as on the software platform.
  */
 import { createHash } from "node:crypto";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { attest, nodeHsmCrypto, type VendorRoot } from "@bkv/hsm-software";
-import type { AttestationBody } from "@bkv/wire";
-import type { ECDH1 } from "pkcs11js";
+import {
+  attest,
+  nodeHsmCrypto,
+  readOwnAttestation,
+  readTrustedRoots,
+  type VendorRoot,
+  writeProvisioned,
+} from "@bkv/hsm-software";
+import { type AttestationBody, BkvError, ErrorCode, utf8 } from "@bkv/wire";
+import type { AesCBC, ECDH1 } from "pkcs11js";
 import {
   attrs,
   bool,
@@ -41,6 +55,7 @@ import {
   openToken,
   P256_PARAMS,
   pkcs11js,
+  provisionToken,
   syncTokenFiles,
   trimPadded,
 } from "./token.js";
@@ -49,14 +64,11 @@ export const SIGN_LABEL = "bkv-identity-sign";
 export const AGREE_LABEL = "bkv-identity-agree";
 export const SEAL_LABEL = "bkv-seal";
 export const NVRAM_LABEL = "bkv-nvram";
+export const UNUSED_LABEL = "bkv-unused";
 
 export interface Pkcs11PlatformOptions {
-  /** The HSM's folder, with its token provisioned (provisionToken). */
+  /** The HSM's folder, with its token and attestation provisioned (provisionPkcs11Hsm). */
   hsmDir: string;
-  /** The test vendor root that attests this HSM's keys (SoftHSM2 has no vendor attestation). */
-  vendor: VendorRoot;
-  /** Vendor roots whose attestations this HSM accepts (default: [vendor.publicKey]). */
-  vendorRoots?: Uint8Array[];
   /** SHA-256 of the core code this HSM process loaded. */
   measurement: Uint8Array;
   now?: () => number;
@@ -188,6 +200,34 @@ function sealKey(t: OpenToken, id: Buffer): Handle {
     { type: CKA_VALUE_LEN, value: 32 },
     { type: CKA_LABEL, value: SEAL_LABEL },
     { type: CKA_ID, value: id },
+    { type: CKA_DERIVE, value: true },
+    { type: CKA_ENCRYPT, value: false },
+    { type: CKA_DECRYPT, value: false },
+  ]);
+}
+
+const SEAL_DOMAIN = utf8("bkv/seal-key/v1");
+
+/**
+ * The seal key of one core: derived inside the token from the master seal key and the measurement
+ * (CKM_AES_CBC_ENCRYPT_DATA, zero IV, of SHA-256(domain || measurement): two AES blocks under the
+ * master key), a session object that is sensitive and never extractable. Other code (another
+ * measurement) gets another key, so it cannot open what this core sealed.
+ */
+function sealKeyFor(t: OpenToken, master: Handle, measurement: Uint8Array): Handle {
+  if (measurement.length !== 32) throw new Error("a measurement is 32 bytes");
+  const parameter: AesCBC = {
+    type: pkcs11js.CK_PARAMS_AES_CBC,
+    iv: Buffer.alloc(16),
+    data: sha256(Buffer.concat([SEAL_DOMAIN, measurement])),
+  };
+  return t.p11.C_DeriveKey(t.session, { mechanism: pkcs11js.CKM_AES_CBC_ENCRYPT_DATA, parameter }, master, [
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_KEY_TYPE, value: CKK_AES },
+    { type: CKA_TOKEN, value: false },
+    { type: CKA_SENSITIVE, value: true },
+    { type: CKA_EXTRACTABLE, value: false },
+    { type: CKA_VALUE_LEN, value: 32 },
     { type: CKA_ENCRYPT, value: true },
     { type: CKA_DECRYPT, value: true },
   ]);
@@ -234,6 +274,15 @@ function decodeNvramValue(v: Buffer): { seq: bigint; life: Buffer; data: Buffer 
 }
 
 const KEY_LABELS = [SIGN_LABEL, AGREE_LABEL, SEAL_LABEL];
+
+/** The marker of unused keys of this life: made with them, destroyed when a core gets them. */
+function unusedMarkers(t: OpenToken, life: Buffer | null): Handle[] {
+  if (life === null) return [];
+  return find(t, [
+    { type: CKA_CLASS, value: CKO_DATA },
+    { type: CKA_LABEL, value: UNUSED_LABEL },
+  ]).filter((h) => attrs(t, h, [CKA_VALUE])[0]!.equals(life));
+}
 /** Two key pairs (private and public objects) and the seal key. */
 const KEY_OBJECTS = 5;
 
@@ -266,38 +315,30 @@ function hasNvramOf(t: OpenToken, life: Buffer | null): boolean {
 
 /** End this HSM's life: destroy every key and NVRAM object of ours, flushed to disk. */
 function destroyLife(t: OpenToken): void {
-  for (const label of [...KEY_LABELS, NVRAM_LABEL]) {
+  for (const label of [...KEY_LABELS, NVRAM_LABEL, UNUSED_LABEL]) {
     for (const h of find(t, [{ type: CKA_LABEL, value: label }])) t.p11.C_DestroyObject(t.session, h);
   }
   syncTokenFiles(t.hsmDir);
 }
 
-export function pkcs11Platform(opts: Pkcs11PlatformOptions): Pkcs11Platform {
-  const t = openToken(opts.hsmDir, opts.module ?? DEFAULT_MODULE);
-  try {
-    return build(t, opts);
-  } catch (e) {
-    t.close();
-    throw e;
-  }
+/** The token's keys of this life (made if it has no NVRAM of them and they are not marked unused). */
+interface Life {
+  id: Buffer;
+  sign: { privateKey: Handle; publicKey: Handle };
+  agree: { privateKey: Handle; publicKey: Handle };
+  seal: Handle;
+  signKey: Uint8Array;
+  agreeKey: Uint8Array;
+  /** New keys were made by this open. */
+  renewed: boolean;
 }
 
-function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
-  let closed = false;
+function openLife(t: OpenToken): Life {
   const { p11 } = t;
-  /** Run one PKCS#11 operation; on failure, replace the session so no operation stays active. */
-  const op = <T>(f: (session: Handle) => T): T => {
-    if (closed) throw new Error("the PKCS#11 platform is closed");
-    try {
-      return f(t.session);
-    } catch (e) {
-      t.resetSession();
-      throw e;
-    }
-  };
-  // No NVRAM of these keys: a new life, with new keys (see the top of this file).
+  // No NVRAM of these keys and no marker that they are unused: a new life, with new keys (see the
+  // top of this file). The marker is made last: a crash before it means a new life next time.
   let life = keysLife(t);
-  const fresh = !hasNvramOf(t, life);
+  const fresh = !hasNvramOf(t, life) && unusedMarkers(t, life).length === 0;
   if (fresh) {
     destroyLife(t);
     life = p11.C_GenerateRandom(t.session, Buffer.alloc(LIFE_BYTES));
@@ -325,35 +366,134 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
     id,
   );
   const seal = sealKey(t, id);
-  if (fresh) syncTokenFiles(t.hsmDir);
-
+  if (fresh) {
+    p11.C_CreateObject(t.session, [
+      { type: CKA_CLASS, value: CKO_DATA },
+      { type: CKA_TOKEN, value: true },
+      { type: CKA_PRIVATE, value: true },
+      { type: CKA_LABEL, value: UNUSED_LABEL },
+      { type: CKA_VALUE, value: id },
+    ]);
+    syncTokenFiles(t.hsmDir);
+  }
   const signKey = derOctetString(attrs(t, sign.publicKey, [CKA_EC_POINT])[0]!, "Ed25519 CKA_EC_POINT");
   if (signKey.length !== 32) throw new Error(`the Ed25519 public key is ${signKey.length} bytes, not 32`);
   const agreeKey = derOctetString(attrs(t, agree.publicKey, [CKA_EC_POINT])[0]!, "P-256 CKA_EC_POINT");
   if (agreeKey.length !== 65 || agreeKey[0] !== 0x04) {
     throw new Error("the P-256 public key is not an uncompressed SEC1 point");
   }
+  return {
+    id,
+    sign,
+    agree,
+    seal,
+    signKey: new Uint8Array(signKey),
+    agreeKey: new Uint8Array(agreeKey),
+    renewed: fresh,
+  };
+}
 
-  const info = p11.C_GetTokenInfo(t.slot);
+/** What the vendor root attests for this token's keys. */
+function pkcs11Body(t: OpenToken, life: Life, measurement: Uint8Array): AttestationBody {
+  const info = t.p11.C_GetTokenInfo(t.slot);
   const fw = info.firmwareVersion;
-  const body: AttestationBody = {
-    platform: "pkcs11",
+  return {
+    platform: PLATFORM,
     vendor:
       "bkv test vendor root: PKCS#11 platform on SoftHSM2, which has no vendor attestation; the test vendor root " +
       "attests the keys the token made instead (development only). The token is files on the host's disk.",
-    signKey: new Uint8Array(signKey),
-    agreeKey: new Uint8Array(agreeKey),
-    measurement: opts.measurement,
+    signKey: life.signKey,
+    agreeKey: life.agreeKey,
+    measurement,
     properties: [
       `token: ${trimPadded(info.manufacturerID)} / ${trimPadded(info.model)} (firmware ${fw.major}.${fw.minor})`,
-      keyProperties(t, SIGN_LABEL, sign.privateKey),
-      keyProperties(t, AGREE_LABEL, agree.privateKey),
-      keyProperties(t, SEAL_LABEL, seal),
+      keyProperties(t, SIGN_LABEL, life.sign.privateKey),
+      keyProperties(t, AGREE_LABEL, life.agree.privateKey),
+      keyProperties(t, SEAL_LABEL, life.seal),
       "nvram: CKO_DATA token object, file-backed (whoever owns the disk can restore an old copy)",
     ],
   };
-  const attestation = attest(opts.vendor, body);
-  const roots = opts.vendorRoots ?? [opts.vendor.publicKey];
+}
+
+const PLATFORM = "pkcs11";
+
+export interface Pkcs11ProvisionOptions {
+  hsmDir: string;
+  /** The vendor root that attests this HSM (SoftHSM2 has none: the folder's test vendor root). */
+  vendor: VendorRoot;
+  /** SHA-256 of the core this HSM is provisioned to run. */
+  measurement: Uint8Array;
+  /** Vendor roots this HSM trusts in other members' attestations (default: [vendor.publicKey]). */
+  trustedRoots?: Uint8Array[];
+  module?: string;
+}
+
+/**
+ * Provision a PKCS#11 HSM (the provisioning tool, never the HSM process): make its token if it has
+ * none, its keys if none are alive, have the vendor root attest them with the measurement, and write
+ * the attestation and trusted roots into its folder. Idempotent. Returns whether new keys were made.
+ */
+export function provisionPkcs11Hsm(o: Pkcs11ProvisionOptions): { renewed: boolean; attestation: Uint8Array } {
+  provisionToken(o.hsmDir, o.module ?? DEFAULT_MODULE);
+  const t = openToken(o.hsmDir, o.module ?? DEFAULT_MODULE);
+  try {
+    const life = openLife(t);
+    const attestation = attest(o.vendor, pkcs11Body(t, life, o.measurement));
+    writeProvisioned(t.hsmDir, attestation, o.trustedRoots ?? [o.vendor.publicKey]);
+    return { renewed: life.renewed, attestation };
+  } finally {
+    t.close();
+  }
+}
+
+/**
+ * The platform of a provisioned PKCS#11 HSM. Throws BkvError ATTESTATION ("needs an attestation")
+ * if its folder holds no attestation of its current keys and this measurement by a trusted root.
+ */
+export function pkcs11Platform(opts: Pkcs11PlatformOptions): Pkcs11Platform {
+  const t = openToken(opts.hsmDir, opts.module ?? DEFAULT_MODULE);
+  try {
+    return build(t, opts);
+  } catch (e) {
+    t.close();
+    throw e;
+  }
+}
+
+function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
+  let closed = false;
+  const { p11 } = t;
+  /** Run one PKCS#11 operation; on failure, replace the session so no operation stays active. */
+  const op = <T>(f: (session: Handle) => T): T => {
+    if (closed) throw new Error("the PKCS#11 platform is closed");
+    try {
+      return f(t.session);
+    } catch (e) {
+      t.resetSession();
+      throw e;
+    }
+  };
+  const life = openLife(t);
+  const { id, sign, agree, seal } = life;
+  const roots = readTrustedRoots(t.hsmDir);
+  const attestation = readOwnAttestation(
+    t.hsmDir,
+    { platform: PLATFORM, signKey: life.signKey, agreeKey: life.agreeKey, measurement: opts.measurement },
+    roots,
+  );
+  // The keys go to a core now: from here on they die with NVRAM.
+  const markers = unusedMarkers(t, id);
+  if (markers.length > 0) {
+    for (const h of markers) p11.C_DestroyObject(t.session, h);
+    syncTokenFiles(t.hsmDir);
+  }
+  /** This core's seal key, derived again whenever the session was replaced (it is a session object). */
+  let derived: { session: Handle; key: Handle } | null = null;
+  const sealKeyNow = (s: Handle): Handle => {
+    if (derived === null || derived.session !== s)
+      derived = { session: s, key: sealKeyFor(t, seal, opts.measurement) };
+    return derived.key;
+  };
 
   const gcm = (iv: Buffer, aad: Uint8Array) => ({
     mechanism: pkcs11js.CKM_AES_GCM,
@@ -377,24 +517,27 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
     async seal(plaintext, aad) {
       const iv = random(12);
       const out = op((s) => {
-        p11.C_EncryptInit(s, gcm(iv, aad), seal);
+        p11.C_EncryptInit(s, gcm(iv, aad), sealKeyNow(s));
         return p11.C_Encrypt(s, buf(plaintext), Buffer.alloc(plaintext.length + 16));
       });
       return new Uint8Array(Buffer.concat([iv, out]));
     },
     async unseal(sealed, aad) {
-      if (sealed.length < 28) throw new Error("sealed blob too short");
+      if (sealed.length < 28) throw new BkvError(ErrorCode.Malformed, "sealed blob too short");
       const iv = Buffer.from(sealed.subarray(0, 12));
       const body = Buffer.from(sealed.subarray(12));
       try {
         return new Uint8Array(
           op((s) => {
-            p11.C_DecryptInit(s, gcm(iv, aad), seal);
+            p11.C_DecryptInit(s, gcm(iv, aad), sealKeyNow(s));
             return p11.C_Decrypt(s, body, Buffer.alloc(body.length));
           }),
         );
       } catch (e) {
-        throw new Error(`unseal: the blob does not authenticate under this HSM's seal key (${describe(e)})`);
+        throw new BkvError(
+          ErrorCode.Authentication,
+          `unseal: the blob does not open under this HSM's seal key for the loaded core (sealed by other code, another HSM, or altered: ${describe(e)})`,
+        );
       }
     },
 

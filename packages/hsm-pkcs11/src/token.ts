@@ -46,6 +46,28 @@ export function confPath(hsmDir: string): string {
   return join(hsmDir, "softhsm2.conf");
 }
 
+/** HSM_DIR/pkcs11-module: the PKCS#11 module this HSM uses, fixed at provisioning (not by the host). */
+export function modulePath(hsmDir: string): string {
+  return join(hsmDir, "pkcs11-module");
+}
+
+export function writeProvisionedModule(hsmDir: string, module: string): void {
+  writeDurably(modulePath(resolve(hsmDir)), `${module}\n`, 0o644);
+}
+
+/** The module fixed at provisioning (DEFAULT_MODULE if the folder names none). */
+export function provisionedModule(hsmDir: string): string {
+  let m: string;
+  try {
+    m = readFileSync(modulePath(hsmDir), "utf8").trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return DEFAULT_MODULE;
+    throw e;
+  }
+  if (m === "") throw new Error(`${modulePath(hsmDir)} names no PKCS#11 module`);
+  return m;
+}
+
 export function pinPath(hsmDir: string): string {
   return join(hsmDir, "token-pin");
 }

@@ -25,7 +25,7 @@ import {
   type SealedEntry,
 } from "@bkv/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Pkcs11Platform, pkcs11Platform, provisionToken } from "../src/index.js";
+import { type Pkcs11Platform, pkcs11Platform, provisionPkcs11Hsm, provisionToken } from "../src/index.js";
 import { activeToken, find, pkcs11js } from "../src/token.js";
 
 /** Where these fleets are published (genesis freezes it): a namespace, an epoch and a log key. */
@@ -86,9 +86,12 @@ function tokenMember(): { member: Member; hsmDir: string } {
   dirs.push(root);
   const hsmDir = join(root, "hsm");
   provisionToken(hsmDir, MODULE);
-  const member = new Member(() =>
-    pkcs11Platform({ hsmDir, vendor: TEST_VENDOR, measurement: TEST_MEASUREMENT, module: MODULE }),
-  );
+  // Each start is provisioned first (as bkv dev does): a wiped token gets new keys and needs a new
+  // attestation, which the provisioning tool, not the HSM, makes.
+  const member = new Member(() => {
+    provisionPkcs11Hsm({ hsmDir, vendor: TEST_VENDOR, measurement: TEST_MEASUREMENT, module: MODULE });
+    return pkcs11Platform({ hsmDir, measurement: TEST_MEASUREMENT, module: MODULE });
+  });
   return { member, hsmDir };
 }
 

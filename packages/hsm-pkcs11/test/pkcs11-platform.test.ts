@@ -3,17 +3,17 @@
  * have one module initialized); vitest's forks pool gives this file its own process.
  */
 import { createECDH, createHash, createPublicKey, verify } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ed25519VerifyWith, newVendorRoot } from "@bkv/hsm-software";
-import { attestationSignedBytes, decodeAttestation } from "@bkv/wire";
+import { attestationSignedBytes, BkvError, decodeAttestation, ErrorCode } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   inspectKeys,
   type Pkcs11Platform,
-  type Pkcs11PlatformOptions,
   pkcs11Platform,
+  provisionPkcs11Hsm,
   provisionToken,
 } from "../src/index.js";
 import { encodeNvramValue, keysLife } from "../src/pkcs11-platform.js";
@@ -30,13 +30,25 @@ function newHsmDir(): string {
   return join(d, "hsm");
 }
 
-/** Open the platform, run f, close it (also when f throws). */
+interface OpenOptions {
+  now?: () => number;
+  measurement?: Uint8Array;
+  trustedRoots?: Uint8Array[];
+  /** Run the provisioning tool's step first (default true), as bkv dev does before every start. */
+  provision?: boolean;
+}
+
+/** Provision (unless told not to), open the platform, run f, close it (also when f throws). */
 async function withPlatform<T>(
   hsmDir: string,
   f: (p: Pkcs11Platform) => Promise<T>,
-  opts: Partial<Pkcs11PlatformOptions> = {},
+  opts: OpenOptions = {},
 ): Promise<T> {
-  const p = pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE, ...opts });
+  const m = opts.measurement ?? measurement;
+  if (opts.provision !== false) {
+    provisionPkcs11Hsm({ hsmDir, vendor, measurement: m, module: MODULE, trustedRoots: opts.trustedRoots });
+  }
+  const p = pkcs11Platform({ hsmDir, measurement: m, module: MODULE, now: opts.now });
   try {
     return await f(p);
   } finally {
@@ -179,15 +191,15 @@ describe("pkcs11Platform on SoftHSM2", () => {
       expect(await p.unseal(await p.seal(new Uint8Array(0), aad), aad)).toEqual(new Uint8Array(0));
       const noAad = new Uint8Array(0);
       expect(await p.unseal(await p.seal(plaintext, noAad), noAad)).toEqual(plaintext);
-      await expect(p.unseal(await p.seal(plaintext, noAad), aad)).rejects.toThrow(/does not authenticate/);
+      await expect(p.unseal(await p.seal(plaintext, noAad), aad)).rejects.toThrow(/does not open/);
       const big = p.randomBytes(1 << 20);
       expect(Buffer.from(await p.unseal(await p.seal(big, aad), aad)).equals(big)).toBe(true);
       for (const i of [0, 12, s.length - 1]) {
         const bad = s.slice();
         bad[i]! ^= 1;
-        await expect(p.unseal(bad, aad)).rejects.toThrow(/does not authenticate/);
+        await expect(p.unseal(bad, aad)).rejects.toThrow(/does not open/);
       }
-      await expect(p.unseal(s, new TextEncoder().encode("entry 8"))).rejects.toThrow(/does not authenticate/);
+      await expect(p.unseal(s, new TextEncoder().encode("entry 8"))).rejects.toThrow(/does not open/);
       await expect(p.unseal(s.subarray(0, 27), aad)).rejects.toThrow(/too short/);
       // The session still works after refusals.
       expect(await p.unseal(s, aad)).toEqual(plaintext);
@@ -198,7 +210,7 @@ describe("pkcs11Platform on SoftHSM2", () => {
     const otherDir = newHsmDir();
     provisionToken(otherDir, MODULE);
     await withPlatform(otherDir, async (p) => {
-      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not authenticate/);
+      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not open/);
     });
   });
 
@@ -283,7 +295,7 @@ describe("pkcs11Platform on SoftHSM2", () => {
       const now = await identityOf(p);
       expect(now.signKey).not.toEqual(att.signKey);
       expect(now.agreeKey).not.toEqual(att.agreeKey);
-      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not authenticate/);
+      await expect(p.unseal(sealed, aad)).rejects.toThrow(/does not open/);
     });
     expect(inspectKeys(dir, MODULE)).toHaveLength(3);
   });
@@ -333,8 +345,8 @@ describe("pkcs11Platform on SoftHSM2", () => {
       }
       expect(att.properties.find((s) => s.startsWith("token: "))).toMatch(/SoftHSM project \/ SoftHSM v2/);
     });
-    const roots = [newVendorRoot().publicKey];
-    expect(await withPlatform(hsmDir, async (p) => p.vendorRoots(), { vendorRoots: roots })).toEqual(roots);
+    const roots = [vendor.publicKey, newVendorRoot().publicKey];
+    expect(await withPlatform(hsmDir, async (p) => p.vendorRoots(), { trustedRoots: roots })).toEqual(roots);
   });
 
   it("draws randomness from the token and uses the given clock", async () => {
@@ -352,15 +364,81 @@ describe("pkcs11Platform on SoftHSM2", () => {
   });
 
   it("refuses a second open token in the process, an unprovisioned folder, and use after close", async () => {
-    const p = pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE });
+    provisionPkcs11Hsm({ hsmDir, vendor, measurement, module: MODULE });
+    const p = pkcs11Platform({ hsmDir, measurement, module: MODULE });
     try {
-      expect(() => pkcs11Platform({ hsmDir, vendor, measurement, module: MODULE })).toThrow(/already open/);
+      expect(() => pkcs11Platform({ hsmDir, measurement, module: MODULE })).toThrow(/already open/);
     } finally {
       p.close();
     }
     await expect(p.seal(new Uint8Array(1), new Uint8Array(0))).rejects.toThrow(/closed/);
-    expect(() => pkcs11Platform({ hsmDir: newHsmDir(), vendor, measurement, module: MODULE })).toThrow(
-      /provision/,
+    expect(() => pkcs11Platform({ hsmDir: newHsmDir(), measurement, module: MODULE })).toThrow(/provision/);
+  });
+
+  it("seal keys are per measurement: a platform loaded with another core cannot open what this core sealed", async () => {
+    const dir = newHsmDir();
+    const aad = new TextEncoder().encode("entry 1");
+    const sealed = await withPlatform(dir, async (p) => {
+      await p.nvramWrite(new Uint8Array([1]));
+      return p.seal(new TextEncoder().encode("a log entry"), aad);
+    });
+    // The operator provisions the same HSM (same token, same master seal key) for a modified core.
+    const modified = new Uint8Array(createHash("sha256").update("a modified core").digest());
+    const err = await withPlatform(dir, (p) => p.unseal(sealed, aad), { measurement: modified }).catch(
+      (e: unknown) => e,
     );
+    expect(err).toBeInstanceOf(BkvError);
+    expect((err as BkvError).code).toBe(ErrorCode.Authentication);
+    expect((err as BkvError).message).toMatch(/for the loaded core/);
+    // The real core still opens it.
+    expect(await withPlatform(dir, (p) => p.unseal(sealed, aad))).toEqual(
+      new TextEncoder().encode("a log entry"),
+    );
+  });
+
+  it("the HSM only reads its attestation: none, of other keys, of another core or another root is refused by name", async () => {
+    const dir = newHsmDir();
+    const refusal = (m = measurement) => {
+      try {
+        pkcs11Platform({ hsmDir: dir, measurement: m, module: MODULE }).close();
+        return null;
+      } catch (e) {
+        return e as BkvError;
+      }
+    };
+    provisionToken(dir, MODULE);
+    expect(refusal()?.code).toBe(ErrorCode.Attestation);
+    expect(refusal()?.message).toMatch(
+      /needs an attestation: attestation.bin is missing|vendor-roots.pub is missing/,
+    );
+    // The refused opens made keys and kept them unused (no core got them), so provisioning attests
+    // those keys, and a second provisioning the same ones.
+    const first = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
+    const again = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
+    expect(first.renewed).toBe(false);
+    expect(again.renewed).toBe(false);
+    expect(decodeAttestation(again.attestation).signKey).toEqual(
+      decodeAttestation(first.attestation).signKey,
+    );
+    // Another core than the attested one.
+    const other = new Uint8Array(createHash("sha256").update("another core").digest());
+    expect(refusal(other)?.message).toMatch(/needs an attestation: it attests another core/);
+    // An attestation under a root the HSM was not provisioned to trust.
+    const rogue = newVendorRoot();
+    writeFileSync(join(dir, "vendor-roots.pub"), `${Buffer.from(rogue.publicKey).toString("hex")}\n`);
+    expect(refusal()?.message).toMatch(/not signed by a vendor root this HSM trusts/);
+    // Provisioned again: the HSM runs, and from then on its keys are used.
+    await withPlatform(dir, async (p) => expect(await p.nvramRead()).toBeNull());
+    // No NVRAM was written and the keys were used: the next open makes new keys, which need a new
+    // attestation (the old one names the old keys).
+    const err = refusal();
+    expect(err?.code).toBe(ErrorCode.Attestation);
+    expect(err?.message).toMatch(/it attests other identity keys/);
+    const renewed = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
+    expect(renewed.renewed).toBe(false); // the refused open already made them (unused)
+    expect(decodeAttestation(renewed.attestation).signKey).not.toEqual(
+      decodeAttestation(first.attestation).signKey,
+    );
+    await withPlatform(dir, async (p) => expect(await p.nvramRead()).toBeNull(), { provision: false });
   });
 });

@@ -1,4 +1,5 @@
-export { type LoadedCore, loadCore } from "./load-core.js";
+export * from "./clean-start.js";
+export { type LoadedCore, loadCore, measureCoreFile } from "./load-core.js";
 export {
   type MemoryHsm,
   type MemoryPlatformOptions,
@@ -8,7 +9,13 @@ export {
   TEST_VENDOR,
 } from "./memory-platform.js";
 export * from "./node-crypto.js";
+export * from "./provisioned.js";
 export { serveFrames } from "./serve-frames.js";
 export * from "./soft-identity.js";
-export { type SoftwarePlatformOptions, softwarePlatform } from "./software-platform.js";
+export {
+  type ProvisionOptions,
+  provisionSoftwareHsm,
+  type SoftwarePlatformOptions,
+  softwarePlatform,
+} from "./software-platform.js";
 export * from "./vendor-root.js";

@@ -12,6 +12,11 @@ export interface LoadedCore {
   measurement: Uint8Array;
 }
 
+/** The measurement of a core file without loading it (for the provisioning tool). */
+export function measureCoreFile(path: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(readFileSync(path)).digest());
+}
+
 export async function loadCore(path: string): Promise<LoadedCore> {
   const code = readFileSync(path);
   const measurement = new Uint8Array(createHash("sha256").update(code).digest());

@@ -9,11 +9,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { HsmPlatform } from "@bkv/hsm-core";
 import { utf8 } from "@bkv/wire";
-import { aes256GcmOpen, aes256GcmSeal, nodeHsmCrypto } from "./node-crypto.js";
-import { newIdentityKey, softIdentity } from "./soft-identity.js";
-import { newVendorRoot, type VendorRoot } from "./vendor-root.js";
+import { nodeHsmCrypto } from "./node-crypto.js";
+import { identityPublicKeys, newIdentityKey, softIdentity, softSeal } from "./soft-identity.js";
+import { attest, newVendorRoot, type VendorRoot } from "./vendor-root.js";
 
 export interface MemoryHsm {
+  /** The master seal secret (seal keys are derived from it per measurement). */
   sealKey: Uint8Array;
   identityKey: Uint8Array;
   nvram: Uint8Array | null;
@@ -58,29 +59,28 @@ export function memoryPlatform(
 ): HsmPlatform {
   const o = typeof opts === "function" ? { now: opts } : opts;
   renewIfNoNvram(hsm);
-  const sealKey = hsm.sealKey;
+  const measurement = o.measurement ?? TEST_MEASUREMENT;
+  const vendor = o.vendor ?? TEST_VENDOR;
+  // In-process test platform: the test vendor root attests here (no HSM process, no provisioning).
+  const attestation = attest(vendor, {
+    platform: "memory",
+    vendor: "bkv test vendor root: in-memory HSM for tests",
+    ...identityPublicKeys(hsm.identityKey),
+    measurement,
+    properties: [],
+  });
   const identity = softIdentity({
     identityKey: hsm.identityKey,
-    vendor: o.vendor ?? TEST_VENDOR,
+    attestation,
     vendorRoots: o.vendorRoots ?? [TEST_VENDOR.publicKey],
-    measurement: o.measurement ?? TEST_MEASUREMENT,
-    platform: "memory",
-    vendorNote: "bkv test vendor root: in-memory HSM for tests",
-    properties: [],
+    measurement,
   });
   return {
     now: o.now ?? (() => Date.now()),
     randomBytes: o.random ?? ((n) => new Uint8Array(randomBytes(n))),
     ...identity,
     crypto: nodeHsmCrypto(),
-    async seal(plaintext, aad) {
-      const nonce = randomBytes(12);
-      return new Uint8Array(Buffer.concat([nonce, aes256GcmSeal(sealKey, nonce, plaintext, aad)]));
-    },
-    async unseal(sealed, aad) {
-      if (sealed.length < 28) throw new Error("sealed blob too short");
-      return new Uint8Array(aes256GcmOpen(sealKey, sealed.subarray(0, 12), sealed.subarray(12), aad));
-    },
+    ...softSeal(hsm.sealKey, measurement),
     async nvramRead() {
       return hsm.nvram === null ? null : hsm.nvram.slice();
     },

@@ -18,7 +18,7 @@ import {
   type SealedEntry,
 } from "@bkv/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { ed25519PublicKeyOf, newVendorRoot, softwarePlatform } from "../src/index.js";
+import { ed25519PublicKeyOf, newVendorRoot, provisionSoftwareHsm, softwarePlatform } from "../src/index.js";
 import { NvramFile } from "../src/nvram-file.js";
 
 /** Where these fleets are published (genesis freezes it): a namespace, an epoch and a log key. */
@@ -44,7 +44,9 @@ class Member {
   constructor(readonly dir: string) {}
 
   async start(): Promise<HsmToHost> {
-    const platform: HsmPlatform = softwarePlatform({ dir: this.dir, vendor, measurement });
+    // Provisioned before each start, as bkv dev does: new keys (NVRAM wiped) get a new attestation.
+    provisionSoftwareHsm({ dir: this.dir, vendor, measurement });
+    const platform: HsmPlatform = softwarePlatform({ dir: this.dir, measurement });
     this.frames = [];
     this.core = await HsmCore.create(platform, (b) => this.frames.push(decodeHsmToHost(b)));
     return this.send({ type: "boot", snapshot: null, entries: this.stored });

@@ -10,7 +10,13 @@ import { join } from "node:path";
 import type { HsmPlatform } from "@bkv/hsm-core";
 import { decodeAttestation } from "@bkv/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { memoryPlatform, newMemoryHsm, newVendorRoot, softwarePlatform } from "../src/index.js";
+import {
+  memoryPlatform,
+  newMemoryHsm,
+  newVendorRoot,
+  provisionSoftwareHsm,
+  softwarePlatform,
+} from "../src/index.js";
 
 const vendor = newVendorRoot();
 const measurement = new Uint8Array(createHash("sha256").update("bkv life test core").digest());
@@ -30,7 +36,11 @@ describe("software platform: keys and NVRAM live and die together", () => {
     const root = mkdtempSync(join(tmpdir(), "bkv-life-"));
     dirs.push(root);
     const dir = join(root, "hsm");
-    const open = () => softwarePlatform({ dir, vendor, measurement });
+    // Each start provisioned first (bkv dev does): new keys need the provisioning tool's attestation.
+    const open = () => {
+      provisionSoftwareHsm({ dir, vendor, measurement });
+      return softwarePlatform({ dir, measurement });
+    };
     // Started, never wrote NVRAM (a crash before genesis): the next start is a new life.
     const a = await signKeyOf(open());
     const b = await signKeyOf(open());

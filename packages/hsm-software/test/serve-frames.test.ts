@@ -18,7 +18,9 @@ import {
   MAX_FRAME_BYTES,
 } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newVendorRoot, writeVendorRoot } from "../src/vendor-root.js";
+import { measureCoreFile } from "../src/load-core.js";
+import { provisionSoftwareHsm } from "../src/software-platform.js";
+import { newVendorRoot } from "../src/vendor-root.js";
 
 const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
 
@@ -51,11 +53,15 @@ async function status() {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bkv-serve-frames-"));
-  const key = join(dir, "vendor-root.key");
-  writeVendorRoot(newVendorRoot(), key, join(dir, "vendor-root.pub"));
+  provisionSoftwareHsm({
+    dir: join(dir, "hsm"),
+    vendor: newVendorRoot(),
+    measurement: measureCoreFile(CORE),
+  });
   const main = createRequire(import.meta.url).resolve("@bkv/hsm-software/main");
-  child = spawn(process.execPath, [main, "--dir", join(dir, "hsm"), "--vendor-key", key, "--core", CORE], {
+  child = spawn(process.execPath, [main, "--dir", join(dir, "hsm"), "--core", CORE], {
     stdio: ["pipe", "pipe", "ignore"],
+    env: {},
   });
   const decoder = new FrameDecoder();
   child.stdout!.on("data", (c: Buffer) => {

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { httpTransport, VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { createFleet, type HostConfig } from "@bkv/host";
-import { ed25519PublicKeyOf, newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
+import { ed25519PublicKeyOf, measureCoreFile, newVendorRoot, provisionSoftwareHsm } from "@bkv/hsm-software";
 import { fromHex } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -126,22 +126,24 @@ export async function benchVault(opts: {
 }): Promise<{ raw: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-"));
   await ensureCore();
-  writeVendorRoot(newVendorRoot(), join(dir, "vendor-root.key"), join(dir, "vendor-root.pub"));
-  const profile = process.env.BKV_BENCH_HSM_PROFILE;
+  // The bench is the HSM's factory here: it provisions the HSM (attestation by a throwaway vendor
+  // root that never enters the HSM's folder or process).
+  provisionSoftwareHsm({
+    dir: join(dir, "hsm"),
+    vendor: newVendorRoot(),
+    measurement: measureCoreFile(CORE_BUNDLE),
+  });
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const config: HostConfig = {
     node: 1,
     listen: { host: "127.0.0.1", port: 0 },
     storagePath: join(dir, "host.sqlite"),
+    // No Node flags (such as --prof): an HSM process refuses any (hsm-software/src/clean-start.ts).
     hsmCommand: [
       process.execPath,
-      // BKV_BENCH_HSM_PROFILE=FILE writes a V8 tick log of the HSM process (read with node --prof-process).
-      ...(profile === undefined ? [] : ["--prof", `--logfile=${profile}`, "--no-logfile-per-isolate"]),
       createRequire(import.meta.url).resolve("@bkv/hsm-software/main"),
       "--dir",
       join(dir, "hsm"),
-      "--vendor-key",
-      join(dir, "vendor-root.key"),
       "--core",
       CORE_BUNDLE,
     ],

@@ -37,6 +37,7 @@ import {
   ensureCore,
   hsmCommand,
   platformName,
+  provisionDevHsms,
   readDevFleet,
 } from "../fleet-setup.js";
 import { alive, spawnService, stopProcess } from "../services.js";
@@ -393,6 +394,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   }
 
   await ensureCore();
+  if (fleet !== null) await provisionDevHsms(p.dir, count, platform); // new keys (NVRAM wiped) or a rebuilt core
 
   const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes, servicePids: [] };
   const stopAll = async () => {
