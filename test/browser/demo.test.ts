@@ -104,7 +104,10 @@ async function download(d: Device, name: string): Promise<Uint8Array> {
   return new Uint8Array(readFileSync(await dl.path()));
 }
 
-/** Neither K nor the PIN in the DOM, the URL, the console or localStorage (which holds only the checkpoint). */
+/**
+ * Neither K nor the PIN in the DOM, the URL, the console or localStorage (which holds only the
+ * checkpoint and the digests of the fleet artifacts whose evidence the page verified).
+ */
 async function expectNoSecrets(d: Device, pin: string): Promise<void> {
   const seen = await d.page.evaluate(() => ({
     html: document.documentElement.outerHTML,
@@ -113,7 +116,9 @@ async function expectNoSecrets(d: Device, pin: string): Promise<void> {
     storage: Object.keys(localStorage),
     session: Object.keys(sessionStorage),
   }));
-  expect(seen.storage.every((k) => k.startsWith("bkv.checkpoint."))).toBe(true);
+  expect(seen.storage.every((k) => k.startsWith("bkv.checkpoint.") || k.startsWith("bkv.verified."))).toBe(
+    true,
+  );
   expect(seen.session).toEqual([]);
   expect(seen.url).not.toContain(pin);
   expect(seen.inputs).not.toContain(pin);
@@ -142,9 +147,10 @@ describe("the demo page in Chromium", () => {
       expect(restored.length).toBe(file.bytes.length);
       expect(Buffer.from(restored).equals(Buffer.from(file.bytes))).toBe(true);
       await expectNoSecrets(second, pin);
-      // The new device remembered the log checkpoint it verified, and nothing else.
+      // The new device remembered the log checkpoint it verified and the fleet whose evidence it
+      // verified (once per epoch), and nothing else.
       const stored = await second.page.evaluate(() => Object.keys(localStorage));
-      expect(stored).toEqual(["bkv.checkpoint.bkv-dev"]);
+      expect(stored.sort()).toEqual(["bkv.checkpoint.bkv-dev", "bkv.verified.bkv-dev"]);
     },
     TEST_MS,
   );

@@ -115,6 +115,7 @@ describe("fleet create, evidence, audit", () => {
       ev,
       "--vendor-root",
       info.vendorRoot,
+      "--allow-test-roots",
       "--fleet",
       info.fleetId,
     ]);
@@ -122,7 +123,19 @@ describe("fleet create, evidence, audit", () => {
     expect(ok.stdout).toContain("AUDIT PASSED");
     expect(ok.stdout).toContain("PASS  attestation.3");
 
-    const json = await bkv(["audit", "--evidence", ev, "--vendor-root", info.vendorRoot, "--json"]);
+    // bkv fleet create's vendor root is a test root: without --allow-test-roots no attestation counts.
+    const strict = await bkv(["audit", "--evidence", ev, "--vendor-root", info.vendorRoot]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toContain("FAIL  attestation.1");
+    const json = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--vendor-root",
+      info.vendorRoot,
+      "--allow-test-roots",
+      "--json",
+    ]);
     const report = JSON.parse(json.stdout) as { ok: boolean; fleet: { measurement: string; n: number } };
     expect(report.ok).toBe(true);
     expect(report.fleet).toMatchObject({ measurement: info.measurement, n: 3 });
@@ -133,6 +146,7 @@ describe("fleet create, evidence, audit", () => {
       ev,
       "--vendor-root",
       info.vendorRoot,
+      "--allow-test-roots",
       "--measurement",
       "ab".repeat(32),
     ]);
@@ -157,6 +171,7 @@ describe("fleet create, evidence, audit", () => {
       ev,
       "--vendor-root",
       info.vendorRoot,
+      "--allow-test-roots",
       "--fleet",
       otherId,
     ]);
@@ -165,7 +180,14 @@ describe("fleet create, evidence, audit", () => {
 
     // Another folder's vendor root did not attest these HSMs.
     const rogueRoot = join(work, "fleet-2", "vendor-root.pub");
-    const wrongRoot = await bkv(["audit", "--evidence", ev, "--vendor-root", rogueRoot]);
+    const wrongRoot = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--vendor-root",
+      rogueRoot,
+      "--allow-test-roots",
+    ]);
     expect(wrongRoot.code).toBe(1);
     expect(wrongRoot.stdout).toContain("FAIL  attestation.1");
   });

@@ -120,10 +120,17 @@ export function vaultCliSuite(platform: Platform): void {
       });
     }
 
-    it("the fleet's evidence audits clean against the folder's vendor root", async () => {
+    it("the fleet's evidence audits clean against the folder's (test) vendor root, and its own pins", async () => {
       const ev = join(work, `evidence-${platform}.bin`);
       expect((await bkv(["fleet", "evidence", "--dev", dev.dir, "--out", ev])).code).toBe(0);
-      const r = await bkv(["audit", "--evidence", ev, "--vendor-root", join(dev.dir, "vendor-root.pub")]);
+      const root = join(dev.dir, "vendor-root.pub");
+      // The folder's vendor root is a test root: it counts only when allowed (development).
+      const strict = await bkv(["audit", "--evidence", ev, "--vendor-root", root]);
+      expect(strict.code).toBe(1);
+      expect(strict.stdout).toContain("a test vendor root");
+      const pinned = await bkv(["audit", "--evidence", ev, "--trust", join(dev.dir, "trust.json")]);
+      expect(pinned.stdout).toContain("AUDIT PASSED");
+      const r = await bkv(["audit", "--evidence", ev, "--vendor-root", root, "--allow-test-roots"]);
       expect(r.stdout).toContain("AUDIT PASSED");
       expect(r.stdout).toContain(`PASS  attestation.3        ${platform}:`);
       expect(r.code).toBe(0);

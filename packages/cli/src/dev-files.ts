@@ -5,7 +5,8 @@
  *   DIR/evidence.bin          the fleet's deployment evidence; DIR/artifact.bin its published artifact
  *   DIR/vendor-root.{key,pub} the test vendor root that attests the HSMs (development only)
  *   DIR/faults.json           injected faults read by the hosts: isolated nodes, latency
- *   DIR/trust.json            what clients pin: log key, witness keys and threshold, namespace
+ *   DIR/trust.json            what clients pin: log key, witness keys and threshold, namespace,
+ *                             vendor root (a test root, allowed), measurement, max guess limit
  *   DIR/transparency.json     the same and the log's URL (for bkv monitor)
  *   DIR/log/, DIR/witness-<i>/  the transparency log's and the witnesses' keys and databases
  *   DIR/dev-token-key.jwk     Ed25519 key that mints development bearer tokens (never for production)

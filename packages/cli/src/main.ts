@@ -48,7 +48,7 @@ const USAGE = `usage: bkv <command> [options]
   restore --key KEYFILE IN OUT           decrypt the backup file IN into OUT
   vault register|recover|delete          protect, recover or delete a backup key with a PIN
         (--dev DIR | --vault URL --token TOKEN --trust FILE) --user U [--key KEYFILE | --out KEYFILE] [--json]
-  bench [--only backup|vault|fleet]      run the benchmarks and print measured figures
+  bench [--only backup|vault|fleet|trust] run the benchmarks and print measured figures
 
 exit codes: 0 ok, 1 error, 3 wrong PIN, 4 no record, 5 vault unavailable`;
 

@@ -227,11 +227,18 @@ export function writeTransparencyInfo(dir: string, info: TransparencyInfo): void
 }
 
 /** The log's transparency page, with what to pin in the URL fragment (never sent to the server). */
-export function transparencyUrl(info: TransparencyInfo, vendorRoot?: Uint8Array): string {
+export function transparencyUrl(
+  info: TransparencyInfo,
+  vendorRoot?: Uint8Array,
+  dev: { testRoot?: boolean; smallFleet?: boolean } = {},
+): string {
   const p = new URLSearchParams();
   p.set("logKey", info.logKey);
   for (const k of info.witnessKeys) p.append("witnessKey", k);
   p.set("threshold", String(info.witnessThreshold));
   if (vendorRoot !== undefined) p.set("vendorRoot", toHex(vendorRoot));
+  // Development only: the vendor root is a test root (allowed), fleets under 3 HSMs are allowed.
+  if (dev.testRoot === true) p.set("testRoot", "1");
+  if (dev.smallFleet === true) p.set("allowSmallFleet", "1");
   return `${info.log}/transparency/#${p.toString()}`;
 }

@@ -5,7 +5,6 @@
  * decode what it holds. No Node API is reachable from here.
  */
 
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 
 // Transparency log: checkpoints, notes, Merkle proofs, tiles, log entries, bundle signatures.
@@ -48,13 +47,11 @@ export {
 } from "@bkv/wire";
 export * from "./index.js";
 
-/** Ed25519 verification (RFC 8032, strict) for auditEvidence in a browser; false on any bad input. */
+import { strictEd25519Verify } from "./evidence/strict.js";
+
+/** Ed25519 verification, strict (the one verifier: strictEd25519Verify); false on any bad input. */
 export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    return false;
-  }
+  return strictEd25519Verify(publicKey, message, signature);
 }
 
 /** SHA-256, synchronous, for auditEvidence and evidence digests in a browser. */

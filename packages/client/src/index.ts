@@ -8,5 +8,6 @@ export { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 export * from "./audit/index.js";
 export * from "./backup/index.js";
 export * from "./bundle/index.js";
+export * from "./evidence/index.js";
 export * from "./passkey/index.js";
 export * from "./vault/index.js";

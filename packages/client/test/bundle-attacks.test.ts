@@ -7,8 +7,7 @@
  */
 import { type CheckpointStore, memoryCheckpointStore, verifyBundle } from "@bkv/client";
 import { generateSignerKey, SIG_COSIGNATURE_V1, toBase64 } from "@bkv/tlog";
-import { type BundleJson, countersignMessage, ErrorCode, isBkvError } from "@bkv/wire";
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { type BundleJson, ErrorCode, isBkvError } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 import { NOW, world } from "./bundle-world.js";
 
@@ -29,27 +28,24 @@ async function unchanged(store: CheckpointStore, f: () => Promise<void>): Promis
 describe("validation bundles: the client's checks", () => {
   it("accepts a real bundle, learns the fleet's vault key, and remembers the checkpoint", async () => {
     const w = world();
-    const i = w.append(w.artifactOf());
+    const f = w.fleet();
+    const i = w.append(f);
     const store = memoryCheckpointStore();
     const v = await verifyBundle(await w.bundle(i), w.pins, store, NOW);
-    expect(v.vaultPublicKey).toEqual(new Uint8Array(32).fill(4));
+    expect(v.vaultPublicKey).toEqual(f.st.vaultPublicKey);
+    expect(v.evidenceVerified).toBe(true);
     expect(v.cosigners.sort()).toEqual(["example.test/w1", "example.test/w2"]);
     expect((await store.load())?.size).toBe(1);
-    // A newer checkpoint with a consistency proof from the one seen is accepted and remembered.
-    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
-    const b = await w.bundle(i);
+    // A newer checkpoint with a consistency proof from the one seen is accepted and remembered; the
+    // artifact verified before needs no evidence now.
+    w.append(w.fleet({ epoch: 2 }));
+    const b = await w.bundle(i, undefined, false);
     b.consistency = { from: 1, proof: w.tree.consistencyProof(1, 2).map(toBase64) };
-    await verifyBundle(b, w.pins, store, NOW);
+    expect((await verifyBundle(b, w.pins, store, NOW)).evidenceVerified).toBe(false);
     expect((await store.load())?.size).toBe(2);
     // A new fleet (the next epoch, new keys) needs no client update: the same pins accept it.
-    const next = w.artifactOf({
-      epoch: 3,
-      keys: [
-        { role: "vault-hpke", key: new Uint8Array(32).fill(12) },
-        { role: "fleet-signing", key: ed25519.getPublicKey(w.fleetSeed) },
-      ],
-    });
-    const j = w.append(next, w.pins.namespace, 3);
+    const next = w.fleet({ epoch: 3, vaultKey: new Uint8Array(32).fill(12) });
+    const j = w.append(next);
     const nb = await w.bundle(j);
     nb.consistency = { from: 2, proof: w.tree.consistencyProof(2, 3).map(toBase64) };
     expect((await verifyBundle(nb, w.pins, store, NOW)).vaultPublicKey).toEqual(new Uint8Array(32).fill(12));
@@ -57,15 +53,17 @@ describe("validation bundles: the client's checks", () => {
 
   it("an artifact not in the log (signed by the log, never appended)", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    const f = w.fleet();
+    w.append(f);
     const b = await w.bundle(0);
-    const other = w.artifactOf({ fleetId: new Uint8Array(16).fill(9) });
-    const logSignature = w.logSign(other);
+    const other = w.fleet();
+    const logSignature = w.logSign(other.artifactBytes);
     const forged: BundleJson = {
       ...b,
-      artifact: toBase64(other),
+      artifact: toBase64(other.artifactBytes),
       logSignature: toBase64(logSignature),
-      countersignature: toBase64(ed25519.sign(countersignMessage(logSignature), w.fleetSeed)),
+      countersignature: toBase64(w.countersign(other.artifactBytes, logSignature, other.fleetSeed)),
+      evidence: toBase64(other.evidence),
     };
     const store = memoryCheckpointStore();
     await unchanged(store, () =>
@@ -75,21 +73,19 @@ describe("validation bundles: the client's checks", () => {
 
   it("logged but not counter-signed by the fleet", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    const f = w.fleet();
+    w.append(f);
     const b = await w.bundle(0);
     const notByFleet = {
       ...b,
-      countersignature: toBase64(ed25519.sign(countersignMessage(new Uint8Array(64)), w.fleetSeed)),
+      countersignature: toBase64(w.countersign(f.artifactBytes, new Uint8Array(64), f.fleetSeed)),
     };
     const store = memoryCheckpointStore();
     await refused(verifyBundle(notByFleet, w.pins, store, NOW), ErrorCode.BundleNotCountersigned);
     const otherKey = {
       ...b,
       countersignature: toBase64(
-        ed25519.sign(
-          countersignMessage(ed25519.sign(new Uint8Array(1), w.fleetSeed)),
-          new Uint8Array(32).fill(1),
-        ),
+        w.countersign(f.artifactBytes, new Uint8Array(64).fill(3), new Uint8Array(32).fill(1)),
       ),
     };
     await refused(verifyBundle(otherKey, w.pins, store, NOW), ErrorCode.BundleNotCountersigned);
@@ -98,41 +94,39 @@ describe("validation bundles: the client's checks", () => {
 
   it("counter-signed by the fleet but not logged (the vault operator's own artifact)", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    const f = w.fleet();
+    w.append(f);
     const b = await w.bundle(0);
     // The operator holds the fleet key (inside its HSMs) but not the log's key.
-    const mine = w.artifactOf({
-      keys: [
-        { role: "vault-hpke", key: new Uint8Array(32).fill(8) },
-        { role: "fleet-signing", key: ed25519.getPublicKey(w.fleetSeed) },
-      ],
-    });
+    const mine = w.fleet({ vaultKey: new Uint8Array(32).fill(8) });
     const fakeLogSig = new Uint8Array(64).fill(1);
     const forged = {
       ...b,
-      artifact: toBase64(mine),
+      artifact: toBase64(mine.artifactBytes),
       logSignature: toBase64(fakeLogSig),
-      countersignature: toBase64(ed25519.sign(countersignMessage(fakeLogSig), w.fleetSeed)),
+      countersignature: toBase64(w.countersign(mine.artifactBytes, fakeLogSig, mine.fleetSeed)),
+      evidence: toBase64(mine.evidence),
     };
     await refused(verifyBundle(forged, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleNotLogged);
   });
 
   it("the log's signature over the artifact must verify", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    const f = w.fleet();
+    w.append(f);
     const b = await w.bundle(0);
     const badSig = new Uint8Array(64).fill(2);
     const forged = {
       ...b,
       logSignature: toBase64(badSig),
-      countersignature: toBase64(ed25519.sign(countersignMessage(badSig), w.fleetSeed)),
+      countersignature: toBase64(w.countersign(f.artifactBytes, badSig, f.fleetSeed)),
     };
     await refused(verifyBundle(forged, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleLogSignature);
   });
 
   it("a checkpoint with too few (or forged) witness cosignatures", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    w.append(w.fleet());
     const b = await w.bundle(0);
     const store = memoryCheckpointStore();
     await unchanged(store, () =>
@@ -148,18 +142,18 @@ describe("validation bundles: the client's checks", () => {
 
   it("a checkpoint the pinned log did not sign", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    w.append(w.fleet());
     const b = await w.bundle(0);
     const other = world();
-    other.append(w.artifactOf());
+    other.append(other.fleet());
     const foreign = { ...b, checkpoint: await other.checkpoint(1) };
     await refused(verifyBundle(foreign, w.pins, memoryCheckpointStore(), NOW), ErrorCode.BundleCheckpoint);
   });
 
   it("a checkpoint older than one the client has seen (rollback)", async () => {
     const w = world();
-    w.append(w.artifactOf());
-    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
+    w.append(w.fleet());
+    w.append(w.fleet({ epoch: 2 }));
     const store = memoryCheckpointStore();
     await verifyBundle(await w.bundle(0, 2), w.pins, store, NOW);
     await refused(verifyBundle(await w.bundle(0, 1), w.pins, store, NOW), ErrorCode.BundleRollback);
@@ -168,7 +162,7 @@ describe("validation bundles: the client's checks", () => {
 
   it("two different checkpoints of the same size (split view)", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    w.append(w.fleet());
     const store = memoryCheckpointStore();
     await verifyBundle(await w.bundle(0), w.pins, store, NOW);
     // The log shows this client another tree of the same size, properly signed and cosigned.
@@ -181,10 +175,10 @@ describe("validation bundles: the client's checks", () => {
 
   it("a larger checkpoint without a valid consistency proof from the one seen", async () => {
     const w = world();
-    w.append(w.artifactOf());
+    w.append(w.fleet());
     const store = memoryCheckpointStore();
     await verifyBundle(await w.bundle(0), w.pins, store, NOW);
-    w.append(w.artifactOf({ epoch: 2 }), w.pins.namespace, 2);
+    w.append(w.fleet({ epoch: 2 }));
     const b = await w.bundle(0);
     await refused(verifyBundle(b, w.pins, store, NOW), ErrorCode.BundleInconsistent);
     const wrong = { ...b, consistency: { from: 1, proof: [toBase64(new Uint8Array(32))] } };
@@ -195,7 +189,7 @@ describe("validation bundles: the client's checks", () => {
 
   it("an expired artifact, and one not yet valid", async () => {
     const w = world();
-    w.append(w.artifactOf({ notBefore: NOW - 10_000, notAfter: NOW - 1 }));
+    w.append(w.fleet({ notBefore: NOW - 10_000, notAfter: NOW - 1 }));
     const store = memoryCheckpointStore();
     await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW), ErrorCode.BundleExpired);
     await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW - 20_000), ErrorCode.BundleExpired);
@@ -204,12 +198,13 @@ describe("validation bundles: the client's checks", () => {
 
   it("a bundle for another namespace", async () => {
     const w = world();
-    w.append(w.artifactOf({ namespace: "other.test/vault" }), "other.test/vault");
+    w.append(w.fleet({ namespace: "other.test/vault" }));
     const store = memoryCheckpointStore();
     await refused(verifyBundle(await w.bundle(0), w.pins, store, NOW), ErrorCode.BundleNamespace);
     // An artifact naming another namespace than its log entry is refused too.
     const v = world();
-    v.append(v.artifactOf({ namespace: "other.test/vault" }));
+    const f = v.fleet({ namespace: "other.test/vault" });
+    v.append(f, { namespace: v.pins.namespace });
     await refused(verifyBundle(await v.bundle(0), v.pins, store, NOW), ErrorCode.BundleNamespace);
     expect(await store.load()).toBeNull();
   });

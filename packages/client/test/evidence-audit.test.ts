@@ -1,23 +1,24 @@
 /**
- * The audit of deployment evidence, with the operator's attacks on it: a member attested by a root
- * the auditor does not trust, a member running other code, a raised guess limit, a missing member
- * signature, members' challenges missing, short, repeated or left out of the transcript, an old
- * fleet's evidence for a new one, and bytes that do not decode. Each fails and
- * names its check; clean evidence passes every check.
+ * The audit of deployment evidence (auditEvidence, the one verifier of the SDK, `bkv audit`, the
+ * monitor and the log), with the operator's attacks on it: a member attested by a root the auditor
+ * does not pin, wholly synthetic evidence under a test root, a member running other code, a raised
+ * guess limit, a missing member signature, members' challenges missing, short or repeated, a
+ * one-member fleet, a small-order member key with the R = identity, S = 0 forgery, a non-canonical
+ * key, one key under two encodings, an invalid P-256 agree key, another namespace or log key, an
+ * old fleet's evidence for a new one, and bytes that do not decode. Each fails and names its
+ * check; clean evidence passes every check.
  */
-import { createHash } from "node:crypto";
 import { type AuditOptions, auditEvidence } from "@bkv/client";
-import { ed25519VerifyWith, newVendorRoot, TEST_MEASUREMENT, TEST_VENDOR } from "@bkv/hsm-software";
-import { SimFleet } from "@bkv/sim";
-import { decodeEvidence, decodeStatement, encodeEvidence, encodeStatement } from "@bkv/wire";
-import { beforeAll, describe, expect, it } from "vitest";
+import { decodeEvidence, decodeStatement, encodeEvidence, encodeStatement, toHex } from "@bkv/wire";
+import { describe, expect, it } from "vitest";
+import { MEASUREMENT, member, reattest, vendorRoot, world } from "./bundle-world.js";
+import { CANONICAL_Y3, FORGED, IDENTITY, NONCANONICAL_Y3 } from "./ed25519-points.js";
 
+const w = world();
 const base: AuditOptions = {
-  vendorRoots: [TEST_VENDOR.publicKey],
-  expectedMeasurement: TEST_MEASUREMENT,
+  vendorRoots: [w.root.pin],
+  measurements: [MEASUREMENT],
   maxGuessLimit: 10,
-  verify: ed25519VerifyWith,
-  sha256: (b) => new Uint8Array(createHash("sha256").update(b).digest()),
 };
 
 const failed = (r: ReturnType<typeof auditEvidence>) =>
@@ -26,74 +27,102 @@ const failed = (r: ReturnType<typeof auditEvidence>) =>
     .map((c) => c.name)
     .sort();
 
-let evidence: Uint8Array;
-let fleetId: Uint8Array;
-
-beforeAll(async () => {
-  const f = await SimFleet.create({ nodes: 3, seed: 1 });
-  evidence = f.evidence;
-  fleetId = decodeStatement(decodeEvidence(evidence).statement).fleetId;
-});
+const genuine = w.fleet();
+const evidence = genuine.evidence;
+const fleetId = genuine.st.fleetId;
 
 describe("bkv audit: deployment evidence", () => {
-  it("clean evidence passes every check, and the report names the fleet", () => {
-    const r = auditEvidence(evidence, { ...base, expectedFleetId: fleetId });
+  it("clean evidence passes every check, and the report names the fleet, its namespace, epoch and log key", () => {
+    const r = auditEvidence(evidence, {
+      ...base,
+      expectedFleetId: fleetId,
+      expectedNamespace: w.pins.namespace,
+      expectedEpoch: 1,
+      expectedLogKey: w.logRaw,
+    });
     expect(failed(r)).toEqual([]);
     expect(r.ok).toBe(true);
-    expect(r.fleet?.n).toBe(3);
+    expect(r.fleet).toMatchObject({ n: 3, namespace: w.pins.namespace, epoch: 1, logKey: toHex(w.logRaw) });
     expect(r.checks.map((c) => c.name)).toEqual(
       expect.arrayContaining([
         "attestation.3",
         "signature.3",
+        "keys.3",
         "measurement.source",
+        "policy.members",
         "policy.guess-limit",
         "challenges.count",
         "challenges.length",
         "challenges.distinct",
-        "transcript",
+        "statement.namespace",
+        "statement.epoch",
+        "statement.log-key",
       ]),
     );
+    expect(r.checks.map((c) => c.name)).not.toContain("transcript");
   });
 
-  it("members' challenges: one missing, one short, one repeated, or left out of the transcript", () => {
+  it("the verifier passed in by older callers is ignored: the strict one decides", () => {
+    const lenient = { ...base, verify: () => true, sha256: () => new Uint8Array(32) };
+    const other = vendorRoot();
+    expect(failed(auditEvidence(evidence, { ...lenient, vendorRoots: [other.pin] }))).toEqual([
+      "attestation.1",
+      "attestation.2",
+      "attestation.3",
+    ]);
+  });
+
+  it("members' challenges: one missing, one short, one repeated", () => {
     const ev = decodeEvidence(evidence);
     const st = decodeStatement(ev.statement);
     const [c1, c2, c3] = st.challenges as [Uint8Array, Uint8Array, Uint8Array];
-    expect(c1).toHaveLength(32);
     const withChallenges = (challenges: Uint8Array[]) =>
       failed(
         auditEvidence(encodeEvidence({ ...ev, statement: encodeStatement({ ...st, challenges }) }), base),
       );
     const sigs = ["signature.1", "signature.2", "signature.3"];
-    expect(withChallenges([c1, c2])).toEqual(["challenges.count", ...sigs, "transcript"]);
-    expect(withChallenges([c1, c2.slice(0, 16), c3])).toEqual(["challenges.length", ...sigs, "transcript"]);
-    expect(withChallenges([c1, c2, c1])).toEqual(["challenges.distinct", ...sigs, "transcript"]);
-    const noSteps = encodeEvidence({
-      ...ev,
-      transcript: ev.transcript.filter((t) => t.step !== "challenge"),
+    expect(withChallenges([c1, c2])).toEqual(["challenges.count", ...sigs]);
+    expect(withChallenges([c1, c2.slice(0, 16), c3])).toEqual(["challenges.length", ...sigs]);
+    expect(withChallenges([c1, c2, c1])).toEqual(["challenges.distinct", ...sigs]);
+    // Re-signed by the members (they are the operator's in this test), the flaws still fail.
+    const resigned = w.fleet({
+      edit: (s) => ({ ...s, challenges: [s.challenges[0]!, s.challenges[0]!, s.challenges[2]!] }),
     });
-    const r = auditEvidence(noSteps, base);
-    expect(failed(r)).toEqual(["transcript"]);
-    expect(r.checks.find((c) => c.name === "transcript")?.detail).toContain("challenge 1");
+    expect(failed(auditEvidence(resigned.evidence, base))).toEqual(["challenges.distinct"]);
   });
 
-  it("a member attested by a root the auditor does not trust", async () => {
-    // The HSMs were (wrongly) configured to accept a rogue root too; the auditor trusts only the vendor's.
-    const rogue = newVendorRoot();
-    const roots = [TEST_VENDOR.publicKey, rogue.publicKey];
-    const f = await SimFleet.create({
-      nodes: 3,
-      seed: 2,
-      platforms: [{ vendorRoots: roots }, { vendorRoots: roots }, { vendor: rogue, vendorRoots: roots }],
-    });
+  it("a member attested by a root the auditor does not pin", () => {
+    const rogue = vendorRoot("rogue");
+    const f = w.fleet({ members: [member(w.root), member(w.root), member(rogue)] });
     expect(failed(auditEvidence(f.evidence, base))).toEqual(["attestation.3"]);
+    expect(failed(auditEvidence(f.evidence, { ...base, vendorRoots: [] }))).toEqual([
+      "attestation.1",
+      "attestation.2",
+      "attestation.3",
+    ]);
   });
 
-  it("a fleet running other code than the auditor built, and a member's measurement edited", () => {
+  it("wholly synthetic evidence under a test root fails unless test roots are allowed", () => {
+    const dev = vendorRoot("bkv dev vendor root", true);
+    const f = w.fleet({ root: dev });
+    const opts = { ...base, vendorRoots: [w.root.pin, dev.pin] };
+    const r = auditEvidence(f.evidence, opts);
+    expect(failed(r)).toEqual(["attestation.1", "attestation.2", "attestation.3"]);
+    expect(r.checks.find((c) => c.name === "attestation.1")?.detail).toContain("test vendor root");
+    expect(failed(auditEvidence(f.evidence, { ...opts, allowTestRoots: true }))).toEqual([]);
+  });
+
+  it("a fleet running other code than the auditor accepts, and a member's measurement edited", () => {
     const other = new Uint8Array(32).fill(0xab);
-    expect(failed(auditEvidence(evidence, { ...base, expectedMeasurement: other }))).toEqual([
+    expect(failed(auditEvidence(evidence, { ...base, measurements: [other] }))).toEqual([
       "measurement.source",
     ]);
+    expect(failed(auditEvidence(evidence, { ...base, measurements: [other, MEASUREMENT] }))).toEqual([]);
+    expect(failed(auditEvidence(evidence, { ...base, measurements: [] }))).toEqual(["measurement.source"]);
+    // The older option name still counts as one accepted measurement.
+    expect(
+      failed(auditEvidence(evidence, { ...base, measurements: undefined, expectedMeasurement: MEASUREMENT })),
+    ).toEqual([]);
 
     const ev = decodeEvidence(evidence);
     const st = decodeStatement(ev.statement);
@@ -102,13 +131,12 @@ describe("bkv audit: deployment evidence", () => {
       ...ev,
       statement: encodeStatement({ ...st, members: [st.members[0]!, m2, st.members[2]!] }),
     });
-    const names = failed(auditEvidence(edited, base));
-    expect(names).toEqual(
+    expect(failed(auditEvidence(edited, base))).toEqual(
       expect.arrayContaining(["attestation.2", "measurement.2", "signature.1", "signature.2", "signature.3"]),
     );
   });
 
-  it("a raised guess limit: edited into the statement, or a genuine fleet above what the auditor accepts", async () => {
+  it("a raised guess limit: edited into the statement, or a genuine fleet above what the auditor accepts", () => {
     const ev = decodeEvidence(evidence);
     const st = decodeStatement(ev.statement);
     const raised = encodeEvidence({
@@ -118,9 +146,20 @@ describe("bkv audit: deployment evidence", () => {
     expect(failed(auditEvidence(raised, base))).toEqual(
       expect.arrayContaining(["policy.guess-limit", "signature.1", "signature.2", "signature.3"]),
     );
-    const f = await SimFleet.create({ nodes: 1, seed: 3, guessLimit: 20 });
+    const f = w.fleet({ guessLimit: 20 });
     expect(failed(auditEvidence(f.evidence, base))).toEqual(["policy.guess-limit"]);
     expect(failed(auditEvidence(f.evidence, { ...base, maxGuessLimit: 20 }))).toEqual([]);
+  });
+
+  it("N = 1 fails unless small fleets are allowed (development); N = 2 never passes", () => {
+    const one = w.fleet({ n: 1 });
+    expect(failed(auditEvidence(one.evidence, base))).toEqual(["policy.members"]);
+    expect(failed(auditEvidence(one.evidence, { ...base, allowSmallFleet: true }))).toEqual([]);
+    const two = w.fleet({ n: 2 });
+    expect(failed(auditEvidence(two.evidence, { ...base, allowSmallFleet: true }))).toEqual([
+      "policy.members",
+    ]);
+    expect(failed(auditEvidence(w.fleet({ n: 5 }).evidence, base))).toEqual([]);
   });
 
   it("a missing member signature", () => {
@@ -131,14 +170,54 @@ describe("bkv audit: deployment evidence", () => {
       ...ev,
       signatures: [ev.signatures[0]!, ev.signatures[2]!, ev.signatures[1]!],
     });
-    expect(failed(auditEvidence(swapped, base))).toEqual(["signature.2", "signature.3", "transcript"]);
+    expect(failed(auditEvidence(swapped, base))).toEqual(["signature.2", "signature.3"]);
   });
 
-  it("evidence of an old fleet presented for a new one", async () => {
-    const newer = await SimFleet.create({ nodes: 3, seed: 4 });
-    const newId = decodeStatement(decodeEvidence(newer.evidence).statement).fleetId;
-    expect(failed(auditEvidence(evidence, { ...base, expectedFleetId: newId }))).toEqual(["fleet.id"]);
-    expect(failed(auditEvidence(newer.evidence, { ...base, expectedFleetId: newId }))).toEqual([]);
+  it("a small-order member key with the R = identity, S = 0 forgery (attested by the root) is refused", () => {
+    // The operator got the root (here: the test's) to attest the identity point as an HSM's key; its
+    // "signature" is the forgery that verifies for any message under a lenient verifier.
+    const m = member(w.root);
+    const small = { ...m, attestation: reattest({ ...m.attestation, signKey: IDENTITY }, w.root) };
+    const f = w.fleet({ members: [member(w.root), member(w.root), small] });
+    const ev = decodeEvidence(f.evidence);
+    const forged = encodeEvidence({ ...ev, signatures: [ev.signatures[0]!, ev.signatures[1]!, FORGED] });
+    expect(failed(auditEvidence(forged, base))).toEqual(["keys.3", "signature.3"]);
+  });
+
+  it("a non-canonical member key, and one key under two encodings, do not make two members", () => {
+    const a = member(w.root);
+    const b = member(w.root);
+    const k1 = { ...a, attestation: reattest({ ...a.attestation, signKey: CANONICAL_Y3 }, w.root) };
+    const k2 = { ...b, attestation: reattest({ ...b.attestation, signKey: NONCANONICAL_Y3 }, w.root) };
+    const f = w.fleet({ members: [k1, k2, member(w.root)] });
+    const names = failed(auditEvidence(f.evidence, base));
+    // Nobody can sign for y = 3, so signatures 1 and 2 fail too; what matters: key 2 is refused and
+    // the two encodings are one point.
+    expect(names).toEqual(["keys.2", "members.distinct", "signature.1", "signature.2"]);
+  });
+
+  it("an agree key that is not a P-256 point", () => {
+    const m = member(w.root);
+    const off = m.attestation.agreeKey.slice();
+    off[64] = off[64]! ^ 1;
+    const bad = { ...m, attestation: reattest({ ...m.attestation, agreeKey: off }, w.root) };
+    const f = w.fleet({ members: [member(w.root), bad, member(w.root)] });
+    expect(failed(auditEvidence(f.evidence, base))).toEqual(["keys.2"]);
+  });
+
+  it("evidence for another namespace, epoch or log, or of an old fleet presented for a new one", () => {
+    expect(failed(auditEvidence(evidence, { ...base, expectedNamespace: "other.test/vault" }))).toEqual([
+      "statement.namespace",
+    ]);
+    expect(failed(auditEvidence(evidence, { ...base, expectedEpoch: 2 }))).toEqual(["statement.epoch"]);
+    expect(failed(auditEvidence(evidence, { ...base, expectedLogKey: new Uint8Array(32).fill(1) }))).toEqual([
+      "statement.log-key",
+    ]);
+    const newer = w.fleet();
+    expect(failed(auditEvidence(evidence, { ...base, expectedFleetId: newer.st.fleetId }))).toEqual([
+      "fleet.id",
+    ]);
+    expect(failed(auditEvidence(newer.evidence, { ...base, expectedFleetId: newer.st.fleetId }))).toEqual([]);
   });
 
   it("bytes that do not decode fail one named check instead of throwing", () => {

@@ -12,7 +12,6 @@ import {
 } from "@bkv/client";
 import { SimFleet } from "@bkv/sim";
 import { BkvError, type BundleJson, ErrorCode, isBkvError } from "@bkv/wire";
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NOW, world } from "./bundle-world.js";
 
@@ -25,19 +24,21 @@ beforeAll(async () => {
   fleet = await SimFleet.create({ nodes: 1, seed: 5, startTime: NOW });
 });
 
-/** The log vouches for the in-process fleet's real vault key (epoch 1) and for another fleet (epoch 2). */
+/**
+ * The log vouches for the in-process fleet's real vault key (epoch 1) and for another fleet (epoch
+ * 2), each with the evidence of a genesis made in the test's world. The bundle fetched first carries
+ * the evidence; the vault's answers carry bundles without it, as the hosts serve them.
+ */
 async function setup() {
   const w = world();
-  const signing = { role: "fleet-signing" as const, key: ed25519.getPublicKey(w.fleetSeed) };
-  const mine = w.append(
-    w.artifactOf({ keys: [{ role: "vault-hpke", key: fleet.vaultPublicKey() }, signing] }),
-  );
-  const other = w.append(
-    w.artifactOf({ epoch: 2, keys: [{ role: "vault-hpke", key: new Uint8Array(32).fill(7) }, signing] }),
-    w.pins.namespace,
-    2,
-  );
-  return { w, mine: await w.bundle(mine), other: await w.bundle(other) };
+  const mine = w.append(w.fleet({ vaultKey: fleet.vaultPublicKey() }));
+  const other = w.append(w.fleet({ epoch: 2, vaultKey: new Uint8Array(32).fill(7) }));
+  return {
+    w,
+    mine: await w.bundle(mine),
+    mineBare: await w.bundle(mine, undefined, false),
+    other: await w.bundle(other),
+  };
 }
 
 /** The fleet's transport, with the operator choosing which bundle goes where. */
@@ -75,8 +76,8 @@ async function code(p: Promise<unknown>): Promise<string> {
 
 describe("the vault client with trust pins", () => {
   it("registers and recovers through a verified bundle that comes back with every answer", async () => {
-    const { w, mine } = await setup();
-    const t = transport(mine, (r) => ({ ...r, bundle: mine }));
+    const { w, mine, mineBare } = await setup();
+    const t = transport(mine, (r) => ({ ...r, bundle: mineBare }));
     const c = client("ann", w.pins, t);
     await c.register("1234", KEY);
     expect((await c.recover("1234")).backupKey).toEqual(KEY);

@@ -185,21 +185,57 @@ async function upload(user, name, blob, onProgress) {
 // The vault
 
 /** The largest checkpoint seen, per namespace, in localStorage: the only thing this page stores. */
+/**
+ * The largest checkpoint this browser has seen, in localStorage. save(expected, next) is a
+ * compare-and-swap (under a Web Lock across tabs where the browser has them), so two tabs never
+ * store a smaller checkpoint over a larger one. Beside it, the artifacts whose evidence this browser
+ * has verified, so the evidence is checked once per epoch.
+ */
 function localCheckpointStore(namespace) {
   const key = `bkv.checkpoint.${namespace}`;
+  const verifiedKey = `bkv.verified.${namespace}`;
+  const read = () => {
+    try {
+      const v = JSON.parse(localStorage.getItem(key) ?? "null");
+      if (v !== null && Number.isInteger(v.size) && v.size >= 0 && typeof v.root === "string")
+        return { size: v.size, root: v.root };
+    } catch {
+      // unreadable: as if none was seen
+    }
+    return null;
+  };
+  const verified = () => {
+    try {
+      const v = JSON.parse(localStorage.getItem(verifiedKey) ?? "[]");
+      return Array.isArray(v) ? v.filter((k) => typeof k === "string") : [];
+    } catch {
+      return [];
+    }
+  };
   return {
     async load() {
-      try {
-        const v = JSON.parse(localStorage.getItem(key) ?? "null");
-        if (v !== null && Number.isInteger(v.size) && v.size >= 0 && typeof v.root === "string")
-          return { size: v.size, root: v.root };
-      } catch {
-        // unreadable: as if none was seen
-      }
-      return null;
+      return read();
     },
-    async save(cp) {
-      localStorage.setItem(key, JSON.stringify({ size: cp.size, root: cp.root }));
+    async save(expected, next) {
+      const swap = () => {
+        const cur = read();
+        const same =
+          cur === null || expected === null
+            ? cur === expected
+            : cur.size === expected.size && cur.root === expected.root;
+        if (!same) return false;
+        localStorage.setItem(key, JSON.stringify({ size: next.size, root: next.root }));
+        return true;
+      };
+      return navigator.locks ? navigator.locks.request(key, swap) : swap();
+    },
+    verified: {
+      async has(k) {
+        return verified().includes(k);
+      },
+      async add(k) {
+        localStorage.setItem(verifiedKey, JSON.stringify([...verified(), k].slice(-64)));
+      },
     },
   };
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { generateSignerKey, parseVerifierKey, SIG_COSIGNATURE_V1 } from "@bkv/tlog";
 import { exportJWK, generateKeyPair, importJWK, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,11 +14,28 @@ import {
   type WebServer,
 } from "../src/index.js";
 
+/** Complete pins with real keys (parseTrustPins checks every key and field). */
 const PINS = {
-  logKey: "log.example+01234567+AQ==",
-  witnessKeys: ["w1+01234567+AQ==", "w2+01234567+AQ=="],
+  logKey: generateSignerKey("log.example").vkey,
+  witnessKeys: [
+    generateSignerKey("w1", SIG_COSIGNATURE_V1).vkey,
+    generateSignerKey("w2", SIG_COSIGNATURE_V1).vkey,
+  ],
   witnessThreshold: 2,
   namespace: "bkv-test",
+  vendorRoots: [
+    {
+      name: "test vendor",
+      key: parseVerifierKey(generateSignerKey("vendor.example").vkey).publicKey.reduce(
+        (h, b) => h + b.toString(16).padStart(2, "0"),
+        "",
+      ),
+      test: true,
+    },
+  ],
+  allowTestRoots: true,
+  measurements: ["05".repeat(32)],
+  maxGuessLimit: 10,
 };
 
 let dir: string;

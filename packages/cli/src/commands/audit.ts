@@ -1,18 +1,23 @@
 /**
- * `bkv audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID]
- * [--max-guess-limit N] [--json]`: check a fleet's deployment evidence from public data. Without
- * --measurement the expected measurement is rebuilt from source (--source, default this checkout).
- * Prints a report a person can read (or JSON) naming every check; exit 0 only if all hold.
+ * `bkv audit --evidence FILE (--vendor-root KEYFILE | --test-root KEYFILE | --trust trust.json)
+ * [--measurement HEX | --source DIR] [--fleet ID] [--namespace NS] [--epoch E] [--log-key HEX]
+ * [--max-guess-limit N] [--allow-test-roots] [--allow-small-fleet] [--json]`: check a fleet's
+ * deployment evidence from public data, with auditEvidence, the same strict verifier the SDK runs in
+ * Node and browsers. Without --measurement (or trust pins) the expected measurement is rebuilt from
+ * source (--source, default this checkout). A test vendor root (--test-root, or a key file that says
+ * it is one, as `bkv dev`'s does) counts only with --allow-test-roots; fleets of fewer than 3 pass
+ * only with --allow-small-fleet (both for development). Prints a report a person can read (or JSON)
+ * naming every check; exit 0 only if all hold.
  */
 
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { type AuditReport, auditEvidence } from "@bkv/client";
-import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
-import { ed25519VerifyWith, readVendorRootPub } from "@bkv/hsm-software";
-import { fromHex } from "@bkv/wire";
-import { parse, required, UsageError } from "../args.js";
+import { basename, resolve } from "node:path";
+import { type AuditReport, auditEvidence, DEFAULT_MAX_GUESS_LIMIT, type PinnedVendorRoot } from "@bkv/client";
+import { readVendorRootPub } from "@bkv/hsm-software";
+import { parseVerifierKey } from "@bkv/tlog";
+import { fromHex, toHex } from "@bkv/wire";
+import { intFlag, parse, required, UsageError } from "../args.js";
+import { readTrust } from "../dev-files.js";
 import { buildCore, OWN_SOURCE_ROOT } from "../measure.js";
 
 function hex(v: string, flag: string, bytes: number): Uint8Array {
@@ -46,40 +51,78 @@ export function formatReport(r: AuditReport, measurementFrom: string): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** A vendor root public key file; a file that says it is a test root (bkv dev's) is pinned as one. */
+function rootFile(path: string, test: boolean): PinnedVendorRoot {
+  const key = toHex(readVendorRootPub(path));
+  const declaredTest = /test vendor root/i.test(readFileSync(path, "utf8").split("\n")[0] ?? "");
+  return { name: basename(path), key, test: test || declaredTest };
+}
+
 export async function auditCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     evidence: { type: "string" },
     "vendor-root": { type: "string" },
+    "test-root": { type: "string" },
+    trust: { type: "string" },
     measurement: { type: "string" },
     source: { type: "string" },
     fleet: { type: "string" },
+    namespace: { type: "string" },
+    epoch: { type: "string" },
+    "log-key": { type: "string" },
     "max-guess-limit": { type: "string" },
+    "allow-test-roots": { type: "boolean" },
+    "allow-small-fleet": { type: "boolean" },
     json: { type: "boolean" },
   });
   if (values.measurement !== undefined && values.source !== undefined)
     throw new UsageError("give --measurement or --source, not both");
   const evidence = new Uint8Array(readFileSync(required(values.evidence, "--evidence")));
-  const vendorRoot = readVendorRootPub(required(values["vendor-root"], "--vendor-root"));
-  let expected: Uint8Array;
+  // What the auditor pins: roots, accepted code and policy, from trust.json (the very pins clients
+  // use, so the CLI and the SDK give the same verdict) and/or flags.
+  const pins = values.trust === undefined ? null : readTrust(values.trust);
+  const vendorRoots: PinnedVendorRoot[] = [...(pins?.vendorRoots ?? [])];
+  if (values["vendor-root"] !== undefined) vendorRoots.push(rootFile(values["vendor-root"], false));
+  if (values["test-root"] !== undefined) vendorRoots.push(rootFile(values["test-root"], true));
+  if (vendorRoots.length === 0) throw new UsageError("give --vendor-root, --test-root or --trust");
+  const measurements = (pins?.measurements ?? []).map(fromHex);
   let from: string;
   if (values.measurement !== undefined) {
-    expected = hex(values.measurement, "--measurement", 32);
+    measurements.push(hex(values.measurement, "--measurement", 32));
     from = "--measurement";
-  } else {
+  } else if (values.source !== undefined || pins === null) {
     const source = resolve(values.source ?? OWN_SOURCE_ROOT);
-    expected = fromHex((await buildCore(source)).measurement);
-    from = `a build of ${source}`;
+    measurements.push(fromHex((await buildCore(source)).measurement));
+    from = `a build of ${source}${pins === null ? "" : " and the trust pins"}`;
+  } else {
+    from = `the trust pins (${values.trust})`;
   }
-  const maxGuessLimit = Number(values["max-guess-limit"] ?? DEFAULT_GUESS_LIMIT);
-  if (!Number.isInteger(maxGuessLimit) || maxGuessLimit < 1)
-    throw new UsageError("--max-guess-limit must be a whole number");
+  const maxGuessLimit = intFlag(
+    values["max-guess-limit"],
+    "--max-guess-limit",
+    pins?.maxGuessLimit ?? DEFAULT_MAX_GUESS_LIMIT,
+    1,
+    1000,
+  );
+  const logKey =
+    values["log-key"] !== undefined
+      ? hex(values["log-key"], "--log-key", 32)
+      : pins === null
+        ? undefined
+        : parseVerifierKey(pins.logKey).publicKey;
+  const namespace = values.namespace ?? pins?.namespace;
   const report = auditEvidence(evidence, {
-    vendorRoots: [vendorRoot],
-    expectedMeasurement: expected,
+    vendorRoots,
+    measurements,
     ...(values.fleet === undefined ? {} : { expectedFleetId: hex(values.fleet, "--fleet", 16) }),
+    ...(namespace === undefined ? {} : { expectedNamespace: namespace }),
+    ...(values.epoch === undefined
+      ? {}
+      : { expectedEpoch: intFlag(values.epoch, "--epoch", 0, 0, 0xffffffff) }),
+    ...(logKey === undefined ? {} : { expectedLogKey: logKey }),
     maxGuessLimit,
-    verify: ed25519VerifyWith,
-    sha256: (b) => new Uint8Array(createHash("sha256").update(b).digest()),
+    allowTestRoots: values["allow-test-roots"] === true || pins?.allowTestRoots === true,
+    allowSmallFleet: values["allow-small-fleet"] === true || pins?.allowSmallFleet === true,
   });
   process.stdout.write(
     values.json === true

@@ -442,6 +442,15 @@ export async function devCommand(argv: string[]): Promise<number> {
       witnessKeys: t.witnessKeys,
       witnessThreshold: t.witnessThreshold,
       namespace: t.namespace,
+      // This folder's vendor root is a test root (its private key is on this machine): pinned as one,
+      // and allowed, for development only. A real deployment pins its vendors' roots.
+      vendorRoots: [
+        { name: "bkv dev vendor root", key: toHex(readVendorRootPub(p.vendorRootPub)), test: true },
+      ],
+      allowTestRoots: true,
+      measurements: [devFleet.measurement],
+      maxGuessLimit: devFleet.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
+      ...(devFleet.members.length < 3 ? { allowSmallFleet: true } : {}),
     };
     writeFileSync(p.trustJson, `${JSON.stringify(pins, null, 2)}\n`);
     for (const [i, c] of configs.entries()) {
@@ -476,7 +485,10 @@ export async function devCommand(argv: string[]): Promise<number> {
       witnessKeys: transparency.info.witnessKeys,
       namespace: transparency.info.namespace,
       web: webUrl,
-      transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub)),
+      transparency: transparencyUrl(transparency.info, readVendorRootPub(p.vendorRootPub), {
+        testRoot: true,
+        smallFleet: devFleet.members.length < 3,
+      }),
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
   );

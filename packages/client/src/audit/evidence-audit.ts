@@ -1,8 +1,10 @@
 /**
  * The audit of a fleet's deployment evidence, from public data only: the evidence bytes, the vendor
- * root keys the auditor trusts, and the code measurement the auditor expects (rebuilt from source).
- * Browser-safe: the Ed25519 verifier is passed in (node:crypto in the CLI, WebCrypto or noble in a
- * page). Every check has a stable name; the audit holds only if every check passes.
+ * roots the auditor pins, the code measurements it accepts, and its policy. One verifier for every
+ * caller: the SDK's bundle check (Node and browsers), `bkv audit`, `bkv monitor`, the log and the
+ * transparency page all call this function, and it verifies every signature with
+ * strictEd25519Verify (never a verifier the caller passes in), so they all give the same verdict.
+ * Every check has a stable name; the audit holds only if every check passes.
  */
 import {
   attestationSignedBytes,
@@ -12,27 +14,63 @@ import {
   encodeEvidence,
   encodeStatement,
   type FleetEvidence,
+  fromHex,
   GENESIS_CHALLENGE_LENGTH,
   type GenesisStatement,
   quorumOf,
   toHex,
 } from "@bkv/wire";
+import {
+  ed25519KeyProblem,
+  ed25519PointId,
+  p256PointProblem,
+  strictEd25519Verify,
+} from "../evidence/strict.js";
 
+/** @deprecated Ignored: the audit always verifies with strictEd25519Verify. */
 export type Ed25519Verify = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+/** @deprecated Ignored: the audit needs no hash since the evidence has no transcript. */
 export type Sha256 = (data: Uint8Array) => Uint8Array;
 
+/**
+ * A vendor root an auditor or client pins: its name (shown in reports), its Ed25519 public key
+ * (64 hex digits), and whether it is a test root (a development vendor root such as `bkv dev`'s,
+ * whose private key sits on a laptop): a test root counts only where allowTestRoots is set.
+ */
+export interface PinnedVendorRoot {
+  name: string;
+  key: string;
+  test: boolean;
+}
+
 export interface AuditOptions {
-  vendorRoots: Uint8Array[];
-  /** The measurement the auditor rebuilt from source (or was given). */
-  expectedMeasurement: Uint8Array;
+  /**
+   * The vendor roots attestations must chain to. A bare key (Uint8Array) is taken as a production
+   * root named by its key (older callers); pin test roots as {name, key, test: true}.
+   */
+  vendorRoots: (PinnedVendorRoot | Uint8Array)[];
+  /** The measurements (code) the auditor accepts; at least one of this and expectedMeasurement. */
+  measurements?: Uint8Array[];
+  /** One accepted measurement, e.g. rebuilt from source (added to `measurements`). */
+  expectedMeasurement?: Uint8Array;
   /** If given, the evidence must be for this fleet (not an older one). */
   expectedFleetId?: Uint8Array;
   /** If given, the fleet's vault key must be this one (what clients are told to seal to). */
   expectedVaultKey?: Uint8Array;
+  /** If given, the statement must name this namespace, epoch and log key (raw 32-byte Ed25519). */
+  expectedNamespace?: string;
+  expectedEpoch?: number;
+  expectedLogKey?: Uint8Array;
   /** The largest guess limit the auditor accepts. */
   maxGuessLimit: number;
-  verify: Ed25519Verify;
-  sha256: Sha256;
+  /** Development only: attestations under a root pinned as a test root count. */
+  allowTestRoots?: boolean;
+  /** Development only: fleets of 1 member pass (otherwise N is odd, 3 to 9). */
+  allowSmallFleet?: boolean;
+  /** @deprecated Ignored (the audit always uses strictEd25519Verify). */
+  verify?: Ed25519Verify;
+  /** @deprecated Ignored. */
+  sha256?: Sha256;
 }
 
 export interface AuditCheck {
@@ -44,6 +82,10 @@ export interface AuditCheck {
 
 export interface FleetSummary {
   fleetId: string;
+  namespace: string;
+  epoch: number;
+  /** The log's raw Ed25519 key frozen at genesis, hex. */
+  logKey: string;
   measurement: string;
   guessLimit: number;
   n: number;
@@ -60,8 +102,28 @@ export interface AuditReport {
   checks: AuditCheck[];
 }
 
-function allowedSize(n: number): boolean {
-  return n >= 1 && n <= 9 && n % 2 === 1;
+/** The smallest fleet a client or an auditor accepts without allowSmallFleet. */
+export const MIN_FLEET_SIZE = 3;
+
+function allowedSize(n: number, allowSmall: boolean): boolean {
+  return n >= (allowSmall ? 1 : MIN_FLEET_SIZE) && n <= 9 && n % 2 === 1;
+}
+
+interface Root {
+  name: string;
+  key: Uint8Array;
+  test: boolean;
+}
+
+function rootsOf(o: AuditOptions): Root[] {
+  const out: Root[] = [];
+  for (const r of o.vendorRoots) {
+    if (r instanceof Uint8Array) out.push({ name: toHex(r).slice(0, 16), key: r, test: false });
+    else if (/^[0-9a-f]{64}$/.test(r.key))
+      out.push({ name: r.name, key: fromHex(r.key), test: r.test === true });
+  }
+  // A pinned key that is not a strict Ed25519 key verifies nothing.
+  return out.filter((r) => ed25519KeyProblem(r.key) === null);
 }
 
 export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
@@ -85,13 +147,19 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
   const n = st.members.length;
   const fleet: FleetSummary = {
     fleetId: toHex(st.fleetId),
+    namespace: st.namespace,
+    epoch: st.epoch,
+    logKey: toHex(st.logKey),
     measurement: toHex(st.measurement),
     guessLimit: st.policy.guessLimit,
     n: st.policy.n,
     quorum: st.policy.quorum,
     vaultPublicKey: toHex(st.vaultPublicKey),
     fleetSigningKey: toHex(st.fleetSigningKey),
-    time: new Date(st.time).toISOString(),
+    time:
+      Number.isFinite(st.time) && Math.abs(st.time) <= 8.64e15
+        ? new Date(st.time).toISOString()
+        : String(st.time),
     members: st.members.map((m, i) => ({
       node: i + 1,
       platform: m.platform,
@@ -119,15 +187,49 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       same ? "the fleet's vault key is the expected one" : "the fleet's vault key differs",
     );
   }
+  if (o.expectedNamespace !== undefined) {
+    const same = st.namespace === o.expectedNamespace;
+    add(
+      "statement.namespace",
+      same,
+      same
+        ? `the fleet serves namespace ${JSON.stringify(st.namespace)}`
+        : `the fleet serves namespace ${JSON.stringify(st.namespace)}, not ${JSON.stringify(o.expectedNamespace)}`,
+    );
+  }
+  if (o.expectedEpoch !== undefined) {
+    const same = st.epoch === o.expectedEpoch;
+    add(
+      "statement.epoch",
+      same,
+      same ? `the fleet is epoch ${st.epoch}` : `the fleet is epoch ${st.epoch}, not ${o.expectedEpoch}`,
+    );
+  }
+  if (o.expectedLogKey !== undefined) {
+    const same = bytesEqual(st.logKey, o.expectedLogKey);
+    add(
+      "statement.log-key",
+      same,
+      same
+        ? "the fleet counter-signs only what the expected log signed"
+        : `the fleet froze log key ${fleet.logKey}, not ${toHex(o.expectedLogKey)}`,
+    );
+  }
 
-  const sizeOk = st.policy.n === n && allowedSize(n) && st.policy.quorum === quorumOf(n);
+  const small = o.allowSmallFleet === true;
+  const sizeOk = st.policy.n === n && allowedSize(n, small) && st.policy.quorum === quorumOf(n);
   add(
     "policy.members",
     sizeOk,
     `${n} members, policy says n=${st.policy.n} quorum=${st.policy.quorum}` +
-      (sizeOk ? "" : ` (needs an odd n from 1 to 9 equal to the members, quorum ${quorumOf(n)})`),
+      (sizeOk
+        ? small && n < MIN_FLEET_SIZE
+          ? " (a development fleet: allowSmallFleet)"
+          : ""
+        : ` (needs an odd n from ${small ? 1 : MIN_FLEET_SIZE} to 9 equal to the members, quorum ${quorumOf(n)})`),
   );
-  const limitOk = st.policy.guessLimit >= 1 && st.policy.guessLimit <= o.maxGuessLimit;
+  const limitOk =
+    Number.isInteger(o.maxGuessLimit) && st.policy.guessLimit >= 1 && st.policy.guessLimit <= o.maxGuessLimit;
   add(
     "policy.guess-limit",
     limitOk,
@@ -135,19 +237,47 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       (limitOk ? ` (at most ${o.maxGuessLimit})` : `, above the ${o.maxGuessLimit} accepted`),
   );
 
-  const measured = bytesEqual(st.measurement, o.expectedMeasurement);
+  const accepted = [
+    ...(o.measurements ?? []),
+    ...(o.expectedMeasurement === undefined ? [] : [o.expectedMeasurement]),
+  ];
+  const measured = accepted.some((m) => bytesEqual(m, st.measurement));
   add(
     "measurement.source",
     measured,
     measured
-      ? `the fleet runs the expected code ${fleet.measurement}`
-      : `the fleet's code ${fleet.measurement} is not the expected ${toHex(o.expectedMeasurement)}`,
+      ? `the fleet runs accepted code ${fleet.measurement}`
+      : accepted.length === 0
+        ? "no measurement is accepted (none pinned)"
+        : `the fleet's code ${fleet.measurement} is not ${accepted.length === 1 ? `the expected ${toHex(accepted[0]!)}` : `one of the ${accepted.length} accepted`}`,
   );
 
+  // Every member's keys are strict: an Ed25519 key of large order in its one canonical encoding,
+  // a valid P-256 point.
+  for (const [i, m] of st.members.entries()) {
+    const signProblem = ed25519KeyProblem(m.signKey);
+    const agreeProblem = p256PointProblem(m.agreeKey);
+    add(
+      `keys.${i + 1}`,
+      signProblem === null && agreeProblem === null,
+      signProblem === null && agreeProblem === null
+        ? "strict Ed25519 sign key, valid P-256 agree key"
+        : [signProblem && `sign key: ${signProblem}`, agreeProblem && `agree key: ${agreeProblem}`]
+            .filter(Boolean)
+            .join("; "),
+    );
+  }
+  const fleetKeyProblem = ed25519KeyProblem(st.fleetSigningKey);
+  add(
+    "fleet.signing-key",
+    fleetKeyProblem === null,
+    fleetKeyProblem === null ? "strict Ed25519 key" : `the fleet signing key is ${fleetKeyProblem}`,
+  );
+
+  // Distinct by the points they name, not their bytes: one key under two encodings is one member.
+  const signIds = st.members.map((m) => ed25519PointId(m.signKey) ?? `bytes:${toHex(m.signKey)}`);
   const distinct = st.members.every((a, i) =>
-    st.members.every(
-      (b, j) => i === j || (!bytesEqual(a.signKey, b.signKey) && !bytesEqual(a.agreeKey, b.agreeKey)),
-    ),
+    st.members.every((b, j) => i === j || (signIds[i] !== signIds[j] && !bytesEqual(a.agreeKey, b.agreeKey))),
   );
   add("members.distinct", distinct, distinct ? "every member has its own keys" : "two members share a key");
 
@@ -179,15 +309,20 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       : `member ${repeated + 1} repeats another member's challenge`,
   );
 
+  const roots = rootsOf(o);
   for (const [i, a] of st.members.entries()) {
     const node = i + 1;
-    const root = o.vendorRoots.find((r) => o.verify(r, attestationSignedBytes(a), a.signature));
+    const signed = attestationSignedBytes(a);
+    const root = roots.find((r) => strictEd25519Verify(r.key, signed, a.signature));
+    const counts = root !== undefined && (!root.test || o.allowTestRoots === true);
     add(
       `attestation.${node}`,
-      root !== undefined,
-      root !== undefined
-        ? `${a.platform}: signed by vendor root ${toHex(root).slice(0, 16)}…; ${a.vendor}`
-        : `${a.platform}: not signed by any trusted vendor root`,
+      counts,
+      root === undefined
+        ? `${a.platform}: not signed by any trusted vendor root`
+        : root.test && o.allowTestRoots !== true
+          ? `${a.platform}: signed by ${root.name}, a test vendor root (development only; not allowed here)`
+          : `${a.platform}: signed by vendor root ${root.name}${root.test ? " (a test root, allowed)" : ""}; ${a.vendor}`,
     );
     const same = bytesEqual(a.measurement, st.measurement);
     add(
@@ -201,7 +336,7 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
   if (!sigCountOk) add("signatures.count", false, `${ev.signatures.length} signatures for ${n} members`);
   for (const [i, a] of st.members.entries()) {
     const sig = ev.signatures[i];
-    const ok = sig !== undefined && o.verify(a.signKey, ev.statement, sig);
+    const ok = sig !== undefined && strictEd25519Verify(a.signKey, ev.statement, sig);
     add(
       `signature.${i + 1}`,
       ok,
@@ -209,9 +344,8 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
         ? "missing"
         : ok
           ? "signed the genesis statement"
-          : "does not verify over the statement",
+          : "does not verify (strictly) over the statement",
     );
   }
-
   return { ok: checks.every((c) => c.ok), fleet, checks };
 }

@@ -1,19 +1,42 @@
 /**
- * What a client pins: the log's key, the witnesses' keys with a threshold, and the namespace of its
- * deployment. Nothing else: the fleet's keys arrive over the air in validation bundles.
+ * What a client pins (trust.json, the SDK's TrustPins): the log's key, the witnesses' keys with a
+ * threshold, the namespace of its deployment, the vendor roots HSM attestations must chain to, the
+ * code measurements it accepts, and the largest guess limit it accepts. Nothing else: the fleet's
+ * keys arrive over the air in validation bundles, and are believed only with the fleet's evidence.
+ * Anything missing is an error, never "accept".
  */
-import { BkvError, ErrorCode } from "@bkv/wire";
+import { noteVerifier, parseVerifierKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
+import { BkvError, ErrorCode, fromHex, toHex } from "@bkv/wire";
+import type { PinnedVendorRoot } from "../audit/evidence-audit.js";
+import { ed25519KeyProblem } from "../evidence/strict.js";
+
+export type { PinnedVendorRoot } from "../audit/evidence-audit.js";
 
 export interface TrustPins {
   /** The log's note verifier key, C2SP `name+hash+base64` form; its name is the log's origin. */
   logKey: string;
-  /** Witnesses' cosignature/v1 verifier keys. */
+  /** Witnesses' cosignature/v1 verifier keys: each key once, each name once. */
   witnessKeys: string[];
   /** How many distinct witnesses must cosign a checkpoint. */
   witnessThreshold: number;
   /** The deployment's namespace in the log. */
   namespace: string;
+  /** Vendor roots a member's attestation must chain to (a test root counts only with allowTestRoots). */
+  vendorRoots: PinnedVendorRoot[];
+  /** The code measurements (SHA-256, 64 hex digits) the client accepts. */
+  measurements: string[];
+  /** The largest guess limit the client accepts (tools write 10). */
+  maxGuessLimit: number;
+  /** Development only: attestations under a test vendor root count. */
+  allowTestRoots?: boolean;
+  /** Development only: fleets of fewer than 3 members are accepted. */
+  allowSmallFleet?: boolean;
 }
+
+/** The guess limit tools write into trust.json when the fleet's is not known. */
+export const DEFAULT_MAX_GUESS_LIMIT = 10;
+/** The largest maxGuessLimit a pin may hold (a sanity bound, not a recommendation). */
+export const MAX_PINNED_GUESS_LIMIT = 1000;
 
 /** The largest checkpoint a client has seen and verified. */
 export interface SeenCheckpoint {
@@ -22,10 +45,21 @@ export interface SeenCheckpoint {
   root: string;
 }
 
-/** Where a client keeps the largest checkpoint it has seen (a file in the CLI, storage in a browser). */
+/**
+ * Where a client keeps the largest checkpoint it has seen (a file in the CLI, storage in a
+ * browser). Updates are compare-and-swap: save(expected, next) stores next only if the store still
+ * holds expected (same size and root, or both null), and says whether it did; a caller that lost
+ * re-reads, so two verifications racing never replace a larger checkpoint with a smaller one.
+ */
 export interface CheckpointStore {
   load(): Promise<SeenCheckpoint | null>;
-  save(checkpoint: SeenCheckpoint): Promise<void>;
+  save(expected: SeenCheckpoint | null, next: SeenCheckpoint): Promise<boolean>;
+  /** Where this device also remembers the artifacts it has verified (optional; see VerifiedArtifactCache). */
+  verified?: VerifiedArtifactCache;
+}
+
+export function sameCheckpoint(a: SeenCheckpoint | null, b: SeenCheckpoint | null): boolean {
+  return a === null || b === null ? a === b : a.size === b.size && a.root === b.root;
 }
 
 /** A store that forgets when the process ends (tests, one-shot tools). */
@@ -35,37 +69,146 @@ export function memoryCheckpointStore(initial: SeenCheckpoint | null = null): Ch
     async load() {
       return cp;
     },
-    async save(c) {
-      cp = c;
+    async save(expected, next) {
+      if (!sameCheckpoint(cp, expected)) return false;
+      cp = { size: next.size, root: next.root };
+      return true;
     },
   };
 }
 
-/** Check pins read from a file or another untrusted place before use. */
-export function parseTrustPins(v: unknown): TrustPins {
-  const o = v as Partial<TrustPins>;
-  const ok =
-    typeof o === "object" &&
-    o !== null &&
-    typeof o.logKey === "string" &&
-    Array.isArray(o.witnessKeys) &&
-    o.witnessKeys.every((k) => typeof k === "string") &&
-    typeof o.witnessThreshold === "number" &&
-    Number.isInteger(o.witnessThreshold) &&
-    o.witnessThreshold >= 1 &&
-    o.witnessThreshold <= o.witnessKeys.length &&
-    typeof o.namespace === "string" &&
-    o.namespace.length > 0;
-  if (!ok) {
-    throw new BkvError(
-      ErrorCode.Invalid,
-      "trust pins need logKey, witnessKeys, witnessThreshold (1 to the number of witnesses) and namespace",
-    );
-  }
+/**
+ * Artifacts whose evidence this device has verified, by a key that binds the artifact's digest,
+ * its evidence digest and the pins it was verified under (so the cost is paid once per epoch per
+ * device, and changing the pins verifies again).
+ */
+export interface VerifiedArtifactCache {
+  has(key: string): Promise<boolean>;
+  add(key: string): Promise<void>;
+}
+
+/** A cache that forgets when the process ends; a VaultClient makes one unless it is given one. */
+export function memoryVerifiedCache(): VerifiedArtifactCache {
+  const keys = new Set<string>();
   return {
-    logKey: o.logKey!,
-    witnessKeys: [...o.witnessKeys!],
-    witnessThreshold: o.witnessThreshold!,
-    namespace: o.namespace!,
+    async has(k) {
+      return keys.has(k);
+    },
+    async add(k) {
+      keys.add(k);
+    },
+  };
+}
+
+const invalid = (message: string): never => {
+  throw new BkvError(ErrorCode.Invalid, `trust pins: ${message}`);
+};
+
+const isHex64 = (s: unknown): s is string => typeof s === "string" && /^[0-9a-f]{64}$/.test(s);
+
+/** The witness keys, each parsed; refuses one key twice (under one name or two) and one name for two keys. */
+function checkWitnesses(keys: string[]): void {
+  const byName = new Map<string, string>();
+  const byKey = new Map<string, string>();
+  for (const k of keys) {
+    let v: ReturnType<typeof parseVerifierKey>;
+    try {
+      v = parseVerifierKey(k);
+      noteVerifier(v);
+    } catch (e) {
+      return invalid(`witness key ${JSON.stringify(k)} does not parse: ${(e as Error).message}`);
+    }
+    if (v.type !== SIG_COSIGNATURE_V1) invalid(`witness key ${v.name} is not a cosignature/v1 key`);
+    const problem = ed25519KeyProblem(v.publicKey);
+    if (problem !== null) invalid(`witness key ${v.name} is ${problem}`);
+    const hex = toHex(v.publicKey);
+    if (byKey.has(hex))
+      invalid(`one witness key is pinned twice (as ${byKey.get(hex)} and ${v.name}): it would count twice`);
+    if (byName.has(v.name)) invalid(`two witness keys are pinned under one name, ${v.name}`);
+    byKey.set(hex, v.name);
+    byName.set(v.name, hex);
+  }
+}
+
+/**
+ * Check pins read from a file or another untrusted place (or built in code) before use. Throws
+ * INVALID naming what is missing or wrong; returns a copy with only the known fields.
+ */
+export function parseTrustPins(v: unknown): TrustPins {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return invalid("not an object");
+  const o = v as Record<string, unknown>;
+  const need = [
+    "logKey",
+    "witnessKeys",
+    "witnessThreshold",
+    "namespace",
+    "vendorRoots",
+    "measurements",
+    "maxGuessLimit",
+  ];
+  const missing = need.filter((k) => o[k] === undefined);
+  if (missing.length > 0) invalid(`missing ${missing.join(", ")}`);
+
+  if (typeof o.logKey !== "string") return invalid("logKey must be a string");
+  let log: ReturnType<typeof parseVerifierKey>;
+  try {
+    log = parseVerifierKey(o.logKey);
+  } catch (e) {
+    return invalid(`logKey does not parse: ${(e as Error).message}`);
+  }
+  if (log.type !== SIG_ED25519) invalid("logKey must be an Ed25519 (0x01) note key");
+  const logProblem = ed25519KeyProblem(log.publicKey);
+  if (logProblem !== null) invalid(`logKey is ${logProblem}`);
+
+  if (!Array.isArray(o.witnessKeys) || !o.witnessKeys.every((k) => typeof k === "string"))
+    invalid("witnessKeys must be a list of strings");
+  const witnessKeys = [...(o.witnessKeys as string[])];
+  checkWitnesses(witnessKeys);
+  const t = o.witnessThreshold;
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > witnessKeys.length)
+    invalid(`witnessThreshold must be a whole number from 1 to ${witnessKeys.length} (the witnesses pinned)`);
+
+  if (typeof o.namespace !== "string" || o.namespace.length === 0)
+    invalid("namespace must be a non-empty string");
+
+  if (!Array.isArray(o.vendorRoots) || o.vendorRoots.length === 0)
+    invalid("vendorRoots must list at least one {name, key, test}");
+  const vendorRoots: PinnedVendorRoot[] = [];
+  for (const r of o.vendorRoots as unknown[]) {
+    const x = r as Record<string, unknown>;
+    if (
+      typeof x !== "object" ||
+      x === null ||
+      typeof x.name !== "string" ||
+      x.name.length === 0 ||
+      !isHex64(x.key) ||
+      typeof x.test !== "boolean"
+    )
+      invalid("each vendor root is {name: non-empty string, key: 64 lowercase hex digits, test: boolean}");
+    const problem = ed25519KeyProblem(fromHex(x.key as string));
+    if (problem !== null) invalid(`vendor root ${x.name as string} is ${problem}`);
+    if (vendorRoots.some((p) => p.key === x.key)) invalid(`vendor root ${x.name as string} is pinned twice`);
+    if (vendorRoots.some((p) => p.name === x.name)) invalid(`two vendor roots are named ${x.name as string}`);
+    vendorRoots.push({ name: x.name as string, key: x.key as string, test: x.test as boolean });
+  }
+
+  if (!Array.isArray(o.measurements) || o.measurements.length === 0 || !o.measurements.every(isHex64))
+    invalid("measurements must list at least one SHA-256 measurement (64 lowercase hex digits)");
+  const m = o.maxGuessLimit;
+  if (typeof m !== "number" || !Number.isInteger(m) || m < 1 || m > MAX_PINNED_GUESS_LIMIT)
+    invalid(`maxGuessLimit must be a whole number from 1 to ${MAX_PINNED_GUESS_LIMIT}`);
+  for (const flag of ["allowTestRoots", "allowSmallFleet"] as const)
+    if (o[flag] !== undefined && typeof o[flag] !== "boolean") invalid(`${flag} must be true or false`);
+
+  return {
+    logKey: o.logKey,
+    witnessKeys,
+    witnessThreshold: t as number,
+    namespace: o.namespace as string,
+    vendorRoots,
+    measurements: [...new Set(o.measurements as string[])],
+    maxGuessLimit: m as number,
+    ...(o.allowTestRoots === true ? { allowTestRoots: true } : {}),
+    ...(o.allowSmallFleet === true ? { allowSmallFleet: true } : {}),
   };
 }

@@ -1,25 +1,30 @@
 /**
  * The client's check of a validation bundle, before it sends anything that depends on the PIN:
  *
- *   1. the bundle is for the pinned namespace;
+ *   1. the bundle is for the pinned namespace (and the pins themselves are well formed);
  *   2. its checkpoint is signed by the pinned log key and cosigned by at least the threshold of
  *      pinned witnesses;
  *   3. the checkpoint is no older than the largest one this client has seen, agrees with it at the
  *      same size, and is proven consistent with it when larger (no rollback, no split view);
  *   4. the artifact is in the log (inclusion proof to the checkpoint's root);
  *   5. the log signed (namespace, epoch, SHA-256(artifact));
- *   6. the fleet named by the artifact counter-signed the log's signature;
- *   7. the artifact is within its validity window.
+ *   6. the fleet's evidence, unless this device verified this artifact before: the bundle carries
+ *      it, its SHA-256 is the log entry's evidence digest, it passes the audit under the pins
+ *      (vendor roots, measurements, N >= 3, guess limit, namespace, log key) and the artifact says
+ *      exactly what the verified genesis statement says;
+ *   7. the counter-signature, by the fleet signing key of the verified statement, over
+ *      (namespace, epoch, SHA-256(artifact), log signature);
+ *   8. the artifact is within its validity window.
  *
- * Each failure is its own BkvError code. Only when all hold is the checkpoint remembered.
- * Browser-safe: @bkv/tlog and @noble/curves.
+ * Each failure is its own BkvError code. Only when all hold is the artifact remembered as verified
+ * and the checkpoint stored (compare-and-swap: a larger stored checkpoint is never replaced).
+ * Every signature is checked with strictEd25519Verify. Browser-safe: @bkv/tlog and @noble/*.
  */
 import {
   type Checkpoint,
   fromBase64,
   logEntryLeafHash,
   type NoteVerifier,
-  noteVerifier,
   type OpenedNote,
   openNote,
   parseCheckpoint,
@@ -27,7 +32,6 @@ import {
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
   toBase64,
-  verifyBundleSignature,
   verifyConsistency,
   verifyInclusion,
 } from "@bkv/tlog";
@@ -36,13 +40,27 @@ import {
   BkvError,
   type BundleJson,
   bytesEqual,
+  concatBytes,
   countersignMessage,
   decodeArtifact,
   ErrorCode,
   type FleetArtifact,
+  logBundleMessage,
+  toHex,
+  utf8,
 } from "@bkv/wire";
-import { ed25519 } from "@noble/curves/ed25519.js";
-import type { CheckpointStore, SeenCheckpoint, TrustPins } from "./pins.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { strictEd25519Verify, strictNoteVerifier } from "../evidence/strict.js";
+import { verifyFleetEvidence } from "../evidence/verify-evidence.js";
+import {
+  type CheckpointStore,
+  memoryVerifiedCache,
+  parseTrustPins,
+  type SeenCheckpoint,
+  sameCheckpoint,
+  type TrustPins,
+  type VerifiedArtifactCache,
+} from "./pins.js";
 
 export interface VerifiedFleet {
   artifact: FleetArtifact;
@@ -52,6 +70,8 @@ export interface VerifiedFleet {
   checkpoint: SeenCheckpoint;
   /** Names of the witnesses whose cosignatures verified. */
   cosigners: string[];
+  /** True if this call verified the fleet's evidence; false if this device had verified it before. */
+  evidenceVerified: boolean;
 }
 
 const fail = (code: ErrorCode, message: string, cause?: unknown): never => {
@@ -64,13 +84,65 @@ function bytesOf(s: unknown, what: string): Uint8Array {
   return b;
 }
 
+/**
+ * Signatures this process has verified (strictly) before, by SHA-256 of (key, signature, SHA-256 of
+ * the message): a bundle checked again (a new operation, the same checkpoint) costs hashes, not
+ * curve operations. Only successes are kept, in memory, at most MEMO_MAX (oldest dropped first).
+ */
+const MEMO_MAX = 1024;
+const verifiedSignatures = new Set<string>();
+function memoVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  const id = toHex(sha256(concatBytes(publicKey, signature, sha256(message))));
+  if (verifiedSignatures.has(id)) return true;
+  if (!strictEd25519Verify(publicKey, message, signature)) return false;
+  if (verifiedSignatures.size >= MEMO_MAX)
+    verifiedSignatures.delete(verifiedSignatures.values().next().value!);
+  verifiedSignatures.add(id);
+  return true;
+}
+
+/** Pins checked once per object: verifyBundle refuses pins parseTrustPins would refuse. */
+const checkedPins = new WeakMap<TrustPins, TrustPins>();
+function validPins(pins: TrustPins): TrustPins {
+  let p = checkedPins.get(pins);
+  if (p === undefined) {
+    p = parseTrustPins(pins);
+    checkedPins.set(pins, p);
+  }
+  return p;
+}
+
+/**
+ * The key under which a verified artifact is remembered: the artifact's digest, its evidence's
+ * digest, and everything in the pins the evidence was checked against.
+ */
+export function verifiedArtifactKey(
+  pins: TrustPins,
+  artifactDigest: Uint8Array,
+  evidenceDigest: Uint8Array,
+): string {
+  const policy = JSON.stringify([
+    pins.logKey,
+    pins.namespace,
+    pins.vendorRoots.map((r) => [r.name, r.key, r.test]),
+    pins.measurements,
+    pins.maxGuessLimit,
+    pins.allowTestRoots === true,
+    pins.allowSmallFleet === true,
+  ]);
+  return toHex(
+    sha256(utf8(`bkv-verified-artifact/v1\n${policy}\n${toHex(artifactDigest)}\n${toHex(evidenceDigest)}`)),
+  );
+}
+
 /** Step 2: the checkpoint, signed by the log and cosigned by enough witnesses. */
 function openCheckpoint(note: string, pins: TrustPins): { cp: Checkpoint; cosigners: string[] } {
   let log: NoteVerifier;
   let witnesses: NoteVerifier[];
   try {
-    log = noteVerifier(pins.logKey);
-    witnesses = pins.witnessKeys.map((k) => noteVerifier(k));
+    log = strictNoteVerifier(pins.logKey, memoVerify);
+    witnesses = pins.witnessKeys.map((k) => strictNoteVerifier(k, memoVerify));
   } catch (e) {
     return fail(ErrorCode.Invalid, "the pinned log or witness keys do not parse", e);
   }
@@ -152,13 +224,72 @@ function checkAgainstSeen(cp: Checkpoint, seen: SeenCheckpoint | null, b: Bundle
   }
 }
 
+/**
+ * Store `cp` unless a larger (or equal) checkpoint is stored: compare-and-swap against what was
+ * verified, and on a lost race re-read. A stored checkpoint of the same size with another root is a
+ * split view; a smaller one stored meanwhile is replaced only if this bundle proves consistency
+ * from it (otherwise it stays, and the next verification asks for a proof from it).
+ */
+async function remember(
+  store: CheckpointStore,
+  seen: SeenCheckpoint | null,
+  cp: Checkpoint,
+  b: BundleJson,
+): Promise<SeenCheckpoint> {
+  const next = { size: cp.size, root: toBase64(cp.root) };
+  let expected = seen;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (expected !== null && expected.size >= next.size) return next;
+    if (await store.save(expected, next)) return next;
+    const current = await store.load();
+    if (sameCheckpoint(current, expected)) continue;
+    if (current === null) {
+      expected = null;
+      continue;
+    }
+    if (current.size >= next.size) {
+      if (current.size === next.size && current.root !== next.root)
+        fail(
+          ErrorCode.BundleSplitView,
+          `two different checkpoints of size ${next.size}: the log shows a split view`,
+        );
+      return next;
+    }
+    if (current.size === 0 || b.consistency?.from === current.size) {
+      checkAgainstSeen(cp, current, b);
+      expected = current;
+      continue;
+    }
+    return next;
+  }
+  return fail(ErrorCode.Unavailable, "the checkpoint store kept changing: try again");
+}
+
+/** Without a cache given (or kept by the store), one in memory per checkpoint store. */
+const defaultCaches = new WeakMap<CheckpointStore, VerifiedArtifactCache>();
+function defaultCache(store: CheckpointStore): VerifiedArtifactCache {
+  let c = defaultCaches.get(store);
+  if (c === undefined) {
+    c = memoryVerifiedCache();
+    defaultCaches.set(store, c);
+  }
+  return c;
+}
+
+/**
+ * Verify a validation bundle against the pins (see the steps above). `verified` remembers the
+ * artifacts whose evidence this device has checked (default: the store's own `verified`, else one
+ * in memory per store); a bundle without evidence is accepted only for an artifact in it.
+ */
 export async function verifyBundle(
   b: BundleJson,
-  pins: TrustPins,
+  pinsIn: TrustPins,
   store: CheckpointStore,
   now: number,
+  verified?: VerifiedArtifactCache,
 ): Promise<VerifiedFleet> {
   if (typeof b !== "object" || b === null) fail(ErrorCode.BundleMissing, "no validation bundle");
+  const pins = validPins(pinsIn);
   // 1. namespace
   if (b.namespace !== pins.namespace) {
     fail(
@@ -202,9 +333,9 @@ export async function verifyBundle(
     fail(ErrorCode.BundleNotLogged, "the artifact is not in the log: its inclusion proof fails", e);
   }
   // 5. the log's signature
-  if (
-    !verifyBundleSignature(parseVerifierKey(pins.logKey), b.namespace, b.epoch, artifactBytes, logSignature)
-  ) {
+  const artifactDigest = sha256(artifactBytes);
+  const logKey = parseVerifierKey(pins.logKey).publicKey;
+  if (!memoVerify(logKey, logBundleMessage(b.namespace, b.epoch, artifactDigest), logSignature)) {
     fail(ErrorCode.BundleLogSignature, "the log's signature over the artifact does not verify");
   }
   let artifact: FleetArtifact;
@@ -216,31 +347,50 @@ export async function verifyBundle(
   if (artifact.namespace !== b.namespace || artifact.epoch !== b.epoch) {
     fail(ErrorCode.BundleNamespace, "the artifact's namespace or epoch differs from the bundle's");
   }
-  // 6. the fleet's counter-signature
-  const signing = artifactKey(artifact, "fleet-signing");
-  let countersigned = false;
-  try {
-    countersigned = ed25519.verify(countersignature, countersignMessage(logSignature), signing, {
-      zip215: false,
-    });
-  } catch {
-    countersigned = false;
+  // 6. the fleet's evidence, once per artifact (and pins) on this device
+  const cacheKey = verifiedArtifactKey(pins, artifactDigest, evidenceDigest);
+  const cache = verified ?? store.verified ?? defaultCache(store);
+  const known = await cache.has(cacheKey);
+  let signingKey: Uint8Array;
+  if (known) {
+    // Verified before: the artifact's signing key is the statement's (artifactMismatches was empty).
+    signingKey = artifactKey(artifact, "fleet-signing");
+  } else {
+    if (typeof b.evidence !== "string")
+      fail(
+        ErrorCode.BundleEvidence,
+        "the bundle carries no evidence for a fleet this device has not verified",
+      );
+    const evidence = fromBase64(b.evidence!);
+    if (evidence === undefined) return fail(ErrorCode.BundleEvidence, "bundle: the evidence is not base64");
+    if (!bytesEqual(sha256(evidence), evidenceDigest))
+      fail(ErrorCode.BundleEvidence, "the evidence is not the one the log entry names (its SHA-256 differs)");
+    signingKey = verifyFleetEvidence(evidence, artifact, pins).fleetSigningKey;
   }
-  if (!countersigned) fail(ErrorCode.BundleNotCountersigned, "the fleet did not counter-sign this bundle");
-  // 7. validity
+  // 7. the fleet's counter-signature, by the key of the verified statement
+  const message = countersignMessage({
+    namespace: b.namespace,
+    epoch: b.epoch,
+    artifactDigest,
+    logSignature,
+  });
+  if (!memoVerify(signingKey, message, countersignature))
+    fail(ErrorCode.BundleNotCountersigned, "the fleet did not counter-sign this bundle");
+  // 8. validity
   if (now < artifact.notBefore || now > artifact.notAfter) {
     fail(
       ErrorCode.BundleExpired,
       `the fleet artifact is valid from ${new Date(artifact.notBefore).toISOString()} to ${new Date(artifact.notAfter).toISOString()}`,
     );
   }
-  const checkpoint = { size: cp.size, root: toBase64(cp.root) };
-  if (seen === null || cp.size > seen.size) await store.save(checkpoint);
+  const checkpoint = await remember(store, seen, cp, b);
+  if (!known) await cache.add(cacheKey);
   return {
     artifact,
     artifactBytes,
     vaultPublicKey: artifactKey(artifact, "vault-hpke"),
     checkpoint,
     cosigners,
+    evidenceVerified: !known,
   };
 }

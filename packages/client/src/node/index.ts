@@ -3,7 +3,7 @@
  * helpers for backups — and, for Node callers' convenience, the browser-safe backup API as well.
  */
 export * from "../backup/index.js";
-export { defaultCheckpointPath, fileCheckpointStore } from "./checkpoint-file.js";
+export { defaultCheckpointPath, fileCheckpointStore, fileVerifiedCache } from "./checkpoint-file.js";
 export { nodeChunkCipher } from "./cipher.js";
 export {
   decryptFile,

@@ -20,12 +20,17 @@ function row(dl, term, value, cls) {
   dl.append(dt, dd);
 }
 
+const devFlags = { testRoot: false, allowSmallFleet: false };
+
 function pinsFromFragment() {
   const p = new URLSearchParams(location.hash.slice(1));
   $("logKey").value = p.get("logKey") ?? "";
   $("witnessKeys").value = p.getAll("witnessKey").join("\n");
   $("threshold").value = p.get("threshold") ?? String(Math.max(1, p.getAll("witnessKey").length));
   $("vendorRoot").value = p.get("vendorRoot") ?? "";
+  // Development only (bkv dev's link): its vendor root is a test root, small fleets are allowed.
+  devFlags.testRoot = p.get("testRoot") === "1";
+  devFlags.allowSmallFleet = p.get("allowSmallFleet") === "1";
   return p.has("logKey");
 }
 
@@ -151,7 +156,9 @@ async function run() {
     $("witnesses").append(li);
   }
   setText($("status"), `Reading ${cp.size} entries from the tiles…`);
-  const vendorRoots = /^[0-9a-f]{64}$/.test(pins.vendorRoot) ? [bkv.fromHex(pins.vendorRoot)] : [];
+  const vendorRoots = /^[0-9a-f]{64}$/.test(pins.vendorRoot)
+    ? [{ name: "the pinned vendor root", key: pins.vendorRoot, test: devFlags.testRoot }]
+    : [];
   const latest = new Map();
   for (let t = 0; t * 256 < cp.size; t++) {
     const entries = await log.entries(t);
@@ -169,8 +176,8 @@ async function run() {
           vendorRoots,
           expectedMeasurement: st.measurement,
           maxGuessLimit: 100,
-          verify: bkv.ed25519Verify,
-          sha256: bkv.sha256,
+          allowTestRoots: devFlags.testRoot,
+          allowSmallFleet: devFlags.allowSmallFleet,
         });
         audit = { report, skipAttestations: vendorRoots.length === 0 };
       } catch (e) {
