@@ -93,7 +93,7 @@ describe("a clean log with two epochs of one namespace", () => {
   });
 
   it("reports both fleets and what changed (human-readable)", async () => {
-    const r = await monitor(...logFlags(log), "--vendor-root", vendorPub);
+    const r = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--allow-test-roots");
     expect(r.code).toBe(0);
     expect(r.out).toContain(`log ${log.keys.origin}: checkpoint size 2`);
     expect(r.out).toContain("cosigned by witness.example/w1 (1 required)");
@@ -113,7 +113,7 @@ describe("a clean log with two epochs of one namespace", () => {
   });
 
   it("--json: one JSON object per report", async () => {
-    const r = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--json");
+    const r = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--allow-test-roots", "--json");
     expect(r.code).toBe(0);
     const ev = events(r.out);
     expect(ev[0]).toMatchObject({ type: "checkpoint", size: 2, cosigners: ["witness.example/w1"] });
@@ -180,7 +180,19 @@ describe("a clean log with two epochs of one namespace", () => {
     expect(r.out).toContain("FAIL audit.attestation.1: memory: not signed by any trusted vendor root");
     expect(r.out).toMatch(/MONITOR FAILED: 6 failed checks: entry 0 audit\.attestation\.1/);
 
-    const g = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--max-guess-limit", "5");
+    // The test vendor root counts only with --allow-test-roots (development).
+    const t = await monitor(...logFlags(log), "--vendor-root", vendorPub);
+    expect(t.code).toBe(1);
+    expect(t.out).toContain("a test vendor root (development only; not allowed here)");
+
+    const g = await monitor(
+      ...logFlags(log),
+      "--vendor-root",
+      vendorPub,
+      "--allow-test-roots",
+      "--max-guess-limit",
+      "5",
+    );
     expect(g.code).toBe(1);
     expect(g.out).toContain("entry 1: demo epoch 2 (new) FAILED");
     expect(g.out).toContain("FAIL audit.policy.guess-limit: guess limit 10, above the 5 accepted");
@@ -196,6 +208,7 @@ describe("a clean log with two epochs of one namespace", () => {
       "2",
       "--vendor-root",
       vendorPub,
+      "--allow-test-roots",
     );
     expect(r.code).toBe(1);
     expect(r.out).toContain(
@@ -236,7 +249,14 @@ describe("an entry whose evidence is another fleet's", () => {
     // ...so a dishonest log operator appends it behind its log's back; the monitor catches it.
     await log.appendUnchecked(NS, 2, artifactOf(a2), b2.evidence);
     const state = join(work, "mismatch-state.json");
-    const r = await monitor(...logFlags(log), "--vendor-root", vendorPub, "--state", state);
+    const r = await monitor(
+      ...logFlags(log),
+      "--vendor-root",
+      vendorPub,
+      "--allow-test-roots",
+      "--state",
+      state,
+    );
     expect(r.code).toBe(1);
     expect(r.out).toContain("entry 1: demo epoch 2 (new) FAILED");
     expect(r.out).toMatch(
@@ -246,7 +266,9 @@ describe("an entry whose evidence is another fleet's", () => {
     expect(r.out).toContain("checkpoint not saved (a check failed)");
     expect(() => readFileSync(state)).toThrow();
 
-    const j = events((await monitor(...logFlags(log), "--vendor-root", vendorPub, "--json")).out);
+    const j = events(
+      (await monitor(...logFlags(log), "--vendor-root", vendorPub, "--allow-test-roots", "--json")).out,
+    );
     const [ok, bad] = fleetsOf(j);
     expect(ok!.ok).toBe(true);
     expect(bad).toMatchObject({ index: 1, ok: false, failures: [{ check: "evidence.artifact" }] });
@@ -261,7 +283,14 @@ describe("the state file", () => {
     await addFleet(main.url, NS, 1, fleetA);
     await addFleet(main.url, NS, 2, fleetB);
     const state = join(work, "state.json");
-    const flags = (l: RunningLog) => [...logFlags(l), "--vendor-root", vendorPub, "--state", state];
+    const flags = (l: RunningLog) => [
+      ...logFlags(l),
+      "--vendor-root",
+      vendorPub,
+      "--allow-test-roots",
+      "--state",
+      state,
+    ];
 
     const first = await monitor(...flags(main));
     expect(first.code).toBe(0);
@@ -366,6 +395,7 @@ describe("--follow", () => {
         ...logFlags(log),
         "--vendor-root",
         vendorPub,
+        "--allow-test-roots",
         "--follow",
         "--interval",
         "0.2",

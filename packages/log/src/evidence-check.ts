@@ -7,7 +7,6 @@
  * window a fleet counter-signs. Clients check all of this again themselves; the log's check keeps
  * what it publishes free of garbage (an operator's self-made keys with no HSM behind them).
  */
-import { createHash } from "node:crypto";
 import { auditEvidence } from "@bkv/client";
 import {
   artifactMismatches,
@@ -22,7 +21,6 @@ import {
   MAX_ARTIFACT_VALIDITY_MS,
   toHex,
 } from "@bkv/wire";
-import { ed25519VerifyStrictNode } from "./node-keys.js";
 
 export interface EvidencePolicy {
   /** Raw Ed25519 vendor root keys; a member's attestation must be signed by one of them. */
@@ -40,24 +38,22 @@ export interface EvidencePolicy {
   readonly allowSmallFleet?: boolean;
 }
 
-const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
-
-/** The one call of the client's evidence verifier; its options follow that function's signature. */
+/**
+ * The one call of the client's evidence verifier. The log's vendor roots are the ones its operator
+ * configured, pinned as production roots: the log takes no development flag for roots.
+ */
 function auditProblems(evidence: Uint8Array, st: GenesisStatement, p: EvidencePolicy): string[] {
-  const expectedMeasurement =
-    p.measurements.length === 0
-      ? st.measurement
-      : (p.measurements.find((m) => bytesEqual(m, st.measurement)) ?? p.measurements[0]!);
-  // A variable, not a literal: options the audit may not know yet (allowSmallFleet) pass through.
-  const options = {
-    vendorRoots: [...p.vendorRoots],
-    expectedMeasurement,
+  const report = auditEvidence(evidence, {
+    vendorRoots: p.vendorRoots.map((key, i) => ({
+      name: `log vendor root ${i + 1}`,
+      key: toHex(key),
+      test: false,
+    })),
+    // No measurement configured: whatever code every member attests (clients pin which code).
+    measurements: p.measurements.length === 0 ? [st.measurement] : [...p.measurements],
     maxGuessLimit: p.maxGuessLimit,
     allowSmallFleet: p.allowSmallFleet === true,
-    verify: ed25519VerifyStrictNode,
-    sha256,
-  };
-  const report = auditEvidence(evidence, options);
+  });
   return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
 }
 

@@ -11,14 +11,14 @@
  */
 
 import { readFileSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type AuditReport, auditEvidence, DEFAULT_MAX_GUESS_LIMIT, type PinnedVendorRoot } from "@bkv/client";
-import { readVendorRootPub } from "@bkv/hsm-software";
 import { parseVerifierKey } from "@bkv/tlog";
-import { fromHex, toHex } from "@bkv/wire";
+import { fromHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import { readTrust } from "../dev-files.js";
 import { buildCore, OWN_SOURCE_ROOT } from "../measure.js";
+import { pinVendorRootFile } from "../vendor-root-file.js";
 
 function hex(v: string, flag: string, bytes: number): Uint8Array {
   if (!new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(v))
@@ -51,13 +51,6 @@ export function formatReport(r: AuditReport, measurementFrom: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** A vendor root public key file; a file that says it is a test root (bkv dev's) is pinned as one. */
-function rootFile(path: string, test: boolean): PinnedVendorRoot {
-  const key = toHex(readVendorRootPub(path));
-  const declaredTest = /test vendor root/i.test(readFileSync(path, "utf8").split("\n")[0] ?? "");
-  return { name: basename(path), key, test: test || declaredTest };
-}
-
 export async function auditCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     evidence: { type: "string" },
@@ -82,8 +75,8 @@ export async function auditCommand(argv: string[]): Promise<number> {
   // use, so the CLI and the SDK give the same verdict) and/or flags.
   const pins = values.trust === undefined ? null : readTrust(values.trust);
   const vendorRoots: PinnedVendorRoot[] = [...(pins?.vendorRoots ?? [])];
-  if (values["vendor-root"] !== undefined) vendorRoots.push(rootFile(values["vendor-root"], false));
-  if (values["test-root"] !== undefined) vendorRoots.push(rootFile(values["test-root"], true));
+  if (values["vendor-root"] !== undefined) vendorRoots.push(pinVendorRootFile(values["vendor-root"], false));
+  if (values["test-root"] !== undefined) vendorRoots.push(pinVendorRootFile(values["test-root"], true));
   if (vendorRoots.length === 0) throw new UsageError("give --vendor-root, --test-root or --trust");
   const measurements = (pins?.measurements ?? []).map(fromHex);
   let from: string;

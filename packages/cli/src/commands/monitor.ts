@@ -1,8 +1,9 @@
 /**
  * `bkv monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])
- * [--vendor-root FILE] [--state FILE] [--max-guess-limit N] [--follow [--interval SECONDS]] [--json]`:
- * follow the transparency log, check every entry and its evidence, report each fleet and what
- * changed from the previous epoch. Exit 0 only if every check holds. The logic is in ../monitor/.
+ * [--vendor-root FILE] [--allow-test-roots] [--allow-small-fleet] [--state FILE] [--max-guess-limit N]
+ * [--follow [--interval SECONDS]] [--json]`: follow the transparency log, check every entry and its
+ * evidence (the SDK's auditEvidence; a test vendor root counts only with --allow-test-roots, or for a
+ * --dev folder's own root), report each fleet and what changed from the previous epoch. Exit 0 only if every check holds. The logic is in ../monitor/.
  */
 import { isBkvError } from "@bkv/wire";
 import {

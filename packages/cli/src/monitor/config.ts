@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { PinnedVendorRoot } from "@bkv/client";
 import { parseVerifierKey, SIG_COSIGNATURE_V1, SIG_ED25519, type TrustPolicy } from "@bkv/tlog";
 import { BkvError, ErrorCode } from "@bkv/wire";
 
@@ -31,8 +32,11 @@ export interface TransparencyConfig {
 export interface MonitorConfig {
   readonly logUrl: string;
   readonly policy: TrustPolicy;
-  /** Vendor root public keys; null: attestations are not checked against a vendor root. */
-  readonly vendorRoots: readonly Uint8Array[] | null;
+  /** Pinned vendor roots; null: attestations are not checked against a vendor root. */
+  readonly vendorRoots: readonly PinnedVendorRoot[] | null;
+  /** Development: test vendor roots count, and fleets under 3 members pass. */
+  readonly allowTestRoots?: boolean;
+  readonly allowSmallFleet?: boolean;
   /** Where the last fully verified checkpoint is kept; null: nowhere. */
   readonly statePath: string | null;
   readonly maxGuessLimit: number;

@@ -16,8 +16,7 @@
  * A check that cannot run because an earlier one failed is not reported.
  */
 import { createHash } from "node:crypto";
-import { auditEvidence } from "@bkv/client";
-import { ed25519VerifyWith } from "@bkv/hsm-software";
+import { auditEvidence, type PinnedVendorRoot } from "@bkv/client";
 import {
   decodeLogEntry,
   type LogEntry,
@@ -61,8 +60,10 @@ export interface EntryContext {
   /** The verified checkpoint the entry was read under. */
   readonly size: number;
   readonly root: Uint8Array;
-  readonly vendorRoots: readonly Uint8Array[] | null;
+  readonly vendorRoots: readonly PinnedVendorRoot[] | null;
   readonly maxGuessLimit: number;
+  readonly allowTestRoots?: boolean;
+  readonly allowSmallFleet?: boolean;
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
@@ -137,10 +138,10 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   const report = auditEvidence(evidence, {
     vendorRoots: ctx.vendorRoots === null ? [] : [...ctx.vendorRoots],
     // The monitor reports the measurement; comparing it to a build is the auditor's job (bkv audit).
-    expectedMeasurement: st.measurement,
+    measurements: [st.measurement],
     maxGuessLimit: ctx.maxGuessLimit,
-    verify: ed25519VerifyWith,
-    sha256,
+    allowTestRoots: ctx.allowTestRoots === true,
+    allowSmallFleet: ctx.allowSmallFleet === true,
   });
   for (const c of report.checks) {
     const name = `audit.${c.name}`;

@@ -153,6 +153,8 @@ export class Monitor {
       root: cp.root,
       vendorRoots: this.config.vendorRoots,
       maxGuessLimit: this.config.maxGuessLimit,
+      allowTestRoots: this.config.allowTestRoots === true,
+      allowSmallFleet: this.config.allowSmallFleet === true,
     };
     for (let b = Math.floor(this.read / TILE_WIDTH); b * TILE_WIDTH < cp.size; b++) {
       let raw: Uint8Array[];

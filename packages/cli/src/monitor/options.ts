@@ -5,8 +5,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { readVendorRootPub } from "@bkv/hsm-software";
 import { UsageError } from "../args.js";
+import { devPaths, readTrust } from "../dev-files.js";
+import { pinVendorRootFile } from "../vendor-root-file.js";
 import {
   checkPolicy,
   DEFAULT_INTERVAL_SECONDS,
@@ -36,6 +37,8 @@ const OPTIONS = {
   follow: { type: "boolean" },
   interval: { type: "string" },
   "max-guess-limit": { type: "string" },
+  "allow-test-roots": { type: "boolean" },
+  "allow-small-fleet": { type: "boolean" },
   json: { type: "boolean" },
 } as const;
 
@@ -76,11 +79,20 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
     const dir = values.dev;
     const t = readTransparencyConfig(dir);
     const rootFile = vendorRootFile ?? join(dir, VENDOR_ROOT_FILE);
+    const trustFile = devPaths(dir).trustJson;
+    const devPins = existsSync(trustFile) ? readTrust(trustFile) : null;
     config = {
       logUrl: t.log,
       policy: { logKey: t.logKey, witnessKeys: t.witnessKeys, threshold: t.witnessThreshold },
       vendorRoots:
-        vendorRootFile === undefined && !existsSync(rootFile) ? null : [readVendorRootPub(rootFile)],
+        vendorRootFile === undefined && !existsSync(rootFile) ? null : [pinVendorRootFile(rootFile, false)],
+      // A dev folder's own pins say whether its test root and its fleet size are allowed.
+      // The folder's own root is its test root: a dev folder is development.
+      allowTestRoots:
+        values["allow-test-roots"] === true ||
+        devPins?.allowTestRoots === true ||
+        vendorRootFile === undefined,
+      allowSmallFleet: values["allow-small-fleet"] === true || devPins?.allowSmallFleet === true,
       statePath: values.state ?? join(dir, STATE_FILE),
       maxGuessLimit,
       namespace: t.namespace,
@@ -103,7 +115,9 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
     config = {
       logUrl: normalizeLogUrl(values.log),
       policy: checkPolicy({ logKey: values["log-key"], witnessKeys, threshold }),
-      vendorRoots: vendorRootFile === undefined ? null : [readVendorRootPub(vendorRootFile)],
+      vendorRoots: vendorRootFile === undefined ? null : [pinVendorRootFile(vendorRootFile, false)],
+      allowTestRoots: values["allow-test-roots"] === true,
+      allowSmallFleet: values["allow-small-fleet"] === true,
       statePath: values.state ?? null,
       maxGuessLimit,
     };

@@ -27,11 +27,6 @@ import {
   strictEd25519Verify,
 } from "../evidence/strict.js";
 
-/** @deprecated Ignored: the audit always verifies with strictEd25519Verify. */
-export type Ed25519Verify = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
-/** @deprecated Ignored: the audit needs no hash since the evidence has no transcript. */
-export type Sha256 = (data: Uint8Array) => Uint8Array;
-
 /**
  * A vendor root an auditor or client pins: its name (shown in reports), its Ed25519 public key
  * (64 hex digits), and whether it is a test root (a development vendor root such as `bkv dev`'s,
@@ -67,10 +62,6 @@ export interface AuditOptions {
   allowTestRoots?: boolean;
   /** Development only: fleets of 1 member pass (otherwise N is odd, 3 to 9). */
   allowSmallFleet?: boolean;
-  /** @deprecated Ignored (the audit always uses strictEd25519Verify). */
-  verify?: Ed25519Verify;
-  /** @deprecated Ignored. */
-  sha256?: Sha256;
 }
 
 export interface AuditCheck {
