@@ -200,7 +200,7 @@ function checkAgainstSeen(cp: Checkpoint, seen: SeenCheckpoint | null, b: Bundle
   }
   if (seen.size === 0) return;
   const c = b.consistency;
-  if (c === undefined || c.from !== seen.size) {
+  if (c === undefined || c === null || typeof c !== "object" || c.from !== seen.size) {
     fail(
       ErrorCode.BundleInconsistent,
       `no consistency proof from the ${seen.size} entries this client has seen`,
