@@ -7,6 +7,12 @@
  * pass `bkv audit` under the genuine pinned root, with the same member key in both; nothing in the
  * audit, the log's evidence check or the monitor compares members across fleets.
  *
+ * Second: two processes on one folder. A process that booted without writing NVRAM keeps its
+ * (now "used") keys in memory; provisioning the folder again makes new keys with a genuine
+ * attestation, and a second process runs them: one HSM folder, two live identities, two members
+ * of one fleet (a majority of three), and the audit passes. (On PKCS#11 the second open destroys
+ * the first life's key objects in the token, so the first process can no longer sign.)
+ *
  * (The software platform documents that the operator can read its keys and restore nvram.bin; the
  * marker needs no saved copy at all. On PKCS#11 the same is a `bkv-unused` data object made with
  * the token PIN, which HSM_DIR/token-pin holds.)
@@ -138,5 +144,21 @@ describe("red team: identity.unused written back after an NVRAM wipe", () => {
       audit(evidenceY).fleet!.members.some((m) => m.signKey === Buffer.from(key).toString("hex"));
     // Today: the same identity comes back uninitialized and the second fleet's evidence passes the audit.
     expect({ sameIdentity, twoFleets }).toEqual({ sameIdentity: false, twoFleets: false });
+  });
+
+  it("one folder does not give two live identities: a process keeps old keys while a new open makes new ones", async () => {
+    // Process 1 starts on a provisioned folder and boots uninitialized (no NVRAM written yet): its
+    // keys are "used" and live on in its memory. The operator provisions the folder again (new
+    // keys, a genuine attestation from the provisioning tool) and starts process 2 on it.
+    const p1 = await fresh();
+    const p2 = new Member(p1.dir);
+    expect((await p2.start()).type).toBe("booted");
+    const k1 = decodeAttestation(p1.booted.identity).signKey;
+    const k2 = decodeAttestation(p2.booted.identity).signKey;
+    const twoIdentities = Buffer.compare(Buffer.from(k1), Buffer.from(k2)) !== 0;
+    // Both join one fleet: one HSM folder is two of its three members, a majority on one machine.
+    const evidence = twoIdentities ? await genesis([p1, p2, await fresh()]) : null;
+    const accepted = evidence !== null && audit(evidence).ok;
+    expect({ twoIdentities, accepted }).toEqual({ twoIdentities: false, accepted: false });
   });
 });
