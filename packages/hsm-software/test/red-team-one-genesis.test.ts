@@ -10,8 +10,8 @@
  * Second: two processes on one folder. A process that booted without writing NVRAM keeps its
  * (now "used") keys in memory; provisioning the folder again makes new keys with a genuine
  * attestation, and a second process runs them: one HSM folder, two live identities, two members
- * of one fleet (a majority of three), and the audit passes. (On PKCS#11 the second open destroys
- * the first life's key objects in the token, so the first process can no longer sign.)
+ * of one fleet (a majority of three), and the audit passes. (Not tried on PKCS#11: there the second open destroys
+ * the first life's key objects in the token, which should stop the first process signing.)
  *
  * (The software platform documents that the operator can read its keys and restore nvram.bin; the
  * marker needs no saved copy at all. On PKCS#11 the same is a `bkv-unused` data object made with
