@@ -33,6 +33,7 @@ import {
   type HostToHsm,
   type HsmToHost,
   logBundleMessage,
+  MAX_ARTIFACT_LEAD_MS,
   MAX_ARTIFACT_VALIDITY_MS,
   type SealedEntry,
   type VaultResult,
@@ -524,7 +525,8 @@ export class HsmCore {
   /**
    * Counter-sign a validation bundle, only for what this fleet vouches for: an artifact that
    * describes this very fleet (id, keys, members, measurement, policy, and the namespace and epoch
-   * frozen at genesis), whose validity window is at most MAX_ARTIFACT_VALIDITY_MS, and that the log
+   * frozen at genesis), whose validity window is at most MAX_ARTIFACT_VALIDITY_MS long and starts at
+   * most MAX_ARTIFACT_LEAD_MS after this HSM's clock, and that the log
    * key frozen at genesis signed (the log's signature over logBundleMessage). The fleet then signs
    * countersignMessage(namespace, epoch, SHA-256(artifact), log signature). Refusing changes nothing.
    */
@@ -563,6 +565,12 @@ export class HsmCore {
     if (artifact.notAfter - artifact.notBefore > MAX_ARTIFACT_VALIDITY_MS) {
       return refuse(
         `the artifact's validity window is ${artifact.notAfter - artifact.notBefore} ms, longer than the ${MAX_ARTIFACT_VALIDITY_MS} ms allowed`,
+      );
+    }
+    const lead = artifact.notBefore - this.now();
+    if (lead > MAX_ARTIFACT_LEAD_MS) {
+      return refuse(
+        `the artifact's validity window starts ${lead} ms after this HSM's clock; at most ${MAX_ARTIFACT_LEAD_MS} ms ahead is allowed`,
       );
     }
     const crypto = this.platform.crypto;

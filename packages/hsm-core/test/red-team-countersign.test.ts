@@ -3,8 +3,8 @@
  * window (MAX_ARTIFACT_VALIDITY_MS) but not where the window lies. A host asks the fleet to
  * counter-sign windows that start decades after the HSM's own clock, back to back, and so holds
  * bundles the fleet vouches for long past its planned replacement: the three-year limit bounds
- * nothing. The HSM should refuse a window that starts after its own clock (plus a little slack) or
- * ends more than MAX_ARTIFACT_VALIDITY_MS after it.
+ * nothing. The HSM now refuses a window that starts more than MAX_ARTIFACT_LEAD_MS after its own
+ * clock, so nothing it signs is valid past that lead plus MAX_ARTIFACT_VALIDITY_MS.
  */
 import { SimFleet } from "@bkv/sim";
 import {
@@ -13,6 +13,7 @@ import {
   decodeStatement,
   encodeArtifact,
   type HsmToHost,
+  MAX_ARTIFACT_LEAD_MS,
   MAX_ARTIFACT_VALIDITY_MS,
 } from "@bkv/wire";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -45,7 +46,22 @@ describe("red team: counter-signature validity window", () => {
       const r = await countersign(a, fleet.logSign(a));
       signed.push(r.ok);
     }
-    // Today both are counter-signed: six years of bundles, half a century from now.
+    // Both refused (they were counter-signed before the HSM bounded where a window starts).
     expect(signed).toEqual([false, false]);
+  });
+
+  it("a window may start up to MAX_ARTIFACT_LEAD_MS after the HSM's clock, not a day more", async () => {
+    const st = decodeStatement(decodeEvidence(fleet.evidence).statement);
+    const DAY = 24 * 3600 * 1000;
+    const answers: { ok: boolean; message?: string }[] = [];
+    for (const lead of [MAX_ARTIFACT_LEAD_MS - DAY, MAX_ARTIFACT_LEAD_MS + DAY]) {
+      const notBefore = fleet.time + lead;
+      const a = encodeArtifact(artifactFromStatement(st, { notBefore, notAfter: notBefore + YEAR }));
+      const r = await countersign(a, fleet.logSign(a));
+      answers.push(r.ok ? { ok: true } : { ok: false, message: r.message });
+    }
+    expect(answers[0]).toEqual({ ok: true });
+    expect(answers[1]?.ok).toBe(false);
+    expect(answers[1]?.message).toMatch(/starts .* after this HSM's clock/);
   });
 });

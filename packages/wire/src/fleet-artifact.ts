@@ -31,6 +31,12 @@ const LOG_BUNDLE_DOMAIN = "bkv-bundle/v1";
  * the fleet vouches for cannot outlive the fleet's planned replacement by much.
  */
 export const MAX_ARTIFACT_VALIDITY_MS = 3 * 366 * 24 * 60 * 60 * 1000;
+/**
+ * How far ahead of the HSM's own clock a window may start. With the length limit, no bundle the
+ * fleet counter-signs is valid later than MAX_ARTIFACT_LEAD_MS + MAX_ARTIFACT_VALIDITY_MS from the
+ * moment it signed: a host cannot collect windows that start decades ahead, back to back.
+ */
+export const MAX_ARTIFACT_LEAD_MS = 400 * 24 * 60 * 60 * 1000;
 
 /** Key roles. vault-hpke: X25519, clients seal requests to it. fleet-signing: Ed25519, counter-signs bundles. */
 export const KEY_ROLES = ["vault-hpke", "fleet-signing"] as const;
