@@ -92,6 +92,42 @@ describe("checkpoint stores are compare-and-swap", () => {
     ).toBe(1);
   });
 
+  it("racing verifications of epochs 1..n keep the newest epoch; an older one is refused afterwards (memory and file)", async () => {
+    for (const inner of [
+      memoryCheckpointStore(),
+      fileCheckpointStore(join(dir, "epochs", "checkpoint.json")),
+    ]) {
+      const n = 6;
+      const w = world();
+      for (let i = 0; i < n; i++) w.append(w.fleet({ epoch: i + 1 }));
+      const bundles = await Promise.all(Array.from({ length: n }, (_, i) => w.bundle(i, n)));
+      const epochs: number[] = [];
+      const store: CheckpointStore = {
+        load: () => inner.load(),
+        async save(expected, next) {
+          const ok = await inner.save(expected, next);
+          if (ok) epochs.push(next.epoch ?? 0);
+          return ok;
+        },
+      };
+      const outcomes = await Promise.all(
+        [...bundles].reverse().map((b) =>
+          verifyBundle(b, w.pins, store, NOW).then(
+            () => "ok",
+            (e: { code?: string }) => e.code ?? String(e),
+          ),
+        ),
+      );
+      // Each lost race is a refusal of an older epoch, never another error.
+      expect(outcomes.every((o) => o === "ok" || o === "BUNDLE_ROLLBACK")).toBe(true);
+      for (let i = 1; i < epochs.length; i++) expect(epochs[i]!).toBeGreaterThan(epochs[i - 1]!);
+      expect((await inner.load())?.epoch).toBe(n);
+      await expect(verifyBundle(bundles[0]!, w.pins, store, NOW)).rejects.toMatchObject({
+        code: "BUNDLE_ROLLBACK",
+      });
+    }
+  });
+
   it("a loser with a larger checkpoint replaces the stored one only with a proof of consistency from it", async () => {
     const { w, first } = await racing(4);
     const store = memoryCheckpointStore();

@@ -172,7 +172,12 @@ describe("a check between KE2 and KE3 never spends a guess", () => {
     expect(e).toBeInstanceOf(AnswerBundleError);
     expect(e.code).toBe(ErrorCode.Untrusted);
     expect(swapped.t.sent).toBe(4);
-    expect((await failure(c.recover("0000"))).guessesRemaining).toBe(9);
+    // That answer's bundle is a genuine, newer epoch: this client now follows it and refuses epoch 1.
+    expect((await failure(c.recover("0000"))).code).toBe(ErrorCode.BundleRollback);
+    expect(swapped.t.sent).toBe(4);
+    // Another device, on epoch 1 still: the right PIN reset the count.
+    const device2 = client("hal", w.pins, spoiling(mine).t);
+    expect((await failure(device2.recover("0000"))).guessesRemaining).toBe(9);
 
     // The KE3 answer stripped: the login is done; K is not returned, the count is reset.
     const { t, bad } = spoiling(mine);

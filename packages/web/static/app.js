@@ -198,7 +198,9 @@ function localCheckpointStore(namespace) {
     try {
       const v = JSON.parse(localStorage.getItem(key) ?? "null");
       if (v !== null && Number.isInteger(v.size) && v.size >= 0 && typeof v.root === "string")
-        return { size: v.size, root: v.root };
+        return Number.isInteger(v.epoch)
+          ? { size: v.size, root: v.root, epoch: v.epoch }
+          : { size: v.size, root: v.root };
     } catch {
       // unreadable: as if none was seen
     }
@@ -222,9 +224,11 @@ function localCheckpointStore(namespace) {
         const same =
           cur === null || expected === null
             ? cur === expected
-            : cur.size === expected.size && cur.root === expected.root;
+            : cur.size === expected.size &&
+              cur.root === expected.root &&
+              (cur.epoch ?? 0) === (expected.epoch ?? 0);
         if (!same) return false;
-        localStorage.setItem(key, JSON.stringify({ size: next.size, root: next.root }));
+        localStorage.setItem(key, JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch }));
         return true;
       };
       return navigator.locks ? navigator.locks.request(key, swap) : swap();

@@ -43,6 +43,11 @@ export interface SeenCheckpoint {
   size: number;
   /** Root hash, standard base64. */
   root: string;
+  /**
+   * The newest epoch of the pinned namespace this client has verified (absent: none yet). Clients
+   * follow the log to the newest epoch: a bundle for an older one is refused (BUNDLE_ROLLBACK).
+   */
+  epoch?: number;
 }
 
 /**
@@ -59,7 +64,9 @@ export interface CheckpointStore {
 }
 
 export function sameCheckpoint(a: SeenCheckpoint | null, b: SeenCheckpoint | null): boolean {
-  return a === null || b === null ? a === b : a.size === b.size && a.root === b.root;
+  return a === null || b === null
+    ? a === b
+    : a.size === b.size && a.root === b.root && (a.epoch ?? 0) === (b.epoch ?? 0);
 }
 
 /** A store that forgets when the process ends (tests, one-shot tools). */
@@ -71,7 +78,7 @@ export function memoryCheckpointStore(initial: SeenCheckpoint | null = null): Ch
     },
     async save(expected, next) {
       if (!sameCheckpoint(cp, expected)) return false;
-      cp = { size: next.size, root: next.root };
+      cp = { ...next };
       return true;
     },
   };

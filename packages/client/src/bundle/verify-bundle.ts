@@ -236,33 +236,55 @@ async function remember(
   cp: Checkpoint,
   b: BundleJson,
 ): Promise<SeenCheckpoint> {
-  const next = { size: cp.size, root: toBase64(cp.root) };
+  // Returns this bundle's checkpoint; the store keeps the larger one and the newer epoch.
+  const fresh = { size: cp.size, root: toBase64(cp.root) };
   let expected = seen;
   for (let attempt = 0; attempt < 100; attempt++) {
-    if (expected !== null && expected.size >= next.size) return next;
-    if (await store.save(expected, next)) return next;
+    // Keep the larger checkpoint (ours only if larger) and the newer epoch.
+    const base = expected !== null && expected.size >= fresh.size ? expected : fresh;
+    const next: SeenCheckpoint = {
+      size: base.size,
+      root: base.root,
+      epoch: Math.max(expected?.epoch ?? 0, b.epoch),
+    };
+    if (expected !== null && sameCheckpoint(expected, next)) return fresh;
+    if (await store.save(expected, next)) return fresh;
     const current = await store.load();
     if (sameCheckpoint(current, expected)) continue;
     if (current === null) {
       expected = null;
       continue;
     }
-    if (current.size >= next.size) {
-      if (current.size === next.size && current.root !== next.root)
+    checkEpoch(current, b);
+    if (current.size >= fresh.size) {
+      if (current.size === fresh.size && current.root !== fresh.root)
         fail(
           ErrorCode.BundleSplitView,
-          `two different checkpoints of size ${next.size}: the log shows a split view`,
+          `two different checkpoints of size ${fresh.size}: the log shows a split view`,
         );
-      return next;
+      expected = current;
+      continue;
     }
     if (current.size === 0 || b.consistency?.from === current.size) {
       checkAgainstSeen(cp, current, b);
       expected = current;
       continue;
     }
-    return next;
+    // A smaller checkpoint stored meanwhile, with no proof from it here: it stays, and the next
+    // verification asks for a proof from it.
+    return fresh;
   }
   return fail(ErrorCode.Unavailable, "the checkpoint store kept changing: try again");
+}
+
+/** Clients follow the log to the newest epoch: an older epoch of the namespace than one verified is refused. */
+function checkEpoch(seen: SeenCheckpoint | null, b: BundleJson): void {
+  if (seen?.epoch !== undefined && b.epoch < seen.epoch) {
+    fail(
+      ErrorCode.BundleRollback,
+      `the bundle is for epoch ${b.epoch} of ${b.namespace}; this client has verified epoch ${seen.epoch}`,
+    );
+  }
 }
 
 /** Without a cache given (or kept by the store), one in memory per checkpoint store. */
@@ -308,6 +330,7 @@ export async function verifyBundle(
   // 3. against what this client has seen
   const seen = await store.load();
   checkAgainstSeen(cp, seen, b);
+  checkEpoch(seen, b);
   // 4. inclusion
   let leaf: Uint8Array;
   try {

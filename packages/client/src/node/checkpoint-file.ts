@@ -36,9 +36,15 @@ async function readCheckpoint(path: string): Promise<SeenCheckpoint | null> {
   } catch {
     throw new BkvError(ErrorCode.Corrupt, `${path} does not hold a checkpoint`);
   }
-  if (!Number.isSafeInteger(v.size) || typeof v.root !== "string")
+  if (
+    !Number.isSafeInteger(v.size) ||
+    typeof v.root !== "string" ||
+    (v.epoch !== undefined && !Number.isSafeInteger(v.epoch))
+  )
     throw new BkvError(ErrorCode.Corrupt, `${path} does not hold a checkpoint`);
-  return { size: v.size!, root: v.root };
+  return v.epoch === undefined
+    ? { size: v.size!, root: v.root }
+    : { size: v.size!, root: v.root, epoch: v.epoch };
 }
 
 async function withLock<T>(lock: string, f: () => Promise<T>): Promise<T> {
@@ -95,7 +101,9 @@ export function fileCheckpointStore(path: string): CheckpointStore {
       return withLock(`${path}.lock`, async () => {
         if (!sameCheckpoint(await readCheckpoint(path), expected)) return false;
         const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-        await writeFile(tmp, `${JSON.stringify({ size: next.size, root: next.root })}\n`, { mode: 0o600 });
+        await writeFile(tmp, `${JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch })}\n`, {
+          mode: 0o600,
+        });
         await rename(tmp, path);
         return true;
       });
