@@ -199,7 +199,12 @@ export function fleetSuite(platform: Platform): void {
     });
 
     /** A peer stream to node `to`'s peer port as host `as` (with that host's key from the folder). */
-    async function peerStream(to: number, as: number) {
+    /**
+     * Open a peer stream to host `to` as host `as` (the operator holds the host keys). `first` goes
+     * out in the same write as the handshake's finish: the genuine host `as` reconnects as soon as
+     * this stream replaces its own, and then this one is closed, so anything sent later can be lost.
+     */
+    async function peerStream(to: number, as: number, first?: Uint8Array) {
       const cfg = (n: number) =>
         JSON.parse(readFileSync(join(dir, `node-${n}`, "host", "config.json"), "utf8")) as HostConfig;
       const target = cfg(to);
@@ -214,7 +219,7 @@ export function fleetSuite(platform: Platform): void {
       for (let i = 0; i < 500 && Buffer.concat(got).length < 136; i++)
         await new Promise((r) => setTimeout(r, 10));
       const { finish, mac } = hs.reply(new Uint8Array(Buffer.concat(got)));
-      s.write(finish);
+      s.write(first === undefined ? finish : Buffer.concat([finish, frame(mac.seal(first))]));
       return {
         s,
         mac,
@@ -241,8 +246,7 @@ export function fleetSuite(platform: Platform): void {
       const target = s[0]!.node;
       const before = s.find((n) => n.node === target)!.peerForged ?? 0;
       // The operator holds the host keys, so it can put junk on a stream: the HSM refuses it.
-      const p = await peerStream(target, 2);
-      p.s.write(frame(p.mac.seal(new Uint8Array(60).fill(7))));
+      const p = await peerStream(target, 2, new Uint8Array(60).fill(7));
       const after = await until(
         "the forgery counted",
         dir,
