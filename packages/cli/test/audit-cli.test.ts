@@ -4,9 +4,11 @@
  * (bkv dev's, whose key file says so) counts only with --allow-test-roots; a fleet of one only with
  * --allow-small-fleet; and with --trust it checks exactly what a client pinning trust.json checks.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { type AuditReport, auditEvidence } from "@bkv/client";
 import { decodeEvidence, encodeEvidence, toHex } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -154,5 +156,92 @@ describe("bkv audit", () => {
       trust,
     ]);
     expect(failed(code.report)).toEqual(["measurement.source"]);
+  });
+});
+
+describe("bkv audit and the browser bundle give the same verdict on every case", () => {
+  it("genuine, small-order forgery, test root with and without the flag, a fleet of one", async () => {
+    // The very file pages load (built by `npm run build`; rebuilt here so the test sees this source).
+    const repo = resolve(fileURLToPath(import.meta.url), "..", "..", "..", "..");
+    execFileSync(process.execPath, [join(repo, "packages", "client", "build-browser.mjs")], {
+      cwd: repo,
+      stdio: "pipe",
+    });
+    const browser = (await import(
+      /* @vite-ignore */ pathToFileURL(join(repo, "packages", "client", "dist", "browser", "bkv-client.js"))
+        .href
+    )) as { auditEvidence: typeof auditEvidence };
+    const m = toHex(MEASUREMENT);
+    const mm = member(w.root);
+    const small = { ...mm, attestation: reattest({ ...mm.attestation, signKey: IDENTITY }, w.root) };
+    const ev3 = decodeEvidence(w.fleet({ members: [member(w.root), member(w.root), small] }).evidence);
+    const forged = encodeEvidence({ ...ev3, signatures: [ev3.signatures[0]!, ev3.signatures[1]!, FORGED] });
+    const dev = vendorRoot("dev", true);
+    const root = pubFile("same-root.pub", w.root.publicKey, false);
+    const devPub = pubFile("same-dev.pub", dev.publicKey, true);
+    const cases: {
+      name: string;
+      evidence: Uint8Array;
+      args: string[];
+      pins: Parameters<typeof auditEvidence>[1];
+    }[] = [
+      {
+        name: "genuine",
+        evidence: w.fleet().evidence,
+        args: ["--vendor-root", root],
+        pins: { vendorRoots: [w.root.pin], measurements: [MEASUREMENT], maxGuessLimit: 10 },
+      },
+      {
+        name: "forged",
+        evidence: forged,
+        args: ["--vendor-root", root],
+        pins: { vendorRoots: [w.root.pin], measurements: [MEASUREMENT], maxGuessLimit: 10 },
+      },
+      {
+        name: "test root",
+        evidence: w.fleet({ root: dev }).evidence,
+        args: ["--vendor-root", devPub],
+        pins: { vendorRoots: [dev.pin], measurements: [MEASUREMENT], maxGuessLimit: 10 },
+      },
+      {
+        name: "test root allowed",
+        evidence: w.fleet({ root: dev }).evidence,
+        args: ["--vendor-root", devPub, "--allow-test-roots"],
+        pins: {
+          vendorRoots: [dev.pin],
+          measurements: [MEASUREMENT],
+          maxGuessLimit: 10,
+          allowTestRoots: true,
+        },
+      },
+      {
+        name: "one member",
+        evidence: w.fleet({ n: 1 }).evidence,
+        args: ["--vendor-root", root],
+        pins: { vendorRoots: [w.root.pin], measurements: [MEASUREMENT], maxGuessLimit: 10 },
+      },
+    ];
+    const verdicts = (c: AuditReport["checks"]) => c.map(({ name, ok }) => ({ name, ok }));
+    const seen: Record<string, boolean> = {};
+    for (const c of cases) {
+      const cli = await audit([
+        "--evidence",
+        file(`same-${c.name}.bin`, c.evidence),
+        ...c.args,
+        "--measurement",
+        m,
+      ]);
+      const page = browser.auditEvidence(c.evidence, c.pins);
+      expect(verdicts(page.checks), c.name).toEqual(verdicts(cli.report.checks));
+      expect(page.ok, c.name).toBe(cli.code === 0);
+      seen[c.name] = page.ok;
+    }
+    expect(seen).toEqual({
+      genuine: true,
+      forged: false,
+      "test root": false,
+      "test root allowed": true,
+      "one member": false,
+    });
   });
 });
