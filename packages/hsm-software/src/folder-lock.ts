@@ -13,7 +13,7 @@
  * This is a guard against mistakes and against an HSM process outliving its replacement, not a
  * boundary: the operator owns the disk and can delete the lock file (docs/platforms.md).
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BkvError, ErrorCode } from "@bkv/wire";
 
@@ -79,6 +79,7 @@ export interface FolderLockOptions {
  * the holder's pid if another live process holds the folder after waitMs.
  */
 export function lockHsmFolder(dir: string, o: FolderLockOptions = {}): () => void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(resolve(dir), LOCK_FILE);
   let released = false;
   const release = () => {

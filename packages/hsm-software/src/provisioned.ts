@@ -139,13 +139,17 @@ export interface OwnAttestation {
 }
 
 /**
- * This HSM's attestation from its folder, checked against what the HSM knows (its public keys, the
- * measurement of the core it loaded), and the roots it trusts: of the roots listed in
- * vendor-roots.pub, only those that verify this attestation. Throws BkvError ATTESTATION ("needs an
- * attestation") if it is missing, of other keys (NVRAM wiped: new keys), of another core, or
- * verified by no listed root.
+ * The folder's attestation.bin with the roots of vendor-roots.pub that verify it (at least one),
+ * before anything else is checked: what an HSM process may rely on before it can know its own keys
+ * (the PKCS#11 process checks its module against it before loading the module). Throws BkvError
+ * ATTESTATION ("needs an attestation") if either file is missing, it does not decode, or no listed
+ * root verifies it.
  */
-export function readOwnAttestation(dir: string, own: OwnIdentity): OwnAttestation {
+export function readProvisionedAttestation(dir: string): {
+  bytes: Uint8Array;
+  body: AttestationBody & { signature: Uint8Array };
+  vendorRoots: Uint8Array[];
+} {
   const listed = readListedRoots(dir);
   const bytes = readOrNull(join(dir, ATTESTATION_FILE));
   if (bytes === null) throw needsAttestation(dir, `${ATTESTATION_FILE} is missing`);
@@ -155,13 +159,6 @@ export function readOwnAttestation(dir: string, own: OwnIdentity): OwnAttestatio
   } catch (e) {
     throw needsAttestation(dir, `${ATTESTATION_FILE} does not decode (${(e as Error).message})`);
   }
-  if (body.platform !== own.platform) throw needsAttestation(dir, `it attests platform ${body.platform}`);
-  if (!bytesEqual(body.signKey, own.signKey) || !bytesEqual(body.agreeKey, own.agreeKey)) {
-    throw needsAttestation(dir, "it attests other identity keys (new keys were made: NVRAM was empty)");
-  }
-  if (!bytesEqual(body.measurement, own.measurement)) {
-    throw needsAttestation(dir, "it attests another core (the loaded core's measurement differs)");
-  }
   const signed = attestationSignedBytes(body);
   const vendorRoots = listed.filter(
     (r, i) => listed.findIndex((o) => bytesEqual(o, r)) === i && ed25519VerifyWith(r, signed, body.signature),
@@ -169,5 +166,24 @@ export function readOwnAttestation(dir: string, own: OwnIdentity): OwnAttestatio
   if (vendorRoots.length === 0) {
     throw needsAttestation(dir, `it is not signed by a vendor root listed in ${VENDOR_ROOTS_FILE}`);
   }
-  return { attestation: new Uint8Array(bytes), vendorRoots };
+  return { bytes: new Uint8Array(bytes), body, vendorRoots };
+}
+
+/**
+ * This HSM's attestation from its folder, checked against what the HSM knows (its public keys, the
+ * measurement of the core it loaded), and the roots it trusts: of the roots listed in
+ * vendor-roots.pub, only those that verify this attestation. Throws BkvError ATTESTATION ("needs an
+ * attestation") if it is missing, verified by no listed root, of other keys (NVRAM wiped: new
+ * keys), or of another core.
+ */
+export function readOwnAttestation(dir: string, own: OwnIdentity): OwnAttestation {
+  const { bytes, body, vendorRoots } = readProvisionedAttestation(dir);
+  if (body.platform !== own.platform) throw needsAttestation(dir, `it attests platform ${body.platform}`);
+  if (!bytesEqual(body.signKey, own.signKey) || !bytesEqual(body.agreeKey, own.agreeKey)) {
+    throw needsAttestation(dir, "it attests other identity keys (new keys were made: NVRAM was empty)");
+  }
+  if (!bytesEqual(body.measurement, own.measurement)) {
+    throw needsAttestation(dir, "it attests another core (the loaded core's measurement differs)");
+  }
+  return { attestation: bytes, vendorRoots };
 }
