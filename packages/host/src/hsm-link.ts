@@ -26,13 +26,22 @@ const MAX_QUEUED_TO_HSM = 4 * MAX_PEER_MESSAGE_BYTES;
 
 /**
  * Exit codes by which an HSM process refuses to start (hsm-software: provisioned.ts,
- * clean-start.ts), and what the host reports for them.
+ * clean-start.ts, folder-lock.ts; hsm-pkcs11: module-check.ts), and what the host reports for them.
  */
 const HSM_EXIT_REFUSALS: Record<number, { code: string; message: string }> = {
+  73: {
+    code: ErrorCode.Unavailable,
+    message: "another live process holds the HSM's folder (HSM_DIR/hsm.lock): one HSM process per folder",
+  },
   75: {
     code: ErrorCode.Attestation,
     message:
       "the HSM needs an attestation of its keys and core: provision it (its NVRAM was empty or its core changed)",
+  },
+  76: {
+    code: ErrorCode.Attestation,
+    message:
+      "the HSM's PKCS#11 module is not the one its attestation names (HSM_DIR/pkcs11-module changed): provision it for this module",
   },
   78: { code: ErrorCode.HostError, message: "the HSM refused an unclean start (environment or Node flags)" },
 };

@@ -1,5 +1,14 @@
 export { inspectKeys, type KeyObjectInfo } from "./inspect.js";
 export {
+  type AttestedModule,
+  attestedModuleHashes,
+  EXIT_MODULE_NOT_ATTESTED,
+  ModuleNotAttested,
+  moduleHashOf,
+  moduleProperty,
+  openAttestedModule,
+} from "./module-check.js";
+export {
   AGREE_LABEL,
   NVRAM_LABEL,
   type Pkcs11Platform,
@@ -9,7 +18,6 @@ export {
   provisionPkcs11Hsm,
   SEAL_LABEL,
   SIGN_LABEL,
-  UNUSED_LABEL,
 } from "./pkcs11-platform.js";
 export {
   confPath,

@@ -2,13 +2,16 @@
  * The PKCS#11 HSM process: `node main.js --dir HSM_DIR --core FILE`, with the same clean start
  * (empty environment, no Node flags), folder layout and stdin/stdout framing as the software HSM
  * (@bkv/hsm-software/main). Its keys and NVRAM live in a SoftHSM2 token in HSM_DIR, made and
- * attested by the provisioning tool (provision.ts); the PKCS#11 module is the one fixed at
- * provisioning (HSM_DIR/pkcs11-module), not chosen by the host. The process sets SOFTHSM2_CONF to
- * HSM_DIR/softhsm2.conf itself, after the clean-start check, before it loads the module.
+ * attested by the provisioning tool (provision.ts). The PKCS#11 module is the one HSM_DIR/pkcs11-module
+ * names, and it is loaded only if its SHA-256 is the one the HSM's attestation names (module-check.ts:
+ * otherwise exit EXIT_MODULE_NOT_ATTESTED, before any of its code runs). The process sets
+ * SOFTHSM2_CONF to HSM_DIR/softhsm2.conf itself, after the clean-start check, before it loads the
+ * module. It holds the folder's lock while it runs (exit EXIT_FOLDER_IN_USE if another live process
+ * holds it).
  */
 import { parseArgs } from "node:util";
-import { EXIT_NEEDS_ATTESTATION, loadCore, refuseUncleanStart, serveFrames } from "@bkv/hsm-software";
-import { BkvError, ErrorCode } from "@bkv/wire";
+import { loadCore, refuseUncleanStart, serveFrames, startExitCode } from "@bkv/hsm-software";
+import { EXIT_MODULE_NOT_ATTESTED, ModuleNotAttested } from "./module-check.js";
 import { pkcs11Platform } from "./pkcs11-platform.js";
 import { provisionedModule } from "./token.js";
 
@@ -29,5 +32,5 @@ async function run(): Promise<void> {
 
 run().catch((e: unknown) => {
   process.stderr.write(`hsm: ${(e as Error).message}\n`);
-  process.exit(e instanceof BkvError && e.code === ErrorCode.Attestation ? EXIT_NEEDS_ATTESTATION : 1);
+  process.exit(e instanceof ModuleNotAttested ? EXIT_MODULE_NOT_ATTESTED : startExitCode(e));
 });

@@ -9,35 +9,43 @@
  *                        a core is CKM_AES_CBC_ENCRYPT_DATA of SHA-256(domain, measurement) under it, a
  *                        session key inside the token (sealKeyFor); seal/unseal with CKM_AES_GCM
  *   bkv-nvram            CKO_DATA token objects holding the NVRAM (see nvramWrite)
- *   bkv-unused           CKO_DATA object: keys made, not yet handed to a core (see below)
  *
- * Keys and NVRAM live and die together. The four key objects share one random CKA_ID, the HSM's
+ * Keys and NVRAM live and die together. The five key objects share one random CKA_ID, the HSM's
  * *life*, and every NVRAM value names that life. When the platform opens a token that has no valid
- * NVRAM value of its keys' life (a new token, an NVRAM object destroyed, or keys and NVRAM that do
- * not belong together), it destroys every key and NVRAM object of ours and makes new keys under a
- * new life: an HSM with no NVRAM has no past, so nothing sealed or signed under its old identity
- * opens or counts again. The core writes NVRAM only after that, so a crash in between leaves no
- * NVRAM of the new life, and the next open starts a new life again: never old keys with new NVRAM.
- * One exception: keys of a life marked unused (bkv-unused, made with them and destroyed when a
- * platform hands them to a core) were never used and are kept, so that the provisioning tool
- * (provision.ts) can have them attested before the HSM process first runs. The HSM process only
- * reads its attestation and trusted roots from its folder (@bkv/hsm-software provisioned.ts).
+ * NVRAM value of its keys' life (a new token, the NVRAM objects destroyed, or keys and NVRAM that
+ * do not belong together), it destroys every key and NVRAM object of ours and makes new keys under
+ * a new life: an HSM with no NVRAM has no past, so nothing sealed or signed under its old identity
+ * opens or counts again. With new keys it writes a *life record*: an NVRAM value of the new life
+ * that holds no core data (magic "BKVK"), so the keys survive a restart before the core has written
+ * NVRAM (provisioning attests them before the HSM first runs). It is an NVRAM value like the core's:
+ * the core's first nvramWrite replaces it, and destroying NVRAM destroys it; there is no marker
+ * object beside NVRAM that the host could make again. Keys whose core NVRAM is still empty have
+ * signed and sealed nothing for a fleet (the core records its ceremony in NVRAM first). The life
+ * record is made last: a crash before it leaves no NVRAM of the new life, and the next open starts
+ * a new life again.
+ *
+ * The HSM process only reads its attestation and vendor roots from its folder, and trusts only the
+ * roots that verify its own attestation (@bkv/hsm-software provisioned.ts). It holds the folder's
+ * lock (HSM_DIR/hsm.lock, @bkv/hsm-software folder-lock.ts) from open to close, and so does
+ * provisioning: a second process on the same token is refused.
  *
  * The core's own software cryptography (HPKE, AES-GCM under keys the core holds, HKDF, SHA-256,
  * the fleet's Ed25519 key) is node:crypto, as on the software platform.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { HsmPlatform } from "@bkv/hsm-core";
 import {
   attest,
+  lockHsmFolder,
   nodeHsmCrypto,
   readOwnAttestation,
-  readTrustedRoots,
   type VendorRoot,
   writeProvisioned,
 } from "@bkv/hsm-software";
-import { type AttestationBody, BkvError, ErrorCode, utf8 } from "@bkv/wire";
+import { type AttestationBody, BkvError, bytesEqual, ErrorCode, utf8 } from "@bkv/wire";
 import type { AesCBC, ECDH1 } from "pkcs11js";
+import { moduleHashOf, moduleProperty, openAttestedModule } from "./module-check.js";
 import {
   attrs,
   bool,
@@ -58,13 +66,15 @@ import {
   provisionToken,
   syncTokenFiles,
   trimPadded,
+  writeProvisionedModule,
 } from "./token.js";
 
 export const SIGN_LABEL = "bkv-identity-sign";
 export const AGREE_LABEL = "bkv-identity-agree";
 export const SEAL_LABEL = "bkv-seal";
 export const NVRAM_LABEL = "bkv-nvram";
-export const UNUSED_LABEL = "bkv-unused";
+/** The marker object of older versions; destroyed with a life, never read. */
+const LEGACY_UNUSED_LABEL = "bkv-unused";
 
 export interface Pkcs11PlatformOptions {
   /** The HSM's folder, with its token and attestation provisioned (provisionPkcs11Hsm). */
@@ -74,6 +84,8 @@ export interface Pkcs11PlatformOptions {
   now?: () => number;
   /** The PKCS#11 module (default /usr/lib/softhsm/libsofthsm2.so). */
   module?: string;
+  /** How long to wait for another live process to let go of the folder (folder-lock.ts). */
+  lockWaitMs?: number;
 }
 
 export interface Pkcs11Platform extends HsmPlatform {
@@ -244,8 +256,10 @@ function keyProperties(t: OpenToken, label: string, key: Handle): string {
 }
 
 // An NVRAM object's value: magic, sequence number (u64 big-endian), the life of the keys it belongs
-// to (their shared CKA_ID), SHA-256 of the data, the data.
+// to (their shared CKA_ID), SHA-256 of the data, the data. Magic "BKVL": the core's NVRAM; "BKVK":
+// the life record (no data), written with new keys and replaced by the core's first write.
 const NVRAM_MAGIC = Buffer.from("BKVL");
+const LIFE_MAGIC = Buffer.from("BKVK");
 export const LIFE_BYTES = 16;
 const NVRAM_HEADER = NVRAM_MAGIC.length + 8 + LIFE_BYTES + 32;
 
@@ -254,10 +268,16 @@ function sha256(b: Uint8Array): Buffer {
 }
 
 /** The value of an NVRAM object (exported for tests that forge or damage one). */
-export function encodeNvramValue(seq: bigint, life: Buffer, data: Uint8Array): Buffer {
+export function encodeNvramValue(
+  seq: bigint,
+  life: Buffer,
+  data: Uint8Array,
+  kind: NvramKind = "core",
+): Buffer {
   if (life.length !== LIFE_BYTES) throw new Error(`a life id is ${LIFE_BYTES} bytes`);
+  if (kind === "life" && data.length !== 0) throw new Error("a life record holds no data");
   const value = Buffer.alloc(NVRAM_HEADER + data.length);
-  NVRAM_MAGIC.copy(value, 0);
+  (kind === "core" ? NVRAM_MAGIC : LIFE_MAGIC).copy(value, 0);
   value.writeBigUInt64BE(seq, 4);
   life.copy(value, 12);
   sha256(data).copy(value, 12 + LIFE_BYTES);
@@ -265,24 +285,26 @@ export function encodeNvramValue(seq: bigint, life: Buffer, data: Uint8Array): B
   return value;
 }
 
+export type NvramKind = "core" | "life";
+
 /** null for a value that is not one of ours or is damaged (a write torn by a crash). */
-function decodeNvramValue(v: Buffer): { seq: bigint; life: Buffer; data: Buffer } | null {
-  if (v.length < NVRAM_HEADER || !v.subarray(0, 4).equals(NVRAM_MAGIC)) return null;
+function decodeNvramValue(v: Buffer): { kind: NvramKind; seq: bigint; life: Buffer; data: Buffer } | null {
+  if (v.length < NVRAM_HEADER) return null;
+  const magic = v.subarray(0, 4);
+  const kind: NvramKind | null = magic.equals(NVRAM_MAGIC)
+    ? "core"
+    : magic.equals(LIFE_MAGIC)
+      ? "life"
+      : null;
+  if (kind === null) return null;
   const data = v.subarray(NVRAM_HEADER);
+  if (kind === "life" && data.length !== 0) return null;
   if (!sha256(data).equals(v.subarray(12 + LIFE_BYTES, NVRAM_HEADER))) return null;
-  return { seq: v.readBigUInt64BE(4), life: v.subarray(12, 12 + LIFE_BYTES), data };
+  return { kind, seq: v.readBigUInt64BE(4), life: v.subarray(12, 12 + LIFE_BYTES), data };
 }
 
 const KEY_LABELS = [SIGN_LABEL, AGREE_LABEL, SEAL_LABEL];
 
-/** The marker of unused keys of this life: made with them, destroyed when a core gets them. */
-function unusedMarkers(t: OpenToken, life: Buffer | null): Handle[] {
-  if (life === null) return [];
-  return find(t, [
-    { type: CKA_CLASS, value: CKO_DATA },
-    { type: CKA_LABEL, value: UNUSED_LABEL },
-  ]).filter((h) => attrs(t, h, [CKA_VALUE])[0]!.equals(life));
-}
 /** Two key pairs (private and public objects) and the seal key. */
 const KEY_OBJECTS = 5;
 
@@ -308,20 +330,20 @@ function nvramObjectsOf(t: OpenToken): { handle: Handle; value: ReturnType<typeo
   ]).map((handle) => ({ handle, value: decodeNvramValue(attrs(t, handle, [CKA_VALUE])[0]!) }));
 }
 
-/** Whether the token holds NVRAM of these keys: a valid value that names their life. */
+/** Whether the token holds NVRAM of these keys: a valid value (core data or life record) that names their life. */
 function hasNvramOf(t: OpenToken, life: Buffer | null): boolean {
   return life !== null && nvramObjectsOf(t).some((o) => o.value?.life.equals(life) === true);
 }
 
 /** End this HSM's life: destroy every key and NVRAM object of ours, flushed to disk. */
 function destroyLife(t: OpenToken): void {
-  for (const label of [...KEY_LABELS, NVRAM_LABEL, UNUSED_LABEL]) {
+  for (const label of [...KEY_LABELS, NVRAM_LABEL, LEGACY_UNUSED_LABEL]) {
     for (const h of find(t, [{ type: CKA_LABEL, value: label }])) t.p11.C_DestroyObject(t.session, h);
   }
   syncTokenFiles(t.hsmDir);
 }
 
-/** The token's keys of this life (made if it has no NVRAM of them and they are not marked unused). */
+/** The token's keys of this life (made if it has no NVRAM of them). */
 interface Life {
   id: Buffer;
   sign: { privateKey: Handle; publicKey: Handle };
@@ -333,12 +355,24 @@ interface Life {
   renewed: boolean;
 }
 
+/** An NVRAM object holding this value. */
+function nvramTemplate(value: Buffer): Template {
+  return [
+    { type: CKA_CLASS, value: CKO_DATA },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_PRIVATE, value: true },
+    { type: CKA_MODIFIABLE, value: true },
+    { type: CKA_LABEL, value: NVRAM_LABEL },
+    { type: CKA_VALUE, value },
+  ];
+}
+
 function openLife(t: OpenToken): Life {
   const { p11 } = t;
-  // No NVRAM of these keys and no marker that they are unused: a new life, with new keys (see the
-  // top of this file). The marker is made last: a crash before it means a new life next time.
+  // No NVRAM of these keys (not even their life record): a new life, with new keys (see the top of
+  // this file). The life record is made last: a crash before it means a new life next time.
   let life = keysLife(t);
-  const fresh = !hasNvramOf(t, life) && unusedMarkers(t, life).length === 0;
+  const fresh = !hasNvramOf(t, life);
   if (fresh) {
     destroyLife(t);
     life = p11.C_GenerateRandom(t.session, Buffer.alloc(LIFE_BYTES));
@@ -367,13 +401,7 @@ function openLife(t: OpenToken): Life {
   );
   const seal = sealKey(t, id);
   if (fresh) {
-    p11.C_CreateObject(t.session, [
-      { type: CKA_CLASS, value: CKO_DATA },
-      { type: CKA_TOKEN, value: true },
-      { type: CKA_PRIVATE, value: true },
-      { type: CKA_LABEL, value: UNUSED_LABEL },
-      { type: CKA_VALUE, value: id },
-    ]);
+    p11.C_CreateObject(t.session, nvramTemplate(encodeNvramValue(0n, id, new Uint8Array(0), "life")));
     syncTokenFiles(t.hsmDir);
   }
   const signKey = derOctetString(attrs(t, sign.publicKey, [CKA_EC_POINT])[0]!, "Ed25519 CKA_EC_POINT");
@@ -393,8 +421,13 @@ function openLife(t: OpenToken): Life {
   };
 }
 
-/** What the vendor root attests for this token's keys. */
-function pkcs11Body(t: OpenToken, life: Life, measurement: Uint8Array): AttestationBody {
+/** What the vendor root attests for this token's keys, and the module the HSM loads (its SHA-256). */
+function pkcs11Body(
+  t: OpenToken,
+  life: Life,
+  measurement: Uint8Array,
+  module: { path: string; hash: Uint8Array },
+): AttestationBody {
   const info = t.p11.C_GetTokenInfo(t.slot);
   const fw = info.firmwareVersion;
   return {
@@ -411,6 +444,7 @@ function pkcs11Body(t: OpenToken, life: Life, measurement: Uint8Array): Attestat
       keyProperties(t, AGREE_LABEL, life.agree.privateKey),
       keyProperties(t, SEAL_LABEL, life.seal),
       "nvram: CKO_DATA token object, file-backed (whoever owns the disk can restore an old copy)",
+      moduleProperty(module.hash, module.path),
     ],
   };
 }
@@ -423,44 +457,77 @@ export interface Pkcs11ProvisionOptions {
   vendor: VendorRoot;
   /** SHA-256 of the core this HSM is provisioned to run. */
   measurement: Uint8Array;
-  /** Vendor roots this HSM trusts in other members' attestations (default: [vendor.publicKey]). */
-  trustedRoots?: Uint8Array[];
+  /** The PKCS#11 module the HSM is to load (default DEFAULT_MODULE); its SHA-256 is attested. */
   module?: string;
+  /** How long to wait for another live process to let go of the folder (folder-lock.ts). */
+  lockWaitMs?: number;
 }
 
 /**
  * Provision a PKCS#11 HSM (the provisioning tool, never the HSM process): make its token if it has
- * none, its keys if none are alive, have the vendor root attest them with the measurement, and write
- * the attestation and trusted roots into its folder. Idempotent. Returns whether new keys were made.
+ * none, its keys if none are alive, have the vendor root attest them with the measurement and the
+ * SHA-256 of the module, and write the attestation, that root (the only one the HSM will trust:
+ * @bkv/hsm-software provisioned.ts) and the module's path into its folder. Idempotent. Returns
+ * whether new keys were made. Holds the folder's lock while it works, so it refuses (BkvError
+ * UNAVAILABLE) while an HSM process of another pid runs on the folder.
  */
 export function provisionPkcs11Hsm(o: Pkcs11ProvisionOptions): { renewed: boolean; attestation: Uint8Array } {
-  provisionToken(o.hsmDir, o.module ?? DEFAULT_MODULE);
-  const t = openToken(o.hsmDir, o.module ?? DEFAULT_MODULE);
+  const module = o.module ?? DEFAULT_MODULE;
+  const unlock = lockHsmFolder(o.hsmDir, { waitMs: o.lockWaitMs });
   try {
-    const life = openLife(t);
-    const attestation = attest(o.vendor, pkcs11Body(t, life, o.measurement));
-    writeProvisioned(t.hsmDir, attestation, o.trustedRoots ?? [o.vendor.publicKey]);
-    return { renewed: life.renewed, attestation };
+    const hash = moduleHashOf(readFileSync(module));
+    provisionToken(o.hsmDir, module);
+    const t = openToken(o.hsmDir, module);
+    try {
+      const life = openLife(t);
+      const attestation = attest(o.vendor, pkcs11Body(t, life, o.measurement, { path: module, hash }));
+      writeProvisioned(t.hsmDir, attestation, o.vendor.publicKey);
+      writeProvisionedModule(t.hsmDir, module);
+      return { renewed: life.renewed, attestation };
+    } finally {
+      t.close();
+    }
   } finally {
-    t.close();
+    unlock();
   }
 }
 
 /**
- * The platform of a provisioned PKCS#11 HSM. Throws BkvError ATTESTATION ("needs an attestation")
- * if its folder holds no attestation of its current keys and this measurement by a trusted root.
+ * The platform of a provisioned PKCS#11 HSM. Before it loads the module it checks the module file's
+ * SHA-256 against the HSM's attestation (module-check.ts: ModuleNotAttested otherwise). Throws
+ * BkvError ATTESTATION ("needs an attestation") if its folder holds no attestation of its current
+ * keys and this measurement verified by a root listed in vendor-roots.pub, and BkvError
+ * UNAVAILABLE if another live process holds the folder (which it holds until close). It trusts in
+ * other members' attestations only the roots that verify its own.
  */
 export function pkcs11Platform(opts: Pkcs11PlatformOptions): Pkcs11Platform {
-  const t = openToken(opts.hsmDir, opts.module ?? DEFAULT_MODULE);
+  const unlock = lockHsmFolder(opts.hsmDir, { waitMs: opts.lockWaitMs });
   try {
-    return build(t, opts);
+    const module = openAttestedModule(opts.hsmDir, opts.module ?? DEFAULT_MODULE);
+    let t: OpenToken;
+    try {
+      t = openToken(opts.hsmDir, module.loadPath);
+    } finally {
+      module.close();
+    }
+    try {
+      return build(t, opts, module.attestation, unlock);
+    } catch (e) {
+      t.close();
+      throw e;
+    }
   } catch (e) {
-    t.close();
+    unlock();
     throw e;
   }
 }
 
-function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
+function build(
+  t: OpenToken,
+  opts: Pkcs11PlatformOptions,
+  checkedAttestation: Uint8Array,
+  unlock: () => void,
+): Pkcs11Platform {
   let closed = false;
   const { p11 } = t;
   /** Run one PKCS#11 operation; on failure, replace the session so no operation stays active. */
@@ -475,17 +542,17 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
   };
   const life = openLife(t);
   const { id, sign, agree, seal } = life;
-  const roots = readTrustedRoots(t.hsmDir);
-  const attestation = readOwnAttestation(
-    t.hsmDir,
-    { platform: PLATFORM, signKey: life.signKey, agreeKey: life.agreeKey, measurement: opts.measurement },
-    roots,
-  );
-  // The keys go to a core now: from here on they die with NVRAM.
-  const markers = unusedMarkers(t, id);
-  if (markers.length > 0) {
-    for (const h of markers) p11.C_DestroyObject(t.session, h);
-    syncTokenFiles(t.hsmDir);
+  const { attestation, vendorRoots: roots } = readOwnAttestation(t.hsmDir, {
+    platform: PLATFORM,
+    signKey: life.signKey,
+    agreeKey: life.agreeKey,
+    measurement: opts.measurement,
+  });
+  if (!bytesEqual(attestation, checkedAttestation)) {
+    throw new BkvError(
+      ErrorCode.Attestation,
+      "this HSM needs an attestation: attestation.bin changed between the module check and the key check; start it again",
+    );
   }
   /** This core's seal key, derived again whenever the session was replaced (it is a session object). */
   let derived: { session: Handle; key: Handle } | null = null;
@@ -503,7 +570,7 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
   const random = (n: number): Buffer =>
     n === 0 ? Buffer.alloc(0) : op((s) => p11.C_GenerateRandom(s, Buffer.alloc(n)));
 
-  /** The NVRAM objects of this life (others were destroyed at open). */
+  /** The NVRAM objects of this life, core data and life record (others were destroyed at open). */
   const nvramObjects = () =>
     op(() => nvramObjectsOf(t)).filter((o) => o.value === null || o.value.life.equals(id));
 
@@ -541,11 +608,12 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
       }
     },
 
+    /** The newest value of this life; null if there is none or it is the life record (no core data). */
     async nvramRead() {
-      let best: { seq: bigint; data: Buffer } | null = null;
+      let best: { kind: string; seq: bigint; data: Buffer } | null = null;
       for (const { value: v } of nvramObjects())
         if (v !== null && (best === null || v.seq > best.seq)) best = v;
-      return best === null ? null : new Uint8Array(best.data);
+      return best === null || best.kind !== "core" ? null : new Uint8Array(best.data);
     },
     /**
      * SoftHSM2 2.6.1 refuses C_SetAttributeValue on a data object's CKA_VALUE
@@ -553,6 +621,7 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
      * flushes the token's files (SoftHSM2 never fsyncs), then destroys the older objects. A crash
      * in between leaves two objects and a read takes the higher sequence; a damaged object (a
      * crash during its creation, so the write never returned) is ignored and removed next time.
+     * The first write replaces the life record the same way.
      *
      * Rollback caveat: the token is files on the host's disk. Whoever owns the disk can restore an
      * older copy of HSM_DIR/tokens and so roll the NVRAM back, which a real HSM's NVRAM prevents.
@@ -563,16 +632,7 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
       let seq = 1n;
       for (const { value: v } of old) if (v !== null && v.seq >= seq) seq = v.seq + 1n;
       const value = encodeNvramValue(seq, id, data);
-      op((s) =>
-        p11.C_CreateObject(s, [
-          { type: CKA_CLASS, value: CKO_DATA },
-          { type: CKA_TOKEN, value: true },
-          { type: CKA_PRIVATE, value: true },
-          { type: CKA_MODIFIABLE, value: true },
-          { type: CKA_LABEL, value: NVRAM_LABEL },
-          { type: CKA_VALUE, value },
-        ]),
-      );
+      op((s) => p11.C_CreateObject(s, nvramTemplate(value)));
       syncTokenFiles(t.hsmDir, since);
       for (const o of old) op((s) => p11.C_DestroyObject(s, o.handle));
     },
@@ -637,7 +697,11 @@ function build(t: OpenToken, opts: Pkcs11PlatformOptions): Pkcs11Platform {
     close() {
       if (closed) return;
       closed = true;
-      t.close();
+      try {
+        t.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }

@@ -2,17 +2,20 @@
  * The PKCS#11 HSM's provisioning tool, run once per HSM and again whenever the HSM has new keys
  * (its NVRAM was empty) or is to run another core:
  *
- *   node provision.js --dir HSM_DIR --vendor-key FILE --core FILE [--trust-root FILE]... [--module SO]
+ *   node provision.js --dir HSM_DIR --vendor-key FILE --core FILE [--module SO]
  *
  * It makes the HSM's SoftHSM2 token if it has none (token.ts), the keys inside it if none are alive,
  * has the vendor root (--vendor-key, kept outside the HSM's folder; SoftHSM2 has no vendor
- * attestation of its own) attest them with the measurement of --core, and writes the attestation,
- * the trusted vendor roots and the PKCS#11 module path into the HSM's folder. Development only.
+ * attestation of its own) attest them with the measurement of --core and the SHA-256 of the module,
+ * and writes the attestation, the attesting root (the only root the HSM trusts: only a root that
+ * verifies the HSM's own attestation counts) and the PKCS#11 module path into the HSM's folder. The
+ * HSM process loads the module only if its hash is the attested one (module-check.ts). It refuses
+ * while another live process (a running HSM) holds the folder. Development only.
  */
 import { parseArgs } from "node:util";
-import { measureCoreFile, readVendorRootKey, readVendorRootPub } from "@bkv/hsm-software";
+import { measureCoreFile, readVendorRootKey } from "@bkv/hsm-software";
 import { provisionPkcs11Hsm } from "./pkcs11-platform.js";
-import { DEFAULT_MODULE, writeProvisionedModule } from "./token.js";
+import { DEFAULT_MODULE } from "./token.js";
 
 function run(): void {
   const { values } = parseArgs({
@@ -20,7 +23,6 @@ function run(): void {
       dir: { type: "string" },
       "vendor-key": { type: "string" },
       core: { type: "string" },
-      "trust-root": { type: "string", multiple: true },
       module: { type: "string" },
     },
     strict: true,
@@ -35,10 +37,8 @@ function run(): void {
     hsmDir: values.dir,
     vendor,
     measurement: measureCoreFile(values.core),
-    trustedRoots: [vendor.publicKey, ...(values["trust-root"] ?? []).map(readVendorRootPub)],
     module,
   });
-  writeProvisionedModule(values.dir, module);
   process.stdout.write(`provisioned ${values.dir}${r.renewed ? " (new identity keys)" : ""}\n`);
 }
 

@@ -46,7 +46,11 @@ export function confPath(hsmDir: string): string {
   return join(hsmDir, "softhsm2.conf");
 }
 
-/** HSM_DIR/pkcs11-module: the PKCS#11 module this HSM uses, fixed at provisioning (not by the host). */
+/**
+ * HSM_DIR/pkcs11-module: the path of the PKCS#11 module this HSM loads, written at provisioning. A
+ * file on the operator's disk: what fixes the module is its SHA-256 in the HSM's attestation, which
+ * the HSM checks before it loads the module (module-check.ts).
+ */
 export function modulePath(hsmDir: string): string {
   return join(hsmDir, "pkcs11-module");
 }

@@ -33,7 +33,6 @@ function newHsmDir(): string {
 interface OpenOptions {
   now?: () => number;
   measurement?: Uint8Array;
-  trustedRoots?: Uint8Array[];
   /** Run the provisioning tool's step first (default true), as bkv dev does before every start. */
   provision?: boolean;
 }
@@ -46,7 +45,7 @@ async function withPlatform<T>(
 ): Promise<T> {
   const m = opts.measurement ?? measurement;
   if (opts.provision !== false) {
-    provisionPkcs11Hsm({ hsmDir, vendor, measurement: m, module: MODULE, trustedRoots: opts.trustedRoots });
+    provisionPkcs11Hsm({ hsmDir, vendor, measurement: m, module: MODULE });
   }
   const p = pkcs11Platform({ hsmDir, measurement: m, module: MODULE, now: opts.now });
   try {
@@ -272,8 +271,19 @@ describe("pkcs11Platform on SoftHSM2", () => {
     provisionToken(dir, MODULE);
     const aad = new TextEncoder().encode("entry 1");
     const identityOf = async (p: Pkcs11Platform) => decodeAttestation(await p.identity());
-    // A start that never wrote NVRAM (a crash before the first write): the next start is a new life.
+    const destroyNvram = () =>
+      withPlatform(dir, async () => {
+        const t = activeToken()!;
+        for (const h of find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])) {
+          t.p11.C_DestroyObject(t.session, h);
+        }
+      });
+    // A start that never wrote NVRAM (a crash before the first write): the keys' life record, an
+    // NVRAM value, keeps them (the core signed and sealed nothing for a fleet before writing NVRAM).
     const a = await withPlatform(dir, identityOf);
+    expect((await withPlatform(dir, identityOf)).signKey).toEqual(a.signKey);
+    // The life record is NVRAM: destroyed with it, the keys go too.
+    await destroyNvram();
     const b = await withPlatform(dir, identityOf);
     expect(b.signKey).not.toEqual(a.signKey);
     expect(b.agreeKey).not.toEqual(a.agreeKey);
@@ -284,12 +294,7 @@ describe("pkcs11Platform on SoftHSM2", () => {
     });
     expect((await withPlatform(dir, identityOf)).signKey).toEqual(att.signKey);
     // Destroy the NVRAM object (a wiped NVRAM): new keys, the old seal key is gone with it.
-    await withPlatform(dir, async () => {
-      const t = activeToken()!;
-      for (const h of find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])) {
-        t.p11.C_DestroyObject(t.session, h);
-      }
-    });
+    await destroyNvram();
     await withPlatform(dir, async (p) => {
       expect(await p.nvramRead()).toBeNull();
       const now = await identityOf(p);
@@ -322,7 +327,12 @@ describe("pkcs11Platform on SoftHSM2", () => {
     await withPlatform(dir, async (p) => {
       expect(await p.nvramRead()).toBeNull();
       expect(decodeAttestation(await p.identity()).signKey).not.toEqual(before.signKey);
-      expect(find(activeToken()!, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])).toHaveLength(0);
+      // The stray value is gone; the only NVRAM value is the new life's record.
+      const t = activeToken()!;
+      const values = find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }]).map(
+        (h) => t.p11.C_GetAttributeValue(t.session, h, [{ type: pkcs11js.CKA_VALUE }])[0]!.value,
+      );
+      expect(values.map((v) => v.subarray(0, 4).toString())).toEqual(["BKVK"]);
     });
   });
 
@@ -334,6 +344,9 @@ describe("pkcs11Platform on SoftHSM2", () => {
       expect(att.measurement).toEqual(measurement);
       expect(p.measurement()).toEqual(measurement);
       expect(p.vendorRoots()).toEqual([vendor.publicKey]);
+      expect(att.properties).toContain(
+        `pkcs11-module: sha256=${createHash("sha256").update(readFileSync(MODULE)).digest("hex")} (${MODULE})`,
+      );
       expect(ed25519VerifyWith(vendor.publicKey, attestationSignedBytes(att), att.signature)).toBe(true);
       expect(ed25519VerifyWith(newVendorRoot().publicKey, attestationSignedBytes(att), att.signature)).toBe(
         false,
@@ -345,8 +358,18 @@ describe("pkcs11Platform on SoftHSM2", () => {
       }
       expect(att.properties.find((s) => s.startsWith("token: "))).toMatch(/SoftHSM project \/ SoftHSM v2/);
     });
-    const roots = [vendor.publicKey, newVendorRoot().publicKey];
-    expect(await withPlatform(hsmDir, async (p) => p.vendorRoots(), { trustedRoots: roots })).toEqual(roots);
+    // A root added to vendor-roots.pub is listed, not trusted: only the root that verifies the HSM's
+    // own attestation counts.
+    provisionPkcs11Hsm({ hsmDir, vendor, measurement, module: MODULE });
+    const listed = readFileSync(join(hsmDir, "vendor-roots.pub"), "utf8");
+    writeFileSync(
+      join(hsmDir, "vendor-roots.pub"),
+      `${listed}${Buffer.from(newVendorRoot().publicKey).toString("hex")}\n`,
+    );
+    expect(await withPlatform(hsmDir, async (p) => p.vendorRoots(), { provision: false })).toEqual([
+      vendor.publicKey,
+    ]);
+    writeFileSync(join(hsmDir, "vendor-roots.pub"), listed);
   });
 
   it("draws randomness from the token and uses the given clock", async () => {
@@ -411,11 +434,11 @@ describe("pkcs11Platform on SoftHSM2", () => {
     expect(refusal()?.message).toMatch(
       /needs an attestation: attestation.bin is missing|vendor-roots.pub is missing/,
     );
-    // The refused opens made keys and kept them unused (no core got them), so provisioning attests
-    // those keys, and a second provisioning the same ones.
+    // The refused opens stopped before loading the module (no attestation to check it against), so
+    // provisioning makes the keys, and a second provisioning attests the same ones.
     const first = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
     const again = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
-    expect(first.renewed).toBe(false);
+    expect(first.renewed).toBe(true);
     expect(again.renewed).toBe(false);
     expect(decodeAttestation(again.attestation).signKey).toEqual(
       decodeAttestation(first.attestation).signKey,
@@ -423,19 +446,30 @@ describe("pkcs11Platform on SoftHSM2", () => {
     // Another core than the attested one.
     const other = new Uint8Array(createHash("sha256").update("another core").digest());
     expect(refusal(other)?.message).toMatch(/needs an attestation: it attests another core/);
-    // An attestation under a root the HSM was not provisioned to trust.
+    // An attestation that no root in vendor-roots.pub verifies.
     const rogue = newVendorRoot();
     writeFileSync(join(dir, "vendor-roots.pub"), `${Buffer.from(rogue.publicKey).toString("hex")}\n`);
-    expect(refusal()?.message).toMatch(/not signed by a vendor root this HSM trusts/);
-    // Provisioned again: the HSM runs, and from then on its keys are used.
+    expect(refusal()?.message).toMatch(/not signed by a vendor root listed in vendor-roots.pub/);
+    // Provisioned again: the HSM runs; no NVRAM written, the life record keeps its keys.
     await withPlatform(dir, async (p) => expect(await p.nvramRead()).toBeNull());
-    // No NVRAM was written and the keys were used: the next open makes new keys, which need a new
-    // attestation (the old one names the old keys).
+    expect(refusal()).toBeNull();
+    // NVRAM destroyed: the next open makes new keys, which need a new attestation (the old one
+    // names the old keys).
+    await withPlatform(
+      dir,
+      async () => {
+        const t = activeToken()!;
+        for (const h of find(t, [{ type: pkcs11js.CKA_LABEL, value: "bkv-nvram" }])) {
+          t.p11.C_DestroyObject(t.session, h);
+        }
+      },
+      { provision: false },
+    );
     const err = refusal();
     expect(err?.code).toBe(ErrorCode.Attestation);
     expect(err?.message).toMatch(/it attests other identity keys/);
     const renewed = provisionPkcs11Hsm({ hsmDir: dir, vendor, measurement, module: MODULE });
-    expect(renewed.renewed).toBe(false); // the refused open already made them (unused)
+    expect(renewed.renewed).toBe(false); // the refused open already made them, with their life record
     expect(decodeAttestation(renewed.attestation).signKey).not.toEqual(
       decodeAttestation(first.attestation).signKey,
     );

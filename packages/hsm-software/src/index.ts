@@ -1,4 +1,5 @@
 export * from "./clean-start.js";
+export * from "./folder-lock.js";
 export { type LoadedCore, loadCore, measureCoreFile } from "./load-core.js";
 export {
   type MemoryHsm,

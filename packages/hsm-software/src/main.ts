@@ -5,13 +5,13 @@
  * keys and that measurement by a vendor root it trusts (both written by the provisioning tool,
  * provision.ts: this process never holds a vendor root's private key), then passes frames of the
  * HSM API between the core and its host: in on stdin, out on stdout (length-prefixed). Nothing else
- * is read or written but the HSM's own folder.
+ * is read or written but the HSM's own folder. It holds the folder's lock (folder-lock.ts) while it
+ * runs, and exits EXIT_FOLDER_IN_USE if another live process holds it.
  */
 import { parseArgs } from "node:util";
-import { BkvError, ErrorCode } from "@bkv/wire";
 import { refuseUncleanStart } from "./clean-start.js";
 import { loadCore } from "./load-core.js";
-import { EXIT_NEEDS_ATTESTATION } from "./provisioned.js";
+import { startExitCode } from "./provisioned.js";
 import { serveFrames } from "./serve-frames.js";
 import { softwarePlatform } from "./software-platform.js";
 
@@ -32,5 +32,5 @@ async function run(): Promise<void> {
 
 run().catch((e: unknown) => {
   process.stderr.write(`hsm: ${(e as Error).message}\n`);
-  process.exit(e instanceof BkvError && e.code === ErrorCode.Attestation ? EXIT_NEEDS_ATTESTATION : 1);
+  process.exit(startExitCode(e));
 });

@@ -3,27 +3,41 @@
  * number and a SHA-256 checksum; a write goes to the older slot with pwrite + fdatasync (no rename,
  * no directory sync), and a read takes the valid slot with the higher sequence. A write torn by a
  * crash leaves the other slot intact.
+ *
+ * A slot holds one of two records: the core's NVRAM (magic "BKVS", what read/write see), or the
+ * platform's *life record* (magic "BKVK", writeLife/readRecord): written with new identity keys,
+ * before any core has written NVRAM, it names those keys so that they survive a restart while NVRAM
+ * is otherwise empty. It is NVRAM like the core's record: the core's first write replaces it (the
+ * newest slot wins), and wiping the NVRAM file wipes it.
  */
 import { createHash } from "node:crypto";
 import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from "node:fs";
 
 const SLOT = 512;
-const MAGIC = Buffer.from("BKVS");
+const CORE_MAGIC = Buffer.from("BKVS");
+const LIFE_MAGIC = Buffer.from("BKVK");
 const HEADER = 4 + 8 + 2;
 const MAX_DATA = SLOT - HEADER - 32;
+
+export type NvramRecord = { kind: "core" | "life"; data: Uint8Array };
 
 function checksum(body: Buffer): Buffer {
   return createHash("sha256").update(body).digest();
 }
 
-function parseSlot(slot: Buffer): { seq: number; data: Buffer } | null {
-  if (slot.length < SLOT || !slot.subarray(0, 4).equals(MAGIC)) return null;
+type Slot = { seq: number; kind: NvramRecord["kind"]; data: Buffer };
+
+function parseSlot(slot: Buffer): Slot | null {
+  if (slot.length < SLOT) return null;
+  const magic = slot.subarray(0, 4);
+  const kind = magic.equals(CORE_MAGIC) ? "core" : magic.equals(LIFE_MAGIC) ? "life" : null;
+  if (kind === null) return null;
   const seq = Number(slot.readBigUInt64BE(4));
   const len = slot.readUInt16BE(12);
   if (len > MAX_DATA) return null;
   const body = slot.subarray(0, HEADER + len);
   if (!checksum(body).equals(slot.subarray(HEADER + len, HEADER + len + 32))) return null;
-  return { seq, data: Buffer.from(slot.subarray(HEADER, HEADER + len)) };
+  return { seq, kind, data: Buffer.from(slot.subarray(HEADER, HEADER + len)) };
 }
 
 export class NvramFile {
@@ -38,7 +52,7 @@ export class NvramFile {
     this.seq = current?.seq ?? 0;
   }
 
-  private readBoth(): { seq: number; data: Buffer } | null {
+  private readBoth(): Slot | null {
     const buf = Buffer.alloc(2 * SLOT);
     const n = readSync(this.fd, buf, 0, buf.length, 0);
     const a = n >= SLOT ? parseSlot(buf.subarray(0, SLOT)) : null;
@@ -48,16 +62,32 @@ export class NvramFile {
     return a.seq >= b.seq ? a : b;
   }
 
-  read(): Uint8Array | null {
+  /** The newest record, of either kind (null: NVRAM is empty). */
+  readRecord(): NvramRecord | null {
     const r = this.readBoth();
-    return r === null ? null : new Uint8Array(r.data);
+    return r === null ? null : { kind: r.kind, data: new Uint8Array(r.data) };
+  }
+
+  /** The core's NVRAM: null while it has written none (empty, or only the life record). */
+  read(): Uint8Array | null {
+    const r = this.readRecord();
+    return r?.kind === "core" ? r.data : null;
   }
 
   write(data: Uint8Array): void {
+    this.writeSlot(CORE_MAGIC, data);
+  }
+
+  /** The platform's life record (see the top of this file). */
+  writeLife(life: Uint8Array): void {
+    this.writeSlot(LIFE_MAGIC, life);
+  }
+
+  private writeSlot(magic: Buffer, data: Uint8Array): void {
     if (data.length > MAX_DATA) throw new Error(`NVRAM holds at most ${MAX_DATA} bytes`);
     this.seq += 1;
     const slot = Buffer.alloc(SLOT);
-    MAGIC.copy(slot, 0);
+    magic.copy(slot, 0);
     slot.writeBigUInt64BE(BigInt(this.seq), 4);
     slot.writeUInt16BE(data.length, 12);
     Buffer.from(data.buffer, data.byteOffset, data.length).copy(slot, HEADER);

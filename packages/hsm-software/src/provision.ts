@@ -2,17 +2,19 @@
  * The software HSM's provisioning tool (the "factory"), run once per HSM and again whenever the HSM
  * has new keys (its NVRAM was empty) or is to run another core:
  *
- *   node provision.js --dir HSM_DIR --vendor-key FILE --core FILE [--trust-root FILE]...
+ *   node provision.js --dir HSM_DIR --vendor-key FILE --core FILE
  *
  * It makes the HSM's identity keys if it has none alive, has the vendor root (--vendor-key, kept
  * outside the HSM's folder) attest them with the measurement of --core, and writes the attestation
- * and the trusted vendor roots (the attesting root and each --trust-root) into the HSM's folder.
- * The HSM process itself never sees the vendor root's private key. Development only.
+ * and the attesting root into the HSM's folder. That root is the only one the HSM trusts in other
+ * members' attestations: only a root that verifies the HSM's own attestation counts (provisioned.ts),
+ * so there is no option to add others. The HSM process itself never sees the vendor root's private
+ * key. It refuses while another live process (a running HSM) holds the folder. Development only.
  */
 import { parseArgs } from "node:util";
 import { measureCoreFile } from "./load-core.js";
 import { provisionSoftwareHsm } from "./software-platform.js";
-import { readVendorRootKey, readVendorRootPub } from "./vendor-root.js";
+import { readVendorRootKey } from "./vendor-root.js";
 
 function run(): void {
   const { values } = parseArgs({
@@ -20,7 +22,6 @@ function run(): void {
       dir: { type: "string" },
       "vendor-key": { type: "string" },
       core: { type: "string" },
-      "trust-root": { type: "string", multiple: true },
     },
     strict: true,
   });
@@ -33,7 +34,6 @@ function run(): void {
     dir: values.dir,
     vendor,
     measurement: measureCoreFile(values.core),
-    trustedRoots: [vendor.publicKey, ...(values["trust-root"] ?? []).map(readVendorRootPub)],
   });
   process.stdout.write(`provisioned ${values.dir}${r.renewed ? " (new identity keys)" : ""}\n`);
 }

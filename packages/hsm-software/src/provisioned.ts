@@ -3,13 +3,20 @@
  *
  *   HSM_DIR/attestation.bin    this HSM's attestation: its identity public keys and the measurement
  *                              of the core it is provisioned for, signed by the vendor root
- *   HSM_DIR/vendor-roots.pub   the vendor roots this HSM trusts in other members' attestations
- *                              (one hex public key a line), fixed at provisioning
+ *   HSM_DIR/vendor-roots.pub   the vendor root that attested this HSM (one hex public key a line)
  *
  * The vendor root's private key is never in the HSM's folder or process: the provisioning tool
- * (provision.ts, `bkv dev`) holds it and signs. The HSM process only checks that the attestation is
- * its own (its keys, the measurement of the core it loaded, signed by one of its trusted roots) and
+ * (provision.ts, `bkv dev`) holds it and signs. The HSM process checks that the attestation is its
+ * own (its keys, the measurement of the core it loaded, signed by a root in vendor-roots.pub) and
  * refuses to serve otherwise: an HSM whose NVRAM was wiped has new keys and needs a new attestation.
+ *
+ * An HSM trusts, in other members' attestations, only the vendor root that signed its OWN
+ * attestation. vendor-roots.pub is a file on the operator's disk and may list more roots, but a root
+ * counts only if it verifies this HSM's own attestation (if several do, those). So a root the
+ * operator adds to the file is never trusted; an operator who re-attests the HSM itself under its
+ * own root makes the HSM's own attestation chain to that root, which every client that pinned the
+ * genuine vendor root, and `bkv audit`, refuse. One consequence: every member of a fleet is attested
+ * by the same vendor root (the members check each other's attestations against their own root).
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +30,7 @@ import {
   fromHex,
   toHex,
 } from "@bkv/wire";
+import { EXIT_FOLDER_IN_USE } from "./folder-lock.js";
 import { ed25519VerifyWith } from "./node-crypto.js";
 
 export const ATTESTATION_FILE = "attestation.bin";
@@ -31,8 +39,20 @@ export const VENDOR_ROOTS_FILE = "vendor-roots.pub";
 /** Exit code of an HSM process whose folder holds no attestation of its current keys and core. */
 export const EXIT_NEEDS_ATTESTATION = 75;
 
+/**
+ * The exit code of an HSM process that could not start: EXIT_NEEDS_ATTESTATION, EXIT_FOLDER_IN_USE
+ * (another live process holds its folder: folder-lock.ts), or 1.
+ */
+export function startExitCode(e: unknown): number {
+  if (!(e instanceof BkvError)) return 1;
+  if (e.code === ErrorCode.Attestation) return EXIT_NEEDS_ATTESTATION;
+  if (e.code === ErrorCode.Unavailable) return EXIT_FOLDER_IN_USE;
+  return 1;
+}
+
 const ROOTS_HEADER =
-  "# Vendor roots this HSM trusts (Ed25519 public keys, hex, one a line), fixed at provisioning";
+  "# The vendor root that attested this HSM (Ed25519 public key, hex), written at provisioning.\n" +
+  "# The HSM trusts only a root listed here that verifies its own attestation.bin; more lines add no trust.";
 
 export function writeDurably(path: string, data: Uint8Array | string, mode = 0o600): void {
   const tmp = `${path}.tmp`;
@@ -69,19 +89,24 @@ function needsAttestation(dir: string, why: string): BkvError {
   );
 }
 
-/** Write the attestation and the trusted roots into the HSM's folder (the provisioning tool). */
-export function writeProvisioned(dir: string, attestation: Uint8Array, roots: Uint8Array[]): void {
-  if (roots.length === 0) throw new Error("an HSM must trust at least one vendor root");
-  writeDurably(
-    join(dir, VENDOR_ROOTS_FILE),
-    `${ROOTS_HEADER}\n${roots.map((r) => toHex(r)).join("\n")}\n`,
-    0o644,
-  );
+/**
+ * Write the attestation and the root that signed it into the HSM's folder (the provisioning tool).
+ * Refuses an attestation that root does not verify: it would leave an HSM that trusts no root.
+ */
+export function writeProvisioned(dir: string, attestation: Uint8Array, root: Uint8Array): void {
+  const body = decodeAttestation(attestation);
+  if (!ed25519VerifyWith(root, attestationSignedBytes(body), body.signature)) {
+    throw new Error("the attestation is not signed by the vendor root given with it");
+  }
+  writeDurably(join(dir, VENDOR_ROOTS_FILE), `${ROOTS_HEADER}\n${toHex(root)}\n`, 0o644);
   writeDurably(join(dir, ATTESTATION_FILE), attestation, 0o644);
 }
 
-/** The vendor roots fixed in the folder at provisioning. */
-export function readTrustedRoots(dir: string): Uint8Array[] {
+/**
+ * The roots listed in the folder's vendor-roots.pub. Not what the HSM trusts: that is only those of
+ * them that verify its own attestation (readOwnAttestation).
+ */
+export function readListedRoots(dir: string): Uint8Array[] {
   const text = readOrNull(join(dir, VENDOR_ROOTS_FILE));
   if (text === null) throw needsAttestation(dir, `${VENDOR_ROOTS_FILE} is missing`);
   const lines = text
@@ -106,13 +131,26 @@ export interface OwnIdentity {
   measurement: Uint8Array;
 }
 
+/** This HSM's attestation and the vendor roots it trusts: those that signed that attestation. */
+export interface OwnAttestation {
+  attestation: Uint8Array;
+  /** The roots of vendor-roots.pub that verify `attestation` (at least one). */
+  vendorRoots: Uint8Array[];
+}
+
 /**
- * This HSM's attestation from its folder, checked against what the HSM knows (its public keys, the
- * measurement of the core it loaded) and its trusted roots. Throws BkvError ATTESTATION ("needs an
- * attestation") if it is missing, of other keys (NVRAM wiped: new keys), of another core, or not
- * signed by a trusted root.
+ * The folder's attestation.bin with the roots of vendor-roots.pub that verify it (at least one),
+ * before anything else is checked: what an HSM process may rely on before it can know its own keys
+ * (the PKCS#11 process checks its module against it before loading the module). Throws BkvError
+ * ATTESTATION ("needs an attestation") if either file is missing, it does not decode, or no listed
+ * root verifies it.
  */
-export function readOwnAttestation(dir: string, own: OwnIdentity, roots: Uint8Array[]): Uint8Array {
+export function readProvisionedAttestation(dir: string): {
+  bytes: Uint8Array;
+  body: AttestationBody & { signature: Uint8Array };
+  vendorRoots: Uint8Array[];
+} {
+  const listed = readListedRoots(dir);
   const bytes = readOrNull(join(dir, ATTESTATION_FILE));
   if (bytes === null) throw needsAttestation(dir, `${ATTESTATION_FILE} is missing`);
   let body: AttestationBody & { signature: Uint8Array };
@@ -121,6 +159,25 @@ export function readOwnAttestation(dir: string, own: OwnIdentity, roots: Uint8Ar
   } catch (e) {
     throw needsAttestation(dir, `${ATTESTATION_FILE} does not decode (${(e as Error).message})`);
   }
+  const signed = attestationSignedBytes(body);
+  const vendorRoots = listed.filter(
+    (r, i) => listed.findIndex((o) => bytesEqual(o, r)) === i && ed25519VerifyWith(r, signed, body.signature),
+  );
+  if (vendorRoots.length === 0) {
+    throw needsAttestation(dir, `it is not signed by a vendor root listed in ${VENDOR_ROOTS_FILE}`);
+  }
+  return { bytes: new Uint8Array(bytes), body, vendorRoots };
+}
+
+/**
+ * This HSM's attestation from its folder, checked against what the HSM knows (its public keys, the
+ * measurement of the core it loaded), and the roots it trusts: of the roots listed in
+ * vendor-roots.pub, only those that verify this attestation. Throws BkvError ATTESTATION ("needs an
+ * attestation") if it is missing, verified by no listed root, of other keys (NVRAM wiped: new
+ * keys), or of another core.
+ */
+export function readOwnAttestation(dir: string, own: OwnIdentity): OwnAttestation {
+  const { bytes, body, vendorRoots } = readProvisionedAttestation(dir);
   if (body.platform !== own.platform) throw needsAttestation(dir, `it attests platform ${body.platform}`);
   if (!bytesEqual(body.signKey, own.signKey) || !bytesEqual(body.agreeKey, own.agreeKey)) {
     throw needsAttestation(dir, "it attests other identity keys (new keys were made: NVRAM was empty)");
@@ -128,9 +185,5 @@ export function readOwnAttestation(dir: string, own: OwnIdentity, roots: Uint8Ar
   if (!bytesEqual(body.measurement, own.measurement)) {
     throw needsAttestation(dir, "it attests another core (the loaded core's measurement differs)");
   }
-  const signed = attestationSignedBytes(body);
-  if (!roots.some((r) => ed25519VerifyWith(r, signed, body.signature))) {
-    throw needsAttestation(dir, "it is not signed by a vendor root this HSM trusts");
-  }
-  return new Uint8Array(bytes);
+  return { attestation: bytes, vendorRoots };
 }

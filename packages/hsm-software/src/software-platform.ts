@@ -5,19 +5,27 @@
  * provisioning wrote (attestation.bin, vendor-roots.pub: provisioned.ts) is only read. For
  * development and tests, not production (docs/platforms.md).
  *
- * Keys and NVRAM live and die together: keys are made when the folder has no NVRAM and no unused
- * keys (identity.unused: keys made but never handed to a core, so provisioning can attest them
- * before the HSM first runs). A platform built for a core deletes identity.unused first; from then
- * on, losing NVRAM means new keys, which need a new attestation.
+ * Keys and NVRAM live and die together: keys are made when NVRAM is empty, and with them the
+ * platform writes a *life record* into NVRAM (nvram-file.ts) that names them, so they survive a
+ * restart before the core has written NVRAM (provisioning attests them before the HSM first runs;
+ * an HSM restarted before its genesis keeps them). The record is NVRAM, not a file beside it: the
+ * core's first write replaces it, and wiping NVRAM wipes it, so keys never outlive their NVRAM.
+ * Keys whose core NVRAM is still empty have signed and sealed nothing for a fleet (the core records
+ * its ceremony in NVRAM before it does), so keeping them across such a restart gives no second use.
+ *
+ * One live process per folder (folder-lock.ts): the HSM process and the provisioning tool hold
+ * HSM_DIR/hsm.lock, so provisioning cannot make new keys for a folder whose keys a running process
+ * holds in memory, and no second HSM process runs on the same folder.
  */
-import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { HsmPlatform } from "@bkv/hsm-core";
-import type { AttestationBody } from "@bkv/wire";
+import { type AttestationBody, bytesEqual, utf8 } from "@bkv/wire";
+import { lockHsmFolder } from "./folder-lock.js";
 import { nodeHsmCrypto } from "./node-crypto.js";
 import { NvramFile } from "./nvram-file.js";
-import { readOwnAttestation, readTrustedRoots, writeDurably, writeProvisioned } from "./provisioned.js";
+import { readOwnAttestation, writeDurably, writeProvisioned } from "./provisioned.js";
 import { identityPublicKeys, newIdentityKey, softIdentity, softSeal } from "./soft-identity.js";
 import { attest, type VendorRoot } from "./vendor-root.js";
 
@@ -27,54 +35,60 @@ interface SoftKeys {
   sealSecret: Uint8Array;
   identityKey: Uint8Array;
   nvram: NvramFile;
-  /** Keys made by this open (the folder had no NVRAM and no unused keys). */
+  /** Keys made by this open (the folder's NVRAM was empty). */
   renewed: boolean;
 }
 
-function unusedPath(dir: string): string {
-  return join(dir, "identity.unused");
+const LIFE_DOMAIN = utf8("bkv/software-life/v1");
+
+/** What the life record holds: a digest of the keys it keeps alive. */
+function lifeOf(sealSecret: Uint8Array, identityKey: Uint8Array): Uint8Array {
+  return new Uint8Array(
+    createHash("sha256").update(LIFE_DOMAIN).update(sealSecret).update(identityKey).digest(),
+  );
 }
 
-/** Open the folder's keys and NVRAM, making new keys if it has neither NVRAM nor unused keys. */
+function readKey(path: string): Uint8Array | null {
+  return existsSync(path) ? new Uint8Array(readFileSync(path)) : null;
+}
+
+/**
+ * Open the folder's keys and NVRAM. Keys are kept if NVRAM holds the core's record, or the life
+ * record of exactly these keys; otherwise (NVRAM empty or wiped, or a life record of other keys)
+ * this HSM has no past, and new keys are made before anything can use the old ones again. The life
+ * record is written last: a crash before it leaves NVRAM empty, and the next open makes new keys.
+ */
 function openSoftKeys(dir: string): SoftKeys {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyPath = join(dir, "seal.key");
   const identityPath = join(dir, "identity.key");
   const nvram = new NvramFile(join(dir, "nvram.bin"));
-  // With no NVRAM this HSM has no past: keys that a core may have used are replaced before anything
-  // can use them again. Keys still marked unused were never handed to a core and are kept (so the
-  // attestation provisioning made for them stays valid). The marker is written last: a crash
-  // before it leaves no marker, and the next open makes new keys again.
-  let renewed = false;
-  if (nvram.read() === null && !existsSync(unusedPath(dir))) {
-    writeDurably(keyPath, randomBytes(32));
-    writeDurably(identityPath, newIdentityKey());
-    writeDurably(unusedPath(dir), "identity keys made, not yet used by a core\n");
-    renewed = true;
-  }
-  const read = (p: string) => (existsSync(p) ? new Uint8Array(readFileSync(p)) : null);
-  const sealSecret = read(keyPath);
-  if (sealSecret === null || sealSecret.length !== 32) {
-    nvram.close();
-    throw new Error(`${keyPath} is missing or not a 32-byte key`);
-  }
-  const identityKey = read(identityPath);
-  if (identityKey === null) {
-    nvram.close();
-    throw new Error(`${identityPath} is missing while NVRAM is not empty`);
-  }
-  return { sealSecret, identityKey, nvram, renewed };
-}
-
-/** The keys are handed to a core: from now on they die with NVRAM. */
-function markUsed(dir: string): void {
-  if (!existsSync(unusedPath(dir))) return;
-  unlinkSync(unusedPath(dir));
-  const fd = openSync(dir, "r");
   try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const record = nvram.readRecord();
+    let sealSecret = readKey(keyPath);
+    let identityKey = readKey(identityPath);
+    const lifeKept =
+      record?.kind === "life" &&
+      sealSecret !== null &&
+      identityKey !== null &&
+      bytesEqual(record.data, lifeOf(sealSecret, identityKey));
+    let renewed = false;
+    if (record === null || (record.kind === "life" && !lifeKept)) {
+      sealSecret = new Uint8Array(randomBytes(32));
+      identityKey = newIdentityKey();
+      writeDurably(keyPath, sealSecret);
+      writeDurably(identityPath, identityKey);
+      nvram.writeLife(lifeOf(sealSecret, identityKey));
+      renewed = true;
+    }
+    if (sealSecret === null || sealSecret.length !== 32) {
+      throw new Error(`${keyPath} is missing or not a 32-byte key`);
+    }
+    if (identityKey === null) throw new Error(`${identityPath} is missing while NVRAM is not empty`);
+    return { sealSecret, identityKey, nvram, renewed };
+  } catch (e) {
+    nvram.close();
+    throw e;
   }
 }
 
@@ -95,23 +109,31 @@ export interface ProvisionOptions {
   vendor: VendorRoot;
   /** SHA-256 of the core this HSM is provisioned to run. */
   measurement: Uint8Array;
-  /** Vendor roots this HSM trusts in other members' attestations (default: [vendor.publicKey]). */
-  trustedRoots?: Uint8Array[];
+  /** How long to wait for another live process to let go of the folder (folder-lock.ts). */
+  lockWaitMs?: number;
 }
 
 /**
  * Provision a software HSM (run by the provisioning tool, never by the HSM process): make its keys
  * if it has none alive, have the vendor root attest them with the measurement, and write the
- * attestation and trusted roots into its folder. Idempotent. Returns whether new keys were made.
+ * attestation and that root into its folder (the only root the HSM will trust: provisioned.ts).
+ * Idempotent. Returns whether new keys were made. Holds the folder's lock while it works, so it
+ * refuses (BkvError UNAVAILABLE) while an HSM process of another pid runs on the folder.
  */
 export function provisionSoftwareHsm(o: ProvisionOptions): { renewed: boolean; attestation: Uint8Array } {
-  const keys = openSoftKeys(o.dir);
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const unlock = lockHsmFolder(o.dir, { waitMs: o.lockWaitMs });
   try {
-    const attestation = attest(o.vendor, softwareBody(keys.identityKey, o.measurement));
-    writeProvisioned(o.dir, attestation, o.trustedRoots ?? [o.vendor.publicKey]);
-    return { renewed: keys.renewed, attestation };
+    const keys = openSoftKeys(o.dir);
+    try {
+      const attestation = attest(o.vendor, softwareBody(keys.identityKey, o.measurement));
+      writeProvisioned(o.dir, attestation, o.vendor.publicKey);
+      return { renewed: keys.renewed, attestation };
+    } finally {
+      keys.nvram.close();
+    }
   } finally {
-    keys.nvram.close();
+    unlock();
   }
 }
 
@@ -121,27 +143,38 @@ export interface SoftwarePlatformOptions {
   now?: () => number;
   /** SHA-256 of the core code this HSM process loaded. */
   measurement: Uint8Array;
+  /** How long to wait for another live process to let go of the folder (folder-lock.ts). */
+  lockWaitMs?: number;
 }
 
 /**
  * The platform of a provisioned software HSM. Throws BkvError ATTESTATION ("needs an attestation")
- * if its folder holds no attestation of its current keys and this measurement by a trusted root.
+ * if its folder holds no attestation of its current keys and this measurement by a root listed in
+ * vendor-roots.pub, and BkvError UNAVAILABLE if another live process holds the folder. It holds the
+ * folder's lock for the rest of this process's life. It trusts in other members' attestations only
+ * the roots that verify its own attestation (provisioned.ts).
  */
 export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
-  const keys = openSoftKeys(opts.dir);
-  const { nvram } = keys;
-  let attestation: Uint8Array;
-  let roots: Uint8Array[];
+  mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  const unlock = lockHsmFolder(opts.dir, { waitMs: opts.lockWaitMs });
+  let keys: SoftKeys;
+  let own: ReturnType<typeof readOwnAttestation>;
   try {
-    roots = readTrustedRoots(opts.dir);
-    attestation = readOwnAttestation(
-      opts.dir,
-      { platform: PLATFORM, ...identityPublicKeys(keys.identityKey), measurement: opts.measurement },
-      roots,
-    );
-    markUsed(opts.dir);
+    keys = openSoftKeys(opts.dir);
+  } catch (e) {
+    unlock();
+    throw e;
+  }
+  const { nvram } = keys;
+  try {
+    own = readOwnAttestation(opts.dir, {
+      platform: PLATFORM,
+      ...identityPublicKeys(keys.identityKey),
+      measurement: opts.measurement,
+    });
   } catch (e) {
     nvram.close();
+    unlock();
     throw e;
   }
   return {
@@ -157,8 +190,8 @@ export function softwarePlatform(opts: SoftwarePlatformOptions): HsmPlatform {
     },
     ...softIdentity({
       identityKey: keys.identityKey,
-      attestation,
-      vendorRoots: roots,
+      attestation: own.attestation,
+      vendorRoots: own.vendorRoots,
       measurement: opts.measurement,
     }),
   };

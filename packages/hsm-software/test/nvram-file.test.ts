@@ -29,6 +29,19 @@ describe("NVRAM file", () => {
     expect(new NvramFile(path).read()).toEqual(Uint8Array.of(1));
   });
 
+  it("holds the platform's life record, which the core never reads and its first write replaces", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin");
+    const a = new NvramFile(path);
+    a.writeLife(Uint8Array.of(9, 9));
+    a.close();
+    const b = new NvramFile(path);
+    expect(b.readRecord()).toEqual({ kind: "life", data: Uint8Array.of(9, 9) });
+    expect(b.read()).toBeNull();
+    b.write(Uint8Array.of(1));
+    expect(new NvramFile(path).readRecord()).toEqual({ kind: "core", data: Uint8Array.of(1) });
+    expect(new NvramFile(path).read()).toEqual(Uint8Array.of(1));
+  });
+
   it("refuses data larger than a slot", () => {
     const a = new NvramFile(join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin"));
     expect(() => a.write(new Uint8Array(1000))).toThrow(/at most/);

@@ -1,10 +1,11 @@
 /**
  * Identity keys, seal key and NVRAM live and die together on the software and in-memory platforms:
  * a platform that finds no NVRAM makes new keys, so a wiped HSM attests a new identity and nothing
- * sealed or signed under its old one opens again.
+ * sealed or signed under its old one opens again. On the software platform, what keeps new keys
+ * alive before the core writes NVRAM is the life record inside nvram.bin, not a file beside it.
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { HsmPlatform } from "@bkv/hsm-core";
@@ -41,11 +42,18 @@ describe("software platform: keys and NVRAM live and die together", () => {
       provisionSoftwareHsm({ dir, vendor, measurement });
       return softwarePlatform({ dir, measurement });
     };
-    // Started, never wrote NVRAM (a crash before genesis): the next start is a new life.
+    // Started, never wrote NVRAM (a crash before genesis): NVRAM holds the keys' life record, so the
+    // next start keeps them (the core signed and sealed nothing for a fleet before writing NVRAM).
     const a = await signKeyOf(open());
+    expect(await signKeyOf(open())).toEqual(a);
+    // The life record is NVRAM: wiped with nvram.bin, the keys go, whatever files lie beside it.
+    rmSync(join(dir, "nvram.bin"));
+    writeFileSync(join(dir, "identity.unused"), "identity keys made, not yet used by a core\n");
     const b = await signKeyOf(open());
     expect(b).not.toEqual(a);
     const p = open();
+    expect(await signKeyOf(p)).toEqual(b);
+    expect(await p.nvramRead()).toBeNull(); // the core never sees the life record
     await p.nvramWrite(new Uint8Array([1]));
     const kept = await signKeyOf(p);
     const sealed = await p.seal(new Uint8Array([1, 2, 3]), aad);

@@ -118,14 +118,22 @@ describe("provisioning: the HSM only reads its attestation", () => {
     );
     const other = new Uint8Array(32).fill(7);
     expect(refusal(() => open(other)).message).toMatch(/needs an attestation: it attests another core/);
-    // Trusted roots are fixed at provisioning: a file naming another root refuses the attestation.
+    // A file naming another root refuses the attestation.
     const roots = readFileSync(join(dir, "vendor-roots.pub"));
-    writeFileSync(join(dir, "vendor-roots.pub"), `${toHex(newVendorRoot().publicKey)}\n`);
-    expect(refusal(() => open()).message).toMatch(/not signed by a vendor root this HSM trusts/);
+    const added = newVendorRoot().publicKey;
+    writeFileSync(join(dir, "vendor-roots.pub"), `${toHex(added)}\n`);
+    expect(refusal(() => open()).message).toMatch(/not signed by a vendor root listed in vendor-roots.pub/);
+    // A root added to the file is listed, not trusted: the HSM trusts only the root that verifies its
+    // own attestation.
+    writeFileSync(join(dir, "vendor-roots.pub"), `${roots}${toHex(added)}\n`);
+    expect(open().vendorRoots()).toEqual([vendor.publicKey]);
     writeFileSync(join(dir, "vendor-roots.pub"), roots);
-    // Runs; the core got the keys. NVRAM never written (a crash before genesis) or wiped: the
-    // next start makes new keys, and the old attestation does not fit them.
+    // Runs; the core got the keys. NVRAM never written (a crash before genesis): the keys' life
+    // record in NVRAM keeps them. NVRAM wiped: the next start makes new keys, and the old
+    // attestation does not fit them.
     open();
+    open();
+    rmSync(join(dir, "nvram.bin"));
     const renewed = refusal(() => open());
     expect(renewed.code).toBe(ErrorCode.Attestation);
     expect(renewed.message).toMatch(/it attests other identity keys/);
