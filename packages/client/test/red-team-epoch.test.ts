@@ -86,7 +86,7 @@ describe("red team: epoch downgrade", () => {
         now: () => fleet.time,
       });
       const r = await outcome(client.register("1234", new Uint8Array(32).fill(3)));
-      // Today: "accepted" and 2 requests (register-start, register-finish with the PIN's record) sent.
+      // Before the fix: "accepted" and 2 requests (register-start, register-finish with the PIN's record) sent.
       expect(r).toMatch(/^BUNDLE_/);
       expect(sent).toBe(0);
     });

@@ -94,7 +94,7 @@ describe("red team: pkcs11-module in the HSM's folder", () => {
     const r = await start(hsmDir);
     const booted = r.frames.some((f) => f.type === "booted");
     const injected = existsSync(marker);
-    // Today: the HSM boots normally (genuine attestation, genuine measurement) and the operator's
+    // Before the fix: the HSM booted normally (genuine attestation, genuine measurement) and the operator's
     // constructor ran inside it.
     expect({ booted, injected }).toEqual({ booted: false, injected: false });
   });

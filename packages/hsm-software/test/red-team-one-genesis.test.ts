@@ -142,7 +142,7 @@ describe("red team: identity.unused written back after an NVRAM wipe", () => {
       evidenceY !== null &&
       audit(evidenceY).ok &&
       audit(evidenceY).fleet!.members.some((m) => m.signKey === Buffer.from(key).toString("hex"));
-    // Today: the same identity comes back uninitialized and the second fleet's evidence passes the audit.
+    // Before the fix: the same identity came back uninitialized and the second fleet's evidence passes the audit.
     expect({ sameIdentity, twoFleets }).toEqual({ sameIdentity: false, twoFleets: false });
   });
 

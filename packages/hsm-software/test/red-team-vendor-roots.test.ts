@@ -152,7 +152,7 @@ beforeAll(async () => {
 
 describe("red team: vendor-roots.pub on the operator's disk", () => {
   it("the HSM does not seal the fleet's secrets to a member attested by a root the operator added", () => {
-    // Today: the creator accepts the operator's member and the operator recovers the fleet signing seed.
+    // Before the fix: the creator accepted the operator's member and the operator recovers the fleet signing seed.
     expect({ refused: outcome.refused, leaked: outcome.leakedSeedMatches }).toEqual({
       refused: true,
       leaked: false,
