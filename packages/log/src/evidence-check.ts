@@ -12,7 +12,7 @@
  * namespace (checkFreshMembers): an honest HSM takes part in one genesis in its life, so a key in two
  * fleets proves a cloned HSM or a rolled-back NVRAM.
  */
-import { auditEvidence, type MemberIndex } from "@bkv/client";
+import { auditEvidence, groupReuse, type MemberIndex, reusedKeysText } from "@bkv/client";
 import {
   artifactMismatches,
   BkvError,
@@ -144,13 +144,12 @@ export function loggedFleetOf(evidence: Uint8Array): GenesisStatement | undefine
 export function checkFreshMembers(st: GenesisStatement, logged: LoggedMembers): void {
   const reused = logged.reused(st.members);
   if (reused.length === 0) return;
+  const which = groupReuse(reused).map(
+    (g) =>
+      `member ${g.member} (signing key ${toHex(st.members[g.member - 1]!.signKey).slice(0, 16)}…): its ${reusedKeysText(g.keys)} ${g.keys.length === 1 ? "is a member key" : "are member keys"} of fleet ${g.earlier.fleetId} (entry ${g.earlier.index}: ${g.earlier.namespace} epoch ${g.earlier.epoch})`,
+  );
   throw new BkvError(
     ErrorCode.BundleEvidence,
-    `a member of this fleet already took part in the genesis of a logged fleet (an HSM takes part in one genesis in its life: a cloned HSM or a rolled-back NVRAM): ${reused
-      .map(
-        (r) =>
-          `member ${r.member}'s ${r.key === "sign" ? "signing" : "agreement"} key ${r.keyHex.slice(0, 16)}… is a member key of fleet ${r.earlier.fleetId} (entry ${r.earlier.index}: ${r.earlier.namespace} epoch ${r.earlier.epoch})`,
-      )
-      .join("; ")}`,
+    `a member of this fleet already took part in the genesis of a logged fleet (an HSM takes part in one genesis in its life: a cloned HSM or a rolled-back NVRAM): ${which.join("; ")}`,
   );
 }

@@ -65,3 +65,22 @@ export class MemberIndex<R> {
     for (const m of members) for (const k of keyIds(m)) if (!this.seen.has(k.id)) this.seen.set(k.id, fleet);
   }
 }
+
+/** Reuses grouped by member and earlier fleet: e.g. member 1's signing and agreement keys, fleet X. */
+export function groupReuse<R>(
+  reused: readonly MemberReuse<R>[],
+): { member: number; keys: ("sign" | "agree")[]; earlier: R }[] {
+  const out: { member: number; keys: ("sign" | "agree")[]; earlier: R }[] = [];
+  for (const r of reused) {
+    const g = out.find((o) => o.member === r.member && o.earlier === r.earlier);
+    if (g === undefined) out.push({ member: r.member, keys: [r.key], earlier: r.earlier });
+    else g.keys.push(r.key);
+  }
+  return out;
+}
+
+/** "signing key", "agreement key" or "signing and agreement keys" */
+export function reusedKeysText(keys: readonly ("sign" | "agree")[]): string {
+  const names = keys.map((k) => (k === "sign" ? "signing" : "agreement"));
+  return names.length === 1 ? `${names[0]} key` : `${names.join(" and ")} keys`;
+}
