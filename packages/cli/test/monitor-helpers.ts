@@ -26,14 +26,20 @@ import {
   submitMessage,
 } from "@bkv/tlog";
 import {
+  type Attestation,
   artifactFromStatement,
+  attestationSignedBytes,
   decodeEvidence,
   decodeStatement,
   encodeArtifact,
+  encodeEvidence,
+  encodeStatement,
   type GenesisStatement,
+  quorumOf,
   toHex,
 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { p256 } from "@noble/curves/nist.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const LOG_DIST = join(ROOT, "packages/log/dist");
@@ -328,4 +334,64 @@ export async function addFleet(
 ): Promise<{ index: number }> {
   const logged = await fleetFor(url, namespace, epoch, f);
   return addEntry(url, namespace, epoch, artifactOf(logged), logged.evidence);
+}
+
+/** HSM identities whose keys the test holds: an attestation by TEST_VENDOR and the signing seed. */
+export interface HeldMember {
+  readonly signSeed: Uint8Array;
+  readonly attestation: Attestation;
+}
+
+const HELD_MEASUREMENT = new Uint8Array(randomBytes(32));
+
+export function heldMembers(n = 3): HeldMember[] {
+  return Array.from({ length: n }, () => {
+    const signSeed = new Uint8Array(randomBytes(32));
+    const body = {
+      platform: "software",
+      vendor: "test vendor (monitor tests)",
+      signKey: ed25519.getPublicKey(signSeed),
+      agreeKey: p256.getPublicKey(p256.utils.randomSecretKey(), false),
+      measurement: HELD_MEASUREMENT,
+      properties: ["test"],
+    };
+    return {
+      signSeed,
+      attestation: { ...body, signature: ed25519.sign(attestationSignedBytes(body), TEST_VENDOR.seed) },
+    };
+  });
+}
+
+/**
+ * A genesis of these members for (namespace, epoch) of the log at `url`, each member signing the
+ * statement: what the same HSMs produce if their NVRAM is rolled back (or they are cloned) and
+ * they join another fleet.
+ */
+export function heldFleetFor(
+  url: string,
+  namespace: string,
+  epoch: number,
+  members: HeldMember[],
+): LoggedFleet {
+  const keys = keysByUrl.get(url);
+  if (keys === undefined) throw new Error(`no test log at ${url}`);
+  const statement: GenesisStatement = {
+    fleetId: new Uint8Array(randomBytes(16)),
+    namespace,
+    epoch,
+    logKey: ed25519.getPublicKey(parseSignerKey(keys.logSkey).seed),
+    members: members.map((m) => m.attestation),
+    challenges: members.map(() => new Uint8Array(randomBytes(32))),
+    measurement: HELD_MEASUREMENT,
+    policy: { guessLimit: 5, n: members.length, quorum: quorumOf(members.length) },
+    vaultPublicKey: new Uint8Array(randomBytes(32)),
+    fleetSigningKey: ed25519.getPublicKey(new Uint8Array(randomBytes(32))),
+    time: NOT_BEFORE,
+  };
+  const bytes = encodeStatement(statement);
+  const evidence = encodeEvidence({
+    statement: bytes,
+    signatures: members.map((m) => ed25519.sign(bytes, m.signSeed)),
+  });
+  return { evidence, statement };
 }

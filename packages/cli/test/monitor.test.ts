@@ -20,6 +20,8 @@ import {
   BKV,
   ensureBuilt,
   fleetFor,
+  heldFleetFor,
+  heldMembers,
   killAll,
   makeFleet,
   newLogKeys,
@@ -273,6 +275,77 @@ describe("an entry whose evidence is another fleet's", () => {
     expect(ok!.ok).toBe(true);
     expect(bad).toMatchObject({ index: 1, ok: false, failures: [{ check: "evidence.artifact" }] });
     expect(summaryOf(j)).toMatchObject({ ok: false, failures: [{ check: "evidence.artifact", index: 1 }] });
+  });
+});
+
+describe("one HSM in two fleets (a clone or a rolled-back NVRAM)", () => {
+  it("the log refuses the second fleet; appended behind its back, the monitor fails members.fresh", async () => {
+    const log = await startLog(join(work, "reuse"), newLogKeys(), [NS, "other"]);
+    logs.push(log);
+    const members = heldMembers();
+    const first = heldFleetFor(log.url, NS, 1, members);
+    await addEntry(log.url, NS, 1, artifactOf(first), first.evidence);
+    // The same three HSMs sign another genesis, for the next epoch and for another namespace.
+    const again = heldFleetFor(log.url, NS, 2, members);
+    const elsewhere = heldFleetFor(log.url, "other", 1, members);
+    const firstId = Buffer.from(first.statement.fleetId).toString("hex");
+    for (const [ns, epoch, f] of [
+      [NS, 2, again],
+      ["other", 1, elsewhere],
+    ] as const) {
+      await expect(addEntry(log.url, ns, epoch, artifactOf(f), f.evidence)).rejects.toThrow(
+        new RegExp(
+          `422 .*member 1 \\(signing key [0-9a-f]{16}…\\): its signing and agreement keys are member keys of fleet ${firstId} \\(entry 0: demo epoch 1\\)`,
+        ),
+      );
+    }
+    // Resubmitting the first fleet stays idempotent.
+    expect((await addEntry(log.url, NS, 1, artifactOf(first), first.evidence)).index).toBe(0);
+
+    // A dishonest operator writes both into the log's database; the log publishes them.
+    await log.appendUnchecked(NS, 2, artifactOf(again), again.evidence);
+    await log.appendUnchecked("other", 1, artifactOf(elsewhere), elsewhere.evidence);
+    const flags = [...logFlags(log), "--vendor-root", vendorPub, "--allow-test-roots"];
+    const r = await monitor(...flags);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("entry 1: demo epoch 2 (new) FAILED");
+    expect(r.out).toContain("entry 2: other epoch 1 (new) FAILED");
+    expect(r.out).toMatch(/members\s+the SAME HSMs as before: NOT new HSMs/);
+    expect(r.out).toContain(
+      "REUSED HSMs: members of this genesis already took part in an earlier fleet's genesis",
+    );
+    expect(r.out).toMatch(
+      /member 2 \(software [0-9a-f]{16}…\): its signing and agreement keys were member keys of fleet [0-9a-f]{16}… at entry 0 \(demo epoch 1\)/,
+    );
+    expect(r.out).toContain(
+      `FAIL members.fresh: an HSM takes part in one genesis in its life, yet member 1's signing and agreement keys are member keys of fleet ${firstId} (entry 0: demo epoch 1)`,
+    );
+    expect(r.out).toContain("MONITOR FAILED: 2 failed checks: entry 1 members.fresh, entry 2 members.fresh");
+
+    const ev = events((await monitor(...flags, "--json")).out);
+    const [e0, e1, e2] = fleetsOf(ev);
+    expect(e0).toMatchObject({ ok: true, reusedMembers: [] });
+    expect(e0!.passed).toContain("members.fresh");
+    for (const e of [e1!, e2!]) {
+      expect(e).toMatchObject({ ok: false, failures: [{ check: "members.fresh" }] });
+      // Each member's signing and agreement keys, each first seen in entry 0.
+      expect(e.reusedMembers.map((m) => [m.member, m.key])).toEqual([
+        [1, "sign"],
+        [1, "agree"],
+        [2, "sign"],
+        [2, "agree"],
+        [3, "sign"],
+        [3, "agree"],
+      ]);
+      expect(e.reusedMembers.every((m) => m.earlier.index === 0 && m.earlier.fleetId === firstId)).toBe(true);
+    }
+    expect(summaryOf(ev)).toMatchObject({
+      ok: false,
+      failures: [
+        { check: "members.fresh", index: 1 },
+        { check: "members.fresh", index: 2 },
+      ],
+    });
   });
 });
 

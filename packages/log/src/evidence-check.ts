@@ -6,8 +6,13 @@
  * artifact says exactly what the statement says (artifactMismatches), within the longest validity
  * window a fleet counter-signs. Clients check all of this again themselves; the log's check keeps
  * what it publishes free of garbage (an operator's self-made keys with no HSM behind them).
+ *
+ * One HSM, one genesis: the log also refuses a fleet any of whose members' keys (signing or
+ * agreement, compared as points) is a member key of a fleet it has already appended, in any
+ * namespace (checkFreshMembers): an honest HSM takes part in one genesis in its life, so a key in two
+ * fleets proves a cloned HSM or a rolled-back NVRAM.
  */
-import { auditEvidence } from "@bkv/client";
+import { auditEvidence, groupReuse, type MemberIndex, reusedKeysText } from "@bkv/client";
 import {
   artifactMismatches,
   BkvError,
@@ -106,4 +111,45 @@ export function checkFleetEvidence(
   }
   if (problems.length > 0) refuse(problems);
   return { artifact, statement: st };
+}
+
+/** A fleet the log has appended, as the member index remembers it. */
+export interface LoggedFleetRef {
+  readonly index: number;
+  readonly namespace: string;
+  readonly epoch: number;
+  /** hex */
+  readonly fleetId: string;
+}
+
+export type LoggedMembers = MemberIndex<LoggedFleetRef>;
+
+/**
+ * The fleet an appended entry's evidence holds (its genesis statement), or undefined for an entry
+ * that is not a fleet: a release entry (empty evidence) or evidence that does not decode.
+ */
+export function loggedFleetOf(evidence: Uint8Array): GenesisStatement | undefined {
+  if (evidence.length === 0) return undefined;
+  try {
+    return decodeStatement(decodeEvidence(evidence).statement);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Throw BUNDLE_EVIDENCE if a member of `st` has a signing or agreement key that a fleet in
+ * `logged` (every fleet this log appended) already has: one HSM in two geneses.
+ */
+export function checkFreshMembers(st: GenesisStatement, logged: LoggedMembers): void {
+  const reused = logged.reused(st.members);
+  if (reused.length === 0) return;
+  const which = groupReuse(reused).map(
+    (g) =>
+      `member ${g.member} (signing key ${toHex(st.members[g.member - 1]!.signKey).slice(0, 16)}…): its ${reusedKeysText(g.keys)} ${g.keys.length === 1 ? "is a member key" : "are member keys"} of fleet ${g.earlier.fleetId} (entry ${g.earlier.index}: ${g.earlier.namespace} epoch ${g.earlier.epoch})`,
+  );
+  throw new BkvError(
+    ErrorCode.BundleEvidence,
+    `a member of this fleet already took part in the genesis of a logged fleet (an HSM takes part in one genesis in its life: a cloned HSM or a rolled-back NVRAM): ${which.join("; ")}`,
+  );
 }

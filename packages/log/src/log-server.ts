@@ -26,7 +26,10 @@
  *          (`--measurement`; none configured: any that every member attests) and maximum guess
  *          limit (`--max-guess-limit`, default 10); the statement froze this log's key and the
  *          artifact's namespace and epoch; artifactMismatches(artifact, statement) is empty; the
- *          validity window is at most MAX_ARTIFACT_VALIDITY_MS               else 422 BUNDLE_EVIDENCE
+ *          validity window is at most MAX_ARTIFACT_VALIDITY_MS; and no member's signing or
+ *          agreement key (compared as points) is a member key of a fleet already appended, in any
+ *          namespace (one HSM, one genesis: the message names the member and the earlier entry)
+ *                                                                       else 422 BUNDLE_EVIDENCE
  *          In a releases namespace (registered with `--release-key NAME=<hex key>` too) instead:
  *          the artifact is a release entry (measurement, source revision, build recipe) for this
  *          (namespace, epoch) signed by that key, with empty evidence (release-check.ts)
@@ -55,6 +58,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { MemberIndex } from "@bkv/client";
 import {
   artifactDigest,
   bundleSignedMessage,
@@ -83,10 +87,24 @@ import {
   TlogErrorCode,
   toBase64,
 } from "@bkv/tlog";
-import { BkvError, bytesEqual, ErrorCode, ed25519PointProblem, fromHex } from "@bkv/wire";
+import {
+  BkvError,
+  bytesEqual,
+  ErrorCode,
+  ed25519PointProblem,
+  fromHex,
+  type GenesisStatement,
+  toHex,
+} from "@bkv/wire";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { type EventSink, logEvent } from "./args.js";
-import { checkFleetEvidence, type EvidencePolicy } from "./evidence-check.js";
+import {
+  checkFleetEvidence,
+  checkFreshMembers,
+  type EvidencePolicy,
+  type LoggedFleetRef,
+  loggedFleetOf,
+} from "./evidence-check.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
 import { ed25519Signer, ed25519VerifyStrictNode, loadOrCreateKey, type NodeKey } from "./node-keys.js";
@@ -174,6 +192,8 @@ export class LogService {
   private readonly submitters = new Map<string, Uint8Array>();
   private readonly releaseKeys = new Map<string, Uint8Array>();
   private readonly evidencePolicy: EvidencePolicy;
+  /** The member keys of every fleet appended (release entries are not fleets), built at open. */
+  private readonly members = new MemberIndex<LoggedFleetRef>();
 
   constructor(readonly options: LogOptions) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -220,6 +240,11 @@ export class LogService {
       logKey: this.key.publicKey,
       allowSmallFleet: options.allowSmallFleet === true,
     };
+    for (const e of this.store.entriesWithEvidence()) {
+      if (this.releaseKeys.has(e.namespace)) continue;
+      const st = loggedFleetOf(e.evidence);
+      if (st !== undefined) this.members.add(st.members, fleetRef(e, st));
+    }
     this.witnessSizes = this.store.witnessSizes();
     this.published = this.store.latestCheckpoint();
     if (this.published !== undefined && this.published.size > this.tree.size) {
@@ -305,16 +330,20 @@ export class LogService {
           this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, next });
           throw new LogHttpError(409, `the next epoch of ${req.namespace} is ${next}, not ${req.epoch}`);
         }
+        let fleet: GenesisStatement | undefined;
         try {
           const releaseKey = this.releaseKeys.get(req.namespace);
-          if (releaseKey === undefined) checkFleetEvidence(req, this.evidencePolicy);
-          else checkRelease(req, releaseKey);
+          if (releaseKey === undefined) {
+            fleet = checkFleetEvidence(req, this.evidencePolicy).statement;
+            checkFreshMembers(fleet, this.members);
+          } else checkRelease(req, releaseKey);
         } catch (e) {
           if (!(e instanceof BkvError)) throw e;
           this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: e.code });
           throw new LogHttpError(422, e.message, e.code);
         }
         entry = this.append(req);
+        if (fleet !== undefined) this.members.add(fleet.members, fleetRef(entry, fleet));
       }
       if (this.published === undefined || this.published.size <= entry.index) await this.publish();
       const cp = this.published!;
@@ -476,6 +505,13 @@ export class LogService {
     if (body === undefined) throw new LogHttpError(404, "no evidence with that digest");
     return body;
   }
+}
+
+function fleetRef(
+  e: { index: number; namespace: string; epoch: number },
+  st: GenesisStatement,
+): LoggedFleetRef {
+  return { index: e.index, namespace: e.namespace, epoch: e.epoch, fleetId: toHex(st.fleetId) };
 }
 
 function b64Field(body: Record<string, unknown>, name: string): Uint8Array {

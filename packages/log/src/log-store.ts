@@ -93,6 +93,28 @@ export class LogStore {
     return r === undefined ? undefined : toEntry(r as EntryRow);
   }
 
+  /** Every entry's index, namespace and epoch with its evidence (empty if absent), in index order. */
+  *entriesWithEvidence(): Generator<{
+    index: number;
+    namespace: string;
+    epoch: number;
+    evidence: Uint8Array;
+  }> {
+    const rows = this.db
+      .prepare(
+        "SELECT e.idx, e.namespace, e.epoch, v.body FROM entries e LEFT JOIN evidence v ON v.digest = e.evidence_digest ORDER BY e.idx",
+      )
+      .iterate() as Iterable<{ idx: number; namespace: string; epoch: number; body: Buffer | null }>;
+    for (const r of rows) {
+      yield {
+        index: r.idx,
+        namespace: r.namespace,
+        epoch: r.epoch,
+        evidence: r.body === null ? new Uint8Array(0) : new Uint8Array(r.body),
+      };
+    }
+  }
+
   /** Encoded entries [from, to). */
   entries(from: number, to: number): Uint8Array[] {
     return this.db

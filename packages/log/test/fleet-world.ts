@@ -31,7 +31,19 @@ export interface Submission {
   statement: GenesisStatement;
 }
 
-export function fleetWorld(logKey: Uint8Array, o: { members?: number; guessLimit?: number } = {}) {
+export function fleetWorld(
+  logKey: Uint8Array,
+  o: {
+    members?: number;
+    guessLimit?: number;
+    /**
+     * Each fleet gets new members (as honest HSMs: one genesis each), unless the call names its
+     * members. Without it every fleet has the same three members, which the log refuses from the
+     * second fleet on (one HSM in two geneses).
+     */
+    freshMembers?: boolean;
+  } = {},
+) {
   const vendorSeed = seed();
   const vendorRoot = ed25519.getPublicKey(vendorSeed);
   const submitterSeed = seed();
@@ -55,7 +67,8 @@ export function fleetWorld(logKey: Uint8Array, o: { members?: number; guessLimit
     };
     return { signSeed, attestation };
   };
-  const members = Array.from({ length: n }, () => memberOf(vendorSeed));
+  const newMembers = () => Array.from({ length: n }, () => memberOf(vendorSeed));
+  const members = newMembers();
 
   /** A statement for (namespace, epoch), every member's signature over it, and its artifact. */
   const fleet = (
@@ -69,7 +82,7 @@ export function fleetWorld(logKey: Uint8Array, o: { members?: number; guessLimit
       signOther?: boolean;
     } = {},
   ): Submission => {
-    const ms = edit.members ?? members;
+    const ms = edit.members ?? (o.freshMembers === true ? newMembers() : members);
     const statement: GenesisStatement = {
       fleetId: new Uint8Array(randomBytes(16)),
       namespace,
@@ -104,7 +117,18 @@ export function fleetWorld(logKey: Uint8Array, o: { members?: number; guessLimit
       by,
     );
 
-  return { vendorSeed, vendorRoot, submitterSeed, submitterKey, measurement, members, memberOf, fleet, sign };
+  return {
+    vendorSeed,
+    vendorRoot,
+    submitterSeed,
+    submitterKey,
+    measurement,
+    members,
+    memberOf,
+    newMembers,
+    fleet,
+    sign,
+  };
 }
 
 export type FleetWorld = ReturnType<typeof fleetWorld>;

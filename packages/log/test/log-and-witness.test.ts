@@ -81,7 +81,7 @@ describe("log with two witnesses", () => {
   beforeAll(async () => {
     const logKey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519);
     logVkey = logKey.vkey;
-    world = fleetWorld(logKey.publicKey);
+    world = fleetWorld(logKey.publicKey, { freshMembers: true });
     w1 = await startWitnessServer(
       { dir: join(dir.path, "w1"), name: "w1.example", logs: [[ORIGIN, logVkey]], onEvent: quiet },
       "127.0.0.1",
@@ -339,6 +339,7 @@ describe("the witness threshold", () => {
     const w2Key = w2.service.key.vkey;
     const world = fleetWorld(
       loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).publicKey,
+      { freshMembers: true },
     );
     const [f1, f2] = [world.fleet("ns", 1), world.fleet("ns", 2)];
     const log = await startLogServer(

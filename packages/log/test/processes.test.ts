@@ -124,7 +124,7 @@ describe("log and witness processes", () => {
 
     expect(statSync(join(witnessDir, "witness.state")).mode & 0o777).toBe(0o600);
 
-    const world = fleetWorld(parseVerifierKey(logKey).publicKey);
+    const world = fleetWorld(parseVerifierKey(logKey).publicKey, { freshMembers: true });
     const logArgs = (wurl: string) => [
       "--dir",
       logDir,

@@ -10,9 +10,11 @@
  */
 import { join } from "node:path";
 import { SIG_ED25519 } from "@bkv/tlog";
+import { attestationSignedBytes } from "@bkv/wire";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrCreateKey, type RunningLog, startLogServer } from "../src/index.js";
-import { type FleetWorld, fleetWorld } from "./fleet-world.js";
+import { type FleetWorld, fleetWorld, type Submission } from "./fleet-world.js";
 import { add, tempDir } from "./helpers.js";
 
 const ORIGIN = "log.example/red-team-member-reuse";
@@ -56,5 +58,102 @@ describe("red team: one HSM in two fleets' evidence", () => {
     // Today: 200, appended.
     expect(r.status).not.toBe(200);
     expect(log.service.size).toBe(1);
+  });
+});
+
+describe("the log's member index: one HSM, one genesis, across namespaces and restarts", () => {
+  const dir = tempDir();
+  const OTHER = "example.test/other";
+  let world: FleetWorld;
+  let log: RunningLog;
+  let first: Submission;
+  const open = () =>
+    startLogServer(
+      {
+        dir: join(dir.path, "log"),
+        origin: ORIGIN,
+        onEvent: () => {},
+        namespaces: [
+          { namespace: NS, submitterKey: world.submitterKey },
+          { namespace: OTHER, submitterKey: world.submitterKey },
+        ],
+        vendorRoots: [world.vendorRoot],
+      },
+      "127.0.0.1",
+      0,
+    );
+
+  beforeAll(async () => {
+    const logKey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519).publicKey;
+    world = fleetWorld(logKey);
+    log = await open();
+  });
+
+  afterAll(async () => {
+    await log?.close();
+    dir.remove();
+  });
+
+  it("refuses the members of a logged fleet in another namespace, naming the member and the entry", async () => {
+    first = world.fleet(NS, 1);
+    expect((await add(log.url, first, world.sign(first))).status).toBe(200);
+    const fleetId = Buffer.from(first.statement.fleetId).toString("hex");
+    // Two new HSMs and one of epoch 1's, in another namespace.
+    const members = [...world.newMembers().slice(0, 2), world.members[2]!];
+    const other = world.fleet(OTHER, 1, { members });
+    const r = await add(log.url, other, world.sign(other));
+    expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
+    expect(r.body.error).toMatch(
+      new RegExp(
+        `member 3 \\(signing key [0-9a-f]{16}…\\): its signing and agreement keys are member keys of fleet ${fleetId} \\(entry 0: ${NS} epoch 1\\)`,
+      ),
+    );
+    expect(r.body.error).not.toContain("member 1 ");
+    expect(log.service.size).toBe(1);
+  });
+
+  it("refuses a member whose agreement key alone is a logged member's", async () => {
+    // A new signing key, attested by the vendor with epoch 1's member 1's agreement key.
+    const { signSeed, attestation: a } = world.memberOf(world.vendorSeed);
+    const body = {
+      platform: a.platform,
+      vendor: a.vendor,
+      signKey: a.signKey,
+      agreeKey: world.members[0]!.attestation.agreeKey,
+      measurement: a.measurement,
+      properties: a.properties,
+    };
+    const twin = {
+      signSeed,
+      attestation: { ...body, signature: ed25519.sign(attestationSignedBytes(body), world.vendorSeed) },
+    };
+    const [m1, , m3] = world.newMembers();
+    const f = world.fleet(OTHER, 1, { members: [m1!, twin, m3!] });
+    const r = await add(log.url, f, world.sign(f));
+    expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
+    expect(r.body.error).toContain("member 2 (signing key");
+    expect(r.body.error).toContain(`its agreement key is a member key of fleet`);
+    expect(r.body.error).not.toContain("member 1 ");
+    expect(log.service.size).toBe(1);
+  });
+
+  it("answers the very same submission again (idempotent), and appends new HSMs", async () => {
+    const again = await add(log.url, first, world.sign(first));
+    expect([again.status, again.body.index]).toEqual([200, 0]);
+    const fresh = world.fleet(OTHER, 1, { members: world.newMembers() });
+    const r = await add(log.url, fresh, world.sign(fresh));
+    expect([r.status, r.body.index]).toEqual([200, 1]);
+    const same = await add(log.url, fresh, world.sign(fresh));
+    expect([same.status, same.body.index]).toEqual([200, 1]);
+  });
+
+  it("rebuilds its index from the database when it opens again", async () => {
+    await log.close();
+    log = await open();
+    const f = world.fleet(NS, 2);
+    const r = await add(log.url, f, world.sign(f));
+    expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
+    expect(r.body.error).toContain(`(entry 0: ${NS} epoch 1)`);
+    expect(log.service.size).toBe(2);
   });
 });

@@ -12,11 +12,21 @@
  *   evidence.decode        the evidence and its genesis statement decode
  *   evidence.artifact      the artifact is exactly what the genesis statement implies
  *   audit.<check>          every check of auditEvidence (attestation.N skipped without a vendor root)
+ *   members.fresh          no member key (signing or agreement, compared as points) of the genesis
+ *                          statement is a member key of an earlier entry's fleet, in any namespace:
+ *                          an HSM takes part in one genesis in its life, so a key in two fleets
+ *                          proves a cloned HSM or a rolled-back NVRAM
  *
  * A check that cannot run because an earlier one failed is not reported.
  */
 import { createHash } from "node:crypto";
-import { auditEvidence, type PinnedVendorRoot } from "@bkv/client";
+import {
+  auditEvidence,
+  groupReuse,
+  type MemberIndex,
+  type PinnedVendorRoot,
+  reusedKeysText,
+} from "@bkv/client";
 import {
   decodeLogEntry,
   type LogEntry,
@@ -42,6 +52,26 @@ export interface CheckFailure {
   readonly message: string;
 }
 
+/** An entry the monitor read before, as the member index remembers it. */
+export interface EarlierFleet {
+  readonly index: number;
+  readonly namespace: string;
+  readonly epoch: number;
+  /** hex, from its genesis statement */
+  readonly fleetId: string;
+}
+
+/** A member of this entry's genesis whose key an earlier entry's fleet already has. */
+export interface ReusedMember {
+  /** 1-based, as in the genesis statement */
+  readonly member: number;
+  readonly platform: string;
+  readonly key: "sign" | "agree";
+  /** hex */
+  readonly keyHex: string;
+  readonly earlier: EarlierFleet;
+}
+
 export interface EntryResult {
   readonly index: number;
   readonly namespace: string | null;
@@ -52,6 +82,8 @@ export interface EntryResult {
   readonly failures: readonly CheckFailure[];
   /** Audit checks not run: the attestation checks when no vendor root is configured. */
   readonly skipped: readonly string[];
+  /** Members of its genesis that already took part in an earlier entry's (members.fresh). */
+  readonly reusedMembers: readonly ReusedMember[];
 }
 
 export interface EntryContext {
@@ -64,6 +96,11 @@ export interface EntryContext {
   readonly maxGuessLimit: number;
   readonly allowTestRoots?: boolean;
   readonly allowSmallFleet?: boolean;
+  /**
+   * The member keys of the fleets of the entries checked before this one (any namespace); the
+   * entry's own genesis members are checked against it (members.fresh) and then added.
+   */
+  readonly members?: MemberIndex<EarlierFleet>;
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
@@ -76,6 +113,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   const passed: string[] = [];
   const failures: CheckFailure[] = [];
   const skipped: string[] = [];
+  let reusedMembers: ReusedMember[] = [];
   const pass = (check: string) => passed.push(check);
   const fail = (check: string, msg: string) => failures.push({ check, message: msg });
   let entry: LogEntry | undefined;
@@ -88,6 +126,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     passed,
     failures,
     skipped,
+    reusedMembers,
   });
 
   try {
@@ -149,7 +188,28 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     else if (c.ok) pass(name);
     else fail(name, c.detail);
   }
+  if (ctx.members !== undefined) {
+    reusedMembers = ctx.members
+      .reused(st.members)
+      .map((r) => ({ ...r, platform: st.members[r.member - 1]!.platform }));
+    if (reusedMembers.length === 0) pass("members.fresh");
+    else fail("members.fresh", reusedText(reusedMembers));
+    ctx.members.add(st.members, {
+      index,
+      namespace: entry.namespace,
+      epoch: entry.epoch,
+      fleetId: toHex(st.fleetId),
+    });
+  }
   return result();
+}
+
+function reusedText(reused: readonly ReusedMember[]): string {
+  const which = groupReuse(reused).map(
+    (g) =>
+      `member ${g.member}'s ${reusedKeysText(g.keys)} ${g.keys.length === 1 ? "is a member key" : "are member keys"} of fleet ${g.earlier.fleetId} (entry ${g.earlier.index}: ${g.earlier.namespace} epoch ${g.earlier.epoch})`,
+  );
+  return `an HSM takes part in one genesis in its life, yet ${which.join("; ")}: cloned HSMs or rolled-back NVRAM`;
 }
 
 async function fetchEvidence(

@@ -1,6 +1,6 @@
 /** What the monitor reports, one event per report (one JSON object each with --json). */
 import type { FleetDiff, FleetView } from "./diff.js";
-import type { CheckFailure } from "./entries.js";
+import type { CheckFailure, ReusedMember } from "./entries.js";
 import type { Consistency } from "./state.js";
 
 export interface CheckpointEvent {
@@ -29,6 +29,11 @@ export interface FleetEvent {
   readonly passed: readonly string[];
   readonly skipped: readonly string[];
   readonly failures: readonly CheckFailure[];
+  /**
+   * Members of its genesis whose keys an earlier entry's fleet already has (members.fresh fails):
+   * not new HSMs but cloned or rolled-back ones.
+   */
+  readonly reusedMembers: readonly ReusedMember[];
 }
 
 /** A failure outside any one entry: the checkpoint, its consistency, reading the tiles. */

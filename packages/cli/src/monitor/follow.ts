@@ -6,11 +6,12 @@
  * what changed from the previous epoch of its namespace. The state file is written only when
  * every check of the run so far held. With `follow`, poll every interval until the signal aborts.
  */
+import { MemberIndex } from "@bkv/client";
 import { isTlogError, openCosignedCheckpoint, TILE_WIDTH, TiledLog, TlogErrorCode } from "@bkv/tlog";
 import { toHex } from "@bkv/wire";
 import type { MonitorConfig } from "./config.js";
 import { diffFleets, FleetHistory } from "./diff.js";
-import { checkEntry } from "./entries.js";
+import { checkEntry, type EarlierFleet } from "./entries.js";
 import type { MonitorEvent, NamedFailure, SummaryEvent } from "./events.js";
 import { LogClient } from "./log-client.js";
 import { type Consistency, checkConsistency, loadState, type SavedCheckpoint, saveState } from "./state.js";
@@ -28,6 +29,8 @@ function message(e: unknown): string {
 export class Monitor {
   private readonly client: LogClient;
   private readonly history = new FleetHistory();
+  /** The genesis members of every entry read, to catch one HSM in two fleets (members.fresh). */
+  private readonly members = new MemberIndex<EarlierFleet>();
   /** The checkpoint the state file held when the run started. */
   private readonly initial: SavedCheckpoint | undefined;
   /** The last checkpoint whose consistency this run verified (or the state file's). */
@@ -155,6 +158,7 @@ export class Monitor {
       maxGuessLimit: this.config.maxGuessLimit,
       allowTestRoots: this.config.allowTestRoots === true,
       allowSmallFleet: this.config.allowSmallFleet === true,
+      members: this.members,
     };
     for (let b = Math.floor(this.read / TILE_WIDTH); b * TILE_WIDTH < cp.size; b++) {
       let raw: Uint8Array[];
@@ -184,6 +188,7 @@ export class Monitor {
           passed: r.passed,
           skipped: r.skipped,
           failures: r.failures,
+          reusedMembers: r.reusedMembers,
         });
         this.read = i + 1;
       }

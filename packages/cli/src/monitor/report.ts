@@ -1,6 +1,7 @@
 /**
  * The monitor's events as text: one JSON object per line (--json), or a report a person reads.
  */
+import { groupReuse, reusedKeysText } from "@bkv/client";
 import type { FleetDiff, FleetMemberView, FleetView } from "./diff.js";
 import { isEmptyDiff } from "./diff.js";
 import type { CheckpointEvent, FleetEvent, MonitorEvent, SummaryEvent } from "./events.js";
@@ -39,10 +40,13 @@ function fleetLines(f: FleetView): string[] {
   ];
 }
 
-function diffLines(d: FleetDiff): string[] {
+function diffLines(d: FleetDiff, reused: boolean): string[] {
   const out = [`  changes since epoch ${d.previousEpoch} (entry ${d.previousIndex}):`];
   const line = (what: string, text: string) => out.push(`    ${what.padEnd(22)} ${text}`);
-  if (isEmptyDiff(d)) line("none", "same fleet, keys, members, measurement and policy");
+  if (isEmptyDiff(d)) line("none", `same fleet, keys, ${reused ? "" : "members, "}measurement and policy`);
+  const sameMembers = d.members.added.length + d.members.removed.length + d.members.changed.length === 0;
+  if (reused && sameMembers)
+    line("members", "the SAME HSMs as before: NOT new HSMs (one HSM, one genesis: FAIL members.fresh)");
   if (d.fleetId !== null) line("fleet id", `${d.fleetId.from} → ${d.fleetId.to}`);
   for (const k of d.keys.changed) line(`key ${k.role}`, `${short(k.from)} → ${short(k.to)}`);
   for (const k of d.keys.added) line(`key ${k.role} added`, short(k.key));
@@ -66,8 +70,20 @@ function fleetEventText(e: FleetEvent): string[] {
   const out = [`entry ${e.index}: ${name}${e.new ? " (new)" : ""}${e.ok ? "" : " FAILED"}`];
   if (e.fleet !== null) {
     out.push(...fleetLines(e.fleet));
-    if (e.diff !== null) out.push(...diffLines(e.diff));
+    if (e.diff !== null) out.push(...diffLines(e.diff, e.reusedMembers.length > 0));
     else out.push(`  first epoch of namespace ${e.fleet.namespace} in the log`);
+  }
+  if (e.reusedMembers.length > 0) {
+    out.push(
+      "  REUSED HSMs: members of this genesis already took part in an earlier fleet's genesis; an HSM",
+      "  takes part in one genesis in its life, so these are cloned HSMs or HSMs whose NVRAM was rolled back",
+    );
+    for (const g of groupReuse(e.reusedMembers)) {
+      const m = e.fleet?.members[g.member - 1];
+      out.push(
+        `${label("")}member ${g.member}${m === undefined ? "" : ` (${member(m)})`}: its ${reusedKeysText(g.keys)} ${g.keys.length === 1 ? "was a member key" : "were member keys"} of fleet ${short(g.earlier.fleetId)} at entry ${g.earlier.index} (${g.earlier.namespace} epoch ${g.earlier.epoch})`,
+      );
+    }
   }
   out.push(
     `${label("checks")}${e.passed.length} passed` +

@@ -1,2 +1,3 @@
+export * from "./member-reuse.js";
 export * from "./strict.js";
 export * from "./verify-evidence.js";
