@@ -63,6 +63,7 @@ import {
   artifactDigest,
   bundleSignedMessage,
   type Checkpoint,
+  ed25519VerifyStrict,
   encodeEntryBundle,
   encodeLogEntry,
   evidenceDigest,
@@ -107,7 +108,7 @@ import {
 } from "./evidence-check.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
-import { ed25519Signer, ed25519VerifyStrictNode, loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
 import { checkRelease } from "./release-check.js";
 import { transparencyRoutes } from "./transparency-page.js";
 import { requestCosignature, type WitnessConfig } from "./witness-client.js";
@@ -298,7 +299,7 @@ export class LogService {
     const signed = submitMessage(req.namespace, req.epoch, artifactDigest(req.artifact), digest);
     if (
       req.submitterSignature === undefined ||
-      !ed25519VerifyStrictNode(submitter, signed, req.submitterSignature)
+      !ed25519VerifyStrict(submitter, signed, req.submitterSignature)
     ) {
       this.event("add-refused", {
         namespace: req.namespace,

@@ -18,29 +18,6 @@ import { ed25519PointProblem, ed25519SignatureProblem } from "@bkv/wire";
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
-/**
- * Ed25519 verification on node:crypto, strict: the key and R must be canonical points not of small
- * order and S below the group order (@bkv/wire's rules, the same in every verifier), then OpenSSL's
- * cofactorless check. Used for submitter signatures and evidence.
- */
-export function ed25519VerifyStrictNode(
-  publicKey: Uint8Array,
-  message: Uint8Array,
-  signature: Uint8Array,
-): boolean {
-  if (ed25519PointProblem(publicKey) !== null || ed25519SignatureProblem(signature) !== null) return false;
-  try {
-    const key = createPublicKey({
-      key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]),
-      format: "der",
-      type: "spki",
-    });
-    return verify(null, message, key, signature);
-  } catch {
-    return false;
-  }
-}
-
 export interface NodeKey {
   readonly key: SignerKey;
   /** The C2SP verifier key to publish. */

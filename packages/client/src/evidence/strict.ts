@@ -7,6 +7,7 @@
  */
 import {
   cosignatureMessage,
+  ed25519VerifyStrict,
   keyId,
   type NoteVerifier,
   parseVerifierKey,
@@ -26,19 +27,13 @@ export function ed25519KeyProblem(publicKey: Uint8Array): string | null {
 /**
  * Strict Ed25519 verification: false for a key or signature point that is small-order or
  * non-canonical, for S not below the group order, and for any input that is not the right size.
+ * The one implementation is tlog's (the log checks submitter and release signatures with it too).
  */
-export function strictEd25519Verify(
+export const strictEd25519Verify: (
   publicKey: Uint8Array,
   message: Uint8Array,
   signature: Uint8Array,
-): boolean {
-  if (ed25519PointProblem(publicKey) !== null || ed25519SignatureProblem(signature) !== null) return false;
-  try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    return false;
-  }
-}
+) => boolean = ed25519VerifyStrict;
 
 /**
  * The point an Ed25519 encoding names, as canonical hex, or null when it does not decode even
