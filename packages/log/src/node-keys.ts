@@ -2,7 +2,7 @@
  * Ed25519 keys of the log and the witness on node:crypto: made on first start, kept in the
  * process's folder as a C2SP signer key (`PRIVATE+KEY+<name>+<id>+base64(type || seed)`), mode 0600.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -13,10 +13,9 @@ import {
   parseSignerKey,
   type SignerKey,
 } from "@bkv/tlog";
-import { ed25519PointProblem, ed25519SignatureProblem } from "@bkv/wire";
 
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+const _SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
 export interface NodeKey {
   readonly key: SignerKey;

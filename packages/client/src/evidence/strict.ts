@@ -15,7 +15,7 @@ import {
   SIG_ED25519,
   type VerifierKey,
 } from "@bkv/tlog";
-import { ed25519PointProblem, ed25519SignatureProblem, toHex } from "@bkv/wire";
+import { ed25519PointProblem, toHex } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256 } from "@noble/curves/nist.js";
 
