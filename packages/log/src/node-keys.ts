@@ -15,7 +15,6 @@ import {
 } from "@bkv/tlog";
 
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-const _SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
 export interface NodeKey {
   readonly key: SignerKey;
