@@ -315,6 +315,7 @@ export function transparencyUrl(
   for (const k of info.witnessKeys) p.append("witnessKey", k);
   p.set("threshold", String(info.witnessThreshold));
   if (vendorRoot !== undefined) p.set("vendorRoot", toHex(vendorRoot));
+  if (info.releases !== undefined) p.set("releaseKey", info.releases.key);
   // Development only: the vendor root is a test root (allowed), fleets under 3 HSMs are allowed.
   if (dev.testRoot === true) p.set("testRoot", "1");
   if (dev.smallFleet === true) p.set("allowSmallFleet", "1");
