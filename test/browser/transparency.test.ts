@@ -1,7 +1,8 @@
 /**
  * The log's transparency page in Chromium: it checks the live log of a `bkv dev` fleet in the
- * browser (checkpoint, witnesses, every entry from the tiles, each fleet's evidence) against the
- * keys in the URL fragment, and refuses the log when those keys are not the log's.
+ * browser (checkpoint, witnesses, every entry from the tiles, each fleet's evidence, each release's
+ * signature under the pinned release key) against the keys in the URL fragment, and refuses the log
+ * when those keys are not the log's.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,7 +55,8 @@ describe("the transparency page", () => {
     const { page, errors } = await open(url);
     await shot(page, "transparency", "1-checked");
     expect(await page.textContent("#error")).toBe("");
-    expect(await page.textContent("#status")).toBe("Checked: 1 entries, 2 witness cosignatures.");
+    // The fleet, and the release of its code that `bkv dev` published under its release key.
+    expect(await page.textContent("#status")).toBe("Checked: 2 entries, 2 witness cosignatures.");
     const witnesses = await page.locator("#witnesses li").allTextContents();
     expect(witnesses).toHaveLength(2);
     for (const w of witnesses) expect(w).toMatch(/: cosigned at /);
@@ -63,6 +65,8 @@ describe("the transparency page", () => {
     expect(fleets).toContain(String(dev.ready.fleetId));
     expect(fleets).toContain(String(dev.ready.measurement));
     expect(fleets).toMatch(/\d+ checks hold; bkv test vendor root/);
+    expect(fleets).toContain(`Release: ${String(dev.ready.namespace)}-releases, epoch 1 (entry 1)`);
+    expect(fleets).toContain("signed by the pinned release key");
     expect(errors).toEqual([]);
   });
 

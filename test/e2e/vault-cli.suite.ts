@@ -327,6 +327,40 @@ export function vaultCliSuite(platform: Platform): void {
       expect(ns.code).toBe(6);
       expect(JSON.parse(ns.stdout)).toMatchObject({ ok: false, error: "BUNDLE_NAMESPACE" });
 
+      // bkv dev pins its release key, not the measurement: pins with another release key (say, one
+      // the operator would rather clients trusted) accept nothing the folder's key published.
+      expect(trust).toMatchObject({
+        measurements: [],
+        release: { namespace: `${String(trust.namespace)}-releases` },
+      });
+      const otherKey = join(work, "other-release.json");
+      const release = trust.release as { key: string; namespace: string };
+      writeFileSync(
+        otherKey,
+        JSON.stringify({
+          ...trust,
+          release: { ...release, key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" },
+        }),
+      );
+      const rk = await bkv(
+        [
+          "vault",
+          "recover",
+          "--dev",
+          dev.dir,
+          "--trust",
+          otherKey,
+          "--user",
+          "erin",
+          "--out",
+          join(work, "x.key"),
+          "--json",
+        ],
+        "0000\n",
+      );
+      expect(rk.code).toBe(6);
+      expect(JSON.parse(rk.stdout)).toMatchObject({ ok: false, error: "BUNDLE_MEASUREMENT" });
+
       // A device that remembers a larger checkpoint than the log shows: rollback.
       const seen = join(work, "seen-more.json");
       writeFileSync(seen, JSON.stringify({ size: 1000, root: Buffer.alloc(32).toString("base64") }));

@@ -8,7 +8,13 @@
  * (DIR/submitter.key, an Ed25519 seed made here, mode 0600), and appends a fleet only if its
  * evidence verifies against the folder's vendor root (DIR/vendor-root.pub) and the measurement of
  * the core this checkout built (build/hsm-core.js), with a guess limit of at most the log's maximum.
+ *
+ * It also hosts the releases namespace `<namespace>-releases`, registered with the same submitter
+ * key and the folder's release key (DIR/release.key, made here once, mode 0600): `bkv dev`
+ * publishes its build's measurement there (publishDevRelease), and the trust.json it writes pins
+ * that release key instead of the measurement.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -32,11 +38,14 @@ import {
   decodeStatement,
   ErrorCode,
   encodeArtifact,
+  fromHex,
   toHex,
 } from "@bkv/wire";
+import { version as esbuildVersion } from "esbuild";
+import { nextEpoch, publishRelease } from "./commands/release.js";
 import { devPaths } from "./dev-files.js";
 import { ensureVendorRoot } from "./fleet-setup.js";
-import { CORE_BUNDLE, measurementOf } from "./measure.js";
+import { CORE_BUNDLE, measurementOf, OWN_SOURCE_ROOT } from "./measure.js";
 import { spawnService } from "./services.js";
 import { type SigningKey, signingKeyFile } from "./signing-key-file.js";
 
@@ -49,7 +58,12 @@ export interface TransparencyInfo {
   namespace: string;
   /** The fleet's epoch in the namespace. */
   epoch: number;
+  /** The releases namespace and its release key (raw Ed25519, hex). */
+  releases?: { namespace: string; key: string };
 }
+
+/** The releases namespace `bkv dev` registers next to the deployment's. */
+export const releasesNamespace = (namespace: string) => `${namespace}-releases`;
 
 export const WITNESSES = 2;
 const LOG_ORIGIN = "localhost/bkv-dev/log";
@@ -75,6 +89,65 @@ function submitterKey(dir: string): SigningKey {
     join(devPaths(dir).dir, "submitter.key"),
     "bkv dev submitter key: Ed25519 seed, hex. It signs this deployment's /add calls to its log.",
   );
+}
+
+/** The folder's release key (DIR/release.key, mode 0600), made on first use. */
+function releaseKey(dir: string): SigningKey {
+  return signingKeyFile(
+    join(devPaths(dir).dir, "release.key"),
+    "bkv dev release key: Ed25519 seed, hex. It signs this folder's release entries; trust.json pins its public key.",
+  );
+}
+
+/**
+ * Publish the build's measurement in the releases namespace, signed by the release key, unless the
+ * log has a release of it already. Source revision: `git rev-parse HEAD` of this checkout, else
+ * "unknown"; recipe: the build commands and the esbuild version.
+ */
+export async function publishDevRelease(
+  dir: string,
+  info: TransparencyInfo,
+  measurement: string,
+): Promise<void> {
+  const r = info.releases;
+  if (r === undefined) throw new BkvError(ErrorCode.Invalid, "this log has no releases namespace");
+  const have = await fetch(
+    `${info.log}/release/${measurement}?namespace=${encodeURIComponent(r.namespace)}`,
+    {
+      signal: AbortSignal.timeout(15_000),
+    },
+  );
+  if (have.ok) return;
+  if (have.status !== 404)
+    throw new BkvError(ErrorCode.Unavailable, `the log answered ${have.status} for the release`);
+  let sourceRevision = "unknown";
+  try {
+    sourceRevision = execFileSync("git", ["rev-parse", "HEAD"], {
+      cwd: OWN_SOURCE_ROOT,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    // not a git checkout: "unknown"
+  }
+  const res = await publishRelease({
+    log: info.log,
+    releaseKey: releaseKey(dir),
+    submitter: submitterKey(dir),
+    release: {
+      namespace: r.namespace,
+      epoch: await nextEpoch(info.log, r.namespace),
+      measurement: fromHex(measurement),
+      sourceRevision,
+      buildRecipe: `npm ci && npm run build (esbuild ${esbuildVersion}); build/hsm-core.js is the core, \`bkv measure\` prints its SHA-256`,
+      time: Date.now(),
+    },
+  });
+  if (!res.ok)
+    throw new BkvError(
+      ErrorCode.Unavailable,
+      `the log refused the release (${res.status}): ${await res.text()}`,
+    );
 }
 
 /**
@@ -143,6 +216,10 @@ export async function startTransparency(
       String(WITNESSES),
       "--namespace",
       `${namespace}=${toHex(submitterKey(dir).publicKey)}`,
+      "--namespace",
+      `${releasesNamespace(namespace)}=${toHex(submitterKey(dir).publicKey)}`,
+      "--release-key",
+      `${releasesNamespace(namespace)}=${toHex(releaseKey(dir).publicKey)}`,
       ...evidenceFlags(dir),
       // `bkv dev --nodes 1` is a development fleet; clients still apply their own pinned policy.
       "--allow-small-fleet",
@@ -160,6 +237,7 @@ export async function startTransparency(
       witnessThreshold: WITNESSES,
       namespace,
       epoch: 1,
+      releases: { namespace: releasesNamespace(namespace), key: toHex(releaseKey(dir).publicKey) },
     },
     pids,
   };
@@ -237,6 +315,7 @@ export function transparencyUrl(
   for (const k of info.witnessKeys) p.append("witnessKey", k);
   p.set("threshold", String(info.witnessThreshold));
   if (vendorRoot !== undefined) p.set("vendorRoot", toHex(vendorRoot));
+  if (info.releases !== undefined) p.set("releaseKey", info.releases.key);
   // Development only: the vendor root is a test root (allowed), fleets under 3 HSMs are allowed.
   if (dev.testRoot === true) p.set("testRoot", "1");
   if (dev.smallFleet === true) p.set("allowSmallFleet", "1");

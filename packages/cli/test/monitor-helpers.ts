@@ -163,7 +163,12 @@ const keysByUrl = new Map<string, LogKeys>();
  * A witness and a log (threshold 1) in `dir`, with the given keys written to their folders first.
  * The log hosts `namespaces` (submitter: SUBMITTER_SEED's key) and checks evidence against TEST_VENDOR.
  */
-export async function startLog(dir: string, keys: LogKeys, namespaces = ["demo"]): Promise<RunningLog> {
+export async function startLog(
+  dir: string,
+  keys: LogKeys,
+  namespaces = ["demo"],
+  extraArgs: string[] = [],
+): Promise<RunningLog> {
   const logDir = join(dir, "log");
   const witnessDir = join(dir, "witness");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -196,6 +201,7 @@ export async function startLog(dir: string, keys: LogKeys, namespaces = ["demo"]
     ...namespaces.flatMap((n) => ["--namespace", `${n}=${toHex(ed25519.getPublicKey(SUBMITTER_SEED))}`]),
     "--vendor-root",
     toHex(TEST_VENDOR.publicKey),
+    ...extraArgs,
   ];
   let log = await start("log-main.js", logArgs(0));
   if (log.ready.logKey !== keys.logKey) throw new Error("the log did not load the key written for it");

@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { newVendorRoot, TEST_VENDOR, writeVendorRoot } from "@bkv/hsm-software";
+import { encodeSignedRelease, type Release, releaseSignedBytes } from "@bkv/tlog";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../src/args.js";
 import { monitorCommand } from "../src/commands/monitor.js";
@@ -346,6 +348,62 @@ describe("one HSM in two fleets (a clone or a rolled-back NVRAM)", () => {
         { check: "members.fresh", index: 2 },
       ],
     });
+  });
+});
+
+describe("a releases namespace", () => {
+  it("reports release entries as releases, their signature checked under --release-key, else unchecked", async () => {
+    const seed = new Uint8Array(32).fill(7);
+    const releaseKey = Buffer.from(ed25519.getPublicKey(seed)).toString("hex");
+    const l = await startLog(
+      join(work, "releases"),
+      newLogKeys(),
+      [NS, `${NS}-releases`],
+      ["--release-key", `${NS}-releases=${releaseKey}`],
+    );
+    logs.push(l);
+    await addFleet(l.url, NS, 1, fleetA);
+    const measurement = (await fleetFor(l.url, NS, 1, fleetA)).statement.measurement;
+    const r: Release = {
+      namespace: `${NS}-releases`,
+      epoch: 1,
+      measurement,
+      sourceRevision: "0123456789abcdef0123456789abcdef01234567",
+      buildRecipe: "npm ci && npm run build (esbuild 0.28.2)",
+      time: Date.UTC(2026, 10, 1),
+    };
+    const artifact = encodeSignedRelease({ ...r, signature: ed25519.sign(releaseSignedBytes(r), seed) });
+    await addEntry(l.url, `${NS}-releases`, 1, artifact, new Uint8Array(0));
+    const base = [...logFlags(l), "--vendor-root", vendorPub, "--allow-test-roots"];
+
+    const unchecked = await monitor(...base);
+    expect(unchecked.code).toBe(0);
+    expect(unchecked.out).toContain("entry 1: demo-releases epoch 1");
+    expect(unchecked.out).toContain(`release      measurement ${Buffer.from(measurement).toString("hex")}`);
+    expect(unchecked.out).toContain("source       0123456789abcdef0123456789abcdef01234567");
+    expect(unchecked.out).toContain("recipe       npm ci && npm run build (esbuild 0.28.2)");
+    expect(unchecked.out).toContain("signature NOT checked (no release key given)");
+    expect(unchecked.out).not.toContain("FAIL");
+
+    const checked = events((await monitor(...base, "--release-key", releaseKey, "--json")).out);
+    const [, rel] = fleetsOf(checked);
+    expect(rel).toMatchObject({
+      index: 1,
+      ok: true,
+      fleet: null,
+      release: { measurement: Buffer.from(measurement).toString("hex"), signature: "verified" },
+      skipped: [],
+    });
+    expect(rel!.passed).toEqual(
+      expect.arrayContaining(["release.decode", "release.epoch", "release.evidence", "release.signature"]),
+    );
+    expect(summaryOf(checked).ok).toBe(true);
+
+    const other = Buffer.from(ed25519.getPublicKey(new Uint8Array(32).fill(8))).toString("hex");
+    const wrong = await monitor(...base, "--release-key", other);
+    expect(wrong.code).toBe(1);
+    expect(wrong.out).toContain("FAIL release.signature: the release is not signed by the given release key");
+    await expect(monitor(...base, "--release-key", "zz")).rejects.toThrow(UsageError);
   });
 });
 

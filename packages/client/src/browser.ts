@@ -7,11 +7,12 @@
 
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 
-// Transparency log: checkpoints, notes, Merkle proofs, tiles, log entries, bundle signatures.
+// Transparency log: checkpoints, notes, Merkle proofs, tiles, log entries, bundle signatures, releases.
 export {
   type Checkpoint,
   type CosignedCheckpoint,
   decodeLogEntry,
+  decodeSignedRelease,
   fromBase64,
   type LogEntry,
   logEntryLeafHash,
@@ -28,6 +29,7 @@ export {
   verifyBundleSignature,
   verifyConsistency,
   verifyInclusion,
+  verifyRelease,
 } from "@bkv/tlog";
 // Wire formats: fleet artifacts, genesis statements and evidence, byte encodings.
 export {

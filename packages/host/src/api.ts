@@ -74,6 +74,31 @@ const BUNDLE = {
       required: ["from", "proof"],
       properties: { from: { type: "integer" }, proof: { type: "array", items: B64 } },
     },
+    release: {
+      type: "object",
+      description:
+        "The release entry of the fleet's measurement in the log's releases namespace, against the same checkpoint (GET /v1/bundle only, when the host is configured with transparency.releases and the log has one).",
+      required: [
+        "namespace",
+        "epoch",
+        "artifact",
+        "evidenceDigest",
+        "index",
+        "logSignature",
+        "inclusionProof",
+        "checkpoint",
+      ],
+      properties: {
+        namespace: { type: "string" },
+        epoch: { type: "integer" },
+        artifact: B64,
+        evidenceDigest: B64,
+        index: { type: "integer" },
+        logSignature: B64,
+        inclusionProof: { type: "array", items: B64 },
+        checkpoint: { type: "string" },
+      },
+    },
   },
 } as const;
 

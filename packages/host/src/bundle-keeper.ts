@@ -4,7 +4,10 @@
  * hands the bundle out with every vault response. It also fetches the fleet's evidence from the log
  * (GET /evidence/<hex digest>, checked against the entry's evidenceDigest) and adds it to the bundle
  * that GET /v1/bundle serves, so a client can verify a fleet it has not verified before; vault
- * answers carry the bundle without it. It also fetches, and caches, the consistency
+ * answers carry the bundle without it. With `releases` configured it asks the log for the release
+ * of the fleet's measurement in that releases namespace in the same call (GET /bundle?releases=R),
+ * so the release is proven against the very checkpoint of the fleet bundle, and GET /v1/bundle
+ * carries it as `release` (clients that pin a release key need it). It also fetches, and caches, the consistency
  * proofs clients ask for (from the largest checkpoint they have seen to the bundle's). The host is
  * untrusted here too: clients verify everything it hands out.
  */
@@ -18,6 +21,8 @@ export interface TransparencyConfig {
   log: string;
   namespace: string;
   epoch: number;
+  /** The releases namespace where the fleet's code is published, if any (e.g. `<namespace>-releases`). */
+  releases?: string;
   /** How often to look for a newer checkpoint (default 2000 ms). */
   refreshMs?: number;
 }
@@ -73,7 +78,10 @@ export class BundleKeeper {
   /** Fetch the latest bundle from the log; counter-sign it if its log signature is new. */
   async refresh(): Promise<void> {
     try {
-      const q = `namespace=${encodeURIComponent(this.config.namespace)}&epoch=${this.config.epoch}`;
+      const rel = this.config.releases;
+      const q =
+        `namespace=${encodeURIComponent(this.config.namespace)}&epoch=${this.config.epoch}` +
+        (rel === undefined ? "" : `&releases=${encodeURIComponent(rel)}`);
       const res = await fetch(`${this.base}/bundle?${q}`, { signal: AbortSignal.timeout(5000) });
       if (!res.ok) throw new Error(`the log answered ${res.status}`);
       const b = (await res.json()) as LogBundleAnswer;
@@ -100,6 +108,7 @@ export class BundleKeeper {
         inclusionProof: b.inclusionProof,
         checkpoint: b.checkpoint,
         evidence: this.evidence.base64,
+        ...(b.release === undefined ? {} : { release: b.release }),
         size: checkpointSize(b.checkpoint),
       };
     } catch (e) {
@@ -126,15 +135,17 @@ export class BundleKeeper {
 
   /**
    * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked,
-   * and with the fleet's evidence only if asked (GET /v1/bundle; vault answers leave it out).
+   * and with the fleet's evidence and release only if asked (GET /v1/bundle; vault answers leave
+   * them out).
    * Never fetches the bundle on a client's request: at most it waits for the first fetch to finish.
    */
   async current(from: number | null, o: { evidence?: boolean } = {}): Promise<BundleJson | null> {
     if (this.bundle === null && this.refreshing !== null) await this.refreshing;
     const b = this.bundle;
     if (b === null) return null;
-    const { size, evidence, ...rest } = b;
-    const json: BundleJson = o.evidence === true ? { ...rest, evidence } : rest;
+    const { size, evidence, release, ...rest } = b;
+    const json: BundleJson =
+      o.evidence === true ? { ...rest, evidence, ...(release === undefined ? {} : { release }) } : rest;
     if (from === null || from <= 0 || from >= size) return json;
     return { ...json, consistency: { from, proof: await this.consistency(from, size) } };
   }

@@ -1,7 +1,8 @@
 /**
  * The bundle keeper fetches the fleet's evidence from the log by the entry's digest, checks that the
  * bytes hash to it, and serves it in GET /v1/bundle's bundle (vault answers leave it out). A log (or
- * a path to it) that serves other bytes under the digest gets no bundle served with them.
+ * a path to it) that serves other bytes under the digest gets no bundle served with them. With a
+ * releases namespace configured it asks for the release in the same call and serves it the same way.
  */
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -18,6 +19,17 @@ const ARTIFACT = new Uint8Array([1, 2, 3, 4]);
 const LOG_SIG = new Uint8Array(64).fill(7);
 const COUNTERSIG = new Uint8Array(64).fill(8);
 
+const RELEASE = {
+  namespace: "",
+  epoch: 1,
+  artifact: b64(new Uint8Array([9, 9])),
+  evidenceDigest: b64(sha256(new Uint8Array(0))),
+  index: 1,
+  logSignature: b64(LOG_SIG),
+  inclusionProof: [],
+  checkpoint: "origin\n1\nroot\n\n— sig\n",
+};
+
 let server: Server | null = null;
 const fetched: string[] = [];
 
@@ -28,8 +40,10 @@ async function standInLog(served: Uint8Array): Promise<string> {
     fetched.push(req.url ?? "");
     if (req.url?.startsWith("/bundle?")) {
       res.setHeader("content-type", "application/json");
+      const releases = new URL(req.url, "http://x").searchParams.get("releases");
       res.end(
         JSON.stringify({
+          ...(releases === null ? {} : { release: { ...RELEASE, namespace: releases } }),
           namespace: "bkv-test",
           epoch: 1,
           artifact: b64(ARTIFACT),
@@ -79,6 +93,25 @@ describe("bundle keeper", () => {
     // The evidence is fetched once per digest, not on every refresh.
     await k.refresh();
     expect(fetched.filter((u) => u.startsWith("/evidence/"))).toHaveLength(1);
+  });
+
+  it("with a releases namespace, asks for the release with the bundle and serves it only in GET /v1/bundle", async () => {
+    const url = await standInLog(EVIDENCE);
+    const k = new BundleKeeper(
+      { log: url, namespace: "bkv-test", epoch: 1, releases: "bkv-test-releases" },
+      hsm,
+      log as never,
+    );
+    await k.refresh();
+    expect(fetched[0]).toBe("/bundle?namespace=bkv-test&epoch=1&releases=bkv-test-releases");
+    const full = await k.current(null, { evidence: true });
+    expect(full?.release).toEqual({ ...RELEASE, namespace: "bkv-test-releases" });
+    const lean = await k.current(null);
+    expect(lean !== null && "release" in lean).toBe(false);
+    // Without one configured, none is asked for.
+    const plain = new BundleKeeper({ log: url, namespace: "bkv-test", epoch: 1 }, hsm, log as never);
+    await plain.refresh();
+    expect((await plain.current(null, { evidence: true }))?.release).toBeUndefined();
   });
 
   it("serves no bundle with evidence whose SHA-256 is not the entry's evidenceDigest", async () => {

@@ -49,6 +49,14 @@
  *                                      validation bundle against the latest checkpoint:
  *                                      {namespace, epoch, artifact, evidenceDigest, index,
  *                                       logSignature, inclusionProof, checkpoint}
+ *                                      With &releases=R (a releases namespace): also `release`,
+ *                                      the release entry of the fleet's measurement in R as below,
+ *                                      against the same checkpoint (absent if R has none)
+ *   GET  /release/<measurement hex>?namespace=R
+ *                                      the release entry (highest epoch) for that measurement in
+ *                                      the releases namespace R, as a bundle against the latest
+ *                                      checkpoint: {namespace, epoch, artifact, evidenceDigest,
+ *                                      index, logSignature, inclusionProof, checkpoint}; 404 if none
  *   GET  /evidence/<hex SHA-256>      the evidence bytes with that digest
  *   GET  /transparency/               the transparency page (transparency-page.ts)
  *
@@ -63,6 +71,7 @@ import {
   artifactDigest,
   bundleSignedMessage,
   type Checkpoint,
+  decodeSignedRelease,
   ed25519VerifyStrict,
   encodeEntryBundle,
   encodeLogEntry,
@@ -91,6 +100,7 @@ import {
 import {
   BkvError,
   bytesEqual,
+  decodeArtifact,
   ErrorCode,
   ed25519PointProblem,
   fromHex,
@@ -474,7 +484,12 @@ export class LogService {
     return from === to ? [] : this.tree.consistencyProof(from, to);
   }
 
-  bundle(namespace: string, epoch: number | undefined) {
+  /**
+   * The entry (highest epoch if none given) as a bundle against the latest published checkpoint;
+   * with `releases`, also the release of the fleet's measurement in that releases namespace,
+   * against the same checkpoint (so a client can require the two checkpoints to be one).
+   */
+  bundle(namespace: string, epoch: number | undefined, releases?: string) {
     const cp = this.published;
     if (cp === undefined) throw new LogHttpError(404, "nothing published yet");
     const e =
@@ -483,6 +498,46 @@ export class LogService {
         : this.store.byNamespaceEpoch(namespace, epoch);
     if (e === undefined || e.index >= cp.size)
       throw new LogHttpError(404, "no such entry in the published tree");
+    const out = this.entryBundle(e, cp);
+    // Absent when `releases` is no releases namespace here: the fleet bundle is served regardless.
+    if (releases === undefined || !this.releaseKeys.has(releases) || this.releaseKeys.has(namespace))
+      return out;
+    let measurement: Uint8Array;
+    try {
+      measurement = decodeArtifact(e.artifact).measurement;
+    } catch {
+      return out;
+    }
+    const r = this.findRelease(releases, measurement, cp.size);
+    return r === undefined ? out : { ...out, release: this.entryBundle(r, cp) };
+  }
+
+  /** The release entry (highest epoch) of `measurement` in the releases namespace, as a bundle. */
+  release(namespace: string, measurementHex: string) {
+    const cp = this.published;
+    if (cp === undefined) throw new LogHttpError(404, "nothing published yet");
+    if (!/^[0-9a-f]{64}$/.test(measurementHex))
+      throw new LogHttpError(400, "measurement: 64 lowercase hex digits");
+    const r = this.findRelease(namespace, fromHex(measurementHex), cp.size);
+    if (r === undefined)
+      throw new LogHttpError(404, `no release of ${measurementHex} in ${namespace} in the published tree`);
+    return this.entryBundle(r, cp);
+  }
+
+  private findRelease(namespace: string, measurement: Uint8Array, size: number): StoredEntry | undefined {
+    if (!this.releaseKeys.has(namespace))
+      throw new LogHttpError(404, `${namespace} is not a releases namespace of this log`);
+    for (const e of this.store.inNamespace(namespace, size)) {
+      try {
+        if (bytesEqual(decodeSignedRelease(e.artifact).measurement, measurement)) return e;
+      } catch {
+        // not a release entry: the log appends none, but skip rather than fail
+      }
+    }
+    return undefined;
+  }
+
+  private entryBundle(e: StoredEntry, cp: { size: number; note: string }) {
     return {
       namespace: e.namespace,
       epoch: e.epoch,
@@ -620,7 +675,18 @@ export function logApp(log: LogService): FastifyInstance {
       const q = req.query as Record<string, string | undefined>;
       if (q.namespace === undefined) throw new LogHttpError(400, "namespace is required");
       const epoch = q.epoch === undefined ? undefined : sizeParam(q, "epoch");
-      return reply.header("cache-control", "no-store").send(log.bundle(q.namespace, epoch));
+      return reply.header("cache-control", "no-store").send(log.bundle(q.namespace, epoch, q.releases));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+
+  app.get("/release/:measurement", async (req, reply) => {
+    try {
+      const q = req.query as Record<string, string | undefined>;
+      if (q.namespace === undefined) throw new LogHttpError(400, "namespace is required");
+      const m = (req.params as { measurement: string }).measurement;
+      return reply.header("cache-control", "no-store").send(log.release(q.namespace, m));
     } catch (e) {
       return sendError(reply, e);
     }

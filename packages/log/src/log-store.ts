@@ -93,6 +93,14 @@ export class LogStore {
     return r === undefined ? undefined : toEntry(r as EntryRow);
   }
 
+  /** The entries of the namespace among the first `size` entries, highest epoch first. */
+  *inNamespace(namespace: string, size: number): Generator<StoredEntry> {
+    for (const r of this.db
+      .prepare("SELECT * FROM entries WHERE namespace = ? AND idx < ? ORDER BY epoch DESC")
+      .iterate(namespace, size))
+      yield toEntry(r as EntryRow);
+  }
+
   /** Every entry's index, namespace and epoch with its evidence (empty if absent), in index order. */
   *entriesWithEvidence(): Generator<{
     index: number;

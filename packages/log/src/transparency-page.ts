@@ -1,6 +1,7 @@
 /**
  * The transparency page, served by the log at /transparency/: the fleets and their epochs, an
- * evidence summary, the checkpoint and the witnesses' cosignatures, all checked in the visitor's
+ * evidence summary, the release entries (measurement, source revision, build recipe; their
+ * signature checked when the visitor pins a release key), the checkpoint and the witnesses' cosignatures, all checked in the visitor's
  * browser by the client SDK's own bundle (bkv-client.js) against the keys the visitor pins (the
  * URL fragment or the form). The page's code is static; it trusts nothing the log says.
  */

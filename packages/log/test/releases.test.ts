@@ -3,7 +3,8 @@
  * release key the log registers for the namespace, appended to the same log as the fleets. A
  * release not signed by the release key (another key, or altered after signing), one that names
  * another epoch, one with evidence, a fleet in the releases namespace, a release in a fleet
- * namespace, and one without the submitter's signature are refused; nothing is appended.
+ * namespace, and one without the submitter's signature are refused; nothing is appended. The log
+ * serves a measurement's release with its proof (GET /release/<hex>, GET /bundle?releases=R).
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -11,11 +12,16 @@ import {
   decodeSignedRelease,
   encodeSignedRelease,
   fromBase64,
+  logEntryLeafHash,
+  parseCheckpoint,
+  parseNote,
   type Release,
   releaseSignedBytes,
   SIG_ED25519,
+  verifyInclusion,
   verifyRelease,
 } from "@bkv/tlog";
+import type { ReleaseBundleJson } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrCreateKey, type RunningLog, startLogServer } from "../src/index.js";
@@ -131,5 +137,52 @@ describe("a releases namespace", () => {
     expect(unsigned.body.code).toBe("SUBMITTER_SIGNATURE");
     expect(log.service.size).toBe(2);
     expect((await submit(2, signed(release(2)))).status).toBe(200);
+  });
+
+  it("serves the release of a measurement with its proof, alone or beside the fleet's bundle at one checkpoint", async () => {
+    const hex = Buffer.from(world.measurement).toString("hex");
+    const get = async (path: string) => {
+      const res = await fetch(`${log.url}${path}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const r = await get(`/release/${hex}?namespace=${encodeURIComponent(RELEASES)}`);
+    expect(r.status).toBe(200);
+    const rel = r.body as unknown as ReleaseBundleJson;
+    // The highest epoch releasing it (epochs 1 and 2 both do), proven against the latest checkpoint.
+    expect([rel.namespace, rel.epoch]).toEqual([RELEASES, 2]);
+    const cp = parseCheckpoint(parseNote(rel.checkpoint).text);
+    const artifact = fromBase64(rel.artifact)!;
+    verifyInclusion(
+      rel.index,
+      cp.size,
+      logEntryLeafHash({
+        namespace: RELEASES,
+        epoch: 2,
+        artifact,
+        evidenceDigest: fromBase64(rel.evidenceDigest)!,
+      }),
+      rel.inclusionProof.map((p) => fromBase64(p)!),
+      cp.root,
+    );
+    expect(verifyRelease(decodeSignedRelease(artifact), releaseKey)).toBe(true);
+
+    // With the fleet's bundle: the same release, against the very same checkpoint.
+    const b = await get(
+      `/bundle?namespace=${encodeURIComponent(FLEETS)}&releases=${encodeURIComponent(RELEASES)}`,
+    );
+    expect(b.status).toBe(200);
+    expect(b.body.release).toEqual(rel);
+    expect(b.body.checkpoint).toBe(rel.checkpoint);
+    // No release there (another measurement, or no releases namespace): the bundle comes without one.
+    const plain = await get(
+      `/bundle?namespace=${encodeURIComponent(FLEETS)}&releases=${encodeURIComponent(FLEETS)}`,
+    );
+    expect([plain.status, "release" in plain.body]).toEqual([200, false]);
+
+    const other = "11".repeat(32);
+    expect((await get(`/release/${other}?namespace=${encodeURIComponent(RELEASES)}`)).status).toBe(404);
+    expect((await get(`/release/${hex}?namespace=${encodeURIComponent(FLEETS)}`)).status).toBe(404);
+    expect((await get(`/release/${hex}`)).status).toBe(400);
+    expect((await get(`/release/xyz?namespace=${encodeURIComponent(RELEASES)}`)).body.code).toBe("MALFORMED");
   });
 });

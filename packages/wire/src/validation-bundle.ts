@@ -27,6 +27,28 @@ export interface BundleJson {
   checkpoint: string;
   /** Consistency proof from the size the client said it has seen to the checkpoint's size. */
   consistency?: { from: number; proof: string[] };
+  /**
+   * The release entry of the fleet's measurement in a releases namespace of the same log, against
+   * the same checkpoint (GET /v1/bundle carries it when the log has one; vault answers leave it
+   * out). A client that pins a release key instead of the measurement accepts the fleet's code
+   * only with it.
+   */
+  release?: ReleaseBundleJson;
+}
+
+/** A release entry as the log serves it (GET /release/<measurement hex>, GET /bundle?releases=NS). */
+export interface ReleaseBundleJson {
+  namespace: string;
+  epoch: number;
+  /** The encoded signed release entry (@bkv/tlog release.ts). */
+  artifact: string;
+  /** SHA-256 of the entry's (empty) evidence. */
+  evidenceDigest: string;
+  index: number;
+  /** The log's Ed25519 signature over (namespace, epoch, SHA-256(artifact)). */
+  logSignature: string;
+  inclusionProof: string[];
+  checkpoint: string;
 }
 
 /** Request header with the size of the largest checkpoint the client has seen. */

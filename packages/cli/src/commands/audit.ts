@@ -4,7 +4,8 @@
  * [--max-guess-limit N] [--allow-test-roots] [--allow-small-fleet] [--json]`: check a fleet's
  * deployment evidence from public data, with auditEvidence, the same strict verifier the SDK runs in
  * Node and browsers. Without --measurement (or trust pins) the expected measurement is rebuilt from
- * source (--source, default this checkout). A test vendor root (--test-root, or a key file that says
+ * source (--source, default this checkout); so it is with trust pins that list no measurements (they
+ * pin a release key). A test vendor root (--test-root, or a key file that says
  * it is one, as `bkv dev`'s does) counts only with --allow-test-roots; fleets of fewer than 3 pass
  * only with --allow-small-fleet (both for development). Prints a report a person can read (or JSON)
  * naming every check; exit 0 only if all hold.
@@ -83,10 +84,12 @@ export async function auditCommand(argv: string[]): Promise<number> {
   if (values.measurement !== undefined) {
     measurements.push(hex(values.measurement, "--measurement", 32));
     from = "--measurement";
-  } else if (values.source !== undefined || pins === null) {
+  } else if (values.source !== undefined || pins === null || pins.measurements.length === 0) {
+    // Pins with a release key and no measurements: the code is what this source builds (a release
+    // entry names its revision and recipe, so its measurement is reproduced the same way).
     const source = resolve(values.source ?? OWN_SOURCE_ROOT);
     measurements.push(fromHex((await buildCore(source)).measurement));
-    from = `a build of ${source}${pins === null ? "" : " and the trust pins"}`;
+    from = `a build of ${source}${pins === null || pins.measurements.length === 0 ? "" : " and the trust pins"}`;
   } else {
     from = `the trust pins (${values.trust})`;
   }

@@ -42,6 +42,7 @@ import {
 } from "../fleet-setup.js";
 import { alive, spawnService, stopProcess } from "../services.js";
 import {
+  publishDevRelease,
   publishFleet,
   type RunningTransparency,
   startTransparency,
@@ -435,6 +436,9 @@ export async function devCommand(argv: string[]): Promise<number> {
       );
     }
     await publishFleet(p.dir, transparency.info);
+    // The build's code is published under the folder's release key; trust.json pins that key,
+    // not the measurement (clients accept what is released in the log, not what a host says).
+    await publishDevRelease(p.dir, transparency.info, devFleet.measurement);
     const t = transparency.info;
     writeTransparencyInfo(p.dir, t);
     const pins: TrustSettings = {
@@ -448,7 +452,10 @@ export async function devCommand(argv: string[]): Promise<number> {
         { name: "bkv dev vendor root", key: toHex(readVendorRootPub(p.vendorRootPub)), test: true },
       ],
       allowTestRoots: true,
-      measurements: [devFleet.measurement],
+      measurements: [],
+      ...(t.releases === undefined
+        ? {}
+        : { release: { key: t.releases.key, namespace: t.releases.namespace } }),
       maxGuessLimit: devFleet.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
       ...(devFleet.members.length < 3 ? { allowSmallFleet: true } : {}),
     };
@@ -456,7 +463,12 @@ export async function devCommand(argv: string[]): Promise<number> {
     for (const [i, c] of configs.entries()) {
       const config: HostConfig = {
         ...c,
-        transparency: { log: t.log, namespace: t.namespace, epoch: t.epoch },
+        transparency: {
+          log: t.log,
+          namespace: t.namespace,
+          epoch: t.epoch,
+          ...(t.releases === undefined ? {} : { releases: t.releases.namespace }),
+        },
       };
       writeFileSync(nodes[i]!.config, `${JSON.stringify(config, null, 2)}\n`);
     }

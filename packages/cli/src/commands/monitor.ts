@@ -1,9 +1,11 @@
 /**
  * `bkv monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])
- * [--vendor-root FILE] [--allow-test-roots] [--allow-small-fleet] [--state FILE] [--max-guess-limit N]
+ * [--vendor-root FILE] [--release-key HEX] [--allow-test-roots] [--allow-small-fleet] [--state FILE] [--max-guess-limit N]
  * [--follow [--interval SECONDS]] [--json]`: follow the transparency log, check every entry and its
  * evidence (the SDK's auditEvidence; a test vendor root counts only with --allow-test-roots, or for a
- * --dev folder's own root), report each fleet and what changed from the previous epoch. Exit 0 only if every check holds. The logic is in ../monitor/.
+ * --dev folder's own root), report each fleet and what changed from the previous epoch, and each release entry (measurement,
+ * source revision, build recipe) with its signature checked under --release-key (for --dev, the
+ * folder's pinned release key), else reported unchecked. Exit 0 only if every check holds. The logic is in ../monitor/.
  */
 import { isBkvError } from "@bkv/wire";
 import {

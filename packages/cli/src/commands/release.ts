@@ -20,18 +20,47 @@ import {
 import { BkvError, ErrorCode, fromHex, toHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import { buildCore, OWN_SOURCE_ROOT } from "../measure.js";
-import { newSigningKeyFile, readSigningKeyFile } from "../signing-key-file.js";
+import { newSigningKeyFile, readSigningKeyFile, type SigningKey } from "../signing-key-file.js";
 
 export const DEFAULT_RECIPE =
   "git checkout <revision> && npm ci && npm run build; build/hsm-core.js is the core, `bkv measure` prints its SHA-256";
 
-async function nextEpoch(log: string, namespace: string): Promise<number> {
+export async function nextEpoch(log: string, namespace: string): Promise<number> {
   const res = await fetch(`${log}/bundle?namespace=${encodeURIComponent(namespace)}`, {
     signal: AbortSignal.timeout(15_000),
   });
   if (res.status === 404) return 1;
   if (!res.ok) throw new BkvError(ErrorCode.Unavailable, `the log answered ${res.status} for ${namespace}`);
   return ((await res.json()) as { epoch: number }).epoch + 1;
+}
+
+/** Sign `release` with the release key and append it to the log, the /add signed by the submitter. */
+export async function publishRelease(o: {
+  log: string;
+  releaseKey: SigningKey;
+  submitter: SigningKey;
+  release: Release;
+}): Promise<Response> {
+  const { namespace, epoch } = o.release;
+  const artifact = encodeSignedRelease({
+    ...o.release,
+    signature: o.releaseKey.sign(releaseSignedBytes(o.release)),
+  });
+  const evidence = new Uint8Array(0);
+  return fetch(`${o.log}/add`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      namespace,
+      epoch,
+      artifact: toBase64(artifact),
+      evidence: toBase64(evidence),
+      submitterSignature: toBase64(
+        o.submitter.sign(submitMessage(namespace, epoch, artifactDigest(artifact), evidenceDigest(evidence))),
+      ),
+    }),
+    signal: AbortSignal.timeout(30_000),
+  });
 }
 
 export async function releaseCommand(argv: string[]): Promise<number> {
@@ -76,32 +105,18 @@ export async function releaseCommand(argv: string[]): Promise<number> {
     values.epoch === undefined
       ? await nextEpoch(log, namespace)
       : intFlag(values.epoch, "--epoch", 1, 0, 0xffffffff);
-  const release: Release = {
-    namespace,
-    epoch,
-    measurement,
-    sourceRevision,
-    buildRecipe: values.recipe ?? DEFAULT_RECIPE,
-    time: Date.now(),
-  };
-  const artifact = encodeSignedRelease({
-    ...release,
-    signature: releaseKey.sign(releaseSignedBytes(release)),
-  });
-  const evidence = new Uint8Array(0);
-  const res = await fetch(`${log}/add`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
+  const res = await publishRelease({
+    log,
+    releaseKey,
+    submitter,
+    release: {
       namespace,
       epoch,
-      artifact: toBase64(artifact),
-      evidence: toBase64(evidence),
-      submitterSignature: toBase64(
-        submitter.sign(submitMessage(namespace, epoch, artifactDigest(artifact), evidenceDigest(evidence))),
-      ),
-    }),
-    signal: AbortSignal.timeout(30_000),
+      measurement,
+      sourceRevision,
+      buildRecipe: values.recipe ?? DEFAULT_RECIPE,
+      time: Date.now(),
+    },
   });
   const body = (await res.json()) as { index?: number; error?: string; code?: string };
   if (!res.ok) {

@@ -40,6 +40,8 @@ export interface MonitorConfig {
   /** Where the last fully verified checkpoint is kept; null: nowhere. */
   readonly statePath: string | null;
   readonly maxGuessLimit: number;
+  /** Raw Ed25519 release key release entries are checked against; absent: reported unchecked. */
+  readonly releaseKey?: Uint8Array;
   /** The namespace a --dev deployment's clients pin, if known (informational). */
   readonly namespace?: string;
 }

@@ -12,6 +12,11 @@
  *   evidence.decode        the evidence and its genesis statement decode
  *   evidence.artifact      the artifact is exactly what the genesis statement implies
  *   audit.<check>          every check of auditEvidence (attestation.N skipped without a vendor root)
+ *   release.decode         (an artifact that is no fleet artifact) it decodes as a signed release
+ *                          entry (@bkv/tlog release.ts): the entry is reported as a release, not a fleet
+ *   release.epoch          the release names the entry's namespace and epoch
+ *   release.evidence       the entry's evidence is empty (a release carries its own signature)
+ *   release.signature      the release key given (--release-key) signed it; skipped without one
  *   members.fresh          no member key (signing or agreement, compared as points) of the genesis
  *                          statement is a member key of an earlier entry's fleet, in any namespace:
  *                          an HSM takes part in one genesis in its life, so a key in two fleets
@@ -29,10 +34,13 @@ import {
 } from "@bkv/client";
 import {
   decodeLogEntry,
+  decodeSignedRelease,
   type LogEntry,
+  type SignedRelease,
   type TrustPolicy,
   verifyBundleSignature,
   verifyLogBundle,
+  verifyRelease,
 } from "@bkv/tlog";
 import {
   artifactMismatches,
@@ -72,12 +80,26 @@ export interface ReusedMember {
   readonly earlier: EarlierFleet;
 }
 
+/** A release entry as the monitor reports it. */
+export interface ReleaseView {
+  /** hex */
+  readonly measurement: string;
+  readonly sourceRevision: string;
+  readonly buildRecipe: string;
+  /** ISO time the release was signed */
+  readonly time: string;
+  /** "verified" under the given release key, "unchecked" without one, "bad" if it does not verify. */
+  readonly signature: "verified" | "unchecked" | "bad";
+}
+
 export interface EntryResult {
   readonly index: number;
   readonly namespace: string | null;
   readonly epoch: number | null;
   /** The fleet the artifact describes, if it decoded. */
   readonly fleet: FleetView | null;
+  /** The release the artifact is, if it is a release entry rather than a fleet. */
+  readonly release: ReleaseView | null;
   readonly passed: readonly string[];
   readonly failures: readonly CheckFailure[];
   /** Audit checks not run: the attestation checks when no vendor root is configured. */
@@ -96,6 +118,8 @@ export interface EntryContext {
   readonly maxGuessLimit: number;
   readonly allowTestRoots?: boolean;
   readonly allowSmallFleet?: boolean;
+  /** Raw Ed25519 release key release entries are checked against; absent: reported unchecked. */
+  readonly releaseKey?: Uint8Array;
   /**
    * The member keys of the fleets of the entries checked before this one (any namespace); the
    * entry's own genesis members are checked against it (members.fresh) and then added.
@@ -118,11 +142,13 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   const fail = (check: string, msg: string) => failures.push({ check, message: msg });
   let entry: LogEntry | undefined;
   let artifact: FleetArtifact | undefined;
+  let release: ReleaseView | null = null;
   const result = (): EntryResult => ({
     index,
     namespace: entry?.namespace ?? null,
     epoch: entry?.epoch ?? null,
     fleet: artifact === undefined ? null : fleetView(index, artifact),
+    release,
     passed,
     failures,
     skipped,
@@ -140,7 +166,17 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     artifact = decodeArtifact(entry.artifact);
     pass("artifact.decode");
   } catch (e) {
-    fail("artifact.decode", message(e));
+    let signed: SignedRelease | undefined;
+    try {
+      signed = decodeSignedRelease(entry.artifact);
+    } catch {
+      // neither a fleet nor a release
+    }
+    if (signed === undefined) fail("artifact.decode", message(e));
+    else {
+      release = await checkReleaseEntry(index, entry, signed, ctx, pass, fail, skipped);
+      return result();
+    }
   }
   if (artifact !== undefined) {
     if (artifact.namespace === entry.namespace && artifact.epoch === entry.epoch) pass("artifact.epoch");
@@ -202,6 +238,44 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     });
   }
   return result();
+}
+
+/** A release entry: its fields, its own (empty) evidence, the log's bundle, the release key's signature. */
+async function checkReleaseEntry(
+  index: number,
+  entry: LogEntry,
+  r: SignedRelease,
+  ctx: EntryContext,
+  pass: (check: string) => void,
+  fail: (check: string, msg: string) => void,
+  skipped: string[],
+): Promise<ReleaseView> {
+  pass("release.decode");
+  if (r.namespace === entry.namespace && r.epoch === entry.epoch) pass("release.epoch");
+  else
+    fail(
+      "release.epoch",
+      `the entry is (${entry.namespace}, ${entry.epoch}), its release says (${r.namespace}, ${r.epoch})`,
+    );
+  if (bytesEqual(entry.evidenceDigest, sha256(new Uint8Array(0)))) pass("release.evidence");
+  else fail("release.evidence", "a release entry's evidence must be empty");
+  await checkBundle(index, entry, ctx, pass, fail);
+  let signature: ReleaseView["signature"] = "unchecked";
+  if (ctx.releaseKey === undefined) skipped.push("release.signature");
+  else if (verifyRelease(r, ctx.releaseKey)) {
+    pass("release.signature");
+    signature = "verified";
+  } else {
+    fail("release.signature", "the release is not signed by the given release key");
+    signature = "bad";
+  }
+  return {
+    measurement: toHex(r.measurement),
+    sourceRevision: r.sourceRevision,
+    buildRecipe: r.buildRecipe,
+    time: new Date(r.time).toISOString(),
+    signature,
+  };
 }
 
 function reusedText(reused: readonly ReusedMember[]): string {

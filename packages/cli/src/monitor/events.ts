@@ -1,6 +1,6 @@
 /** What the monitor reports, one event per report (one JSON object each with --json). */
 import type { FleetDiff, FleetView } from "./diff.js";
-import type { CheckFailure, ReusedMember } from "./entries.js";
+import type { CheckFailure, ReleaseView, ReusedMember } from "./entries.js";
 import type { Consistency } from "./state.js";
 
 export interface CheckpointEvent {
@@ -24,6 +24,8 @@ export interface FleetEvent {
   readonly new: boolean;
   readonly ok: boolean;
   readonly fleet: FleetView | null;
+  /** A release entry (measurement, source revision, build recipe), not a fleet. */
+  readonly release: ReleaseView | null;
   /** Against the previous epoch of the namespace; null for its first epoch. */
   readonly diff: FleetDiff | null;
   readonly passed: readonly string[];

@@ -158,6 +158,7 @@ export class Monitor {
       maxGuessLimit: this.config.maxGuessLimit,
       allowTestRoots: this.config.allowTestRoots === true,
       allowSmallFleet: this.config.allowSmallFleet === true,
+      ...(this.config.releaseKey === undefined ? {} : { releaseKey: this.config.releaseKey }),
       members: this.members,
     };
     for (let b = Math.floor(this.read / TILE_WIDTH); b * TILE_WIDTH < cp.size; b++) {
@@ -184,6 +185,7 @@ export class Monitor {
           new: isNew,
           ok: r.failures.length === 0,
           fleet: r.fleet,
+          release: r.release,
           diff: prev === undefined || r.fleet === null ? null : diffFleets(prev, r.fleet),
           passed: r.passed,
           skipped: r.skipped,

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { fromHex } from "@bkv/wire";
 import { UsageError } from "../args.js";
 import { devPaths, readTrust } from "../dev-files.js";
 import { pinVendorRootFile } from "../vendor-root-file.js";
@@ -33,6 +34,7 @@ const OPTIONS = {
   "witness-key": { type: "string", multiple: true },
   "witness-threshold": { type: "string" },
   "vendor-root": { type: "string" },
+  "release-key": { type: "string" },
   state: { type: "string" },
   follow: { type: "boolean" },
   interval: { type: "string" },
@@ -69,6 +71,14 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
     intervalMs = Math.round(s * 1000);
   }
   const vendorRootFile = values["vendor-root"];
+  let releaseKey: Uint8Array | undefined;
+  if (values["release-key"] !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(values["release-key"]))
+      throw new UsageError(
+        "--release-key: the release key's raw Ed25519 public key, 64 lowercase hex digits",
+      );
+    releaseKey = fromHex(values["release-key"]);
+  }
 
   let config: MonitorConfig;
   if (values.dev !== undefined) {
@@ -96,6 +106,12 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
       statePath: values.state ?? join(dir, STATE_FILE),
       maxGuessLimit,
       namespace: t.namespace,
+      // A dev folder's clients pin its release key: its releases are checked against it.
+      ...(releaseKey !== undefined
+        ? { releaseKey }
+        : devPins?.release !== undefined
+          ? { releaseKey: fromHex(devPins.release.key) }
+          : {}),
     };
   } else {
     if (values.log === undefined)
@@ -120,6 +136,7 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
       allowSmallFleet: values["allow-small-fleet"] === true,
       statePath: values.state ?? null,
       maxGuessLimit,
+      ...(releaseKey === undefined ? {} : { releaseKey }),
     };
   }
   return { config, follow: values.follow === true, intervalMs, json: values.json === true };

@@ -68,6 +68,21 @@ function diffLines(d: FleetDiff, reused: boolean): string[] {
 function fleetEventText(e: FleetEvent): string[] {
   const name = e.namespace === null ? "(undecodable entry)" : `${e.namespace} epoch ${e.epoch}`;
   const out = [`entry ${e.index}: ${name}${e.new ? " (new)" : ""}${e.ok ? "" : " FAILED"}`];
+  if (e.release !== null) {
+    const r = e.release;
+    out.push(
+      `${label("release")}measurement ${r.measurement}`,
+      `${label("source")}${r.sourceRevision}`,
+      `${label("recipe")}${r.buildRecipe}`,
+      `${label("signed")}${r.time}, ${
+        r.signature === "verified"
+          ? "by the given release key"
+          : r.signature === "bad"
+            ? "NOT by the given release key"
+            : "signature NOT checked (no release key given)"
+      }`,
+    );
+  }
   if (e.fleet !== null) {
     out.push(...fleetLines(e.fleet));
     if (e.diff !== null) out.push(...diffLines(e.diff, e.reusedMembers.length > 0));
@@ -89,7 +104,9 @@ function fleetEventText(e: FleetEvent): string[] {
     `${label("checks")}${e.passed.length} passed` +
       (e.failures.length > 0 ? `, ${e.failures.length} failed` : "") +
       (e.skipped.length > 0
-        ? `; attestations NOT checked against a vendor root (${e.skipped.length} skipped)`
+        ? e.release !== null
+          ? "; release signature NOT checked (1 skipped)"
+          : `; attestations NOT checked against a vendor root (${e.skipped.length} skipped)`
         : ""),
   );
   for (const f of e.failures) out.push(`  FAIL ${f.check}: ${f.message}`);

@@ -1,7 +1,7 @@
 /**
  * What a client pins (trust.json, the SDK's TrustPins): the log's key, the witnesses' keys with a
  * threshold, the namespace of its deployment, the vendor roots HSM attestations must chain to, the
- * code measurements it accepts, and the largest guess limit it accepts. Nothing else: the fleet's
+ * code measurements it accepts (or the release key whose published releases it accepts), and the largest guess limit it accepts. Nothing else: the fleet's
  * keys arrive over the air in validation bundles, and are believed only with the fleet's evidence.
  * Anything missing is an error, never "accept".
  */
@@ -23,8 +23,17 @@ export interface TrustPins {
   namespace: string;
   /** Vendor roots a member's attestation must chain to (a test root counts only with allowTestRoots). */
   vendorRoots: PinnedVendorRoot[];
-  /** The code measurements (SHA-256, 64 hex digits) the client accepts. */
+  /**
+   * The code measurements (SHA-256, 64 hex digits) the client accepts. May be empty only with
+   * `release`: then the fleet's code is accepted only if it is published under the release key.
+   */
   measurements: string[];
+  /**
+   * A release key the client pins instead of (or besides) measurements: a measurement not listed
+   * above is accepted only if a release entry for it, signed by `key` (raw Ed25519, 64 hex digits),
+   * is in `namespace` of the pinned log, proven against the fleet bundle's own checkpoint.
+   */
+  release?: { key: string; namespace: string };
   /** The largest guess limit the client accepts (tools write 10). */
   maxGuessLimit: number;
   /** Development only: attestations under a test vendor root count. */
@@ -199,8 +208,29 @@ export function parseTrustPins(v: unknown): TrustPins {
     vendorRoots.push({ name: x.name as string, key: x.key as string, test: x.test as boolean });
   }
 
-  if (!Array.isArray(o.measurements) || o.measurements.length === 0 || !o.measurements.every(isHex64))
-    invalid("measurements must list at least one SHA-256 measurement (64 lowercase hex digits)");
+  let release: { key: string; namespace: string } | undefined;
+  if (o.release !== undefined) {
+    const r = o.release as Record<string, unknown>;
+    if (
+      typeof r !== "object" ||
+      r === null ||
+      Array.isArray(r) ||
+      !isHex64(r.key) ||
+      typeof r.namespace !== "string" ||
+      r.namespace.length === 0
+    )
+      invalid("release must be {key: 64 lowercase hex digits (Ed25519), namespace: non-empty string}");
+    const problem = ed25519KeyProblem(fromHex(r.key as string));
+    if (problem !== null) invalid(`the release key is ${problem}`);
+    if (r.namespace === o.namespace) invalid("the releases namespace must not be the fleet's namespace");
+    release = { key: r.key as string, namespace: r.namespace as string };
+  }
+  if (!Array.isArray(o.measurements) || !o.measurements.every(isHex64))
+    invalid("measurements must be a list of SHA-256 measurements (64 lowercase hex digits)");
+  if ((o.measurements as string[]).length === 0 && release === undefined)
+    invalid(
+      "measurements must list at least one SHA-256 measurement (64 lowercase hex digits), unless a release key is pinned",
+    );
   const m = o.maxGuessLimit;
   if (typeof m !== "number" || !Number.isInteger(m) || m < 1 || m > MAX_PINNED_GUESS_LIMIT)
     invalid(`maxGuessLimit must be a whole number from 1 to ${MAX_PINNED_GUESS_LIMIT}`);
@@ -215,6 +245,7 @@ export function parseTrustPins(v: unknown): TrustPins {
     vendorRoots,
     measurements: [...new Set(o.measurements as string[])],
     maxGuessLimit: m as number,
+    ...(release === undefined ? {} : { release }),
     ...(o.allowTestRoots === true ? { allowTestRoots: true } : {}),
     ...(o.allowSmallFleet === true ? { allowSmallFleet: true } : {}),
   };

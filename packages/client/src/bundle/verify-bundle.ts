@@ -11,7 +11,10 @@
  *   6. the fleet's evidence, unless this device verified this artifact before: the bundle carries
  *      it, its SHA-256 is the log entry's evidence digest, it passes the audit under the pins
  *      (vendor roots, measurements, N >= 3, guess limit, namespace, log key) and the artifact says
- *      exactly what the verified genesis statement says;
+ *      exactly what the verified genesis statement says. A measurement not pinned is accepted only
+ *      with a release (pins.release): bundle.release is against the very same checkpoint, its
+ *      entry is in the log, in the pinned releases namespace, signed by the pinned release key,
+ *      and releases exactly the fleet's measurement (checkRelease);
  *   7. the counter-signature, by the fleet signing key of the verified statement, over
  *      (namespace, epoch, SHA-256(artifact), log signature);
  *   8. the artifact is within its validity window.
@@ -22,6 +25,7 @@
  */
 import {
   type Checkpoint,
+  decodeSignedRelease,
   fromBase64,
   logEntryLeafHash,
   type NoteVerifier,
@@ -29,6 +33,7 @@ import {
   openNote,
   parseCheckpoint,
   parseVerifierKey,
+  releaseSignedBytes,
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
   toBase64,
@@ -45,7 +50,9 @@ import {
   decodeArtifact,
   ErrorCode,
   type FleetArtifact,
+  fromHex,
   logBundleMessage,
+  type ReleaseBundleJson,
   toHex,
   utf8,
 } from "@bkv/wire";
@@ -127,6 +134,7 @@ export function verifiedArtifactKey(
     pins.namespace,
     pins.vendorRoots.map((r) => [r.name, r.key, r.test]),
     pins.measurements,
+    pins.release === undefined ? null : [pins.release.key, pins.release.namespace],
     pins.maxGuessLimit,
     pins.allowTestRoots === true,
     pins.allowSmallFleet === true,
@@ -287,6 +295,71 @@ function checkEpoch(seen: SeenCheckpoint | null, b: BundleJson): void {
   }
 }
 
+/**
+ * Step 6 for a measurement the pins do not list: the bundle's release must prove that the pinned
+ * release key published exactly this measurement in the pinned releases namespace of this log, at
+ * the bundle's own (already verified) checkpoint. Throws BUNDLE_MEASUREMENT saying why not.
+ */
+function checkRelease(
+  rel: ReleaseBundleJson | undefined,
+  pins: TrustPins,
+  measurement: Uint8Array,
+  checkpointNote: string,
+  cp: Checkpoint,
+): void {
+  const m = toHex(measurement);
+  const refuse = (why: string, cause?: unknown): never =>
+    fail(ErrorCode.BundleMeasurement, `the fleet's code ${m} is not pinned, and ${why}`, cause);
+  const pinned = pins.release;
+  if (pinned === undefined) return refuse("no release key is pinned");
+  if (rel === undefined || rel === null || typeof rel !== "object")
+    return refuse(`the bundle carries no release of it (releases namespace ${pinned.namespace})`);
+  if (rel.namespace !== pinned.namespace)
+    refuse(
+      `its release is in namespace ${JSON.stringify(rel.namespace)}, not the pinned ${JSON.stringify(pinned.namespace)}`,
+    );
+  if (rel.checkpoint !== checkpointNote)
+    refuse("its release is proven against another checkpoint than the fleet bundle's");
+  const artifact = typeof rel.artifact === "string" ? fromBase64(rel.artifact) : undefined;
+  const evidenceDigest = typeof rel.evidenceDigest === "string" ? fromBase64(rel.evidenceDigest) : undefined;
+  const logSignature = typeof rel.logSignature === "string" ? fromBase64(rel.logSignature) : undefined;
+  if (
+    artifact === undefined ||
+    evidenceDigest === undefined ||
+    logSignature === undefined ||
+    !Number.isSafeInteger(rel.epoch) ||
+    !Number.isSafeInteger(rel.index) ||
+    !Array.isArray(rel.inclusionProof)
+  )
+    return refuse("its release is malformed");
+  try {
+    verifyInclusion(
+      rel.index,
+      cp.size,
+      logEntryLeafHash({ namespace: rel.namespace, epoch: rel.epoch, artifact, evidenceDigest }),
+      rel.inclusionProof.map((p, i) => bytesOf(p, `release inclusion proof ${i}`)),
+      cp.root,
+    );
+  } catch (e) {
+    refuse("its release is not in the log (its inclusion proof fails)", e);
+  }
+  const logKey = parseVerifierKey(pins.logKey).publicKey;
+  if (!memoVerify(logKey, logBundleMessage(rel.namespace, rel.epoch, sha256(artifact)), logSignature))
+    refuse("the log's signature over its release does not verify");
+  let r: ReturnType<typeof decodeSignedRelease>;
+  try {
+    r = decodeSignedRelease(artifact);
+  } catch (e) {
+    return refuse("its release entry does not decode", e);
+  }
+  if (r.namespace !== rel.namespace || r.epoch !== rel.epoch)
+    refuse("its release entry names another namespace or epoch than its log entry");
+  if (!strictEd25519Verify(fromHex(pinned.key), releaseSignedBytes(r), r.signature))
+    refuse("its release is not signed by the pinned release key");
+  if (!bytesEqual(r.measurement, measurement))
+    refuse(`the release is for other code (${toHex(r.measurement)})`);
+}
+
 /** Without a cache given (or kept by the store), one in memory per checkpoint store. */
 const defaultCaches = new WeakMap<CheckpointStore, VerifiedArtifactCache>();
 function defaultCache(store: CheckpointStore): VerifiedArtifactCache {
@@ -388,7 +461,14 @@ export async function verifyBundle(
     if (evidence === undefined) return fail(ErrorCode.BundleEvidence, "bundle: the evidence is not base64");
     if (!bytesEqual(sha256(evidence), evidenceDigest))
       fail(ErrorCode.BundleEvidence, "the evidence is not the one the log entry names (its SHA-256 differs)");
-    signingKey = verifyFleetEvidence(evidence, artifact, pins).fleetSigningKey;
+    let underPins = pins;
+    if (!pins.measurements.includes(toHex(artifact.measurement)) && pins.release !== undefined) {
+      // Not pinned: accepted only as published under the pinned release key (the audit then
+      // checks that the members attest this measurement, and the artifact is the statement's).
+      checkRelease(b.release, pins, artifact.measurement, b.checkpoint, cp);
+      underPins = { ...pins, measurements: [...pins.measurements, toHex(artifact.measurement)] };
+    }
+    signingKey = verifyFleetEvidence(evidence, artifact, underPins).fleetSigningKey;
   }
   // 7. the fleet's counter-signature, by the key of the verified statement
   const message = countersignMessage({

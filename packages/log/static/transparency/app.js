@@ -28,6 +28,7 @@ function pinsFromFragment() {
   $("witnessKeys").value = p.getAll("witnessKey").join("\n");
   $("threshold").value = p.get("threshold") ?? String(Math.max(1, p.getAll("witnessKey").length));
   $("vendorRoot").value = p.get("vendorRoot") ?? "";
+  $("releaseKey").value = p.get("releaseKey") ?? "";
   // Development only (bkv dev's link): its vendor root is a test root, small fleets are allowed.
   devFlags.testRoot = p.get("testRoot") === "1";
   devFlags.allowSmallFleet = p.get("allowSmallFleet") === "1";
@@ -43,6 +44,7 @@ function readPins() {
       .filter((s) => s !== ""),
     threshold: Number($("threshold").value),
     vendorRoot: $("vendorRoot").value.trim(),
+    releaseKey: $("releaseKey").value.trim(),
   };
 }
 
@@ -121,6 +123,40 @@ function renderFleet(index, entry, artifact, audit, previous) {
   return box;
 }
 
+/** A release entry (measurement, source revision, build recipe), its signature checked if a release key is pinned. */
+function renderRelease(index, entry, release, releaseKey) {
+  const box = document.createElement("article");
+  box.className = "fleet release";
+  const h = document.createElement("h3");
+  h.textContent = `Release: ${entry.namespace}, epoch ${entry.epoch} (entry ${index})`;
+  const dl = document.createElement("dl");
+  row(dl, "Code measurement", hex(release.measurement));
+  row(dl, "Source revision", release.sourceRevision);
+  row(dl, "Build recipe", release.buildRecipe);
+  row(dl, "Signed at", new Date(release.time).toISOString());
+  const problems = [];
+  if (release.namespace !== entry.namespace || release.epoch !== entry.epoch)
+    problems.push(`it names (${release.namespace}, ${release.epoch}), not its log entry's`);
+  if (hex(entry.evidenceDigest) !== hex(bkv.sha256(new Uint8Array(0))))
+    problems.push("its evidence is not empty");
+  if (/^[0-9a-f]{64}$/.test(releaseKey)) {
+    if (!bkv.verifyRelease(release, bkv.fromHex(releaseKey)))
+      problems.push("it is NOT signed by the pinned release key");
+  }
+  row(
+    dl,
+    "Release",
+    problems.length > 0
+      ? `FAILED: ${problems.join("; ")}`
+      : /^[0-9a-f]{64}$/.test(releaseKey)
+        ? "signed by the pinned release key"
+        : "signature not checked (no release key given)",
+    problems.length > 0 ? "bad" : "ok",
+  );
+  box.append(h, dl);
+  return box;
+}
+
 async function run() {
   $("error").textContent = "";
   $("checkpoint").replaceChildren();
@@ -165,7 +201,20 @@ async function run() {
     for (const [i, bytes] of entries.entries()) {
       const index = t * 256 + i;
       const entry = bkv.decodeLogEntry(bytes);
-      const artifact = bkv.decodeArtifact(entry.artifact);
+      let artifact;
+      try {
+        artifact = bkv.decodeArtifact(entry.artifact);
+      } catch (e) {
+        // A release entry is no fleet: decoded as a release, or the entry fails as it did.
+        let release;
+        try {
+          release = bkv.decodeSignedRelease(entry.artifact);
+        } catch {
+          throw e;
+        }
+        $("fleets").append(renderRelease(index, entry, release, pins.releaseKey));
+        continue;
+      }
       let audit;
       try {
         const evidence = await fetchBytes(`../evidence/${hex(entry.evidenceDigest)}`);
