@@ -573,6 +573,13 @@ function build(
   /** The NVRAM objects of this life, core data and life record (others were destroyed at open). */
   const nvramObjects = () =>
     op(() => nvramObjectsOf(t)).filter((o) => o.value === null || o.value.life.equals(id));
+  const newestSeq = () => {
+    let n = 0n;
+    for (const { value: v } of nvramObjects()) if (v !== null && v.seq > n) n = v.seq;
+    return n;
+  };
+  /** The newest NVRAM sequence this process read at open or wrote since: one HSM, one writer. */
+  let lastSeq = newestSeq();
 
   return {
     now: opts.now ?? (() => Date.now()),
@@ -631,10 +638,18 @@ function build(
       const old = nvramObjects();
       let seq = 1n;
       for (const { value: v } of old) if (v !== null && v.seq >= seq) seq = v.seq + 1n;
+      // Another process wrote this HSM's NVRAM since this one read or wrote it (its folder lock was
+      // broken): write nothing and stop, rather than act on NVRAM it no longer knows.
+      if (seq - 1n !== lastSeq) {
+        throw new Error(
+          "NVRAM changed under this HSM process: another process is using this HSM's identity; stopping",
+        );
+      }
       const value = encodeNvramValue(seq, id, data);
       op((s) => p11.C_CreateObject(s, nvramTemplate(value)));
       syncTokenFiles(t.hsmDir, since);
       for (const o of old) op((s) => p11.C_DestroyObject(s, o.handle));
+      lastSeq = seq;
     },
 
     async identity() {

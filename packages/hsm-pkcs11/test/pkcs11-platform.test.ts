@@ -259,6 +259,12 @@ describe("pkcs11Platform on SoftHSM2", () => {
       inject(2n, new Uint8Array([2])); // a write whose old object was not destroyed yet
       inject(3n, new Uint8Array([3]), true); // a write torn by a crash: never acknowledged
       expect(count()).toBe(3);
+      // NVRAM changed under this process (as if another wrote it): it writes nothing more.
+      await expect(p.nvramWrite(new Uint8Array([9]))).rejects.toThrow(/another process/);
+      expect(count()).toBe(3);
+    });
+    // After the crash, the HSM process starts again and reads what the token holds.
+    await withPlatform(dir, async (p) => {
       expect(await p.nvramRead()).toEqual(new Uint8Array([2]));
       await p.nvramWrite(new Uint8Array([4]));
       expect(count()).toBe(1);

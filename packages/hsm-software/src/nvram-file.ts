@@ -25,7 +25,7 @@ function checksum(body: Buffer): Buffer {
   return createHash("sha256").update(body).digest();
 }
 
-type Slot = { seq: number; kind: NvramRecord["kind"]; data: Buffer };
+type Slot = { seq: number; kind: NvramRecord["kind"]; data: Buffer; raw: Buffer };
 
 function parseSlot(slot: Buffer): Slot | null {
   if (slot.length < SLOT) return null;
@@ -37,12 +37,17 @@ function parseSlot(slot: Buffer): Slot | null {
   if (len > MAX_DATA) return null;
   const body = slot.subarray(0, HEADER + len);
   if (!checksum(body).equals(slot.subarray(HEADER + len, HEADER + len + 32))) return null;
-  return { seq, kind, data: Buffer.from(slot.subarray(HEADER, HEADER + len)) };
+  return { seq, kind, data: Buffer.from(slot.subarray(HEADER, HEADER + len)), raw: Buffer.from(slot) };
 }
+
+/** Thrown when the NVRAM file changed under this handle: another process writes the same HSM's NVRAM. */
+export class NvramConflictError extends Error {}
 
 export class NvramFile {
   private fd: number;
   private seq = 0;
+  /** The newest slot this handle read at open or wrote since (what the file must still hold). */
+  private last: Buffer | null;
 
   constructor(path: string) {
     this.fd = openSync(path, "a+", 0o600);
@@ -50,6 +55,7 @@ export class NvramFile {
     this.fd = openSync(path, "r+");
     const current = this.readBoth();
     this.seq = current?.seq ?? 0;
+    this.last = current?.raw ?? null;
   }
 
   private readBoth(): Slot | null {
@@ -85,6 +91,16 @@ export class NvramFile {
 
   private writeSlot(magic: Buffer, data: Uint8Array): void {
     if (data.length > MAX_DATA) throw new Error(`NVRAM holds at most ${MAX_DATA} bytes`);
+    // One HSM, one writer: if the newest slot is not the one this handle read or wrote last, another
+    // process holds this HSM's identity and NVRAM (its folder lock was broken). Write nothing: the
+    // HSM stops rather than act on NVRAM it no longer knows (a second genesis, a cloned voter).
+    const now = this.readBoth();
+    const same = now === null ? this.last === null : this.last !== null && now.raw.equals(this.last);
+    if (!same) {
+      throw new NvramConflictError(
+        "NVRAM changed under this HSM process: another process is using this HSM's identity; stopping",
+      );
+    }
     this.seq += 1;
     const slot = Buffer.alloc(SLOT);
     magic.copy(slot, 0);
@@ -94,6 +110,7 @@ export class NvramFile {
     checksum(slot.subarray(0, HEADER + data.length)).copy(slot, HEADER + data.length);
     writeSync(this.fd, slot, 0, SLOT, (this.seq % 2) * SLOT);
     fdatasyncSync(this.fd);
+    this.last = slot;
   }
 
   close(): void {

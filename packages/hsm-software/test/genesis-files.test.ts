@@ -209,3 +209,40 @@ describe("software platform: one genesis per HSM", () => {
     );
   });
 });
+
+describe("software platform: one HSM, one writer of its NVRAM", () => {
+  it("a second process on the same folder (its lock deleted) signs no second genesis: it stops at its first NVRAM write", async () => {
+    const ms = await members(3);
+    // The operator deletes hsm.lock (a file of the folder, not NVRAM or keys) and starts a twin
+    // process on node 1's folder: same keys, NVRAM read while still empty.
+    rmSync(join(ms[0]!.dir, "hsm.lock"), { force: true });
+    const twin = new Member(ms[0]!.dir);
+    expect((await twin.start()).type).toBe("booted");
+    expect(twin.booted.identity).toEqual(ms[0]!.booted.identity);
+    // Node 1's first process takes part in fleet 1 (it records the ceremony in NVRAM first).
+    const { signatures } = await createAndJoin(ms);
+    const fleet1 = ms[0]!.nvram();
+    // The twin is asked to join fleet 2: its NVRAM write finds NVRAM changed under it, and it stops.
+    const others = await members(2);
+    const second = [others[0]!, twin, others[1]!];
+    const created = await others[0]!.send({
+      type: "genesis-create",
+      members: second.map((m) => m.booted.identity),
+      challenges: second.map((m) => m.booted.challenge),
+      guessLimit: 10,
+      ...PUBLISHED,
+    });
+    expect(created.type).toBe("genesis-packages");
+    if (created.type !== "genesis-packages") return;
+    const joined = await twin.send({
+      type: "genesis-join",
+      package: created.packages[1]!,
+      statement: created.statement,
+    });
+    expect(joined.type).not.toBe("genesis-signature");
+    expect(twin.frames.some((f) => f.type === "genesis-signature")).toBe(false);
+    // NVRAM still names fleet 1 only, and node 1's first process goes on to finish it.
+    expect(ms[0]!.nvram()).toEqual(fleet1);
+    for (const m of ms) await finish(m, signatures);
+  });
+});

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { NvramFile } from "../src/nvram-file.js";
+import { NvramConflictError, NvramFile } from "../src/nvram-file.js";
 
 describe("NVRAM file", () => {
   it("starts empty, keeps the newest write across reopening", () => {
@@ -45,5 +45,20 @@ describe("NVRAM file", () => {
   it("refuses data larger than a slot", () => {
     const a = new NvramFile(join(mkdtempSync(join(tmpdir(), "nv-")), "nvram.bin"));
     expect(() => a.write(new Uint8Array(1000))).toThrow(/at most/);
+  });
+
+  it("one writer: a handle whose NVRAM another handle wrote since refuses to write, and changes nothing", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "bkv-nvram-")), "nvram.bin");
+    const a = new NvramFile(path);
+    const b = new NvramFile(path);
+    a.write(new Uint8Array([1]));
+    expect(() => b.write(new Uint8Array([2]))).toThrow(NvramConflictError);
+    expect(new NvramFile(path).read()).toEqual(new Uint8Array([1]));
+    // The first handle still writes (it knows what NVRAM holds); a handle opened now does too.
+    a.write(new Uint8Array([3]));
+    const c = new NvramFile(path);
+    c.write(new Uint8Array([4]));
+    expect(() => a.write(new Uint8Array([5]))).toThrow(NvramConflictError);
+    expect(c.read()).toEqual(new Uint8Array([4]));
   });
 });
