@@ -7,11 +7,10 @@
  * signed with Ed25519 by the log's key (the key of its checkpoint signatures).
  */
 import { logBundleMessage, utf8 } from "@bkv/wire";
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ensure, TlogErrorCode } from "./errors.js";
 import { HASH_SIZE } from "./merkle.js";
-import { parseVerifierKey, SIG_ED25519, type VerifierKey } from "./note.js";
+import { ed25519VerifyStrict, parseVerifierKey, SIG_ED25519, type VerifierKey } from "./note.js";
 
 export const BUNDLE_SIGNATURE_DOMAIN = "bkv-bundle/v1";
 
@@ -43,7 +42,7 @@ export function verifyBundleSignature(
   if (k.type !== SIG_ED25519 || signature.length !== 64) return false;
   try {
     const msg = bundleSignedMessage(namespace, epoch, artifactDigest(artifact));
-    return ed25519.verify(signature, msg, k.publicKey, { zip215: false });
+    return ed25519VerifyStrict(k.publicKey, msg, signature);
   } catch {
     return false;
   }

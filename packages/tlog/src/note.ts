@@ -11,7 +11,7 @@
  * attacker-controlled: parsing is strict, unknown keys are ignored, a known key's bad signature
  * rejects the whole note, and a note no known key signed is rejected.
  */
-import { concatBytes, fromUtf8, utf8 } from "@bkv/wire";
+import { concatBytes, ed25519PointProblem, ed25519SignatureProblem, fromUtf8, utf8 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { fromBase64, toBase64 } from "./encoding.js";
@@ -258,11 +258,19 @@ export function generateSignerKey(name: string, type: number = SIG_ED25519): { s
   return { skey, vkey: formatVerifierKey(verifierKeyOf(parseSignerKey(skey))) };
 }
 
-function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
-  if (sig.length !== 64) return false;
+/**
+ * Ed25519, strictly (checkpoints, cosignatures, submitter and release signatures, evidence alike):
+ * the key and R canonical and not of small order, S below the group order (@bkv/wire's rules), and
+ * the cofactorless equation (noble with zip215: false, as node:crypto and Go verify).
+ */
+export function ed25519VerifyStrict(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (ed25519PointProblem(publicKey) !== null || ed25519SignatureProblem(signature) !== null) return false;
   try {
-    // zip215: false is RFC 8032 strict, as node:crypto (OpenSSL) and Go verify.
-    return ed25519.verify(sig, message, publicKey, { zip215: false });
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
   } catch {
     return false;
   }
@@ -287,8 +295,18 @@ function readTimestamp(sig: Uint8Array): number | undefined {
   return hi * 2 ** 32 + lo;
 }
 
-/** A verifier for an Ed25519 (0x01) or cosignature/v1 (0x04) verifier key. */
-export function noteVerifier(vkey: string | VerifierKey): NoteVerifier {
+/**
+ * A verifier for an Ed25519 (0x01) or cosignature/v1 (0x04) verifier key. `verify` checks each
+ * Ed25519 signature (default ed25519VerifyStrict; a caller may pass a memo of it).
+ */
+export function noteVerifier(
+  vkey: string | VerifierKey,
+  verify: (
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ) => boolean = ed25519VerifyStrict,
+): NoteVerifier {
   const k = typeof vkey === "string" ? parseVerifierKey(vkey) : vkey;
   if (keyId(k.name, k.type, k.publicKey) !== k.keyId) throw badKey("the key ID does not match the key");
   const publicKey = k.publicKey.slice();
@@ -297,7 +315,7 @@ export function noteVerifier(vkey: string | VerifierKey): NoteVerifier {
       name: k.name,
       keyId: k.keyId,
       type: k.type,
-      verify: (text, sig) => ed25519Verify(publicKey, text, sig),
+      verify: (text, sig) => verify(publicKey, text, sig),
     };
   }
   if (k.type === SIG_COSIGNATURE_V1) {
@@ -309,7 +327,7 @@ export function noteVerifier(vkey: string | VerifierKey): NoteVerifier {
         if (sig.length !== 72) return false;
         const ts = readTimestamp(sig);
         if (ts === undefined) return false;
-        return ed25519Verify(publicKey, cosignatureMessage(ts, text), sig.subarray(8));
+        return verify(publicKey, cosignatureMessage(ts, text), sig.subarray(8));
       },
     };
   }

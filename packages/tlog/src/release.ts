@@ -15,7 +15,7 @@
  * entry in tiles and bundles); its evidence is empty. Decoding is strict and canonical.
  */
 import { Reader, utf8, Writer } from "@bkv/wire";
-import { ed25519VerifyStrict } from "./submit.js";
+import { ed25519VerifyStrict } from "./note.js";
 
 const RELEASE_DOMAIN = utf8("bkv-release/v1\0");
 export const MAX_SOURCE_REVISION = 256;

@@ -9,8 +9,7 @@
  * signature, note signatures); binding both digests means a signed submission can only ever append
  * exactly this artifact with exactly this evidence at exactly this (namespace, epoch).
  */
-import { concatBytes, ed25519PointProblem, ed25519SignatureProblem, utf8 } from "@bkv/wire";
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { concatBytes, utf8 } from "@bkv/wire";
 import { ensure, TlogErrorCode } from "./errors.js";
 import { HASH_SIZE } from "./merkle.js";
 
@@ -35,21 +34,4 @@ export function submitMessage(
   const ep = new Uint8Array(4);
   new DataView(ep.buffer).setUint32(0, epoch);
   return concatBytes(utf8(SUBMIT_DOMAIN), head, ns, ep, artifactDigest, evidenceDigest);
-}
-
-/**
- * Ed25519, strictly (for submitter signatures and evidence alike): the key and R canonical and not of small order, S below
- * the group order, and the cofactorless equation (no ZIP-215 leniency).
- */
-export function ed25519VerifyStrict(
-  publicKey: Uint8Array,
-  message: Uint8Array,
-  signature: Uint8Array,
-): boolean {
-  if (ed25519PointProblem(publicKey) !== null || ed25519SignatureProblem(signature) !== null) return false;
-  try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    return false;
-  }
 }

@@ -6,13 +6,10 @@
  * Ed25519 accepts a small-order key, so it is not used for any of these checks).
  */
 import {
-  cosignatureMessage,
   ed25519VerifyStrict,
-  keyId,
   type NoteVerifier,
+  noteVerifier,
   parseVerifierKey,
-  SIG_COSIGNATURE_V1,
-  SIG_ED25519,
   type VerifierKey,
 } from "@bkv/tlog";
 import { ed25519PointProblem, toHex } from "@bkv/wire";
@@ -63,14 +60,6 @@ export function p256PointProblem(encoded: Uint8Array): string | null {
   }
 }
 
-function readTimestamp(sig: Uint8Array): number | undefined {
-  if (sig.length < 8) return undefined;
-  const dv = new DataView(sig.buffer, sig.byteOffset, 8);
-  const hi = dv.getUint32(0);
-  if (hi >= 2 ** 21) return undefined;
-  return hi * 2 ** 32 + dv.getUint32(4);
-}
-
 /**
  * A note verifier (log checkpoint signatures, witness cosignature/v1) that verifies with
  * strictEd25519Verify (or `verify`, a memo of it); the key itself must be strict. Throws on a key
@@ -85,28 +74,7 @@ export function strictNoteVerifier(
   ) => boolean = strictEd25519Verify,
 ): NoteVerifier {
   const k = typeof vkey === "string" ? parseVerifierKey(vkey) : vkey;
-  if (keyId(k.name, k.type, k.publicKey) !== k.keyId) throw new Error("the key ID does not match the key");
   const problem = ed25519PointProblem(k.publicKey);
   if (problem !== null) throw new Error(`the key of ${k.name} is ${problem}`);
-  const publicKey = k.publicKey.slice();
-  if (k.type === SIG_ED25519)
-    return {
-      name: k.name,
-      keyId: k.keyId,
-      type: k.type,
-      verify: (text, sig) => verify(publicKey, text, sig),
-    };
-  if (k.type === SIG_COSIGNATURE_V1)
-    return {
-      name: k.name,
-      keyId: k.keyId,
-      type: k.type,
-      verify: (text, sig) => {
-        if (sig.length !== 72) return false;
-        const ts = readTimestamp(sig);
-        if (ts === undefined) return false;
-        return verify(publicKey, cosignatureMessage(ts, text), sig.subarray(8));
-      },
-    };
-  throw new Error(`unsupported signature type 0x${k.type.toString(16)}`);
+  return noteVerifier(k, verify);
 }
