@@ -1,6 +1,6 @@
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
-export { BundleKeeper, type TransparencyConfig } from "./bundle-keeper.js";
+export { BundleKeeper, MAX_KNOWN_SIZES, MAX_OTHER_PROOFS, type TransparencyConfig } from "./bundle-keeper.js";
 export {
   type CeremonyLogStep,
   type CeremonyMember,
