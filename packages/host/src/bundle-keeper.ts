@@ -164,6 +164,11 @@ export class BundleKeeper {
     return Buffer.from(body).toString("base64");
   }
 
+  /** The tree size of the checkpoint in the bundle served now (null before the first). */
+  servedSize(): number | null {
+    return this.bundle?.size ?? null;
+  }
+
   /**
    * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked,
    * and with the fleet's evidence and release only if asked (GET /v1/bundle; vault answers leave

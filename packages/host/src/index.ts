@@ -14,6 +14,13 @@ export { type RunningHost, startHost } from "./host.js";
 export { type HostKey, hostPublicKey, readHostKey, writeNewHostKey } from "./host-key.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";
 export { HsmProcess } from "./hsm-process.js";
+export {
+  HostMetrics,
+  instrumentRequests,
+  type MetricsSources,
+  registerMetrics,
+  registerProbes,
+} from "./metrics.js";
 export { FrameMac, Initiator, Responder } from "./peer-handshake.js";
 export {
   type Faults,
