@@ -228,6 +228,15 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/livez": {
+        get: { summary: "Liveness: the host agent answers", responses: { "200": { description: "Alive" } } },
+      },
+      "/readyz": {
+        get: {
+          summary: "Readiness: the HSM serves (a member, not recovering, a leader known)",
+          responses: { "200": { description: "Ready" }, "503": { description: "Not ready, with why" } },
+        },
+      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
