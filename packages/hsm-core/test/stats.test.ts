@@ -4,6 +4,7 @@
  */
 import { VaultClient } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
+import { SimFleet } from "@bkv/sim";
 import { decodeHsmToHost, encodeHsmToHost, type HsmStats, NVRAM_WRITE_BUCKETS_MS, utf8 } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 import { LIGHT, TestHost } from "./harness.js";
@@ -72,6 +73,28 @@ describe("HSM stats", () => {
     expect(contains(encodeHsmToHost({ type: "stats", ...s3 }), utf8(USER))).toBe(false);
     // A fleet of one leads and has no peers to report.
     expect(s3.peers).toEqual([]);
+  });
+
+  it("the leader reports each peer's match index; a follower none", async () => {
+    const fleet = await SimFleet.create({ nodes: 3, guessLimit: 3 });
+    const leader = await fleet.waitForLeader();
+    for (let i = 0; i < 5; i++) await fleet.tick();
+    for (const id of [1, 2, 3]) {
+      const n = fleet.node(id);
+      n.stats = null;
+      await fleet.deliverFrame(n, { type: "stats" });
+      const s = n.stats as HsmStats | null;
+      if (s === null) throw new Error("no stats frame");
+      if (id === leader) {
+        expect(s.peers.map((p) => p.node).sort()).toEqual([1, 2, 3].filter((x) => x !== leader));
+        for (const p of s.peers) {
+          expect(p.match).toBeGreaterThan(0);
+          expect(p.match).toBeLessThanOrEqual(s.lastIndex);
+        }
+      } else {
+        expect(s.peers).toEqual([]);
+      }
+    }
   });
 
   it("a stats frame with the wrong number of NVRAM buckets is refused by the host's decoder", () => {
