@@ -20,6 +20,7 @@ import type { TokenVerifier } from "./auth.js";
 import type { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
 import type { HsmLink } from "./hsm-link.js";
+import { type HostMetrics, instrumentRequests, registerProbes } from "./metrics.js";
 import type { FaultsFile } from "./peers.js";
 import { RateLimiter } from "./rate-limit.js";
 
@@ -227,6 +228,15 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/livez": {
+        get: { summary: "Liveness: the host agent answers", responses: { "200": { description: "Alive" } } },
+      },
+      "/readyz": {
+        get: {
+          summary: "Readiness: the HSM serves (a member, not recovering, a leader known)",
+          responses: { "200": { description: "Ready" }, "503": { description: "Not ready, with why" } },
+        },
+      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
@@ -255,6 +265,10 @@ export interface ApiDeps {
   peerCounters?: () => { refused: number; framesRefused: number; relayed: number } | null;
   /** The fleet's validation bundle, when the fleet is published in a transparency log. */
   bundles?: BundleKeeper;
+  /** The rate-limit tables (made from config.rateLimits when not given). */
+  limiters?: { perUser: RateLimiter; perAddress: RateLimiter };
+  /** Count and time requests, and serve /livez and /readyz. */
+  metrics?: HostMetrics;
 }
 
 /** The checkpoint size a client says it has seen (header or query), or null. */
@@ -274,8 +288,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
-  const perUser = new RateLimiter(config.rateLimits.perUser);
-  const perAddress = new RateLimiter(config.rateLimits.perAddress);
+  const perUser = deps.limiters?.perUser ?? new RateLimiter(config.rateLimits.perUser);
+  const perAddress = deps.limiters?.perAddress ?? new RateLimiter(config.rateLimits.perAddress);
+  if (deps.metrics !== undefined) instrumentRequests(app, deps.metrics);
+  registerProbes(app, () => deps.hsm);
   const doc = openApiDocument();
 
   // Web apps on the configured origins may call the client API from the browser (CORS). Peer hosts

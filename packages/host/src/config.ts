@@ -31,6 +31,12 @@ export interface HostConfig {
   rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
   /** Where the fleet is published: the host hands its validation bundle out with every response. */
   transparency?: TransparencyConfig;
+  /**
+   * Where GET /metrics (Prometheus text) is served: a listener of its own, for the operator's
+   * monitoring network only (say 127.0.0.1 or a management address), never the client API. None
+   * when absent.
+   */
+  metricsListen?: { host: string; port: number };
   /** Browser origins (e.g. a web app) allowed to call the client API (CORS). */
   corsOrigins?: string[];
 }
@@ -55,6 +61,11 @@ export function loadHostConfig(path: string): HostConfig {
   if (typeof c.node !== "number" || c.node < 1) fail(path, "node must be a number from 1");
   if (typeof c.listen?.host !== "string" || typeof c.listen.port !== "number")
     fail(path, "listen.host and listen.port required");
+  if (
+    c.metricsListen !== undefined &&
+    (typeof c.metricsListen?.host !== "string" || typeof c.metricsListen.port !== "number")
+  )
+    fail(path, "metricsListen needs host and port");
   if (typeof c.storagePath !== "string") fail(path, "storagePath required");
   if (!Array.isArray(c.hsmCommand) || c.hsmCommand.length === 0) fail(path, "hsmCommand required");
   if (!Array.isArray(c.peers)) fail(path, "peers required (an empty list for a fleet of one)");

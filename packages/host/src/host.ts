@@ -1,13 +1,15 @@
 /** Start a host agent: storage, HSM process, HTTP API. Used by `bkv host` and by tests. */
 
-import type { FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import { buildApi } from "./api.js";
 import { TokenVerifier } from "./auth.js";
 import { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
 import { readHostKey } from "./host-key.js";
 import { HsmLink } from "./hsm-link.js";
+import { HostMetrics, registerMetrics } from "./metrics.js";
 import { FaultsFile, type PeerAddress, PeerListener, PeerTransport } from "./peers.js";
+import { RateLimiter } from "./rate-limit.js";
 import { HostStorage } from "./storage.js";
 
 export interface RunningHost {
@@ -16,6 +18,8 @@ export interface RunningHost {
   peerAddress: PeerAddress | null;
   /** The peer port's counters (null without peers). */
   peerCounters: PeerListener["counters"] | null;
+  /** Where GET /metrics is served (null without metricsListen). */
+  metricsUrl: string | null;
   app: FastifyInstance;
   hsm: HsmLink;
   storage: HostStorage;
@@ -32,7 +36,19 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   let selfUrl: string | undefined;
   const key = config.hostKeyFile === undefined ? null : readHostKey(config.hostKeyFile);
   let listener: PeerListener | null = null;
+  const limiters = {
+    perUser: new RateLimiter(config.rateLimits.perUser),
+    perAddress: new RateLimiter(config.rateLimits.perAddress),
+  };
+  const metrics = new HostMetrics({
+    hsm: () => hsm!,
+    peerCounters: () => listener?.counters ?? null,
+    bundles: () => bundles,
+    limiters: () => limiters,
+  });
   const app = buildApi({
+    limiters,
+    metrics,
     config,
     tokens,
     faults,
@@ -53,6 +69,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     onPeer: (to, bytes) => peers.send(to, bytes),
     ...(config.tickMs === undefined ? {} : { tickMs: config.tickMs }),
   });
+  hsm.onPersistTimed = (seconds) => metrics.observePersist(seconds);
   hsm.start();
   try {
     await hsm.ready();
@@ -67,7 +84,17 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   // Peer streams come to their own listener, from the configured hosts only (peers.ts); the client
   // API's port takes none.
   let peerAddress: PeerAddress | null = null;
+  // GET /metrics on a listener of its own, for the operator's network only (never the client API).
+  const metricsApp = config.metricsListen === undefined ? null : Fastify({ logger: false });
+  let metricsUrl: string | null = null;
   try {
+    if (metricsApp !== null && config.metricsListen !== undefined) {
+      registerMetrics(metricsApp, metrics);
+      await metricsApp.listen({ host: config.metricsListen.host, port: config.metricsListen.port });
+      const a = metricsApp.server.address();
+      const p = typeof a === "object" && a !== null ? a.port : config.metricsListen.port;
+      metricsUrl = `http://${config.metricsListen.host}:${p}`;
+    }
     if (config.peerListen !== undefined && key !== null) {
       const link = hsm;
       listener = new PeerListener({
@@ -89,6 +116,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     bundles?.stop();
     peers.close();
     await listener?.close().catch(() => {});
+    await metricsApp?.close().catch(() => {});
     await hsm.stop();
     storage.close();
     throw e;
@@ -101,6 +129,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     url: selfUrl,
     peerAddress,
     peerCounters: listener?.counters ?? null,
+    metricsUrl,
     app,
     hsm: link,
     storage,
@@ -108,6 +137,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
       bundles?.stop();
       peers.close();
       await listener?.close();
+      await metricsApp?.close();
       await app.close();
       await link.stop();
       storage.close();

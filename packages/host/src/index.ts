@@ -1,6 +1,6 @@
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
-export { BundleKeeper, type TransparencyConfig } from "./bundle-keeper.js";
+export { BundleKeeper, MAX_KNOWN_SIZES, MAX_OTHER_PROOFS, type TransparencyConfig } from "./bundle-keeper.js";
 export {
   type CeremonyLogStep,
   type CeremonyMember,
@@ -14,6 +14,13 @@ export { type RunningHost, startHost } from "./host.js";
 export { type HostKey, hostPublicKey, readHostKey, writeNewHostKey } from "./host-key.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";
 export { HsmProcess } from "./hsm-process.js";
+export {
+  HostMetrics,
+  instrumentRequests,
+  type MetricsSources,
+  registerMetrics,
+  registerProbes,
+} from "./metrics.js";
 export { FrameMac, Initiator, Responder } from "./peer-handshake.js";
 export {
   type Faults,

@@ -60,6 +60,7 @@ import { SNAPSHOT_EVERY } from "./policy.js";
 import { type LogRecord, type Position, Raft, type SnapshotMeta } from "./raft.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
+import { CoreStats, timeNvramWrites } from "./stats.js";
 import { checkStorage } from "./storage-check.js";
 import { decide } from "./vault.js";
 
@@ -131,12 +132,17 @@ export class HsmCore {
     entriesApplied: 0,
   };
 
+  private readonly platform: HsmPlatform;
+  /** Counts for the Stats frame: decisions applied and NVRAM write latency, nothing per user. */
+  private readonly stats = new CoreStats();
+
   private constructor(
-    private readonly platform: HsmPlatform,
+    platform: HsmPlatform,
     private readonly emit: (frame: Uint8Array) => void,
     private readonly options: CoreOptions,
   ) {
-    this.persist = new PersistPipeline(platform);
+    this.platform = timeNvramWrites(platform, this.stats);
+    this.persist = new PersistPipeline(this.platform);
   }
 
   static async create(
@@ -175,6 +181,7 @@ export class HsmCore {
     if (this.phase === "failed") {
       // A stopped core answers every frame with why it stopped, and does nothing else.
       if (m.type === "status") this.sendStatus();
+      else if (m.type === "stats") this.sendStats();
       else {
         this.counters.framesRejected++;
         if (this.failure !== null) this.send({ type: "failed", ...this.failure });
@@ -233,6 +240,9 @@ export class HsmCore {
       case "status":
         this.sendStatus();
         return;
+      case "stats":
+        this.sendStats();
+        return;
     }
     await this.processReady();
   }
@@ -252,6 +262,19 @@ export class HsmCore {
       peerForged: this.m?.channel.counters.forged ?? 0,
       peerReplayed: this.m?.channel.counters.replayed ?? 0,
       framesRejected: Math.min(this.counters.framesRejected, 0xffffffff),
+    });
+  }
+
+  private sendStats(): void {
+    const r = this.raft;
+    this.send({
+      type: "stats",
+      ...this.stats.decisions,
+      nvramWrites: this.stats.nvramWrites,
+      nvramWriteMs: this.stats.nvramWriteMs,
+      nvramWriteBuckets: [...this.stats.nvramWriteBuckets],
+      lastIndex: r?.lastIndex() ?? 0,
+      peers: r?.role === "leader" ? r.matchIndexes() : [],
     });
   }
 
@@ -682,7 +705,9 @@ export class HsmCore {
     while (this.committed.index < raft.commitIndex) {
       const rec = raft.entry(this.committed.index + 1);
       if (rec === undefined) break;
-      this.committed.apply(decodeEntry(rec.bytes), rec.hash);
+      const entry = decodeEntry(rec.bytes);
+      this.committed.apply(entry, rec.hash);
+      this.stats.countEntry(entry);
       this.counters.entriesApplied++;
       const ws = this.waiters.get(rec.index);
       if (ws !== undefined) {

@@ -327,7 +327,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (fleet !== null && fleet.namespace !== namespace) {
     throw new UsageError(`${p.dir} holds a fleet of namespace ${fleet.namespace}; it is frozen at genesis`);
   }
-  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 40);
+  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 50);
   const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
   writeFaults(p.dir, { isolated: [], latencyMs: intFlag(values.latency, "--latency", 0, 0, 10_000) });
   if (!existsSync(p.tokenKey))
@@ -339,6 +339,9 @@ export async function devCommand(argv: string[]): Promise<number> {
   // Each host's peer listener, for the other hosts only (the client API port takes no peer streams).
   const peerPorts: number[] = [];
   for (let i = 0; i < count; i++) peerPorts.push(basePort === 0 ? await freePort() : basePort + 30 + i);
+  // Each host's metrics listener (GET /metrics), on loopback like everything of `bkv dev`.
+  const metricsPorts: number[] = [];
+  for (let i = 0; i < count; i++) metricsPorts.push(basePort === 0 ? await freePort() : basePort + 40 + i);
   // The demo web app's origin, which the hosts let call them from browsers.
   const webPort = basePort === 0 ? await freePort() : basePort + 20;
   // localhost, not 127.0.0.1: browsers accept no IP address as a passkey's relying party.
@@ -359,6 +362,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       node: i,
       listen: { host: "127.0.0.1", port: ports[i - 1]! },
       peerListen: { host: "127.0.0.1", port: peerPorts[i - 1]! },
+      metricsListen: { host: "127.0.0.1", port: metricsPorts[i - 1]! },
       hostKeyFile: p.hostKey(i),
       storagePath: join(p.hostDir(i), "vault.sqlite"),
       hsmCommand: hsmCommand(p.dir, i, platform),
@@ -388,6 +392,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       node: i,
       url: `http://127.0.0.1:${ports[i - 1]}`,
       peer: `127.0.0.1:${peerPorts[i - 1]}`,
+      metrics: `http://127.0.0.1:${metricsPorts[i - 1]}`,
       hostPid: null,
       hsmPid: null,
       config: join(p.hostDir(i), "config.json"),
