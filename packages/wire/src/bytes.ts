@@ -54,7 +54,9 @@ export function fromBase64Url(s: string): Uint8Array {
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder("utf-8", { fatal: true });
+// fatal: invalid UTF-8 is an error, not U+FFFD. ignoreBOM: a leading BOM is kept as U+FEFF, not stripped,
+// so decoding then encoding gives back the same bytes (one string, one encoding).
+const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function utf8(s: string): Uint8Array {
   return enc.encode(s);
