@@ -20,7 +20,7 @@ function sources(dir: string): string[] {
 }
 
 /** Every module specifier: `import … from`, `export … from`, bare `import "x"`, `import("x")`, `require("x")`. */
-export function imports(text: string): string[] {
+function imports(text: string): string[] {
   const patterns = [
     /(?:^|[\n;])\s*(?:import|export)\s[^"'`;]*?\sfrom\s*["']([^"']+)["']/g,
     /(?:^|[\n;])\s*import\s*["']([^"']+)["']/g,
