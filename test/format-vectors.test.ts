@@ -54,6 +54,15 @@ describe("golden vectors", () => {
           expect(toJson(await decode(bytes, context))).toEqual(v.fields);
         });
 
+        it(`${v.type}: the bytes cut short anywhere (inside any field) are refused`, async () => {
+          for (let n = 0; n < bytes.length; n++) {
+            const outcome = await refuses(() => decode(bytes.subarray(0, n), context)).catch(
+              () => "accepted",
+            );
+            expect(outcome, `accepted the first ${n} of ${bytes.length} bytes`).not.toBe("accepted");
+          }
+        });
+
         it(`${v.type}: one byte more, one byte less, or a byte changed in the middle is refused`, async () => {
           await refuses(() => decode(Uint8Array.of(...bytes, 0), context));
           await refuses(() => decode(bytes.subarray(0, bytes.length - 1), context));
