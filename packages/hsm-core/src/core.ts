@@ -81,9 +81,6 @@ export interface CoreOptions {
 
 export interface CoreCounters {
   framesRejected: number;
-  requestsOpened: number;
-  requestsRejected: number;
-  entriesApplied: number;
 }
 
 interface MemberState {
@@ -127,9 +124,6 @@ export class HsmCore {
   } | null = null;
   readonly counters: CoreCounters = {
     framesRejected: 0,
-    requestsOpened: 0,
-    requestsRejected: 0,
-    entriesApplied: 0,
   };
 
   private readonly platform: HsmPlatform;
@@ -221,7 +215,6 @@ export class HsmCore {
         const tag = m.tag;
         const { wait } = await this.prepare(m.envelope);
         void wait.then((r) => {
-          if (!r.ok) this.counters.requestsRejected++;
           this.send(
             r.ok ? { type: "reply", tag, ok: true, envelope: r.envelope } : { type: "reply", tag, ...r },
           );
@@ -708,7 +701,6 @@ export class HsmCore {
       const entry = decodeEntry(rec.bytes);
       this.committed.apply(entry, rec.hash);
       this.stats.countEntry(entry);
-      this.counters.entriesApplied++;
       const ws = this.waiters.get(rec.index);
       if (ws !== undefined) {
         this.waiters.delete(rec.index);
@@ -878,7 +870,6 @@ export class HsmCore {
       const code = e instanceof BkvError ? e.code : ErrorCode.Malformed;
       return this.rejected(code, (e as Error).message);
     }
-    this.counters.requestsOpened++;
     // Leadership may have changed while the request was being opened.
     const spec = this.spec;
     if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");
