@@ -10,10 +10,9 @@ import { defaultCheckpointPath, fileCheckpointStore, nodeHpkeSealer } from "@bkv
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
+import { EXIT } from "../exit-codes.js";
 import { readKeyFile, writeKeyFile } from "../key-file.js";
 import { readPin } from "../pin.js";
-
-export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5, untrusted: 6 } as const;
 
 /** Transport errors: no verdict from the HSM (a host's own refusals and failures). */
 const NO_VERDICT = new Set<string>([ErrorCode.Unavailable, ErrorCode.RateLimited, ErrorCode.HostError]);
