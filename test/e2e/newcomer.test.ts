@@ -3,11 +3,12 @@
  * dev subcommands find ./bkv-dev by default, speak in sentences (JSON with --json), say what is
  * missing; a fleet without a majority says so; a resumed folder refuses another guess limit.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bkv, type DevVault, startDev } from "./cli.js";
+import { BKV, bkv, type DevVault, type RunResult, STATE_DIR, startDev } from "./cli.js";
 
 let cwd: string;
 let dir: string;
@@ -140,5 +141,119 @@ describe("bkv dev, as a newcomer runs it", () => {
     // The same guess limit, given again, is no error: the folder resumes.
     dev = await startDev(dir, ["--guess-limit", "3"]);
     expect(dev.ready.dir).toBe(dir);
+  });
+});
+
+/**
+ * bkv on a terminal: run under `script`, which gives it a pseudo-terminal. Each answer is typed
+ * once the prompt before it has appeared.
+ */
+function onTerminal(args: string[], answers: { after: string; type: string }[]): Promise<RunResult> {
+  const command = [process.execPath, BKV, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  return new Promise((resolve, reject) => {
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      cwd,
+      env: { ...process.env, BKV_STATE_DIR: STATE_DIR },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    let next = 0;
+    let from = 0;
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString("utf8");
+      for (;;) {
+        const answer = answers[next];
+        const at = answer === undefined ? -1 : out.indexOf(answer.after, from);
+        if (answer === undefined || at < 0) break;
+        child.stdin.write(answer.type);
+        from = at + answer.after.length;
+        next++;
+      }
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code: code ?? -1, stdout: out, stderr: "" }));
+  });
+}
+
+describe("the vault commands, as a newcomer runs them", () => {
+  it("register on a terminal asks the PIN twice; two different PINs send nothing", async () => {
+    const keyFile = join(cwd, "tty.key");
+    expect((await here(["key", "new", "--out", keyFile])).code).toBe(0);
+    const args = ["vault", "register", "--dev", "bkv-dev", "--user", "tty", "--key", keyFile];
+    const differ = await onTerminal(args, [
+      { after: "New PIN: ", type: "2468\r" },
+      { after: "New PIN again: ", type: "2486\r" },
+    ]);
+    expect(differ.code).toBe(1);
+    expect(differ.stdout).toContain("the two PINs differ; nothing was sent");
+    expect(differ.stdout).not.toContain("2468");
+    const gone = await here(
+      ["vault", "recover", "--dev", "bkv-dev", "--user", "tty", "--out", join(cwd, "t.key")],
+      "2468\n",
+    );
+    expect(gone.code).toBe(4);
+
+    const same = await onTerminal(args, [
+      { after: "New PIN: ", type: "2468\r" },
+      { after: "New PIN again: ", type: "2468\r" },
+    ]);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain("registered: the backup key of tty is protected by the PIN");
+    expect(same.stdout).not.toContain("2468");
+    // Both lines typed ahead in one go still count as the two answers.
+    const ahead = await onTerminal(
+      [...args.slice(0, 5), "tty2", ...args.slice(6)],
+      [{ after: "New PIN: ", type: "1357\r1357\r" }],
+    );
+    expect(ahead.code).toBe(0);
+    const recovered = await onTerminal(
+      ["vault", "recover", "--dev", "bkv-dev", "--user", "tty", "--out", join(cwd, "t2.key")],
+      [{ after: "PIN: ", type: "2468\r" }],
+    );
+    expect(recovered.code).toBe(0);
+    expect(readFileSync(join(cwd, "t2.key"))).toEqual(readFileSync(keyFile));
+  });
+
+  it("takes the bearer token from --token-file or BKV_TOKEN, and says which are missing", async () => {
+    const keyFile = join(cwd, "tok.key");
+    expect((await here(["key", "new", "--out", keyFile])).code).toBe(0);
+    expect(
+      (await here(["vault", "register", "--dev", "bkv-dev", "--user", "tok", "--key", keyFile], "1122\n"))
+        .code,
+    ).toBe(0);
+    const token = (await here(["dev", "token", "--user", "tok"])).stdout.trim();
+    const tokenFile = join(cwd, "tok.token");
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    const base = [
+      "vault",
+      "recover",
+      "--vault",
+      dev.url,
+      "--trust",
+      join(dir, "trust.json"),
+      "--user",
+      "tok",
+    ];
+    const fromFile = await here(
+      [...base, "--token-file", tokenFile, "--out", join(cwd, "tok1.key")],
+      "1122\n",
+    );
+    expect(fromFile.stderr).toBe("");
+    expect(fromFile.code).toBe(0);
+    const fromEnv = await here([...base, "--out", join(cwd, "tok2.key")], "1122\n", { BKV_TOKEN: token });
+    expect(fromEnv.code).toBe(0);
+    expect(readFileSync(join(cwd, "tok2.key"))).toEqual(readFileSync(keyFile));
+    const none = await here([...base, "--out", join(cwd, "tok3.key")], "1122\n", { BKV_TOKEN: "" });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(
+      "a bearer token is required: --token-file FILE, the BKV_TOKEN variable, or --token",
+    );
+    const missingFile = await here(
+      [...base, "--token-file", join(cwd, "no-such.token"), "--out", join(cwd, "tok4.key")],
+      "1122\n",
+    );
+    expect(missingFile.code).toBe(1);
+    expect(missingFile.stderr).toContain("cannot read the token file");
+    expect(existsSync(join(cwd, "tok3.key")) || existsSync(join(cwd, "tok4.key"))).toBe(false);
   });
 });

@@ -5,13 +5,14 @@
  * failed (its unsealed word about the PIN or the record is never believed), 6 a validation bundle
  * did not verify (the message says what had been sent).
  */
+import { readFile } from "node:fs/promises";
 import { AnswerBundleError, httpTransport, VaultClient } from "@bkv/client";
 import { defaultCheckpointPath, fileCheckpointStore, nodeHpkeSealer } from "@bkv/client/node";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
 import { EXIT } from "../exit-codes.js";
-import { readKeyFile, writeKeyFile } from "../key-file.js";
+import { fsReason, readKeyFile, writeKeyFile } from "../key-file.js";
 import { readPin } from "../pin.js";
 
 /** Transport errors: no verdict from the HSM (a host's own refusals and failures). */
@@ -53,6 +54,30 @@ export function describeFailure(e: unknown): { code: number; err: BkvError; text
   return { code: exitCodeFor(e), err, text: failureText(err) };
 }
 
+/**
+ * The bearer token: --token-file FILE (its first line), --token TOKEN (seen by other local users in
+ * the process list), or the environment variable BKV_TOKEN.
+ */
+async function bearerToken(file: string | undefined, flag: string | undefined): Promise<string> {
+  if (file !== undefined && flag !== undefined)
+    throw new UsageError("give --token-file or --token, not both");
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      throw new UsageError(`cannot read the token file ${file}: ${fsReason(e)}`);
+    }
+    const token = text.split("\n")[0]!.trim();
+    if (token === "") throw new UsageError(`the token file ${file} is empty`);
+    return token;
+  }
+  const token = flag ?? process.env.BKV_TOKEN;
+  if (token === undefined || token === "")
+    throw new UsageError("a bearer token is required: --token-file FILE, the BKV_TOKEN variable, or --token");
+  return token;
+}
+
 export async function vaultCommand(argv: string[]): Promise<number> {
   const [op, ...rest] = argv;
   if (op !== "register" && op !== "recover" && op !== "delete") {
@@ -62,6 +87,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
     dev: { type: "string" },
     vault: { type: "string" },
     token: { type: "string" },
+    "token-file": { type: "string" },
     trust: { type: "string" },
     checkpoint: { type: "string" },
     user: { type: "string" },
@@ -87,7 +113,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       trustPath = values.trust ?? devPaths(values.dev).trustJson;
     } else {
       url = required(values.vault, "--vault (or --dev DIR)");
-      token = required(values.token, "--token");
+      token = await bearerToken(values["token-file"], values.token);
       trustPath = required(values.trust, "--trust");
     }
     const pins = readTrust(trustPath);
@@ -103,7 +129,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       transport: httpTransport({ url, token }),
       hpke: nodeHpkeSealer,
     });
-    const pin = await readPin();
+    const pin = await readPin({ confirm: op === "register" });
 
     switch (op) {
       case "register": {
