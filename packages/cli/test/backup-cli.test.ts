@@ -104,13 +104,21 @@ describe("bkv key new", () => {
 });
 
 describe("bkv backup and bkv restore", () => {
-  it("round-trip a file, quietly", async () => {
+  it("round-trip a file: nothing on stdout, one line on stderr that says what was written", async () => {
     const { d, data } = await setup();
     const b = await bkv("backup", "--key", join(d, "key"), join(d, "data"), join(d, "data.bkv"));
-    expect(b).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(b).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: `bkv backup: encrypted ${join(d, "data")} into ${join(d, "data.bkv")} (293.1 KiB)\n`,
+    });
     expect((await stat(join(d, "data.bkv"))).size).toBe(backupSize(data.length));
     const r = await bkv("restore", "--key", join(d, "key"), join(d, "data.bkv"), join(d, "restored"));
-    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(r).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: `bkv restore: decrypted and verified ${join(d, "data.bkv")} into ${join(d, "restored")} (293.0 KiB)\n`,
+    });
     expect((await readFile(join(d, "restored"))).equals(data)).toBe(true);
     expect((await readdir(d)).sort()).toEqual(["data", "data.bkv", "key", "restored"]);
   });
