@@ -147,7 +147,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     index,
     namespace: entry?.namespace ?? null,
     epoch: entry?.epoch ?? null,
-    fleet: artifact === undefined ? null : fleetView(index, artifact),
+    fleet: artifact === undefined ? null : fleetView(index, artifact, entry?.evidenceDigest),
     release,
     passed,
     failures,
