@@ -163,9 +163,24 @@ describe("the demo page in Chromium", () => {
       // The PIN fields do not invite a password manager to keep the PIN.
       for (const id of ["pin", "pin-again", "restore-pin"])
         expect(await first.page.getByTestId(id).getAttribute("autocomplete")).toBe("one-time-code");
+      // Protecting again would replace alice's record: the page asks; "no" keeps it.
+      const asked: string[] = [];
+      first.page.once("dialog", (dlg) => {
+        asked.push(dlg.message());
+        void dlg.dismiss();
+      });
+      await first.page.getByTestId("pin").fill("9999");
+      await first.page.getByTestId("pin-again").fill("9999");
+      expect(await succeed(first, () => first.page.getByTestId("register-pin").click())).toBe(
+        `Kept ${user}'s existing PIN record; nothing was changed.`,
+      );
+      expect(asked).toEqual([
+        `${user} already has a PIN record in the vault. Replace it? The old PIN and the backup key it protects stop working.`,
+      ]);
       expectQuietConsole(first);
 
       const second = await device();
+      // The PIN is still alice's first one: the refused replacement changed nothing.
       expect((await recoverWithPin(second, user, pin)).error).toBe("");
       const restored = await download(second, "chats.db");
       await shot(second.page, test, "3-restored");

@@ -257,3 +257,54 @@ describe("the vault commands, as a newcomer runs them", () => {
     expect(existsSync(join(cwd, "tok3.key")) || existsSync(join(cwd, "tok4.key"))).toBe(false);
   });
 });
+
+describe("registering again", () => {
+  it("replaces a record only with --replace; elsewhere it changes nothing and says how", async () => {
+    const [k1, k2] = [join(cwd, "rep1.key"), join(cwd, "rep2.key")];
+    for (const k of [k1, k2]) expect((await here(["key", "new", "--out", k])).code).toBe(0);
+    const reg = (key: string, pin: string, extra: string[] = []) =>
+      here(["vault", "register", "--dev", "bkv-dev", "--user", "rep", "--key", key, ...extra], `${pin}\n`);
+    const recover = async (pin: string, out: string) =>
+      here(["vault", "recover", "--dev", "bkv-dev", "--user", "rep", "--out", out], `${pin}\n`);
+    expect((await reg(k1, "1111")).code).toBe(0);
+    const again = await reg(k2, "2222");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(
+      "bkv vault register: this user already has a record in the vault; nothing was changed. Pass --replace to replace it",
+    );
+    const json = await reg(k2, "2222", ["--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: "RECORD_EXISTS" });
+    // The old PIN still recovers the old key.
+    expect((await recover("1111", join(cwd, "rep-a.key"))).code).toBe(0);
+    expect(readFileSync(join(cwd, "rep-a.key"))).toEqual(readFileSync(k1));
+
+    expect((await reg(k2, "2222", ["--replace"])).code).toBe(0);
+    expect((await recover("1111", join(cwd, "rep-b.key"))).code).toBe(3);
+    expect((await recover("2222", join(cwd, "rep-c.key"))).code).toBe(0);
+    expect(readFileSync(join(cwd, "rep-c.key"))).toEqual(readFileSync(k2));
+  });
+
+  it("on a terminal, asks before it replaces a record; no keeps it", async () => {
+    const [k1, k2] = [join(cwd, "ask1.key"), join(cwd, "ask2.key")];
+    for (const k of [k1, k2]) expect((await here(["key", "new", "--out", k])).code).toBe(0);
+    const args = (key: string) => ["vault", "register", "--dev", "bkv-dev", "--user", "ask", "--key", key];
+    expect((await here(args(k1), "1111\n")).code).toBe(0);
+    const pins = [
+      { after: "New PIN: ", type: "2222\r" },
+      { after: "New PIN again: ", type: "2222\r" },
+    ];
+    const no = await onTerminal(args(k2), [...pins, { after: "Replace it?", type: "n\r" }]);
+    expect(no.code).toBe(1);
+    expect(no.stdout).toContain("ask already has a record in the vault. Replace it?");
+    expect(no.stdout).toContain("ask's record is kept; nothing was changed");
+    const yes = await onTerminal(args(k2), [...pins, { after: "Replace it?", type: "y\r" }]);
+    expect(yes.code).toBe(0);
+    expect(yes.stdout).toContain("registered: the backup key of ask is protected by the PIN");
+    const r = await here(
+      ["vault", "recover", "--dev", "bkv-dev", "--user", "ask", "--out", join(cwd, "ask-r.key")],
+      "2222\n",
+    );
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(cwd, "ask-r.key"))).toEqual(readFileSync(k2));
+  });
+});

@@ -56,6 +56,54 @@ function promptHidden(prompt: string): Promise<string> {
   });
 }
 
+/** A yes/no question on the terminal (stderr); only "y" or "yes" is yes. */
+export async function askYesNo(question: string): Promise<boolean> {
+  const answer = (await promptLine(`${question} [y/N] `)).trim().toLowerCase();
+  return answer === "y" || answer === "yes";
+}
+
+/** One line typed on the terminal, echoed (a question's answer, never a PIN). */
+function promptLine(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    let line = "";
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off("data", onData);
+      process.stderr.write("\n");
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const take = (text: string) => {
+      const chars = [...text];
+      for (const [i, ch] of chars.entries()) {
+        if (ch === "\r" || ch === "\n") {
+          typedAhead = chars
+            .slice(i + 1)
+            .join("")
+            .replace(/^\n/, "");
+          return done();
+        }
+        if (ch === "\u0003") return done(new UsageError("cancelled"));
+        if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
+        else {
+          line += ch;
+          process.stderr.write(ch);
+        }
+      }
+    };
+    const onData = (d: Buffer) => take(d.toString("utf8"));
+    stdin.setRawMode(true);
+    stdin.on("data", onData);
+    stdin.resume();
+    const ahead = typedAhead;
+    typedAhead = "";
+    if (ahead !== "") take(ahead);
+  });
+}
+
 /**
  * The PIN. confirm (a new PIN, as register sets): on a terminal it is asked twice and must match, so
  * a typo does not lock the key behind a PIN nobody knows. A pipe gives one line.

@@ -396,7 +396,21 @@ async function protectWithPin() {
   again.value = "";
   say("Protecting the backup key with your PIN…", false);
   try {
-    const { guessesAllowed } = await vaultFor(user).register(pin, backupKey);
+    let guessesAllowed;
+    try {
+      ({ guessesAllowed } = await vaultFor(user).register(pin, backupKey));
+    } catch (e) {
+      if (e?.code !== "RECORD_EXISTS") throw e;
+      // The vault already protects a key for this user: replace it only if the user says so.
+      const yes = window.confirm(
+        `${user} already has a PIN record in the vault. Replace it? The old PIN and the backup key it protects stop working.`,
+      );
+      if (!yes) {
+        say(`Kept ${user}'s existing PIN record; nothing was changed.`);
+        return;
+      }
+      ({ guessesAllowed } = await vaultFor(user).register(pin, backupKey, { replace: true }));
+    }
     lockedUsers.delete(user);
     say(`The backup key is protected by your PIN. The vault allows ${guessesAllowed} wrong guesses.`);
   } finally {

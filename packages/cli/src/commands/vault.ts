@@ -13,7 +13,7 @@ import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
 import { EXIT } from "../exit-codes.js";
 import { fsReason, readKeyFile, writeKeyFile } from "../key-file.js";
-import { readPin } from "../pin.js";
+import { askYesNo, readPin } from "../pin.js";
 
 /** Transport errors: no verdict from the HSM (a host's own refusals and failures). */
 const NO_VERDICT = new Set<string>([ErrorCode.Unavailable, ErrorCode.RateLimited, ErrorCode.HostError]);
@@ -45,6 +45,8 @@ export function failureText(err: BkvError): string {
       : `wrong PIN; ${err.guessesRemaining} guess${err.guessesRemaining === 1 ? "" : "es"} remaining`;
   }
   if (NO_VERDICT.has(err.code)) return `no verdict from the vault: ${err.message}`;
+  if (err.code === ErrorCode.RecordExists)
+    return "this user already has a record in the vault; nothing was changed. Pass --replace to replace it (the old PIN and the key it protects stop working)";
   return err.message;
 }
 
@@ -94,6 +96,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
     key: { type: "string" },
     out: { type: "string" },
     force: { type: "boolean" },
+    replace: { type: "boolean" },
     json: { type: "boolean" },
   });
   const user = required(values.user, "--user");
@@ -133,7 +136,18 @@ export async function vaultCommand(argv: string[]): Promise<number> {
 
     switch (op) {
       case "register": {
-        const r = await client.register(pin, backupKey!);
+        let r: { guessesAllowed: number };
+        try {
+          r = await client.register(pin, backupKey!, { replace: values.replace === true });
+        } catch (e) {
+          // The HSM refused to replace the record: on a terminal, ask; elsewhere --replace decides.
+          if (!isBkvError(e) || e.code !== ErrorCode.RecordExists || process.stdin.isTTY !== true) throw e;
+          const yes = await askYesNo(
+            `${user} already has a record in the vault. Replace it? Its PIN and the key it protects stop working`,
+          );
+          if (!yes) throw new UsageError(`${user}'s record is kept; nothing was changed`);
+          r = await client.register(pin, backupKey!, { replace: true });
+        }
         report(
           { ok: true, guessesAllowed: r.guessesAllowed, guessesRemaining: r.guessesAllowed },
           `registered: the backup key of ${user} is protected by the PIN (${r.guessesAllowed} wrong guesses allowed)`,
