@@ -25,6 +25,25 @@ afterAll(async () => {
   rmSync(cwd, { recursive: true, force: true });
 });
 
+/** The fields the README's JSON table documents for a command (its `fields` column, in backticks). */
+function documentedFields(command: string): string[] {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const cell = command.startsWith("`") ? command : `\`${command}\``;
+  const row = readme.split("\n").find((l) => l.startsWith(`| ${cell} |`));
+  expect(row, command).toBeDefined();
+  const fields = row!.split(" | ")[1]!;
+  return [...fields.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!);
+}
+
+/** Every key of a --json object is one the README documents for its command. */
+function expectDocumented(command: string, obj: Record<string, unknown>): void {
+  const documented = documentedFields(command);
+  expect(
+    Object.keys(obj).filter((k) => !documented.includes(k)),
+    command,
+  ).toEqual([]);
+}
+
 /** bkv run in the folder that holds ./bkv-dev, without --dir. */
 const here = (args: string[], input?: string, env: Record<string, string> = {}) => bkv(args, input, env, cwd);
 
@@ -63,6 +82,12 @@ describe("bkv dev, as a newcomer runs it", () => {
     const json = await here(["dev", "status", "--json"]);
     const s = JSON.parse(json.stdout) as { dir: string; nodes: { node: number; url: string }[] };
     expect(s.dir).toBe(dir);
+    expectDocumented("dev status", s);
+    for (const n of ["node", "url", "status", "role", "hostPid", "hsmPid"])
+      expect(documentedFields("dev status")).toContain(n);
+    expectDocumented("`dev` (ready line, always JSON)", dev.ready);
+    for (const n of s.nodes)
+      expect(Object.keys(n)).toEqual(expect.arrayContaining(["node", "url", "status"]));
     expect(s.nodes.map((n) => n.node)).toEqual([1, 2, 3]);
   });
 
@@ -87,6 +112,7 @@ describe("bkv dev, as a newcomer runs it", () => {
     expect(p.stdout).toBe("cut off from the others: node 3; `bkv dev heal` undoes it\n");
     const pj = await here(["dev", "partition", "--node", "2", "--json"]);
     expect(JSON.parse(pj.stdout)).toEqual({ isolated: [3, 2] });
+    expectDocumented("`dev partition`, `dev heal`", JSON.parse(pj.stdout));
     const h = await here(["dev", "heal"]);
     expect(h.stdout).toBe("healed: no node is cut off\n");
     const hj = await here(["dev", "heal", "--json"]);
@@ -100,9 +126,11 @@ describe("bkv dev, as a newcomer runs it", () => {
     expect(s.stdout).toMatch(/^started node 3 \(host pid \d+\); it catches up from the leader\n$/);
     const kj = await here(["dev", "kill", "--node", "3", "--json"]);
     expect(JSON.parse(kj.stdout)).toEqual({ killed: 3 });
+    expectDocumented("dev kill", JSON.parse(kj.stdout));
     const sj = await here(["dev", "start", "--node", "3", "--json"]);
     const started = JSON.parse(sj.stdout) as { started: number; hostPid: number };
     expect(started.started).toBe(3);
+    expectDocumented("dev start", started);
     expect(Number.isInteger(started.hostPid)).toBe(true);
     await until("a leader", leaderUp);
   });
@@ -274,6 +302,7 @@ describe("registering again", () => {
     );
     const json = await reg(k2, "2222", ["--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: "RECORD_EXISTS" });
+    expectDocumented("vault register\\|recover\\|delete", JSON.parse(json.stdout));
     // The old PIN still recovers the old key.
     expect((await recover("1111", join(cwd, "rep-a.key"))).code).toBe(0);
     expect(readFileSync(join(cwd, "rep-a.key"))).toEqual(readFileSync(k1));
