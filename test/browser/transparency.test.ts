@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { generateSignerKey } from "@bkv/tlog";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevVault, startDev } from "../e2e/cli.js";
+import { bkv, type DevVault, startDev } from "../e2e/cli.js";
 import { launchChromium, STEP_MS, shot } from "./harness.js";
 
 let tmp: string;
@@ -76,6 +76,39 @@ describe("the transparency page", () => {
     expect(fleets).toContain(`Release: ${String(dev.ready.namespace)}-releases, epoch 1 (entry 1)`);
     expect(fleets).toContain("signed by the pinned release key");
     expect(errors).toEqual([]);
+
+    // One audit, one list of checks: the page, `bkv audit` (with the folder's pins and epoch) and
+    // `bkv monitor` (its audit.* checks) check the same fleet with the same checks.
+    const pageCount = Number(/(\d+) checks hold/.exec(fleets ?? "")?.[1]);
+    const ev = join(tmp, "evidence.bin");
+    expect((await bkv(["fleet", "evidence", "--dev", dev.dir, "--out", ev])).code).toBe(0);
+    const audit = await bkv([
+      "audit",
+      "--evidence",
+      ev,
+      "--trust",
+      join(dev.dir, "trust.json"),
+      "--epoch",
+      "1",
+      "--json",
+    ]);
+    expect(audit.code).toBe(0);
+    const auditNames = (JSON.parse(audit.stdout) as { checks: { name: string }[] }).checks.map((c) => c.name);
+    const monitor = await bkv(["monitor", "--dev", dev.dir, "--json", "--state", join(tmp, "state.json")]);
+    expect(monitor.code).toBe(0);
+    const fleetEvent = monitor.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; passed?: string[]; skipped?: string[]; fleet?: unknown })
+      .find((e) => e.type === "fleet" && e.fleet !== null);
+    const monitorNames = [...fleetEvent!.passed!, ...fleetEvent!.skipped!]
+      .filter((n) => n.startsWith("audit."))
+      .map((n) => n.slice("audit.".length));
+    expect(monitorNames.sort()).toEqual([...auditNames].sort());
+    expect(auditNames).toEqual(
+      expect.arrayContaining(["statement.namespace", "statement.epoch", "statement.log-key"]),
+    );
+    expect(pageCount).toBe(auditNames.length);
   });
 
   it("opened without its fragment, says what to paste and where it comes from, and shows no empty results", async () => {

@@ -231,6 +231,10 @@ async function run() {
         const report = bkv.auditEvidence(evidence, {
           vendorRoots,
           expectedMeasurement: st.measurement,
+          // Where the fleet is published: the same list of checks as bkv audit and bkv monitor.
+          expectedNamespace: entry.namespace,
+          expectedEpoch: entry.epoch,
+          expectedLogKey: bkv.parseVerifierKey(pins.logKey).publicKey,
           maxGuessLimit: 100,
           allowTestRoots: devFlags.testRoot,
           allowSmallFleet: devFlags.allowSmallFleet,
