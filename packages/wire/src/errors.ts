@@ -16,6 +16,8 @@ export const ErrorCode = {
   Authentication: "AUTHENTICATION",
   /** No record for this user: never registered, deleted or destroyed after the last guess. */
   NoRecord: "NO_RECORD",
+  /** A registration that would replace this user's record, without asking to replace it. */
+  RecordExists: "RECORD_EXISTS",
   /** The PIN was wrong; guessesRemaining says how many are left. */
   WrongPin: "WRONG_PIN",
   /** No login in progress for this session id (finished, expired, or never started). */
