@@ -18,10 +18,15 @@
  * repository does not ship), TestDoubleNsm in tests.
  */
 import { randomBytes } from "node:crypto";
-import { nitroImageMeasurement, nitroMemberUserData } from "@bkv/client";
+import {
+  AWS_NITRO_ROOT_SHA256,
+  nitroImageMeasurement,
+  nitroMemberUserData,
+  verifyNitroMember,
+} from "@bkv/client";
 import type { HsmPlatform } from "@bkv/hsm-core";
 import { identityPublicKeys, newIdentityKey, nodeHsmCrypto, softIdentity, softSeal } from "@bkv/hsm-software";
-import { BkvError, ErrorCode, encodeAttestation, NITRO_PLATFORM } from "@bkv/wire";
+import { BkvError, ErrorCode, encodeAttestation, fromHex, NITRO_PLATFORM } from "@bkv/wire";
 import {
   decodeNsmResponse,
   encodeAttestationRequest,
@@ -39,6 +44,12 @@ export interface NitroPlatformOptions {
   nsm: NsmDevice;
   sealSecrets: SealSecretSource;
   now?: () => number;
+  /**
+   * Root certificate fingerprints whose documents this HSM accepts from other members at genesis:
+   * fixed by the enclave's own code (measured in PCR0, never read from the host). Default: the
+   * AWS Nitro root only. Tests pass the test double's root.
+   */
+  nitroRoots?: Uint8Array[];
 }
 
 export const NITRO_VENDOR = "AWS Nitro Enclaves: NSM attestation document";
@@ -100,6 +111,7 @@ export async function openNitroPlatform(o: NitroPlatformOptions): Promise<HsmPla
   });
   const sealSecret = await o.sealSecrets.releaseSealSecret(document);
   let nvram: Uint8Array | null = null;
+  const roots = (o.nitroRoots ?? [fromHex(AWS_NITRO_ROOT_SHA256)]).map((r) => r.slice());
   return {
     now: o.now ?? (() => Date.now()),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
@@ -111,6 +123,10 @@ export async function openNitroPlatform(o: NitroPlatformOptions): Promise<HsmPla
     async nvramWrite(data) {
       nvram = data.slice();
     },
+    // No Ed25519 vendor root: members are attested by their NSM documents alone.
     ...softIdentity({ identityKey, attestation, vendorRoots: [], measurement }),
+    verifyVendorDocument(a) {
+      verifyNitroMember(a, roots);
+    },
   };
 }
