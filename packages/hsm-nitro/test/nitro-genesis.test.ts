@@ -34,7 +34,6 @@ const pki = new TestDoubleNitroPki();
 const image = (name: string) => new Map([0, 1, 2, 3].map((i) => [i, testDoublePcr(name, i)]));
 const V1 = image("bkv image v1");
 const IMAGE = nitroImageMeasurement(V1.get(0)!, V1.get(1)!, V1.get(2)!);
-const kms = new TestDoubleKms(pki.rootFingerprint, IMAGE);
 const LOG_KEY = ed25519.getPublicKey(new Uint8Array(32).fill(0x42));
 
 class Node {
@@ -118,13 +117,17 @@ describe("a fleet of Nitro members", () => {
       createFrame(nodes, [nodes[0]!.booted.identity, nodes[1]!.booted.identity, swapped]),
     );
     expect(refusal(f)).toMatch(
-      new RegExp(`^${ErrorCode.AttestationKeys}: genesis refused: member 3: .*does not name this member's keys`),
+      new RegExp(
+        `^${ErrorCode.AttestationKeys}: genesis refused: member 3: .*does not name this member's keys`,
+      ),
     );
   });
 
   it("refuses a member of another image, and one whose document chains to another root", async () => {
     const nodes = [await nitroNode(), await nitroNode(), await nitroNode(image("bkv image v2"))];
-    expect(refusal(await nodes[0]!.send(createFrame(nodes)))).toMatch(/^MEASUREMENT: genesis refused: member 3 runs other code/);
+    expect(refusal(await nodes[0]!.send(createFrame(nodes)))).toMatch(
+      /^MEASUREMENT: genesis refused: member 3 runs other code/,
+    );
     const rogue = [await nitroNode(), await nitroNode(), await nitroNode(V1, new TestDoubleNitroPki())];
     expect(refusal(await rogue[0]!.send(createFrame(rogue)))).toMatch(
       /^ATTESTATION: genesis refused: member 3: the chain starts at .*not a pinned root/,
