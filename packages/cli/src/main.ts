@@ -30,7 +30,7 @@ const USAGE = `usage: bkv <command> [options]
                                          bkv-dev) and epoch E (default 1) signed by the log key VKEY
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
   measure [--source DIR] [--out FILE]    build the HSM core reproducibly and print its measurement
-  audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID] [--json]
+  audit --evidence FILE (--vendor-root KEYFILE | --aws-nitro-root | --trust FILE) [--measurement HEX | --source DIR] [--fleet ID] [--json]
                                          check a fleet's evidence; exit 0 only if every check holds
   monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])
           [--vendor-root FILE] [--state FILE] [--max-guess-limit N] [--follow [--interval S]] [--json]
