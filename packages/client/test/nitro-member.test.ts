@@ -35,6 +35,7 @@ import {
 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256 } from "@noble/curves/nist.js";
+import { KeyUsageFlags } from "@peculiar/asn1-x509";
 import { encode } from "cborg";
 import { describe, expect, it } from "vitest";
 import { world } from "./bundle-world.js";
@@ -217,6 +218,65 @@ describe("a Nitro member, judged on its document", () => {
     expect(failure(() => verifyNitroDocument(pki.signPayload(deeper, leafKey), roots))).toMatch(
       /^ATTESTATION: certificate 2 .* is not a CA/,
     );
+  });
+
+  it("an intermediate whose key usage does not allow certificate signing is no CA, and a signing certificate that may not sign is refused", () => {
+    const m = nitroMember(pki);
+    const midKey = newTestKey();
+    const mid = issueTestCertificate(
+      {
+        cn: "no cert sign",
+        notBefore: window.notBefore,
+        notAfter: window.notAfter,
+        caPathLength: 1,
+        serial: 5,
+        usage: KeyUsageFlags.cRLSign,
+      },
+      midKey,
+      "TEST DOUBLE, not AWS: test-double.nitro-enclaves",
+      pki.rootKey,
+    );
+    const leafKey = newTestKey();
+    const leaf = issueTestCertificate(
+      { cn: "leaf", notBefore: window.notBefore, notAfter: window.notAfter, serial: 6 },
+      leafKey,
+      "no cert sign",
+      midKey,
+    );
+    const doc = (certificate: Uint8Array, cabundle: Uint8Array[], key: ReturnType<typeof newTestKey>) =>
+      pki.signPayload(
+        encode(
+          new Map<string, unknown>([
+            ["module_id", "m"],
+            ["digest", "SHA384"],
+            ["timestamp", T],
+            ["pcrs", PCRS],
+            ["certificate", certificate],
+            ["cabundle", cabundle],
+            ["user_data", m.fields.userData],
+          ]),
+          { mapSorter: () => 0 },
+        ),
+        key,
+      );
+    expect(failure(() => verifyNitroDocument(doc(leaf, [pki.root, mid], leafKey), roots))).toMatch(
+      /^ATTESTATION: certificate 1 \(CN=no cert sign\) is not a CA/,
+    );
+    const noSign = issueTestCertificate(
+      {
+        cn: "may not sign",
+        notBefore: window.notBefore,
+        notAfter: window.notAfter,
+        serial: 7,
+        usage: KeyUsageFlags.keyAgreement,
+      },
+      leafKey,
+      "TEST DOUBLE, not AWS: intermediate.test-double.nitro-enclaves",
+      pki.intermediateKey,
+    );
+    expect(
+      failure(() => verifyNitroDocument(doc(noSign, [pki.root, pki.intermediate], leafKey), roots)),
+    ).toMatch(/^ATTESTATION: the signing certificate \(CN=may not sign\) may not sign/);
   });
 
   it("the payload is strict: an unknown field, a second digest, a wrong algorithm or a non-minimal integer is MALFORMED", () => {

@@ -52,6 +52,8 @@ export interface TestCertificateSpec {
   /** A CA (with this path length), or the signing certificate (undefined). */
   caPathLength?: number;
   serial: number;
+  /** Key usage bits (default: certificate and CRL signing for a CA, digital signature otherwise). */
+  usage?: number;
 }
 
 export interface TestKey {
@@ -72,7 +74,8 @@ export function issueTestCertificate(
   issuerKey: TestKey,
 ): Uint8Array {
   const ca = spec.caPathLength !== undefined;
-  const usage = ca ? KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign : KeyUsageFlags.digitalSignature;
+  const usage =
+    spec.usage ?? (ca ? KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign : KeyUsageFlags.digitalSignature);
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: ab(new Uint8Array([0x01, spec.serial & 0x7f])),

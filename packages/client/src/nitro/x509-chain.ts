@@ -84,22 +84,23 @@ export function parseCertificate(der: Uint8Array, what: string): ParsedCertifica
   } catch {
     bad(`${what} holds a key that is not a point of P-384`);
   }
-  let isCa = false;
-  let pathLength: number | undefined;
-  let canSign = true;
+  let basic: BasicConstraints | undefined;
+  let usage: number | undefined;
   for (const ext of tbs.extensions ?? []) {
     if (ext.extnID === BASIC_CONSTRAINTS) {
-      const bc = AsnConvert.parse(ext.extnValue, BasicConstraints);
-      isCa = bc.cA;
-      pathLength = bc.pathLenConstraint;
+      if (basic !== undefined) bad(`${what} has two basic constraints`);
+      basic = AsnConvert.parse(ext.extnValue, BasicConstraints);
     } else if (ext.extnID === KEY_USAGE) {
-      const ku = AsnConvert.parse(ext.extnValue, KeyUsage);
-      canSign = (ku.toNumber() & KeyUsageFlags.digitalSignature) !== 0;
-      if (isCa && (ku.toNumber() & KeyUsageFlags.keyCertSign) === 0) isCa = false;
+      if (usage !== undefined) bad(`${what} has two key usages`);
+      usage = AsnConvert.parse(ext.extnValue, KeyUsage).toNumber();
     } else if (ext.critical) {
       bad(`${what} has a critical extension this verifier does not know (${ext.extnID})`);
     }
   }
+  // A CA says so in its basic constraints and may sign certificates by its key usage (if stated).
+  const isCa = basic?.cA === true && (usage === undefined || (usage & KeyUsageFlags.keyCertSign) !== 0);
+  const pathLength = basic?.pathLenConstraint;
+  const canSign = usage === undefined || (usage & KeyUsageFlags.digitalSignature) !== 0;
   return {
     der,
     subject: subjectText(cert),
