@@ -27,7 +27,10 @@ const fixture = (name: string) =>
 const AWS = [fromHex(AWS_NITRO_ROOT_SHA256)];
 const SEPT_9 = fixture("eternis-example-2024-09-09.b64");
 const SEPT_17 = fixture("eternis-lib-test-2024-09-17.b64");
-const GENUINE = [SEPT_9, SEPT_17];
+/** A production-mode enclave's document (PCR0 is its image), and a debug-mode one of the same instance. */
+const PRODUCTION = fixture("blocky-nitrite-2024-09-07.b64");
+const DEBUG = fixture("blocky-nitrite-debug-2024-09-07.b64");
+const GENUINE = [SEPT_9, SEPT_17, PRODUCTION, DEBUG];
 
 function code(f: () => unknown): string {
   try {
@@ -94,6 +97,17 @@ describe("genuine AWS Nitro attestation documents", () => {
     expect(b.moduleId).toBe("i-0bbf1bfe232b8c2ce-enc0191ba35c9d1b77a");
   });
 
+  it("a production-mode document: its PCR0 is its image, and user data, nonce and public key of 1024 bytes each", () => {
+    const d = verifyNitroDocument(PRODUCTION, AWS);
+    expect(d.moduleId).toBe("i-0a22e5c5f24d22174-enc0191cceb4289903f");
+    expect(new Date(d.timestamp).toISOString()).toBe("2024-09-07T14:37:39.545Z");
+    expect(toHex(d.pcrs.get(0)!).slice(0, 24)).toBe("e72a46ca80a260fb044a1254");
+    expect([d.userData!.length, d.nonce!.length, d.publicKey!.length]).toEqual([1024, 1024, 1024]);
+    const debug = verifyNitroDocument(DEBUG, AWS);
+    expect(debug.moduleId).toBe("i-0a22e5c5f24d22174-enc0191ccebaf8feaba");
+    expect(debug.pcrs.get(0)!.every((b) => b === 0)).toBe(true);
+  });
+
   it("are judged at their own time: the signing certificate expired long ago, the document still verifies and says when it was made", () => {
     for (const d of GENUINE) {
       const doc: NitroDocument = verifyNitroDocument(d, AWS);
@@ -121,11 +135,25 @@ describe("genuine AWS Nitro attestation documents", () => {
     }
   });
 
-  it("a changed measurement (PCR3, PCR4), user data, nonce or public key breaks the COSE signature", () => {
+  it("a changed measurement (PCR0 of the production document, PCR3, PCR4), user data, nonce or public key breaks the COSE signature", () => {
     const d = verifyNitroDocument(SEPT_17, AWS);
     // The nonce (19 zeros and a 1) also occurs inside the user data: find it after its key and header.
     const nonceField = new Uint8Array([0x65, ...new TextEncoder().encode("nonce"), 0x54, ...d.nonce!]);
+    const p = verifyNitroDocument(PRODUCTION, AWS);
     const mutants = [
+      flipIn(PRODUCTION, p.pcrs.get(0)!, 5),
+      // The same 1024 bytes may recur in nonce and public key: find user_data after its key and header.
+      flipIn(
+        PRODUCTION,
+        new Uint8Array([
+          0x69,
+          ...new TextEncoder().encode("user_data"),
+          0x59,
+          0x04,
+          0x00,
+          ...p.userData!.subarray(0, 16),
+        ]),
+      ),
       flipIn(SEPT_17, d.pcrs.get(3)!),
       flipIn(SEPT_17, d.pcrs.get(4)!, 0),
       flipIn(SEPT_17, d.userData!),
@@ -164,7 +192,7 @@ describe("genuine AWS Nitro attestation documents", () => {
   });
 
   it("a genuine document that does not name the member's keys fails by name (ATTESTATION_KEYS)", () => {
-    const d = verifyNitroDocument(SEPT_17, AWS);
+    const d = verifyNitroDocument(PRODUCTION, AWS);
     const a: Attestation = {
       platform: NITRO_PLATFORM,
       vendor: "AWS Nitro Enclaves",
@@ -173,7 +201,7 @@ describe("genuine AWS Nitro attestation documents", () => {
       measurement: documentImageMeasurement(d),
       properties: [],
       signature: new Uint8Array(0),
-      nitroDocument: SEPT_17,
+      nitroDocument: PRODUCTION,
     };
     let err: unknown;
     try {
@@ -184,7 +212,32 @@ describe("genuine AWS Nitro attestation documents", () => {
     expect(err).toBeInstanceOf(BkvError);
     expect((err as BkvError).code).toBe(ErrorCode.AttestationKeys);
     expect((err as Error).message).toMatch(
-      /i-0bbf1bfe232b8c2ce-enc019201afdaee4f17 does not name this member's keys/,
+      /i-0a22e5c5f24d22174-enc0191cceb4289903f does not name this member's keys/,
     );
+  });
+
+  it("a genuine document of a debug-mode enclave never counts for a member (MEASUREMENT), whatever it names", () => {
+    for (const doc of [DEBUG, SEPT_9, SEPT_17]) {
+      const d = verifyNitroDocument(doc, AWS);
+      const a: Attestation = {
+        platform: NITRO_PLATFORM,
+        vendor: "AWS Nitro Enclaves",
+        signKey: new Uint8Array(32).fill(7),
+        agreeKey: new Uint8Array([4, ...new Uint8Array(64).fill(9)]),
+        measurement: documentImageMeasurement(d),
+        properties: [],
+        signature: new Uint8Array(0),
+        nitroDocument: doc,
+      };
+      let err: unknown;
+      try {
+        verifyNitroMember(a, AWS);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BkvError);
+      expect((err as BkvError).code).toBe(ErrorCode.Measurement);
+      expect((err as Error).message).toMatch(/debug-mode enclave \(PCR0 is zero\)/);
+    }
   });
 });

@@ -10,14 +10,16 @@
  *   "GetRandom"                                         -> {"GetRandom": {"random": bstr}}
  *   any                                                 -> {"Error": "InvalidArgument" | ...}
  *
- * The NSM limits user_data and nonce to 512 bytes and public_key to 1024; requests over them are
- * refused here before they reach the device.
+ * The attestation document's specification (nsm-api, docs/attestation_process.md, CDDL) allows
+ * up to 1024 bytes for each of user_data, nonce and public_key, and genuine documents carry 1024
+ * bytes in all three (client/test/fixtures/nitro/blocky-nitrite-*); its prose says 512 for user_data
+ * and nonce. Requests over 1024 are refused here before they reach the device.
  */
 import { BkvError, ErrorCode } from "@bkv/wire";
 import { decode, encode } from "cborg";
 
-export const NSM_MAX_USER_DATA = 512;
-export const NSM_MAX_NONCE = 512;
+export const NSM_MAX_USER_DATA = 1024;
+export const NSM_MAX_NONCE = 1024;
 export const NSM_MAX_PUBLIC_KEY = 1024;
 
 /** Field order as serde writes a struct's fields: the order of declaration. */

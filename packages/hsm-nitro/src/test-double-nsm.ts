@@ -84,8 +84,8 @@ export class TestDoubleNsm implements NsmDevice {
         if (v === null || v === undefined) return null;
         return v instanceof Uint8Array && v.length <= max ? v : "bad";
       };
-      const userData = field("user_data", 512);
-      const nonce = field("nonce", 512);
+      const userData = field("user_data", 1024);
+      const nonce = field("nonce", 1024);
       const publicKey = field("public_key", 1024);
       if (userData === "bad" || nonce === "bad" || publicKey === "bad") return this.error("InputTooLarge");
       const document = this.pki.document({

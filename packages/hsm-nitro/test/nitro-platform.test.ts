@@ -55,8 +55,8 @@ describe("NSM requests, byte for byte", () => {
 
   it("inputs over the NSM's limits are refused before they reach the device", async () => {
     expect(() =>
-      encodeAttestationRequest({ userData: new Uint8Array(513), nonce: null, publicKey: null }),
-    ).toThrow(/user_data is 513 bytes, more than 512/);
+      encodeAttestationRequest({ userData: new Uint8Array(1025), nonce: null, publicKey: null }),
+    ).toThrow(/user_data is 1025 bytes, more than 1024/);
     expect(() =>
       encodeAttestationRequest({ userData: null, nonce: null, publicKey: new Uint8Array(1025) }),
     ).toThrow(/public_key/);

@@ -3,7 +3,8 @@
  * exactly what it attests. The format (AWS, "Nitro Enclaves attestation process"): an untagged
  * COSE_Sign1 (RFC 9052) in CBOR, algorithm ES384, whose payload is a CBOR map: module_id, digest
  * ("SHA384"), timestamp (ms), pcrs (index -> 48 bytes), certificate (DER), cabundle (DER, root
- * first), and the optional public_key, user_data and nonce the enclave asked for.
+ * first), and the optional public_key, user_data and nonce the enclave asked for (each up to 1024
+ * bytes, as the specification's CDDL says and genuine documents show, or null).
  *
  * CBOR is cborg's, in its strict mode (smallest encodings, no duplicate keys, no indefinite
  * lengths, nothing after the document). There is no COSE library here: checking one COSE_Sign1 with
@@ -140,8 +141,8 @@ function payloadFields(payload: Uint8Array) {
     certificate,
     cabundle: cabundle as Uint8Array[],
     publicKey: optionalBytes(m, "public_key", 1024),
-    userData: optionalBytes(m, "user_data", 512),
-    nonce: optionalBytes(m, "nonce", 512),
+    userData: optionalBytes(m, "user_data", 1024),
+    nonce: optionalBytes(m, "nonce", 1024),
   };
 }
 

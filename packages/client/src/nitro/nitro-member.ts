@@ -70,6 +70,12 @@ export function verifyNitroMember(a: Attestation, pinnedRoots: Uint8Array[]): Ni
   if (a.nitroDocument === undefined || a.platform !== NITRO_PLATFORM)
     throw new BkvError(ErrorCode.Attestation, "not a Nitro attestation");
   const doc = verifyNitroDocument(a.nitroDocument, pinnedRoots);
+  const image = documentImageMeasurement(doc);
+  if (doc.pcrs.get(0)!.every((b) => b === 0))
+    throw new BkvError(
+      ErrorCode.Measurement,
+      `the Nitro document of ${doc.moduleId} is of a debug-mode enclave (PCR0 is zero)`,
+    );
   const expected = nitroMemberUserData(a.signKey, a.agreeKey);
   if (doc.userData === null || !bytesEqual(doc.userData, expected))
     throw new BkvError(
@@ -77,12 +83,6 @@ export function verifyNitroMember(a: Attestation, pinnedRoots: Uint8Array[]): Ni
       `the Nitro document of ${doc.moduleId} does not name this member's keys (its user_data is ${
         doc.userData === null ? "absent" : `${doc.userData.length} other bytes`
       })`,
-    );
-  const image = documentImageMeasurement(doc);
-  if (doc.pcrs.get(0)!.every((b) => b === 0))
-    throw new BkvError(
-      ErrorCode.Measurement,
-      `the Nitro document of ${doc.moduleId} is of a debug-mode enclave (PCR0 is zero)`,
     );
   if (!bytesEqual(image, a.measurement))
     throw new BkvError(
