@@ -30,7 +30,7 @@ export const USAGE = `usage: bkv <command> [options]
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
   measure [--source DIR] [--out FILE] [--json]
                                          build the HSM core reproducibly and print its measurement
-  audit --evidence FILE (--vendor-root KEYFILE [--allow-test-roots] | --trust FILE)
+  audit --evidence FILE (--vendor-root KEYFILE [--allow-test-roots] | --aws-nitro-root | --trust FILE)
         [--measurement HEX | --source DIR] [--fleet ID] [--json]
                                          check a fleet's evidence; exit 0 only if every check holds
   monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])

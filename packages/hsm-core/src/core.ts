@@ -49,6 +49,7 @@ import {
   decodePackage,
   spentMessage,
   statementOf,
+  vendorDocumentCheck,
 } from "./genesis.js";
 import { type OpenedPackage, openPackage, sealFleet } from "./genesis-steps.js";
 import { PersistPipeline, readStorage, type StoredLog } from "./host-storage.js";
@@ -454,7 +455,13 @@ export class HsmCore {
     try {
       checkGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
-      attestations = checkMembers(crypto, this.platform.vendorRoots(), this.platform.measurement(), members);
+      attestations = checkMembers(
+        crypto,
+        this.platform.vendorRoots(),
+        this.platform.measurement(),
+        members,
+        vendorDocumentCheck(this.platform),
+      );
       checkChallenges(challenges, members.length);
     } catch (e) {
       return this.failWith(e, "genesis refused");

@@ -36,6 +36,13 @@ export const ErrorCode = {
   RateLimited: "RATE_LIMITED",
   /** Genesis: an HSM's attestation is not signed by a trusted vendor root or does not match its keys. */
   Attestation: "ATTESTATION",
+  /**
+   * A vendor attestation document (AWS Nitro) whose time is outside the validity of a certificate
+   * of its chain: judged at the document's own timestamp, which the error names.
+   */
+  AttestationExpired: "ATTESTATION_EXPIRED",
+  /** A genuine attestation document that does not name the member's keys (its user data differs). */
+  AttestationKeys: "ATTESTATION_KEYS",
   /** Genesis: a member runs other code (its attested measurement differs). */
   Measurement: "MEASUREMENT",
   /** Genesis: the fleet policy (guess limit, N, quorum) is not allowed or differs from what was sealed. */
