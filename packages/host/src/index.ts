@@ -32,4 +32,5 @@ export {
   PeerTransport,
 } from "./peers.js";
 export { type BucketConfig, RateLimiter } from "./rate-limit.js";
+export { RecordStore, type RecordWrite } from "./record-store.js";
 export { HostStorage } from "./storage.js";

@@ -102,6 +102,11 @@ export const ErrorCode = {
   WitnessState: "WITNESS_STATE",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
+  /**
+   * The host's answer about a record (its blob, proof, or a sync stream) does not match the record
+   * tree's root the HSM holds: an old or forged record, a wrong proof, another user's record.
+   */
+  RecordProof: "RECORD_PROOF",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
