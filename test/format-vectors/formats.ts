@@ -235,6 +235,7 @@ export const FORMATS: Format[] = [
               ticket: pat(16, 2),
               registrationRecord: pat(OpaqueSize.registrationRecord, 3),
               wrappedKey: pat(60, 4),
+              replace: false,
             },
           },
         },
