@@ -443,16 +443,31 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (fleet !== null) await provisionDevHsms(p.dir, count, platform); // new keys (NVRAM wiped) or a rebuilt core
 
   const info: DevInfo = { vault: nodes[0]!.url, dir: p.dir, pid: process.pid, nodes, servicePids: [] };
+  // Every process this command started: what it holds in memory (a start that failed halfway has
+  // not written the last ones to dev.json yet) and what dev.json names (`bkv dev start --node N`
+  // records the hosts it restarted there).
   const stopAll = async () => {
-    let current = info;
+    const hosts = new Set<number>();
+    const services = new Set<number>(info.servicePids ?? []);
+    for (const n of info.nodes) if (n.hostPid !== null) hosts.add(n.hostPid);
     try {
-      current = readDevInfo(p.dir);
+      const current = readDevInfo(p.dir);
+      for (const n of current.nodes) if (n.hostPid !== null) hosts.add(n.hostPid);
+      for (const pid of current.servicePids ?? []) services.add(pid);
     } catch {
-      // use what we started
+      // only what we started
     }
-    await Promise.all(current.nodes.map((n) => (alive(n.hostPid) ? stopProcess(n.hostPid!) : undefined)));
-    await Promise.all((current.servicePids ?? []).map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
+    await Promise.all([...hosts].map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
+    await Promise.all([...services].map((pid) => (alive(pid) ? stopProcess(pid) : undefined)));
     rmSync(p.devJson, { force: true });
+  };
+  // From here on, a signal (Ctrl-C, kill, a closed terminal) or the death of the parent (npm, which
+  // does not pass SIGTERM on, or a closed terminal's shell) stops every process this command
+  // started. During the start the signal only marks it: the next step throws and the start's own
+  // clean-up stops what is already running, so no process spawned meanwhile is left behind.
+  const stop = stopSignal();
+  const step = () => {
+    if (stop.requested() !== null) throw new Error(`stopped by ${stop.requested()} while starting`);
   };
   let transparency: RunningTransparency;
   let devFleet: DevFleet;
@@ -465,6 +480,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     transparency = await startTransparency(p.dir, servicePorts, namespace);
     info.servicePids = transparency.pids;
     writeDevInfo(p.dir, info);
+    step();
     const logKey = parseVerifierKey(transparency.info.logKey).publicKey;
     devFleet =
       fleet ??
@@ -517,12 +533,18 @@ export async function devCommand(argv: string[]): Promise<number> {
       };
       writeFileSync(nodes[i]!.config, `${JSON.stringify(config, null, 2)}\n`);
     }
-    for (const [i, n] of nodes.entries()) nodes[i] = await startHost(p.dir, n);
-    writeDevInfo(p.dir, info);
+    for (const [i, n] of nodes.entries()) {
+      nodes[i] = await startHost(p.dir, n);
+      writeDevInfo(p.dir, info);
+      step();
+    }
     await waitForLeader(info);
+    step();
     info.servicePids!.push(await startWeb(p.dir, webPort, nodes, pins));
     writeDevInfo(p.dir, info);
+    step();
   } catch (e) {
+    stop.dispose();
     await stopAll();
     process.stderr.write(`bkv dev: ${(e as Error).message}\n`);
     return 1;
@@ -554,12 +576,46 @@ export async function devCommand(argv: string[]): Promise<number> {
       `vault ${info.vault}; folder ${p.dir} (Ctrl-C stops the fleet)\n`,
   );
   // The hosts run in their own process groups; this process stays until it is told to stop them.
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
-  });
-  clearInterval(keepAlive);
+  const why = await stop.wait();
+  process.stderr.write(`bkv dev: ${why}: stopping the fleet\n`);
   await stopAll();
+  stop.dispose();
   return 0;
+}
+
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * What tells `bkv dev` to stop: SIGINT, SIGTERM or SIGHUP, or its parent process going away (the
+ * process is then adopted by another, so its parent pid changes; checked every half second).
+ */
+function stopSignal(): { requested(): string | null; wait(): Promise<string>; dispose(): void } {
+  let reason: string | null = null;
+  let wake: ((why: string) => void) | null = null;
+  const request = (why: string) => {
+    if (reason !== null) return;
+    reason = why;
+    wake?.(why);
+  };
+  const handlers = STOP_SIGNALS.map((sig) => {
+    const h = () => request(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid !== parent) request("its parent process exited");
+  }, 500);
+  return {
+    requested: () => reason,
+    wait: () =>
+      new Promise<string>((resolve) => {
+        if (reason !== null) resolve(reason);
+        else wake = resolve;
+      }),
+    dispose: () => {
+      clearInterval(watch);
+      for (const [sig, h] of handlers) process.off(sig, h);
+    },
+  };
 }
