@@ -8,8 +8,12 @@
  *     an NSM attestation document whose user_data names exactly those keys (nitroMemberUserData):
  *     the identity is the second attestation kind of @bkv/wire, verified by @bkv/client against
  *     the AWS Nitro root;
- *   - seal: AES-256-GCM under HKDF(seal secret, measurement), the seal secret released by a key
- *     service (on AWS: KMS with a key policy on the image's PCRs) only to a document of this image;
+ *   - seal: AES-256-GCM under HKDF(seal secret, measurement). The seal secret is made fresh at
+ *     each start from the NSM's entropy and this process's (node:crypto), kept in enclave memory
+ *     and never returned or written, so what one run seals no other run can open. A restarted
+ *     enclave is a new member anyway (below), so nothing sealed needs to outlive the run. KMS is
+ *     not used: its key policy belongs to the AWS account, that is, to the operator, who could
+ *     loosen it, take the secret and open the host's storage;
  *   - NVRAM: none. An enclave has no persistent storage of its own, so what the core writes lives
  *     in enclave memory for this run only: a restarted enclave starts with no NVRAM, new keys and a
  *     new attestation, and rejoins a fleet only as a new member (docs/platforms.md).
@@ -17,7 +21,7 @@
  * The device is passed in: /dev/nsm in an enclave (its ioctl needs a native binding this
  * repository does not ship), TestDoubleNsm in tests.
  */
-import { randomBytes } from "node:crypto";
+import { hkdfSync, randomBytes } from "node:crypto";
 import {
   AWS_NITRO_ROOT_SHA256,
   nitroImageMeasurement,
@@ -35,14 +39,8 @@ import {
   type NsmDevice,
 } from "./nsm-api.js";
 
-/** Releases the 32-byte seal secret to an attestation document of the right image (KMS on AWS). */
-export interface SealSecretSource {
-  releaseSealSecret(document: Uint8Array): Promise<Uint8Array>;
-}
-
 export interface NitroPlatformOptions {
   nsm: NsmDevice;
-  sealSecrets: SealSecretSource;
   now?: () => number;
   /**
    * Root certificate fingerprints whose documents this HSM accepts from other members at genesis:
@@ -81,10 +79,32 @@ export async function nsmRandom(nsm: NsmDevice): Promise<Uint8Array> {
   return r.random;
 }
 
+/** The least NSM entropy the seal secret takes (the NSM gives 256 bytes a call). */
+const SEAL_ENTROPY_MIN = 32;
+const SEAL_SECRET_INFO = new TextEncoder().encode("bkv nitro seal secret v1");
+
+/**
+ * This run's 32-byte seal secret: HKDF-SHA256 over the NSM's entropy and 32 bytes of node:crypto,
+ * so neither source alone decides it. Not exported: it stays inside openNitroPlatform.
+ */
+async function freshSealSecret(nsm: NsmDevice): Promise<Uint8Array> {
+  const fromNsm = await nsmRandom(nsm);
+  if (fromNsm.length < SEAL_ENTROPY_MIN)
+    throw new BkvError(
+      ErrorCode.Malformed,
+      `NSM: ${fromNsm.length} bytes of entropy, fewer than the ${SEAL_ENTROPY_MIN} the seal secret needs`,
+    );
+  const fromProcess = randomBytes(32);
+  const secret = new Uint8Array(hkdfSync("sha256", fromNsm, fromProcess, SEAL_SECRET_INFO, 32));
+  fromNsm.fill(0);
+  fromProcess.fill(0);
+  return secret;
+}
+
 /**
  * Open the platform for one run of the enclave: read the image's PCRs, make this run's keys, have
- * the NSM attest them, obtain the seal secret for this image. Every call is a new life: new keys,
- * no NVRAM.
+ * the NSM attest them, make this run's seal secret from the NSM's entropy. Every call is a new
+ * life: new keys, a new seal secret, no NVRAM.
  */
 export async function openNitroPlatform(o: NitroPlatformOptions): Promise<HsmPlatform> {
   const [pcr0, pcr1, pcr2] = [
@@ -109,14 +129,17 @@ export async function openNitroPlatform(o: NitroPlatformOptions): Promise<HsmPla
     signature: new Uint8Array(0),
     nitroDocument: document,
   });
-  const sealSecret = await o.sealSecrets.releaseSealSecret(document);
+  const sealSecret = await freshSealSecret(o.nsm);
+  // softSeal keeps only the key it derives; the secret itself is wiped once that key is made.
+  const sealing = softSeal(sealSecret, measurement);
+  sealSecret.fill(0);
   let nvram: Uint8Array | null = null;
   const roots = (o.nitroRoots ?? [fromHex(AWS_NITRO_ROOT_SHA256)]).map((r) => r.slice());
   return {
     now: o.now ?? (() => Date.now()),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
     crypto: nodeHsmCrypto(),
-    ...softSeal(sealSecret, measurement),
+    ...sealing,
     async nvramRead() {
       return nvram === null ? null : nvram.slice();
     },

@@ -1,13 +1,10 @@
 /**
- * TEST DOUBLE of the Nitro Secure Module (/dev/nsm) and of the AWS KMS key policy that releases a
- * seal secret only to one enclave image. Neither is AWS: the NSM double signs with the test double
- * PKI (test-double-pki.ts), whose root is not the AWS Nitro root, and the KMS double is an object
- * in this process. They answer the genuine request encoding (nsm-api.ts) so the platform adapter's
- * own code runs here unchanged; on a Nitro instance the platform is given the real device and KMS.
+ * TEST DOUBLE of the Nitro Secure Module (/dev/nsm). It is not AWS: it signs with the test double
+ * PKI (test-double-pki.ts), whose root is not the AWS Nitro root, and it is an object in this
+ * process. It answers the genuine request encoding (nsm-api.ts) so the platform adapter's own code
+ * runs here unchanged; on a Nitro instance the platform is given the real device.
  */
 import { randomBytes } from "node:crypto";
-import { documentImageMeasurement, verifyNitroDocument } from "@bkv/client";
-import { BkvError, bytesEqual, ErrorCode } from "@bkv/wire";
 import { decode, encode } from "cborg";
 import type { NsmDevice } from "./nsm-api.js";
 import { TestDoubleNitroPki } from "./test-double-pki.js";
@@ -19,6 +16,12 @@ export interface TestDoubleNsmOptions {
   image?: string;
   pki?: TestDoubleNitroPki;
   now?: () => number;
+  /**
+   * What this double answers GetRandom with (default: 256 bytes of node:crypto, as the NSM gives).
+   * A string is answered as an NSM error of that name. Tests use it to show that the platform
+   * really asks the NSM for entropy and stops when it gets none.
+   */
+  getRandom?: () => Uint8Array | string;
 }
 
 /** 48 bytes that stand for a PCR of an image named `image` (not a real measurement of anything). */
@@ -37,6 +40,7 @@ export class TestDoubleNsm implements NsmDevice {
   readonly pcrs: Map<number, Uint8Array>;
   readonly requests: Uint8Array[] = [];
   private readonly now: () => number;
+  private readonly getRandom: () => Uint8Array | string;
   private readonly moduleId = "i-00000000000000000-enc00000000test0double";
 
   constructor(o: TestDoubleNsmOptions = {}) {
@@ -44,6 +48,7 @@ export class TestDoubleNsm implements NsmDevice {
     const image = o.image ?? "bkv test image";
     this.pcrs = o.pcrs ?? new Map([0, 1, 2, 3, 4, 8].map((i) => [i, testDoublePcr(image, i)]));
     this.now = o.now ?? (() => Date.now());
+    this.getRandom = o.getRandom ?? (() => new Uint8Array(randomBytes(256)));
   }
 
   private answer(kind: string, body: Map<string, unknown>): Uint8Array {
@@ -62,8 +67,11 @@ export class TestDoubleNsm implements NsmDevice {
     } catch {
       return this.error("InvalidArgument");
     }
-    if (r === "GetRandom")
-      return this.answer("GetRandom", new Map([["random", new Uint8Array(randomBytes(256))]]));
+    if (r === "GetRandom") {
+      const random = this.getRandom();
+      if (typeof random === "string") return this.error(random);
+      return this.answer("GetRandom", new Map([["random", random]]));
+    }
     if (!(r instanceof Map) || r.size !== 1) return this.error("InvalidArgument");
     const [kind, body] = [...r.entries()][0] as [unknown, unknown];
     if (!(body instanceof Map)) return this.error("InvalidArgument");
@@ -99,32 +107,5 @@ export class TestDoubleNsm implements NsmDevice {
       return this.answer("Attestation", new Map([["document", document]]));
     }
     return this.error("InvalidOperation");
-  }
-}
-
-/**
- * TEST DOUBLE of a KMS key whose policy releases it only to enclaves of one image (on AWS: a key
- * policy with the condition kms:RecipientAttestation:ImageSha384 / PCR0, and KMS encrypts its
- * answer to the public key in the document, so the parent instance never sees it). This double
- * checks the document against its own test root and the image measurement, then hands the secret
- * back in the clear, in this process.
- */
-export class TestDoubleKms {
-  private readonly secret = new Uint8Array(randomBytes(32));
-
-  constructor(
-    private readonly rootFingerprint: Uint8Array,
-    /** The image measurement the key policy names. */
-    private readonly imageMeasurement: Uint8Array,
-  ) {}
-
-  async releaseSealSecret(document: Uint8Array): Promise<Uint8Array> {
-    const doc = verifyNitroDocument(document, [this.rootFingerprint]);
-    if (!bytesEqual(documentImageMeasurement(doc), this.imageMeasurement))
-      throw new BkvError(
-        ErrorCode.Forbidden,
-        "the key policy releases this seal secret to another enclave image",
-      );
-    return this.secret.slice();
   }
 }

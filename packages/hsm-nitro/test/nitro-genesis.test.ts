@@ -9,13 +9,7 @@
 
 import { nitroImageMeasurement } from "@bkv/client";
 import { HsmCore, type HsmPlatform } from "@bkv/hsm-core";
-import {
-  openNitroPlatform,
-  TestDoubleKms,
-  TestDoubleNitroPki,
-  TestDoubleNsm,
-  testDoublePcr,
-} from "@bkv/hsm-nitro";
+import { openNitroPlatform, TestDoubleNitroPki, TestDoubleNsm, testDoublePcr } from "@bkv/hsm-nitro";
 import { memoryPlatform, newMemoryHsm } from "@bkv/hsm-software";
 import {
   decodeAttestation,
@@ -61,10 +55,6 @@ const nitroNode = async (pcrs = V1, p = pki) =>
   Node.start(
     await openNitroPlatform({
       nsm: new TestDoubleNsm({ pki: p, pcrs }),
-      sealSecrets: new TestDoubleKms(
-        p.rootFingerprint,
-        nitroImageMeasurement(pcrs.get(0)!, pcrs.get(1)!, pcrs.get(2)!),
-      ),
       nitroRoots: [pki.rootFingerprint],
     }),
   );
