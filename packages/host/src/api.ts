@@ -19,7 +19,9 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
 import type { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
+import { allowedHostNames, hostNameGuard } from "./host-names.js";
 import type { HsmLink } from "./hsm-link.js";
+import { listenerOptions } from "./listener-options.js";
 import type { FaultsFile } from "./peers.js";
 import { RateLimiter } from "./rate-limit.js";
 
@@ -266,6 +268,7 @@ function seenSize(v: unknown): number | null {
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { config, tokens } = deps;
   const app = Fastify({
+    ...listenerOptions(config.tls, config.trustProxy),
     bodyLimit: 16 * 1024,
     logger: {
       level: process.env.BKV_LOG_LEVEL ?? "info",
@@ -273,7 +276,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       stream: process.stderr,
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-  });
+  }) as unknown as FastifyInstance;
+  app.addHook("onRequest", hostNameGuard(allowedHostNames(config.hostNames, config.listen.host)));
   const perUser = new RateLimiter(config.rateLimits.perUser);
   const perAddress = new RateLimiter(config.rateLimits.perAddress);
   const doc = openApiDocument();

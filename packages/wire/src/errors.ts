@@ -93,6 +93,10 @@ export const ErrorCode = {
   WitnessState: "WITNESS_STATE",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
+  /** A host's configuration is missing, does not parse, or names something wrong (host/src/config.ts). */
+  Config: "CONFIG",
+  /** A port a listener was configured for is taken by another process. */
+  PortInUse: "PORT_IN_USE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
