@@ -10,7 +10,7 @@ export default defineConfig({
     alias: [
       { find: /^@bkv\/client\/node$/, replacement: pkg("client", "node/index.ts") },
       {
-        find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|hsm-pkcs11|client|host|cli|sim|tlog|log|web)$/,
+        find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|hsm-pkcs11|hsm-nitro|client|host|cli|sim|tlog|log|web)$/,
         replacement: pkg("$1"),
       },
     ],

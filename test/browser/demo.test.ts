@@ -72,16 +72,28 @@ async function backUp(d: Device, test: string, user: string, file: string): Prom
   await page.getByTestId("file").setInputFiles(file);
   expect(await succeed(d, () => page.getByTestId("backup").click())).toMatch(/^Backed up/);
   expect(await page.getByTestId("backup-progress").getAttribute("value")).toBe("100");
+  expect(await page.getByTestId("token-state").textContent()).toBe(
+    `Development token for ${user} (valid for an hour).`,
+  );
   await shot(page, test, "1-backed-up");
 }
 
 async function protectWithPin(d: Device, test: string, pin: string): Promise<void> {
   await d.page.getByTestId("pin").fill(pin);
+  await d.page.getByTestId("pin-again").fill(pin);
   expect(await succeed(d, () => d.page.getByTestId("register-pin").click())).toMatch(
     new RegExp(`protected by your PIN.*allows ${GUESS_LIMIT} wrong`),
   );
   expect(await d.page.getByTestId("pin").inputValue()).toBe("");
   await shot(d.page, test, "2-protected-pin");
+}
+
+/**
+ * A flow that is not about an error leaves the console empty: no error, no warning (a 404 is an
+ * error line), no note about a password field outside a form.
+ */
+function expectQuietConsole(d: Device): void {
+  expect(d.console.filter((l) => /^(error|warning|pageerror):|password field/i.test(l))).toEqual([]);
 }
 
 /** Fill the restore form and press Enter on "Recover with PIN" (keyboard only). */
@@ -137,16 +149,45 @@ describe("the demo page in Chromium", () => {
       const first = await device();
       await shot(first.page, test, "0-start");
       await backUp(first, test, user, file.path);
+      // Two different PINs: refused before anything is sent, both fields asked for again.
+      await first.page.getByTestId("pin").fill(pin);
+      await first.page.getByTestId("pin-again").fill("4812");
+      const differ = await perform(first, () => first.page.getByTestId("register-pin").click());
+      expect(differ.error).toMatch(
+        /^Protecting with a PIN failed: The two PINs differ: type the same PIN twice/,
+      );
+      expect(first.requests.filter((r) => r.includes("/v1/vault"))).toEqual([]);
+      expect(await first.page.getByTestId("pin-again").inputValue()).toBe("");
       await protectWithPin(first, test, pin);
       await expectNoSecrets(first, pin);
+      // The PIN fields do not invite a password manager to keep the PIN.
+      for (const id of ["pin", "pin-again", "restore-pin"])
+        expect(await first.page.getByTestId(id).getAttribute("autocomplete")).toBe("one-time-code");
+      // Protecting again would replace alice's record: the page asks; "no" keeps it.
+      const asked: string[] = [];
+      first.page.once("dialog", (dlg) => {
+        asked.push(dlg.message());
+        void dlg.dismiss();
+      });
+      await first.page.getByTestId("pin").fill("9999");
+      await first.page.getByTestId("pin-again").fill("9999");
+      expect(await succeed(first, () => first.page.getByTestId("register-pin").click())).toBe(
+        `Kept ${user}'s existing PIN record; nothing was changed.`,
+      );
+      expect(asked).toEqual([
+        `${user} already has a PIN record in the vault. Replace it? The old PIN and the backup key it protects stop working.`,
+      ]);
+      expectQuietConsole(first);
 
       const second = await device();
+      // The PIN is still alice's first one: the refused replacement changed nothing.
       expect((await recoverWithPin(second, user, pin)).error).toBe("");
       const restored = await download(second, "chats.db");
       await shot(second.page, test, "3-restored");
       expect(restored.length).toBe(file.bytes.length);
       expect(Buffer.from(restored).equals(Buffer.from(file.bytes))).toBe(true);
       await expectNoSecrets(second, pin);
+      expectQuietConsole(second);
       // The new device remembered the log checkpoint it verified and the fleet whose evidence it
       // verified (once per epoch), and nothing else.
       const stored = await second.page.evaluate(() => Object.keys(localStorage));
@@ -206,6 +247,8 @@ describe("the demo page in Chromium", () => {
       expect(Buffer.from(restored).equals(Buffer.from(file.bytes))).toBe(true);
       // No PIN involved: no vault request.
       expect(first.requests.filter((r) => r.includes("/v1/vault")).length).toBe(before);
+      expectQuietConsole(first);
+      if (synced.error === "") expectQuietConsole(second);
     },
     TEST_MS,
   );
@@ -255,6 +298,8 @@ describe("the demo page in Chromium", () => {
       const last = await recoverWithPin(second, user, "9999");
       expect(last.error).toMatch(/last guess.*Locked/);
       expect(await second.page.getByTestId("locked").isVisible()).toBe(true);
+      // dave has no passkey: the lock screen does not offer one.
+      expect(await second.page.getByTestId("locked-passkey").isVisible()).toBe(false);
       await shot(second.page, test, "4-locked");
 
       const right = await recoverWithPin(second, user, "2468");

@@ -16,10 +16,16 @@ export interface RunResult {
 /** Where the CLI keeps the checkpoints it has seen during these tests (not the user's home). */
 export const STATE_DIR = mkdtempSync(join(tmpdir(), "bkv-state-"));
 
-export function bkv(args: string[], input?: string, env: Record<string, string> = {}): Promise<RunResult> {
+export function bkv(
+  args: string[],
+  input?: string,
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BKV, ...args], {
       stdio: ["pipe", "pipe", "pipe"],
+      ...(cwd === undefined ? {} : { cwd }),
       env: { ...process.env, BKV_STATE_DIR: STATE_DIR, ...env },
     });
     let stdout = "";
@@ -37,6 +43,8 @@ export function bkv(args: string[], input?: string, env: Record<string, string> 
 }
 
 export interface DevVault {
+  /** What bkv dev has written on stderr so far. */
+  stderr(): string;
   url: string;
   dir: string;
   ready: Record<string, unknown>;
@@ -44,10 +52,11 @@ export interface DevVault {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startDev(dir: string, extra: string[] = []): Promise<DevVault> {
+export function startDev(dir: string, extra: string[] = [], cwd?: string): Promise<DevVault> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BKV, "dev", "--dir", dir, "--port", "0", ...extra], {
       stdio: ["ignore", "pipe", "pipe"],
+      ...(cwd === undefined ? {} : { cwd }),
     });
     let out = "";
     let err = "";
@@ -61,6 +70,7 @@ export function startDev(dir: string, extra: string[] = []): Promise<DevVault> {
       child.stdout.off("data", onData);
       const ready = JSON.parse(out.slice(0, nl)) as Record<string, unknown>;
       resolve({
+        stderr: () => err,
         url: String(ready.vault),
         dir: String(ready.dir),
         ready,

@@ -122,6 +122,53 @@ export function fleetSuite(platform: Platform): void {
       }
     });
 
+    it("serves /metrics on every node: Raft role and lag per peer, and guess counts that move with a wrong and a right PIN", async () => {
+      const nodes = (
+        JSON.parse(readFileSync(join(dir, "dev.json"), "utf8")) as {
+          nodes: { node: number; metrics?: string }[];
+        }
+      ).nodes;
+      const scrape = async (node: number) => {
+        const url = nodes.find((n) => n.node === node)?.metrics;
+        if (url === undefined) throw new Error(`node ${node} has no metrics listener in dev.json`);
+        const text = await (await fetch(`${url}/metrics`)).text();
+        return (sample: string) => {
+          const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+          return line === undefined ? null : Number(line.slice(sample.length + 1));
+        };
+      };
+      const leader = leaderOf(await until("a leader", dir, (s) => leaderOf(s) > 0));
+      const lm = await scrape(leader);
+      expect(lm('bkv_raft_role{role="leader"}')).toBe(1);
+      for (const n of [1, 2, 3, 4, 5].filter((x) => x !== leader))
+        expect(lm(`bkv_raft_peer_lag_entries{peer="${n}"}`)).not.toBeNull();
+      const before = await Promise.all([1, 2, 3, 4, 5].map(scrape));
+      await register(dir, "metrics-m", "8642");
+      expect((await recover(dir, "metrics-m", "0000")).code).toBe(3);
+      expect((await recover(dir, "metrics-m", "8642")).code).toBe(0);
+      // Every member applies the fleet's decisions: each node's counts move by one each (bounded wait).
+      for (let n = 1; n <= 5; n++) {
+        const was = before[n - 1]!;
+        let now = await scrape(n);
+        for (
+          let i = 0;
+          i < 50 &&
+          now('bkv_guesses_total{result="right"}') !== (was('bkv_guesses_total{result="right"}') ?? 0) + 1;
+          i++
+        ) {
+          await new Promise((r) => setTimeout(r, 100));
+          now = await scrape(n);
+        }
+        expect(now('bkv_guesses_total{result="wrong"}')).toBe(
+          (was('bkv_guesses_total{result="wrong"}') ?? 0) + 1,
+        );
+        expect(now('bkv_guesses_total{result="right"}')).toBe(
+          (was('bkv_guesses_total{result="right"}') ?? 0) + 1,
+        );
+        expect(now(n === leader ? 'bkv_raft_role{role="leader"}' : 'bkv_raft_role{role="follower"}')).toBe(1);
+      }
+    });
+
     it("kills the leader in the middle of recoveries: nothing acknowledged is lost, no extra guess is given", async () => {
       await register(dir, "alice", "1357");
       const s = await status(dir);

@@ -47,6 +47,8 @@ export interface DevNode {
   url: string;
   /** Where the host listens for the other hosts' peer streams (host:port). */
   peer?: string;
+  /** Where the host serves GET /metrics (its base URL). */
+  metrics?: string;
   /** The host agent's process id, or null while the node is stopped. */
   hostPid: number | null;
   hsmPid: number | null;

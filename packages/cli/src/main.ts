@@ -1,36 +1,37 @@
 /**
  * bkv: the command-line entry point. Each command returns its exit code; these codes are a contract
- * (see README): 0 success, 1 anything else, 3 wrong PIN, 4 no record, 5 vault unavailable.
+ * (exit-codes.ts, the README's table). A command's modules are loaded only when it runs, so `--help`,
+ * `key new` and `backup` do not pay for the vault, the fleet and the log.
  */
 
 import { UsageError } from "./args.js";
-import { auditCommand } from "./commands/audit.js";
-import { backupCommand, keyCommand, restoreCommand } from "./commands/backup.js";
-import { benchCommand } from "./commands/bench.js";
-import { devCommand } from "./commands/dev.js";
-import { fleetCommand } from "./commands/fleet.js";
-import { hostCommand } from "./commands/host.js";
-import { measureCommand } from "./commands/measure.js";
-import { monitorCommand } from "./commands/monitor.js";
-import { releaseCommand } from "./commands/release.js";
-import { vaultCommand } from "./commands/vault.js";
+import { EXIT_CODES } from "./exit-codes.js";
 
-const USAGE = `usage: bkv <command> [options]
+export const USAGE = `usage: bkv <command> [options]
 
   dev [--dir DIR] [--port PORT] [--nodes N] [--latency MS] [--guess-limit G] [--platform software|pkcs11]
-      [--namespace NS]                   (a new folder's fleet is frozen to NS, default bkv-dev, epoch 1)
-                                         run a local fleet (default 5 nodes; ready line: JSON on stdout)
-  dev status --dir DIR [--json]          each node's role, term, commit index, leader, process ids
-  dev kill|start --dir DIR --node I      SIGKILL node I's host and HSM / start it again from its files
-  dev partition --dir DIR --node I       cut node I off from the others; dev heal --dir DIR undoes it
-  dev token --dir DIR --user U           print a development bearer token for U
+      [--namespace NS] [--rate-limit on|off]
+                                         run a local fleet in DIR (default ./bkv-dev; 5 nodes). A new
+                                         folder's fleet is frozen to --nodes, --guess-limit, --platform
+                                         and --namespace (default bkv-dev, epoch 1). Ready: one JSON line
+                                         on stdout, a short line on stderr. --rate-limit off lifts the
+                                         hosts' per-user limits (load tests)
+  dev status [--dir DIR] [--json]        each node's role, term, commit index, leader, process ids
+  dev kill|start [--dir DIR] --node I [--json]
+                                         SIGKILL node I's host and HSM / start it again from its files
+  dev partition [--dir DIR] --node I [--json]
+                                         cut node I off from the others; dev heal [--dir DIR] undoes it
+  dev token [--dir DIR] --user U [--ttl S]
+                                         print a development bearer token for U
   fleet create --dir DIR --log-key VKEY [--namespace NS] [--epoch E] [--nodes N] [--guess-limit G] [--platform P]
                                          provision a fleet's folder and run the genesis ceremony; the
                                          fleet counter-signs only bundles of namespace NS (default
                                          bkv-dev) and epoch E (default 1) signed by the log key VKEY
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
-  measure [--source DIR] [--out FILE]    build the HSM core reproducibly and print its measurement
-  audit --evidence FILE --vendor-root KEYFILE [--measurement HEX | --source DIR] [--fleet ID] [--json]
+  measure [--source DIR] [--out FILE] [--json]
+                                         build the HSM core reproducibly and print its measurement
+  audit --evidence FILE (--vendor-root KEYFILE [--allow-test-roots] | --aws-nitro-root | --trust FILE)
+        [--measurement HEX | --source DIR] [--fleet ID] [--json]
                                          check a fleet's evidence; exit 0 only if every check holds
   monitor (--dev DIR | --log URL --log-key VKEY --witness-key VKEY... [--witness-threshold N])
           [--vendor-root FILE] [--state FILE] [--max-guess-limit N] [--follow [--interval S]] [--json]
@@ -43,30 +44,39 @@ const USAGE = `usage: bkv <command> [options]
                                          append it to the log's releases namespace
   host --config FILE                     run one host agent and its HSM process
   host key --out FILE                    make this host's Ed25519 host key; prints its public key for peers
-  key new --out KEYFILE                  make a new backup key
-  backup --key KEYFILE IN OUT            encrypt IN into the backup file OUT
-  restore --key KEYFILE IN OUT           decrypt the backup file IN into OUT
+  key new --out KEYFILE [--force]        make a new backup key (--force replaces an existing KEYFILE)
+  backup --key KEYFILE [--force] IN OUT  encrypt IN into the backup file OUT (--force replaces OUT)
+  restore --key KEYFILE [--force] IN OUT decrypt the backup file IN into OUT (--force replaces OUT)
   vault register|recover|delete          protect, recover or delete a backup key with a PIN
-        (--dev DIR | --vault URL --token TOKEN --trust FILE) --user U [--key KEYFILE | --out KEYFILE] [--json]
+        (--dev DIR | --vault URL (--token-file FILE | --token TOKEN) --trust FILE) --user U
+        [--key KEYFILE [--replace] | --out KEYFILE [--force]] [--checkpoint FILE] [--json]
+                                         the bearer token: --token-file FILE, or the environment
+                                         variable BKV_TOKEN (--token TOKEN is visible to other local
+                                         users in the process list). register asks the PIN twice on a
+                                         terminal; --replace replaces U's existing record (on a
+                                         terminal register asks instead). recover --force replaces an
+                                         existing KEYFILE
   bench [--only backup|vault|fleet|trust] run the benchmarks and print measured figures
 
-exit codes: 0 ok, 1 error, 3 wrong PIN, 4 no record, 5 vault unavailable`;
+exit codes:
+${EXIT_CODES.map((e) => `  ${e.code}  ${e.meaning}`).join("\n")}`;
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
-  dev: devCommand,
-  key: keyCommand,
-  backup: backupCommand,
-  restore: restoreCommand,
-  vault: vaultCommand,
-  bench: benchCommand,
-  host: hostCommand,
-  fleet: fleetCommand,
-  measure: measureCommand,
-  audit: auditCommand,
-  monitor: monitorCommand,
-  release: releaseCommand,
+/** Each command's module, imported when the command runs. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  dev: async () => (await import("./commands/dev.js")).devCommand,
+  key: async () => (await import("./commands/backup.js")).keyCommand,
+  backup: async () => (await import("./commands/backup.js")).backupCommand,
+  restore: async () => (await import("./commands/backup.js")).restoreCommand,
+  vault: async () => (await import("./commands/vault.js")).vaultCommand,
+  bench: async () => (await import("./commands/bench.js")).benchCommand,
+  host: async () => (await import("./commands/host.js")).hostCommand,
+  fleet: async () => (await import("./commands/fleet.js")).fleetCommand,
+  measure: async () => (await import("./commands/measure.js")).measureCommand,
+  audit: async () => (await import("./commands/audit.js")).auditCommand,
+  monitor: async () => (await import("./commands/monitor.js")).monitorCommand,
+  release: async () => (await import("./commands/release.js")).releaseCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -75,11 +85,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return name === undefined ? 1 : 0;
   }
-  const cmd = COMMANDS[name];
-  if (cmd === undefined) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (load === undefined) {
     process.stderr.write(`bkv: unknown command '${name}'\n\n${USAGE}\n`);
     return 1;
   }
+  const cmd = await load();
   try {
     return await cmd(rest);
   } catch (e) {

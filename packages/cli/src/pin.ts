@@ -15,12 +15,13 @@ async function readLineFromPipe(): Promise<string> {
   return (nl >= 0 ? text.slice(0, nl) : text).replace(/\r$/, "");
 }
 
+/** Typed ahead: what came after the line a prompt took, for the next prompt. */
+let typedAhead = "";
+
 function promptHidden(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
     process.stderr.write(prompt);
-    stdin.setRawMode(true);
-    stdin.resume();
     let pin = "";
     const done = (err?: Error) => {
       stdin.setRawMode(false);
@@ -30,21 +31,92 @@ function promptHidden(prompt: string): Promise<string> {
       if (err) reject(err);
       else resolve(pin);
     };
-    const onData = (d: Buffer) => {
-      for (const ch of d.toString("utf8")) {
-        if (ch === "\r" || ch === "\n") return done();
+    const take = (text: string) => {
+      const chars = [...text];
+      for (const [i, ch] of chars.entries()) {
+        if (ch === "\r" || ch === "\n") {
+          typedAhead = chars
+            .slice(i + 1)
+            .join("")
+            .replace(/^\n/, "");
+          return done();
+        }
         if (ch === "\u0003") return done(new UsageError("cancelled"));
         if (ch === "\u007f" || ch === "\b") pin = pin.slice(0, -1);
         else pin += ch;
       }
     };
+    const onData = (d: Buffer) => take(d.toString("utf8"));
+    stdin.setRawMode(true);
     stdin.on("data", onData);
+    stdin.resume();
+    const ahead = typedAhead;
+    typedAhead = "";
+    if (ahead !== "") take(ahead);
   });
 }
 
-export async function readPin(): Promise<string> {
-  const pin = process.stdin.isTTY ? await promptHidden("PIN: ") : await readLineFromPipe();
+/** A yes/no question on the terminal (stderr); only "y" or "yes" is yes. */
+export async function askYesNo(question: string): Promise<boolean> {
+  const answer = (await promptLine(`${question} [y/N] `)).trim().toLowerCase();
+  return answer === "y" || answer === "yes";
+}
+
+/** One line typed on the terminal, echoed (a question's answer, never a PIN). */
+function promptLine(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    let line = "";
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off("data", onData);
+      process.stderr.write("\n");
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const take = (text: string) => {
+      const chars = [...text];
+      for (const [i, ch] of chars.entries()) {
+        if (ch === "\r" || ch === "\n") {
+          typedAhead = chars
+            .slice(i + 1)
+            .join("")
+            .replace(/^\n/, "");
+          return done();
+        }
+        if (ch === "\u0003") return done(new UsageError("cancelled"));
+        if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
+        else {
+          line += ch;
+          process.stderr.write(ch);
+        }
+      }
+    };
+    const onData = (d: Buffer) => take(d.toString("utf8"));
+    stdin.setRawMode(true);
+    stdin.on("data", onData);
+    stdin.resume();
+    const ahead = typedAhead;
+    typedAhead = "";
+    if (ahead !== "") take(ahead);
+  });
+}
+
+/**
+ * The PIN. confirm (a new PIN, as register sets): on a terminal it is asked twice and must match, so
+ * a typo does not lock the key behind a PIN nobody knows. A pipe gives one line.
+ */
+export async function readPin(opts: { confirm?: boolean } = {}): Promise<string> {
+  const tty = process.stdin.isTTY === true;
+  const pin = tty
+    ? await promptHidden(opts.confirm === true ? "New PIN: " : "PIN: ")
+    : await readLineFromPipe();
   if (pin.length < 4) throw new UsageError("the PIN must have at least 4 characters");
   if (pin.length > 128) throw new UsageError("the PIN must have at most 128 characters");
+  if (tty && opts.confirm === true && (await promptHidden("New PIN again: ")) !== pin) {
+    throw new UsageError("the two PINs differ; nothing was sent");
+  }
   return pin;
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv as runBkv } from "../../../test/e2e/cli.js";
 import { readKeyFile, writeKeyFile } from "../src/key-file.js";
 
-const KEY_FORM = /^[0-9a-f]{4}(-[0-9a-f]{4}){15}$/;
+const KEY_FORM = /^[0-9a-f]{4}(-[0-9a-f]{4}){16}$/;
 
 interface Run {
   code: number;
@@ -59,7 +59,7 @@ describe("bkv key new", () => {
     expect(r.stderr).toMatch(/Write down/);
     expect(r.stderr.replace(/-/g, "")).not.toContain(lines[0]!.replace(/-/g, "").slice(0, 8));
     expect(await readKeyFile(join(d, "k"))).toEqual(
-      Uint8Array.from(Buffer.from(lines[0]!.replace(/-/g, ""), "hex")),
+      Uint8Array.from(Buffer.from(lines[0]!.replace(/-/g, "").slice(0, 64), "hex")),
     );
   });
 
@@ -104,13 +104,21 @@ describe("bkv key new", () => {
 });
 
 describe("bkv backup and bkv restore", () => {
-  it("round-trip a file, quietly", async () => {
+  it("round-trip a file: nothing on stdout, one line on stderr that says what was written", async () => {
     const { d, data } = await setup();
     const b = await bkv("backup", "--key", join(d, "key"), join(d, "data"), join(d, "data.bkv"));
-    expect(b).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(b).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: `bkv backup: encrypted ${join(d, "data")} into ${join(d, "data.bkv")} (293.1 KiB)\n`,
+    });
     expect((await stat(join(d, "data.bkv"))).size).toBe(backupSize(data.length));
     const r = await bkv("restore", "--key", join(d, "key"), join(d, "data.bkv"), join(d, "restored"));
-    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(r).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: `bkv restore: decrypted and verified ${join(d, "data.bkv")} into ${join(d, "restored")} (293.0 KiB)\n`,
+    });
     expect((await readFile(join(d, "restored"))).equals(data)).toBe(true);
     expect((await readdir(d)).sort()).toEqual(["data", "data.bkv", "key", "restored"]);
   });
@@ -197,7 +205,7 @@ describe("bkv backup and bkv restore", () => {
       ],
       [
         ["restore", "--key", join(d, "bad-key"), join(d, "data"), join(d, "o")],
-        `bkv restore: key file ${join(d, "bad-key")} does not hold a backup key: character 1 is not a hex digit or '-'; expected 64 hex digits, written as 16 groups of 4 separated by '-'\n`,
+        `bkv restore: key file ${join(d, "bad-key")} does not hold a backup key: character 1 is not a hex digit or '-'; expected 68 hex digits, written as 17 groups of 4 separated by '-' (a key written before the check group has 64 hex digits in 16 groups)\n`,
       ],
       [
         ["backup", "--key", join(d, "key"), join(d, "missing"), join(d, "o")],
@@ -259,10 +267,25 @@ describe("key files", () => {
     expect(await readdir(d)).toEqual(["k"]);
   });
 
+  it("a key file with a mistyped digit is refused by its check group, without quoting it", async () => {
+    const d = await folder();
+    const r = await bkv("key", "new", "--out", join(d, "k"));
+    const printed = r.stdout.trim();
+    const typo = `${printed.slice(0, 10)}${printed[10] === "0" ? "1" : "0"}${printed.slice(11)}`;
+    await writeFile(join(d, "typo"), `${typo}\n`);
+    const b = await bkv("backup", "--key", join(d, "typo"), join(d, "k"), join(d, "k.bkv"));
+    expect(b.code).toBe(1);
+    expect(b.stderr).toContain(
+      `key file ${join(d, "typo")} does not hold a backup key: its last group (the check group) does not match the rest: a digit is mistyped or two are swapped`,
+    );
+    expect(b.stderr.replace(/-/g, "")).not.toContain(typo.replace(/-/g, "").slice(0, 8));
+    expect(await readdir(d)).toEqual(["k", "typo"]);
+  });
+
   it("reject files that are not keys, without quoting them", async () => {
     const d = await folder();
     const key = formatBackupKey(generateBackupKey());
-    await writeFile(join(d, "short"), key.slice(0, -2));
+    await writeFile(join(d, "short"), key.slice(0, -7));
     await writeFile(join(d, "big"), "0".repeat(10_000));
     await expect(readKeyFile(join(d, "short"))).rejects.toMatchObject({
       code: ErrorCode.Malformed,

@@ -4,7 +4,9 @@
  * runs in-process (monitorCommand) except --follow, which runs the built CLI and is stopped with
  * SIGINT.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,6 +114,9 @@ describe("a clean log with two epochs of one namespace", () => {
     expect(r.out).toMatch(/member removed\s+memory/);
     const b = await fleetFor(log.url, NS, 2, fleetB);
     expect(r.out).toContain(`fleet        ${Buffer.from(b.statement.fleetId).toString("hex")}`);
+    // Each fleet's evidence digest, as the README says (what GET <log>/evidence/<digest> serves).
+    const digestB = createHash("sha256").update(b.evidence).digest("hex");
+    expect(r.out).toContain(`evidence     sha256 ${digestB}`);
     expect(r.out).not.toContain("NOT checked");
     expect(r.out).toContain("MONITOR PASSED: checkpoint size 2; 2 entries checked");
   });
@@ -129,6 +134,7 @@ describe("a clean log with two epochs of one namespace", () => {
       measurement: Buffer.from(a.statement.measurement).toString("hex"),
       policy: { guessLimit: 5, n: 3, quorum: 2 },
       notBefore: "2025-01-01T00:00:00.000Z",
+      evidenceDigest: createHash("sha256").update(a.evidence).digest("hex"),
     });
     expect(Object.keys(e1!.fleet!.keys).sort()).toEqual(["fleet-signing", "vault-hpke"]);
     expect(e1!.fleet!.members.map((m) => m.platform)).toEqual(["memory", "memory", "memory"]);

@@ -11,7 +11,8 @@ import type { AddressInfo } from "node:net";
 import { AnswerBundleError, httpTransport, VaultClient } from "@bkv/client";
 import { BkvError, ErrorCode } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeFailure, EXIT } from "../src/commands/vault.js";
+import { describeFailure } from "../src/commands/vault.js";
+import { EXIT } from "../src/exit-codes.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 

@@ -22,6 +22,7 @@ export {
   openCosignedCheckpoint,
   openNote,
   parseCheckpoint,
+  parseVerifierKey,
   TiledLog,
   type TileReader,
   type TrustPolicy,

@@ -9,5 +9,6 @@ export * from "./audit/index.js";
 export * from "./backup/index.js";
 export * from "./bundle/index.js";
 export * from "./evidence/index.js";
+export * from "./nitro/index.js";
 export * from "./passkey/index.js";
 export * from "./vault/index.js";

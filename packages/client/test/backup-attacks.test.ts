@@ -69,6 +69,12 @@ const cases: Case[] = [
     message: /middle of chunk 3/,
   },
   {
+    name: "every chunk dropped: the header alone",
+    make: () => join(parts().header, []),
+    code: ErrorCode.Truncated,
+    message: /^the backup ends right after its header \(byte \d+\), before its first chunk: it was cut short/,
+  },
+  {
     name: "dropping the final chunk",
     make: () => join(parts().header, parts().records.slice(0, 3)),
     code: ErrorCode.Truncated,

@@ -27,10 +27,10 @@ describe("backup key", () => {
     expect(a).not.toEqual(b);
   });
 
-  it("formats as 16 groups of 4 lowercase hex digits", () => {
+  it("formats as 16 groups of 4 lowercase hex digits and a check group", () => {
     const key = Uint8Array.from({ length: 32 }, (_, i) => i * 8 + 1);
     const text = formatBackupKey(key);
-    expect(text).toMatch(/^[0-9a-f]{4}(-[0-9a-f]{4}){15}$/);
+    expect(text).toMatch(/^[0-9a-f]{4}(-[0-9a-f]{4}){16}$/);
     expect(text.startsWith("0109-1119-")).toBe(true);
     expect(parseBackupKey(text)).toEqual(key);
   });
@@ -48,16 +48,48 @@ describe("backup key", () => {
     expect(parseBackupKey(plain.replace(/(.{8})/g, "$1 "))).toEqual(key);
   });
 
+  it("refuses every single mistyped digit and every swap of two neighbouring digits", () => {
+    for (let round = 0; round < 8; round++) {
+      const text = formatBackupKey(generateBackupKey());
+      const plain = text.replace(/-/g, "");
+      for (let i = 0; i < plain.length; i++) {
+        for (const d of "0123456789abcdef") {
+          if (d === plain[i]) continue;
+          const typo = `${plain.slice(0, i)}${d}${plain.slice(i + 1)}`;
+          expect(() => parseBackupKey(typo), `digit ${i} as ${d}`).toThrow(
+            /\(the check group\) does not match/,
+          );
+        }
+        if (i + 1 < plain.length && plain[i] !== plain[i + 1]) {
+          const swapped = `${plain.slice(0, i)}${plain[i + 1]}${plain[i]}${plain.slice(i + 2)}`;
+          const e = malformed(() => parseBackupKey(swapped));
+          expect(e.message).toMatch(/mistyped or two are swapped/);
+          expect(e.message).not.toContain(plain.slice(0, 8));
+        }
+      }
+    }
+  });
+
+  it("still reads a key written before the check group (16 groups, or 64 plain digits), unchecked", () => {
+    const key = generateBackupKey();
+    const old = formatBackupKey(key).split("-").slice(0, 16).join("-");
+    expect(parseBackupKey(old)).toEqual(key);
+    expect(parseBackupKey(old.replace(/-/g, ""))).toEqual(key);
+    // Written out again, it gets its check group.
+    expect(formatBackupKey(parseBackupKey(old))).toBe(`${old}-${formatBackupKey(key).slice(-4)}`);
+  });
+
   it("rejects bad inputs with MALFORMED and a message that does not repeat the key", () => {
     const text = formatBackupKey(generateBackupKey());
     const plain = text.replace(/-/g, "");
     const cases: [string, RegExp][] = [
       ["", /empty/],
       ["   \n", /empty/],
-      [text.slice(0, -1), /63 hex digits/],
-      [`${text}0`, /65 hex digits/],
-      [`${plain}00`, /66 hex digits/],
-      [plain.slice(2), /62 hex digits/],
+      [text.slice(0, -1), /67 hex digits/],
+      [`${text}0`, /69 hex digits/],
+      [`${plain}00`, /70 hex digits/],
+      [plain.slice(2), /66 hex digits/],
+      [plain.slice(6), /62 hex digits/],
       [`${text.slice(0, 10)}g${text.slice(11)}`, /character 11 is not a hex digit/],
       [text.replace(/-/g, "_"), /character 5 is not a hex digit/],
       [`${plain.slice(0, 3)}-${plain.slice(3)}`, /separators/],

@@ -22,6 +22,7 @@ import type { HostConfig } from "./config.js";
 import { allowedHostNames, hostNameGuard } from "./host-names.js";
 import type { HsmLink } from "./hsm-link.js";
 import { listenerOptions } from "./listener-options.js";
+import { type HostMetrics, instrumentRequests, registerProbes } from "./metrics.js";
 import type { FaultsFile } from "./peers.js";
 import { RateLimiter } from "./rate-limit.js";
 
@@ -229,6 +230,15 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/livez": {
+        get: { summary: "Liveness: the host agent answers", responses: { "200": { description: "Alive" } } },
+      },
+      "/readyz": {
+        get: {
+          summary: "Readiness: the HSM serves (a member, not recovering, a leader known)",
+          responses: { "200": { description: "Ready" }, "503": { description: "Not ready, with why" } },
+        },
+      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
@@ -257,6 +267,10 @@ export interface ApiDeps {
   peerCounters?: () => { refused: number; framesRefused: number; relayed: number } | null;
   /** The fleet's validation bundle, when the fleet is published in a transparency log. */
   bundles?: BundleKeeper;
+  /** The rate-limit tables (made from config.rateLimits when not given). */
+  limiters?: { perUser: RateLimiter; perAddress: RateLimiter };
+  /** Count and time requests, and serve /livez and /readyz. */
+  metrics?: HostMetrics;
 }
 
 /** The checkpoint size a client says it has seen (header or query), or null. */
@@ -278,8 +292,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }) as unknown as FastifyInstance;
   app.addHook("onRequest", hostNameGuard(allowedHostNames(config.hostNames, config.listen.host)));
-  const perUser = new RateLimiter(config.rateLimits.perUser);
-  const perAddress = new RateLimiter(config.rateLimits.perAddress);
+  const perUser = deps.limiters?.perUser ?? new RateLimiter(config.rateLimits.perUser);
+  const perAddress = deps.limiters?.perAddress ?? new RateLimiter(config.rateLimits.perAddress);
+  if (deps.metrics !== undefined) instrumentRequests(app, deps.metrics);
+  registerProbes(app, () => deps.hsm);
   const doc = openApiDocument();
 
   // Web apps on the configured origins may call the client API from the browser (CORS). Peer hosts

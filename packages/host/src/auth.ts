@@ -41,7 +41,8 @@ export class TokenVerifier {
         algorithms: ["EdDSA"],
         requiredClaims: ["sub", "exp"],
       });
-      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      // Full: forget the oldest token (it only costs one more signature check), never all of them.
+      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(token, { sub: payload.sub!, exp: payload.exp! * 1000 });
       return payload.sub!;
     } catch (e) {

@@ -8,8 +8,11 @@
  * of the fleet's measurement in that releases namespace in the same call (GET /bundle?releases=R),
  * so the release is proven against the very checkpoint of the fleet bundle, and GET /v1/bundle
  * carries it as `release` (clients that pin a release key need it). It also fetches, and caches, the consistency
- * proofs clients ask for (from the largest checkpoint they have seen to the bundle's). The host is
- * untrusted here too: clients verify everything it hands out.
+ * proofs clients ask for (from the largest checkpoint they have seen to the bundle's), but only a
+ * bounded set per checkpoint: proofs from the sizes it has seen itself (at most MAX_KNOWN_SIZES),
+ * and at most MAX_OTHER_PROOFS from other sizes a client names, so a client choosing sizes cannot
+ * make the host fetch from the log on its behalf without bound. The host is untrusted here too:
+ * clients verify everything it hands out.
  */
 import { createHash } from "node:crypto";
 import { BkvError, type BundleJson, ErrorCode, toHex } from "@bkv/wire";
@@ -29,6 +32,17 @@ export interface TransparencyConfig {
 
 /** What the log's GET /bundle answers: the bundle before the fleet counter-signs it. */
 type LogBundleAnswer = Omit<BundleJson, "countersignature" | "consistency" | "evidence">;
+
+/** Checkpoint sizes the keeper remembers having fetched from the log (newest kept). */
+export const MAX_KNOWN_SIZES = 256;
+/**
+ * Per checkpoint of its own, the most consistency proofs the keeper fetches from sizes it never saw
+ * itself (a client may have seen a checkpoint from another host that this one missed).
+ */
+export const MAX_OTHER_PROOFS = 16;
+
+/** How long a failed proof fetch answers for itself before the keeper may try again. */
+const FAILED_PROOF_RETRY_MS = 5000;
 
 /** The most evidence bytes the host fetches (9 members' statement and signatures fit easily). */
 const MAX_EVIDENCE_BYTES = 48 * 1024;
@@ -51,7 +65,17 @@ export class BundleKeeper {
   private signed: { logSignature: string; artifact: string; countersignature: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
-  private proofs = new Map<string, string[]>();
+  /** Consistency proofs to the current bundle's size, by the size they start from (in flight or done). */
+  private proofs = new Map<number, Promise<string[]>>();
+  private proofsTo = -1;
+  /** Proofs fetched to proofsTo from sizes this keeper never saw itself. */
+  private otherProofs = 0;
+  /** Checkpoint sizes fetched from the log, oldest first. */
+  private knownSizes: number[] = [];
+  /** For the metrics: fetches of consistency proofs from the log, and client sizes refused one. */
+  readonly counters = { proofFetches: 0, proofsRefused: 0, refreshFailures: 0 };
+  /** When the bundle served now was last confirmed by the log (ms since the epoch), 0 before. */
+  fetchedAt = 0;
   private readonly base: string;
 
   constructor(
@@ -111,7 +135,14 @@ export class BundleKeeper {
         ...(b.release === undefined ? {} : { release: b.release }),
         size: checkpointSize(b.checkpoint),
       };
+      this.fetchedAt = Date.now();
+      const size = this.bundle.size;
+      if (!this.knownSizes.includes(size)) {
+        this.knownSizes.push(size);
+        if (this.knownSizes.length > MAX_KNOWN_SIZES) this.knownSizes.shift();
+      }
     } catch (e) {
+      this.counters.refreshFailures++;
       this.log.warn(
         { event: "bundle-refresh-failed", error: (e as Error).message },
         "keeping the last bundle",
@@ -133,6 +164,11 @@ export class BundleKeeper {
     return Buffer.from(body).toString("base64");
   }
 
+  /** The tree size of the checkpoint in the bundle served now (null before the first). */
+  servedSize(): number | null {
+    return this.bundle?.size ?? null;
+  }
+
   /**
    * The bundle, with a consistency proof from `from` (the client's largest checkpoint) if it asked,
    * and with the fleet's evidence and release only if asked (GET /v1/bundle; vault answers leave
@@ -147,21 +183,45 @@ export class BundleKeeper {
     const json: BundleJson =
       o.evidence === true ? { ...rest, evidence, ...(release === undefined ? {} : { release }) } : rest;
     if (from === null || from <= 0 || from >= size) return json;
-    return { ...json, consistency: { from, proof: await this.consistency(from, size) } };
+    const proof = this.consistency(from, size);
+    // Past its bound the keeper serves the bundle without a proof (the client says which it lacks).
+    return proof === null ? json : { ...json, consistency: { from, proof: await proof } };
   }
 
-  private async consistency(from: number, to: number): Promise<string[]> {
-    const key = `${from}-${to}`;
-    const cached = this.proofs.get(key);
+  /** The proof from `from` to `to`: cached, or fetched once if within the bound; null past it. */
+  private consistency(from: number, to: number): Promise<string[]> | null {
+    if (this.proofsTo !== to) {
+      this.proofs.clear();
+      this.proofsTo = to;
+      this.otherProofs = 0;
+    }
+    const cached = this.proofs.get(from);
     if (cached !== undefined) return cached;
+    if (!this.knownSizes.includes(from)) {
+      if (this.otherProofs >= MAX_OTHER_PROOFS) {
+        this.counters.proofsRefused++;
+        return null;
+      }
+      this.otherProofs++;
+    }
+    this.counters.proofFetches++;
+    const p = this.fetchConsistency(from, to);
+    this.proofs.set(from, p);
+    // A failed fetch is remembered for a while, then forgotten so a later request may fetch again.
+    p.catch(() => {
+      setTimeout(() => {
+        if (this.proofs.get(from) === p) this.proofs.delete(from);
+      }, FAILED_PROOF_RETRY_MS).unref();
+    });
+    return p;
+  }
+
+  private async fetchConsistency(from: number, to: number): Promise<string[]> {
     const res = await fetch(`${this.base}/consistency?from=${from}&to=${to}`, {
       signal: AbortSignal.timeout(5000),
     });
     if (!res.ok)
       throw new BkvError(ErrorCode.Unavailable, `the log has no consistency proof (${res.status})`);
-    const proof = ((await res.json()) as { proof: string[] }).proof;
-    if (this.proofs.size > 1000) this.proofs.clear();
-    this.proofs.set(key, proof);
-    return proof;
+    return ((await res.json()) as { proof: string[] }).proof;
   }
 }

@@ -85,6 +85,12 @@ export interface HostConfig {
   rateLimits: { perUser: BucketConfig; perAddress: BucketConfig };
   /** Where the fleet is published: the host hands its validation bundle out with every response. */
   transparency?: TransparencyConfig;
+  /**
+   * Where GET /metrics (Prometheus text) is served: a listener of its own, for the operator's
+   * monitoring network only (say 127.0.0.1 or a management address), never the client API. None
+   * when absent.
+   */
+  metricsListen?: ListenAddress;
   /** Browser origins (e.g. a web app) allowed to call the client API (CORS). */
   corsOrigins?: string[];
 }
@@ -105,6 +111,7 @@ const TOP_FIELDS = [
   "hostNames",
   "trustProxy",
   "peerListen",
+  "metricsListen",
   "hostKeyFile",
   "storagePath",
   "hsm",
@@ -301,6 +308,7 @@ export function checkHostConfig(raw: unknown, path: string): HostConfigFile {
     out.peers.push({ node: pn, url, peerAddress, hostKey });
   }
   if (c.peerListen !== undefined) out.peerListen = k.address(c.peerListen, "peerListen");
+  if (c.metricsListen !== undefined) out.metricsListen = k.address(c.metricsListen, "metricsListen");
   if (c.hostKeyFile !== undefined) out.hostKeyFile = k.file(c.hostKeyFile, "hostKeyFile");
   if (out.peers.length > 0) {
     if (out.peerListen === undefined) k.fail("peerListen {host, port} is required with peers");

@@ -5,7 +5,7 @@
  * nothing left running.
  */
 
-import type { FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import { buildAdminApi } from "./admin-api.js";
 import { buildApi } from "./api.js";
 import { TokenVerifier } from "./auth.js";
@@ -14,7 +14,9 @@ import type { AdminConfig, HostConfig } from "./config.js";
 import { readHostKey } from "./host-key.js";
 import { HsmLink } from "./hsm-link.js";
 import { portInUse } from "./listen-check.js";
+import { HostMetrics, registerMetrics } from "./metrics.js";
 import { FaultsFile, type PeerAddress, PeerListener, PeerTransport } from "./peers.js";
+import { RateLimiter } from "./rate-limit.js";
 import { HostStorage } from "./storage.js";
 
 export interface RunningHost {
@@ -25,6 +27,8 @@ export interface RunningHost {
   adminUrl: string | null;
   /** The peer port's counters (null without peers). */
   peerCounters: PeerListener["counters"] | null;
+  /** Where GET /metrics is served (null without metricsListen). */
+  metricsUrl: string | null;
   app: FastifyInstance;
   hsm: HsmLink;
   storage: HostStorage;
@@ -55,7 +59,19 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   const key = config.hostKeyFile === undefined ? null : readHostKey(config.hostKeyFile);
   let listener: PeerListener | null = null;
   let hsm: HsmLink | undefined;
+  const limiters = {
+    perUser: new RateLimiter(config.rateLimits.perUser),
+    perAddress: new RateLimiter(config.rateLimits.perAddress),
+  };
+  const metrics = new HostMetrics({
+    hsm: () => hsm!,
+    peerCounters: () => listener?.counters ?? null,
+    bundles: () => bundles,
+    limiters: () => limiters,
+  });
   const app = buildApi({
+    limiters,
+    metrics,
     config,
     tokens,
     faults,
@@ -77,6 +93,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     ...(config.tickMs === undefined ? {} : { tickMs: config.tickMs }),
   });
   hsm = link;
+  link.onPersistTimed = (seconds) => metrics.observePersist(seconds);
   const adminApp =
     config.admin === undefined
       ? null
@@ -86,7 +103,16 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
   let peerAddress: PeerAddress | null = null;
   let adminUrl: string | null = null;
   const scheme = config.tls === undefined ? "http" : "https";
+  // GET /metrics on a listener of its own, for the operator's network only (never the client API).
+  const metricsApp = config.metricsListen === undefined ? null : Fastify({ logger: false });
+  let metricsUrl: string | null = null;
   try {
+    if (metricsApp !== null && config.metricsListen !== undefined) {
+      registerMetrics(metricsApp, metrics);
+      const m = config.metricsListen;
+      const port = await listenOn(metricsApp, "metrics listener (metricsListen)", m.host, m.port);
+      metricsUrl = urlOf("http", m.host, port);
+    }
     if (config.peerListen !== undefined && key !== null) {
       listener = new PeerListener({
         self: config.node,
@@ -119,6 +145,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     peers.close();
     await listener?.close().catch(() => {});
     await adminApp?.close().catch(() => {});
+    await metricsApp?.close().catch(() => {});
     await app.close().catch(() => {});
     storage.close();
     throw e;
@@ -139,6 +166,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     peerAddress,
     adminUrl,
     peerCounters: listener?.counters ?? null,
+    metricsUrl,
     app,
     hsm: link,
     storage,
@@ -147,6 +175,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
       peers.close();
       await listener?.close();
       await adminApp?.close();
+      await metricsApp?.close();
       await app.close();
       await link.stop();
       storage.close();

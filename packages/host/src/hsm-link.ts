@@ -14,6 +14,7 @@ import {
   FrameDecoder,
   frame,
   type HostToHsm,
+  type HsmStats,
   type HsmStatus,
   type HsmToHost,
   MAX_PEER_MESSAGE_BYTES,
@@ -82,6 +83,11 @@ export class HsmLink extends EventEmitter {
   private nextTag = 1;
   private pending = new Map<number, { resolve: (r: HsmReply) => void; timer: NodeJS.Timeout }>();
   private statusWaiters: ((s: HsmStatus | null) => void)[] = [];
+  private statsWaiters: ((s: HsmStats | null) => void)[] = [];
+  /** For the metrics: how long each Persist frame took to store (seconds). */
+  onPersistTimed: ((seconds: number) => void) | null = null;
+  /** HSM processes that exited while the host wanted them running. */
+  restarts = 0;
   private ticker: NodeJS.Timeout | null = null;
   private stopping = false;
   state: HsmState = { kind: "starting" };
@@ -119,6 +125,7 @@ export class HsmLink extends EventEmitter {
       this.failPending("HSM restarted");
       this.failGenesis(new BkvError(ErrorCode.Unavailable, "the HSM process exited during the genesis step"));
       if (this.stopping) return;
+      this.restarts++;
       const refusal = HSM_EXIT_REFUSALS[code ?? -1];
       if (refusal !== undefined) {
         // It cannot serve until the operator acts (provisions it, fixes its start); keep trying.
@@ -163,6 +170,8 @@ export class HsmLink extends EventEmitter {
     this.pending.clear();
     for (const w of this.statusWaiters) w(null);
     this.statusWaiters = [];
+    for (const w of this.statsWaiters) w(null);
+    this.statsWaiters = [];
   }
 
   send(m: HostToHsm): void {
@@ -203,10 +212,13 @@ export class HsmLink extends EventEmitter {
         this.opts.log.error({ event: "hsm-failed", code: m.code, reason: m.message }, "HSM refuses to serve");
         this.emit("failed");
         return;
-      case "persist":
+      case "persist": {
+        const t0 = process.hrtime.bigint();
         this.opts.storage.persist(m.entries, m.snapshot, m.truncateFrom);
+        this.onPersistTimed?.(Number(process.hrtime.bigint() - t0) / 1e9);
         this.send({ type: "persisted", id: m.id });
         return;
+      }
       case "peer":
         this.opts.onPeer?.(m.to, m.bytes);
         return;
@@ -225,6 +237,12 @@ export class HsmLink extends EventEmitter {
         this.lastStatus = status;
         for (const w of this.statusWaiters) w(status);
         this.statusWaiters = [];
+        return;
+      }
+      case "stats": {
+        const { type: _t, ...stats } = m;
+        for (const w of this.statsWaiters) w(stats);
+        this.statsWaiters = [];
         return;
       }
       case "countersignature": {
@@ -329,6 +347,19 @@ export class HsmLink extends EventEmitter {
         resolve(s);
       });
       this.send({ type: "status" });
+    });
+  }
+
+  /** Ask the HSM for its counts (HsmStats; null if it does not answer within a second). */
+  stats(): Promise<HsmStats | null> {
+    if (this.child === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(null), 1000);
+      this.statsWaiters.push((s) => {
+        clearTimeout(t);
+        resolve(s);
+      });
+      this.send({ type: "stats" });
     });
   }
 

@@ -1,7 +1,7 @@
 export { adminKeyDigest, buildAdminApi } from "./admin-api.js";
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
-export { BundleKeeper, type TransparencyConfig } from "./bundle-keeper.js";
+export { BundleKeeper, MAX_KNOWN_SIZES, MAX_OTHER_PROOFS, type TransparencyConfig } from "./bundle-keeper.js";
 export {
   type CeremonyLogStep,
   type CeremonyMember,
@@ -30,6 +30,13 @@ export { allowedHostNames, hostHeaderName } from "./host-names.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";
 export { HsmProcess } from "./hsm-process.js";
 export { bind, portHolder, portInUse } from "./listen-check.js";
+export {
+  HostMetrics,
+  instrumentRequests,
+  type MetricsSources,
+  registerMetrics,
+  registerProbes,
+} from "./metrics.js";
 export { FrameMac, Initiator, Responder } from "./peer-handshake.js";
 export {
   type Faults,
@@ -41,4 +48,5 @@ export {
   PeerTransport,
 } from "./peers.js";
 export { type BucketConfig, RateLimiter } from "./rate-limit.js";
+export { RecordStore, type RecordWrite } from "./record-store.js";
 export { HostStorage } from "./storage.js";

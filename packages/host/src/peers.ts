@@ -250,10 +250,11 @@ export interface PeerListenerOptions {
 /**
  * The peer port: only the configured peer hosts get past the handshake; nothing reaches the HSM
  * before. Counters: `refused` connections (over the handshake limit, failed or timed-out
- * handshakes), `framesRefused` (over the cap or with a bad tag: the stream ends), `relayed`.
+ * handshakes), `framesRefused` (over the cap or with a bad tag: the stream ends), of which
+ * `framesOversized` over the cap, `relayed`.
  */
 export class PeerListener {
-  readonly counters = { refused: 0, framesRefused: 0, relayed: 0 };
+  readonly counters = { refused: 0, framesRefused: 0, framesOversized: 0, relayed: 0 };
   private readonly server: Server;
   private readonly peerKeys: Map<number, KeyObject>;
   private readonly handshaking = new Set<Socket>();
@@ -355,6 +356,7 @@ export class PeerListener {
         messages = decoder.push(chunk).map((f) => mac.open(f));
       } catch (e) {
         this.counters.framesRefused++;
+        if (decoder.refused > 0) this.counters.framesOversized++;
         this.o.log.warn(
           { event: "peer-frame-refused", peer: from, code: isBkvError(e) ? e.code : ErrorCode.Malformed },
           "refused a frame from a peer host; closing its stream",

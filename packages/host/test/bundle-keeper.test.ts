@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { BundleKeeper, type HsmLink } from "@bkv/host";
+import { BundleKeeper, type HsmLink, MAX_OTHER_PROOFS } from "@bkv/host";
 import { toHex } from "@bkv/wire";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -32,6 +32,8 @@ const RELEASE = {
 
 let server: Server | null = null;
 const fetched: string[] = [];
+/** The stand-in log's tree size (its checkpoint's second line). */
+let logSize = 1;
 
 /** A stand-in log serving one bundle, and `served` under the evidence digest of EVIDENCE. */
 async function standInLog(served: Uint8Array): Promise<string> {
@@ -51,9 +53,12 @@ async function standInLog(served: Uint8Array): Promise<string> {
           index: 0,
           logSignature: b64(LOG_SIG),
           inclusionProof: [],
-          checkpoint: "origin\n1\nroot\n\n— sig\n",
+          checkpoint: `origin\n${logSize}\nroot\n\n— sig\n`,
         }),
       );
+    } else if (req.url?.startsWith("/consistency?")) {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ proof: [b64(new Uint8Array(32).fill(1))] }));
     } else if (req.url === `/evidence/${toHex(digest)}`) {
       res.setHeader("content-type", "application/octet-stream");
       res.end(Buffer.from(served));
@@ -77,6 +82,7 @@ afterEach(async () => {
   server = null;
   fetched.length = 0;
   warnings.length = 0;
+  logSize = 1;
 });
 
 describe("bundle keeper", () => {
@@ -122,5 +128,32 @@ describe("bundle keeper", () => {
     await k.refresh();
     expect(await k.current(null, { evidence: true })).toBeNull();
     expect(JSON.stringify(warnings)).toContain("does not match the entry's evidenceDigest");
+  });
+
+  it("attack: client-chosen checkpoint sizes make it fetch only a bounded, cached set of proofs", async () => {
+    const url = await standInLog(EVIDENCE);
+    const k = new BundleKeeper({ log: url, namespace: "bkv-test", epoch: 1 }, hsm, log as never);
+    logSize = 100;
+    await k.refresh();
+    logSize = 5000;
+    await k.refresh();
+    const proofFetches = () => fetched.filter((u) => u.startsWith("/consistency?")).length;
+    // A client names a thousand sizes it never saw, some of them many times.
+    for (let i = 1; i <= 1000; i++) {
+      const b = await k.current(i % 200 === 0 ? 3 : 1000 + i);
+      expect(b).not.toBeNull();
+    }
+    expect(proofFetches()).toBe(MAX_OTHER_PROOFS);
+    expect(k.counters.proofsRefused).toBeGreaterThan(900);
+    // A size the host saw itself still gets its proof past the bound, fetched once.
+    for (let i = 0; i < 10; i++) expect((await k.current(100))?.consistency?.from).toBe(100);
+    expect(proofFetches()).toBe(MAX_OTHER_PROOFS + 1);
+    // Beyond the bound the bundle comes without a proof, which the client reports as missing.
+    expect((await k.current(4321))?.consistency).toBeUndefined();
+    // A new checkpoint of its own starts a new bound.
+    logSize = 6000;
+    await k.refresh();
+    expect((await k.current(4321))?.consistency?.from).toBe(4321);
+    expect(proofFetches()).toBe(MAX_OTHER_PROOFS + 2);
   });
 });

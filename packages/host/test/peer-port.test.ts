@@ -136,6 +136,7 @@ beforeAll(async () => {
     node: 1,
     listen: { host: "127.0.0.1", port: 0 },
     peerListen: { host: "127.0.0.1", port: 0 },
+    metricsListen: { host: "127.0.0.1", port: 0 },
     hostKeyFile: join(dir, "host-1.pem"),
     storagePath: join(dir, "host.sqlite"),
     hsmCommand: testHsmCommand(dir),
@@ -332,6 +333,20 @@ describe("the client API port", () => {
     expect(after.hsmPid).toBe(before.hsmPid);
     expect(after.status).toBe("ok");
     expect(after.role).toBe("leader");
+  });
+
+  it("the refusals above show in /metrics by reason", async () => {
+    const text = await (await fetch(`${host.metricsUrl}/metrics`)).text();
+    const value = (sample: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+      return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+    };
+    // Two frames over the cap from a configured host, one with a bad tag (the tests above).
+    expect(value('bkv_peer_messages_refused_total{reason="oversized"}')).toBe(2);
+    expect(value('bkv_peer_messages_refused_total{reason="unauthenticated"}')).toBe(1);
+    expect(value('bkv_peer_messages_refused_total{reason="forged"}')).toBeGreaterThanOrEqual(1);
+    expect(value("bkv_peer_connections_refused_total")).toBeGreaterThanOrEqual(3);
+    expect(value("bkv_peer_frames_relayed_total")).toBeGreaterThanOrEqual(2);
   });
 });
 

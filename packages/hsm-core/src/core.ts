@@ -49,6 +49,7 @@ import {
   decodePackage,
   spentMessage,
   statementOf,
+  vendorDocumentCheck,
 } from "./genesis.js";
 import { type OpenedPackage, openPackage, sealFleet } from "./genesis-steps.js";
 import { PersistPipeline, readStorage, type StoredLog } from "./host-storage.js";
@@ -60,6 +61,7 @@ import { SNAPSHOT_EVERY } from "./policy.js";
 import { type LogRecord, type Position, Raft, type SnapshotMeta } from "./raft.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
+import { CoreStats, timeNvramWrites } from "./stats.js";
 import { checkStorage } from "./storage-check.js";
 import { decide } from "./vault.js";
 
@@ -80,9 +82,6 @@ export interface CoreOptions {
 
 export interface CoreCounters {
   framesRejected: number;
-  requestsOpened: number;
-  requestsRejected: number;
-  entriesApplied: number;
 }
 
 interface MemberState {
@@ -126,17 +125,19 @@ export class HsmCore {
   } | null = null;
   readonly counters: CoreCounters = {
     framesRejected: 0,
-    requestsOpened: 0,
-    requestsRejected: 0,
-    entriesApplied: 0,
   };
 
+  private readonly platform: HsmPlatform;
+  /** Counts for the Stats frame: decisions applied and NVRAM write latency, nothing per user. */
+  private readonly stats = new CoreStats();
+
   private constructor(
-    private readonly platform: HsmPlatform,
+    platform: HsmPlatform,
     private readonly emit: (frame: Uint8Array) => void,
     private readonly options: CoreOptions,
   ) {
-    this.persist = new PersistPipeline(platform);
+    this.platform = timeNvramWrites(platform, this.stats);
+    this.persist = new PersistPipeline(this.platform);
   }
 
   static async create(
@@ -175,6 +176,7 @@ export class HsmCore {
     if (this.phase === "failed") {
       // A stopped core answers every frame with why it stopped, and does nothing else.
       if (m.type === "status") this.sendStatus();
+      else if (m.type === "stats") this.sendStats();
       else {
         this.counters.framesRejected++;
         if (this.failure !== null) this.send({ type: "failed", ...this.failure });
@@ -214,7 +216,6 @@ export class HsmCore {
         const tag = m.tag;
         const { wait } = await this.prepare(m.envelope);
         void wait.then((r) => {
-          if (!r.ok) this.counters.requestsRejected++;
           this.send(
             r.ok ? { type: "reply", tag, ok: true, envelope: r.envelope } : { type: "reply", tag, ...r },
           );
@@ -232,6 +233,9 @@ export class HsmCore {
         break;
       case "status":
         this.sendStatus();
+        return;
+      case "stats":
+        this.sendStats();
         return;
     }
     await this.processReady();
@@ -252,6 +256,19 @@ export class HsmCore {
       peerForged: this.m?.channel.counters.forged ?? 0,
       peerReplayed: this.m?.channel.counters.replayed ?? 0,
       framesRejected: Math.min(this.counters.framesRejected, 0xffffffff),
+    });
+  }
+
+  private sendStats(): void {
+    const r = this.raft;
+    this.send({
+      type: "stats",
+      ...this.stats.decisions,
+      nvramWrites: this.stats.nvramWrites,
+      nvramWriteMs: this.stats.nvramWriteMs,
+      nvramWriteBuckets: [...this.stats.nvramWriteBuckets],
+      lastIndex: r?.lastIndex() ?? 0,
+      peers: r?.role === "leader" ? r.matchIndexes() : [],
     });
   }
 
@@ -438,7 +455,13 @@ export class HsmCore {
     try {
       checkGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
-      attestations = checkMembers(crypto, this.platform.vendorRoots(), this.platform.measurement(), members);
+      attestations = checkMembers(
+        crypto,
+        this.platform.vendorRoots(),
+        this.platform.measurement(),
+        members,
+        vendorDocumentCheck(this.platform),
+      );
       checkChallenges(challenges, members.length);
     } catch (e) {
       return this.failWith(e, "genesis refused");
@@ -682,8 +705,9 @@ export class HsmCore {
     while (this.committed.index < raft.commitIndex) {
       const rec = raft.entry(this.committed.index + 1);
       if (rec === undefined) break;
-      this.committed.apply(decodeEntry(rec.bytes), rec.hash);
-      this.counters.entriesApplied++;
+      const entry = decodeEntry(rec.bytes);
+      this.committed.apply(entry, rec.hash);
+      this.stats.countEntry(entry);
       const ws = this.waiters.get(rec.index);
       if (ws !== undefined) {
         this.waiters.delete(rec.index);
@@ -853,7 +877,6 @@ export class HsmCore {
       const code = e instanceof BkvError ? e.code : ErrorCode.Malformed;
       return this.rejected(code, (e as Error).message);
     }
-    this.counters.requestsOpened++;
     // Leadership may have changed while the request was being opened.
     const spec = this.spec;
     if (raft.role !== "leader" || spec === null) return this.unavailable("leadership changed; try again");

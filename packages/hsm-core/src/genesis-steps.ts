@@ -18,6 +18,7 @@ import {
   packageAad,
   packageKey,
   statementOf,
+  vendorDocumentCheck,
 } from "./genesis.js";
 import { type Entry, encodeEntry, type Genesis } from "./log-entry.js";
 import { opaqueSetupFromSeed } from "./opaque-setup.js";
@@ -110,7 +111,13 @@ export async function openPackage(
   created: boolean,
 ): Promise<OpenedPackage> {
   const crypto = platform.crypto;
-  const members = checkMembers(crypto, platform.vendorRoots(), platform.measurement(), p.members);
+  const members = checkMembers(
+    crypto,
+    platform.vendorRoots(),
+    platform.measurement(),
+    p.members,
+    vendorDocumentCheck(platform),
+  );
   if (!bytesEqual(members[p.member - 1]!.signKey, signKey))
     throw new BkvError(ErrorCode.Invalid, "the package is for another HSM");
   if (created && !bytesEqual(members[p.creator - 1]!.signKey, signKey))

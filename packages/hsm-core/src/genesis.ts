@@ -40,8 +40,14 @@ import {
 } from "@bkv/wire";
 import { decodeEntry, type Entry, type Genesis } from "./log-entry.js";
 import type { NvramState } from "./nvram.js";
-import type { HsmCrypto } from "./platform.js";
+import type { HsmCrypto, HsmPlatform } from "./platform.js";
 import { MAX_GUESS_LIMIT } from "./policy.js";
+
+/** The platform's check of members attested by a vendor document, if it has one. */
+export function vendorDocumentCheck(platform: HsmPlatform): ((a: Attestation) => void) | undefined {
+  const f = platform.verifyVendorDocument;
+  return f === undefined ? undefined : (a) => f.call(platform, a);
+}
 
 /** Fleet sizes the code allows: odd, so a majority is well defined, and at most 9. */
 export function allowedFleetSize(n: number): boolean {
@@ -53,13 +59,16 @@ export function allowedFleetSize(n: number): boolean {
  * trusts, and attests the same measurement as this HSM's own; every key is strict (the signing key
  * a canonical Ed25519 point not of small order, the vendor's signature canonical, the agreement key
  * a P-256 point on the curve), so no key stands for two members and no signature is made by no one;
- * no key appears twice.
+ * no key appears twice. A member attested by a vendor document (the second attestation kind, AWS
+ * Nitro) counts only if `checkDocument` (the platform's, HsmPlatform.verifyVendorDocument) accepts
+ * it; a platform without one refuses such members.
  */
 export function checkMembers(
   crypto: HsmCrypto,
   vendorRoots: Uint8Array[],
   ownMeasurement: Uint8Array,
   members: Uint8Array[],
+  checkDocument?: (a: Attestation) => void,
 ): Attestation[] {
   if (!allowedFleetSize(members.length)) {
     throw new BkvError(
@@ -80,19 +89,33 @@ export function checkMembers(
         `member ${i + 1}: attestation does not decode: ${(e as Error).message}`,
       );
     }
-    const sigProblem = ed25519SignatureProblem(a.signature);
-    if (sigProblem !== null) {
-      throw new BkvError(
-        ErrorCode.Attestation,
-        `member ${i + 1}: the vendor root's signature is not strict: ${sigProblem}`,
-      );
-    }
-    const signed = attestationSignedBytes(a);
-    if (!roots.some((root) => crypto.ed25519Verify(root, signed, a.signature))) {
-      throw new BkvError(
-        ErrorCode.Attestation,
-        `member ${i + 1}: attestation is not signed by a trusted vendor root`,
-      );
+    if (a.nitroDocument !== undefined) {
+      if (checkDocument === undefined)
+        throw new BkvError(
+          ErrorCode.Attestation,
+          `member ${i + 1}: attested by a ${a.platform} document, which this HSM's platform cannot check`,
+        );
+      try {
+        checkDocument(a);
+      } catch (e) {
+        const code = e instanceof BkvError ? e.code : ErrorCode.Attestation;
+        throw new BkvError(code, `member ${i + 1}: ${(e as Error).message}`);
+      }
+    } else {
+      const sigProblem = ed25519SignatureProblem(a.signature);
+      if (sigProblem !== null) {
+        throw new BkvError(
+          ErrorCode.Attestation,
+          `member ${i + 1}: the vendor root's signature is not strict: ${sigProblem}`,
+        );
+      }
+      const signed = attestationSignedBytes(a);
+      if (!roots.some((root) => crypto.ed25519Verify(root, signed, a.signature))) {
+        throw new BkvError(
+          ErrorCode.Attestation,
+          `member ${i + 1}: attestation is not signed by a trusted vendor root`,
+        );
+      }
     }
     const keyProblem = ed25519PointProblem(a.signKey);
     if (keyProblem !== null) {

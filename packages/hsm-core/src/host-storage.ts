@@ -11,11 +11,12 @@ import type { HsmPlatform } from "./platform.js";
 import type { LogRecord, SnapshotMeta } from "./raft.js";
 import { VaultState } from "./state.js";
 
-const ENTRY_AAD = utf8("bkv log entry v1");
-const SNAPSHOT_AAD = utf8("bkv snapshot v1");
+export const ENTRY_AAD = utf8("bkv log entry v1");
+export const SNAPSHOT_AAD = utf8("bkv snapshot v1");
 const ZERO_HASH = new Uint8Array(32);
 
-function aadFor(kind: Uint8Array, index: number): Uint8Array {
+/** The associated data a sealed entry or snapshot is bound to: its kind and index (pinned in testdata/formats). */
+export function aadFor(kind: Uint8Array, index: number): Uint8Array {
   return new Writer().fixed(kind).u64(index).finish();
 }
 

@@ -16,5 +16,6 @@ export {
   type SnapshotMeta,
 } from "./raft.js";
 export * from "./raft-messages.js";
+export * from "./record-tree.js";
 export { VaultState } from "./state.js";
 export { checkStorage, type StorageVerdict } from "./storage-check.js";

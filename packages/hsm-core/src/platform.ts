@@ -1,3 +1,5 @@
+import type { Attestation } from "@bkv/wire";
+
 /**
  * What the HSM core needs from the HSM it runs in. The core calls nothing else: no Node, network
  * or file APIs. Adapters live in packages/hsm-software (dev, tests) and packages/hsm-pkcs11 (PKCS#11 tokens).
@@ -77,6 +79,13 @@ export interface HsmPlatform {
    * when the HSM was provisioned (or in the platform's code), never chosen by the host at run time.
    */
   vendorRoots(): Uint8Array[];
+  /**
+   * For members attested by a vendor document instead of a vendor root's Ed25519 signature (the
+   * second attestation kind: AWS Nitro): throw (BkvError) unless the document of `attestation` is
+   * genuine under the roots this platform's own measured code fixes, and names its keys and
+   * measurement. Platforms without it refuse such members at genesis.
+   */
+  verifyVendorDocument?(attestation: Attestation): void;
   /** SHA-256 of the HSM core code this HSM runs, as its platform measured it when loading it. */
   measurement(): Uint8Array;
 }

@@ -164,6 +164,11 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Log access.
 
+  /** On a leader: each other member's match index (for the host's metrics). */
+  matchIndexes(): { node: number; match: number }[] {
+    return this.peers().map((node) => ({ node, match: this.match.get(node) ?? 0 }));
+  }
+
   lastIndex(): number {
     return this.snapshot.index + this.log.length;
   }

@@ -116,6 +116,16 @@ export function decide(
           ),
         };
       }
+      if (rec !== undefined && !body.replace) {
+        return {
+          ops,
+          result: fail(
+            ErrorCode.RecordExists,
+            "this user already has a record: register with replace to replace it (its PIN and key are then lost)",
+            remaining(state, rec),
+          ),
+        };
+      }
       ops.push({
         op: "put-record",
         user,

@@ -88,6 +88,7 @@ describe("RFC 9807 vectors, ristretto255-SHA512", () => {
       issuedAt: 1,
       body: {
         op: "register-finish",
+        replace: true,
         ticket: new Uint8Array(16),
         registrationRecord: rec,
         wrappedKey: new Uint8Array(61),

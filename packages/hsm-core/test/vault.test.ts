@@ -135,6 +135,7 @@ describe("vault: attacks by the operator", () => {
       "alice",
       {
         op: "register-finish",
+        replace: true,
         ticket: r1.ticket,
         registrationRecord: Uint8Array.from(Buffer.from(fin.registrationRecord, "base64url")),
         wrappedKey: new Uint8Array(61).fill(9),
@@ -182,6 +183,7 @@ describe("vault: attacks by the operator", () => {
         "bob",
         {
           op: "register-finish",
+          replace: true,
           ticket: t.ticket,
           registrationRecord: t.record,
           wrappedKey: new Uint8Array(61).fill(3),

@@ -12,10 +12,11 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 
 const STATIC = fileURLToPath(new URL("../static/transparency/", import.meta.url));
-const FILES: Record<string, string> = {
-  "app.js": "app.js",
-  "app.css": "app.css",
-};
+/** The page's static files, by the name in the URL (a Map: no name reaches an object's properties). */
+const FILES = new Map<string, string>([
+  ["app.js", "app.js"],
+  ["app.css", "app.css"],
+]);
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
   js: "text/javascript; charset=utf-8",
@@ -35,7 +36,7 @@ export function transparencyRoutes(app: FastifyInstance): void {
     const name = req.params.file;
     let path: string;
     if (name === "bkv-client.js") path = sdkBundle();
-    else if (FILES[name] !== undefined) path = join(STATIC, FILES[name]);
+    else if (FILES.has(name)) path = join(STATIC, FILES.get(name)!);
     else return reply.code(404).type("text/plain").send("not found");
     let body: Buffer;
     try {

@@ -30,6 +30,7 @@ import {
   encodeEvidence,
   encodeHostToHsm,
   type HostToHsm,
+  type HsmStats,
   type HsmToHost,
   logBundleMessage,
   type SealedEntry,
@@ -155,6 +156,8 @@ export class SimNode {
   replies = new Map<number, (r: ReplyFrame | null) => void>();
   packages: { statement: Uint8Array; packages: Uint8Array[] } | null = null;
   signature: Uint8Array | null = null;
+  /** The last Stats frame this node's HSM sent (counts for the host's metrics). */
+  stats: HsmStats | null = null;
 
   constructor(
     readonly id: number,
@@ -391,6 +394,11 @@ export class SimFleet {
       }
       case "status":
         return;
+      case "stats": {
+        const { type: _t, ...stats } = m;
+        n.stats = stats;
+        return;
+      }
     }
   }
 

@@ -403,7 +403,7 @@ class Interpreter {
     try {
       switch (op) {
         case "register":
-          await client.register(pin, backupKeyFor(user));
+          await client.register(pin, backupKeyFor(user), { replace: true });
           return "ok";
         case "recover": {
           const { backupKey } = await client.recover(pin);

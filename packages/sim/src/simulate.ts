@@ -186,6 +186,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         ticket: r1.ticket,
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: new Uint8Array(61).fill(1),
+        // The model: a put creates or replaces the record.
+        replace: true,
       });
       record(client, user, { op: "put" }, c2);
       return;

@@ -83,6 +83,7 @@ export class AttackUser {
       via,
       {
         op: "register-finish",
+        replace: true,
         ticket: r1.ticket,
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: new Uint8Array(61).fill(7),

@@ -388,6 +388,7 @@ describe("red team 3: registration tickets", () => {
       "victim",
       {
         op: "register-finish",
+        replace: true,
         ticket: res.ticket,
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: KEY,

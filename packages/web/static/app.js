@@ -122,6 +122,7 @@ async function tokenFor(user) {
   if (!res.ok || typeof body.token !== "string")
     throw new Error(`no development token: ${body.message ?? `HTTP ${res.status}`}`);
   tokens.set(user, { token: body.token, at: Date.now() });
+  $("token-state").textContent = `Development token for ${user} (valid for an hour).`;
   return body.token;
 }
 
@@ -324,7 +325,6 @@ async function getToken() {
   const user = userFrom($("user"));
   tokens.delete(user);
   await tokenFor(user);
-  $("token-state").textContent = `Development token for ${user} (valid for an hour).`;
   say(`Signed in as ${user} with a development token.`);
 }
 
@@ -358,9 +358,9 @@ async function backUp() {
   try {
     await upload(user, "backup.bkv", ciphertext, (d, t) => p.update(d, t));
     await putJson(user, "backup.json", { name: file.name, size: file.size, type: file.type });
-    // Passkey wraps of an earlier backup hold its key, not this one.
-    const old = await storageFetch(user, "passkeys.json", { method: "DELETE" });
-    if (!old.ok && old.status !== 404) throw await storageError(old, "cannot remove old passkeys");
+    // Passkey wraps of an earlier backup hold its key, not this one: an empty list replaces them
+    // (a list that always exists spares later reads a 404).
+    await putJson(user, "passkeys.json", []);
   } catch (e) {
     key.fill(0);
     throw e;
@@ -382,14 +382,35 @@ function requireKey() {
 async function protectWithPin() {
   const user = requireKey();
   const input = $("pin");
+  const again = $("pin-again");
   const pin = input.value;
   if (pin.length < 4) {
     input.focus();
     throw new Error("Choose a PIN of at least 4 characters.");
   }
+  if (again.value !== pin) {
+    again.value = "";
+    again.focus();
+    throw new Error("The two PINs differ: type the same PIN twice (a mistyped PIN would lock the key away).");
+  }
+  again.value = "";
   say("Protecting the backup key with your PIN…", false);
   try {
-    const { guessesAllowed } = await vaultFor(user).register(pin, backupKey);
+    let guessesAllowed;
+    try {
+      ({ guessesAllowed } = await vaultFor(user).register(pin, backupKey));
+    } catch (e) {
+      if (e?.code !== "RECORD_EXISTS") throw e;
+      // The vault already protects a key for this user: replace it only if the user says so.
+      const yes = window.confirm(
+        `${user} already has a PIN record in the vault. Replace it? The old PIN and the backup key it protects stop working.`,
+      );
+      if (!yes) {
+        say(`Kept ${user}'s existing PIN record; nothing was changed.`);
+        return;
+      }
+      ({ guessesAllowed } = await vaultFor(user).register(pin, backupKey, { replace: true }));
+    }
     lockedUsers.delete(user);
     say(`The backup key is protected by your PIN. The vault allows ${guessesAllowed} wrong guesses.`);
   } finally {
@@ -476,6 +497,15 @@ async function addPasskey() {
 function showLocked(user, locked) {
   if (locked) lockedUsers.add(user);
   $("locked").hidden = !locked;
+  $("locked-passkey").hidden = true;
+  // Mention a passkey only to a user who has one.
+  if (locked)
+    loadWraps(user).then(
+      ({ wraps }) => {
+        $("locked-passkey").hidden = wraps.length === 0;
+      },
+      () => {},
+    );
 }
 
 async function restoreWith(user, key) {
@@ -604,6 +634,8 @@ async function start() {
     fail(`The demo cannot start: ${e.message}`);
     return;
   }
+  for (const form of document.querySelectorAll("form"))
+    form.addEventListener("submit", (e) => e.preventDefault());
   action("get-token", "Getting a token", getToken);
   action("backup", "Backup", backUp);
   action("register-pin", "Protecting with a PIN", protectWithPin);

@@ -7,6 +7,13 @@
  * a vendor root (Ed25519). A real HSM's vendor chain would go here; the software and SoftHSM2
  * platforms use a test vendor root and say so in `vendor`.
  *
+ * A second kind names a vendor's own attestation document instead of a vendor root's Ed25519
+ * signature: an AWS Nitro Enclaves attestation document (`nitroDocument`, COSE_Sign1 signed through
+ * the AWS Nitro PKI). Its encoding starts with another domain; its `signature` is empty, and what
+ * it claims (keys, measurement) holds only if the document says so: the verifier
+ * (@bkv/client, nitro/) checks the document's chain, its user data (which must name exactly these
+ * keys) and its PCRs (whose digest must be this measurement).
+ *
  * Canonical bytes: decode(encode(x)) == x and encode(decode(b)) == b, so signatures over the
  * encoding are unambiguous.
  */
@@ -20,6 +27,11 @@ export const MEASUREMENT_LENGTH = 32;
 export const SIGNATURE_LENGTH = 64;
 
 const ATTESTATION_DOMAIN = utf8("bkv-attestation/v1");
+const NITRO_ATTESTATION_DOMAIN = utf8("bkv-attestation-nitro/v1");
+/** The longest vendor attestation document an attestation may carry. */
+export const MAX_VENDOR_DOCUMENT = 16 * 1024;
+/** The `platform` of an attestation carrying an AWS Nitro Enclaves attestation document. */
+export const NITRO_PLATFORM = "aws-nitro";
 
 export interface AttestationBody {
   /** The platform that made the keys: "software" or "pkcs11". */
@@ -35,8 +47,13 @@ export interface AttestationBody {
 }
 
 export interface Attestation extends AttestationBody {
-  /** Ed25519 signature by the vendor root over attestationSignedBytes(body). */
+  /** Ed25519 signature by the vendor root over attestationSignedBytes(body); empty for a Nitro one. */
   signature: Uint8Array;
+  /**
+   * The second kind: an AWS Nitro Enclaves attestation document (COSE_Sign1, as the Nitro Secure
+   * Module returned it) that must name these keys and this measurement; `platform` is "aws-nitro".
+   */
+  nitroDocument?: Uint8Array;
 }
 
 function writeBody(w: Writer, a: AttestationBody): Writer {
@@ -57,13 +74,25 @@ export function attestationSignedBytes(a: AttestationBody): Uint8Array {
 }
 
 export function encodeAttestation(a: Attestation): Uint8Array {
+  if (a.nitroDocument !== undefined) {
+    check(a.platform === NITRO_PLATFORM, `attestation: a Nitro document's platform is ${NITRO_PLATFORM}`);
+    check(a.signature.length === 0, "attestation: a Nitro attestation carries no root signature");
+    return writeBody(new Writer().fixed(NITRO_ATTESTATION_DOMAIN), a).bytes(a.nitroDocument).finish();
+  }
   return writeBody(new Writer().fixed(ATTESTATION_DOMAIN), a).fixed(a.signature).finish();
 }
 
+function hasPrefix(r: Reader, prefix: Uint8Array): boolean {
+  const head = r.peek(prefix.length);
+  return head.length === prefix.length && head.every((x, i) => x === prefix[i]);
+}
+
 export function readAttestation(r: Reader): Attestation {
-  const domain = r.fixed(ATTESTATION_DOMAIN.length, "attestation domain");
+  const nitro = hasPrefix(r, NITRO_ATTESTATION_DOMAIN);
+  const expected = nitro ? NITRO_ATTESTATION_DOMAIN : ATTESTATION_DOMAIN;
+  const domain = r.fixed(expected.length, "attestation domain");
   check(
-    domain.every((x, i) => x === ATTESTATION_DOMAIN[i]),
+    domain.every((x, i) => x === expected[i]),
     "attestation: wrong domain",
   );
   const platform = r.string("platform", 64);
@@ -73,6 +102,13 @@ export function readAttestation(r: Reader): Attestation {
   check(agreeKey[0] === 0x04, "attestation: agree key is not an uncompressed P-256 point");
   const measurement = r.fixed(MEASUREMENT_LENGTH, "measurement");
   const properties = r.list("properties", 32, (r) => r.string("property", 256));
+  if (nitro) {
+    check(platform === NITRO_PLATFORM, `attestation: a Nitro document's platform is ${NITRO_PLATFORM}`);
+    const nitroDocument = r.bytes("Nitro attestation document", MAX_VENDOR_DOCUMENT);
+    check(nitroDocument.length > 0, "attestation: empty Nitro attestation document");
+    const signature = new Uint8Array(0);
+    return { platform, vendor, signKey, agreeKey, measurement, properties, signature, nitroDocument };
+  }
   const signature = r.fixed(SIGNATURE_LENGTH, "attestation signature");
   return { platform, vendor, signKey, agreeKey, measurement, properties, signature };
 }

@@ -108,6 +108,11 @@ export class Reader {
     return hi * 2 ** 32 + lo;
   }
 
+  /** Up to n bytes ahead, without consuming them. */
+  peek(n: number): Uint8Array {
+    return this.buf.slice(this.off, Math.min(this.off + n, this.buf.length));
+  }
+
   fixed(n: number, field: string): Uint8Array {
     this.need(n, field);
     const out = this.buf.slice(this.off, this.off + n);

@@ -16,6 +16,8 @@ export const ErrorCode = {
   Authentication: "AUTHENTICATION",
   /** No record for this user: never registered, deleted or destroyed after the last guess. */
   NoRecord: "NO_RECORD",
+  /** A registration that would replace this user's record, without asking to replace it. */
+  RecordExists: "RECORD_EXISTS",
   /** The PIN was wrong; guessesRemaining says how many are left. */
   WrongPin: "WRONG_PIN",
   /** No login in progress for this session id (finished, expired, or never started). */
@@ -34,6 +36,13 @@ export const ErrorCode = {
   RateLimited: "RATE_LIMITED",
   /** Genesis: an HSM's attestation is not signed by a trusted vendor root or does not match its keys. */
   Attestation: "ATTESTATION",
+  /**
+   * A vendor attestation document (AWS Nitro) whose time is outside the validity of a certificate
+   * of its chain: judged at the document's own timestamp, which the error names.
+   */
+  AttestationExpired: "ATTESTATION_EXPIRED",
+  /** A genuine attestation document that does not name the member's keys (its user data differs). */
+  AttestationKeys: "ATTESTATION_KEYS",
   /** Genesis: a member runs other code (its attested measurement differs). */
   Measurement: "MEASUREMENT",
   /** Genesis: the fleet policy (guess limit, N, quorum) is not allowed or differs from what was sealed. */
@@ -97,6 +106,11 @@ export const ErrorCode = {
   Config: "CONFIG",
   /** A port a listener was configured for is taken by another process. */
   PortInUse: "PORT_IN_USE",
+  /**
+   * The host's answer about a record (its blob, proof, or a sync stream) does not match the record
+   * tree's root the HSM holds: an old or forged record, a wrong proof, another user's record.
+   */
+  RecordProof: "RECORD_PROOF",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -35,6 +35,35 @@ export interface HsmStatus {
   framesRejected: number;
 }
 
+/** Upper bounds (ms) of the NVRAM write latency buckets in HsmStats; one more bucket holds the rest. */
+export const NVRAM_WRITE_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 1000] as const;
+
+/**
+ * What the HSM reports for the host's metrics (the Stats frame): counts only, never a user id, a
+ * request or a secret. Decisions are counted as this HSM applies committed log entries (since its
+ * process started; a snapshot installed from the leader is not counted), so every member reports
+ * the fleet's decisions.
+ */
+export interface HsmStats {
+  /** Recover-starts that spent a guess. */
+  guessesStarted: number;
+  /** Recover-finishes with a wrong PIN. */
+  guessesWrong: number;
+  /** Recover-finishes with the right PIN that released the key (a delete counts only as destroyed). */
+  guessesRight: number;
+  /** Records destroyed: every guess used, or deleted by their user. */
+  recordsDestroyed: number;
+  /** NVRAM writes since the process started and their total duration (ms, the platform's clock). */
+  nvramWrites: number;
+  nvramWriteMs: number;
+  /** NVRAM writes per latency bucket (NVRAM_WRITE_BUCKETS_MS, then the rest): not cumulative. */
+  nvramWriteBuckets: number[];
+  /** The last index of this HSM's log. */
+  lastIndex: number;
+  /** On the leader: each other member's match index (its durable log as the leader knows it). */
+  peers: { node: number; match: number }[];
+}
+
 export type HostToHsm =
   /** Everything the host stored for this HSM: its newest snapshot (if any) and the entries after it. */
   | { type: "boot"; snapshot: SealedEntry | null; entries: SealedEntry[] }
@@ -43,6 +72,8 @@ export type HostToHsm =
   /** The host has durably stored everything of the Persist frame with this id. */
   | { type: "persisted"; id: number }
   | { type: "status" }
+  /** Ask for the counts of HsmStats. */
+  | { type: "stats" }
   /** Time passes (one tick = the host's tick interval). */
   | { type: "tick" }
   /** A message from another HSM of the fleet, as relayed by the hosts (from is only a hint). */
@@ -108,6 +139,7 @@ export type HsmToHost =
   | { type: "reply"; tag: number; ok: true; envelope: Uint8Array }
   | { type: "reply"; tag: number; ok: false; code: string; message: string }
   | ({ type: "status" } & HsmStatus)
+  | ({ type: "stats" } & HsmStats)
   /** Send to another HSM of the fleet. */
   | { type: "peer"; to: number; bytes: Uint8Array }
   /** The drafted genesis statement and one sealed package per member (node i gets packages[i - 1]). */
@@ -146,6 +178,7 @@ const HOST_TAG = {
   "genesis-join": 8,
   "genesis-finish": 9,
   countersign: 10,
+  stats: 11,
 } as const;
 const HSM_TAG = {
   booted: 1,
@@ -157,6 +190,7 @@ const HSM_TAG = {
   "genesis-packages": 7,
   "genesis-signature": 8,
   countersignature: 9,
+  stats: 10,
 } as const;
 
 function writeEntry(w: Writer, e: SealedEntry): void {
@@ -196,6 +230,7 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       w.u32(m.id);
       break;
     case "status":
+    case "stats":
     case "tick":
       break;
     case "peer":
@@ -248,6 +283,9 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
       break;
     case HOST_TAG.tick:
       m = { type: "tick" };
+      break;
+    case HOST_TAG.stats:
+      m = { type: "stats" };
       break;
     case HOST_TAG.peer:
       m = { type: "peer", from: r.u8("from"), bytes: r.bytes("peer message", MAX_BLOB) };
@@ -329,6 +367,21 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
         .u32(m.peerReplayed)
         .u32(m.framesRejected);
       break;
+    case "stats":
+      w.u64(m.guessesStarted)
+        .u64(m.guessesWrong)
+        .u64(m.guessesRight)
+        .u64(m.recordsDestroyed)
+        .u64(m.nvramWrites)
+        .u64(m.nvramWriteMs)
+        .list(m.nvramWriteBuckets, (w, n) => {
+          w.u64(n);
+        })
+        .u64(m.lastIndex)
+        .list(m.peers, (w, p) => {
+          w.u8(p.node).u64(p.match);
+        });
+      break;
     case "peer":
       w.u8(m.to).bytes(m.bytes);
       break;
@@ -400,6 +453,28 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
         framesRejected: r.u32("frames rejected"),
       };
       break;
+    case HSM_TAG.stats: {
+      const counts = {
+        guessesStarted: r.u64("guesses started"),
+        guessesWrong: r.u64("guesses wrong"),
+        guessesRight: r.u64("guesses right"),
+        recordsDestroyed: r.u64("records destroyed"),
+        nvramWrites: r.u64("NVRAM writes"),
+        nvramWriteMs: r.u64("NVRAM write time"),
+      };
+      const buckets = r.list("NVRAM write buckets", NVRAM_WRITE_BUCKETS_MS.length + 1, (r) =>
+        r.u64("bucket"),
+      );
+      check(buckets.length === NVRAM_WRITE_BUCKETS_MS.length + 1, "stats: wrong number of NVRAM buckets");
+      m = {
+        type: "stats",
+        ...counts,
+        nvramWriteBuckets: buckets,
+        lastIndex: r.u64("last index"),
+        peers: r.list("peers", 9, (r) => ({ node: r.u8("node"), match: r.u64("match") })),
+      };
+      break;
+    }
     case HSM_TAG.peer:
       m = { type: "peer", to: r.u8("to"), bytes: r.bytes("peer message", MAX_BLOB) };
       break;

@@ -9,5 +9,6 @@ export * from "./genesis-statement.js";
 export * from "./hsm-api.js";
 export * from "./opaque-sizes.js";
 export * from "./p256-keys.js";
+export * from "./record-tree-format.js";
 export * from "./validation-bundle.js";
 export * from "./vault-protocol.js";

@@ -120,7 +120,14 @@ export type FinishAction = (typeof FinishAction)[keyof typeof FinishAction];
 
 export type VaultOp =
   | { op: "register-start"; registrationRequest: Uint8Array }
-  | { op: "register-finish"; ticket: Uint8Array; registrationRecord: Uint8Array; wrappedKey: Uint8Array }
+  /** replace: false refuses (RECORD_EXISTS) when the user already has a record. */
+  | {
+      op: "register-finish";
+      ticket: Uint8Array;
+      registrationRecord: Uint8Array;
+      wrappedKey: Uint8Array;
+      replace: boolean;
+    }
   | { op: "recover-start"; ke1: Uint8Array }
   /** ke3 is empty when the client found the PIN wrong and only reports the failure. */
   | { op: "recover-finish"; sessionId: Uint8Array; ke3: Uint8Array; action: FinishAction };
@@ -143,7 +150,11 @@ export function encodeVaultRequest(req: VaultRequest): Uint8Array {
       break;
     case "register-finish":
       check(b.ticket.length === TICKET_BYTES, "a registration ticket is 16 bytes");
-      w.u8(OpCode.RegisterFinish).fixed(b.ticket).bytes(b.registrationRecord).bytes(b.wrappedKey);
+      w.u8(OpCode.RegisterFinish)
+        .fixed(b.ticket)
+        .bytes(b.registrationRecord)
+        .bytes(b.wrappedKey)
+        .u8(b.replace ? 1 : 0);
       break;
     case "recover-start":
       w.u8(OpCode.RecoverStart).bytes(b.ke1);
@@ -153,6 +164,11 @@ export function encodeVaultRequest(req: VaultRequest): Uint8Array {
       break;
   }
   return w.finish();
+}
+
+function replaceFlag(v: number): boolean {
+  check(v === 0 || v === 1, `vault request: the replace flag is ${v}, not 0 or 1`);
+  return v === 1;
 }
 
 export function decodeVaultRequest(bytes: Uint8Array): VaultRequest {
@@ -174,6 +190,7 @@ export function decodeVaultRequest(bytes: Uint8Array): VaultRequest {
         ticket: r.fixed(TICKET_BYTES, "registration ticket"),
         registrationRecord: r.sized("registration record", OpaqueSize.registrationRecord),
         wrappedKey: r.bytes("wrapped key", MAX_WRAPPED_KEY_BYTES),
+        replace: replaceFlag(r.u8("replace")),
       };
       check(body.wrappedKey.length > 0, "vault request: empty wrapped key");
       break;
@@ -221,6 +238,7 @@ export const VaultErrorCodes = [
   ErrorCode.Replay,
   ErrorCode.Expired,
   ErrorCode.Invalid,
+  ErrorCode.RecordExists,
 ] as const;
 export type VaultErrorCode = (typeof VaultErrorCodes)[number];
 

@@ -21,14 +21,13 @@ import { nodeHpkeSealer } from "@bkv/client/node";
 import { createFleet, type HostConfig } from "@bkv/host";
 import { ed25519PublicKeyOf, measureCoreFile, newVendorRoot, provisionSoftwareHsm } from "@bkv/hsm-software";
 import { fromHex } from "@bkv/wire";
-import * as opaque from "@serenity-kit/opaque";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
 import { ensureCore } from "../fleet-setup.js";
 import { CORE_BUNDLE } from "../measure.js";
+import { LIGHT, rawOpaqueLogins } from "./raw-crypto.js";
 import { runLoad } from "./vault-load.js";
 
-const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const BKV_BIN = fileURLToPath(new URL("../../bin/bkv.js", import.meta.url));
 const TICKS_PER_SECOND = 100;
 
@@ -46,58 +45,6 @@ function cpuSeconds(pid: number): number {
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function rawOpaqueLogins(seconds: number): Promise<number> {
-  await opaque.ready;
-  const serverSetup = opaque.server.createSetup();
-  const password = "1234";
-  const reg = opaque.client.startRegistration({ password });
-  const { registrationResponse } = opaque.server.createRegistrationResponse({
-    serverSetup,
-    userIdentifier: "u",
-    registrationRequest: reg.registrationRequest,
-  });
-  const { registrationRecord } = opaque.client.finishRegistration({
-    clientRegistrationState: reg.clientRegistrationState,
-    registrationResponse,
-    password,
-    keyStretching: LIGHT,
-  });
-  const logins = Array.from({ length: 64 }, () => opaque.client.startLogin({ password }));
-  const first = opaque.server.startLogin({
-    serverSetup,
-    registrationRecord,
-    startLoginRequest: logins[0]!.startLoginRequest,
-    userIdentifier: "u",
-  });
-  const fin = opaque.client.finishLogin({
-    clientLoginState: logins[0]!.clientLoginState,
-    loginResponse: first.loginResponse,
-    password,
-    keyStretching: LIGHT,
-  })!;
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
-    const s = opaque.server.startLogin({
-      serverSetup,
-      registrationRecord,
-      startLoginRequest: logins[n % logins.length]!.startLoginRequest,
-      userIdentifier: "u",
-    });
-    // finishLogin of the first session's KE3 against each state is the same work as a real finish.
-    try {
-      opaque.server.finishLogin({
-        serverLoginState: s.serverLoginState,
-        finishLoginRequest: fin.finishLoginRequest,
-      });
-    } catch {
-      // a KE3 from another session fails its MAC check after the same work
-    }
-    n++;
-  }
-  return n / ((performance.now() - t0) / 1000);
 }
 
 function startHostProcess(configPath: string): Promise<{ child: ChildProcess; url: string; hsmPid: number }> {

@@ -1,5 +1,5 @@
 /**
- * `bkv audit --evidence FILE (--vendor-root KEYFILE | --test-root KEYFILE | --trust trust.json)
+ * `bkv audit --evidence FILE (--vendor-root KEYFILE | --test-root KEYFILE | --aws-nitro-root | --trust trust.json)
  * [--measurement HEX | --source DIR] [--fleet ID] [--namespace NS] [--epoch E] [--log-key HEX]
  * [--max-guess-limit N] [--allow-test-roots] [--allow-small-fleet] [--json]`: check a fleet's
  * deployment evidence from public data, with auditEvidence, the same strict verifier the SDK runs in
@@ -7,13 +7,21 @@
  * source (--source, default this checkout); so it is with trust pins that list no measurements (they
  * pin a release key). A test vendor root (--test-root, or a key file that says
  * it is one, as `bkv dev`'s does) counts only with --allow-test-roots; fleets of fewer than 3 pass
- * only with --allow-small-fleet (both for development). Prints a report a person can read (or JSON)
+ * only with --allow-small-fleet (both for development). --aws-nitro-root pins the AWS Nitro Enclaves
+ * root (by its certificate's SHA-256) for members attested by Nitro documents. Prints a report a
+ * person can read (or JSON)
  * naming every check; exit 0 only if all hold.
  */
 
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type AuditReport, auditEvidence, DEFAULT_MAX_GUESS_LIMIT, type PinnedVendorRoot } from "@bkv/client";
+import {
+  type AuditReport,
+  AWS_NITRO_ROOT_SHA256,
+  auditEvidence,
+  DEFAULT_MAX_GUESS_LIMIT,
+  type PinnedVendorRoot,
+} from "@bkv/client";
 import { parseVerifierKey } from "@bkv/tlog";
 import { fromHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
@@ -57,6 +65,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     evidence: { type: "string" },
     "vendor-root": { type: "string" },
     "test-root": { type: "string" },
+    "aws-nitro-root": { type: "boolean" },
     trust: { type: "string" },
     measurement: { type: "string" },
     source: { type: "string" },
@@ -78,7 +87,15 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const vendorRoots: PinnedVendorRoot[] = [...(pins?.vendorRoots ?? [])];
   if (values["vendor-root"] !== undefined) vendorRoots.push(pinVendorRootFile(values["vendor-root"], false));
   if (values["test-root"] !== undefined) vendorRoots.push(pinVendorRootFile(values["test-root"], true));
-  if (vendorRoots.length === 0) throw new UsageError("give --vendor-root, --test-root or --trust");
+  if (values["aws-nitro-root"] === true)
+    vendorRoots.push({
+      name: "AWS Nitro Enclaves root G1",
+      key: AWS_NITRO_ROOT_SHA256,
+      test: false,
+      kind: "aws-nitro",
+    });
+  if (vendorRoots.length === 0)
+    throw new UsageError("give --vendor-root, --test-root, --aws-nitro-root or --trust");
   const measurements = (pins?.measurements ?? []).map(fromHex);
   let from: string;
   if (values.measurement !== undefined) {

@@ -1,7 +1,7 @@
 /**
  * `bkv key new`, `bkv backup` and `bkv restore`: make a backup key, encrypt a file into a backup
- * file, decrypt it back. Exit 0 on success, 1 with a one-line `bkv <command>: <message>` on stderr
- * otherwise. Outputs appear only when complete (restores only once fully verified); an existing
+ * file, decrypt it back. Exit 0 with one line on stderr saying what was written, or 1 with a
+ * one-line `bkv <command>: <message>` on stderr. Outputs appear only when complete (restores only once fully verified); an existing
  * output is replaced only with --force. A progress line goes to stderr when it is a terminal and
  * the input is large.
  */
@@ -68,6 +68,13 @@ async function transfer(name: string, usage: string, argv: string[], op: FileOp)
         onProgress: (done, total) => progress.update(done, total),
       });
       progress.end();
+      // One line on stderr (stdout stays empty for scripts): what was written where.
+      const written = (await stat(outPath)).size;
+      process.stderr.write(
+        name === "backup"
+          ? `bkv backup: encrypted ${inPath} into ${outPath} (${size(written)})\n`
+          : `bkv restore: decrypted and verified ${inPath} into ${outPath} (${size(written)})\n`,
+      );
     } catch (e) {
       progress.clear();
       if (isBkvError(e) && CONTENT_ERRORS.has(e.code)) {

@@ -154,68 +154,96 @@ async function waitForLeader(info: DevInfo, timeoutMs = 30_000): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The folder of `bkv dev`, the default of every dev subcommand. */
+export const DEFAULT_DEV_DIR = "bkv-dev";
+
 async function tokenCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     dir: { type: "string" },
     user: { type: "string" },
     ttl: { type: "string" },
   });
-  const dir = required(values.dir, "--dir");
+  const dir = values.dir ?? DEFAULT_DEV_DIR;
   const ttl = intFlag(values.ttl, "--ttl", 3600, 1, 31 * 86400);
   process.stdout.write(`${await mintDevToken(dir, required(values.user, "--user"), ttl)}\n`);
   return 0;
 }
 
-/** `--dir DIR --node I` of the commands that act on one node of a running fleet. */
-function nodeArgs(argv: string[]): { dir: string; info: DevInfo; node: number } {
-  const { values } = parse(argv, { dir: { type: "string" }, node: { type: "string" } });
-  const dir = required(values.dir, "--dir");
-  const info = readDevInfo(dir);
-  return { dir, info, node: intFlag(values.node, "--node", 0, 1, info.nodes.length) };
+/** Prints a fault command's outcome: a sentence, or with --json one JSON object (see the README). */
+function say(json: boolean, obj: Record<string, unknown>, text: string): void {
+  process.stdout.write(`${json ? JSON.stringify(obj) : text}\n`);
 }
 
+/** `[--dir DIR] --node I [--json]` of the commands that act on one node of a running fleet. */
+function nodeArgs(argv: string[]): { dir: string; info: DevInfo; node: number; json: boolean } {
+  const { values } = parse(argv, {
+    dir: { type: "string" },
+    node: { type: "string" },
+    json: { type: "boolean" },
+  });
+  const dir = values.dir ?? DEFAULT_DEV_DIR;
+  const info = readDevInfo(dir);
+  const node = intFlag(required(values.node, "--node"), "--node", 0, 1, info.nodes.length);
+  return { dir, info, node, json: values.json === true };
+}
+
+const isolatedText = (isolated: number[]) =>
+  isolated.length === 0
+    ? "no node is cut off"
+    : `cut off from the others: ${isolated.map((i) => `node ${i}`).join(", ")}`;
+
 async function killCommand(argv: string[]): Promise<number> {
-  const { dir, info, node } = nodeArgs(argv);
+  const { dir, info, node, json } = nodeArgs(argv);
   const n = info.nodes[node - 1]!;
   await killNode(n);
   info.nodes[node - 1] = { ...n, hostPid: null, hsmPid: null };
   writeDevInfo(dir, info);
-  process.stdout.write(`${JSON.stringify({ killed: node })}\n`);
+  say(
+    json,
+    { killed: node },
+    `killed node ${node} (host and HSM); \`bkv dev start --node ${node}\` starts it again`,
+  );
   return 0;
 }
 
 async function startCommand(argv: string[]): Promise<number> {
-  const { dir, info, node } = nodeArgs(argv);
+  const { dir, info, node, json } = nodeArgs(argv);
   const n = info.nodes[node - 1]!;
   if (alive(n.hostPid))
     throw new UsageError(`node ${node} is running (host pid ${n.hostPid}); kill it first`);
   info.nodes[node - 1] = await startHost(dir, n);
   writeDevInfo(dir, info);
-  process.stdout.write(`${JSON.stringify({ started: node, hostPid: info.nodes[node - 1]!.hostPid })}\n`);
+  const hostPid = info.nodes[node - 1]!.hostPid;
+  say(
+    json,
+    { started: node, hostPid },
+    `started node ${node} (host pid ${hostPid}); it catches up from the leader`,
+  );
   return 0;
 }
 
 async function partitionCommand(argv: string[]): Promise<number> {
-  const { dir, node } = nodeArgs(argv);
+  const { dir, node, json } = nodeArgs(argv);
   const f = readFaults(dir);
   if (!f.isolated.includes(node)) f.isolated.push(node);
   writeFaults(dir, f);
-  process.stdout.write(`${JSON.stringify({ isolated: f.isolated })}\n`);
+  say(json, { isolated: f.isolated }, `${isolatedText(f.isolated)}; \`bkv dev heal\` undoes it`);
   return 0;
 }
 
 async function healCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { dir: { type: "string" } });
-  const dir = required(values.dir, "--dir");
+  const { values } = parse(argv, { dir: { type: "string" }, json: { type: "boolean" } });
+  const dir = values.dir ?? DEFAULT_DEV_DIR;
+  readDevInfo(dir);
   const f = readFaults(dir);
   writeFaults(dir, { ...f, isolated: [] });
-  process.stdout.write(`${JSON.stringify({ isolated: [] })}\n`);
+  say(values.json === true, { isolated: [] }, "healed: no node is cut off");
   return 0;
 }
 
 async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { dir: { type: "string" }, json: { type: "boolean" } });
-  const dir = required(values.dir, "--dir");
+  const dir = values.dir ?? DEFAULT_DEV_DIR;
   const info = readDevInfo(dir);
   const nodes = await Promise.all(info.nodes.map(nodeStatus));
   if (values.json === true) {
@@ -300,7 +328,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   });
   const rateLimit = values["rate-limit"] ?? "on";
   if (rateLimit !== "on" && rateLimit !== "off") throw new UsageError("--rate-limit must be on or off");
-  const p = devPaths(values.dir ?? "bkv-dev");
+  const p = devPaths(values.dir ?? DEFAULT_DEV_DIR);
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.devJson)) {
     // A fleet of this folder is running, or its supervisor died and left its hosts behind.
@@ -327,8 +355,20 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (fleet !== null && fleet.namespace !== namespace) {
     throw new UsageError(`${p.dir} holds a fleet of namespace ${fleet.namespace}; it is frozen at genesis`);
   }
-  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 40);
-  const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
+  const basePort = intFlag(values.port, "--port", 8480, 0, 65535 - 50);
+  const guessLimit = intFlag(
+    values["guess-limit"],
+    "--guess-limit",
+    fleet?.guessesAllowed ?? DEFAULT_GUESS_LIMIT,
+    1,
+    100,
+  );
+  // Like --nodes: the guess limit is frozen at genesis, so a resumed folder refuses another one.
+  if (fleet !== null && values["guess-limit"] !== undefined && fleet.guessesAllowed !== guessLimit) {
+    throw new UsageError(
+      `${p.dir} holds a fleet with a guess limit of ${fleet.guessesAllowed}; it is fixed at genesis`,
+    );
+  }
   writeFaults(p.dir, { isolated: [], latencyMs: intFlag(values.latency, "--latency", 0, 0, 10_000) });
   if (!existsSync(p.tokenKey))
     writeFileSync(p.tokenKey, `${JSON.stringify(await newTokenKey())}\n`, { mode: 0o600 });
@@ -339,6 +379,9 @@ export async function devCommand(argv: string[]): Promise<number> {
   // Each host's peer listener, for the other hosts only (the client API port takes no peer streams).
   const peerPorts: number[] = [];
   for (let i = 0; i < count; i++) peerPorts.push(basePort === 0 ? await freePort() : basePort + 30 + i);
+  // Each host's metrics listener (GET /metrics), on loopback like everything of `bkv dev`.
+  const metricsPorts: number[] = [];
+  for (let i = 0; i < count; i++) metricsPorts.push(basePort === 0 ? await freePort() : basePort + 40 + i);
   // The demo web app's origin, which the hosts let call them from browsers.
   const webPort = basePort === 0 ? await freePort() : basePort + 20;
   // localhost, not 127.0.0.1: browsers accept no IP address as a passkey's relying party.
@@ -359,6 +402,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       node: i,
       listen: { host: "127.0.0.1", port: ports[i - 1]! },
       peerListen: { host: "127.0.0.1", port: peerPorts[i - 1]! },
+      metricsListen: { host: "127.0.0.1", port: metricsPorts[i - 1]! },
       hostKeyFile: p.hostKey(i),
       storagePath: join(p.hostDir(i), "vault.sqlite"),
       hsmCommand: hsmCommand(p.dir, i, platform),
@@ -388,6 +432,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       node: i,
       url: `http://127.0.0.1:${ports[i - 1]}`,
       peer: `127.0.0.1:${peerPorts[i - 1]}`,
+      metrics: `http://127.0.0.1:${metricsPorts[i - 1]}`,
       hostPid: null,
       hsmPid: null,
       config: join(p.hostDir(i), "config.json"),
@@ -503,6 +548,10 @@ export async function devCommand(argv: string[]): Promise<number> {
       }),
       nodes: nodes.map((n) => ({ node: n.node, url: n.url })),
     })}\n`,
+  );
+  process.stderr.write(
+    `bkv dev: ${nodes.length} node${nodes.length === 1 ? "" : "s"} ready; demo page ${webUrl}; ` +
+      `vault ${info.vault}; folder ${p.dir} (Ctrl-C stops the fleet)\n`,
   );
   // The hosts run in their own process groups; this process stays until it is told to stop them.
   const keepAlive = setInterval(() => {}, 1 << 30);

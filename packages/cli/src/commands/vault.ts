@@ -5,15 +5,15 @@
  * failed (its unsealed word about the PIN or the record is never believed), 6 a validation bundle
  * did not verify (the message says what had been sent).
  */
+import { readFile } from "node:fs/promises";
 import { AnswerBundleError, httpTransport, VaultClient } from "@bkv/client";
 import { defaultCheckpointPath, fileCheckpointStore, nodeHpkeSealer } from "@bkv/client/node";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { devPaths, mintDevToken, readDevInfo, readTrust } from "../dev-files.js";
-import { readKeyFile, writeKeyFile } from "../key-file.js";
-import { readPin } from "../pin.js";
-
-export const EXIT = { ok: 0, error: 1, wrongPin: 3, noRecord: 4, unavailable: 5, untrusted: 6 } as const;
+import { EXIT } from "../exit-codes.js";
+import { fsReason, readKeyFile, writeKeyFile } from "../key-file.js";
+import { askYesNo, readPin } from "../pin.js";
 
 /** Transport errors: no verdict from the HSM (a host's own refusals and failures). */
 const NO_VERDICT = new Set<string>([ErrorCode.Unavailable, ErrorCode.RateLimited, ErrorCode.HostError]);
@@ -45,6 +45,8 @@ export function failureText(err: BkvError): string {
       : `wrong PIN; ${err.guessesRemaining} guess${err.guessesRemaining === 1 ? "" : "es"} remaining`;
   }
   if (NO_VERDICT.has(err.code)) return `no verdict from the vault: ${err.message}`;
+  if (err.code === ErrorCode.RecordExists)
+    return "this user already has a record in the vault; nothing was changed. Pass --replace to replace it (the old PIN and the key it protects stop working)";
   return err.message;
 }
 
@@ -52,6 +54,30 @@ export function failureText(err: BkvError): string {
 export function describeFailure(e: unknown): { code: number; err: BkvError; text: string } {
   const err = isBkvError(e) ? e : new BkvError(ErrorCode.Invalid, (e as Error)?.message ?? String(e));
   return { code: exitCodeFor(e), err, text: failureText(err) };
+}
+
+/**
+ * The bearer token: --token-file FILE (its first line), --token TOKEN (seen by other local users in
+ * the process list), or the environment variable BKV_TOKEN.
+ */
+async function bearerToken(file: string | undefined, flag: string | undefined): Promise<string> {
+  if (file !== undefined && flag !== undefined)
+    throw new UsageError("give --token-file or --token, not both");
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      throw new UsageError(`cannot read the token file ${file}: ${fsReason(e)}`);
+    }
+    const token = text.split("\n")[0]!.trim();
+    if (token === "") throw new UsageError(`the token file ${file} is empty`);
+    return token;
+  }
+  const token = flag ?? process.env.BKV_TOKEN;
+  if (token === undefined || token === "")
+    throw new UsageError("a bearer token is required: --token-file FILE, the BKV_TOKEN variable, or --token");
+  return token;
 }
 
 export async function vaultCommand(argv: string[]): Promise<number> {
@@ -63,12 +89,14 @@ export async function vaultCommand(argv: string[]): Promise<number> {
     dev: { type: "string" },
     vault: { type: "string" },
     token: { type: "string" },
+    "token-file": { type: "string" },
     trust: { type: "string" },
     checkpoint: { type: "string" },
     user: { type: "string" },
     key: { type: "string" },
     out: { type: "string" },
     force: { type: "boolean" },
+    replace: { type: "boolean" },
     json: { type: "boolean" },
   });
   const user = required(values.user, "--user");
@@ -88,7 +116,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       trustPath = values.trust ?? devPaths(values.dev).trustJson;
     } else {
       url = required(values.vault, "--vault (or --dev DIR)");
-      token = required(values.token, "--token");
+      token = await bearerToken(values["token-file"], values.token);
       trustPath = required(values.trust, "--trust");
     }
     const pins = readTrust(trustPath);
@@ -104,11 +132,22 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       transport: httpTransport({ url, token }),
       hpke: nodeHpkeSealer,
     });
-    const pin = await readPin();
+    const pin = await readPin({ confirm: op === "register" });
 
     switch (op) {
       case "register": {
-        const r = await client.register(pin, backupKey!);
+        let r: { guessesAllowed: number };
+        try {
+          r = await client.register(pin, backupKey!, { replace: values.replace === true });
+        } catch (e) {
+          // The HSM refused to replace the record: on a terminal, ask; elsewhere --replace decides.
+          if (!isBkvError(e) || e.code !== ErrorCode.RecordExists || process.stdin.isTTY !== true) throw e;
+          const yes = await askYesNo(
+            `${user} already has a record in the vault. Replace it? Its PIN and the key it protects stop working`,
+          );
+          if (!yes) throw new UsageError(`${user}'s record is kept; nothing was changed`);
+          r = await client.register(pin, backupKey!, { replace: true });
+        }
         report(
           { ok: true, guessesAllowed: r.guessesAllowed, guessesRemaining: r.guessesAllowed },
           `registered: the backup key of ${user} is protected by the PIN (${r.guessesAllowed} wrong guesses allowed)`,

@@ -23,9 +23,11 @@ export interface FleetView {
   readonly members: readonly FleetMemberView[];
   readonly notBefore: string;
   readonly notAfter: string;
+  /** hex SHA-256 of the fleet's evidence, as the log entry names it (GET <log>/evidence/<it>) */
+  readonly evidenceDigest?: string;
 }
 
-export function fleetView(index: number, a: FleetArtifact): FleetView {
+export function fleetView(index: number, a: FleetArtifact, evidenceDigest?: Uint8Array): FleetView {
   return {
     index,
     namespace: a.namespace,
@@ -41,6 +43,7 @@ export function fleetView(index: number, a: FleetArtifact): FleetView {
     })),
     notBefore: isoTime(a.notBefore),
     notAfter: isoTime(a.notAfter),
+    ...(evidenceDigest === undefined ? {} : { evidenceDigest: toHex(evidenceDigest) }),
   };
 }
 

@@ -36,6 +36,7 @@ import {
   decodeLogEntry,
   decodeSignedRelease,
   type LogEntry,
+  parseVerifierKey,
   type SignedRelease,
   type TrustPolicy,
   verifyBundleSignature,
@@ -147,7 +148,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     index,
     namespace: entry?.namespace ?? null,
     epoch: entry?.epoch ?? null,
-    fleet: artifact === undefined ? null : fleetView(index, artifact),
+    fleet: artifact === undefined ? null : fleetView(index, artifact, entry?.evidenceDigest),
     release,
     passed,
     failures,
@@ -214,6 +215,11 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     vendorRoots: ctx.vendorRoots === null ? [] : [...ctx.vendorRoots],
     // The monitor reports the measurement; comparing it to a build is the auditor's job (bkv audit).
     measurements: [st.measurement],
+    // Where the fleet is published: the entry's namespace and epoch under this log's key (the same
+    // list of checks as `bkv audit --trust` and the transparency page).
+    expectedNamespace: entry.namespace,
+    expectedEpoch: entry.epoch,
+    expectedLogKey: parseVerifierKey(ctx.policy.logKey).publicKey,
     maxGuessLimit: ctx.maxGuessLimit,
     allowTestRoots: ctx.allowTestRoots === true,
     allowSmallFleet: ctx.allowSmallFleet === true,

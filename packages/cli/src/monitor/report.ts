@@ -37,6 +37,7 @@ function fleetLines(f: FleetView): string[] {
     ...roles.map((r, i) => `${label(i === 0 ? "keys" : "")}${r.padEnd(14)} ${f.keys[r]}`),
     ...f.members.map((m, i) => `${label(i === 0 ? "members" : "")}${i + 1}  ${member(m)}`),
     `${label("valid")}${f.notBefore} to ${f.notAfter}`,
+    ...(f.evidenceDigest === undefined ? [] : [`${label("evidence")}sha256 ${f.evidenceDigest}`]),
   ];
 }
 

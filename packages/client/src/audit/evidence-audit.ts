@@ -14,6 +14,7 @@ import {
   encodeEvidence,
   encodeStatement,
   type FleetEvidence,
+  type Attestation as FleetMember,
   fromHex,
   GENESIS_CHALLENGE_LENGTH,
   type GenesisStatement,
@@ -26,6 +27,7 @@ import {
   p256PointProblem,
   strictEd25519Verify,
 } from "../evidence/strict.js";
+import { verifyNitroMember } from "../nitro/nitro-member.js";
 
 /**
  * A vendor root an auditor or client pins: its name (shown in reports), its Ed25519 public key
@@ -36,6 +38,12 @@ export interface PinnedVendorRoot {
   name: string;
   key: string;
   test: boolean;
+  /**
+   * What `key` is: an Ed25519 vendor root key (the default), or "aws-nitro": the SHA-256 of a root
+   * certificate of the AWS Nitro Enclaves PKI (AWS_NITRO_ROOT_SHA256 for the genuine one), which
+   * Nitro members' attestation documents must chain to.
+   */
+  kind?: "ed25519" | "aws-nitro";
 }
 
 export interface AuditOptions {
@@ -110,11 +118,38 @@ function rootsOf(o: AuditOptions): Root[] {
   const out: Root[] = [];
   for (const r of o.vendorRoots) {
     if (r instanceof Uint8Array) out.push({ name: toHex(r).slice(0, 16), key: r, test: false });
-    else if (/^[0-9a-f]{64}$/.test(r.key))
+    else if ((r.kind ?? "ed25519") === "ed25519" && /^[0-9a-f]{64}$/.test(r.key))
       out.push({ name: r.name, key: fromHex(r.key), test: r.test === true });
   }
   // A pinned key that is not a strict Ed25519 key verifies nothing.
   return out.filter((r) => ed25519KeyProblem(r.key) === null);
+}
+
+/** The pinned AWS Nitro root certificate fingerprints. */
+function nitroRootsOf(o: AuditOptions): Root[] {
+  const out: Root[] = [];
+  for (const r of o.vendorRoots)
+    if (!(r instanceof Uint8Array) && r.kind === "aws-nitro" && /^[0-9a-f]{64}$/.test(r.key))
+      out.push({ name: r.name, key: fromHex(r.key), test: r.test === true });
+  return out;
+}
+
+/** The check of one member's Nitro attestation document: [counts, detail]. */
+function nitroCheck(a: FleetMember, roots: Root[], allowTestRoots: boolean): [boolean, string] {
+  try {
+    const v = verifyNitroMember(
+      a,
+      roots.map((r) => r.key),
+    );
+    const root = roots.find((r) => toHex(r.key) === v.root)!;
+    const what = `${a.platform}: document of ${v.document.moduleId} made ${v.time}, chained to ${root.name}`;
+    if (root.test && !allowTestRoots)
+      return [false, `${what}, a test root (development only; not allowed here)`];
+    return [true, `${what}${root.test ? " (a test root, allowed)" : ""}; names this member's keys`];
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? "ERROR";
+    return [false, `${a.platform}: ${code}: ${(e as Error).message}`];
+  }
 }
 
 export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
@@ -301,8 +336,20 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
   );
 
   const roots = rootsOf(o);
+  const nitroRoots = nitroRootsOf(o);
   for (const [i, a] of st.members.entries()) {
     const node = i + 1;
+    if (a.nitroDocument !== undefined) {
+      const [ok, detail] = nitroCheck(a, nitroRoots, o.allowTestRoots === true);
+      add(`attestation.${node}`, ok, detail);
+      const same = bytesEqual(a.measurement, st.measurement);
+      add(
+        `measurement.${node}`,
+        same,
+        same ? "attests the fleet's measurement" : `attests other code ${toHex(a.measurement)}`,
+      );
+      continue;
+    }
     const signed = attestationSignedBytes(a);
     const root = roots.find((r) => strictEd25519Verify(r.key, signed, a.signature));
     const counts = root !== undefined && (!root.test || o.allowTestRoots === true);

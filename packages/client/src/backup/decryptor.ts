@@ -268,7 +268,10 @@ class Decryptor implements BackupDecryptor {
           ? "the backup is empty"
           : `the backup ends inside its header, after ${this.bytesIn} of ${BACKUP_HEADER_SIZE} bytes`;
     } else if (this.state === "type") {
-      msg = `the backup ends after chunk ${this.index - 1} (the backup stops at byte ${this.bytesIn}) without its final chunk`;
+      msg =
+        this.index === 0
+          ? `the backup ends right after its header (byte ${this.bytesIn}), before its first chunk`
+          : `the backup ends after chunk ${this.index - 1} (the backup stops at byte ${this.bytesIn}) without its final chunk`;
     } else {
       msg = `the backup ends in the middle of chunk ${this.index} (which starts at byte ${this.recordStart})`;
     }

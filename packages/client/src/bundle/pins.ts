@@ -198,14 +198,23 @@ export function parseTrustPins(v: unknown): TrustPins {
       typeof x.name !== "string" ||
       x.name.length === 0 ||
       !isHex64(x.key) ||
-      typeof x.test !== "boolean"
+      typeof x.test !== "boolean" ||
+      (x.kind !== undefined && x.kind !== "ed25519" && x.kind !== "aws-nitro")
     )
-      invalid("each vendor root is {name: non-empty string, key: 64 lowercase hex digits, test: boolean}");
-    const problem = ed25519KeyProblem(fromHex(x.key as string));
+      invalid(
+        'each vendor root is {name: non-empty string, key: 64 lowercase hex digits, test: boolean, kind?: "ed25519" | "aws-nitro"}',
+      );
+    // An aws-nitro root is pinned by its certificate's SHA-256, which is any 32 bytes.
+    const problem = x.kind === "aws-nitro" ? null : ed25519KeyProblem(fromHex(x.key as string));
     if (problem !== null) invalid(`vendor root ${x.name as string} is ${problem}`);
     if (vendorRoots.some((p) => p.key === x.key)) invalid(`vendor root ${x.name as string} is pinned twice`);
     if (vendorRoots.some((p) => p.name === x.name)) invalid(`two vendor roots are named ${x.name as string}`);
-    vendorRoots.push({ name: x.name as string, key: x.key as string, test: x.test as boolean });
+    vendorRoots.push({
+      name: x.name as string,
+      key: x.key as string,
+      test: x.test as boolean,
+      ...(x.kind === "aws-nitro" ? { kind: "aws-nitro" as const } : {}),
+    });
   }
 
   let release: { key: string; namespace: string } | undefined;

@@ -75,12 +75,35 @@ export function hostError(base: string, status: number, body: unknown): BkvError
   );
 }
 
+/**
+ * The error after every host of a fleet failed as unavailable: with several hosts, how many answered
+ * at all, so that "2 of 5 reachable" reads as what it is (no majority) rather than as the last
+ * host's trouble.
+ */
+function allFailed(total: number, unreachable: number, last: BkvError): BkvError {
+  if (total === 1) return last;
+  const reachable = total - unreachable;
+  const majority = Math.floor(total / 2) + 1;
+  const head =
+    reachable < majority
+      ? `no majority: ${reachable} of ${total} nodes reachable`
+      : `no node could serve: ${reachable} of ${total} nodes reachable`;
+  return new BkvError(ErrorCode.Unavailable, `${head} (last: ${last.message})`, { cause: last });
+}
+
 export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const bases = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ""));
   if (bases.length === 0) throw new BkvError(ErrorCode.Invalid, "no vault URL");
   let preferred = 0;
   let leaderHint = -1;
+  /** Errors of hosts that did not answer at all (no HTTP response). */
+  const unreachable = new WeakSet<BkvError>();
+  const unreachableAt = (base: string, e: unknown): BkvError => {
+    const err = new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+    unreachable.add(err);
+    return err;
+  };
   const sendTo = async (base: string, envelope: Uint8Array, seenSize?: number): Promise<VaultReply> => {
     const token = typeof opts.token === "string" ? opts.token : await opts.token();
     let res: Response;
@@ -96,7 +119,7 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
         body: JSON.stringify({ request: toBase64Url(envelope) }),
       });
     } catch (e) {
-      throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+      throw unreachableAt(base, e);
     }
     let body: { response?: unknown; bundle?: unknown };
     try {
@@ -130,7 +153,7 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
     try {
       res = await doFetch(`${base}/v1/bundle${seenSize === undefined ? "" : `?from=${seenSize}`}`);
     } catch (e) {
-      throw new BkvError(ErrorCode.Unavailable, `vault unreachable at ${base}`, { cause: e });
+      throw unreachableAt(base, e);
     }
     let body: unknown;
     try {
@@ -151,19 +174,22 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
   };
   return {
     async bundle(seenSize) {
-      let last: unknown;
+      let last: BkvError | undefined;
+      let down = 0;
       for (let k = 0; k < bases.length; k++) {
         try {
           return await bundleFrom(bases[(preferred + k) % bases.length]!, seenSize);
         } catch (e) {
           if (!(e instanceof BkvError) || e.code !== ErrorCode.Unavailable) throw e;
+          if (unreachable.has(e)) down++;
           last = e;
         }
       }
-      throw last;
+      throw allFailed(bases.length, down, last!);
     },
     async send(envelope, seenSize) {
-      let last: unknown;
+      let last: BkvError | undefined;
+      let down = 0;
       for (let k = 0; k < bases.length; k++) {
         const i = (preferred + k) % bases.length;
         try {
@@ -174,10 +200,11 @@ export function httpTransport(opts: HttpTransportOptions): VaultTransport {
         } catch (e) {
           // Another host can take the same sealed request: only unavailability moves on.
           if (!(e instanceof BkvError) || e.code !== ErrorCode.Unavailable) throw e;
+          if (unreachable.has(e)) down++;
           last = e;
         }
       }
-      throw last;
+      throw allFailed(bases.length, down, last!);
     },
   };
 }

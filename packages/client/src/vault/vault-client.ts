@@ -196,8 +196,15 @@ export class VaultClient {
     return { result, bundleProblem };
   }
 
-  /** Protect backupKey with pin. Replaces an existing record for this user. */
-  async register(pin: string, backupKey: Uint8Array): Promise<{ guessesAllowed: number }> {
+  /**
+   * Protect backupKey with pin. An existing record for this user is replaced only with
+   * `replace: true`; otherwise the HSM refuses with RECORD_EXISTS and changes nothing.
+   */
+  async register(
+    pin: string,
+    backupKey: Uint8Array,
+    opts: { replace?: boolean } = {},
+  ): Promise<{ guessesAllowed: number }> {
     const vault = await this.vaultKey();
     await opaque.ready;
     const start = opaque.client.startRegistration({ password: pin });
@@ -227,6 +234,7 @@ export class VaultClient {
       ticket: r1.ticket,
       registrationRecord: fromBase64Url(fin.registrationRecord),
       wrappedKey,
+      replace: opts.replace === true,
     });
     const r2 = a2.result;
     const done = "ok" in r2 && r2.ok === "register-finish";

@@ -20,6 +20,11 @@ function row(dl, term, value, cls) {
   dl.append(dt, dd);
 }
 
+/** "1 entry", "2 entries". */
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 const devFlags = { testRoot: false, allowSmallFleet: false };
 
 function pinsFromFragment() {
@@ -163,6 +168,8 @@ async function run() {
   $("witnesses").replaceChildren();
   $("fleets").replaceChildren();
   const pins = readPins();
+  $("results-checkpoint").hidden = false;
+  $("results-fleets").hidden = false;
   setText($("status"), "Checking the checkpoint…");
   const note = await (await fetch("../checkpoint")).text();
   const opened = bkv.openCosignedCheckpoint(note, {
@@ -191,7 +198,7 @@ async function run() {
     }
     $("witnesses").append(li);
   }
-  setText($("status"), `Reading ${cp.size} entries from the tiles…`);
+  setText($("status"), `Reading ${plural(cp.size, "entry", "entries")} from the tiles…`);
   const vendorRoots = /^[0-9a-f]{64}$/.test(pins.vendorRoot)
     ? [{ name: "the pinned vendor root", key: pins.vendorRoot, test: devFlags.testRoot }]
     : [];
@@ -224,6 +231,10 @@ async function run() {
         const report = bkv.auditEvidence(evidence, {
           vendorRoots,
           expectedMeasurement: st.measurement,
+          // Where the fleet is published: the same list of checks as bkv audit and bkv monitor.
+          expectedNamespace: entry.namespace,
+          expectedEpoch: entry.epoch,
+          expectedLogKey: bkv.parseVerifierKey(pins.logKey).publicKey,
           maxGuessLimit: 100,
           allowTestRoots: devFlags.testRoot,
           allowSmallFleet: devFlags.allowSmallFleet,
@@ -236,7 +247,10 @@ async function run() {
       latest.set(entry.namespace, artifact);
     }
   }
-  setText($("status"), `Checked: ${cp.size} entries, ${opened.cosigners.length} witness cosignatures.`);
+  setText(
+    $("status"),
+    `Checked: ${plural(cp.size, "entry", "entries")}, ${plural(opened.cosigners.length, "witness cosignature", "witness cosignatures")}.`,
+  );
 }
 
 $("pins").addEventListener("submit", (ev) => {
@@ -247,3 +261,4 @@ $("pins").addEventListener("submit", (ev) => {
   });
 });
 if (pinsFromFragment()) $("pins").requestSubmit();
+else setText($("status"), "Nothing checked yet: paste the keys you pin above, then press Check the log.");

@@ -1,0 +1,256 @@
+/**
+ * The record tree end to end between its two sides: the host's SQLite store (record-store.ts)
+ * proves, the HSM's code (hsm-core/src/record-tree.ts) verifies, computes new roots from proofs
+ * alone and recomputes a whole tree from a stream. Random operations check that both sides always
+ * agree; the attacks check that every way a host can lie about a record is refused as RECORD_PROOF.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { hmacSha256, PartialTree, RecordTree, recordKey, StreamingRoot } from "@bkv/hsm-core";
+import { bytesEqual, decodeRecordProof, ErrorCode, encodeRecordProof, isBkvError } from "@bkv/wire";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { RecordStore, type RecordWrite } from "../src/record-store.js";
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function expectProofError(f: () => unknown): void {
+  let caught: unknown;
+  try {
+    f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(isBkvError(caught, ErrorCode.RecordProof), String(caught)).toBe(true);
+}
+
+function streamRoot(tree: RecordTree, store: RecordStore): Uint8Array {
+  const s = new StreamingRoot(tree);
+  let after: Uint8Array = new Uint8Array(0);
+  for (;;) {
+    const chunk = store.scan(after, 7);
+    if (chunk.length === 0) break;
+    for (const r of chunk) s.add(r.key, r.valueHash);
+    after = chunk.at(-1)!.key;
+  }
+  return s.root();
+}
+
+/** Keys for a small tree: 12 distinct prefixes of `depth` bits, so buckets hold several keys. */
+function keyPool(depth: number, rnd: () => number, n: number): Uint8Array[] {
+  const prefixes = Array.from({ length: 12 }, () => randomBytes(depth / 8));
+  return Array.from({ length: n }, () => {
+    const k = randomBytes(32);
+    k.set(prefixes[Math.floor(rnd() * prefixes.length)]!);
+    return new Uint8Array(k);
+  });
+}
+
+describe("record tree: host store and HSM agree", () => {
+  for (const depth of [8, 64]) {
+    it(`random writes at depth ${depth}: roots from proofs alone equal the host's root, and the stream's`, () => {
+      const rnd = prng(depth * 7919);
+      const tree = new RecordTree(sha256, depth);
+      const store = new RecordStore(new Database(":memory:"), depth);
+      expect(store.state().root).toEqual(tree.emptyRoot);
+      const pool =
+        depth === 8
+          ? keyPool(depth, rnd, 40)
+          : Array.from({ length: 40 }, () => new Uint8Array(randomBytes(32)));
+      const model = new Map<string, Uint8Array>();
+      let hostRoot = store.state().root;
+      for (let round = 1; round <= 60; round++) {
+        // The HSM reads every key it will change (verified against hostRoot), then changes them.
+        const partial = new PartialTree(tree, hostRoot);
+        const writes: RecordWrite[] = [];
+        const n = 1 + Math.floor(rnd() * 5);
+        for (let i = 0; i < n; i++) {
+          const key = pool[Math.floor(rnd() * pool.length)]!;
+          if (partial.get(key) === undefined) {
+            const { blob, proof } = store.read(key);
+            const vh = blob === null ? null : tree.valueHash(key, blob);
+            partial.absorb(tree.verify(hostRoot, key, vh, proof));
+          }
+          const hex = Buffer.from(key).toString("hex");
+          if (rnd() < 0.3 && partial.get(key) !== null) {
+            partial.set(key, null);
+            model.delete(hex);
+            writes.push({ key, blob: null });
+          } else {
+            const blob = new Uint8Array(randomBytes(8 + Math.floor(rnd() * 40)));
+            const vh = tree.valueHash(key, blob);
+            partial.set(key, vh);
+            model.set(hex, blob);
+            writes.push({ key, blob, valueHash: vh });
+          }
+        }
+        const hostAfter = store.apply(writes, round);
+        expect(Buffer.from(hostAfter).toString("hex")).toBe(Buffer.from(partial.root()).toString("hex"));
+        expect(store.state()).toEqual({ applied: round, root: hostAfter });
+        expect(streamRoot(tree, store)).toEqual(hostAfter);
+        hostRoot = hostAfter;
+      }
+      expect(store.count()).toBe(model.size);
+      // Every key proves what the model says, present or absent.
+      for (const key of pool) {
+        const { blob, proof } = store.read(key);
+        const want = model.get(Buffer.from(key).toString("hex")) ?? null;
+        expect(blob === null ? null : Buffer.from(blob).toString("hex")).toBe(
+          want === null ? null : Buffer.from(want).toString("hex"),
+        );
+        tree.verify(hostRoot, key, want === null ? null : tree.valueHash(key, want), proof);
+      }
+    });
+  }
+
+  it("record keys are HMACs of the user id: fixed per secret and user, different across both", () => {
+    const a = recordKey(sha256, new Uint8Array(32).fill(1), "alice");
+    expect(a).toEqual(recordKey(sha256, new Uint8Array(32).fill(1), "alice"));
+    expect(a).not.toEqual(recordKey(sha256, new Uint8Array(32).fill(2), "alice"));
+    expect(a).not.toEqual(recordKey(sha256, new Uint8Array(32).fill(1), "bob"));
+    // RFC 4231 test case 2.
+    expect(
+      Buffer.from(
+        hmacSha256(
+          sha256,
+          new TextEncoder().encode("Jefe"),
+          new TextEncoder().encode("what do ya want for nothing?"),
+        ),
+      ).toString("hex"),
+    ).toBe("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  });
+});
+
+describe("record tree: a host lying about records is refused (RECORD_PROOF)", () => {
+  const tree = new RecordTree(sha256);
+  function setup() {
+    const store = new RecordStore(new Database(":memory:"));
+    const keys = Array.from({ length: 30 }, () => new Uint8Array(randomBytes(32)));
+    const blobs = keys.map(() => new Uint8Array(randomBytes(20)));
+    const root = store.apply(
+      keys.map((key, i) => ({ key, blob: blobs[i]!, valueHash: tree.valueHash(key, blobs[i]!) })),
+      1,
+    );
+    return { store, keys, blobs, root };
+  }
+
+  it("the honest answer verifies", () => {
+    const { store, keys, blobs, root } = setup();
+    const { blob, proof } = store.read(keys[3]!);
+    expect(blob).toEqual(blobs[3]);
+    expect(tree.verify(root, keys[3]!, tree.valueHash(keys[3]!, blob!), proof).valueHash).not.toBeNull();
+  });
+
+  it("an old copy of a record with its old proof, after a committed change (a guess counted)", () => {
+    const { store, keys, root } = setup();
+    const old = store.read(keys[5]!);
+    const next = new Uint8Array(randomBytes(20));
+    const newRoot = store.apply(
+      [{ key: keys[5]!, blob: next, valueHash: tree.valueHash(keys[5]!, next) }],
+      2,
+    );
+    expect(bytesEqual(newRoot, root)).toBe(false);
+    expectProofError(() => tree.verify(newRoot, keys[5]!, tree.valueHash(keys[5]!, old.blob!), old.proof));
+    // The old record with the new proof does not verify either.
+    const fresh = store.read(keys[5]!);
+    expectProofError(() => tree.verify(newRoot, keys[5]!, tree.valueHash(keys[5]!, old.blob!), fresh.proof));
+  });
+
+  it("a wrong proof: a flipped sibling, a flipped bitmap bit, truncated, trailing bytes", () => {
+    const { store, keys, root } = setup();
+    const { blob, proof } = store.read(keys[7]!);
+    const vh = tree.valueHash(keys[7]!, blob!);
+    const p = decodeRecordProof(proof);
+    expect(p.siblings.length).toBeGreaterThan(0);
+    const flippedSibling = {
+      ...p,
+      siblings: p.siblings.map((s, i) => (i === 0 ? s.map((b, j) => (j === 0 ? b ^ 1 : b)) : s)),
+    };
+    expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof(flippedSibling)));
+    for (let bit = 0; bit < 64; bit += 9) {
+      const bitmap = p.bitmap.slice();
+      bitmap[bit >> 3]! ^= 0x80 >> (bit & 7);
+      expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof({ ...p, bitmap })));
+      // Same bitmap with a made-up sibling to keep the count right: still refused.
+      expectProofError(() => {
+        const set = (bitmap[bit >> 3]! & (0x80 >> (bit & 7))) !== 0;
+        const siblings = set ? [...p.siblings, new Uint8Array(32).fill(7)] : p.siblings.slice(1);
+        tree.verify(root, keys[7]!, vh, encodeRecordProof({ ...p, bitmap, siblings }));
+      });
+    }
+    expectProofError(() => tree.verify(root, keys[7]!, vh, proof.subarray(0, proof.length - 1)));
+    expectProofError(() => tree.verify(root, keys[7]!, vh, new Uint8Array([...proof, 0])));
+  });
+
+  it("another user's record and blob", () => {
+    const { store, keys, root } = setup();
+    const other = store.read(keys[1]!);
+    // Bob's blob and proof served for Alice's key.
+    expectProofError(() => tree.verify(root, keys[0]!, tree.valueHash(keys[0]!, other.blob!), other.proof));
+    expectProofError(() => tree.verify(root, keys[0]!, tree.valueHash(keys[1]!, other.blob!), other.proof));
+  });
+
+  it("claiming no record exists for an existing user", () => {
+    const { store, keys, root } = setup();
+    const { proof } = store.read(keys[2]!);
+    expectProofError(() => tree.verify(root, keys[2]!, null, proof));
+    // A proof of absence of a key that does not exist, offered for one that does.
+    const absent = store.read(new Uint8Array(randomBytes(32)));
+    expectProofError(() => tree.verify(root, keys[2]!, null, absent.proof));
+  });
+
+  it("a proof for a record that was destroyed, and a whole tree restored from before", () => {
+    const { store, keys, blobs, root } = setup();
+    const before = store.read(keys[4]!);
+    const newRoot = store.apply([{ key: keys[4]!, blob: null }], 2);
+    expectProofError(() => tree.verify(newRoot, keys[4]!, tree.valueHash(keys[4]!, blobs[4]!), before.proof));
+    // The host restores its old tree (same database contents as before the destroy).
+    const restored = new RecordStore(new Database(":memory:"));
+    expect(
+      restored.apply(
+        keys.map((key, i) => ({ key, blob: blobs[i]!, valueHash: tree.valueHash(key, blobs[i]!) })),
+        1,
+      ),
+    ).toEqual(root);
+    const r = restored.read(keys[4]!);
+    expectProofError(() => tree.verify(newRoot, keys[4]!, tree.valueHash(keys[4]!, r.blob!), r.proof));
+    // The honest answer now is absence.
+    tree.verify(newRoot, keys[4]!, null, store.read(keys[4]!).proof);
+  });
+
+  it("a forged sync stream: missing, extra, old or reordered records give another root or are refused", () => {
+    const { store, root } = setup();
+    const all = store.scan(new Uint8Array(0), 1000);
+    const rootOf = (rows: typeof all) => {
+      const s = new StreamingRoot(tree);
+      for (const r of rows) s.add(r.key, r.valueHash);
+      return s.root();
+    };
+    expect(rootOf(all)).toEqual(root);
+    expect(rootOf(all.filter((_, i) => i !== 10))).not.toEqual(root);
+    const extra = {
+      key: new Uint8Array(32).fill(0xff),
+      blob: new Uint8Array(1),
+      valueHash: new Uint8Array(32),
+    };
+    expect(rootOf([...all, extra])).not.toEqual(root);
+    const stale = all.map((r, i) =>
+      i === 3 ? { ...r, valueHash: tree.valueHash(r.key, new Uint8Array(5)) } : r,
+    );
+    expect(rootOf(stale)).not.toEqual(root);
+    const swapped = all.slice();
+    [swapped[4], swapped[5]] = [swapped[5]!, swapped[4]!];
+    expectProofError(() => rootOf(swapped));
+    expectProofError(() => rootOf([...all.slice(0, 3), all[2]!, ...all.slice(3)]));
+  });
+});
