@@ -46,6 +46,7 @@ const ALLOWED: Record<string, string[]> = {
   "hsm-core": ["wire"],
   "hsm-software": ["wire", "hpke", "hsm-core"],
   "hsm-pkcs11": ["wire", "hsm-core", "hsm-software"],
+  "hsm-nitro": ["wire", "client", "hsm-core", "hsm-software"],
   host: ["wire"],
   client: ["wire", "tlog", "hpke"],
   log: ["wire", "tlog", "client"],

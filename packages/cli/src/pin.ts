@@ -21,6 +21,8 @@ let typedAhead = "";
 function promptHidden(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
+    // Echo off before the prompt shows: what is typed as soon as it appears is never echoed.
+    stdin.setRawMode(true);
     process.stderr.write(prompt);
     let pin = "";
     const done = (err?: Error) => {
@@ -47,7 +49,6 @@ function promptHidden(prompt: string): Promise<string> {
       }
     };
     const onData = (d: Buffer) => take(d.toString("utf8"));
-    stdin.setRawMode(true);
     stdin.on("data", onData);
     stdin.resume();
     const ahead = typedAhead;
@@ -66,6 +67,8 @@ export async function askYesNo(question: string): Promise<boolean> {
 function promptLine(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
+    // Echo off before the prompt shows: what is typed as soon as it appears is never echoed.
+    stdin.setRawMode(true);
     process.stderr.write(prompt);
     let line = "";
     const done = (err?: Error) => {
@@ -95,7 +98,6 @@ function promptLine(prompt: string): Promise<string> {
       }
     };
     const onData = (d: Buffer) => take(d.toString("utf8"));
-    stdin.setRawMode(true);
     stdin.on("data", onData);
     stdin.resume();
     const ahead = typedAhead;
