@@ -80,8 +80,10 @@ async function create(argv: string[]): Promise<number> {
   return 0;
 }
 
+const LOOPBACK_URL = /^http:\/\/(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?\/?$/;
+
 /**
- * `bkv fleet create --hosts URL,URL,... --admin-key FILE [--ca FILE] --out DIR --log-key VKEY
+ * `bkv fleet create --hosts URL,URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
  * [--namespace NS] [--epoch E] [--guess-limit G]`: the ceremony through each host's admin listener
  * (URLs in node order), each HSM behind its own host. Writes DIR/evidence.bin, DIR/fleet.json and
  * DIR/ceremony-log.json; nothing else moves between machines.
@@ -103,17 +105,31 @@ async function createOverNetwork(argv: string[]): Promise<number> {
     .filter((u) => u !== "");
   for (const u of urls) {
     if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`--hosts: ${u} is not http(s)://host:port`);
+    // The admin key travels in each request, and whoever answers a host's URL takes its place in
+    // the ceremony: plain HTTP only on this machine's loopback.
+    if (u.startsWith("http:") && !LOOPBACK_URL.test(u))
+      throw new UsageError(`--hosts: ${u} is plain HTTP; the admin listener of another machine needs https`);
   }
   if (new Set(urls).size !== urls.length) throw new UsageError("--hosts lists a host twice");
   if (urls.length % 2 === 0 || urls.length > 9)
     throw new UsageError("--hosts must name an odd number of hosts (1, 3, 5, 7 or 9)");
-  const keyFile = required(values["admin-key"], "--admin-key");
-  let adminKey: string;
-  try {
-    adminKey = readFileSync(keyFile, "utf8").trim();
-  } catch (e) {
-    throw new UsageError(`--admin-key ${keyFile}: ${(e as Error).message}`);
-  }
+  // One admin key file for every host, or one per host in the order of --hosts (`bkv host init`
+  // makes a key of its own for each host, so that one leaked key does not open them all).
+  const keyFiles = required(values["admin-key"], "--admin-key")
+    .split(",")
+    .map((f) => f.trim())
+    .filter((f) => f !== "");
+  if (keyFiles.length !== 1 && keyFiles.length !== urls.length)
+    throw new UsageError(
+      `--admin-key names ${keyFiles.length} files for ${urls.length} hosts: give one, or one per host in the order of --hosts`,
+    );
+  const adminKeys = keyFiles.map((keyFile) => {
+    try {
+      return readFileSync(keyFile, "utf8").trim();
+    } catch (e) {
+      throw new UsageError(`--admin-key ${keyFile}: ${(e as Error).message}`);
+    }
+  });
   let ca: string | undefined;
   if (values.ca !== undefined) {
     try {
@@ -129,7 +145,10 @@ async function createOverNetwork(argv: string[]): Promise<number> {
   const epoch = intFlag(values.epoch, "--epoch", 1, 0, 0xffffffff);
   const logKey = logKeyFlag(values["log-key"]);
   const members = urls.map((url, i) =>
-    remoteMember({ url, adminKey, ...(ca === undefined ? {} : { ca }) }, i + 1),
+    remoteMember(
+      { url, adminKey: adminKeys[keyFiles.length === 1 ? 0 : i]!, ...(ca === undefined ? {} : { ca }) },
+      i + 1,
+    ),
   );
   let result: CeremonyResult;
   try {
