@@ -33,7 +33,9 @@ export function hostNameGuard(names: Set<string>) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const name = hostHeaderName(req.headers.host);
     if (name === null || !names.has(name)) {
-      return reply.code(403).send({
+      // And close the connection: a refused request's body (up to the body limit, or more on a
+      // connection the client keeps writing to) is not read.
+      return reply.code(403).header("connection", "close").send({
         code: ErrorCode.Forbidden,
         message: "this host does not answer to that Host name (hostNames)",
       });
