@@ -42,6 +42,8 @@ const OPERATOR_ADDR = `${NET}.100`;
 const madeNamespaces: string[] = [];
 let work: string;
 const hosts = new Map<number, { child: ChildProcess; hsmPid: number; stderr: () => string }>();
+/** Every host process this test started, ready or not: afterAll stops each one still running. */
+const spawned: ChildProcess[] = [];
 
 function ip(...args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8" });
@@ -146,6 +148,7 @@ function startHostIn(i: number): Promise<void> {
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
+    spawned.push(child);
     let out = "";
     let err = "";
     child.stderr.on("data", (d) => {
@@ -325,17 +328,19 @@ beforeAll(async () => {
     };
     writeFileSync(join(work, `host-${i}.json`), JSON.stringify(config, null, 2));
   }
-  await Promise.all(NODES.map((i) => startHostIn(i)));
+  // Every start settles before a failure is thrown, so afterAll sees every process to stop.
+  const started = await Promise.allSettled(NODES.map((i) => startHostIn(i)));
+  for (const r of started) if (r.status === "rejected") throw r.reason;
 }, 120_000);
 
 afterAll(async () => {
   try {
-    for (const h of hosts.values()) if (h.child.exitCode === null) h.child.kill("SIGTERM");
-    await sleep(1000);
-    for (const h of hosts.values()) {
-      if (h.child.exitCode === null) h.child.kill("SIGKILL");
-      if (alive(h.hsmPid)) process.kill(h.hsmPid, "SIGKILL");
-    }
+    const running = spawned.filter((c) => c.exitCode === null && c.signalCode === null);
+    const exits = running.map((c) => new Promise((r) => c.once("exit", r)));
+    for (const c of running) c.kill("SIGTERM");
+    await Promise.race([Promise.all(exits), sleep(10_000)]);
+    for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const h of hosts.values()) if (alive(h.hsmPid)) process.kill(h.hsmPid, "SIGKILL");
   } finally {
     // Deleting a namespace deletes the veth ends and the bridge in it.
     for (const name of madeNamespaces.reverse()) {
@@ -383,7 +388,7 @@ describe("a fleet of three data centers, each in its own network namespace", () 
 
     // All three serve that fleet and agree on a leader.
     await until("a leader all three agree on", () => agreedLeader(fleetId, NODES));
-  });
+  }, 120_000);
 
   it("a partitioned leader loses its place; the other two elect a leader; back on the network it rejoins", async () => {
     const { leader, term } = await until("a leader", () => agreedLeader(fleetId, NODES));
@@ -402,7 +407,7 @@ describe("a fleet of three data centers, each in its own network namespace", () 
     }
     const healed = await until("all three to agree on a leader again", () => agreedLeader(fleetId, NODES));
     expect(healed.term).toBeGreaterThan(term);
-  });
+  }, 120_000);
 
   it("a host killed with SIGKILL and restarted from the same config rejoins the fleet", async () => {
     const { leader } = await until("a leader", () => agreedLeader(fleetId, NODES));
@@ -422,5 +427,5 @@ describe("a fleet of three data centers, each in its own network namespace", () 
     expect(hosts.get(victim)!.hsmPid).not.toBe(h.hsmPid);
     const back = await until("the restarted host to rejoin", () => agreedLeader(fleetId, NODES));
     expect(NODES).toContain(back.leader);
-  });
+  }, 120_000);
 });
