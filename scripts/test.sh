@@ -18,6 +18,11 @@ if [ ! -e /usr/bin/chromium ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# iproute2: the namespace test (test/e2e/netns.test.ts) puts each data center in a network namespace of its own.
+if ! command -v ip >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 npm run build --silent
 npx tsc -p tsconfig.test.json
 npx biome ci --colors=off --error-on-warnings .

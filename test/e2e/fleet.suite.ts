@@ -325,7 +325,7 @@ export function fleetSuite(platform: Platform): void {
         s.write(
           port === p.peerAddress.port
             ? head
-            : `POST /v1/vault HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${256 << 20}\r\n\r\n`,
+            : `POST /v1/vault HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${256 << 20}\r\n\r\n`,
         );
         await flood(s, 256 << 20);
         s.end();

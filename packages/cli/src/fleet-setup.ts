@@ -44,7 +44,12 @@ function hsmMain(platform: PlatformName, entry: "main" | "provision" = "main"): 
  * attestation and trusted roots from its folder, and runs with an empty environment).
  */
 export function hsmCommand(dir: string, node: number, platform: PlatformName): string[] {
-  return [process.execPath, hsmMain(platform), "--dir", devPaths(dir).hsmDir(node), "--core", CORE_BUNDLE];
+  return hsmArgv(platform, devPaths(dir).hsmDir(node));
+}
+
+/** The argv of an HSM process of this platform on its folder (a host config's `hsm`). */
+export function hsmArgv(platform: PlatformName, hsmDir: string, core = CORE_BUNDLE): string[] {
+  return [process.execPath, hsmMain(platform), "--dir", hsmDir, "--core", core];
 }
 
 /**

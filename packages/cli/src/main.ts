@@ -27,6 +27,8 @@ export const USAGE = `usage: bkv <command> [options]
                                          provision a fleet's folder and run the genesis ceremony; the
                                          fleet counter-signs only bundles of namespace NS (default
                                          bkv-dev) and epoch E (default 1) signed by the log key VKEY
+  fleet create --hosts URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
+                                         the ceremony through each host's admin listener
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
   measure [--source DIR] [--out FILE] [--json]
                                          build the HSM core reproducibly and print its measurement
@@ -44,6 +46,7 @@ export const USAGE = `usage: bkv <command> [options]
                                          append it to the log's releases namespace
   host --config FILE                     run one host agent and its HSM process
   host key --out FILE                    make this host's Ed25519 host key; prints its public key for peers
+  host init --out FILE                   write a commented example config (docs/host-config.md)
   key new --out KEYFILE [--force]        make a new backup key (--force replaces an existing KEYFILE)
   backup --key KEYFILE [--force] IN OUT  encrypt IN into the backup file OUT (--force replaces OUT)
   restore --key KEYFILE [--force] IN OUT decrypt the backup file IN into OUT (--force replaces OUT)

@@ -3,10 +3,14 @@
  * (name+hash+base64), from which genesis takes the raw 32-byte key; anything else is a usage error,
  * before any HSM is started.
  */
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { generateSignerKey, parseVerifierKey, SIG_COSIGNATURE_V1 } from "@bkv/tlog";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../src/args.js";
-import { logKeyFlag, namespaceFlag } from "../src/commands/fleet.js";
+import { fleetCommand, logKeyFlag, namespaceFlag } from "../src/commands/fleet.js";
 
 describe("fleet create flags", () => {
   it("takes the raw Ed25519 key out of a log's verifier key", () => {
@@ -31,5 +35,33 @@ describe("fleet create flags", () => {
     expect(namespaceFlag("é".repeat(127), "x")).toHaveLength(127);
     expect(() => namespaceFlag("", "x")).toThrow(UsageError);
     expect(() => namespaceFlag("é".repeat(128), "x")).toThrow(UsageError);
+  });
+
+  it("fleet create --hosts: plain HTTP only on loopback, and one admin key or one per host", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bkv-fleet-flags-"));
+    const key = join(dir, "admin.key");
+    writeFileSync(key, "k\n");
+    const { vkey } = generateSignerKey("example.com/log");
+    const run = (hosts: string, keys: string) =>
+      fleetCommand([
+        "create",
+        "--hosts",
+        hosts,
+        "--admin-key",
+        keys,
+        "--out",
+        join(dir, "out"),
+        "--log-key",
+        vkey,
+      ]);
+    // Whoever answers a host's URL takes its place in the ceremony and reads the admin key.
+    await expect(run("http://10.0.0.1:8400", key)).rejects.toThrow(
+      /plain HTTP; the admin listener of another machine needs https/,
+    );
+    await expect(run("http://vault-1.example.net:8400", key)).rejects.toThrow(/plain HTTP/);
+    await expect(run("https://a:1,https://b:1,https://c:1", `${key},${key}`)).rejects.toThrow(
+      /--admin-key names 2 files for 3 hosts/,
+    );
+    await expect(run("https://a:1", join(dir, "missing.key"))).rejects.toThrow(UsageError);
   });
 });

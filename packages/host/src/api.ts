@@ -19,7 +19,9 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
 import type { BundleKeeper } from "./bundle-keeper.js";
 import type { HostConfig } from "./config.js";
+import { allowedHostNames, hostNameGuard } from "./host-names.js";
 import type { HsmLink } from "./hsm-link.js";
+import { listenerOptions } from "./listener-options.js";
 import { type HostMetrics, instrumentRequests, registerProbes } from "./metrics.js";
 import type { FaultsFile } from "./peers.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -280,6 +282,7 @@ function seenSize(v: unknown): number | null {
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { config, tokens } = deps;
   const app = Fastify({
+    ...listenerOptions(config.tls, config.trustProxy),
     bodyLimit: 16 * 1024,
     logger: {
       level: process.env.BKV_LOG_LEVEL ?? "info",
@@ -287,7 +290,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       stream: process.stderr,
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-  });
+  }) as unknown as FastifyInstance;
+  app.addHook("onRequest", hostNameGuard(allowedHostNames(config.hostNames, config.listen.host)));
   const perUser = deps.limiters?.perUser ?? new RateLimiter(config.rateLimits.perUser);
   const perAddress = deps.limiters?.perAddress ?? new RateLimiter(config.rateLimits.perAddress);
   if (deps.metrics !== undefined) instrumentRequests(app, deps.metrics);

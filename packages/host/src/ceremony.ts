@@ -22,7 +22,9 @@
 
 import { createHash } from "node:crypto";
 import {
+  BkvError,
   decodeStatement,
+  ErrorCode,
   encodeEvidence,
   encodeHostToHsm,
   type FleetEvidence,
@@ -82,15 +84,101 @@ export interface FleetParameters {
 
 const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
+/**
+ * One member of the ceremony as the operator's tooling reaches it: a local HSM process
+ * (`createFleet`) or a host's admin listener over the network (`bkv fleet create --hosts`). Both
+ * pass the same frames; the HSMs check everything.
+ */
+export interface GenesisMember {
+  node: number;
+  /** The HSM's attestation and the challenge it made at this boot (it must be uninitialized). */
+  identity(): Promise<{ attestation: Uint8Array; challenge: Uint8Array }>;
+  create(
+    m: HostToHsm & { type: "genesis-create" },
+  ): Promise<{ statement: Uint8Array; packages: Uint8Array[] }>;
+  join(pkg: Uint8Array, statement: Uint8Array): Promise<Uint8Array>;
+  /** Hand over every signature; resolves with the node number the HSM booted as. */
+  finish(signatures: Uint8Array[]): Promise<number>;
+}
+
+/** Run the ceremony over members (in node order; the first creates). */
+export async function runCeremony(
+  members: GenesisMember[],
+  params: FleetParameters,
+): Promise<CeremonyResult> {
+  const ceremonyLog: CeremonyLogStep[] = [];
+  const record = (step: string, node: number, bytes: Uint8Array) =>
+    ceremonyLog.push({ step, node, digest: toHex(digest(bytes)) });
+  const attestations: Uint8Array[] = [];
+  const challenges: Uint8Array[] = [];
+  for (const m of members) {
+    const b = await m.identity();
+    attestations.push(b.attestation);
+    challenges.push(b.challenge);
+    record("attestation", m.node, b.attestation);
+    record("challenge", m.node, b.challenge);
+  }
+  const create: HostToHsm & { type: "genesis-create" } = {
+    type: "genesis-create",
+    members: attestations,
+    challenges,
+    guessLimit: params.guessLimit,
+    namespace: params.namespace,
+    epoch: params.epoch,
+    logKey: params.logKey,
+  };
+  record("genesis-create", members[0]!.node, encodeHostToHsm(create));
+  const { statement, packages } = await members[0]!.create(create);
+  if (packages.length !== members.length)
+    throw new BkvError(
+      ErrorCode.Malformed,
+      `the creator sent ${packages.length} packages for ${members.length} members`,
+    );
+  record("statement", members[0]!.node, statement);
+  const signatures: Uint8Array[] = [];
+  for (const [i, m] of members.entries()) {
+    record("package", m.node, packages[i]!);
+    const signature = await m.join(packages[i]!, statement);
+    record("signature", m.node, signature);
+    signatures.push(signature);
+  }
+  const s = decodeStatement(statement);
+  for (const m of members) {
+    const node = await m.finish(signatures);
+    if (node !== m.node) throw new Error(`HSM of node ${m.node} joined as node ${node}`);
+    record("joined", m.node, s.fleetId);
+  }
+  const evidence: FleetEvidence = { statement, signatures };
+  return {
+    fleet: {
+      fleetId: toHex(s.fleetId),
+      namespace: s.namespace,
+      epoch: s.epoch,
+      logKey: toHex(s.logKey),
+      vaultPublicKey: toHex(s.vaultPublicKey),
+      fleetSigningKey: toHex(s.fleetSigningKey),
+      measurement: toHex(s.measurement),
+      guessesAllowed: s.policy.guessLimit,
+      createdAt: s.time,
+      members: s.members.map((m, k) => ({
+        node: members[k]!.node,
+        signKey: toHex(m.signKey),
+        agreeKey: toHex(m.agreeKey),
+        platform: m.platform,
+      })),
+    },
+    evidence: encodeEvidence(evidence),
+    ceremonyLog,
+  };
+}
+
+/** The ceremony over local HSM processes (development, `bkv fleet create --dir`, tests). */
 export async function createFleet(
   members: CeremonyMember[],
   params: FleetParameters,
 ): Promise<CeremonyResult> {
   const storages = members.map((m) => new HostStorage(m.storagePath));
   const hsms: HsmProcess[] = [];
-  const ceremonyLog: CeremonyLogStep[] = [];
-  const record = (step: string, node: number, bytes: Uint8Array) =>
-    ceremonyLog.push({ step, node, digest: toHex(digest(bytes)) });
   try {
     for (const [i, s] of storages.entries()) {
       const stored = s.load();
@@ -98,72 +186,37 @@ export async function createFleet(
         throw new Error(`node ${members[i]!.node} already has host storage: its fleet exists`);
       }
     }
-    const attestations: Uint8Array[] = [];
-    const challenges: Uint8Array[] = [];
-    for (const m of members) {
-      const h = new HsmProcess(m.hsmCommand);
-      hsms.push(h);
-      h.send({ type: "boot", snapshot: null, entries: [] });
-      const b = await h.next("booted");
-      if (b.node !== 0) throw new Error(`node ${m.node}'s HSM already belongs to a fleet`);
-      attestations.push(b.identity);
-      challenges.push(b.challenge);
-      record("attestation", m.node, b.identity);
-      record("challenge", m.node, b.challenge);
-    }
-    const create: HostToHsm = {
-      type: "genesis-create",
-      members: attestations,
-      challenges,
-      guessLimit: params.guessLimit,
-      namespace: params.namespace,
-      epoch: params.epoch,
-      logKey: params.logKey,
-    };
-    record("genesis-create", members[0]!.node, encodeHostToHsm(create));
-    hsms[0]!.send(create);
-    const { statement, packages } = await hsms[0]!.next("genesis-packages");
-    record("statement", members[0]!.node, statement);
-    const signatures: Uint8Array[] = [];
-    for (const [i, h] of hsms.entries()) {
-      record("package", members[i]!.node, packages[i]!);
-      h.send({ type: "genesis-join", package: packages[i]!, statement });
-      const { signature } = await h.next("genesis-signature");
-      record("signature", members[i]!.node, signature);
-      signatures.push(signature);
-    }
-    for (const [i, h] of hsms.entries()) {
-      h.send({ type: "genesis-finish", signatures });
-      const p = await h.next("persist");
-      storages[i]!.persist(p.entries, p.snapshot, p.truncateFrom);
-      h.send({ type: "persisted", id: p.id });
-      const b = await h.next("booted");
-      if (b.node !== members[i]!.node) throw new Error(`HSM ${members[i]!.node} joined as node ${b.node}`);
-      record("joined", members[i]!.node, b.fleetId);
-    }
-    const s = decodeStatement(statement);
-    const evidence: FleetEvidence = { statement, signatures };
-    return {
-      fleet: {
-        fleetId: toHex(s.fleetId),
-        namespace: s.namespace,
-        epoch: s.epoch,
-        logKey: toHex(s.logKey),
-        vaultPublicKey: toHex(s.vaultPublicKey),
-        fleetSigningKey: toHex(s.fleetSigningKey),
-        measurement: toHex(s.measurement),
-        guessesAllowed: s.policy.guessLimit,
-        createdAt: s.time,
-        members: s.members.map((m, k) => ({
-          node: members[k]!.node,
-          signKey: toHex(m.signKey),
-          agreeKey: toHex(m.agreeKey),
-          platform: m.platform,
-        })),
-      },
-      evidence: encodeEvidence(evidence),
-      ceremonyLog,
-    };
+    const local: GenesisMember[] = members.map((m, i) => {
+      let h: HsmProcess;
+      return {
+        node: m.node,
+        async identity() {
+          h = new HsmProcess(m.hsmCommand);
+          hsms.push(h);
+          h.send({ type: "boot", snapshot: null, entries: [] });
+          const b = await h.next("booted");
+          if (b.node !== 0) throw new Error(`node ${m.node}'s HSM already belongs to a fleet`);
+          return { attestation: b.identity, challenge: b.challenge };
+        },
+        async create(c) {
+          h.send(c);
+          const r = await h.next("genesis-packages");
+          return { statement: r.statement, packages: r.packages };
+        },
+        async join(pkg, statement) {
+          h.send({ type: "genesis-join", package: pkg, statement });
+          return (await h.next("genesis-signature")).signature;
+        },
+        async finish(signatures) {
+          h.send({ type: "genesis-finish", signatures });
+          const p = await h.next("persist");
+          storages[i]!.persist(p.entries, p.snapshot, p.truncateFrom);
+          h.send({ type: "persisted", id: p.id });
+          return (await h.next("booted")).node;
+        },
+      };
+    });
+    return await runCeremony(local, params);
   } finally {
     await Promise.all(hsms.map((h) => h.stop()));
     for (const s of storages) s.close();

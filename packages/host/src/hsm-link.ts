@@ -7,6 +7,7 @@
 import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import {
+  BkvError,
   decodeHsmToHost,
   ErrorCode,
   encodeHostToHsm,
@@ -66,7 +67,7 @@ export interface HsmLinkOptions {
 
 export type HsmState =
   | { kind: "starting" }
-  | { kind: "uninitialized"; identity: Uint8Array }
+  | { kind: "uninitialized"; identity: Uint8Array; challenge: Uint8Array }
   | {
       kind: "serving";
       node: number;
@@ -93,6 +94,12 @@ export class HsmLink extends EventEmitter {
   /** Peer messages dropped because the HSM's input was full. */
   peerDropped = 0;
   lastStatus: HsmStatus | null = null;
+  /** The genesis step in progress (admin listener): what answers it. */
+  private genesisWaiter: {
+    expect: "genesis-packages" | "genesis-signature" | "booted";
+    resolve: (m: HsmToHost) => void;
+    reject: (e: BkvError) => void;
+  } | null = null;
 
   constructor(private readonly opts: HsmLinkOptions) {
     super();
@@ -116,6 +123,7 @@ export class HsmLink extends EventEmitter {
       if (this.child !== child) return;
       this.child = null;
       this.failPending("HSM restarted");
+      this.failGenesis(new BkvError(ErrorCode.Unavailable, "the HSM process exited during the genesis step"));
       if (this.stopping) return;
       this.restarts++;
       const refusal = HSM_EXIT_REFUSALS[code ?? -1];
@@ -185,7 +193,7 @@ export class HsmLink extends EventEmitter {
       case "booted":
         this.state =
           m.node === 0
-            ? { kind: "uninitialized", identity: m.identity }
+            ? { kind: "uninitialized", identity: m.identity, challenge: m.challenge }
             : {
                 kind: "serving",
                 node: m.node,
@@ -196,9 +204,11 @@ export class HsmLink extends EventEmitter {
               };
         this.opts.log.info({ event: "hsm-booted", node: m.node, recovering: m.recovering }, "HSM booted");
         this.emit("booted");
+        if (this.genesisWaiter?.expect === "booted") this.answerGenesis(m);
         return;
       case "failed":
         this.state = { kind: "failed", code: m.code, message: m.message };
+        this.failGenesis(new BkvError(m.code as ErrorCode, m.message));
         this.opts.log.error({ event: "hsm-failed", code: m.code, reason: m.message }, "HSM refuses to serve");
         this.emit("failed");
         return;
@@ -247,8 +257,69 @@ export class HsmLink extends EventEmitter {
       }
       case "genesis-packages":
       case "genesis-signature":
+        if (this.genesisWaiter?.expect === m.type) this.answerGenesis(m);
         return;
     }
+  }
+
+  private answerGenesis(m: HsmToHost): void {
+    const w = this.genesisWaiter!;
+    this.genesisWaiter = null;
+    w.resolve(m);
+  }
+
+  private failGenesis(e: BkvError): void {
+    const w = this.genesisWaiter;
+    this.genesisWaiter = null;
+    w?.reject(e);
+  }
+
+  /**
+   * One step of the genesis ceremony, sent by the operator through the admin listener: create and
+   * join answer with their frame, finish with the HSM's boot as a member (its genesis entry is
+   * persisted by this link like any other). Only while the HSM is uninitialized, one step at a
+   * time; the HSM checks everything itself (the operator is not trusted).
+   */
+  genesis(
+    m: HostToHsm & { type: "genesis-create" | "genesis-join" | "genesis-finish" },
+    timeoutMs = 60_000,
+  ): Promise<HsmToHost> {
+    if (this.state.kind !== "uninitialized" || this.child === null)
+      return Promise.reject(
+        new BkvError(
+          this.state.kind === "serving" ? ErrorCode.GenesisSpent : ErrorCode.Unavailable,
+          this.state.kind === "serving"
+            ? "this HSM is already a member of a fleet"
+            : `the HSM is ${this.state.kind}, not waiting for a genesis`,
+        ),
+      );
+    if (this.genesisWaiter !== null)
+      return Promise.reject(new BkvError(ErrorCode.Unavailable, "another genesis step is in progress"));
+    const expect =
+      m.type === "genesis-create"
+        ? "genesis-packages"
+        : m.type === "genesis-join"
+          ? "genesis-signature"
+          : "booted";
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(
+        () =>
+          this.failGenesis(new BkvError(ErrorCode.Unavailable, `the HSM did not answer ${m.type} in time`)),
+        timeoutMs,
+      );
+      this.genesisWaiter = {
+        expect,
+        resolve: (r) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+      this.send(m);
+    });
   }
 
   /**

@@ -1,3 +1,4 @@
+export { adminKeyDigest, buildAdminApi } from "./admin-api.js";
 export { buildApi, openApiDocument } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
 export { BundleKeeper, MAX_KNOWN_SIZES, MAX_OTHER_PROOFS, type TransparencyConfig } from "./bundle-keeper.js";
@@ -8,12 +9,27 @@ export {
   createFleet,
   type FleetCreated,
   type FleetParameters,
+  type GenesisMember,
+  runCeremony,
 } from "./ceremony.js";
-export { DEFAULT_RATE_LIMITS, type HostConfig, loadHostConfig } from "./config.js";
+export {
+  type AdminConfig,
+  checkHostConfig,
+  DEFAULT_RATE_LIMITS,
+  type HostConfig,
+  type HostConfigFile,
+  type HsmConfig,
+  loadHostConfig,
+  readHostConfigFile,
+  stripJsonComments,
+  type TlsFiles,
+} from "./config.js";
 export { type RunningHost, startHost } from "./host.js";
 export { type HostKey, hostPublicKey, readHostKey, writeNewHostKey } from "./host-key.js";
+export { allowedHostNames, hostHeaderName } from "./host-names.js";
 export { HsmLink, type HsmReply, type HsmState } from "./hsm-link.js";
 export { HsmProcess } from "./hsm-process.js";
+export { bind, portHolder, portInUse } from "./listen-check.js";
 export {
   HostMetrics,
   instrumentRequests,

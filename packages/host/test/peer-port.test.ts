@@ -322,7 +322,7 @@ describe("the client API port", () => {
     s.on("error", () => {});
     const closed = new Promise<void>((r) => s.once("close", () => r()));
     s.write(
-      `POST /v1/vault HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${256 << 20}\r\n\r\n`,
+      `POST /v1/vault HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${256 << 20}\r\n\r\n`,
     );
     const sent = await stream(s, 256 << 20);
     s.end();

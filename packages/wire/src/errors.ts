@@ -102,6 +102,10 @@ export const ErrorCode = {
   WitnessState: "WITNESS_STATE",
   /** The vault's response could not be verified against the trusted keys. */
   Untrusted: "UNTRUSTED",
+  /** A host's configuration is missing, does not parse, or names something wrong (host/src/config.ts). */
+  Config: "CONFIG",
+  /** A port a listener was configured for is taken by another process. */
+  PortInUse: "PORT_IN_USE",
   /**
    * The host's answer about a record (its blob, proof, or a sync stream) does not match the record
    * tree's root the HSM holds: an old or forged record, a wrong proof, another user's record.

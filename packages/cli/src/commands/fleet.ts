@@ -4,10 +4,22 @@
  * --namespace, --epoch and --log-key (the log's verifier key, `name+hash+base64`).
  * `bkv fleet evidence`: write the fleet's deployment evidence (canonical bytes) for auditors.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type CeremonyResult, runCeremony } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { parseVerifierKey, SIG_ED25519 } from "@bkv/tlog";
-import { decodeEvidence, decodeStatement, ed25519PointProblem, encodeEvidence, toHex, utf8 } from "@bkv/wire";
+import {
+  decodeEvidence,
+  decodeStatement,
+  ErrorCode,
+  ed25519PointProblem,
+  encodeEvidence,
+  isBkvError,
+  toHex,
+  utf8,
+} from "@bkv/wire";
+import { remoteMember } from "../admin-client.js";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import { devPaths } from "../dev-files.js";
 import { createDevFleet, platformName, readDevFleet } from "../fleet-setup.js";
@@ -37,6 +49,7 @@ export function namespaceFlag(v: string | undefined, dflt: string): string {
 }
 
 async function create(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === "--hosts" || a.startsWith("--hosts="))) return createOverNetwork(argv);
   const { values } = parse(argv, {
     dir: { type: "string" },
     nodes: { type: "string" },
@@ -63,6 +76,96 @@ async function create(argv: string[]): Promise<number> {
   const p = devPaths(dir);
   process.stdout.write(
     `${JSON.stringify({ fleetId: fleet.fleetId, namespace: fleet.namespace, epoch: fleet.epoch, measurement: fleet.measurement, platform: fleet.platform, evidence: p.evidence, vendorRoot: p.vendorRootPub })}\n`,
+  );
+  return 0;
+}
+
+const LOOPBACK_URL = /^http:\/\/(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?\/?$/;
+
+/**
+ * `bkv fleet create --hosts URL,URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
+ * [--namespace NS] [--epoch E] [--guess-limit G]`: the ceremony through each host's admin listener
+ * (URLs in node order), each HSM behind its own host. Writes DIR/evidence.bin, DIR/fleet.json and
+ * DIR/ceremony-log.json; nothing else moves between machines.
+ */
+async function createOverNetwork(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    hosts: { type: "string" },
+    "admin-key": { type: "string" },
+    ca: { type: "string" },
+    out: { type: "string" },
+    "guess-limit": { type: "string" },
+    namespace: { type: "string" },
+    epoch: { type: "string" },
+    "log-key": { type: "string" },
+  });
+  const urls = required(values.hosts, "--hosts")
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  for (const u of urls) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`--hosts: ${u} is not http(s)://host:port`);
+    // The admin key travels in each request, and whoever answers a host's URL takes its place in
+    // the ceremony: plain HTTP only on this machine's loopback.
+    if (u.startsWith("http:") && !LOOPBACK_URL.test(u))
+      throw new UsageError(`--hosts: ${u} is plain HTTP; the admin listener of another machine needs https`);
+  }
+  if (new Set(urls).size !== urls.length) throw new UsageError("--hosts lists a host twice");
+  if (urls.length % 2 === 0 || urls.length > 9)
+    throw new UsageError("--hosts must name an odd number of hosts (1, 3, 5, 7 or 9)");
+  // One admin key file for every host, or one per host in the order of --hosts (`bkv host init`
+  // makes a key of its own for each host, so that one leaked key does not open them all).
+  const keyFiles = required(values["admin-key"], "--admin-key")
+    .split(",")
+    .map((f) => f.trim())
+    .filter((f) => f !== "");
+  if (keyFiles.length !== 1 && keyFiles.length !== urls.length)
+    throw new UsageError(
+      `--admin-key names ${keyFiles.length} files for ${urls.length} hosts: give one, or one per host in the order of --hosts`,
+    );
+  const adminKeys = keyFiles.map((keyFile) => {
+    try {
+      return readFileSync(keyFile, "utf8").trim();
+    } catch (e) {
+      throw new UsageError(`--admin-key ${keyFile}: ${(e as Error).message}`);
+    }
+  });
+  let ca: string | undefined;
+  if (values.ca !== undefined) {
+    try {
+      ca = readFileSync(values.ca, "utf8");
+    } catch (e) {
+      throw new UsageError(`--ca ${values.ca}: ${(e as Error).message}`);
+    }
+  }
+  const out = required(values.out, "--out");
+  if (existsSync(join(out, "evidence.bin"))) throw new UsageError(`${out} already holds a fleet's evidence`);
+  const guessLimit = intFlag(values["guess-limit"], "--guess-limit", DEFAULT_GUESS_LIMIT, 1, 100);
+  const namespace = namespaceFlag(values.namespace, "bkv-dev");
+  const epoch = intFlag(values.epoch, "--epoch", 1, 0, 0xffffffff);
+  const logKey = logKeyFlag(values["log-key"]);
+  const members = urls.map((url, i) =>
+    remoteMember(
+      { url, adminKey: adminKeys[keyFiles.length === 1 ? 0 : i]!, ...(ca === undefined ? {} : { ca }) },
+      i + 1,
+    ),
+  );
+  let result: CeremonyResult;
+  try {
+    result = await runCeremony(members, { guessLimit, namespace, epoch, logKey });
+  } catch (e) {
+    if (isBkvError(e)) {
+      process.stderr.write(`bkv fleet create: ${e.code}: ${e.message}\n`);
+      return e.code === ErrorCode.Unavailable ? 5 : 1;
+    }
+    throw e;
+  }
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  writeFileSync(join(out, "evidence.bin"), result.evidence);
+  writeFileSync(join(out, "ceremony-log.json"), `${JSON.stringify(result.ceremonyLog, null, 2)}\n`);
+  writeFileSync(join(out, "fleet.json"), `${JSON.stringify({ ...result.fleet, hosts: urls }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ fleetId: result.fleet.fleetId, namespace, epoch, measurement: result.fleet.measurement, members: urls.length, evidence: join(out, "evidence.bin") })}\n`,
   );
   return 0;
 }
