@@ -7,6 +7,12 @@
  * --hosts` runs the genesis ceremony over the network; then the leader's link is taken down (a
  * partition: the other two elect a leader of their own and keep it), brought back (it rejoins), and
  * a host is killed with SIGKILL and restarted from the same config (it rejoins the same fleet).
+ * The transparency log and two witnesses run in the operator's namespace (the flags `bkv dev` gives
+ * them); the operator publishes the fleet and the build's release there and pins them in a
+ * trust.json. Then `bkv vault register` and `recover` run from the operator's namespace over TLS:
+ * a wrong PIN costs exactly one guess, the right PIN gives back the same key, the count continues
+ * exactly through a surviving host while the leader is cut off, and with two of three hosts cut off
+ * recover exits 5 and uses no guess.
  * Every namespace this test made is deleted in afterAll, pass or fail.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
@@ -16,18 +22,31 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
-import { generateSignerKey } from "@bkv/tlog";
+import { newVendorRoot, readVendorRootPub, writeVendorRoot } from "@bkv/hsm-software";
+import { generateSignerKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const BKV = join(ROOT, "packages", "cli", "bin", "bkv.js");
 const CORE = join(ROOT, "build", "hsm-core.js");
 const PROVISION = join(ROOT, "packages", "hsm-software", "dist", "provision.js");
+const LOG_MAIN = join(ROOT, "packages", "log", "dist", "log-main.js");
+const WITNESS_MAIN = join(ROOT, "packages", "log", "dist", "witness-main.js");
+const TRANSPARENCY_SETUP = join(ROOT, "packages", "cli", "dist", "transparency-setup.js");
 const NODES = [1, 2, 3] as const;
 const CLIENT_PORT = 8443;
 const ADMIN_PORT = 8444;
 const PEER_PORT = 8445;
+/** The transparency log and its two witnesses listen in the operator's namespace. */
+const LOG_PORT = 8600;
+const WITNESS_PORTS = [8601, 8602] as const;
+const NAMESPACE = "bkv-netns";
+const RELEASES = `${NAMESPACE}-releases`;
+const LOG_ORIGIN = "localhost/bkv-netns/log";
+const GUESS_LIMIT = 5;
+const ISSUER = "https://login.example.net";
+const AUDIENCE = "bkv-vault";
 
 /** Names unique to this run (interface and namespace names stay well under 15 characters). */
 const TAG = `bkv${process.pid % 100000}`;
@@ -41,6 +60,12 @@ const OPERATOR_ADDR = `${NET}.100`;
 
 const madeNamespaces: string[] = [];
 let work: string;
+/** The operator's fleet folder: evidence, artifact, submitter and release keys, trust.json. */
+let fleetDir: string;
+let logKey: string;
+let witnessKeys: string[];
+let releaseKeyHex: string;
+let mintToken: (user: string) => Promise<string>;
 const hosts = new Map<number, { child: ChildProcess; hsmPid: number; stderr: () => string }>();
 /** Every host process this test started, ready or not: afterAll stops each one still running. */
 const spawned: ChildProcess[] = [];
@@ -180,6 +205,103 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Start a long-running service (log, witness) in a namespace; resolves with its JSON ready line. */
+function startServiceIn(name: string, args: string[]): Promise<Record<string, unknown>> {
+  return new Promise((res, rej) => {
+    const child = spawn("ip", ["netns", "exec", name, process.execPath, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    spawned.push(child);
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const timer = setTimeout(() => rej(new Error(`${args[0]} did not start: ${err}`)), 30_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      rej(new Error(`${args[0]} exited ${code}: ${err}`));
+    });
+    child.stdout.on("data", (d) => {
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      res(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
+    });
+  });
+}
+
+/** An Ed25519 signing key file as the CLI keeps one (a comment line, the seed in hex); its public key in hex. */
+function writeSigningKey(path: string): string {
+  const jwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+  writeFileSync(path, `# test key\n${Buffer.from(jwk.d!, "base64url").toString("hex")}\n`, { mode: 0o600 });
+  return Buffer.from(jwk.x!, "base64url").toString("hex");
+}
+
+interface VaultResult {
+  code: number;
+  out: { ok: boolean; error?: string; guessesAllowed?: number; guessesRemaining?: number };
+  stderr: string;
+}
+
+/**
+ * `bkv vault register|recover --json` from the operator's namespace against one host's client URL,
+ * the PIN on stdin, a fresh token in a file, TLS trusting the test CA (NODE_EXTRA_CA_CERTS).
+ */
+async function vault(
+  op: "register" | "recover",
+  node: number,
+  pin: string,
+  file: string,
+): Promise<VaultResult> {
+  const user = "alice@example.net";
+  const tokenFile = join(work, "token");
+  writeFileSync(tokenFile, `${await mintToken(user)}\n`, { mode: 0o600 });
+  const args = [
+    BKV,
+    "vault",
+    op,
+    "--vault",
+    `https://${addr(node)}:${CLIENT_PORT}`,
+    "--token-file",
+    tokenFile,
+    "--trust",
+    join(fleetDir, "trust.json"),
+    "--checkpoint",
+    join(work, "checkpoint.json"),
+    "--user",
+    user,
+    ...(op === "register" ? ["--key", file] : ["--out", file, "--force"]),
+    "--json",
+  ];
+  return new Promise((res, rej) => {
+    const child = spawn("ip", ["netns", "exec", OPERATOR, process.execPath, ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(work, "ca.pem") },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("error", rej);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      try {
+        res({ code: code ?? -1, out: JSON.parse(stdout.trim().split("\n").pop() ?? ""), stderr });
+      } catch {
+        rej(new Error(`bkv vault ${op} exited ${code} without a JSON line: ${stdout} ${stderr}`));
+      }
+    });
+    child.stdin.end(`${pin}\n`);
+  });
+}
+
 /** A probe the operator runs: GET /admin/v1/status on each URL with the CA and admin key. */
 const PROBE = `
 import { request } from "node:https";
@@ -240,7 +362,98 @@ beforeAll(async () => {
   );
   const vendorKey = join(work, "vendor-root.key");
   writeVendorRoot(newVendorRoot(), vendorKey, join(work, "vendor-root.pub"));
-  const issuer = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
+  // The identity provider's token key: the hosts pin its public half, the test mints with the other.
+  const issuerKeys = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+  const issuer = await exportJWK(issuerKeys.publicKey);
+  mintToken = (user) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA" })
+      .setSubject(user)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime("10m")
+      .sign(issuerKeys.privateKey);
+
+  // The transparency log and two witnesses, in the operator's namespace at its address, with the
+  // flags \`bkv dev\` gives them: the deployment's namespace and its releases namespace, both under
+  // the operator's submitter key; the release key; the test vendor root and the built core's
+  // measurement as the evidence policy.
+  fleetDir = join(work, "fleet");
+  mkdirSync(fleetDir, { mode: 0o700 });
+  const submitterHex = writeSigningKey(join(fleetDir, "submitter.key"));
+  releaseKeyHex = writeSigningKey(join(fleetDir, "release.key"));
+  const logDir = join(work, "log");
+  mkdirSync(logDir, { mode: 0o700 });
+  const logSigner = generateSignerKey(LOG_ORIGIN, SIG_ED25519);
+  writeFileSync(join(logDir, "log.key"), `${logSigner.skey}\n`, { mode: 0o600 });
+  logKey = logSigner.vkey;
+  const witnesses: { url: string; key: string }[] = [];
+  for (const [k, port] of WITNESS_PORTS.entries()) {
+    const wDir = join(work, `witness-${k + 1}`);
+    mkdirSync(wDir, { mode: 0o700 });
+    const name = `localhost/bkv-netns/witness-${k + 1}`;
+    const signer = generateSignerKey(name, SIG_COSIGNATURE_V1);
+    writeFileSync(join(wDir, "witness.key"), `${signer.skey}\n`, { mode: 0o600 });
+    const ready = await startServiceIn(OPERATOR, [
+      WITNESS_MAIN,
+      "--dir",
+      wDir,
+      "--listen",
+      `${OPERATOR_ADDR}:${port}`,
+      "--name",
+      name,
+      "--log",
+      `${LOG_ORIGIN}=${logKey}`,
+    ]);
+    witnesses.push({ url: String(ready.url), key: signer.vkey });
+  }
+  witnessKeys = witnesses.map((w) => w.key);
+  const measurement = createHash("sha256").update(readFileSync(CORE)).digest("hex");
+  const logReady = await startServiceIn(OPERATOR, [
+    LOG_MAIN,
+    "--dir",
+    logDir,
+    "--listen",
+    `${OPERATOR_ADDR}:${LOG_PORT}`,
+    "--origin",
+    LOG_ORIGIN,
+    ...witnesses.flatMap((w) => ["--witness", `${w.url}=${w.key}`]),
+    "--witness-threshold",
+    String(witnesses.length),
+    "--namespace",
+    `${NAMESPACE}=${submitterHex}`,
+    "--namespace",
+    `${RELEASES}=${submitterHex}`,
+    "--release-key",
+    `${RELEASES}=${releaseKeyHex}`,
+    "--vendor-root",
+    Buffer.from(readVendorRootPub(join(work, "vendor-root.pub"))).toString("hex"),
+    "--measurement",
+    measurement,
+  ]);
+  expect(logReady.logKey).toBe(logKey);
+  // What the client pins, as \`bkv dev\` writes it: the log, the witnesses, the namespace, the test
+  // vendor root (allowed as a test root), the release key, the highest guess limit it accepts.
+  writeFileSync(
+    join(fleetDir, "trust.json"),
+    JSON.stringify({
+      logKey,
+      witnessKeys,
+      witnessThreshold: witnesses.length,
+      namespace: NAMESPACE,
+      vendorRoots: [
+        {
+          name: "netns test vendor root",
+          key: Buffer.from(readVendorRootPub(join(work, "vendor-root.pub"))).toString("hex"),
+          test: true,
+        },
+      ],
+      allowTestRoots: true,
+      measurements: [],
+      release: { key: releaseKeyHex, namespace: RELEASES },
+      maxGuessLimit: GUESS_LIMIT,
+    }),
+  );
 
   const hostKeys = new Map<number, string>();
   for (const i of NODES) {
@@ -321,9 +534,16 @@ beforeAll(async () => {
         hostKey: hostKeys.get(j)!,
       })),
       auth: {
-        issuer: "https://login.example.net",
-        audience: "bkv-vault",
+        issuer: ISSUER,
+        audience: AUDIENCE,
         publicKeyJwk: { kty: issuer.kty, crv: issuer.crv, x: issuer.x },
+      },
+      transparency: {
+        log: `http://${OPERATOR_ADDR}:${LOG_PORT}`,
+        namespace: NAMESPACE,
+        epoch: 1,
+        releases: RELEASES,
+        refreshMs: 500,
       },
     };
     writeFileSync(join(work, `host-${i}.json`), JSON.stringify(config, null, 2));
@@ -362,7 +582,7 @@ describe("a fleet of three data centers, each in its own network namespace", () 
     const before = await statuses();
     for (const i of NODES) expect(before.get(i)?.state, `node ${i}`).toBe("uninitialized");
 
-    const out = join(work, "fleet");
+    const out = fleetDir;
     const r = await nodeIn(OPERATOR, [
       BKV,
       "fleet",
@@ -376,18 +596,41 @@ describe("a fleet of three data centers, each in its own network namespace", () 
       "--out",
       out,
       "--log-key",
-      generateSignerKey("localhost/bkv-netns/log").vkey,
+      logKey,
       "--namespace",
-      "bkv-netns",
+      NAMESPACE,
+      "--guess-limit",
+      String(GUESS_LIMIT),
     ]);
     expect(r.code, r.stderr).toBe(0);
-    const created = JSON.parse(r.stdout) as { fleetId: string; members: number };
+    const created = JSON.parse(r.stdout) as { fleetId: string; members: number; measurement: string };
     expect(created.members).toBe(3);
     fleetId = created.fleetId;
     expect(JSON.parse(readFileSync(join(out, "fleet.json"), "utf8")).fleetId).toBe(fleetId);
 
     // All three serve that fleet and agree on a leader.
     await until("a leader all three agree on", () => agreedLeader(fleetId, NODES));
+
+    // The operator publishes the fleet (artifact and evidence) and the build's release to the log,
+    // as \`bkv dev\` does; the hosts follow the log for their validation bundle.
+    const info = {
+      log: `http://${OPERATOR_ADDR}:${LOG_PORT}`,
+      logKey,
+      witnessKeys,
+      witnessThreshold: witnessKeys.length,
+      namespace: NAMESPACE,
+      epoch: 1,
+      releases: { namespace: RELEASES, key: releaseKeyHex },
+    };
+    writeFileSync(
+      join(work, "publish.mjs"),
+      `import { publishFleet, publishDevRelease } from ${JSON.stringify(TRANSPARENCY_SETUP)};\n` +
+        `const info = ${JSON.stringify(info)};\n` +
+        `await publishFleet(${JSON.stringify(fleetDir)}, info);\n` +
+        `await publishDevRelease(${JSON.stringify(fleetDir)}, info, ${JSON.stringify(created.measurement)});\n`,
+    );
+    const pub = await nodeIn(OPERATOR, [join(work, "publish.mjs")]);
+    expect(pub.code, pub.stderr).toBe(0);
   }, 120_000);
 
   it("a partitioned leader loses its place; the other two elect a leader; back on the network it rejoins", async () => {
@@ -428,4 +671,95 @@ describe("a fleet of three data centers, each in its own network namespace", () 
     const back = await until("the restarted host to rejoin", () => agreedLeader(fleetId, NODES));
     expect(NODES).toContain(back.leader);
   }, 120_000);
+
+  const PIN = "4711-netns";
+  const WRONG = "0000-wrong";
+  let keyFile: string;
+
+  it("registers from the operator's namespace and recovers the same key; a wrong PIN costs exactly one guess", async () => {
+    const { leader } = await until("a leader", () => agreedLeader(fleetId, NODES));
+    keyFile = join(work, "backup.key");
+    writeFileSync(keyFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
+    // The hosts serve a validation bundle once they have fetched the published fleet from the log.
+    const reg = await until(
+      "register to succeed",
+      async () => {
+        const r = await vault("register", leader, PIN, keyFile);
+        return r.code === 0 ? r : undefined;
+      },
+      60,
+    );
+    expect(reg.out.guessesAllowed).toBe(GUESS_LIMIT);
+
+    const wrong = await vault("recover", leader, WRONG, join(work, "wrong.key"));
+    expect(wrong.code, wrong.stderr).toBe(3);
+    expect(wrong.out.guessesRemaining).toBe(GUESS_LIMIT - 1);
+
+    const got = join(work, "recovered.key");
+    const right = await vault("recover", leader, PIN, got);
+    expect(right.code, right.stderr).toBe(0);
+    expect(
+      readFileSync(got, "utf8")
+        .replace(/[^0-9a-f]/g, "")
+        .slice(0, 64),
+    ).toBe(readFileSync(keyFile, "utf8").trim());
+    // A right PIN restores the count; a wrong one then costs one again.
+    const again = await vault("recover", leader, WRONG, join(work, "wrong.key"));
+    expect(again.code, again.stderr).toBe(3);
+    expect(again.out.guessesRemaining).toBe(GUESS_LIMIT - 1);
+  }, 150_000);
+
+  it("with the leader's link down, recover through a surviving host continues the count exactly", async () => {
+    const { leader } = await until("a leader", () => agreedLeader(fleetId, NODES));
+    const survivor = NODES.find((i) => i !== leader)!;
+    ip("-n", ns(leader), "link", "set", "eth0", "down");
+    try {
+      // Until the two others elect a leader the vault has no verdict (exit 5), and no guess is used.
+      const wrong = await until(
+        "a verdict through a surviving host",
+        async () => {
+          const r = await vault("recover", survivor, WRONG, join(work, "wrong.key"));
+          return r.code === 5 ? undefined : r;
+        },
+        30,
+      );
+      expect(wrong.code, wrong.stderr).toBe(3);
+      expect(wrong.out.guessesRemaining).toBe(GUESS_LIMIT - 2);
+    } finally {
+      ip("-n", ns(leader), "link", "set", "eth0", "up");
+    }
+    await until("all three to agree on a leader again", () => agreedLeader(fleetId, NODES));
+  }, 150_000);
+
+  it("with two of three hosts cut off, recover exits 5 and uses no guess; healed, the count continues", async () => {
+    await until("a leader", () => agreedLeader(fleetId, NODES));
+    const [left, ...cut] = NODES;
+    for (const i of cut) ip("-n", ns(i), "link", "set", "eth0", "down");
+    try {
+      const r = await vault("recover", left, WRONG, join(work, "wrong.key"));
+      expect(r.code, r.stderr).toBe(5);
+      expect(r.out.ok).toBe(false);
+    } finally {
+      for (const i of cut) ip("-n", ns(i), "link", "set", "eth0", "up");
+    }
+    await until("all three to agree on a leader again", () => agreedLeader(fleetId, NODES));
+    const wrong = await until(
+      "a verdict after healing",
+      async () => {
+        const w = await vault("recover", left, WRONG, join(work, "wrong.key"));
+        return w.code === 5 ? undefined : w;
+      },
+      30,
+    );
+    expect(wrong.code, wrong.stderr).toBe(3);
+    expect(wrong.out.guessesRemaining).toBe(GUESS_LIMIT - 3);
+    const got = join(work, "recovered-2.key");
+    const right = await vault("recover", left, PIN, got);
+    expect(right.code, right.stderr).toBe(0);
+    expect(
+      readFileSync(got, "utf8")
+        .replace(/[^0-9a-f]/g, "")
+        .slice(0, 64),
+    ).toBe(readFileSync(keyFile, "utf8").trim());
+  }, 150_000);
 });
