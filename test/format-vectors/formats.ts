@@ -6,8 +6,7 @@
  * rewrites one after a deliberate format change).
  *
  * To pin another format, add an entry to FORMATS and run the generator. Left for later, because
- * they are being changed: host<->HSM frames (wire/src/hsm-api.ts), Raft log entries
- * (hsm-core/src/log-entry.ts) and the vault snapshot (hsm-core/src/state.ts).
+ * it is being changed: the vault snapshot (hsm-core/src/state.ts).
  *
  * A vector's `context` is what the reader knows before it reads the bytes (a key, who it is, which
  * record it asked for); `fields` is what it reads. A format without `decode` is a message that is
@@ -16,8 +15,11 @@
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { decryptBytes } from "@bkv/client";
 import {
+  decodeEntry,
   decodeNvram,
   decodePeerMessage,
+  type Entry,
+  encodeEntry,
   encodeNvram,
   encodePeerMessage,
   PeerChannel,
@@ -37,6 +39,8 @@ import {
   decodeArtifact,
   decodeAttestation,
   decodeEvidence,
+  decodeHostToHsm,
+  decodeHsmToHost,
   decodeRequestEnvelope,
   decodeResponseEnvelope,
   decodeStatement,
@@ -46,13 +50,18 @@ import {
   encodeArtifact,
   encodeAttestation,
   encodeEvidence,
+  encodeHostToHsm,
+  encodeHsmToHost,
   encodeRequestEnvelope,
   encodeResponseEnvelope,
   encodeStatement,
   encodeVaultRequest,
   encodeVaultResult,
   type FleetArtifact,
+  FrameDecoder,
+  frame,
   logBundleMessage,
+  NVRAM_WRITE_BUCKETS_MS,
   OpaqueSize,
   utf8,
 } from "@bkv/wire";
@@ -192,6 +201,30 @@ function encryptBackup(v: { header: Value; plaintext: Uint8Array }, key: Uint8Ar
 
 const SEAL = { masterSecret: pat(32, 0x99), measurement: pat(32, 0xa0) };
 const AAD_KINDS: Record<string, Uint8Array> = { entry: ENTRY_AAD, snapshot: SNAPSHOT_AAD };
+
+/** The pipe between a host and its HSM process: one length-prefixed frame, nothing before or after. */
+function unframe(b: Uint8Array): Uint8Array {
+  const d = new FrameDecoder();
+  const frames = d.push(b);
+  if (frames.length !== 1 || d.bufferedBytes !== 0) {
+    throw new BkvError(ErrorCode.Malformed, "not exactly one frame");
+  }
+  return frames[0]!;
+}
+
+const sealedEntry = (index: number, seed: number) => ({ index, sealed: pat(44, seed) });
+
+/** A Raft log entry of the sample term after entry `index - 1`; `answer` for one that answers a request. */
+function entry(index: number, ops: Entry["ops"], answered = true): Entry {
+  const base = { index, term: 3, prevHash: pat(32, index), time: 1_767_225_600_000 + index };
+  if (!answered) return { ...base, requestId: new Uint8Array(0), ops };
+  return {
+    ...base,
+    requestId: pat(16, 0x11),
+    answer: { digest: pat(32, 0x31), reply: pat(90, 0x41) },
+    ops,
+  };
+}
 
 export const FORMATS: Format[] = [
   {
@@ -564,6 +597,246 @@ export const FORMATS: Format[] = [
       const plaintext = await softSeal(ctx.masterSecret, ctx.measurement).unseal(b, aad);
       return { nonce: b.slice(0, 12), plaintext };
     },
+  },
+  {
+    name: "host-to-hsm-frame",
+    about:
+      "a frame from the host to its HSM process on the pipe between them: u32 length, type tag, the type's fields (wire/src/framing.ts, then hsm-api.ts)",
+    source: "packages/wire/src/hsm-api.ts, packages/wire/src/framing.ts",
+    samples: () => [
+      {
+        type: "boot",
+        value: {
+          type: "boot",
+          snapshot: sealedEntry(4000, 1),
+          entries: [sealedEntry(4001, 2), sealedEntry(4002, 3)],
+        },
+      },
+      { type: "boot (nothing stored)", value: { type: "boot", snapshot: null, entries: [] } },
+      { type: "client", value: { type: "client", tag: 513, envelope: pat(70, 4) } },
+      { type: "persisted", value: { type: "persisted", id: 66051 } },
+      { type: "status", value: { type: "status" } },
+      { type: "stats", value: { type: "stats" } },
+      { type: "tick", value: { type: "tick" } },
+      { type: "peer", value: { type: "peer", from: 2, bytes: pat(40, 5) } },
+      {
+        type: "genesis-create",
+        value: {
+          type: "genesis-create",
+          members: [1, 2, 3].map((i) => encodeAttestation(attestation(i))),
+          challenges: [pat(32, 1), pat(32, 2), pat(32, 3)],
+          guessLimit: 10,
+          namespace: "example.org/bkv",
+          epoch: 2,
+          logKey: pat(32, 0x44),
+        },
+      },
+      { type: "genesis-join", value: { type: "genesis-join", package: pat(120, 6), statement: pat(80, 7) } },
+      {
+        type: "genesis-finish",
+        value: { type: "genesis-finish", signatures: [pat(64, 1), pat(64, 2), pat(64, 3)] },
+      },
+      {
+        type: "countersign",
+        value: { type: "countersign", tag: 9, artifact: pat(100, 8), logSignature: pat(64, 9) },
+      },
+    ],
+    encode: (v) => frame(encodeHostToHsm(v)),
+    decode: (b) => decodeHostToHsm(unframe(b)),
+  },
+  {
+    name: "hsm-to-host-frame",
+    about:
+      "a frame from the HSM process to its host on the pipe between them: u32 length, type tag, the type's fields (wire/src/framing.ts, then hsm-api.ts)",
+    source: "packages/wire/src/hsm-api.ts, packages/wire/src/framing.ts",
+    samples: () => [
+      {
+        type: "booted (uninitialized)",
+        value: {
+          type: "booted",
+          identity: encodeAttestation(attestation(1)),
+          node: 0,
+          fleetId: new Uint8Array(0),
+          vaultPublicKey: new Uint8Array(0),
+          guessesAllowed: 0,
+          recovering: false,
+          challenge: pat(32, 1),
+        },
+      },
+      {
+        type: "booted (member, recovering)",
+        value: {
+          type: "booted",
+          identity: encodeAttestation(attestation(2)),
+          node: 2,
+          fleetId: pat(16, 0xf0),
+          vaultPublicKey: pat(32, 0x55),
+          guessesAllowed: 10,
+          recovering: true,
+          challenge: new Uint8Array(0),
+        },
+      },
+      {
+        type: "failed",
+        value: { type: "failed", code: "CORRUPT", message: "sealed entry 42 does not open" },
+      },
+      {
+        type: "persist",
+        value: {
+          type: "persist",
+          id: 7,
+          entries: [sealedEntry(4001, 2), sealedEntry(4002, 3)],
+          snapshot: null,
+          truncateFrom: null,
+        },
+      },
+      {
+        type: "persist (snapshot, truncate)",
+        value: { type: "persist", id: 8, entries: [], snapshot: sealedEntry(4000, 1), truncateFrom: 3990 },
+      },
+      { type: "reply", value: { type: "reply", tag: 513, ok: true, envelope: pat(60, 4) } },
+      {
+        type: "reply (rejected)",
+        value: { type: "reply", tag: 514, ok: false, code: "UNAVAILABLE", message: "no leader" },
+      },
+      {
+        type: "status",
+        value: {
+          type: "status",
+          node: 2,
+          role: "follower",
+          term: 5,
+          leader: 1,
+          commitIndex: 4002,
+          durableIndex: 4001,
+          recovering: true,
+          recoverUntil: 4100,
+          peerForged: 3,
+          peerReplayed: 4,
+          framesRejected: 5,
+        },
+      },
+      {
+        type: "stats",
+        value: {
+          type: "stats",
+          guessesStarted: 11,
+          guessesWrong: 6,
+          guessesRight: 4,
+          recordsDestroyed: 1,
+          nvramWrites: 300,
+          nvramWriteMs: 912,
+          nvramWriteBuckets: NVRAM_WRITE_BUCKETS_MS.map((_, i) => i + 1).concat([0]),
+          lastIndex: 4002,
+          peers: [
+            { node: 2, match: 4001 },
+            { node: 3, match: 3999 },
+          ],
+        },
+      },
+      { type: "peer", value: { type: "peer", to: 3, bytes: pat(40, 5) } },
+      {
+        type: "genesis-packages",
+        value: {
+          type: "genesis-packages",
+          statement: pat(80, 7),
+          packages: [pat(120, 1), pat(120, 2), pat(120, 3)],
+        },
+      },
+      { type: "genesis-signature", value: { type: "genesis-signature", signature: pat(64, 2) } },
+      {
+        type: "countersignature",
+        value: { type: "countersignature", tag: 9, ok: true, signature: pat(64, 3) },
+      },
+      {
+        type: "countersignature (refused)",
+        value: {
+          type: "countersignature",
+          tag: 10,
+          ok: false,
+          code: "INVALID",
+          message: "not our namespace",
+        },
+      },
+    ],
+    encode: (v) => frame(encodeHsmToHost(v)),
+    decode: (b) => decodeHsmToHost(unframe(b)),
+  },
+  {
+    name: "raft-log-entry",
+    about:
+      "an entry of the HSMs' replicated log (the plaintext sealed before it leaves the HSM): index, term, previous hash, time, request id, answer, ops",
+    source: "packages/hsm-core/src/log-entry.ts",
+    samples: () => [
+      {
+        type: "genesis",
+        value: entry(
+          1,
+          [
+            {
+              op: "genesis",
+              genesis: {
+                fleetId: pat(16, 0xf0),
+                namespace: "example.org/bkv",
+                epoch: 2,
+                logKey: pat(32, 0x44),
+                members: [1, 2, 3].map((i) => encodeAttestation(attestation(i))),
+                challenges: [pat(32, 1), pat(32, 2), pat(32, 3)],
+                measurement: pat(32, 0xa0),
+                opaqueServerSetup: "c2VydmVyLXNldHVwLW9mLXRoZS10ZXN0LXZlY3Rvcg",
+                hpkePrivateKey: pat(32, 0x50),
+                hpkePublicKey: pat(32, 0x55),
+                fleetSigningSeed: pat(32, 0x60),
+                fleetSigningKey: pat(32, 0x66),
+                guessLimit: 10,
+                createdAt: 1_767_225_600_000,
+              },
+            },
+          ],
+          false,
+        ),
+      },
+      { type: "no-op (a new leader's first entry)", value: entry(2, [], false) },
+      {
+        type: "ticket (register-start)",
+        value: entry(3, [{ op: "ticket", user: "alice", ticket: pat(16, 2), expiresAt: 1_767_225_660_000 }]),
+      },
+      {
+        type: "put-record (register-finish)",
+        value: entry(4, [
+          {
+            op: "put-record",
+            user: "alice",
+            credential: pat(16, 2),
+            registration: pat(OpaqueSize.registrationRecord, 3),
+            wrappedKey: pat(60, 4),
+          },
+        ]),
+      },
+      {
+        type: "guess (recover-start)",
+        value: entry(5, [
+          {
+            op: "guess",
+            user: "alice",
+            sessionId: pat(16, 6),
+            loginState: "bG9naW4tc3RhdGU",
+            expiresAt: 1_767_225_660_005,
+          },
+        ]),
+      },
+      { type: "login-ok", value: entry(6, [{ op: "login-ok", user: "alice", sessionId: pat(16, 6) }]) },
+      {
+        type: "drop-expired, login-failed, destroy (the last guess wrong)",
+        value: entry(7, [
+          { op: "drop-expired", user: "bob" },
+          { op: "login-failed", user: "bob", sessionId: pat(16, 7) },
+          { op: "destroy", user: "bob" },
+        ]),
+      },
+    ],
+    encode: encodeEntry,
+    decode: decodeEntry,
   },
 ];
 
