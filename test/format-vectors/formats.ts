@@ -214,9 +214,9 @@ function unframe(b: Uint8Array): Uint8Array {
 
 const sealedEntry = (index: number, seed: number) => ({ index, sealed: pat(44, seed) });
 
-/** A Raft log entry of the sample term after entry `index - 1`; `answer` for one that answers a request. */
+/** A Raft log entry (term 9, unlike any index) after entry `index - 1`; `answer` for one that answers a request. */
 function entry(index: number, ops: Entry["ops"], answered = true): Entry {
-  const base = { index, term: 3, prevHash: pat(32, index), time: 1_767_225_600_000 + index };
+  const base = { index, term: 9, prevHash: pat(32, index), time: 1_767_225_600_000 + index };
   if (!answered) return { ...base, requestId: new Uint8Array(0), ops };
   return {
     ...base,
