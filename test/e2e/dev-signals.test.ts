@@ -4,7 +4,7 @@
  * survivors are found by scanning /proc for it.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,7 +89,7 @@ describe("bkv dev stops everything it started", () => {
     expect(await survivors(dir)).toEqual([]);
   });
 
-  it("when its start fails halfway on a port in use, and says which port", async () => {
+  it("when a port is in use: named with its holder before the genesis ceremony, nothing left running", async () => {
     const dir = join(work, "busy");
     leftovers.push(dir);
     // Node 2's client port is taken: node 1's host and HSM are already running when the start fails.
@@ -107,7 +107,12 @@ describe("bkv dev stops everything it started", () => {
     try {
       const r = await bkv(["dev", "--dir", dir, "--port", String(base), "--nodes", "3"]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(String(base + 1));
+      // Named before anything starts: which listener, which port, who holds it, and the way out.
+      expect(r.stderr).toContain(
+        `node 2's client listener port ${base + 1} on 127.0.0.1 is in use by pid ${process.pid}`,
+      );
+      expect(r.stderr).toContain("--port 0 picks free ports");
+      expect(existsSync(join(dir, "evidence.bin"))).toBe(false);
       expect(await survivors(dir)).toEqual([]);
     } finally {
       await new Promise((r) => blocker?.close(r));

@@ -11,12 +11,12 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Faults, type HostConfig, readHostKey, writeNewHostKey } from "@bkv/host";
+import { bind, type Faults, type HostConfig, readHostKey, writeNewHostKey } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
 import { parseVerifierKey } from "@bkv/tlog";
 import type { WebConfig } from "@bkv/web";
-import { toHex } from "@bkv/wire";
+import { BkvError, ErrorCode, toHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
@@ -439,6 +439,20 @@ export async function devCommand(argv: string[]): Promise<number> {
     });
   }
 
+  // Fixed ports are checked before anything starts (and before a new folder's genesis), so a port
+  // in use is reported by name, with its holder, and nothing is left half started.
+  if (basePort !== 0) {
+    await portsFree([
+      ...ports.map((port, i) => [`node ${i + 1}'s client listener`, port] as const),
+      ...peerPorts.map((port, i) => [`node ${i + 1}'s peer listener`, port] as const),
+      ...metricsPorts.map((port, i) => [`node ${i + 1}'s metrics listener`, port] as const),
+      ...Array.from(
+        { length: WITNESSES + 1 },
+        (_, k) => [k === 0 ? "the log" : `witness ${k}`, basePort + 10 + k] as const,
+      ),
+      ["the demo page", webPort] as const,
+    ]);
+  }
   await ensureCore();
   if (fleet !== null) await provisionDevHsms(p.dir, count, platform); // new keys (NVRAM wiped) or a rebuilt core
 
@@ -581,6 +595,22 @@ export async function devCommand(argv: string[]): Promise<number> {
   await stopAll();
   stop.dispose();
   return 0;
+}
+
+/** Each port free on 127.0.0.1, else a usage error naming it, its holder and the way out. */
+async function portsFree(wanted: readonly (readonly [string, number])[]): Promise<void> {
+  for (const [what, port] of wanted) {
+    const server = createServer();
+    try {
+      await bind(server, what, "127.0.0.1", port);
+    } catch (e) {
+      if (e instanceof BkvError && e.code === ErrorCode.PortInUse)
+        throw new UsageError(`${e.message}; --port 0 picks free ports`);
+      throw e;
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }
 }
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
