@@ -18,53 +18,11 @@ async function readLineFromPipe(): Promise<string> {
 /** Typed ahead: what came after the line a prompt took, for the next prompt. */
 let typedAhead = "";
 
-function promptHidden(prompt: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const stdin = process.stdin;
-    // Echo off before the prompt shows: what is typed as soon as it appears is never echoed.
-    stdin.setRawMode(true);
-    process.stderr.write(prompt);
-    let pin = "";
-    const done = (err?: Error) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.off("data", onData);
-      process.stderr.write("\n");
-      if (err) reject(err);
-      else resolve(pin);
-    };
-    const take = (text: string) => {
-      const chars = [...text];
-      for (const [i, ch] of chars.entries()) {
-        if (ch === "\r" || ch === "\n") {
-          typedAhead = chars
-            .slice(i + 1)
-            .join("")
-            .replace(/^\n/, "");
-          return done();
-        }
-        if (ch === "\u0003") return done(new UsageError("cancelled"));
-        if (ch === "\u007f" || ch === "\b") pin = pin.slice(0, -1);
-        else pin += ch;
-      }
-    };
-    const onData = (d: Buffer) => take(d.toString("utf8"));
-    stdin.on("data", onData);
-    stdin.resume();
-    const ahead = typedAhead;
-    typedAhead = "";
-    if (ahead !== "") take(ahead);
-  });
-}
-
-/** A yes/no question on the terminal (stderr); only "y" or "yes" is yes. */
-export async function askYesNo(question: string): Promise<boolean> {
-  const answer = (await promptLine(`${question} [y/N] `)).trim().toLowerCase();
-  return answer === "y" || answer === "yes";
-}
-
-/** One line typed on the terminal, echoed (a question's answer, never a PIN). */
-function promptLine(prompt: string): Promise<string> {
+/**
+ * One line typed on the terminal, read in raw mode. echo: whether the typed characters are shown (a
+ * question's answer) or not (a PIN, never shown).
+ */
+function promptTerminal(prompt: string, echo: boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
     // Echo off before the prompt shows: what is typed as soon as it appears is never echoed.
@@ -93,7 +51,7 @@ function promptLine(prompt: string): Promise<string> {
         if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
         else {
           line += ch;
-          process.stderr.write(ch);
+          if (echo) process.stderr.write(ch);
         }
       }
     };
@@ -106,6 +64,12 @@ function promptLine(prompt: string): Promise<string> {
   });
 }
 
+/** A yes/no question on the terminal (stderr); only "y" or "yes" is yes. */
+export async function askYesNo(question: string): Promise<boolean> {
+  const answer = (await promptTerminal(`${question} [y/N] `, true)).trim().toLowerCase();
+  return answer === "y" || answer === "yes";
+}
+
 /**
  * The PIN. confirm (a new PIN, as register sets): on a terminal it is asked twice and must match, so
  * a typo does not lock the key behind a PIN nobody knows. A pipe gives one line.
@@ -113,11 +77,11 @@ function promptLine(prompt: string): Promise<string> {
 export async function readPin(opts: { confirm?: boolean } = {}): Promise<string> {
   const tty = process.stdin.isTTY === true;
   const pin = tty
-    ? await promptHidden(opts.confirm === true ? "New PIN: " : "PIN: ")
+    ? await promptTerminal(opts.confirm === true ? "New PIN: " : "PIN: ", false)
     : await readLineFromPipe();
   if (pin.length < 4) throw new UsageError("the PIN must have at least 4 characters");
   if (pin.length > 128) throw new UsageError("the PIN must have at most 128 characters");
-  if (tty && opts.confirm === true && (await promptHidden("New PIN again: ")) !== pin) {
+  if (tty && opts.confirm === true && (await promptTerminal("New PIN again: ", false)) !== pin) {
     throw new UsageError("the two PINs differ; nothing was sent");
   }
   return pin;
