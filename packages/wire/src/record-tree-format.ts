@@ -16,7 +16,7 @@
  * Pure and browser-safe: SHA-256 is passed in.
  */
 
-import { utf8 } from "./bytes.js";
+import { concatBytes, utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
 
@@ -47,31 +47,19 @@ const BUCKET = utf8("bkv-tree bucket v1");
 const EMPTY = utf8("bkv-tree empty v1");
 const NODE = utf8("bkv-tree node v1");
 
-function cat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 export function recordValueHash(sha256: Sha256, key: Uint8Array, record: Uint8Array): Uint8Array {
-  return sha256(cat([VALUE, key, record]));
+  return sha256(concatBytes(VALUE, key, record));
 }
 
 export function treeNodeHash(sha256: Sha256, left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(cat([NODE, left, right]));
+  return sha256(concatBytes(NODE, left, right));
 }
 
 /** Hash of a non-empty bucket; entries sorted by key. */
 export function treeBucketHash(sha256: Sha256, entries: readonly BucketEntry[]): Uint8Array {
   const parts: Uint8Array[] = [BUCKET, new Writer().u32(entries.length).finish()];
   for (const e of entries) parts.push(e.key, e.valueHash);
-  return sha256(cat(parts));
+  return sha256(concatBytes(...parts));
 }
 
 /** defaults[d]: the hash of an empty subtree whose root is at depth d (0 = the root, depth = a bucket). */
