@@ -756,7 +756,9 @@ describe("a fleet of three data centers, each in its own network namespace", () 
       30,
     );
     expect(wrong.code, wrong.stderr).toBe(3);
-    expect(wrong.out.guessesRemaining).toBe(GUESS_LIMIT - 3);
+    // The cut-off attempt gave no verdict; if leadership moved before the cut, Raft may still
+    // commit its guess after healing: at most that one guess is lost, and none is ever given back.
+    expect([GUESS_LIMIT - 3, GUESS_LIMIT - 4]).toContain(wrong.out.guessesRemaining);
     const got = join(work, "recovered-2.key");
     const right = await vault("recover", left, PIN, got);
     expect(right.code, right.stderr).toBe(0);
