@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--from S] [--seeds N] [--nodes 3|5|…] [--steps K] [--without p,q] [--brief]`:
+ * `npm run sim -- [--from S] [--seeds N] [--nodes 3|5|…] [--steps K] [--without p,q] [--brief] [--help]`:
  * run N seeds of the simulator and print a summary; a failing seed is printed with its failure and
  * the end of its trace (only the failure with --brief), and replays exactly with
  * `--from S --seeds 1 --trace`. --without leaves adversary powers out (simulate.ts, SimOptions).
@@ -7,8 +7,35 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_SIM, simulate } from "./simulate.js";
 
+const USAGE = `usage: npm run sim -- [--from S] [--seeds N] [--nodes 3|5|…] [--steps K] [--without p,q] [--brief] [--trace]
+  --from S       first seed (default 1)
+  --seeds N      how many seeds to run (default 100)
+  --nodes N      fleet size (default ${DEFAULT_SIM.nodes})
+  --steps K      scheduler steps per seed (default ${DEFAULT_SIM.steps})
+  --without p,q  leave these adversary powers out (see SimOptions in packages/sim/src/simulate.ts)
+  --brief        print only the failure of a failing seed, not the end of its trace
+  --trace        print every seed's whole trace
+exit 0: every seed passed; 1: a seed failed; 2: bad arguments
+`;
+
 async function run(): Promise<number> {
-  const { values } = parseArgs({
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions();
+  } catch (e) {
+    process.stderr.write(`sim: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values } = parsed;
+  if (values.help === true) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  return simulateSeeds(values);
+}
+
+function parseOptions() {
+  return parseArgs({
     options: {
       from: { type: "string" },
       seeds: { type: "string" },
@@ -17,9 +44,13 @@ async function run(): Promise<number> {
       trace: { type: "boolean" },
       without: { type: "string" },
       brief: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
+}
+
+async function simulateSeeds(values: ReturnType<typeof parseOptions>["values"]): Promise<number> {
   const from = Number(values.from ?? 1);
   const seeds = Number(values.seeds ?? 100);
   const nodes = Number(values.nodes ?? DEFAULT_SIM.nodes);
@@ -62,7 +93,8 @@ async function run(): Promise<number> {
       `restarts ${totals.restart ?? 0}, storage rollbacks ${totals.rollback ?? 0}, partitions ${totals.partition ?? 0}, ` +
       `replayed ${totals.replay ?? 0} (refused ${totals.replaysRefused ?? 0}), forged ${totals.forge ?? 0} (refused ${totals.forgedRefused ?? 0}), ` +
       `writes unconfirmed ${totals["withhold-confirm"] ?? 0}, delayed ${totals["delay-write"] ?? 0}, partial ${(totals["crash-mid-write"] ?? 0) + (totals["partial-write"] ?? 0)}, ` +
-      `NVRAM failures ${totals["nvram-fail"] ?? 0}, HSM restarts ${totals["restart-hsm"] ?? 0}, one-way cuts ${totals["one-way-cut"] ?? 0}, boots refused ${totals["boot-refused"] ?? 0}\n`,
+      `NVRAM failures ${totals["nvram-fail"] ?? 0}, HSM restarts ${totals["restart-hsm"] ?? 0}, one-way cuts ${totals["one-way-cut"] ?? 0}, boots refused ${totals["boot-refused"] ?? 0}, ` +
+      `registrations refused as existing ${totals["record-exists"] ?? 0}\n`,
   );
   return failed === 0 ? 0 : 1;
 }

@@ -145,7 +145,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
             ? { ok: true, session: toHex(r.sessionId), remaining: r.guessesRemaining }
             : { ok: true };
       } else if (r.error === "NO_RECORD") output = { error: "NO_RECORD" };
-      else if (r.error === "WRONG_PIN" || r.error === "NO_SESSION")
+      else if (r.error === "RECORD_EXISTS") {
+        count("record-exists");
+        output = { error: "RECORD_EXISTS" };
+      } else if (r.error === "WRONG_PIN" || r.error === "NO_SESSION")
         output = { error: r.error, remaining: r.guessesRemaining };
       else {
         count(`client-error-${r.error}`);
@@ -167,7 +170,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const user = `user${1 + clientRng.int(o.users)}`;
     const kind = clientRng.next();
     if (force === "put" || kind < 0.3) {
-      // Register (or re-register) with the PIN.
+      // Register (or re-register) with the PIN; a third of the puts without replace.
+      const replace = force === "put" || !clientRng.chance(1 / 3);
       const start = opaque.client.startRegistration({ password: PIN });
       const { result: r1 } = await call(client, user, {
         op: "register-start",
@@ -186,10 +190,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         ticket: r1.ticket,
         registrationRecord: fromBase64Url(fin.registrationRecord),
         wrappedKey: new Uint8Array(61).fill(1),
-        // The model: a put creates or replaces the record.
-        replace: true,
+        // The model: a put creates or replaces the record; a put-new creates it or is refused with
+        // RECORD_EXISTS, changing nothing (a refused put-new must not reset the guesses used).
+        replace,
       });
-      record(client, user, { op: "put" }, c2);
+      record(client, user, { op: replace ? "put" : "put-new" }, c2);
       return;
     }
     // A login: right or wrong PIN, to recover or to delete.

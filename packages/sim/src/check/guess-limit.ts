@@ -1,7 +1,7 @@
 /**
  * A second, independent line of defence for the vault: no more than `limit` starts may return ok
  * (each released a KE2, i.e. a PIN guess) between two resets of the guess count, where a reset is
- * a put or a finish with the right PIN.
+ * a put (a put without replace only if it was not refused) or a finish with the right PIN.
  *
  * It only reports certain violations. A group of starts that returned ok is a violation when it has
  * more than `limit` members and every possible reset on the key (a put, or a right-PIN finish that
@@ -18,6 +18,8 @@ type VaultOp = Operation<VaultInput, VaultOutput>;
 
 function mayReset(op: VaultOp): boolean {
   if (op.input.op === "put") return true;
+  // A put without replace resets only if it may have created the record: not when it was refused.
+  if (op.input.op === "put-new") return op.output === undefined || "ok" in op.output;
   if (op.input.op !== "finish" || !op.input.correct) return false;
   return op.output === undefined || ("ok" in op.output && op.output.ok === true);
 }

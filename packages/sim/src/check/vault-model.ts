@@ -1,6 +1,7 @@
 /**
  * The sequential model of one vault record, on the level of client requests, following the HSM's
- * rules (hsm-core vault.ts): register-finish ("put") creates or replaces the record; recover-start
+ * rules (hsm-core vault.ts): register-finish with replace ("put") creates or replaces the record,
+ * without replace ("put-new") creates it or is refused with RECORD_EXISTS and changes nothing; recover-start
  * ("start") counts a guess and opens a session, or destroys the record once every guess is used;
  * recover-finish ("finish") with the right PIN sets the count to the guesses started after that
  * session's own (or deletes the record), with a wrong PIN closes the session and destroys the record
@@ -25,6 +26,7 @@ export interface VaultState {
 
 export type VaultInput =
   | { op: "put" }
+  | { op: "put-new" }
   | { op: "start" }
   | { op: "finish"; session: string; correct: boolean; action: "recover" | "delete" };
 
@@ -32,6 +34,7 @@ export type VaultOutput =
   | { ok: true }
   | { ok: true; session: string; remaining: number }
   | { error: "NO_RECORD" }
+  | { error: "RECORD_EXISTS" }
   | { error: "WRONG_PIN"; remaining: number }
   | { error: "NO_SESSION"; remaining: number };
 
@@ -45,6 +48,10 @@ function decide(limit: number, s: VaultState, input: VaultInput): Decision {
   switch (input.op) {
     case "put":
       return { state: FRESH, output: { ok: true } };
+    case "put-new":
+      return s.exists
+        ? { state: s, output: { error: "RECORD_EXISTS" } }
+        : { state: FRESH, output: { ok: true } };
     case "start": {
       if (!s.exists) return { state: s, output: { error: "NO_RECORD" } };
       if (s.used >= limit) return { state: NONE, output: { error: "NO_RECORD" } };

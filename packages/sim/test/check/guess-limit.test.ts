@@ -76,6 +76,25 @@ describe("checkGuessLimit", () => {
     expect(checkGuessLimit([put(0, 1), ...starts(3, 2), lost, ...starts(3, 12)], 3).ok).toBe(true);
   });
 
+  it("counts a put without replace as a reset only when it was not refused", () => {
+    const putNew = (call: number, ret: number, output: VaultOutput | undefined): Op => ({
+      client: 0,
+      key: "u",
+      call,
+      ret,
+      input: { op: "put-new" },
+      output,
+    });
+    const refused = putNew(10, 11, { error: "RECORD_EXISTS" });
+    expect(checkGuessLimit([put(0, 1), ...starts(3, 2), refused, ...starts(1, 12)], 3).ok).toBe(false);
+    expect(
+      checkGuessLimit([put(0, 1), ...starts(3, 2), putNew(10, 11, { ok: true }), ...starts(3, 12)], 3).ok,
+    ).toBe(true);
+    expect(
+      checkGuessLimit([put(0, 1), ...starts(3, 2), putNew(10, Infinity, undefined), ...starts(3, 12)], 3).ok,
+    ).toBe(true);
+  });
+
   it("keeps keys apart", () => {
     expect(
       checkGuessLimit([put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(3, 2, "b")], 3).ok,

@@ -40,7 +40,7 @@ function genVault(rand: Rand, count: number, limit: number): VaultOp[] {
   let sessions = 0;
   const randomInput = (key: string, exists: boolean): VaultInput => {
     const x = rand.next();
-    if (x < (exists ? 0.1 : 0.4)) return { op: "put" };
+    if (x < (exists ? 0.1 : 0.4)) return { op: rand.next() < 0.3 ? "put-new" : "put" };
     if (x < 0.6) return { op: "start" };
     const ks = known.get(key)!;
     const session = ks.length > 0 && rand.next() < 0.8 ? rand.pick(ks) : `bogus${rand.int(3)}`;
@@ -262,14 +262,16 @@ describe("tiny random histories", () => {
         const input: VaultInput =
           i === 0 || x < 0.1
             ? { op: "put" }
-            : x < 0.55
-              ? { op: "start" }
-              : {
-                  op: "finish",
-                  session,
-                  correct: rand.next() < 0.5,
-                  action: rand.next() < 0.2 ? "delete" : "recover",
-                };
+            : x < 0.2
+              ? { op: "put-new" }
+              : x < 0.55
+                ? { op: "start" }
+                : {
+                    op: "finish",
+                    session,
+                    correct: rand.next() < 0.5,
+                    action: rand.next() < 0.2 ? "delete" : "recover",
+                  };
         const candidates =
           input.op === "put"
             ? [{ ok: true } as const]

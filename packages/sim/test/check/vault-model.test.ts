@@ -107,6 +107,49 @@ describe("vault model", () => {
     expect(run({ op: "start" })).toEqual(NO_RECORD);
   });
 
+  it("a put without replace creates a record, or is refused and changes nothing", () => {
+    let s = vaultModel(3).init();
+    const run = (input: VaultInput, session = "") => {
+      const r = vaultApply(3, s, input, session);
+      s = r.state;
+      return r.output;
+    };
+    expect(run({ op: "put-new" })).toEqual(DONE);
+    run({ op: "start" }, "a");
+    run({ op: "start" }, "b");
+    const before = s;
+    expect(run({ op: "put-new" })).toEqual({ error: "RECORD_EXISTS" });
+    expect(s).toBe(before);
+    expect(run({ op: "start" }, "c")).toEqual(ok("c", 0));
+    expect(run({ op: "start" })).toEqual(NO_RECORD);
+    // Once the record is gone, a put without replace creates it again.
+    expect(run({ op: "put-new" })).toEqual(DONE);
+    expect(s).toEqual({ exists: true, used: 0, pending: [] });
+  });
+
+  it("refuses a history where a refused put-new gave the guesses back", () => {
+    const putNew = (out: VaultOutput, call: number, ret: number): Op => ({
+      client: 0,
+      key: "u",
+      call,
+      ret,
+      input: { op: "put-new" },
+      output: out,
+    });
+    const ops: Op[] = [
+      put(0, 1),
+      start(ok("a", 0), 2, 3),
+      putNew({ error: "RECORD_EXISTS" }, 4, 5),
+      start(ok("b", 0), 6, 7),
+    ];
+    expect(check(ops, 1).result).not.toBe("ok");
+    expect(check([put(0, 1), start(ok("a", 0), 2, 3), putNew({ ok: true }, 4, 5)], 1).result).not.toBe("ok");
+    expect(
+      check([put(0, 1), start(ok("a", 0), 2, 3), start(NO_RECORD, 4, 5), putNew({ ok: true }, 6, 7)], 1)
+        .result,
+    ).toBe("ok");
+  });
+
   it("accepts a sequential history", () => {
     const ops = [
       put(0, 1),
