@@ -1,6 +1,7 @@
 /**
- * The host agent's HTTP API (fastify). Request bodies are validated against JSON schemas, which also
- * make up the OpenAPI document at GET /openapi.json. The host authorizes (token subject = the user in
+ * The host agent's HTTP API (fastify). Request bodies are validated against JSON schemas; the
+ * OpenAPI document at GET /openapi.json is generated from the routes and their schemas
+ * (@fastify/swagger), so it describes what the server does. CORS by @fastify/cors. The host authorizes (token subject = the user in
  * the envelope), rate-limits and relays; it cannot read requests or responses.
  */
 
@@ -15,6 +16,8 @@ import {
   toBase64Url,
   toHex,
 } from "@bkv/wire";
+import fastifyCors from "@fastify/cors";
+import swagger, { type FastifyDynamicSwaggerOptions } from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TokenVerifier } from "./auth.js";
 import type { BundleKeeper } from "./bundle-keeper.js";
@@ -168,83 +171,38 @@ const HEALTH = {
   },
 } as const;
 
-export function openApiDocument(): Record<string, unknown> {
-  const json = (schema: unknown) => ({ content: { "application/json": { schema } } });
-  const err = (description: string) => ({ description, ...json(ERROR) });
-  return {
-    openapi: "3.1.0",
-    info: {
-      title: "Backup Key Vault host agent",
-      version: "1",
-      description: "Relays sealed vault requests to the HSM. The host cannot read them.",
-    },
-    components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT (EdDSA)" } },
-      schemas: {
-        Error: ERROR,
-        VaultRequest: VAULT_REQUEST,
-        VaultResponse: VAULT_RESPONSE,
-        Info: INFO,
-        Health: HEALTH,
-      },
-    },
-    paths: {
-      "/v1/vault": {
-        post: {
-          summary: "Send a sealed vault request for the token's user",
-          security: [{ bearer: [] }],
-          requestBody: { required: true, ...json(VAULT_REQUEST) },
-          responses: {
-            "200": { description: "Sealed response", ...json(VAULT_RESPONSE) },
-            "400": err("Malformed request or envelope"),
-            "401": err("Missing or invalid token"),
-            "403": err("Token user differs from the envelope's user"),
-            "429": err("Rate limited"),
-            "503": err("HSM unavailable"),
-          },
-        },
-      },
-      "/v1/bundle": {
-        get: {
-          summary: "The fleet's validation bundle (with a consistency proof from ?from=SIZE)",
-          parameters: [{ name: "from", in: "query", required: false, schema: { type: "string" } }],
-          responses: {
-            "200": { description: "Bundle", ...json(BUNDLE) },
-            "404": err("Not published in a log"),
-            "503": err("No bundle yet"),
-          },
-        },
-      },
-      "/v1/info": {
-        get: {
-          summary: "Vault key and policy",
-          responses: { "200": { description: "Info", ...json(INFO) }, "503": err("HSM unavailable") },
-        },
-      },
-      "/v1/health": {
-        get: {
-          summary: "Liveness and HSM state",
-          responses: {
-            "200": { description: "Health", ...json(HEALTH) },
-            "503": { description: "Not serving", ...json(HEALTH) },
-          },
-        },
-      },
-      "/livez": {
-        get: { summary: "Liveness: the host agent answers", responses: { "200": { description: "Alive" } } },
-      },
-      "/readyz": {
-        get: {
-          summary: "Readiness: the HSM serves (a member, not recovering, a leader known)",
-          responses: { "200": { description: "Ready" }, "503": { description: "Not ready, with why" } },
-        },
-      },
-      "/openapi.json": {
-        get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
-      },
-    },
-  };
+/** The document's header: what the routes' schemas do not say (GET /openapi.json). */
+const OPENAPI: FastifyDynamicSwaggerOptions["openapi"] = {
+  openapi: "3.1.0",
+  info: {
+    title: "Backup Key Vault host agent",
+    version: "1",
+    description: "Relays sealed vault requests to the HSM. The host cannot read them.",
+  },
+  tags: [
+    { name: "vault", description: "Sealed vault requests and the vault's public key" },
+    { name: "transparency", description: "The fleet's validation bundle from the transparency log" },
+    { name: "health", description: "Liveness, readiness and HSM state" },
+    { name: "meta", description: "This document" },
+  ],
+  components: {
+    securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT (EdDSA)" } },
+    // The same constants the routes use (readonly for TypeScript, plain JSON Schema for OpenAPI 3.1).
+    schemas: {
+      Error: ERROR,
+      VaultRequest: VAULT_REQUEST,
+      VaultResponse: VAULT_RESPONSE,
+      Info: INFO,
+      Health: HEALTH,
+    } as unknown as Record<string, object>,
+  },
+};
+
+/** A response schema with the response's description in the document (the schema keeps its own). */
+function response<S extends object>(description: string, schema: S) {
+  return { ...schema, "x-response-description": description };
 }
+const err = (description: string) => response(description, ERROR);
 
 function send(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ code, message });
@@ -279,7 +237,8 @@ function seenSize(v: unknown): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-export function buildApi(deps: ApiDeps): FastifyInstance {
+/** The client API, its routes registered (not yet listening). */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config, tokens } = deps;
   const app = Fastify({
     ...listenerOptions(config.tls, config.trustProxy),
@@ -294,25 +253,26 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.addHook("onRequest", hostNameGuard(allowedHostNames(config.hostNames, config.listen.host)));
   const perUser = deps.limiters?.perUser ?? new RateLimiter(config.rateLimits.perUser);
   const perAddress = deps.limiters?.perAddress ?? new RateLimiter(config.rateLimits.perAddress);
+  // The OpenAPI document is generated from the routes' schemas, so it cannot drift from them:
+  // loaded before any route, it sees each one as it is added (onRoute).
+  await app.register(swagger, { openapi: OPENAPI });
   if (deps.metrics !== undefined) instrumentRequests(app, deps.metrics);
   registerProbes(app, () => deps.hsm);
-  const doc = openApiDocument();
 
   // Web apps on the configured origins may call the client API from the browser (CORS). Peer hosts
-  // connect to their own listener (peers.ts), never to this API.
+  // connect to their own listener (peers.ts), never to this API. Any other origin (or none) gets no
+  // CORS header, and its OPTIONS request no preflight answer (404).
   const cors = new Set(config.corsOrigins ?? []);
-  app.addHook("onRequest", async (req, reply) => {
-    const origin = req.headers.origin;
-    if (origin === undefined || !cors.has(origin)) return;
-    reply.header("access-control-allow-origin", origin);
-    reply.header("vary", "origin");
-    reply.header("access-control-expose-headers", "x-bkv-leader");
-    if (req.method === "OPTIONS") {
-      reply.header("access-control-allow-methods", "GET, POST");
-      reply.header("access-control-allow-headers", `authorization, content-type, ${CHECKPOINT_SIZE_HEADER}`);
-      reply.header("access-control-max-age", "600");
-      return reply.code(204).send();
-    }
+  await app.register(fastifyCors, {
+    origin: (origin, cb) => cb(null, origin !== undefined && cors.has(origin)),
+    methods: ["GET", "POST"],
+    allowedHeaders: ["authorization", "content-type", CHECKPOINT_SIZE_HEADER],
+    exposedHeaders: ["x-bkv-leader"],
+    credentials: false,
+    maxAge: 600,
+    // An OPTIONS request from an allowed origin is answered as a preflight even without
+    // Access-Control-Request-Method (as before @fastify/cors).
+    strictPreflight: false,
   });
 
   app.setErrorHandler((err, _req, reply) => {
@@ -330,9 +290,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
   app.setNotFoundHandler((_req, reply) => send(reply, 404, "NOT_FOUND", "no such endpoint"));
 
-  app.get("/openapi.json", async () => doc);
+  app.get(
+    "/openapi.json",
+    {
+      schema: {
+        summary: "This document",
+        description: "Generated from the routes' schemas (@fastify/swagger).",
+        tags: ["meta"],
+        response: { 200: response("OpenAPI 3.1", { type: "object", additionalProperties: true }) },
+      },
+    },
+    async () => app.swagger(),
+  );
 
-  app.get("/v1/health", { schema: { response: { 200: HEALTH, 503: HEALTH } } }, async (_req, reply) => {
+  const health = {
+    summary: "Liveness and HSM state",
+    tags: ["health"],
+    response: { 200: response("Health", HEALTH), 503: response("Not serving", HEALTH) },
+  };
+  app.get("/v1/health", { schema: health }, async (_req, reply) => {
     const s = deps.hsm.state;
     const st = s.kind === "serving" ? await deps.hsm.status() : null;
     const recovering = st?.recovering ?? (s.kind === "serving" && s.recovering);
@@ -357,7 +333,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(status === "ok" ? 200 : 503).send(body);
   });
 
-  app.get("/v1/info", { schema: { response: { 200: INFO, 503: ERROR } } }, async (_req, reply) => {
+  const info = {
+    summary: "Vault key and policy",
+    tags: ["vault"],
+    response: { 200: response("Info", INFO), 503: err("HSM unavailable") },
+  };
+  app.get("/v1/info", { schema: info }, async (_req, reply) => {
     const s = deps.hsm.state;
     if (s.kind !== "serving") return send(reply, 503, ErrorCode.Unavailable, "HSM is not serving");
     return {
@@ -370,7 +351,24 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.post<{ Body: { request: string } }>(
     "/v1/vault",
-    { schema: { body: VAULT_REQUEST, response: { 200: VAULT_RESPONSE, "4xx": ERROR, "5xx": ERROR } } },
+    {
+      schema: {
+        summary: "Send a sealed vault request for the token's user",
+        description:
+          "The response names the leader's host in x-bkv-leader when known, and carries the fleet's validation bundle when the fleet is published in a log (with a consistency proof from the checkpoint size in x-bkv-checkpoint-size).",
+        tags: ["vault"],
+        security: [{ bearer: [] }],
+        body: VAULT_REQUEST,
+        response: {
+          200: response("Sealed response", VAULT_RESPONSE),
+          400: err("Malformed request or envelope"),
+          401: err("Missing or invalid token"),
+          403: err("Token user differs from the envelope's user"),
+          429: err("Rate limited"),
+          503: err("HSM unavailable"),
+        },
+      },
+    },
     async (req, reply) => {
       if (!perAddress.take(req.ip))
         return send(reply, 429, ErrorCode.RateLimited, "too many requests from this address");
@@ -417,8 +415,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     "/v1/bundle",
     {
       schema: {
-        querystring: { type: "object", properties: { from: { type: "string", pattern: "^[0-9]{1,15}$" } } },
-        response: { 200: BUNDLE, "4xx": ERROR, "5xx": ERROR },
+        summary: "The fleet's validation bundle (with a consistency proof from ?from=SIZE)",
+        tags: ["transparency"],
+        querystring: {
+          type: "object",
+          properties: {
+            from: {
+              type: "string",
+              pattern: "^[0-9]{1,15}$",
+              description: "The checkpoint size the client has seen",
+            },
+          },
+        },
+        response: {
+          200: response("Bundle", BUNDLE),
+          400: err("Malformed query"),
+          404: err("Not published in a log"),
+          429: err("Rate limited"),
+          503: err("No bundle yet"),
+        },
       },
     },
     async (req, reply) => {

@@ -69,7 +69,7 @@ export async function startHost(config: HostConfig): Promise<RunningHost> {
     bundles: () => bundles,
     limiters: () => limiters,
   });
-  const app = buildApi({
+  const app = await buildApi({
     limiters,
     metrics,
     config,

@@ -1,5 +1,5 @@
 export { adminKeyDigest, buildAdminApi } from "./admin-api.js";
-export { buildApi, openApiDocument } from "./api.js";
+export { buildApi } from "./api.js";
 export { type TokenIssuerConfig, TokenVerifier } from "./auth.js";
 export { BundleKeeper, MAX_KNOWN_SIZES, MAX_OTHER_PROOFS, type TransparencyConfig } from "./bundle-keeper.js";
 export {

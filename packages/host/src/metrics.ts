@@ -278,8 +278,24 @@ export function instrumentRequests(app: FastifyInstance, metrics: HostMetrics): 
  * 503 with the reason otherwise, so a load balancer sends clients elsewhere.
  */
 export function registerProbes(app: FastifyInstance, link: () => HsmLink): void {
-  app.get("/livez", async () => ({ status: "alive" }));
-  app.get("/readyz", async (_req, reply) => {
+  const status = (description: string) => ({
+    type: "object",
+    required: ["status"],
+    properties: { status: { type: "string" } },
+    "x-response-description": description,
+  });
+  const livez = {
+    summary: "Liveness: the host agent answers",
+    tags: ["health"],
+    response: { 200: status("Alive") },
+  };
+  app.get("/livez", { schema: livez }, async () => ({ status: "alive" }));
+  const readyz = {
+    summary: "Readiness: the HSM serves (a member, not recovering, a leader known)",
+    tags: ["health"],
+    response: { 200: status("Ready"), 503: status("Not ready, with why") },
+  };
+  app.get("/readyz", { schema: readyz }, async (_req, reply) => {
     const hsm = link();
     const s = hsm.state;
     if (s.kind !== "serving") return reply.code(503).send({ status: s.kind });

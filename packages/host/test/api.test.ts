@@ -56,6 +56,20 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+interface OpenApiOperation {
+  summary?: string;
+  tags?: string[];
+  security?: unknown;
+  parameters?: { in: string; name: string }[];
+  requestBody?: { content: Record<string, { schema: { required?: string[] } }> };
+  responses: Record<string, { description: string }>;
+}
+interface OpenApi {
+  openapi: string;
+  components: { securitySchemes: Record<string, unknown> };
+  paths: Record<string, Record<string, OpenApiOperation>>;
+}
+
 const client = async (user: string, token?: string) =>
   new VaultClient({
     user,
@@ -90,6 +104,55 @@ describe("host agent", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/vault", "/v1/health", "/v1/info"]));
     expect((await fetch(`${host.url}/nope`)).status).toBe(404);
+  });
+
+  it("documents every route the server serves (the OpenAPI document is generated from them)", async () => {
+    const doc = (await (await fetch(`${host.url}/openapi.json`)).json()) as OpenApi;
+    // Every route fastify serves, from its own routing table: "├── /v1/info (GET, HEAD)".
+    const served = host.app
+      .printRoutes({ commonPrefix: false })
+      .split("\n")
+      .map((line) => /^[│├└─\s]*(\S+) \(([A-Z, ]+)\)$/.exec(line))
+      .filter((m) => m !== null)
+      .flatMap((m) => m[2]!.split(", ").map((method) => ({ path: m[1]!, method })));
+    expect(served.length).toBeGreaterThanOrEqual(8);
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+      ),
+    );
+    const undocumented = served
+      // fastify answers HEAD for every GET route (documented as its GET); OPTIONS * is the CORS
+      // preflight (@fastify/cors), hidden from the document.
+      .filter((r) => !(r.method === "HEAD" && documented.has(`GET ${r.path}`)))
+      .filter((r) => !(r.method === "OPTIONS" && r.path === "*"))
+      .map((r) => `${r.method} ${r.path}`)
+      .filter((r) => !documented.has(r));
+    expect(undocumented).toEqual([]);
+    // And nothing documented that is not served.
+    const servedSet = new Set(served.map((r) => `${r.method} ${r.path}`));
+    expect([...documented].filter((d) => !servedSet.has(d))).toEqual([]);
+
+    // Each operation says what it is and what it answers; the vault takes a bearer token.
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        expect(op.summary, `${method} ${path}`).toMatch(/\w/);
+        expect(op.tags?.length, `${method} ${path}`).toBe(1);
+        for (const [code, r] of Object.entries(op.responses)) {
+          expect(r.description, `${method} ${path} ${code}`).not.toBe("Default Response");
+        }
+      }
+    }
+    expect(doc.components.securitySchemes.bearer).toEqual({
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT (EdDSA)",
+    });
+    const vault = doc.paths["/v1/vault"]!.post!;
+    expect(vault.security).toEqual([{ bearer: [] }]);
+    expect(Object.keys(vault.responses).sort()).toEqual(["200", "400", "401", "403", "429", "503"]);
+    expect(vault.requestBody?.content["application/json"]?.schema.required).toEqual(["request"]);
+    expect(doc.paths["/v1/bundle"]!.get!.parameters?.map((p) => `${p.in} ${p.name}`)).toEqual(["query from"]);
   });
 
   it("registers and recovers over HTTP", async () => {
@@ -185,6 +248,70 @@ describe("host agent", () => {
 });
 
 describe("browsers (CORS) and bundles", () => {
+  const ACCESS = /^access-control-/;
+  const corsHeaders = (res: Response) => {
+    const out: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      if (ACCESS.test(k)) out[k] = v;
+    });
+    return out;
+  };
+
+  it("answers a configured origin's preflight with exactly the configured policy", async () => {
+    const pre = await fetch(`${host.url}/v1/vault`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, x-forbidden",
+      },
+    });
+    expect(pre.status).toBe(204);
+    expect(await pre.text()).toBe("");
+    // No credentials header: the API takes bearer tokens, never cookies.
+    expect(corsHeaders(pre)).toEqual({
+      "access-control-allow-headers": "authorization, content-type, x-bkv-checkpoint-size",
+      "access-control-allow-methods": "GET, POST",
+      "access-control-allow-origin": "http://app.example",
+      "access-control-expose-headers": "x-bkv-leader",
+      "access-control-max-age": "600",
+    });
+    expect(pre.headers.get("vary")?.toLowerCase()).toContain("origin");
+    // An actual request from it: the origin allowed, x-bkv-leader readable by the page.
+    const info = await fetch(`${host.url}/v1/info`, { headers: { origin: "http://app.example" } });
+    expect(info.status).toBe(200);
+    expect(corsHeaders(info)).toEqual({
+      "access-control-allow-origin": "http://app.example",
+      "access-control-expose-headers": "x-bkv-leader",
+    });
+    expect(info.headers.get("vary")?.toLowerCase()).toContain("origin");
+  });
+
+  it("gives any other origin, or none, no CORS header and no preflight answer", async () => {
+    for (const origin of ["http://evil.example", "http://app.example.evil", "https://app.example", "null"]) {
+      const pre = await fetch(`${host.url}/v1/vault`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST" },
+      });
+      expect(pre.status, origin).toBe(404);
+      expect(((await pre.json()) as { code: string }).code).toBe("NOT_FOUND");
+      expect(corsHeaders(pre), origin).toEqual({});
+      const info = await fetch(`${host.url}/v1/info`, { headers: { origin } });
+      expect(info.status, origin).toBe(200);
+      expect(corsHeaders(info), origin).toEqual({});
+      // A cache must not serve this answer to an allowed origin, or the reverse.
+      expect(info.headers.get("vary")?.toLowerCase()).toContain("origin");
+    }
+    const none = await fetch(`${host.url}/v1/info`);
+    expect(corsHeaders(none)).toEqual({});
+    const noPre = await fetch(`${host.url}/v1/vault`, {
+      method: "OPTIONS",
+      headers: { "access-control-request-method": "POST" },
+    });
+    expect(noPre.status).toBe(404);
+    expect(corsHeaders(noPre)).toEqual({});
+  });
+
   it("lets a configured web origin call the client API, and no other origin", async () => {
     const pre = await fetch(`${host.url}/v1/vault`, {
       method: "OPTIONS",
