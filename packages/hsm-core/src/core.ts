@@ -42,7 +42,7 @@ import * as opaque from "@serenity-kit/opaque";
 import { type OpenedRequest, openRequest } from "./client-channel.js";
 import {
   checkChallenges,
-  checkGuessLimit,
+  validateGuessLimit,
   checkMembers,
   checkPublication,
   checkSignatures,
@@ -453,7 +453,7 @@ export class HsmCore {
     const crypto = this.platform.crypto;
     let attestations: Attestation[];
     try {
-      checkGuessLimit(guessLimit);
+      validateGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
       attestations = checkMembers(
         crypto,

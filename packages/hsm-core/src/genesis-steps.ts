@@ -9,7 +9,7 @@
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
 import {
   checkGenesisEntry,
-  checkGuessLimit,
+  validateGuessLimit,
   checkMembers,
   checkPublication,
   checkStatement,
@@ -134,7 +134,7 @@ export async function openPackage(
   const op = entry.ops[0]!;
   if (op.op !== "genesis") throw new BkvError(ErrorCode.Invalid, "not a genesis entry");
   const genesis = op.genesis;
-  checkGuessLimit(genesis.guessLimit);
+  validateGuessLimit(genesis.guessLimit);
   checkPublication(genesis.namespace, genesis.epoch, genesis.logKey);
   if (!bytesEqual(genesis.measurement, platform.measurement())) {
     throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");

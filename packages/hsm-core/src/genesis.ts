@@ -204,8 +204,8 @@ export function checkChallenges(challenges: Uint8Array[], members: number): void
   }
 }
 
-/** Check a guess limit against the code's bounds. */
-export function checkGuessLimit(guessLimit: number): void {
+/** Validate a configured guess limit against the code's bounds (1 to MAX_GUESS_LIMIT); throws POLICY. */
+export function validateGuessLimit(guessLimit: number): void {
   if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
     throw new BkvError(
       ErrorCode.Policy,
