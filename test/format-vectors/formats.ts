@@ -15,15 +15,15 @@
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { decryptBytes } from "@bkv/client";
 import {
-  decodeEntry,
   decodeNvram,
   decodePeerMessage,
-  type Entry,
-  encodeEntry,
+  decodeRaftEntry,
   encodeNvram,
   encodePeerMessage,
+  encodeRaftEntry,
   PeerChannel,
   peerKey,
+  type RaftEntry,
 } from "@bkv/hsm-core";
 import { aes256GcmSeal, nodeHsmCrypto, sealKeyFor, softSeal } from "@bkv/hsm-software";
 import {
@@ -215,7 +215,7 @@ function unframe(b: Uint8Array): Uint8Array {
 const sealedEntry = (index: number, seed: number) => ({ index, sealed: pat(44, seed) });
 
 /** A Raft log entry (term 9, unlike any index) after entry `index - 1`; `answer` for one that answers a request. */
-function entry(index: number, ops: Entry["ops"], answered = true): Entry {
+function entry(index: number, ops: RaftEntry["ops"], answered = true): RaftEntry {
   const base = { index, term: 9, prevHash: pat(32, index), time: 1_767_225_600_000 + index };
   if (!answered) return { ...base, requestId: new Uint8Array(0), ops };
   return {
@@ -766,7 +766,7 @@ export const FORMATS: Format[] = [
     name: "raft-log-entry",
     about:
       "an entry of the HSMs' replicated log (the plaintext sealed before it leaves the HSM): index, term, previous hash, time, request id, answer, ops",
-    source: "packages/hsm-core/src/log-entry.ts",
+    source: "packages/hsm-core/src/raft-entry.ts",
     samples: () => [
       {
         type: "genesis",
@@ -835,8 +835,8 @@ export const FORMATS: Format[] = [
         ]),
       },
     ],
-    encode: encodeEntry,
-    decode: decodeEntry,
+    encode: encodeRaftEntry,
+    decode: decodeRaftEntry,
   },
 ];
 

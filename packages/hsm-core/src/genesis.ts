@@ -38,10 +38,10 @@ import {
   utf8,
   Writer,
 } from "@bkv/wire";
-import { decodeEntry, type Entry, type Genesis } from "./log-entry.js";
 import type { NvramState } from "./nvram.js";
 import type { HsmCrypto, HsmPlatform } from "./platform.js";
 import { MAX_GUESS_LIMIT } from "./policy.js";
+import { decodeRaftEntry, type Genesis, type RaftEntry } from "./raft-entry.js";
 
 /** The platform's check of members attested by a vendor document, if it has one. */
 export function vendorDocumentCheck(platform: HsmPlatform): ((a: Attestation) => void) | undefined {
@@ -352,8 +352,8 @@ export function decodePackage(b: Uint8Array): GenesisPackage {
 }
 
 /** Check an opened genesis entry against its package header. */
-export function checkGenesisEntry(bytes: Uint8Array, p: GenesisPackage): Entry {
-  const e = decodeEntry(bytes);
+export function checkGenesisEntry(bytes: Uint8Array, p: GenesisPackage): RaftEntry {
+  const e = decodeRaftEntry(bytes);
   const op = e.ops[0];
   check(
     e.index === 1 && e.term === 0 && e.ops.length === 1 && op?.op === "genesis",

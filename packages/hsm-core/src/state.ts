@@ -3,9 +3,9 @@
  * the replay cache. apply() is the only function that changes it, and it is deterministic.
  */
 import { BkvError, check, ErrorCode, fromHex, Reader, toHex, Writer } from "@bkv/wire";
-import type { Answer, Entry, Genesis, Op } from "./log-entry.js";
-import { MAX_REPLY_BYTES, readOp, writeOp } from "./log-entry.js";
 import { REQUEST_MEMORY_MS } from "./policy.js";
+import type { Answer, Genesis, Op, RaftEntry } from "./raft-entry.js";
+import { MAX_REPLY_BYTES, readOp, writeOp } from "./raft-entry.js";
 
 export interface PendingLogin {
   loginState: string;
@@ -58,7 +58,7 @@ export class VaultState {
   }
 
   /** Apply one entry whose chain hash the caller has computed. */
-  apply(entry: Entry, hash: Uint8Array): void {
+  apply(entry: RaftEntry, hash: Uint8Array): void {
     if (entry.index !== this.index + 1) {
       throw new BkvError(ErrorCode.Corrupt, `log entry ${entry.index} does not follow ${this.index}`);
     }

@@ -1,6 +1,11 @@
 /** The independent guess-limit check: certain violations only, per key. */
 import { describe, expect, it } from "vitest";
-import { checkGuessLimitHistory, type Operation, type VaultInput, type VaultOutput } from "../../src/check/index.js";
+import {
+  checkGuessLimitHistory,
+  type Operation,
+  type VaultInput,
+  type VaultOutput,
+} from "../../src/check/index.js";
 
 type Op = Operation<VaultInput, VaultOutput>;
 
@@ -46,7 +51,8 @@ describe("checkGuessLimitHistory", () => {
       violations: [],
     });
     expect(
-      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), finish(10, 11, { ok: true }), ...starts(3, 12)], 3).ok,
+      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), finish(10, 11, { ok: true }), ...starts(3, 12)], 3)
+        .ok,
     ).toBe(true);
   });
 
@@ -60,7 +66,9 @@ describe("checkGuessLimitHistory", () => {
 
   it("does not count a failed or wrong-PIN finish as a reset", () => {
     const noSession = finish(10, 11, { error: "NO_SESSION", remaining: 1 });
-    expect(checkGuessLimitHistory([put(0, 1), ...starts(2, 2), noSession, ...starts(2, 12)], 3).ok).toBe(false);
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(2, 2), noSession, ...starts(2, 12)], 3).ok).toBe(
+      false,
+    );
     const wrong = finish(10, 11, { error: "WRONG_PIN", remaining: 1 }, false);
     expect(checkGuessLimitHistory([put(0, 1), ...starts(2, 2), wrong, ...starts(2, 12)], 3).ok).toBe(false);
   });
@@ -69,16 +77,17 @@ describe("checkGuessLimitHistory", () => {
     // A start concurrent with a put may come before it.
     expect(checkGuessLimitHistory([start(0, 20), put(2, 3), ...starts(3, 4)], 3).ok).toBe(true);
     // A put or right-PIN finish that never returned may have happened.
-    expect(checkGuessLimitHistory([put(0, 1), ...starts(3, 2), put(9, Infinity), ...starts(3, 12)], 3).ok).toBe(
-      true,
-    );
+    expect(
+      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), put(9, Infinity), ...starts(3, 12)], 3).ok,
+    ).toBe(true);
     const lost = finish(9, Infinity, undefined);
     expect(checkGuessLimitHistory([put(0, 1), ...starts(3, 2), lost, ...starts(3, 12)], 3).ok).toBe(true);
   });
 
   it("keeps keys apart", () => {
     expect(
-      checkGuessLimitHistory([put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(3, 2, "b")], 3).ok,
+      checkGuessLimitHistory([put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(3, 2, "b")], 3)
+        .ok,
     ).toBe(true);
     const res = checkGuessLimitHistory(
       [put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(4, 2, "b")],
