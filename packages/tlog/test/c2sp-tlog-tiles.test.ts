@@ -1,6 +1,7 @@
 /**
- * c2sp.org/tlog-tiles: paths, the specification's tile counts, entries tiles (the spec's "entry bundles"), and proofs read
- * from tiles served out of an in-memory tree (as the log serves them) verified with the library.
+ * c2sp.org/tlog-tiles: paths, the specification's tile counts, entries tiles (the spec's "entry
+ * bundles"), and proofs read from tiles served out of an in-memory tree (as the log serves them)
+ * verified with the library.
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -118,7 +119,10 @@ describe("entries tiles", () => {
   });
 });
 
-/** Serves a MerkleTree's tiles and entries tiles like the log does: partial tiles of any width up to its size. */
+/**
+ * Serves a MerkleTree's tiles and entries tiles like the log does: partial tiles of any width up to
+ * its size.
+ */
 function memoryReader(tree: MerkleTree, entries: Uint8Array[], log: string[] = []): TileReader {
   return {
     async fetch(path) {
