@@ -1,7 +1,7 @@
 /**
  * Load the measured HSM core (build/hsm-core.js): read the file's bytes once, hash them, and
- * import exactly those bytes (from a data: URL, so the file cannot change between hashing and loading). The platform
- * attests the hash as this HSM's measurement.
+ * import exactly those bytes (from a data: URL, so the file cannot change between hashing and
+ * loading). The platform attests the hash as this HSM's measurement.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
