@@ -7,9 +7,12 @@
  *                                              rewrite these files (after a deliberate format change;
  *                                              the diff is then the change to review)
  *
- * It runs the sources (packages/<name>/src), as the tests do, bundled with esbuild into a file in
- * node_modules/.cache (so third-party packages resolve from node_modules), removed afterwards.
+ * It runs the sources (packages/<name>/src), as the tests do, compiled with esbuild into one file in
+ * node_modules/.cache (so third-party packages resolve from node_modules), removed afterwards. It
+ * writes each file as the project's formatter lays it out (Biome, with biome.json), so a freshly
+ * written file passes `npx biome ci` as it is.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -31,7 +34,18 @@ const sources = {
   },
 };
 
-const bundled = join(root, "node_modules", ".cache", "bkv-format-vectors.mjs");
+/** JSON text as Biome formats it (it puts short lists on one line, which JSON.stringify does not). */
+function biomeLayout(path, text) {
+  const biome = join(root, "node_modules", ".bin", "biome");
+  return execFileSync(biome, ["format", `--stdin-file-path=${path}`], {
+    cwd: root,
+    input: text,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+const compiled = join(root, "node_modules", ".cache", "bkv-format-vectors.mjs");
 try {
   await build({
     entryPoints: [join(root, "test", "format-vectors", "formats.ts")],
@@ -39,12 +53,12 @@ try {
     platform: "node",
     format: "esm",
     target: "node20",
-    outfile: bundled,
+    outfile: compiled,
     packages: "external",
     plugins: [sources],
     logLevel: "warning",
   });
-  const mod = await import(pathToFileURL(bundled).href);
+  const mod = await import(pathToFileURL(compiled).href);
   const known = new Set(mod.FORMATS.map((f) => f.name));
   for (const n of names) {
     if (!known.has(n)) {
@@ -61,9 +75,9 @@ try {
       continue;
     }
     const file = await mod.makeVectorFile(f);
-    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`);
+    writeFileSync(path, biomeLayout(path, `${JSON.stringify(file, null, 2)}\n`));
     console.log(`wrote   ${f.name}: ${file.vectors.length} vectors`);
   }
 } finally {
-  rmSync(bundled, { force: true });
+  rmSync(compiled, { force: true });
 }

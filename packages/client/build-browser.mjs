@@ -3,7 +3,7 @@
  * @bkv/tlog from their sources, @serenity-kit/opaque with its inlined WASM, @hpke/*, @noble/*) into
  * one minified ES module, dist/browser/bkv-client.js, plus dist/browser/size.json.
  *
- * The bundle must not reach any Node built-in: an import of one (node:… or a bare name such as
+ * The browser build must not reach any Node built-in: an import of one (node:… or a bare name such as
  * "crypto") fails the build. The one exception is @hpke/common's guarded fallback
  * `await import("crypto")`, run only where globalThis.crypto is missing (Node <= 18); it resolves to
  * an empty stub here, so that path fails as it would in any browser without WebCrypto.
@@ -35,7 +35,7 @@ const browserOnly = {
       if (!args.path.startsWith("@bkv/") && !fromClient) return undefined;
       return {
         errors: [
-          { text: `${args.path} is Node-only and must not be in the browser bundle (from ${args.importer})` },
+          { text: `${args.path} is Node-only and must not be in the browser build (from ${args.importer})` },
         ],
       };
     });
@@ -51,7 +51,7 @@ const browserOnly = {
       }
       return {
         errors: [
-          { text: `Node built-in "${args.path}" imported by ${from}: not allowed in the browser bundle` },
+          { text: `Node built-in "${args.path}" imported by ${from}: not allowed in the browser build` },
         ],
       };
     });
@@ -104,7 +104,7 @@ const code = out.contents;
 const text = out.text;
 if (externals.length > 0 || /(?:require\s*\(|from\s*|import\s*\(?)\s*["'`]node:/.test(text)) {
   console.error(
-    `build-browser: the bundle imports Node modules:\n  ${externals.join("\n  ") || "(node: in output)"}`,
+    `build-browser: the browser build imports Node modules:\n  ${externals.join("\n  ") || "(node: in output)"}`,
   );
   process.exit(1);
 }

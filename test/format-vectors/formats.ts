@@ -5,8 +5,7 @@
  * (scripts/format-vectors.mjs) writes the file of a format that has none yet (or, with --force,
  * rewrites one after a deliberate format change).
  *
- * To pin another format, add an entry to FORMATS and run the generator. Left for later, because
- * it is being changed: the vault snapshot (hsm-core/src/state.ts).
+ * To pin another format, add an entry to FORMATS and run the generator.
  *
  * A vector's `context` is what the reader knows before it reads the bytes (a key, who it is, which
  * record it asked for); `fields` is what it reads. A format without `decode` is a message that is
@@ -15,15 +14,16 @@
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { decryptBytes } from "@bkv/client";
 import {
-  decodeEntry,
   decodeNvram,
   decodePeerMessage,
-  type Entry,
-  encodeEntry,
+  decodeRaftEntry,
   encodeNvram,
   encodePeerMessage,
+  encodeRaftEntry,
   PeerChannel,
   peerKey,
+  type RaftEntry,
+  VaultState,
 } from "@bkv/hsm-core";
 import { aes256GcmSeal, nodeHsmCrypto, sealKeyFor, softSeal } from "@bkv/hsm-software";
 import {
@@ -215,7 +215,7 @@ function unframe(b: Uint8Array): Uint8Array {
 const sealedEntry = (index: number, seed: number) => ({ index, sealed: pat(44, seed) });
 
 /** A Raft log entry (term 9, unlike any index) after entry `index - 1`; `answer` for one that answers a request. */
-function entry(index: number, ops: Entry["ops"], answered = true): Entry {
+function entry(index: number, ops: RaftEntry["ops"], answered = true): RaftEntry {
   const base = { index, term: 9, prevHash: pat(32, index), time: 1_767_225_600_000 + index };
   if (!answered) return { ...base, requestId: new Uint8Array(0), ops };
   return {
@@ -223,6 +223,81 @@ function entry(index: number, ops: Entry["ops"], answered = true): Entry {
     requestId: pat(16, 0x11),
     answer: { digest: pat(32, 0x31), reply: pat(90, 0x41) },
     ops,
+  };
+}
+
+/**
+ * The vault snapshot as plain fields: VaultState keeps maps (keyed by user or by the hex of an id),
+ * which JSON cannot hold, so the vectors list them as arrays in the snapshot's own order.
+ */
+function snapshotFields(s: VaultState): Value {
+  return {
+    index: s.index,
+    term: s.term,
+    chainHash: s.chainHash,
+    clock: s.clock,
+    genesis: s.genesis,
+    records: [...s.records].map(([user, r]) => ({
+      user,
+      credential: r.credential,
+      registration: r.registration,
+      wrappedKey: r.wrappedKey,
+      guessesUsed: r.guessesUsed,
+      guessSeq: r.guessSeq,
+      pending: [...r.pending].map(([id, p]) => ({ sessionId: Buffer.from(id, "hex"), ...p })),
+    })),
+    tickets: [...s.tickets].map(([user, t]) => ({ user, ...t })),
+    seen: [...s.seen].map(([id, x]) => ({ requestId: Buffer.from(id, "hex"), ...x })),
+  };
+}
+
+function snapshotState(v: Value): VaultState {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  const s = new VaultState();
+  s.index = v.index;
+  s.term = v.term;
+  s.chainHash = v.chainHash;
+  s.clock = v.clock;
+  s.genesis = v.genesis;
+  for (const r of v.records) {
+    const pending = new Map<string, Value>(
+      r.pending.map((p: Value) => [
+        hex(p.sessionId),
+        { loginState: p.loginState, expiresAt: p.expiresAt, seq: p.seq },
+      ]),
+    );
+    s.records.set(r.user, {
+      credential: r.credential,
+      registration: r.registration,
+      wrappedKey: r.wrappedKey,
+      guessesUsed: r.guessesUsed,
+      guessSeq: r.guessSeq,
+      pending,
+    });
+  }
+  for (const t of v.tickets) s.tickets.set(t.user, { ticket: t.ticket, expiresAt: t.expiresAt });
+  for (const x of v.seen)
+    s.seen.set(hex(x.requestId), { forgetAt: x.forgetAt, index: x.index, answer: x.answer });
+  return s;
+}
+
+/** The genesis of the Raft vectors' fleet (the raft-log-entry and vault-snapshot vectors share it). */
+function genesis() {
+  return {
+    fleetId: pat(16, 0xf0),
+    namespace: "example.org/bkv",
+    epoch: 2,
+    logKey: pat(32, 0x44),
+    members: [1, 2, 3].map((i) => encodeAttestation(attestation(i))),
+    challenges: [pat(32, 1), pat(32, 2), pat(32, 3)],
+    measurement: pat(32, 0xa0),
+    opaqueServerSetup: "c2VydmVyLXNldHVwLW9mLXRoZS10ZXN0LXZlY3Rvcg",
+    hpkePrivateKey: pat(32, 0x50),
+    hpkePublicKey: pat(32, 0x55),
+    fleetSigningSeed: pat(32, 0x60),
+    fleetSigningKey: pat(32, 0x66),
+    guessLimit: 10,
+    createdAt: 1_767_225_600_000,
   };
 }
 
@@ -766,7 +841,7 @@ export const FORMATS: Format[] = [
     name: "raft-log-entry",
     about:
       "an entry of the HSMs' replicated log (the plaintext sealed before it leaves the HSM): index, term, previous hash, time, request id, answer, ops",
-    source: "packages/hsm-core/src/log-entry.ts",
+    source: "packages/hsm-core/src/raft-entry.ts",
     samples: () => [
       {
         type: "genesis",
@@ -775,22 +850,7 @@ export const FORMATS: Format[] = [
           [
             {
               op: "genesis",
-              genesis: {
-                fleetId: pat(16, 0xf0),
-                namespace: "example.org/bkv",
-                epoch: 2,
-                logKey: pat(32, 0x44),
-                members: [1, 2, 3].map((i) => encodeAttestation(attestation(i))),
-                challenges: [pat(32, 1), pat(32, 2), pat(32, 3)],
-                measurement: pat(32, 0xa0),
-                opaqueServerSetup: "c2VydmVyLXNldHVwLW9mLXRoZS10ZXN0LXZlY3Rvcg",
-                hpkePrivateKey: pat(32, 0x50),
-                hpkePublicKey: pat(32, 0x55),
-                fleetSigningSeed: pat(32, 0x60),
-                fleetSigningKey: pat(32, 0x66),
-                guessLimit: 10,
-                createdAt: 1_767_225_600_000,
-              },
+              genesis: genesis(),
             },
           ],
           false,
@@ -835,8 +895,78 @@ export const FORMATS: Format[] = [
         ]),
       },
     ],
-    encode: encodeEntry,
-    decode: decodeEntry,
+    encode: encodeRaftEntry,
+    decode: decodeRaftEntry,
+  },
+  {
+    name: "vault-snapshot",
+    about:
+      "the HSM's committed vault state (the plaintext sealed into the host's storage every few thousand entries and sent to a lagging peer): index, term, chain hash, clock, genesis, records in user order, tickets, replay cache",
+    source: "packages/hsm-core/src/state.ts",
+    samples: () => [
+      {
+        type: "before genesis",
+        value: {
+          index: 0,
+          term: 0,
+          chainHash: new Uint8Array(32),
+          clock: 0,
+          genesis: null,
+          records: [],
+          tickets: [],
+          seen: [],
+        },
+      },
+      {
+        type: "records, a pending login, a ticket, answered and unanswered requests",
+        value: {
+          index: 7,
+          term: 9,
+          chainHash: pat(32, 0x70),
+          clock: 1_767_225_600_007,
+          genesis: genesis(),
+          records: [
+            {
+              user: "alice",
+              credential: pat(16, 2),
+              registration: pat(OpaqueSize.registrationRecord, 3),
+              wrappedKey: pat(60, 4),
+              guessesUsed: 1,
+              guessSeq: 3,
+              pending: [
+                {
+                  sessionId: pat(16, 6),
+                  loginState: "bG9naW4tc3RhdGU",
+                  expiresAt: 1_767_225_660_005,
+                  seq: 3,
+                },
+              ],
+            },
+            {
+              user: "bob",
+              credential: pat(16, 8),
+              registration: pat(OpaqueSize.registrationRecord, 9),
+              wrappedKey: pat(60, 10),
+              guessesUsed: 0,
+              guessSeq: 0,
+              pending: [],
+            },
+          ],
+          tickets: [{ user: "carol", ticket: pat(16, 12), expiresAt: 1_767_225_660_003 }],
+          seen: [
+            {
+              requestId: pat(16, 0x11),
+              forgetAt: 1_767_226_200_004,
+              index: 4,
+              answer: { digest: pat(32, 0x31), reply: pat(90, 0x41) },
+            },
+            { requestId: pat(16, 0x21), forgetAt: 1_767_226_200_006, index: 6 },
+          ],
+        },
+      },
+    ],
+    encode: (v) => snapshotState(v).encode(),
+    decode: (b) => snapshotFields(VaultState.decode(b)),
   },
 ];
 

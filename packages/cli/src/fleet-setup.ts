@@ -14,7 +14,7 @@ import { type CeremonyResult, createFleet, type FleetCreated, type FleetParamete
 import { newVendorRoot, writeVendorRoot } from "@bkv/hsm-software";
 import { UsageError } from "./args.js";
 import { devPaths } from "./dev-files.js";
-import { CORE_BUNDLE, OWN_SOURCE_ROOT, writeCore } from "./measure.js";
+import { MEASURED_CORE_FILE, OWN_SOURCE_ROOT, writeCore } from "./measure.js";
 
 export type PlatformName = "software" | "pkcs11";
 
@@ -48,7 +48,7 @@ export function hsmCommand(dir: string, node: number, platform: PlatformName): s
 }
 
 /** The argv of an HSM process of this platform on its folder (a host config's `hsm`). */
-export function hsmArgv(platform: PlatformName, hsmDir: string, core = CORE_BUNDLE): string[] {
+export function hsmArgv(platform: PlatformName, hsmDir: string, core = MEASURED_CORE_FILE): string[] {
   return [process.execPath, hsmMain(platform), "--dir", hsmDir, "--core", core];
 }
 
@@ -73,7 +73,7 @@ export async function provisionDevHsms(dir: string, count: number, platform: Pla
         p.vendorRootKey,
       ];
       try {
-        await promisify(execFile)(process.execPath, [...args, "--core", CORE_BUNDLE], { env: {} });
+        await promisify(execFile)(process.execPath, [...args, "--core", MEASURED_CORE_FILE], { env: {} });
       } catch (e) {
         const stderr = (e as { stderr?: string }).stderr ?? "";
         throw new Error(`provisioning node ${k + 1}'s HSM failed: ${stderr.trim() || (e as Error).message}`);
@@ -84,7 +84,7 @@ export async function provisionDevHsms(dir: string, count: number, platform: Pla
 
 /** Build the measured core if this checkout has not (npm run build does it too). */
 export async function ensureCore(): Promise<void> {
-  if (!existsSync(CORE_BUNDLE)) await writeCore(OWN_SOURCE_ROOT, CORE_BUNDLE);
+  if (!existsSync(MEASURED_CORE_FILE)) await writeCore(OWN_SOURCE_ROOT, MEASURED_CORE_FILE);
 }
 
 /** The folder's test vendor root (development only): made once, public key in vendor-root.pub. */

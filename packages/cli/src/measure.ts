@@ -17,7 +17,7 @@ import { build } from "esbuild";
 /** The source tree this CLI was built from (packages/cli/dist/measure.js → the repository root). */
 export const OWN_SOURCE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 /** Where `npm run build` puts the measured core, and where the HSM processes load it from. */
-export const CORE_BUNDLE = join(OWN_SOURCE_ROOT, "build", "hsm-core.js");
+export const MEASURED_CORE_FILE = join(OWN_SOURCE_ROOT, "build", "hsm-core.js");
 
 export interface MeasuredCore {
   code: Uint8Array;

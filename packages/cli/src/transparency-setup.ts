@@ -45,7 +45,7 @@ import { version as esbuildVersion } from "esbuild";
 import { nextEpoch, publishRelease } from "./commands/release.js";
 import { devPaths } from "./dev-files.js";
 import { ensureVendorRoot } from "./fleet-setup.js";
-import { CORE_BUNDLE, measurementOf, OWN_SOURCE_ROOT } from "./measure.js";
+import { MEASURED_CORE_FILE, measurementOf, OWN_SOURCE_ROOT } from "./measure.js";
 import { spawnService } from "./services.js";
 import { type SigningKey, signingKeyFile } from "./signing-key-file.js";
 
@@ -158,8 +158,8 @@ function evidenceFlags(dir: string): string[] {
   const p = devPaths(dir);
   ensureVendorRoot(dir);
   const flags = ["--vendor-root", toHex(readVendorRootPub(p.vendorRootPub))];
-  if (existsSync(CORE_BUNDLE))
-    flags.push("--measurement", measurementOf(new Uint8Array(readFileSync(CORE_BUNDLE))));
+  if (existsSync(MEASURED_CORE_FILE))
+    flags.push("--measurement", measurementOf(new Uint8Array(readFileSync(MEASURED_CORE_FILE))));
   return flags;
 }
 

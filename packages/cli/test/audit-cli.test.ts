@@ -159,7 +159,7 @@ describe("bkv audit", () => {
   });
 });
 
-describe("bkv audit and the browser bundle give the same verdict on every case", () => {
+describe("bkv audit and the SDK's browser build give the same verdict on every case", () => {
   it("genuine, small-order forgery, test root with and without the flag, a fleet of one", async () => {
     // The very file pages load (built by `npm run build`; rebuilt here so the test sees this source).
     const repo = resolve(fileURLToPath(import.meta.url), "..", "..", "..", "..");

@@ -1,5 +1,5 @@
 /**
- * The browser entry of @bkv/client, bundled into one ES module by build-browser.mjs
+ * The browser entry of @bkv/client, built into one ES module (the browser build) by build-browser.mjs
  * (dist/browser/bkv-client.js): the whole browser-safe SDK (backup files, vault client, bundle
  * checks, evidence audit, passkeys) plus what a transparency page needs to follow the log and
  * decode what it holds. No Node API is reachable from here.

@@ -165,7 +165,7 @@ describe("checkpoint stores are compare-and-swap", () => {
   });
 
   it("processes sharing one file never replace a larger checkpoint with a smaller one", async () => {
-    // The real file store, bundled for plain node; each process pushes checkpoints of its own sizes
+    // The real file store, built by esbuild for plain node; each process pushes checkpoints of its own sizes
     // with the same compare-and-swap loop verifyBundle uses.
     const script = join(dir, "store.mjs");
     await build({

@@ -42,23 +42,29 @@ import * as opaque from "@serenity-kit/opaque";
 import { type OpenedRequest, openRequest } from "./client-channel.js";
 import {
   checkChallenges,
-  checkGuessLimit,
   checkMembers,
   checkPublication,
   checkSignatures,
   decodePackage,
   spentMessage,
   statementOf,
+  validateGuessLimit,
   vendorDocumentCheck,
 } from "./genesis.js";
 import { type OpenedPackage, openPackage, sealFleet } from "./genesis-steps.js";
 import { PersistPipeline, readStorage, type StoredLog } from "./host-storage.js";
-import { decodeEntry, type Entry, type EntryBody, encodeEntry, type Genesis } from "./log-entry.js";
 import { decodeNvram, emptyTip, encodeNvram, type NvramState } from "./nvram.js";
 import { PeerChannel, peerKey } from "./peer-channel.js";
 import type { HsmPlatform } from "./platform.js";
 import { SNAPSHOT_EVERY } from "./policy.js";
 import { type LogRecord, type Position, Raft, type SnapshotMeta } from "./raft.js";
+import {
+  decodeRaftEntry,
+  encodeRaftEntry,
+  type Genesis,
+  type RaftEntry,
+  type RaftEntryBody,
+} from "./raft-entry.js";
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from "./raft-messages.js";
 import { VaultState } from "./state.js";
 import { CoreStats, timeNvramWrites } from "./stats.js";
@@ -118,7 +124,7 @@ export class HsmCore {
   private helloSentAt = new Map<number, number>();
   private joinEntry: {
     record: LogRecord;
-    entry: Entry;
+    entry: RaftEntry;
     statement: Uint8Array;
     genesis: Genesis;
     finished: boolean;
@@ -377,7 +383,7 @@ export class HsmCore {
 
   private genesisFrom(rec: LogRecord | undefined): Genesis | null {
     if (rec === undefined || rec.index !== 1) return null;
-    const op = decodeEntry(rec.bytes).ops[0];
+    const op = decodeRaftEntry(rec.bytes).ops[0];
     return op?.op === "genesis" ? op.genesis : null;
   }
 
@@ -417,7 +423,7 @@ export class HsmCore {
         },
         hash: (b) => crypto.sha256(b),
         noop: (index, term, prevHash) =>
-          encodeEntry({ index, term, prevHash, time: this.now(), requestId: new Uint8Array(0), ops: [] }),
+          encodeRaftEntry({ index, term, prevHash, time: this.now(), requestId: new Uint8Array(0), ops: [] }),
       },
       { term: nv.term, vote: nv.vote, snapshot: meta, snapshotState, log, durableIndex, recover },
     );
@@ -453,7 +459,7 @@ export class HsmCore {
     const crypto = this.platform.crypto;
     let attestations: Attestation[];
     try {
-      checkGuessLimit(guessLimit);
+      validateGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
       attestations = checkMembers(
         crypto,
@@ -696,7 +702,7 @@ export class HsmCore {
     this.wasLeaderTerm = raft.term;
     const spec = this.committed.clone();
     for (const rec of raft.entries(spec.index + 1, raft.lastIndex()))
-      spec.apply(decodeEntry(rec.bytes), rec.hash);
+      spec.apply(decodeRaftEntry(rec.bytes), rec.hash);
     this.spec = spec;
   }
 
@@ -705,7 +711,7 @@ export class HsmCore {
     while (this.committed.index < raft.commitIndex) {
       const rec = raft.entry(this.committed.index + 1);
       if (rec === undefined) break;
-      const entry = decodeEntry(rec.bytes);
+      const entry = decodeRaftEntry(rec.bytes);
       this.committed.apply(entry, rec.hash);
       this.stats.countEntry(entry);
       const ws = this.waiters.get(rec.index);
@@ -900,20 +906,20 @@ export class HsmCore {
     }
     const envelope = await seal(d.result);
     if (d.ops === null) return { wait: Promise.resolve({ ok: true, envelope }) };
-    const body: EntryBody = {
+    const body: RaftEntryBody = {
       time: now,
       requestId: req.requestId,
       answer: { digest, reply: envelope },
       ops: d.ops,
     };
-    let made: { entry: Entry; bytes: Uint8Array } | null = null;
+    let made: { entry: RaftEntry; bytes: Uint8Array } | null = null;
     const index = raft.propose((index, term, prevHash) => {
-      const entry: Entry = { ...body, index, term, prevHash };
-      made = { entry, bytes: encodeEntry(entry) };
+      const entry: RaftEntry = { ...body, index, term, prevHash };
+      made = { entry, bytes: encodeRaftEntry(entry) };
       return made.bytes;
     });
     if (index === null || made === null) return this.unavailable("leadership changed; try again");
-    const m = made as { entry: Entry; bytes: Uint8Array };
+    const m = made as { entry: RaftEntry; bytes: Uint8Array };
     const hash = this.platform.crypto.sha256(m.bytes);
     spec.apply(m.entry, hash);
     return { wait: this.replyOnCommit(index, hash, envelope) };

@@ -9,7 +9,6 @@
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
 import {
   checkGenesisEntry,
-  checkGuessLimit,
   checkMembers,
   checkPublication,
   checkStatement,
@@ -18,11 +17,12 @@ import {
   packageAad,
   packageKey,
   statementOf,
+  validateGuessLimit,
   vendorDocumentCheck,
 } from "./genesis.js";
-import { type Entry, encodeEntry, type Genesis } from "./log-entry.js";
 import { opaqueSetupFromSeed } from "./opaque-setup.js";
 import type { HsmPlatform } from "./platform.js";
+import { encodeRaftEntry, type Genesis, type RaftEntry } from "./raft-entry.js";
 
 const ZERO_HASH = new Uint8Array(32);
 
@@ -66,7 +66,7 @@ export async function sealFleet(
     guessLimit: f.guessLimit,
     createdAt: f.now,
   };
-  const entry = encodeEntry({
+  const entry = encodeRaftEntry({
     index: 1,
     term: 0,
     prevHash: ZERO_HASH,
@@ -93,7 +93,7 @@ export async function sealFleet(
 }
 
 export interface OpenedPackage {
-  entry: Entry;
+  entry: RaftEntry;
   bytes: Uint8Array;
   genesis: Genesis;
 }
@@ -134,7 +134,7 @@ export async function openPackage(
   const op = entry.ops[0]!;
   if (op.op !== "genesis") throw new BkvError(ErrorCode.Invalid, "not a genesis entry");
   const genesis = op.genesis;
-  checkGuessLimit(genesis.guessLimit);
+  validateGuessLimit(genesis.guessLimit);
   checkPublication(genesis.namespace, genesis.epoch, genesis.logKey);
   if (!bytesEqual(genesis.measurement, platform.measurement())) {
     throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");

@@ -38,10 +38,10 @@ import {
   utf8,
   Writer,
 } from "@bkv/wire";
-import { decodeEntry, type Entry, type Genesis } from "./log-entry.js";
 import type { NvramState } from "./nvram.js";
 import type { HsmCrypto, HsmPlatform } from "./platform.js";
 import { MAX_GUESS_LIMIT } from "./policy.js";
+import { decodeRaftEntry, type Genesis, type RaftEntry } from "./raft-entry.js";
 
 /** The platform's check of members attested by a vendor document, if it has one. */
 export function vendorDocumentCheck(platform: HsmPlatform): ((a: Attestation) => void) | undefined {
@@ -204,8 +204,8 @@ export function checkChallenges(challenges: Uint8Array[], members: number): void
   }
 }
 
-/** Check a guess limit against the code's bounds. */
-export function checkGuessLimit(guessLimit: number): void {
+/** Validate a configured guess limit against the code's bounds (1 to MAX_GUESS_LIMIT); throws POLICY. */
+export function validateGuessLimit(guessLimit: number): void {
   if (!Number.isInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
     throw new BkvError(
       ErrorCode.Policy,
@@ -352,8 +352,8 @@ export function decodePackage(b: Uint8Array): GenesisPackage {
 }
 
 /** Check an opened genesis entry against its package header. */
-export function checkGenesisEntry(bytes: Uint8Array, p: GenesisPackage): Entry {
-  const e = decodeEntry(bytes);
+export function checkGenesisEntry(bytes: Uint8Array, p: GenesisPackage): RaftEntry {
+  const e = decodeRaftEntry(bytes);
   const op = e.ops[0];
   check(
     e.index === 1 && e.term === 0 && e.ops.length === 1 && op?.op === "genesis",

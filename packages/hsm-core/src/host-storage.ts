@@ -6,9 +6,9 @@
  * storage is as new as what this HSM acknowledged is storage-check.ts's question, not this file's.
  */
 import { BkvError, bytesEqual, ErrorCode, type HsmToHost, type SealedEntry, utf8, Writer } from "@bkv/wire";
-import { decodeEntry } from "./log-entry.js";
 import type { HsmPlatform } from "./platform.js";
 import type { LogRecord, SnapshotMeta } from "./raft.js";
+import { decodeRaftEntry } from "./raft-entry.js";
 import { VaultState } from "./state.js";
 
 export const ENTRY_AAD = utf8("bkv log entry v1");
@@ -143,7 +143,7 @@ export async function readStorage(
   let prev = meta.hash;
   for (const se of entries) {
     const bytes = await unseal(se.sealed, aadFor(ENTRY_AAD, se.index));
-    const e = decodeEntry(bytes);
+    const e = decodeRaftEntry(bytes);
     if (e.index !== se.index || e.index !== meta.index + log.length + 1) {
       throw new BkvError(ErrorCode.Corrupt, `host storage has a gap or disorder at entry ${se.index}`);
     }

@@ -1,6 +1,5 @@
 export { type CoreCounters, type CoreOptions, HsmCore } from "./core.js";
 export * from "./genesis.js";
-export * from "./log-entry.js";
 export * from "./nvram.js";
 export { PeerChannel, peerKey } from "./peer-channel.js";
 export type { HsmCrypto, HsmPlatform } from "./platform.js";
@@ -15,6 +14,7 @@ export {
   type Role,
   type SnapshotMeta,
 } from "./raft.js";
+export * from "./raft-entry.js";
 export * from "./raft-messages.js";
 export * from "./record-tree.js";
 export { VaultState } from "./state.js";

@@ -7,7 +7,7 @@ import { check, Reader, Writer } from "@bkv/wire";
 export interface WireEntry {
   index: number;
   term: number;
-  /** The encoded log entry (log-entry.ts); it carries its own index, term and previous hash. */
+  /** The encoded log entry (raft-entry.ts); it carries its own index, term and previous hash. */
   bytes: Uint8Array;
 }
 

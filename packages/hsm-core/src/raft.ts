@@ -22,7 +22,7 @@
  * matches the follower's log keeps the entries after it.
  */
 import { bytesEqual } from "@bkv/wire";
-import { decodeEntry } from "./log-entry.js";
+import { decodeRaftEntry } from "./raft-entry.js";
 import type { PeerMessage, WireEntry } from "./raft-messages.js";
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
@@ -355,7 +355,7 @@ export class Raft {
   // Proposals (leader).
 
   private appendLocal(bytes: Uint8Array): number {
-    const e = decodeEntry(bytes);
+    const e = decodeRaftEntry(bytes);
     const rec: LogRecord = { index: e.index, term: e.term, bytes, hash: this.o.hash(bytes) };
     this.log.push(rec);
     this.unpersisted.push(rec);
@@ -486,7 +486,7 @@ export class Raft {
       entries = entries.filter((e) => e.index > this.snapshot.index);
       if (entries.length === 0) return this.ack(from, this.snapshot.index);
       prevIndex = this.snapshot.index;
-      const first = decodeEntry(entries[0]!.bytes);
+      const first = decodeRaftEntry(entries[0]!.bytes);
       if (first.index !== prevIndex + 1 || !bytesEqual(first.prevHash, this.snapshot.hash))
         return reject(this.snapshot.index);
     } else {
@@ -498,9 +498,9 @@ export class Raft {
     }
     let expect = prevIndex + 1;
     for (const w of entries) {
-      let e: ReturnType<typeof decodeEntry>;
+      let e: ReturnType<typeof decodeRaftEntry>;
       try {
-        e = decodeEntry(w.bytes);
+        e = decodeRaftEntry(w.bytes);
       } catch {
         return reject(expect - 1);
       }

@@ -3,9 +3,9 @@
  * the replay cache. apply() is the only function that changes it, and it is deterministic.
  */
 import { BkvError, check, ErrorCode, fromHex, Reader, toHex, Writer } from "@bkv/wire";
-import type { Answer, Entry, Genesis, Op } from "./log-entry.js";
-import { MAX_REPLY_BYTES, readOp, writeOp } from "./log-entry.js";
 import { REQUEST_MEMORY_MS } from "./policy.js";
+import type { Answer, Genesis, Op, RaftEntry } from "./raft-entry.js";
+import { MAX_REPLY_BYTES, readOp, writeOp } from "./raft-entry.js";
 
 export interface PendingLogin {
   loginState: string;
@@ -58,7 +58,7 @@ export class VaultState {
   }
 
   /** Apply one entry whose chain hash the caller has computed. */
-  apply(entry: Entry, hash: Uint8Array): void {
+  apply(entry: RaftEntry, hash: Uint8Array): void {
     if (entry.index !== this.index + 1) {
       throw new BkvError(ErrorCode.Corrupt, `log entry ${entry.index} does not follow ${this.index}`);
     }
@@ -141,7 +141,9 @@ export class VaultState {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Snapshots: the whole state in canonical bytes.
+  // Snapshots: the whole state in canonical bytes (pinned in testdata/formats/vault-snapshot.json).
+  // Records in ascending user order, the other maps in insertion (expiry) order; decode accepts
+  // only that one encoding: a flag other than 0 or 1, users out of order or any key twice is refused.
 
   encode(): Uint8Array {
     const w = new Writer().u64(this.index).u64(this.term).fixed(this.chainHash).u64(this.clock);
@@ -184,14 +186,18 @@ export class VaultState {
     s.chainHash = r.fixed(32, "chain hash");
     s.clock = r.u64("clock");
     const hasGenesis = r.u8("genesis flag");
+    check(hasGenesis <= 1, "vault snapshot: bad genesis flag");
     if (hasGenesis === 1) {
       const op = readOp(r);
       check(op.op === "genesis", "vault snapshot: expected genesis");
       s.genesis = op.genesis;
     }
     const n = r.u32("record count");
+    let prevUser = "";
     for (let i = 0; i < n; i++) {
       const user = r.string("user");
+      check(i === 0 || user > prevUser, "vault snapshot: records not in ascending user order");
+      prevUser = user;
       const credential = r.fixed(16, "credential");
       const registration = r.bytes("registration");
       const wrappedKey = r.bytes("wrapped key");
@@ -201,6 +207,7 @@ export class VaultState {
       const m = r.u32("pending count");
       for (let j = 0; j < m; j++) {
         const id = toHex(r.fixed(16, "session id"));
+        check(!pending.has(id), "vault snapshot: a pending login twice");
         pending.set(id, {
           loginState: r.string("login state", 4096),
           expiresAt: r.u64("expires at"),
@@ -210,11 +217,15 @@ export class VaultState {
       s.records.set(user, { credential, registration, wrappedKey, guessesUsed, guessSeq, pending });
     }
     const t = r.u32("ticket count");
-    for (let i = 0; i < t; i++)
-      s.tickets.set(r.string("user"), { ticket: r.fixed(16, "ticket"), expiresAt: r.u64("expires at") });
+    for (let i = 0; i < t; i++) {
+      const user = r.string("user");
+      check(!s.tickets.has(user), "vault snapshot: a user's ticket twice");
+      s.tickets.set(user, { ticket: r.fixed(16, "ticket"), expiresAt: r.u64("expires at") });
+    }
     const k = r.u32("seen count");
     for (let i = 0; i < k; i++) {
       const id = toHex(r.fixed(16, "request id"));
+      check(!s.seen.has(id), "vault snapshot: a request id twice");
       const forgetAt = r.u64("forget at");
       const index = r.u64("answered at");
       const flag = r.u8("answer flag");

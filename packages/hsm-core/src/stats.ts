@@ -3,8 +3,8 @@
  * committed entries and NVRAM write latency. Counts only: no user id, request or secret is kept.
  */
 import { type HsmStats, NVRAM_WRITE_BUCKETS_MS } from "@bkv/wire";
-import type { Entry } from "./log-entry.js";
 import type { HsmPlatform } from "./platform.js";
+import type { RaftEntry } from "./raft-entry.js";
 
 export type DecisionCounts = Pick<
   HsmStats,
@@ -23,7 +23,7 @@ export class CoreStats {
   readonly nvramWriteBuckets: number[] = new Array(NVRAM_WRITE_BUCKETS_MS.length + 1).fill(0);
 
   /** Count the decisions of one committed entry. */
-  countEntry(entry: Entry): void {
+  countEntry(entry: RaftEntry): void {
     for (const o of entry.ops) {
       if (o.op === "guess") this.decisions.guessesStarted++;
       else if (o.op === "login-failed") this.decisions.guessesWrong++;

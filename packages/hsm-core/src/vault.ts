@@ -21,8 +21,8 @@ import {
   type VaultResult,
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
-import type { Op } from "./log-entry.js";
 import { LOGIN_TTL_MS, MAX_PENDING_LOGINS, REQUEST_WINDOW_MS } from "./policy.js";
+import type { Op } from "./raft-entry.js";
 import type { VaultRecord, VaultState } from "./state.js";
 
 export interface Decision {

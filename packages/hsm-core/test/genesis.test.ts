@@ -10,8 +10,8 @@
 
 import {
   decodeNvram,
-  encodeEntry,
   encodePackage,
+  encodeRaftEntry,
   type Genesis,
   HsmCore,
   packageAad,
@@ -236,7 +236,7 @@ async function evilPackages(
     guessLimit: 10,
     createdAt: Date.now(),
   });
-  const entry = encodeEntry({
+  const entry = encodeRaftEntry({
     index: 1,
     term: 0,
     prevHash: new Uint8Array(32),

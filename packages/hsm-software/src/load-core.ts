@@ -1,7 +1,7 @@
 /**
- * Load the measured HSM core: read the bundle's bytes once, hash them, and import exactly those
- * bytes (from a data: URL, so the file cannot change between hashing and loading). The platform
- * attests the hash as this HSM's measurement.
+ * Load the measured HSM core (build/hsm-core.js): read the file's bytes once, hash them, and
+ * import exactly those bytes (from a data: URL, so the file cannot change between hashing and
+ * loading). The platform attests the hash as this HSM's measurement.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -23,6 +23,7 @@ export async function loadCore(path: string): Promise<LoadedCore> {
   const mod = (await import(`data:text/javascript;base64,${code.toString("base64")}`)) as {
     HsmCore?: typeof HsmCore;
   };
-  if (typeof mod.HsmCore?.create !== "function") throw new Error(`${path} is not an HSM core bundle`);
+  if (typeof mod.HsmCore?.create !== "function")
+    throw new Error(`${path} is not a measured HSM core (it exports no HsmCore)`);
   return { HsmCore: mod.HsmCore, measurement };
 }

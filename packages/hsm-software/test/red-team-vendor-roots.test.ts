@@ -16,7 +16,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auditEvidence } from "@bkv/client";
-import { decodeEntry, decodePackage, HsmCore, type HsmPlatform, packageAad, packageKey } from "@bkv/hsm-core";
+import {
+  decodePackage,
+  decodeRaftEntry,
+  HsmCore,
+  type HsmPlatform,
+  packageAad,
+  packageKey,
+} from "@bkv/hsm-core";
 import {
   decodeAttestation,
   decodeHsmToHost,
@@ -127,7 +134,7 @@ beforeAll(async () => {
   const shared = new Uint8Array(fakeAgree.computeSecret(creatorAgree));
   const crypto = nodeHsmCrypto();
   const key = packageKey(crypto, shared, p.fleetId, p.creator, p.member);
-  const entry = decodeEntry(await crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p)));
+  const entry = decodeRaftEntry(await crypto.aeadOpen(key, p.nonce, p.ciphertext, packageAad(p)));
   const op = entry.ops[0];
   if (op?.op === "genesis") {
     const st = decodeStatement(created.statement);

@@ -73,7 +73,7 @@ import {
   type Checkpoint,
   decodeSignedRelease,
   ed25519VerifyStrict,
-  encodeEntryBundle,
+  encodeEntriesTile,
   encodeLogEntry,
   evidenceDigest,
   formatCheckpoint,
@@ -466,7 +466,7 @@ export class LogService {
     const start = p.index * TILE_WIDTH;
     if (p.kind === "entries") {
       if (start + p.width > size) throw new LogHttpError(404, "no such entry bundle in the published tree");
-      return encodeEntryBundle(this.store.entries(start, start + p.width));
+      return encodeEntriesTile(this.store.entries(start, start + p.width));
     }
     const count = Math.floor(size / TILE_WIDTH ** p.level);
     if (start + p.width > count) throw new LogHttpError(404, "no such tile in the published tree");

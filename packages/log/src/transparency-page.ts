@@ -2,7 +2,7 @@
  * The transparency page, served by the log at /transparency/: the fleets and their epochs, an
  * evidence summary, the release entries (measurement, source revision, build recipe; their
  * signature checked when the visitor pins a release key), the checkpoint and the witnesses' cosignatures, all checked in the visitor's
- * browser by the client SDK's own bundle (bkv-client.js) against the keys the visitor pins (the
+ * browser by the client SDK's own browser build (bkv-client.js) against the keys the visitor pins (the
  * URL fragment or the form). The page's code is static; it trusts nothing the log says.
  */
 import { readFileSync } from "node:fs";
@@ -25,7 +25,7 @@ const TYPES: Record<string, string> = {
 const CSP =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-function sdkBundle(): string {
+function sdkBrowserBuild(): string {
   const clientMain = createRequire(import.meta.url).resolve("@bkv/client");
   return join(dirname(clientMain), "browser", "bkv-client.js");
 }
@@ -35,7 +35,7 @@ export function transparencyRoutes(app: FastifyInstance): void {
   app.get<{ Params: { file: string } }>("/transparency/:file", async (req, reply) => {
     const name = req.params.file;
     let path: string;
-    if (name === "bkv-client.js") path = sdkBundle();
+    if (name === "bkv-client.js") path = sdkBrowserBuild();
     else if (FILES.has(name)) path = join(STATIC, FILES.get(name)!);
     else return reply.code(404).type("text/plain").send("not found");
     let body: Buffer;

@@ -209,7 +209,7 @@ describe("log with two witnesses", () => {
     expect((await fetch(`${log.url}/bundle?namespace=nobody`)).status).toBe(404);
   });
 
-  it("serves tiles and bundles from which proofs and entries verify with the library", async () => {
+  it("serves tiles and entries tiles from which proofs and entries verify with the library", async () => {
     for (let epoch = 1; epoch <= 270; epoch++) {
       const r = await submit(fleet("fill", epoch));
       expect(r.status).toBe(200);

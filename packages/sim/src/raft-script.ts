@@ -36,7 +36,7 @@
 import { createHash } from "node:crypto";
 import {
   checkStorage,
-  encodeEntry,
+  encodeRaftEntry,
   type LogRecord,
   type LogTip,
   type PeerMessage,
@@ -175,7 +175,7 @@ const ZERO = new Uint8Array(32);
 const hash = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
 function entryBytes(index: number, term: number, prevHash: Uint8Array, time: number): Uint8Array {
-  return encodeEntry({ index, term, prevHash, time, requestId: new Uint8Array(0), ops: [] });
+  return encodeRaftEntry({ index, term, prevHash, time, requestId: new Uint8Array(0), ops: [] });
 }
 
 function copyStorage(s: Storage): Storage {

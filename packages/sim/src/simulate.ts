@@ -13,7 +13,7 @@ import { nodeHpkeSealer } from "@bkv/client/node";
 import { FinishAction, fromBase64Url, toBase64Url, toHex, type VaultOp, type VaultResult } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import {
-  checkGuessLimit,
+  checkGuessLimitHistory,
   checkLinearizable,
   type Operation,
   type VaultInput,
@@ -623,7 +623,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const lin = checkLinearizable(history, vaultModel(o.guessLimit), { timeoutMs: 20_000 });
     if (lin.result === "illegal") failure = `not linearizable: ${lin.info}`;
     else if (lin.result === "unknown") count("linearizability-unknown");
-    const gl = checkGuessLimit(history, o.guessLimit);
+    const gl = checkGuessLimitHistory(history, o.guessLimit);
     if (!gl.ok) failure ??= `guess limit: ${gl.violations.join("; ")}`;
   }
   for (const n of fleet.nodes) {

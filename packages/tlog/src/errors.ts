@@ -20,7 +20,7 @@ export const TlogErrorCode = {
   BadKey: "TLOG_BAD_KEY",
   /** Note text that is not a well-formed checkpoint. */
   BadCheckpoint: "TLOG_BAD_CHECKPOINT",
-  /** A tile path or tile contents that are malformed, or an entry bundle that does not decode. */
+  /** A tile path or tile contents that are malformed, or an entries tile that does not decode. */
   BadTile: "TLOG_BAD_TILE",
   /** A log entry that does not decode. */
   BadEntry: "TLOG_BAD_ENTRY",

@@ -1,5 +1,5 @@
 /**
- * The log's leaf entry (what RFC 9162 hashes as a leaf, and what entry bundles carry):
+ * The log's leaf entry (what RFC 9162 hashes as a leaf, and what entries tiles carry):
  *
  *     "bkv-log-entry/v1" || 0x00          magic, 17 bytes
  *     u16 len || namespace                 printable ASCII, 1..255 bytes

@@ -12,7 +12,7 @@
  *     Ed25519 signature (64 bytes)           by the release key over everything before it
  *
  * The artifact of the log entry is this encoding (self-verifying: the signature travels with the
- * entry in tiles and bundles); its evidence is empty. Decoding is strict and canonical.
+ * entry in tiles and entries tiles); its evidence is empty. Decoding is strict and canonical.
  */
 import { Reader, utf8, Writer } from "@bkv/wire";
 import { ed25519VerifyStrict } from "./note.js";

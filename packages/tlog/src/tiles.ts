@@ -31,7 +31,7 @@ import {
 
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
-/** An entry in a bundle is at most this long (uint16 length prefix). */
+/** An entry in an entries tile is at most this long (uint16 length prefix). */
 export const MAX_ENTRY_SIZE = 0xffff;
 
 export interface TileId {
@@ -91,7 +91,7 @@ export function entriesPath(index: number, width: number = TILE_WIDTH): string {
 const SMALL_DECIMAL = /^(0|[1-9][0-9]{0,2})$/;
 
 /**
- * Parse a tile or entry-bundle path (relative to the log prefix, no leading slash). Only the
+ * Parse a tile or entries-tile path (relative to the log prefix, no leading slash). Only the
  * canonical encoding is accepted, so each resource has exactly one name.
  */
 export function parseTilePath(path: string): TilePath {
@@ -175,8 +175,12 @@ export function parseTileHashes(bytes: Uint8Array, width: number): Uint8Array[] 
   return out;
 }
 
-export function encodeEntryBundle(entries: readonly Uint8Array[]): Uint8Array {
-  ensure(entries.length <= TILE_WIDTH, TlogErrorCode.Range, "a bundle holds at most 256 entries");
+/**
+ * The entries tile (tile/entries/N, what C2SP tlog-tiles calls an "entry bundle"; here "bundle"
+ * means only the validation bundle): up to 256 entries, each with a big-endian u16 length.
+ */
+export function encodeEntriesTile(entries: readonly Uint8Array[]): Uint8Array {
+  ensure(entries.length <= TILE_WIDTH, TlogErrorCode.Range, "an entries tile holds at most 256 entries");
   const parts: Uint8Array[] = [];
   for (const e of entries) {
     ensure(e.length <= MAX_ENTRY_SIZE, TlogErrorCode.Range, `an entry is at most ${MAX_ENTRY_SIZE} bytes`);
@@ -185,17 +189,17 @@ export function encodeEntryBundle(entries: readonly Uint8Array[]): Uint8Array {
   return concatBytes(...parts);
 }
 
-export function decodeEntryBundle(bytes: Uint8Array): Uint8Array[] {
+export function decodeEntriesTile(bytes: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
   let o = 0;
   while (o < bytes.length) {
-    if (o + 2 > bytes.length) throw badTile("entry bundle: truncated length");
+    if (o + 2 > bytes.length) throw badTile("entries tile: truncated length");
     const n = (bytes[o]! << 8) | bytes[o + 1]!;
     o += 2;
-    if (o + n > bytes.length) throw badTile("entry bundle: truncated entry");
+    if (o + n > bytes.length) throw badTile("entries tile: truncated entry");
     out.push(bytes.slice(o, o + n));
     o += n;
-    if (out.length > TILE_WIDTH) throw badTile("entry bundle: more than 256 entries");
+    if (out.length > TILE_WIDTH) throw badTile("entries tile: more than 256 entries");
   }
   return out;
 }
@@ -325,11 +329,11 @@ export class TiledLog {
     return hashes;
   }
 
-  /** The entries of bundle `index`, each checked against its authenticated leaf hash. */
+  /** The entries of entries tile `index`, each checked against its authenticated leaf hash. */
   async entries(index: number): Promise<Uint8Array[]> {
     const width = tileWidth(0, index, this.size);
-    ensure(width > 0, TlogErrorCode.Range, `no entry bundle ${index} in a tree of size ${this.size}`);
-    const [raw, hashes] = await Promise.all([this.fetchBundle(index, width), this.leafHashes(index)]);
+    ensure(width > 0, TlogErrorCode.Range, `no entries tile ${index} in a tree of size ${this.size}`);
+    const [raw, hashes] = await Promise.all([this.fetchEntriesTile(index, width), this.leafHashes(index)]);
     for (let i = 0; i < width; i++) {
       if (!bytesEqual(leafHash(raw[i]!), hashes[i]!)) {
         throw new TlogError(
@@ -341,21 +345,21 @@ export class TiledLog {
     return raw;
   }
 
-  private async fetchBundle(index: number, width: number): Promise<Uint8Array[]> {
+  private async fetchEntriesTile(index: number, width: number): Promise<Uint8Array[]> {
     let raw: Uint8Array;
     let fallback = false;
     try {
       raw = await this.reader.fetch(entriesPath(index, width));
     } catch (e) {
       if (width === TILE_WIDTH) throw e;
-      // MAY fall back to the full bundle once the partial one is gone.
+      // MAY fall back to the full tile once the partial one is gone.
       raw = await this.reader.fetch(entriesPath(index));
       fallback = true;
     }
-    let entries = decodeEntryBundle(raw);
+    let entries = decodeEntriesTile(raw);
     if (fallback) entries = entries.slice(0, width);
     if (entries.length !== width) {
-      throw badTile(`entry bundle ${index}: expected ${width} entries, got ${entries.length}`);
+      throw badTile(`entries tile ${index}: expected ${width} entries, got ${entries.length}`);
     }
     return entries;
   }

@@ -1,11 +1,12 @@
 /**
- * c2sp.org/tlog-tiles: paths, the specification's tile counts, entry bundles, and proofs read
- * from tiles served out of an in-memory tree (as the log serves them) verified with the library.
+ * c2sp.org/tlog-tiles: paths, the specification's tile counts, entries tiles (the spec's "entry
+ * bundles"), and proofs read from tiles served out of an in-memory tree (as the log serves them)
+ * verified with the library.
  */
 import { describe, expect, it } from "vitest";
 import {
-  decodeEntryBundle,
-  encodeEntryBundle,
+  decodeEntriesTile,
+  encodeEntriesTile,
   encodeTileIndex,
   entriesPath,
   isTlogError,
@@ -103,22 +104,25 @@ describe("tile paths", () => {
   });
 });
 
-describe("entry bundles", () => {
+describe("entries tiles", () => {
   it("are uint16 big-endian length-prefixed entries", () => {
     const entries = [new Uint8Array(0), new TextEncoder().encode("a"), new Uint8Array(300).fill(7)];
-    const b = encodeEntryBundle(entries);
+    const b = encodeEntriesTile(entries);
     expect(Buffer.from(b.subarray(0, 5)).toString("hex")).toBe("0000000161");
     expect(Buffer.from(b.subarray(5, 7)).toString("hex")).toBe("012c");
-    expect(decodeEntryBundle(b).map((e) => Buffer.from(e).toString("hex"))).toEqual(
+    expect(decodeEntriesTile(b).map((e) => Buffer.from(e).toString("hex"))).toEqual(
       entries.map((e) => Buffer.from(e).toString("hex")),
     );
-    expect(() => decodeEntryBundle(b.subarray(0, b.length - 1))).toThrow();
-    expect(() => decodeEntryBundle(new Uint8Array([0]))).toThrow();
-    expect(() => encodeEntryBundle([new Uint8Array(65_536)])).toThrow();
+    expect(() => decodeEntriesTile(b.subarray(0, b.length - 1))).toThrow();
+    expect(() => decodeEntriesTile(new Uint8Array([0]))).toThrow();
+    expect(() => encodeEntriesTile([new Uint8Array(65_536)])).toThrow();
   });
 });
 
-/** Serves a MerkleTree's tiles and bundles like the log does: partial tiles of any width up to its size. */
+/**
+ * Serves a MerkleTree's tiles and entries tiles like the log does: partial tiles of any width up to
+ * its size.
+ */
 function memoryReader(tree: MerkleTree, entries: Uint8Array[], log: string[] = []): TileReader {
   return {
     async fetch(path) {
@@ -127,7 +131,7 @@ function memoryReader(tree: MerkleTree, entries: Uint8Array[], log: string[] = [
       if (p.kind === "entries") {
         const start = p.index * TILE_WIDTH;
         if (start + p.width > entries.length) throw new Error(`404 ${path}`);
-        return encodeEntryBundle(entries.slice(start, start + p.width));
+        return encodeEntriesTile(entries.slice(start, start + p.width));
       }
       const level = p.level * 8;
       const start = p.index * TILE_WIDTH;

@@ -24,7 +24,7 @@ import { fromHex } from "@bkv/wire";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
 import { ensureCore } from "../fleet-setup.js";
-import { CORE_BUNDLE } from "../measure.js";
+import { MEASURED_CORE_FILE } from "../measure.js";
 import { LIGHT, rawOpaqueLogins } from "./raw-crypto.js";
 import { runLoad } from "./vault-load.js";
 
@@ -78,7 +78,7 @@ export async function benchVault(opts: {
   provisionSoftwareHsm({
     dir: join(dir, "hsm"),
     vendor: newVendorRoot(),
-    measurement: measureCoreFile(CORE_BUNDLE),
+    measurement: measureCoreFile(MEASURED_CORE_FILE),
   });
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const config: HostConfig = {
@@ -92,7 +92,7 @@ export async function benchVault(opts: {
       "--dir",
       join(dir, "hsm"),
       "--core",
-      CORE_BUNDLE,
+      MEASURED_CORE_FILE,
     ],
     peers: [],
     auth: { issuer: "bench", audience: "bench", publicKeyJwk: await exportJWK(publicKey) },

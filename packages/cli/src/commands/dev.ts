@@ -289,7 +289,7 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status: statusCommand,
 };
 
-/** The demo web app (its own process): the page, the SDK bundle, dev tokens, stand-in cloud storage. */
+/** The demo web app (its own process): the page, the SDK's browser build, dev tokens, stand-in cloud storage. */
 async function startWeb(dir: string, port: number, nodes: DevNode[], pins: TrustSettings): Promise<number> {
   const p = devPaths(dir);
   const webDir = join(p.dir, "web");

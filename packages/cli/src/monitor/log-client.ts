@@ -1,5 +1,5 @@
 /**
- * The log's HTTP API as the monitor reads it: the checkpoint, tiles and entry bundles (a
+ * The log's HTTP API as the monitor reads it: the checkpoint, tiles and entries tiles (a
  * TileReader for TiledLog), evidence by digest and validation bundles. Everything it returns is
  * unverified; the callers check it. Failures to fetch are BkvError(Unavailable); answers that do
  * not parse are BkvError(Malformed).
@@ -42,7 +42,7 @@ export class LogClient implements TileReader {
     return res === undefined ? undefined : new Uint8Array(await res.arrayBuffer());
   }
 
-  /** TileReader: a tile or entry bundle; absent ones throw (TiledLog then tries the full tile). */
+  /** TileReader: a tile or entries tile; absent ones throw (TiledLog then tries the full tile). */
   async fetch(path: string): Promise<Uint8Array> {
     const b = await this.bytes(path);
     if (b === undefined) throw new BkvError(ErrorCode.Unavailable, `GET ${this.url}/${path}: not found`);

@@ -33,7 +33,8 @@ function describe(i: number, op: VaultOp): string {
   return `#${i} client ${op.client} [${op.call}, ${op.ret}] start → ${out}`;
 }
 
-export function checkGuessLimit(
+/** Check a history of vault operations for certain guess-limit violations (see above). */
+export function checkGuessLimitHistory(
   ops: readonly VaultOp[],
   limit: number,
 ): { ok: boolean; violations: string[] } {

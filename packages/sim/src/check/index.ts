@@ -3,7 +3,7 @@
  * model of a vault record, and an independent guess-limit check.
  */
 export { precedes } from "./events.js";
-export { checkGuessLimit } from "./guess-limit.js";
+export { checkGuessLimitHistory } from "./guess-limit.js";
 export { checkLinearizable } from "./linearizability.js";
 export type { CheckOptions, CheckResult, Model, Operation } from "./types.js";
 export {

@@ -1,6 +1,11 @@
 /** The independent guess-limit check: certain violations only, per key. */
 import { describe, expect, it } from "vitest";
-import { checkGuessLimit, type Operation, type VaultInput, type VaultOutput } from "../../src/check/index.js";
+import {
+  checkGuessLimitHistory,
+  type Operation,
+  type VaultInput,
+  type VaultOutput,
+} from "../../src/check/index.js";
 
 type Op = Operation<VaultInput, VaultOutput>;
 
@@ -39,19 +44,20 @@ const finish = (
 const starts = (count: number, t: number, key = "u") =>
   Array.from({ length: count }, (_, i) => start(t + 2 * i, t + 2 * i + 1, 0, key));
 
-describe("checkGuessLimit", () => {
+describe("checkGuessLimitHistory", () => {
   it("accepts up to the limit between resets", () => {
-    expect(checkGuessLimit([put(0, 1), ...starts(3, 2), put(10, 11), ...starts(3, 12)], 3)).toEqual({
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(3, 2), put(10, 11), ...starts(3, 12)], 3)).toEqual({
       ok: true,
       violations: [],
     });
     expect(
-      checkGuessLimit([put(0, 1), ...starts(3, 2), finish(10, 11, { ok: true }), ...starts(3, 12)], 3).ok,
+      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), finish(10, 11, { ok: true }), ...starts(3, 12)], 3)
+        .ok,
     ).toBe(true);
   });
 
   it("reports more starts than the limit in one window", () => {
-    const res = checkGuessLimit([put(0, 1), ...starts(4, 2)], 3);
+    const res = checkGuessLimitHistory([put(0, 1), ...starts(4, 2)], 3);
     expect(res.ok).toBe(false);
     expect(res.violations).toHaveLength(1);
     expect(res.violations[0]).toContain('key "u": 4 starts returned ok (limit 3)');
@@ -60,20 +66,22 @@ describe("checkGuessLimit", () => {
 
   it("does not count a failed or wrong-PIN finish as a reset", () => {
     const noSession = finish(10, 11, { error: "NO_SESSION", remaining: 1 });
-    expect(checkGuessLimit([put(0, 1), ...starts(2, 2), noSession, ...starts(2, 12)], 3).ok).toBe(false);
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(2, 2), noSession, ...starts(2, 12)], 3).ok).toBe(
+      false,
+    );
     const wrong = finish(10, 11, { error: "WRONG_PIN", remaining: 1 }, false);
-    expect(checkGuessLimit([put(0, 1), ...starts(2, 2), wrong, ...starts(2, 12)], 3).ok).toBe(false);
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(2, 2), wrong, ...starts(2, 12)], 3).ok).toBe(false);
   });
 
   it("gives the benefit of the doubt to resets that may fall between starts", () => {
     // A start concurrent with a put may come before it.
-    expect(checkGuessLimit([start(0, 20), put(2, 3), ...starts(3, 4)], 3).ok).toBe(true);
+    expect(checkGuessLimitHistory([start(0, 20), put(2, 3), ...starts(3, 4)], 3).ok).toBe(true);
     // A put or right-PIN finish that never returned may have happened.
-    expect(checkGuessLimit([put(0, 1), ...starts(3, 2), put(9, Infinity), ...starts(3, 12)], 3).ok).toBe(
-      true,
-    );
+    expect(
+      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), put(9, Infinity), ...starts(3, 12)], 3).ok,
+    ).toBe(true);
     const lost = finish(9, Infinity, undefined);
-    expect(checkGuessLimit([put(0, 1), ...starts(3, 2), lost, ...starts(3, 12)], 3).ok).toBe(true);
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(3, 2), lost, ...starts(3, 12)], 3).ok).toBe(true);
   });
 
   it("counts a put without replace as a reset only when it was not refused", () => {
@@ -97,9 +105,10 @@ describe("checkGuessLimit", () => {
 
   it("keeps keys apart", () => {
     expect(
-      checkGuessLimit([put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(3, 2, "b")], 3).ok,
+      checkGuessLimitHistory([put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(3, 2, "b")], 3)
+        .ok,
     ).toBe(true);
-    const res = checkGuessLimit(
+    const res = checkGuessLimitHistory(
       [put(0, 1, "a"), put(0, 1, "b"), ...starts(3, 2, "a"), ...starts(4, 2, "b")],
       3,
     );
@@ -108,7 +117,7 @@ describe("checkGuessLimit", () => {
   });
 
   it("with limit 0, reports every start that returned ok", () => {
-    expect(checkGuessLimit([put(0, 1)], 0).ok).toBe(true);
-    expect(checkGuessLimit([start(0, 20), put(2, 3)], 0).violations).toHaveLength(1);
+    expect(checkGuessLimitHistory([put(0, 1)], 0).ok).toBe(true);
+    expect(checkGuessLimitHistory([start(0, 20), put(2, 3)], 0).violations).toHaveLength(1);
   });
 });

@@ -6,10 +6,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 
 const root = resolve(fileURLToPath(import.meta.url), "..", "..", "..", "..");
 const script = join(root, "packages", "client", "build-browser.mjs");
-const bundle = join(root, "packages", "client", "dist", "browser", "bkv-client.js");
+const built = join(root, "packages", "client", "dist", "browser", "bkv-client.js");
 const sizeFile = join(root, "packages", "client", "dist", "browser", "size.json");
 
-/** Newest modification time of the sources the bundle is built from. */
+/** Newest modification time of the sources the browser build is made from. */
 function newestSource(): number {
   let newest = statSync(script).mtimeMs;
   const walk = (dir: string): void => {
@@ -44,24 +44,24 @@ interface BrowserSdk {
   newPasskeySalt(): Uint8Array;
 }
 
-describe("browser SDK bundle", () => {
+describe("browser SDK build", () => {
   let sdk: BrowserSdk;
 
   beforeAll(async () => {
-    if (!existsSync(bundle) || statSync(bundle).mtimeMs < newestSource()) {
+    if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
       execFileSync(process.execPath, [script], { cwd: root, stdio: "pipe" });
     }
-    sdk = (await import(/* @vite-ignore */ pathToFileURL(bundle).href)) as BrowserSdk;
+    sdk = (await import(/* @vite-ignore */ pathToFileURL(built).href)) as BrowserSdk;
   }, 120_000);
 
   it("is one ES module without Node imports, with its size recorded", () => {
-    const code = readFileSync(bundle, "utf8");
+    const code = readFileSync(built, "utf8");
     for (const pattern of [/require\(\s*["']node:/, /from\s*["']node:/, /import\(\s*["']node:/]) {
       expect(code).not.toMatch(pattern);
     }
     expect(code).not.toMatch(/require\(\s*["'](crypto|fs|path|buffer|stream)["']/);
     const size = JSON.parse(readFileSync(sizeFile, "utf8")) as { bytes: number; gzipBytes: number };
-    expect(size.bytes).toBe(statSync(bundle).size);
+    expect(size.bytes).toBe(statSync(built).size);
     expect(size.gzipBytes).toBeGreaterThan(0);
     expect(size.gzipBytes).toBeLessThan(size.bytes);
   });

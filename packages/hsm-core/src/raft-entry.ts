@@ -1,7 +1,8 @@
 /**
- * Entries of the HSM's replicated log. Each client request that passes its checks becomes one entry
- * whose ops record the decisions the core took (so applying an entry is deterministic and needs no
- * randomness or cryptography). Entries are hash-chained and sealed before they leave the HSM.
+ * Entries of the HSMs' replicated (Raft) log; the transparency log's entry is another thing
+ * (@bkv/tlog log-entry.ts). Each client request that passes its checks becomes one entry whose ops
+ * record the decisions the core took (so applying an entry is deterministic and needs no randomness
+ * or cryptography). Entries are hash-chained and sealed before they leave the HSM.
  */
 import {
   check,
@@ -71,7 +72,7 @@ export interface Answer {
   reply: Uint8Array;
 }
 
-export interface EntryBody {
+export interface RaftEntryBody {
   /** HSM clock when the entry was made (monotonic across the log). */
   time: number;
   /** The client request this entry answers; empty for internal entries (genesis, no-ops). */
@@ -81,7 +82,7 @@ export interface EntryBody {
   ops: Op[];
 }
 
-export interface Entry extends EntryBody {
+export interface RaftEntry extends RaftEntryBody {
   index: number;
   /** Raft term of the leader that created the entry. */
   term: number;
@@ -205,7 +206,7 @@ export function readOp(r: Reader): Op {
   }
 }
 
-export function encodeEntry(e: Entry): Uint8Array {
+export function encodeRaftEntry(e: RaftEntry): Uint8Array {
   const w = new Writer().u64(e.index).u64(e.term).fixed(e.prevHash).u64(e.time).bytes(e.requestId);
   if (e.answer === undefined) w.u8(0);
   else w.u8(1).fixed(e.answer.digest).bytes(e.answer.reply);
@@ -215,7 +216,7 @@ export function encodeEntry(e: Entry): Uint8Array {
 /** The biggest sealed reply an entry keeps (a response envelope is far smaller). */
 export const MAX_REPLY_BYTES = 8192;
 
-export function decodeEntry(b: Uint8Array): Entry {
+export function decodeRaftEntry(b: Uint8Array): RaftEntry {
   const r = new Reader(b, "log entry");
   const index = r.u64("index");
   const term = r.u64("term");
