@@ -94,12 +94,16 @@ describe("checkGuessLimitHistory", () => {
       output,
     });
     const refused = putNew(10, 11, { error: "RECORD_EXISTS" });
-    expect(checkGuessLimit([put(0, 1), ...starts(3, 2), refused, ...starts(1, 12)], 3).ok).toBe(false);
+    expect(checkGuessLimitHistory([put(0, 1), ...starts(3, 2), refused, ...starts(1, 12)], 3).ok).toBe(false);
     expect(
-      checkGuessLimit([put(0, 1), ...starts(3, 2), putNew(10, 11, { ok: true }), ...starts(3, 12)], 3).ok,
+      checkGuessLimitHistory([put(0, 1), ...starts(3, 2), putNew(10, 11, { ok: true }), ...starts(3, 12)], 3)
+        .ok,
     ).toBe(true);
     expect(
-      checkGuessLimit([put(0, 1), ...starts(3, 2), putNew(10, Infinity, undefined), ...starts(3, 12)], 3).ok,
+      checkGuessLimitHistory(
+        [put(0, 1), ...starts(3, 2), putNew(10, Infinity, undefined), ...starts(3, 12)],
+        3,
+      ).ok,
     ).toBe(true);
   });
 
