@@ -37,6 +37,8 @@ export interface WebServerOptions {
   sdkFile?: string;
   /** Folder of index.html, app.js, app.css (default: this package's static/). */
   staticDir?: string;
+  /** The largest file the storage stand-in takes (default MAX_FILE_BYTES, 2 GiB). */
+  maxFileBytes?: number;
 }
 
 export interface WebServer {
@@ -113,6 +115,10 @@ const FASTIFY_MESSAGES: Record<string, string> = {
   FST_ERR_MAX_PARAM_LENGTH: "a path segment is too long",
 };
 
+/** "2 GiB", or a byte count when the limit is not whole GiB. */
+const describeLimit = (bytes: number): string =>
+  bytes % 1024 ** 3 === 0 ? `${bytes / 1024 ** 3} GiB` : `${bytes} bytes`;
+
 /** Whether the request comes with a body (one without may not count as complete yet when refused early). */
 function hasBody(req: FastifyRequest): boolean {
   const length = req.headers["content-length"];
@@ -122,11 +128,14 @@ function hasBody(req: FastifyRequest): boolean {
 /**
  * Register one path: a handler per method it takes (GET brings HEAD), and 405 with an Allow header
  * for every other method fastify knows, so a wrong method is never mistaken for an unknown path.
+ * `check` refuses, before the 405, a path whose parameters name nothing (no such static file, a
+ * bad user or file name): a wrong method there gets the 404 or 400 a GET would.
  */
 function resource(
   app: FastifyInstance,
   url: string,
   handlers: Partial<Record<"GET" | "POST" | "PUT" | "DELETE", RouteHandlerMethod>>,
+  check?: (req: FastifyRequest) => unknown,
 ): void {
   const allowed: string[] = [];
   for (const [method, handler] of Object.entries(handlers)) {
@@ -138,7 +147,8 @@ function resource(
   app.route({
     method: others as HTTPMethods[],
     url,
-    handler: async (_req, reply) => {
+    handler: async (req, reply) => {
+      await check?.(req);
       reply.header("allow", allowed.join(", "));
       throw new WebError(405, WebErrorCode.MethodNotAllowed, "method not allowed");
     },
@@ -173,7 +183,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
 
   const app = Fastify({
     logger: false,
-    // Uploads of up to 2 GiB may take a while.
+    // Uploads of up to 2 GiB (maxFileBytes) may take a while.
     requestTimeout: 0,
     // close() ends every connection, not only idle ones.
     forceCloseConnections: true,
@@ -249,13 +259,26 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   resource(app, "/sdk/bkv-client.js.map", {
     GET: async (_req, reply) => sendFile(reply, `${sdkFile}.map`, STATIC_TYPES[".map"]!),
   });
-  resource(app, "/static/:file", {
-    GET: async (req, reply) => {
-      const name = (req.params as { file: string }).file;
-      if (!STATIC_NAME.test(name)) throw new WebError(404, WebErrorCode.NotFound, "not found");
-      return sendFile(reply, join(staticDir, name), STATIC_TYPES[name.slice(name.lastIndexOf("."))]!);
+  /** The static file's name; any other (an empty one too: "/static/" matches) is 404. */
+  const staticName = (req: FastifyRequest): string => {
+    const name = (req.params as { file: string }).file;
+    if (!STATIC_NAME.test(name)) throw new WebError(404, WebErrorCode.NotFound, "not found");
+    return name;
+  };
+  resource(
+    app,
+    "/static/:file",
+    {
+      GET: async (req, reply) => {
+        const name = staticName(req);
+        return sendFile(reply, join(staticDir, name), STATIC_TYPES[name.slice(name.lastIndexOf("."))]!);
+      },
     },
-  });
+    async (req) => {
+      const s = await stat(join(staticDir, staticName(req))).catch(() => null);
+      if (s === null || !s.isFile()) throw new WebError(404, WebErrorCode.NotFound, "not found");
+    },
+  );
 
   // Development tokens: the body is read as text (at most 4 KiB, whatever its Content-Type) and must be JSON {user}.
   await app.register(async (scope) => {
@@ -295,53 +318,69 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       );
     if (sub !== user) throw new WebError(403, WebErrorCode.Forbidden, "this token is for another user");
   };
-  const tooLarge = () => new WebError(413, WebErrorCode.TooLarge, "files are at most 2 GiB");
+  const maxFileBytes = opts.maxFileBytes ?? MAX_FILE_BYTES;
+  const tooLarge = () =>
+    new WebError(413, WebErrorCode.TooLarge, `files are at most ${describeLimit(maxFileBytes)}`);
 
-  resource(app, "/storage/:user/", {
-    GET: async (req, reply) => {
-      const { user } = storageParams(req);
-      await authorize(req, user);
-      return json(reply, { files: await storage.list(user) });
+  resource(
+    app,
+    "/storage/:user/",
+    {
+      GET: async (req, reply) => {
+        const { user } = storageParams(req);
+        await authorize(req, user);
+        return json(reply, { files: await storage.list(user) });
+      },
     },
-  });
-  resource(app, "/storage/:user/:name", {
-    GET: async (req, reply) => {
-      const { user, name } = storageParams(req);
-      await authorize(req, user);
-      const f = await storage.get(user, name);
-      if (f === null) throw new WebError(404, WebErrorCode.NotFound, `no file ${name}`);
-      return (
-        reply
-          .code(200)
-          // Never rendered by the browser: the page reads these bytes itself.
-          .header("content-type", "application/octet-stream")
-          .header("content-length", f.size)
-          .header("content-disposition", "attachment")
-          .header("cache-control", "no-store")
-          .send(f.stream)
-      );
+    storageParams,
+  );
+  resource(
+    app,
+    "/storage/:user/:name",
+    {
+      GET: async (req, reply) => {
+        const { user, name } = storageParams(req);
+        await authorize(req, user);
+        const f = await storage.get(user, name);
+        if (f === null) throw new WebError(404, WebErrorCode.NotFound, `no file ${name}`);
+        return (
+          reply
+            .code(200)
+            // Never rendered by the browser: the page reads these bytes itself.
+            .header("content-type", "application/octet-stream")
+            .header("content-length", f.size)
+            .header("content-disposition", "attachment")
+            .header("cache-control", "no-store")
+            .send(f.stream)
+        );
+      },
+      PUT: async (req, reply) => {
+        const { user, name } = storageParams(req);
+        await authorize(req, user);
+        if (Number(req.headers["content-length"] ?? 0) > maxFileBytes) throw tooLarge();
+        try {
+          // The body is the raw request stream: no parser read it (see addContentTypeParser above).
+          // On a refusal the storage destroys it, which leaves the connection to the answer (Node's
+          // pipeline detaches a server request from its socket before destroying it).
+          const size = await storage.put(user, name, req.raw, maxFileBytes);
+          return json(reply, { name, size });
+        } catch (e) {
+          if (e instanceof TooLarge) throw tooLarge();
+          // The client went away mid-upload (the storage removed its temporary file): not an internal error.
+          if (!req.raw.complete) throw new WebError(400, WebErrorCode.Malformed, "the upload was cut off");
+          throw e;
+        }
+      },
+      DELETE: async (req, reply) => {
+        const { user, name } = storageParams(req);
+        await authorize(req, user);
+        if (!(await storage.delete(user, name)))
+          throw new WebError(404, WebErrorCode.NotFound, `no file ${name}`);
+        return json(reply, { deleted: name });
+      },
     },
-    PUT: async (req, reply) => {
-      const { user, name } = storageParams(req);
-      await authorize(req, user);
-      if (Number(req.headers["content-length"] ?? 0) > MAX_FILE_BYTES) throw tooLarge();
-      try {
-        // The body is the raw request stream: no parser read it (see addContentTypeParser above).
-        const size = await storage.put(user, name, req.raw);
-        return json(reply, { name, size });
-      } catch (e) {
-        if (e instanceof TooLarge) throw tooLarge();
-        throw e;
-      }
-    },
-    DELETE: async (req, reply) => {
-      const { user, name } = storageParams(req);
-      await authorize(req, user);
-      if (!(await storage.delete(user, name)))
-        throw new WebError(404, WebErrorCode.NotFound, `no file ${name}`);
-      return json(reply, { deleted: name });
-    },
-  });
+    storageParams,
+  );
 
   const host = opts.host ?? "127.0.0.1";
   await app.listen({ port: opts.port ?? 0, host });
