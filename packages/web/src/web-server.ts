@@ -366,8 +366,10 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
           return json(reply, { name, size });
         } catch (e) {
           if (e instanceof TooLarge) throw tooLarge();
-          // The client went away mid-upload (the storage removed its temporary file): not an internal error.
-          if (!req.raw.complete) throw new WebError(400, WebErrorCode.Malformed, "the upload was cut off");
+          // The client went away mid-upload (Node's "aborted"; the storage removed its temporary
+          // file): nobody to answer, and no internal error to log.
+          if ((e as { code?: unknown }).code === "ECONNRESET" && !req.raw.complete)
+            throw new WebError(400, WebErrorCode.Malformed, "the upload was cut off");
           throw e;
         }
       },
