@@ -9,6 +9,7 @@ export {
   TooLarge,
   validName,
 } from "./storage.js";
+export { WebError, WebErrorCode } from "./web-errors.js";
 export {
   contentSecurityPolicy,
   defaultSdkFile,

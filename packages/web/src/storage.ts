@@ -46,6 +46,7 @@ export class FileStorage {
     const target = this.path(user, name);
     const temp = join(this.tmp, `${randomBytes(12).toString("hex")}.part`);
     let size = 0;
+    const out = createWriteStream(temp, { mode: 0o600, flush: true });
     try {
       await pipeline(
         body,
@@ -56,12 +57,15 @@ export class FileStorage {
             yield chunk;
           }
         },
-        createWriteStream(temp, { mode: 0o600, flush: true }),
+        out,
       );
       mkdirSync(this.path(user), { recursive: true, mode: 0o700 });
       await rename(temp, target);
       return size;
     } catch (e) {
+      // The pipeline may fail while the file is still being opened: removed before it exists, it
+      // would appear afterwards and stay. Wait until the file is closed, then remove it.
+      if (!out.closed) await new Promise<void>((resolve) => out.once("close", () => resolve()));
       await rm(temp, { force: true });
       throw e;
     }

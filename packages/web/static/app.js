@@ -1,4 +1,4 @@
-// The Backup Key Vault browser demo. Plain ES module over the SDK's browser bundle.
+// The Backup Key Vault browser demo. Plain ES module over the SDK's browser build.
 //
 // What stays in this page's memory only, never in the DOM, the URL, the console or storage: the
 // backup key K, the PIN, and a passkey's PRF output (the SDK keeps that inside enrollPasskey /
