@@ -9,6 +9,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@bkv\/client\/node$/, replacement: pkg("client", "node/index.ts") },
+      { find: /^@bkv\/client\/node\/backup$/, replacement: pkg("client", "node/backup.ts") },
       {
         find: /^@bkv\/(wire|hpke|hsm-core|hsm-software|hsm-pkcs11|hsm-nitro|client|host|cli|sim|tlog|log|web)$/,
         replacement: pkg("$1"),

@@ -1,4 +1,4 @@
-// The yardstick for `bkv backup` as a whole process (farm-bench --vs): one raw AES-256-GCM pass of
+// The yardstick for `bkv backup` as a whole process (timed side by side, e.g. /usr/bin/time -v): one raw AES-256-GCM pass of
 // node:crypto over IN, written to OUT, streamed in 1 MiB reads. No format, no framing, no checks.
 // --sync: then fsync OUT, as `bkv backup` does before it names its output (durability, not speed).
 // usage: node scripts/raw-aes-gcm-file.mjs [--sync] IN OUT

@@ -96,6 +96,25 @@ describe("trust boundary", () => {
     }
   });
 
+  it("bkv key/backup/restore reach only the backup modules: no vault, HPKE, log or curve code to load", () => {
+    // Follows relative imports from the command, and @bkv/client/node/backup into the client's sources.
+    const entry = join(root, "packages/cli/src/commands/backup.ts");
+    const seen = new Set<string>();
+    const outside = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const i of fileImports(file)) {
+        if (i.startsWith(".")) visit(join(file, "..", i.replace(/\.js$/, ".ts")));
+        else if (i === "@bkv/client/node/backup") visit(join(root, "packages/client/src/node/backup.ts"));
+        else if (!NODE_ONLY(i)) outside.add(i);
+      }
+    };
+    visit(entry);
+    expect(seen.has(join(root, "packages/client/src/node/files.ts"))).toBe(true);
+    expect([...outside].sort()).toEqual(["@bkv/wire"]);
+  });
+
   it("the client SDK core, the wire format and tlog use no Node-only module", () => {
     const files = [
       ...sources(join(root, "packages/wire/src")),

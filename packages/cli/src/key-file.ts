@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { formatBackupKey, parseBackupKey } from "@bkv/client/node";
+import { formatBackupKey, parseBackupKey } from "@bkv/client/node/backup";
 import { BkvError, ErrorCode, isBkvError } from "@bkv/wire";
 
 /** Far more than a key with comments and line ends; anything bigger is not a key file. */

@@ -13,7 +13,7 @@ import {
   type FileOptions,
   formatBackupKey,
   generateBackupKey,
-} from "@bkv/client/node";
+} from "@bkv/client/node/backup";
 import { ErrorCode, isBkvError } from "@bkv/wire";
 import { parse, required, UsageError } from "../args.js";
 import { fsReason, readKeyFile, writeKeyFile } from "../key-file.js";
