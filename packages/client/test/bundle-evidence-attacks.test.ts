@@ -205,7 +205,12 @@ describe("the client verifies a fleet's evidence before it trusts an epoch", () 
     const j = w.append(f, { artifact: g.artifact, fleetSeed: f.fleetSeed });
     const b = await w.bundle(j, undefined, false);
     b.consistency = { from: 1, proof: w.tree.consistencyProof(1, 2).map(toBase64) };
-    expect(await code(verifyBundle(b, w.pins, store, NOW, cache))).toBe(ErrorCode.BundleEvidence);
+    // This device verified another artifact at this epoch: two fleets at one epoch, refused first.
+    expect(await code(verifyBundle(b, w.pins, store, NOW, cache))).toBe(ErrorCode.BundleSplitView);
+    // A device that has seen no epoch yet, sharing the cache: the new artifact still needs evidence.
+    expect(await code(verifyBundle(b, w.pins, memoryCheckpointStore(), NOW, cache))).toBe(
+      ErrorCode.BundleEvidence,
+    );
     expect(encodeArtifact(g.artifact)).not.toEqual(f.artifactBytes);
     expect(sha256(f.evidence)).toHaveLength(32);
   });

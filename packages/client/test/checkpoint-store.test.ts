@@ -164,6 +164,53 @@ describe("checkpoint stores are compare-and-swap", () => {
     await expect(s.load()).rejects.toMatchObject({ code: "CORRUPT" });
   });
 
+  it("the file store keeps the fleet verified at the newest epoch: after a restart, another fleet at that epoch is refused", async () => {
+    const w = world();
+    const a = w.append(w.fleet({ epoch: 1 }));
+    const b = w.append(w.fleet({ epoch: 1 }));
+    const path = join(dir, "sibling", "checkpoint.json");
+    await verifyBundle(await w.bundle(a), w.pins, fileCheckpointStore(path), NOW);
+    const stored = JSON.parse(readFileSync(path, "utf8")) as { epoch: number; artifact: string };
+    expect(stored.epoch).toBe(1);
+    expect(stored.artifact).toMatch(/^[0-9a-f]{64}$/);
+    // A new process (a new store on the same file) is offered the sibling fleet.
+    await expect(
+      verifyBundle(await w.bundle(b), w.pins, fileCheckpointStore(path), NOW),
+    ).rejects.toMatchObject({
+      code: "BUNDLE_SPLIT_VIEW",
+    });
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(stored);
+    // A stored artifact that is not a SHA-256 in hex makes the file no checkpoint.
+    writeFileSync(path, JSON.stringify({ ...stored, artifact: "A".repeat(64) }));
+    await expect(fileCheckpointStore(path).load()).rejects.toMatchObject({ code: "CORRUPT" });
+  });
+
+  it("a checkpoint stored before artifacts were kept learns the fleet at its epoch, then refuses another", async () => {
+    const w = world();
+    const a = w.append(w.fleet({ epoch: 1 }));
+    const b = w.append(w.fleet({ epoch: 1 }));
+    const first = await w.bundle(a);
+    const old = memoryCheckpointStore(null);
+    await verifyBundle(first, w.pins, old, NOW);
+    const { artifact: _learned, ...legacy } = (await old.load())!;
+    const store = memoryCheckpointStore(legacy);
+    await verifyBundle(first, w.pins, store, NOW);
+    expect((await store.load())?.artifact).toBe(_learned);
+    await expect(verifyBundle(await w.bundle(b), w.pins, store, NOW)).rejects.toMatchObject({
+      code: "BUNDLE_SPLIT_VIEW",
+    });
+    // The next epoch is another fleet by design: it is accepted and becomes the one remembered.
+    const c = w.append(w.fleet({ epoch: 2 }));
+    const next = await w.bundle(c);
+    next.consistency = {
+      from: (await store.load())!.size,
+      proof: w.tree.consistencyProof((await store.load())!.size, w.tree.size).map(toBase64),
+    };
+    await verifyBundle(next, w.pins, store, NOW);
+    expect((await store.load())?.epoch).toBe(2);
+    expect((await store.load())?.artifact).not.toBe(_learned);
+  });
+
   it("processes sharing one file never replace a larger checkpoint with a smaller one", async () => {
     // The real file store, built by esbuild for plain node; each process pushes checkpoints of its own sizes
     // with the same compare-and-swap loop verifyBundle uses.

@@ -185,7 +185,6 @@ async function upload(user, name, blob, onProgress) {
 // ---------------------------------------------------------------------------------------------
 // The vault
 
-/** The largest checkpoint seen, per namespace, in localStorage: the only thing this page stores. */
 /**
  * The largest checkpoint this browser has seen, in localStorage. save(expected, next) is a
  * compare-and-swap (under a Web Lock across tabs where the browser has them), so two tabs never
@@ -198,10 +197,13 @@ function localCheckpointStore(namespace) {
   const read = () => {
     try {
       const v = JSON.parse(localStorage.getItem(key) ?? "null");
-      if (v !== null && Number.isInteger(v.size) && v.size >= 0 && typeof v.root === "string")
-        return Number.isInteger(v.epoch)
-          ? { size: v.size, root: v.root, epoch: v.epoch }
-          : { size: v.size, root: v.root };
+      if (v !== null && Number.isInteger(v.size) && v.size >= 0 && typeof v.root === "string") {
+        const cp = { size: v.size, root: v.root };
+        if (Number.isInteger(v.epoch)) cp.epoch = v.epoch;
+        // The fleet verified at that epoch (another fleet at the same epoch is refused).
+        if (typeof v.artifact === "string") cp.artifact = v.artifact;
+        return cp;
+      }
     } catch {
       // unreadable: as if none was seen
     }
@@ -227,9 +229,13 @@ function localCheckpointStore(namespace) {
             ? cur === expected
             : cur.size === expected.size &&
               cur.root === expected.root &&
-              (cur.epoch ?? 0) === (expected.epoch ?? 0);
+              (cur.epoch ?? 0) === (expected.epoch ?? 0) &&
+              (cur.artifact ?? "") === (expected.artifact ?? "");
         if (!same) return false;
-        localStorage.setItem(key, JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch }));
+        localStorage.setItem(
+          key,
+          JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch, artifact: next.artifact }),
+        );
         return true;
       };
       return navigator.locks ? navigator.locks.request(key, swap) : swap();

@@ -57,6 +57,14 @@ export interface SeenCheckpoint {
    * follow the log to the newest epoch: a bundle for an older one is refused (BUNDLE_ROLLBACK).
    */
   epoch?: number;
+  /**
+   * SHA-256 (hex) of the fleet artifact this client verified at `epoch`. The log holds one fleet per
+   * (namespace, epoch); a bundle for the same epoch with another artifact is two fleets at one epoch
+   * (a log that appended what it should not) and is refused (BUNDLE_SPLIT_VIEW), so each user's
+   * record lives in one fleet only. Absent in checkpoints stored before it was kept: then the next
+   * verified artifact of that epoch is remembered.
+   */
+  artifact?: string;
 }
 
 /**
@@ -75,7 +83,10 @@ export interface CheckpointStore {
 export function sameCheckpoint(a: SeenCheckpoint | null, b: SeenCheckpoint | null): boolean {
   return a === null || b === null
     ? a === b
-    : a.size === b.size && a.root === b.root && (a.epoch ?? 0) === (b.epoch ?? 0);
+    : a.size === b.size &&
+        a.root === b.root &&
+        (a.epoch ?? 0) === (b.epoch ?? 0) &&
+        (a.artifact ?? "") === (b.artifact ?? "");
 }
 
 /** A store that forgets when the process ends (tests, one-shot tools). */

@@ -243,18 +243,29 @@ async function remember(
   seen: SeenCheckpoint | null,
   cp: Checkpoint,
   b: BundleJson,
+  artifactDigest: Uint8Array,
 ): Promise<SeenCheckpoint> {
-  // Returns this bundle's checkpoint; the store keeps the larger one and the newer epoch.
+  // Returns this bundle's checkpoint; the store keeps the larger one, the newer epoch and the
+  // artifact verified at that epoch.
   const fresh = { size: cp.size, root: toBase64(cp.root) };
+  const digest = toHex(artifactDigest);
   let expected = seen;
   for (let attempt = 0; attempt < 100; attempt++) {
-    // Keep the larger checkpoint (ours only if larger) and the newer epoch.
+    // Keep the larger checkpoint (ours only if larger), the newer epoch and its artifact.
     const base = expected !== null && expected.size >= fresh.size ? expected : fresh;
+    const seenEpoch = expected?.epoch ?? 0;
     const next: SeenCheckpoint = {
       size: base.size,
       root: base.root,
-      epoch: Math.max(expected?.epoch ?? 0, b.epoch),
+      epoch: Math.max(seenEpoch, b.epoch),
     };
+    const artifact =
+      b.epoch > seenEpoch || expected?.epoch === undefined
+        ? digest
+        : b.epoch === seenEpoch
+          ? (expected.artifact ?? digest)
+          : expected.artifact;
+    if (artifact !== undefined) next.artifact = artifact;
     if (expected !== null && sameCheckpoint(expected, next)) return fresh;
     if (await store.save(expected, next)) return fresh;
     const current = await store.load();
@@ -263,7 +274,7 @@ async function remember(
       expected = null;
       continue;
     }
-    checkEpoch(current, b);
+    checkEpoch(current, b, artifactDigest);
     if (current.size >= fresh.size) {
       if (current.size === fresh.size && current.root !== fresh.root)
         fail(
@@ -285,12 +296,24 @@ async function remember(
   return fail(ErrorCode.Unavailable, "the checkpoint store kept changing: try again");
 }
 
-/** Clients follow the log to the newest epoch: an older epoch of the namespace than one verified is refused. */
-function checkEpoch(seen: SeenCheckpoint | null, b: BundleJson): void {
-  if (seen?.epoch !== undefined && b.epoch < seen.epoch) {
+/**
+ * Clients follow the log to the newest epoch: an older epoch of the namespace than one verified is
+ * refused, and so is another fleet at the epoch verified (the log holds one per epoch; two would let
+ * a user's registration land in a second fleet while the first still answers for the same key).
+ */
+function checkEpoch(seen: SeenCheckpoint | null, b: BundleJson, artifactDigest: Uint8Array): void {
+  if (seen?.epoch === undefined) return;
+  if (b.epoch < seen.epoch) {
     fail(
       ErrorCode.BundleRollback,
       `the bundle is for epoch ${b.epoch} of ${b.namespace}; this client has verified epoch ${seen.epoch}`,
+    );
+  }
+  if (b.epoch === seen.epoch && seen.artifact !== undefined && seen.artifact !== toHex(artifactDigest)) {
+    fail(
+      ErrorCode.BundleSplitView,
+      `two fleets at epoch ${b.epoch} of ${b.namespace}: this client verified the artifact ` +
+        `${seen.artifact.slice(0, 16)}…, this bundle carries ${toHex(artifactDigest).slice(0, 16)}…`,
     );
   }
 }
@@ -400,10 +423,11 @@ export async function verifyBundle(
     fail(ErrorCode.Malformed, "bundle: missing fields");
   // 2. checkpoint
   const { cp, cosigners } = openCheckpoint(b.checkpoint, pins);
+  const artifactDigest = sha256(artifactBytes);
   // 3. against what this client has seen
   const seen = await store.load();
   checkAgainstSeen(cp, seen, b);
-  checkEpoch(seen, b);
+  checkEpoch(seen, b, artifactDigest);
   // 4. inclusion
   let leaf: Uint8Array;
   try {
@@ -429,7 +453,6 @@ export async function verifyBundle(
     fail(ErrorCode.BundleNotLogged, "the artifact is not in the log: its inclusion proof fails", e);
   }
   // 5. the log's signature
-  const artifactDigest = sha256(artifactBytes);
   const logKey = parseVerifierKey(pins.logKey).publicKey;
   if (!memoVerify(logKey, logBundleMessage(b.namespace, b.epoch, artifactDigest), logSignature)) {
     fail(ErrorCode.BundleLogSignature, "the log's signature over the artifact does not verify");
@@ -486,7 +509,7 @@ export async function verifyBundle(
       `the fleet artifact is valid from ${new Date(artifact.notBefore).toISOString()} to ${new Date(artifact.notAfter).toISOString()}`,
     );
   }
-  const checkpoint = await remember(store, seen, cp, b);
+  const checkpoint = await remember(store, seen, cp, b, artifactDigest);
   if (!known) await cache.add(cacheKey);
   return {
     artifact,

@@ -39,12 +39,14 @@ async function readCheckpoint(path: string): Promise<SeenCheckpoint | null> {
   if (
     !Number.isSafeInteger(v.size) ||
     typeof v.root !== "string" ||
-    (v.epoch !== undefined && !Number.isSafeInteger(v.epoch))
+    (v.epoch !== undefined && !Number.isSafeInteger(v.epoch)) ||
+    (v.artifact !== undefined && (typeof v.artifact !== "string" || !/^[0-9a-f]{64}$/.test(v.artifact)))
   )
     throw new BkvError(ErrorCode.Corrupt, `${path} does not hold a checkpoint`);
-  return v.epoch === undefined
-    ? { size: v.size!, root: v.root }
-    : { size: v.size!, root: v.root, epoch: v.epoch };
+  const cp: SeenCheckpoint = { size: v.size!, root: v.root };
+  if (v.epoch !== undefined) cp.epoch = v.epoch;
+  if (v.artifact !== undefined) cp.artifact = v.artifact;
+  return cp;
 }
 
 async function withLock<T>(lock: string, f: () => Promise<T>): Promise<T> {
@@ -101,9 +103,13 @@ export function fileCheckpointStore(path: string): CheckpointStore {
       return withLock(`${path}.lock`, async () => {
         if (!sameCheckpoint(await readCheckpoint(path), expected)) return false;
         const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-        await writeFile(tmp, `${JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch })}\n`, {
-          mode: 0o600,
-        });
+        await writeFile(
+          tmp,
+          `${JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch, artifact: next.artifact })}\n`,
+          {
+            mode: 0o600,
+          },
+        );
         await rename(tmp, path);
         return true;
       });
