@@ -108,7 +108,7 @@ import {
   toHex,
 } from "@bkv/wire";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { type EventSink, logEvent } from "./args.js";
+import { type EventSink, logEvent } from "./events.js";
 import {
   checkFleetEvidence,
   checkFreshMembers,

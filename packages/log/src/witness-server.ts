@@ -39,7 +39,7 @@ import {
 import { BkvError, ErrorCode, fromUtf8 } from "@bkv/wire";
 import Database from "better-sqlite3";
 import Fastify, { type FastifyInstance } from "fastify";
-import { type EventSink, logEvent } from "./args.js";
+import { type EventSink, logEvent } from "./events.js";
 import { listen } from "./listen.js";
 import { loadOrCreateKey, type NodeKey } from "./node-keys.js";
 import { WitnessStateRecord } from "./witness-state.js";
