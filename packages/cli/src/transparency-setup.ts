@@ -289,9 +289,9 @@ export async function publishFleet(dir: string, info: TransparencyInfo): Promise
     let code: ErrorCode = ErrorCode.Unavailable;
     let message = text;
     try {
-      const j = JSON.parse(text) as { error?: unknown; code?: unknown };
+      const j = JSON.parse(text) as { code?: unknown; message?: unknown };
       if ((Object.values(ErrorCode) as unknown[]).includes(j.code)) code = j.code as ErrorCode;
-      if (typeof j.error === "string") message = j.error;
+      if (typeof j.message === "string") message = j.message;
     } catch {
       // not JSON: keep the text
     }

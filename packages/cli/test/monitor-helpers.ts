@@ -326,8 +326,8 @@ export async function addEntry(
       ),
     }),
   });
-  const body = (await res.json()) as { index: number; error?: string };
-  if (res.status !== 200) throw new Error(`POST /add: ${res.status} ${body.error}`);
+  const body = (await res.json()) as { index: number; code?: string; message?: string };
+  if (res.status !== 200) throw new Error(`POST /add: ${res.status} ${body.code}: ${body.message}`);
   return body;
 }
 

@@ -113,10 +113,10 @@ describe("bkv release", () => {
   it("a release key or a submitter key the log does not know is refused", async () => {
     const wrongRelease = await publish("other-release.key", "submitter.key");
     expect(wrongRelease.code).toBe(1);
-    expect(wrongRelease.err).toContain("(422 SIGNATURE)");
+    expect(wrongRelease.err).toContain("(422 SIGNATURE): the release is not signed by");
     const wrongSubmitter = await publish("release.key", "other-submitter.key");
     expect(wrongSubmitter.code).toBe(1);
-    expect(wrongSubmitter.err).toContain("(403 SUBMITTER_SIGNATURE)");
+    expect(wrongSubmitter.err).toContain("(403 SUBMITTER_SIGNATURE): the signature is not by");
     expect(log.service.size).toBe(2);
   });
 });

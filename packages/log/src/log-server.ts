@@ -2,8 +2,12 @@
  * The transparency log service: an append-only Merkle log of fleet artifacts in the C2SP formats,
  * its own process with its own key and SQLite database, cosigned by independent witnesses.
  *
- * HTTP API (all JSON bodies use standard base64 for bytes; every error answer is
- * {error: <message>, code: <ErrorCode of @bkv/wire>}):
+ * HTTP API (all JSON bodies use standard base64 for bytes). Every error answer is JSON in the host's
+ * shape, {code, message} (http-errors.ts): code an ErrorCode of @bkv/wire, or NOT_FOUND (no such
+ * endpoint, entry, tile, evidence, release or checkpoint) or INTERNAL (500). Every route's path
+ * parameters, query and JSON body have a schema (request-schemas.ts): a request it refuses (a
+ * wrong type, a missing or unknown field or parameter, a field too long, a parameter given twice)
+ * is 400 MALFORMED before the handler runs, and changes nothing. Unknown routes are 404 NOT_FOUND.
  *
  *   POST /add       {namespace, epoch, artifact, evidence, submitterSignature}   (from the operator)
  *        → 200 {index, namespace, epoch, evidenceDigest, logSignature, checkpoint, inclusionProof}
@@ -12,7 +16,11 @@
  *     submitter's Ed25519 public key (`--namespace NAME=<hex key>`; `bkv dev` makes that key in its
  *     folder). The log appends only when all of these hold, in this order, and appends nothing
  *     otherwise:
- *       1. the body is well formed                                      else 400 MALFORMED
+ *       1. the body is well formed: a JSON object of exactly these fields (submitterSignature
+ *          may be left out), namespace 1..255 printable ASCII, epoch 0..2^32-1, the bytes in
+ *          canonical base64, artifact at most maxArtifactSize(namespace) bytes, evidence at most
+ *          MAX_EVIDENCE_SIZE (1 MiB), a signature of 64 bytes          else 400 MALFORMED
+ *          (a body over ADD_BODY_LIMIT: 413 MALFORMED; not JSON: 400 or 415 MALFORMED)
  *       2. the namespace is registered                                  else 403 FORBIDDEN
  *       3. submitterSignature is the namespace's submitter key's Ed25519 signature over
  *          submitMessage(namespace, epoch, SHA-256(artifact), SHA-256(evidence)) (@bkv/tlog,
@@ -40,9 +48,11 @@
  *     the same call).
  *
  *   GET  /checkpoint                  the latest published checkpoint, text/plain (C2SP signed
- *                                      note: the log's Ed25519 signature, witness cosignatures)
+ *                                      note: the log's Ed25519 signature, witness cosignatures);
+ *                                      404 NOT_FOUND before the first
  *   GET  /tile/<L>/<N>[.p/<W>]        tlog-tiles hash tiles        (application/octet-stream)
- *   GET  /tile/entries/<N>[.p/<W>]    tlog-tiles entry bundles     (application/octet-stream)
+ *   GET  /tile/entries/<N>[.p/<W>]    tlog-tiles entries tiles     (application/octet-stream)
+ *                                      404 beyond the published tree; 400 not a tile path
  *   GET  /proof?index=I[&size=S]      {index, size, proof}   inclusion proof (S ≤ published size)
  *   GET  /consistency?from=A[&to=B]   {from, to, proof}      consistency proof
  *   GET  /bundle?namespace=N[&epoch=E] the entry (the highest epoch if E is omitted) as a
@@ -57,7 +67,7 @@
  *                                      the releases namespace R, as a bundle against the latest
  *                                      checkpoint: {namespace, epoch, artifact, evidenceDigest,
  *                                      index, logSignature, inclusionProof, checkpoint}; 404 if none
- *   GET  /evidence/<hex SHA-256>      the evidence bytes with that digest
+ *   GET  /evidence/<hex SHA-256>      the evidence bytes with that digest (lowercase hex)
  *   GET  /transparency/               the transparency page (transparency-page.ts)
  *
  * Entries are the `bkv-log-entry/v1` encoding of @bkv/tlog (log-entry.ts); the log's signature
@@ -94,7 +104,6 @@ import {
   submitMessage,
   TILE_WIDTH,
   TlogError,
-  TlogErrorCode,
   toBase64,
 } from "@bkv/tlog";
 import {
@@ -107,8 +116,8 @@ import {
   type GenesisStatement,
   toHex,
 } from "@bkv/wire";
-import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { type EventSink, logEvent } from "./args.js";
+import Fastify, { type FastifyInstance } from "fastify";
+import { type EventSink, logEvent } from "./events.js";
 import {
   checkFleetEvidence,
   checkFreshMembers,
@@ -116,10 +125,26 @@ import {
   type LoggedFleetRef,
   loggedFleetOf,
 } from "./evidence-check.js";
+import { installErrorHandlers, LogHttpError } from "./http-errors.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
 import { ed25519Signer, loadOrCreateKey, type NodeKey } from "./node-keys.js";
 import { checkRelease } from "./release-check.js";
+import {
+  ADD_BODY,
+  ADD_BODY_LIMIT,
+  AJV_OPTIONS,
+  DECIMAL,
+  EPOCH,
+  HEX32,
+  MAX_EVIDENCE_SIZE,
+  NAMESPACE,
+  NO_QUERY,
+  OTHER_BODY_LIMIT,
+  params,
+  query,
+  TILE_PARAMS,
+} from "./request-schemas.js";
 import { transparencyRoutes } from "./transparency-page.js";
 import { requestCosignature, type WitnessConfig } from "./witness-client.js";
 
@@ -174,17 +199,6 @@ export interface AddResult {
   readonly checkpoint: string;
   readonly size: number;
   readonly inclusionProof: Uint8Array[];
-}
-
-/** An HTTP-facing failure: status, code (an ErrorCode of @bkv/wire) and message. */
-export class LogHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code: ErrorCode = status === 400 ? ErrorCode.Malformed : ErrorCode.Invalid,
-  ) {
-    super(message);
-  }
 }
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
@@ -265,6 +279,11 @@ export class LogService {
     }
   }
 
+  /** Where this log's events go. */
+  get onEvent(): EventSink {
+    return this.event;
+  }
+
   get origin(): string {
     return this.options.origin;
   }
@@ -296,6 +315,8 @@ export class LogService {
     if (req.artifact.length > maxArtifactSize(req.namespace)) {
       throw new LogHttpError(400, `artifact: at most ${maxArtifactSize(req.namespace)} bytes`);
     }
+    if (req.evidence.length > MAX_EVIDENCE_SIZE)
+      throw new LogHttpError(400, `evidence: at most ${MAX_EVIDENCE_SIZE} bytes`);
     const submitter = this.submitters.get(req.namespace);
     if (submitter === undefined) {
       this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: ErrorCode.Forbidden });
@@ -454,18 +475,18 @@ export class LogService {
     return this.published?.size ?? 0;
   }
 
-  /** Contents of a tile or entry bundle path, within the published tree. */
+  /** Contents of a tile or entries tile path, within the published tree. */
   tile(path: string): Uint8Array {
     let p: ReturnType<typeof parseTilePath>;
     try {
       p = parseTilePath(path);
     } catch (e) {
-      throw new LogHttpError(404, e instanceof Error ? e.message : "not a tile");
+      throw new LogHttpError(400, e instanceof Error ? e.message : "not a tile path");
     }
     const size = this.publishedSize();
     const start = p.index * TILE_WIDTH;
     if (p.kind === "entries") {
-      if (start + p.width > size) throw new LogHttpError(404, "no such entry bundle in the published tree");
+      if (start + p.width > size) throw new LogHttpError(404, "no such entries tile in the published tree");
       return encodeEntriesTile(this.store.entries(start, start + p.width));
     }
     const count = Math.floor(size / TILE_WIDTH ** p.level);
@@ -498,7 +519,7 @@ export class LogService {
         : this.store.byNamespaceEpoch(namespace, epoch);
     if (e === undefined || e.index >= cp.size)
       throw new LogHttpError(404, "no such entry in the published tree");
-    const out = this.entryBundle(e, cp);
+    const out = this.servedBundle(e, cp);
     // Absent when `releases` is no releases namespace here: the fleet bundle is served regardless.
     if (releases === undefined || !this.releaseKeys.has(releases) || this.releaseKeys.has(namespace))
       return out;
@@ -509,7 +530,7 @@ export class LogService {
       return out;
     }
     const r = this.findRelease(releases, measurement, cp.size);
-    return r === undefined ? out : { ...out, release: this.entryBundle(r, cp) };
+    return r === undefined ? out : { ...out, release: this.servedBundle(r, cp) };
   }
 
   /** The release entry (highest epoch) of `measurement` in the releases namespace, as a bundle. */
@@ -521,7 +542,7 @@ export class LogService {
     const r = this.findRelease(namespace, fromHex(measurementHex), cp.size);
     if (r === undefined)
       throw new LogHttpError(404, `no release of ${measurementHex} in ${namespace} in the published tree`);
-    return this.entryBundle(r, cp);
+    return this.servedBundle(r, cp);
   }
 
   private findRelease(namespace: string, measurement: Uint8Array, size: number): StoredEntry | undefined {
@@ -537,7 +558,7 @@ export class LogService {
     return undefined;
   }
 
-  private entryBundle(e: StoredEntry, cp: { size: number; note: string }) {
+  private servedBundle(e: StoredEntry, cp: { size: number; note: string }) {
     return {
       namespace: e.namespace,
       epoch: e.epoch,
@@ -551,13 +572,8 @@ export class LogService {
   }
 
   evidence(hexDigest: string): Uint8Array {
-    let digest: Uint8Array;
-    try {
-      digest = fromHex(hexDigest);
-    } catch {
-      throw new LogHttpError(404, "not a digest");
-    }
-    const body = digest.length === 32 ? this.store.evidence(digest) : undefined;
+    if (!/^[0-9a-f]{64}$/.test(hexDigest)) throw new LogHttpError(400, "digest: 64 lowercase hex digits");
+    const body = this.store.evidence(fromHex(hexDigest));
     if (body === undefined) throw new LogHttpError(404, "no evidence with that digest");
     return body;
   }
@@ -585,30 +601,21 @@ function sizeParam(q: Record<string, string | undefined>, name: string, fallback
   return n;
 }
 
-function sendError(reply: FastifyReply, e: unknown): FastifyReply {
-  if (e instanceof LogHttpError) return reply.code(e.status).send({ error: e.message, code: e.code });
-  if (e instanceof TlogError && e.code === TlogErrorCode.Range)
-    return reply.code(400).send({ error: e.message, code: ErrorCode.Malformed });
-  logEvent("internal-error", { message: e instanceof Error ? e.message : String(e) });
-  return reply.code(500).send({ error: "internal error", code: ErrorCode.Unavailable });
-}
-
-/** The HTTP API over a LogService. */
+/** The HTTP API over a LogService: every route's parameters, query and JSON body have a schema. */
 export function logApp(log: LogService): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: OTHER_BODY_LIMIT, ajv: AJV_OPTIONS });
+  installErrorHandlers(app, log.onEvent);
   transparencyRoutes(app);
 
-  app.post("/add", async (req, reply) => {
-    try {
-      const body = req.body as Record<string, unknown> | null;
-      if (body === null || typeof body !== "object") throw new LogHttpError(400, "a JSON object expected");
-      const { namespace, epoch } = body;
-      if (typeof namespace !== "string") throw new LogHttpError(400, "namespace: a string expected");
-      if (typeof epoch !== "number") throw new LogHttpError(400, "epoch: a number expected");
+  app.post<{ Body: Record<string, unknown> }>(
+    "/add",
+    { schema: { querystring: NO_QUERY, body: ADD_BODY }, bodyLimit: ADD_BODY_LIMIT },
+    async (req, reply) => {
+      const body = req.body;
       const signature = body.submitterSignature;
       const r = await log.add({
-        namespace,
-        epoch,
+        namespace: body.namespace as string,
+        epoch: body.epoch as number,
         artifact: b64Field(body, "artifact"),
         evidence: b64Field(body, "evidence"),
         ...(signature === undefined ? {} : { submitterSignature: b64Field(body, "submitterSignature") }),
@@ -622,87 +629,88 @@ export function logApp(log: LogService): FastifyInstance {
         checkpoint: r.checkpoint,
         inclusionProof: r.inclusionProof.map(toBase64),
       });
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+    },
+  );
 
-  app.get("/checkpoint", async (_req, reply) => {
+  app.get("/checkpoint", { schema: { querystring: NO_QUERY } }, async (_req, reply) => {
     const cp = log.checkpoint();
     reply.header("cache-control", "no-store");
-    if (cp === undefined)
-      return reply.code(404).type("text/plain; charset=utf-8").send("no checkpoint yet\n");
+    if (cp === undefined) throw new LogHttpError(404, "no checkpoint yet");
     return reply.type("text/plain; charset=utf-8").send(cp.note);
   });
 
-  app.get("/tile/*", async (req, reply) => {
-    try {
-      const path = `tile/${(req.params as { "*": string })["*"]}`;
-      const body = log.tile(path);
+  app.get<{ Params: { "*": string } }>(
+    "/tile/*",
+    { schema: { params: TILE_PARAMS, querystring: NO_QUERY } },
+    async (req, reply) => {
+      const body = log.tile(`tile/${req.params["*"]}`);
       return reply
         .type("application/octet-stream")
         .header("cache-control", IMMUTABLE)
         .send(Buffer.from(body));
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+    },
+  );
 
-  app.get("/proof", async (req, reply) => {
-    try {
-      const q = req.query as Record<string, string | undefined>;
-      const size = sizeParam(q, "size", log.checkpoint()?.size ?? 0);
-      const index = sizeParam(q, "index");
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    "/proof",
+    { schema: { querystring: query({ index: DECIMAL, size: DECIMAL }, ["index"]) } },
+    async (req, reply) => {
+      const size = sizeParam(req.query, "size", log.checkpoint()?.size ?? 0);
+      const index = sizeParam(req.query, "index");
       return reply.send({ index, size, proof: log.inclusionProof(index, size).map(toBase64) });
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+    },
+  );
 
-  app.get("/consistency", async (req, reply) => {
-    try {
-      const q = req.query as Record<string, string | undefined>;
-      const to = sizeParam(q, "to", log.checkpoint()?.size ?? 0);
-      const from = sizeParam(q, "from");
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    "/consistency",
+    { schema: { querystring: query({ from: DECIMAL, to: DECIMAL }, ["from"]) } },
+    async (req, reply) => {
+      const to = sizeParam(req.query, "to", log.checkpoint()?.size ?? 0);
+      const from = sizeParam(req.query, "from");
       return reply.send({ from, to, proof: log.consistencyProof(from, to).map(toBase64) });
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+    },
+  );
 
-  app.get("/bundle", async (req, reply) => {
-    try {
-      const q = req.query as Record<string, string | undefined>;
-      if (q.namespace === undefined) throw new LogHttpError(400, "namespace is required");
+  app.get<{ Querystring: { namespace: string; epoch?: string; releases?: string } }>(
+    "/bundle",
+    {
+      schema: {
+        querystring: query({ namespace: NAMESPACE, epoch: EPOCH, releases: NAMESPACE }, ["namespace"]),
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
       const epoch = q.epoch === undefined ? undefined : sizeParam(q, "epoch");
-      return reply.header("cache-control", "no-store").send(log.bundle(q.namespace, epoch, q.releases));
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+      const bundle = log.bundle(q.namespace, epoch, q.releases);
+      return reply.header("cache-control", "no-store").send(bundle);
+    },
+  );
 
-  app.get("/release/:measurement", async (req, reply) => {
-    try {
-      const q = req.query as Record<string, string | undefined>;
-      if (q.namespace === undefined) throw new LogHttpError(400, "namespace is required");
-      const m = (req.params as { measurement: string }).measurement;
-      return reply.header("cache-control", "no-store").send(log.release(q.namespace, m));
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+  app.get<{ Params: { measurement: string }; Querystring: { namespace: string } }>(
+    "/release/:measurement",
+    {
+      schema: {
+        params: params({ measurement: HEX32 }),
+        querystring: query({ namespace: NAMESPACE }, ["namespace"]),
+      },
+    },
+    async (req, reply) => {
+      const release = log.release(req.query.namespace, req.params.measurement);
+      return reply.header("cache-control", "no-store").send(release);
+    },
+  );
 
-  app.get("/evidence/:digest", async (req, reply) => {
-    try {
-      const body = log.evidence((req.params as { digest: string }).digest);
+  app.get<{ Params: { digest: string } }>(
+    "/evidence/:digest",
+    { schema: { params: params({ digest: HEX32 }), querystring: NO_QUERY } },
+    async (req, reply) => {
+      const body = log.evidence(req.params.digest);
       return reply
         .type("application/octet-stream")
         .header("cache-control", IMMUTABLE)
         .send(Buffer.from(body));
-    } catch (e) {
-      return sendError(reply, e);
-    }
-  });
+    },
+  );
 
   return app;
 }

@@ -4,12 +4,17 @@
  * signature checked when the visitor pins a release key), the checkpoint and the witnesses' cosignatures, all checked in the visitor's
  * browser by the client SDK's own browser build (bkv-client.js) against the keys the visitor pins (the
  * URL fragment or the form). The page's code is static; it trusts nothing the log says.
+ * The page's routes take any query string (ignored: what a visitor pins stays in the fragment);
+ * errors are the log's {code, message} (http-errors.ts).
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ErrorCode } from "@bkv/wire";
 import type { FastifyInstance } from "fastify";
+import { LogHttpError } from "./http-errors.js";
+import { params } from "./request-schemas.js";
 
 const STATIC = fileURLToPath(new URL("../static/transparency/", import.meta.url));
 /** The page's static files, by the name in the URL (a Map: no name reaches an object's properties). */
@@ -25,6 +30,9 @@ const TYPES: Record<string, string> = {
 const CSP =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
+/** A file name of the page: no path, nothing a name of it could not be. */
+const FILE = params({ file: { type: "string", pattern: "^[a-z0-9][a-z0-9.-]{0,63}$" } });
+
 function sdkBrowserBuild(): string {
   const clientMain = createRequire(import.meta.url).resolve("@bkv/client");
   return join(dirname(clientMain), "browser", "bkv-client.js");
@@ -32,26 +40,30 @@ function sdkBrowserBuild(): string {
 
 export function transparencyRoutes(app: FastifyInstance): void {
   app.get("/transparency", async (_req, reply) => reply.redirect("/transparency/"));
-  app.get<{ Params: { file: string } }>("/transparency/:file", async (req, reply) => {
-    const name = req.params.file;
-    let path: string;
-    if (name === "bkv-client.js") path = sdkBrowserBuild();
-    else if (FILES.has(name)) path = join(STATIC, FILES.get(name)!);
-    else return reply.code(404).type("text/plain").send("not found");
-    let body: Buffer;
-    try {
-      body = readFileSync(path);
-    } catch {
-      return reply.code(503).type("text/plain").send(`${name} is not built: run npm run build`);
-    }
-    const ext = path.slice(path.lastIndexOf(".") + 1);
-    return reply
-      .header("content-security-policy", CSP)
-      .header("x-content-type-options", "nosniff")
-      .header("cache-control", "no-cache")
-      .type(TYPES[ext] ?? "application/octet-stream")
-      .send(body);
-  });
+  app.get<{ Params: { file: string } }>(
+    "/transparency/:file",
+    { schema: { params: FILE } },
+    async (req, reply) => {
+      const name = req.params.file;
+      let path: string;
+      if (name === "bkv-client.js") path = sdkBrowserBuild();
+      else if (FILES.has(name)) path = join(STATIC, FILES.get(name)!);
+      else throw new LogHttpError(404, `no file ${name} in the transparency page`);
+      let body: Buffer;
+      try {
+        body = readFileSync(path);
+      } catch {
+        throw new LogHttpError(503, `${name} is not built: run npm run build`, ErrorCode.Unavailable);
+      }
+      const ext = path.slice(path.lastIndexOf(".") + 1);
+      return reply
+        .header("content-security-policy", CSP)
+        .header("x-content-type-options", "nosniff")
+        .header("cache-control", "no-cache")
+        .type(TYPES[ext] ?? "application/octet-stream")
+        .send(body);
+    },
+  );
   app.get("/transparency/", async (_req, reply) => {
     return reply
       .header("content-security-policy", CSP)

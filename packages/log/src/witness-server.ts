@@ -6,8 +6,14 @@
  * HTTP API:
  *   POST /add-checkpoint              tlog-witness add-checkpoint: 200 cosignature/v1 signature
  *                                      line; 409 text/x.tlog.size "<size>\n"; 400, 403, 404, 422
+ *                                      text/plain (the spec's answers). Any content type; a body
+ *                                      over WITNESS_BODY_LIMIT is 413 {code, message} before it
+ *                                      is read.
  *   GET  /<hex SHA-256(origin)>/checkpoint   the latest cosigned checkpoint with the log's
- *                                      signature and this witness's cosignature; 404 if none
+ *                                      signature and this witness's cosignature; 404 NOT_FOUND if
+ *                                      none; 400 MALFORMED if not 64 lowercase hex digits
+ * Everything that is not a tlog-witness answer is answered as the log's and the host's errors are,
+ * {code, message} (http-errors.ts): unknown routes 404 NOT_FOUND, schema refusals 400 MALFORMED.
  *
  * The check and the update are one synchronous SQLite transaction (WAL, synchronous=FULL): two
  * concurrent requests cannot both pass against the same old size, and the new size is durable
@@ -39,9 +45,11 @@ import {
 import { BkvError, ErrorCode, fromUtf8 } from "@bkv/wire";
 import Database from "better-sqlite3";
 import Fastify, { type FastifyInstance } from "fastify";
-import { type EventSink, logEvent } from "./args.js";
+import { type EventSink, logEvent } from "./events.js";
+import { installErrorHandlers, LogHttpError } from "./http-errors.js";
 import { listen } from "./listen.js";
 import { loadOrCreateKey, type NodeKey } from "./node-keys.js";
+import { AJV_OPTIONS, HEX32, NO_QUERY, params } from "./request-schemas.js";
 import { WitnessStateRecord } from "./witness-state.js";
 
 export interface WitnessOptions {
@@ -127,6 +135,11 @@ export class WitnessService {
     } else {
       this.event("witness-state", { reason: this.stateProblem });
     }
+  }
+
+  /** Where this witness's events go. */
+  get onEvent(): EventSink {
+    return this.event;
   }
 
   /** Why this witness cannot cosign for `origin` now (null: it can). */
@@ -223,15 +236,27 @@ export class WitnessService {
   }
 }
 
-export function witnessApp(w: WitnessService): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+/**
+ * The largest add-checkpoint body: a checkpoint with its signatures (a few hundred bytes from a log
+ * that signs once), MAX_WITNESS_PROOF_LINES proof lines and the "old" line fit many times over.
+ */
+export const WITNESS_BODY_LIMIT = 64 * 1024;
 
+export function witnessApp(w: WitnessService): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: WITNESS_BODY_LIMIT, ajv: AJV_OPTIONS });
+  installErrorHandlers(app, w.onEvent);
+  // tlog-witness bodies are text of any declared type: read as bytes, decoded below.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: WITNESS_BODY_LIMIT }, (_req, body, done) =>
+    done(null, body),
+  );
+
+  // Spec-defined answers (tlog-witness): text/plain, 409 text/x.tlog.size; kept as they are.
   app.post("/add-checkpoint", async (req, reply) => {
     let text: string;
     try {
-      text = fromUtf8(new Uint8Array(req.body as Buffer));
+      const body = req.body as Buffer | undefined;
+      text = fromUtf8(body === undefined ? new Uint8Array(0) : new Uint8Array(body));
     } catch {
       return reply.code(400).type("text/plain; charset=utf-8").send("the body is not UTF-8\n");
     }
@@ -239,11 +264,17 @@ export function witnessApp(w: WitnessService): FastifyInstance {
     return reply.code(a.status).type(a.contentType).send(a.body);
   });
 
-  app.get("/:originHash/checkpoint", async (req, reply) => {
-    const note = w.checkpointByOriginHash((req.params as { originHash: string }).originHash);
-    if (note === undefined) return reply.code(404).type("text/plain; charset=utf-8").send("no checkpoint\n");
-    return reply.type("text/plain; charset=utf-8").header("cache-control", "no-store").send(note);
-  });
+  // Not in tlog-witness: its errors are {code, message}.
+  app.get<{ Params: { originHash: string } }>(
+    "/:originHash/checkpoint",
+    { schema: { params: params({ originHash: HEX32 }), querystring: NO_QUERY } },
+    async (req, reply) => {
+      const note = w.checkpointByOriginHash(req.params.originHash);
+      if (note === undefined)
+        throw new LogHttpError(404, "this witness has cosigned no checkpoint of that log");
+      return reply.type("text/plain; charset=utf-8").header("cache-control", "no-store").send(note);
+    },
+  );
 
   return app;
 }

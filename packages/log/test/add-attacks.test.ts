@@ -61,7 +61,7 @@ describe("POST /add refuses what it cannot vouch for", () => {
     expect(log.service.size).toBe(1);
     expect((await getText(`${log.url}/checkpoint`)).body).toBe(checkpointBefore);
     expect((await fetch(`${log.url}/bundle?namespace=${encodeURIComponent(NS)}&epoch=2`)).status).toBe(404);
-    return { status: r.status, code: r.body.code, error: r.body.error ?? "" };
+    return { status: r.status, code: r.body.code, message: r.body.message ?? "" };
   };
 
   it("an /add without the submitter's signature", async () => {
@@ -113,12 +113,12 @@ describe("POST /add refuses what it cannot vouch for", () => {
       const s = { namespace: NS, epoch: 2, artifact: ownKeys, evidence };
       const r = await refused(s, world.sign(s));
       expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-      expect(r.error).toContain("the evidence does not decode");
+      expect(r.message).toContain("the evidence does not decode");
     }
     const garbageArtifact = { ...world.fleet(NS, 2), artifact: new Uint8Array(randomBytes(300)) };
     const r = await refused(garbageArtifact, world.sign(garbageArtifact));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("the artifact does not decode");
+    expect(r.message).toContain("the artifact does not decode");
   });
 
   it("a genuine fleet's evidence with the operator's vault key or signing key in the artifact", async () => {
@@ -132,15 +132,15 @@ describe("POST /add refuses what it cannot vouch for", () => {
     });
     const r = await refused(f, world.sign(f));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("vault key");
-    expect(r.error).toContain("fleet signing key");
+    expect(r.message).toContain("vault key");
+    expect(r.message).toContain("fleet signing key");
   });
 
   it("another fleet's evidence for this artifact", async () => {
     const s = { ...world.fleet(NS, 2), evidence: world.fleet(NS, 2).evidence };
     const r = await refused(s, world.sign(s));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("fleet id");
+    expect(r.message).toContain("fleet id");
   });
 
   it("members attested by a root the log does not trust", async () => {
@@ -149,15 +149,15 @@ describe("POST /add refuses what it cannot vouch for", () => {
     const f = world.fleet(NS, 2, { members });
     const r = await refused(f, world.sign(f));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("attestation.3");
-    expect(r.error).not.toContain("attestation.1");
+    expect(r.message).toContain("attestation.3");
+    expect(r.message).not.toContain("attestation.1");
   });
 
   it("members' signatures over other bytes than the statement", async () => {
     const f = world.fleet(NS, 2, { signOther: true });
     const r = await refused(f, world.sign(f));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("signature.1");
+    expect(r.message).toContain("signature.1");
   });
 
   it("a fleet that froze another log's key, or whose artifact names another epoch", async () => {
@@ -166,26 +166,26 @@ describe("POST /add refuses what it cannot vouch for", () => {
     });
     const r = await refused(f, world.sign(f));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("another log's key");
+    expect(r.message).toContain("another log's key");
     const later = world.fleet(NS, 3);
     const s = { ...later, epoch: 2 };
     const r2 = await refused(s, world.sign(s));
     expect(r2).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r2.error).toContain(`the artifact is for (${NS}, 3)`);
+    expect(r2.message).toContain(`the artifact is for (${NS}, 3)`);
   });
 
   it("a genuine fleet whose guess limit is above the log's maximum", async () => {
     const g = world.fleet(NS, 2, { statement: { policy: { guessLimit: 100, n: 3, quorum: 2 } } });
     const r = await refused(g, world.sign(g));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("policy.guess-limit");
+    expect(r.message).toContain("policy.guess-limit");
   });
 
   it("a validity window longer than a fleet counter-signs", async () => {
     const f = world.fleet(NS, 2, { artifact: { notBefore: NOW, notAfter: NOW + 4 * 366 * 86_400_000 } });
     const r = await refused(f, world.sign(f));
     expect(r).toMatchObject({ status: 422, code: "BUNDLE_EVIDENCE" });
-    expect(r.error).toContain("validity window");
+    expect(r.message).toContain("validity window");
   });
 
   it("after all of that, the genuine next fleet appends at epoch 2", async () => {
@@ -220,7 +220,7 @@ describe("a log configured with accepted measurements", () => {
       const f = world.fleet(NS, 1);
       const r = await add(log.url, f, world.sign(f));
       expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
-      expect(r.body.error).toContain("measurement.source");
+      expect(r.body.message).toContain("measurement.source");
       expect(log.service.size).toBe(0);
       await log.close();
       log = await start([new Uint8Array(32).fill(9), world.measurement]);
@@ -249,7 +249,7 @@ describe("a log configured with accepted measurements", () => {
       const f = world.fleet(NS, 1);
       const r = await add(log.url, f, world.sign(f));
       expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
-      expect(r.body.error).toContain("no vendor root");
+      expect(r.body.message).toContain("no vendor root");
       expect(log.service.size).toBe(0);
     } finally {
       await log.close();

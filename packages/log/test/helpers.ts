@@ -31,13 +31,16 @@ export interface AddResponse {
 export async function addRaw(
   url: string,
   body: Record<string, unknown>,
-): Promise<{ status: number; body: AddResponse & { error?: string; code?: string } }> {
+): Promise<{ status: number; body: AddResponse & { code?: string; message?: string } }> {
   const res = await fetch(`${url}/add`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as AddResponse & { error?: string; code?: string } };
+  return {
+    status: res.status,
+    body: (await res.json()) as AddResponse & { code?: string; message?: string },
+  };
 }
 
 /** POST /add of a submission with this submitter signature (none: the field is left out). */
@@ -45,7 +48,7 @@ export function add(
   url: string,
   s: { namespace: string; epoch: number; artifact: Uint8Array; evidence: Uint8Array },
   submitterSignature?: Uint8Array,
-): Promise<{ status: number; body: AddResponse & { error?: string; code?: string } }> {
+): Promise<{ status: number; body: AddResponse & { code?: string; message?: string } }> {
   return addRaw(url, {
     namespace: s.namespace,
     epoch: s.epoch,

@@ -160,7 +160,7 @@ describe("log with two witnesses", () => {
     const skipped = await submit(world.fleet("fleet/a", 4));
     expect(skipped.status).toBe(409);
     expect(skipped.body).toMatchObject({ code: "INVALID" });
-    expect(skipped.body.error).toContain("the next epoch of fleet/a is 3");
+    expect(skipped.body.message).toContain("the next epoch of fleet/a is 3");
     expect((await submit(world.fleet("fleet/c", 0))).status).toBe(409);
     expect((await submit(world.fleet("fleet/c", 2))).status).toBe(409);
     expect(log.service.size).toBe(3);
@@ -250,7 +250,8 @@ describe("log with two witnesses", () => {
     expect((await fetch(`${log.url}/tile/0/001.p/17`)).status).toBe(200);
     expect((await fetch(`${log.url}/tile/0/001.p/18`)).status).toBe(404);
     expect((await fetch(`${log.url}/tile/1/000.p/1`)).status).toBe(200);
-    expect((await fetch(`${log.url}/tile/0/x000/000`)).status).toBe(404);
+    // A non-canonical tile path is no tile path: malformed.
+    expect((await fetch(`${log.url}/tile/0/x000/000`)).status).toBe(400);
     expect((await fetch(`${log.url}/proof?index=7&size=300`)).status).toBe(400);
   });
 

@@ -51,7 +51,10 @@ function start(
       const nl = out.indexOf("\n");
       if (nl >= 0) resolve({ proc, ready: JSON.parse(out.slice(0, nl)) as Ready, stderr: () => err });
     });
-    proc.on("exit", (code) => reject(new Error(`${script} exited with ${code} before it was ready: ${err}`)));
+    // "close", not "exit": by then stderr has been read to its end.
+    proc.on("close", (code) =>
+      reject(new Error(`${script} exited with ${code} before it was ready: ${err}`)),
+    );
   });
 }
 
@@ -187,36 +190,74 @@ describe("log and witness processes", () => {
     expect(await stop(witness.proc)).toBe(0);
   });
 
-  it("refuses to start with bad flags", async () => {
+  it("refuses flags it cannot use with exit 2 and a message naming them, before it opens anything", async () => {
+    const base = (d: string) => ["--dir", join(dir.path, d), "--listen", "127.0.0.1:0"];
+    const logBase = (d: string) => [...base(d), "--origin", "o"];
+    const witnessBase = (d: string) => [...base(d), "--name", "w", "--log", "o=x"];
+    const cases: [string, string[], RegExp][] = [
+      ["log-main.js", base("x"), /--origin is required/],
+      ["witness-main.js", [...base("y"), "--name", "w"], /at least one --log/],
+      ["log-main.js", [...logBase("z"), "--namespace", "ns=abcd"], /--namespace: 64 hex digits/],
+      [
+        "log-main.js",
+        [...logBase("r"), "--release-key", `releases=${"ab".repeat(32)}`],
+        /--release-key for a namespace not registered/,
+      ],
+      // parseArgs' own refusals: an unknown flag, a flag without its value, a positional argument.
+      ["log-main.js", [...logBase("u"), "--bogus", "1"], /Unknown option '--bogus'/],
+      ["witness-main.js", [...witnessBase("u"), "--bogus", "1"], /Unknown option '--bogus'/],
+      ["log-main.js", [...logBase("m"), "--max-guess-limit"], /'--max-guess-limit <value>' argument missing/],
+      ["witness-main.js", [...witnessBase("m"), "--adopt-state"], /'--adopt-state <value>' argument missing/],
+      ["log-main.js", [...logBase("p"), "extra"], /Unexpected argument 'extra'/],
+      // Values: given twice, not a number, out of range, neither yes nor no, a bad --listen.
+      ["log-main.js", [...logBase("t"), "--origin", "p"], /--origin given twice/],
+      ["log-main.js", [...logBase("n"), "--max-guess-limit", "ten"], /--max-guess-limit must be/],
+      ["log-main.js", [...logBase("n"), "--witness-threshold", "1"], /--witness-threshold must be/],
+      [
+        "log-main.js",
+        [...logBase("s"), "--allow-small-fleet", "sure"],
+        /--allow-small-fleet wants yes or no/,
+      ],
+      ["witness-main.js", [...witnessBase("s"), "--adopt-state", "1"], /--adopt-state wants yes or no/],
+      [
+        "log-main.js",
+        ["--dir", join(dir.path, "l"), "--listen", "127.0.0.1", "--origin", "o"],
+        /--listen wants/,
+      ],
+    ];
+    const outcomes = await Promise.all(
+      cases.map(([script, args]) =>
+        start(script, args).then(
+          () => "started",
+          (e: Error) => e.message,
+        ),
+      ),
+    );
+    outcomes.forEach((outcome, i) => {
+      const [script, args, message] = cases[i]!;
+      expect
+        .soft(outcome, `${script} ${args.join(" ")}`)
+        .toMatch(new RegExp(`exited with 2 before it was ready: .*"event":"usage".*${message.source}`));
+    });
+    // None of them made its folder: refused before anything was opened.
+    for (const d of ["x", "y", "z", "r", "u", "m", "p", "t", "n", "s", "l"]) {
+      expect(existsSync(join(dir.path, d))).toBe(false);
+    }
+  }, 120_000);
+
+  it("exits 1 when well-formed flags name something it cannot use", async () => {
+    // A witness key that is no key: the flags parse, the service refuses it.
     await expect(
-      start("log-main.js", ["--dir", join(dir.path, "x"), "--listen", "127.0.0.1:0"]),
-    ).rejects.toThrow(/--origin is required/);
-    await expect(
-      start("witness-main.js", ["--dir", join(dir.path, "y"), "--listen", "127.0.0.1:0", "--name", "w"]),
-    ).rejects.toThrow(/--log/);
-    await expect(
-      start("log-main.js", [
+      start("witness-main.js", [
         "--dir",
-        join(dir.path, "z"),
+        join(dir.path, "k"),
         "--listen",
         "127.0.0.1:0",
-        "--origin",
-        "o",
-        "--namespace",
-        "ns=abcd",
+        "--name",
+        "w",
+        "--log",
+        "o=x",
       ]),
-    ).rejects.toThrow(/--namespace: 64 hex digits/);
-    await expect(
-      start("log-main.js", [
-        "--dir",
-        join(dir.path, "r"),
-        "--listen",
-        "127.0.0.1:0",
-        "--origin",
-        "o",
-        "--release-key",
-        `releases=${"ab".repeat(32)}`,
-      ]),
-    ).rejects.toThrow(/--release-key for a namespace not registered/);
+    ).rejects.toThrow(/exited with 1 before it was ready: .*"event":"fatal"/);
   });
 });

@@ -103,12 +103,12 @@ describe("the log's member index: one HSM, one genesis, across namespaces and re
     const other = world.fleet(OTHER, 1, { members });
     const r = await add(log.url, other, world.sign(other));
     expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
-    expect(r.body.error).toMatch(
+    expect(r.body.message).toMatch(
       new RegExp(
         `member 3 \\(signing key [0-9a-f]{16}…\\): its signing and agreement keys are member keys of fleet ${fleetId} \\(entry 0: ${NS} epoch 1\\)`,
       ),
     );
-    expect(r.body.error).not.toContain("member 1 ");
+    expect(r.body.message).not.toContain("member 1 ");
     expect(log.service.size).toBe(1);
   });
 
@@ -131,9 +131,9 @@ describe("the log's member index: one HSM, one genesis, across namespaces and re
     const f = world.fleet(OTHER, 1, { members: [m1!, twin, m3!] });
     const r = await add(log.url, f, world.sign(f));
     expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
-    expect(r.body.error).toContain("member 2 (signing key");
-    expect(r.body.error).toContain(`its agreement key is a member key of fleet`);
-    expect(r.body.error).not.toContain("member 1 ");
+    expect(r.body.message).toContain("member 2 (signing key");
+    expect(r.body.message).toContain(`its agreement key is a member key of fleet`);
+    expect(r.body.message).not.toContain("member 1 ");
     expect(log.service.size).toBe(1);
   });
 
@@ -153,7 +153,7 @@ describe("the log's member index: one HSM, one genesis, across namespaces and re
     const f = world.fleet(NS, 2);
     const r = await add(log.url, f, world.sign(f));
     expect([r.status, r.body.code]).toEqual([422, "BUNDLE_EVIDENCE"]);
-    expect(r.body.error).toContain(`(entry 0: ${NS} epoch 1)`);
+    expect(r.body.message).toContain(`(entry 0: ${NS} epoch 1)`);
     expect(log.service.size).toBe(2);
   });
 });

@@ -118,10 +118,10 @@ export async function releaseCommand(argv: string[]): Promise<number> {
       time: Date.now(),
     },
   });
-  const body = (await res.json()) as { index?: number; error?: string; code?: string };
+  const body = (await res.json()) as { index?: number; code?: string; message?: string };
   if (!res.ok) {
     process.stderr.write(
-      `bkv release publish: the log refused the release (${res.status} ${body.code}): ${body.error}\n`,
+      `bkv release publish: the log refused the release (${res.status} ${body.code}): ${body.message}\n`,
     );
     return 1;
   }

@@ -53,9 +53,21 @@ function readPins() {
   };
 }
 
+/** A refusal as the log answers it ({code, message}), as text; the page shows it as text only. */
+async function refusal(path, r) {
+  try {
+    const j = await r.json();
+    if (typeof j.code === "string" && typeof j.message === "string")
+      return `${path}: HTTP ${r.status} ${j.code}: ${j.message}`;
+  } catch {
+    // not the log's error shape
+  }
+  return `${path}: HTTP ${r.status}`;
+}
+
 async function fetchBytes(path) {
   const r = await fetch(path);
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  if (!r.ok) throw new Error(await refusal(path, r));
   return new Uint8Array(await r.arrayBuffer());
 }
 
@@ -171,7 +183,9 @@ async function run() {
   $("results-checkpoint").hidden = false;
   $("results-fleets").hidden = false;
   setText($("status"), "Checking the checkpoint…");
-  const note = await (await fetch("../checkpoint")).text();
+  const res = await fetch("../checkpoint");
+  if (!res.ok) throw new Error(await refusal("checkpoint", res));
+  const note = await res.text();
   const opened = bkv.openCosignedCheckpoint(note, {
     logKey: pins.logKey,
     witnessKeys: pins.witnessKeys,
