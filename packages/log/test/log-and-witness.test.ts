@@ -253,7 +253,7 @@ describe("log with two witnesses", () => {
     // A non-canonical tile path is no tile path: malformed.
     expect((await fetch(`${log.url}/tile/0/x000/000`)).status).toBe(400);
     expect((await fetch(`${log.url}/proof?index=7&size=300`)).status).toBe(400);
-  });
+  }, 240_000); // 270 appends, each checking the evidence and waiting for two cosignatures
 
   it("the witness refuses a split view, a rollback, a forged signature and an unknown log", async () => {
     const logKey = loadOrCreateKey(join(dir.path, "log"), "log.key", ORIGIN, SIG_ED25519);
@@ -319,7 +319,7 @@ describe("log with two witnesses", () => {
     expect(again.body.index).toBe(0);
     // Epochs go on from what the database holds.
     expect((await submit(world.fleet("fleet/d", 3))).status).toBe(409);
-  });
+  }, 120_000);
 });
 
 describe("the witness threshold", () => {
