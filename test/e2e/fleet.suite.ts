@@ -282,8 +282,15 @@ export function fleetSuite(platform: Platform): void {
       for (let sent = 0; sent < total && !s.destroyed && s.writable; sent += chunk.length) {
         if (!s.write(chunk))
           await new Promise<void>((r) => {
-            s.once("drain", () => r());
-            s.once("close", () => r());
+            // One wait per full buffer: whichever comes first removes the other listener, so 256
+            // waits on one socket do not pile up listeners.
+            const done = () => {
+              s.off("drain", done);
+              s.off("close", done);
+              r();
+            };
+            s.on("drain", done);
+            s.on("close", done);
           });
       }
     }
