@@ -286,6 +286,29 @@ describe("an entry whose evidence is another fleet's", () => {
   });
 });
 
+describe("two fleets at one epoch", () => {
+  it("the log refuses the second; appended behind its back, the monitor fails epoch.first", async () => {
+    const log = await startLog(join(work, "sibling"), newLogKeys(), [NS]);
+    logs.push(log);
+    const first = heldFleetFor(log.url, NS, 1, heldMembers());
+    const second = heldFleetFor(log.url, NS, 1, heldMembers());
+    await addEntry(log.url, NS, 1, artifactOf(first), first.evidence);
+    await expect(addEntry(log.url, NS, 1, artifactOf(second), second.evidence)).rejects.toThrow(/409/);
+    await log.appendUnchecked(NS, 1, artifactOf(second), second.evidence, 1000);
+    const flags = [...logFlags(log), "--vendor-root", vendorPub, "--allow-test-roots"];
+    const r = await monitor(...flags);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(
+      `FAIL epoch.first: entry 0 is already a fleet at ${NS} epoch 1: two fleets at one epoch`,
+    );
+    const [e0, e1] = fleetsOf(events((await monitor(...flags, "--json")).out));
+    expect(e0!.passed).toContain("epoch.first");
+    expect(e1!.failures.map((f) => f.check)).toContain("epoch.first");
+    // Fresh HSMs: only the epoch is wrong with the second fleet.
+    expect(e1!.passed).toContain("members.fresh");
+  });
+});
+
 describe("one HSM in two fleets (a clone or a rolled-back NVRAM)", () => {
   it("the log refuses the second fleet; appended behind its back, the monitor fails members.fresh", async () => {
     const log = await startLog(join(work, "reuse"), newLogKeys(), [NS, "other"]);

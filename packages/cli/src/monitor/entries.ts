@@ -4,6 +4,8 @@
  *   entry.decode           the leaf decodes as a bkv-log-entry/v1
  *   artifact.decode        its artifact decodes as a fleet artifact
  *   artifact.epoch         the artifact's namespace and epoch are the entry's
+ *   epoch.first            no earlier entry is a fleet at the same (namespace, epoch): the log holds
+ *                          one fleet per epoch, and clients refuse a second one (BUNDLE_SPLIT_VIEW)
  *   evidence.fetch         the log serves evidence with the entry's digest
  *   evidence.digest        that evidence hashes to the digest
  *   bundle.fetch           the log serves a bundle for (namespace, epoch) naming this entry
@@ -126,6 +128,11 @@ export interface EntryContext {
    * entry's own genesis members are checked against it (members.fresh) and then added.
    */
   readonly members?: MemberIndex<EarlierFleet>;
+  /**
+   * The fleet entries checked before this one, by "namespace\0epoch" → entry index (epoch.first);
+   * this entry is added once its artifact's namespace and epoch are its own.
+   */
+  readonly epochs?: Map<string, number>;
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
@@ -180,8 +187,21 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     }
   }
   if (artifact !== undefined) {
-    if (artifact.namespace === entry.namespace && artifact.epoch === entry.epoch) pass("artifact.epoch");
-    else
+    if (artifact.namespace === entry.namespace && artifact.epoch === entry.epoch) {
+      pass("artifact.epoch");
+      if (ctx.epochs !== undefined) {
+        const key = `${entry.namespace}\0${entry.epoch}`;
+        const earlier = ctx.epochs.get(key);
+        if (earlier === undefined) {
+          pass("epoch.first");
+          ctx.epochs.set(key, index);
+        } else
+          fail(
+            "epoch.first",
+            `entry ${earlier} is already a fleet at ${entry.namespace} epoch ${entry.epoch}: two fleets at one epoch (clients that verified one refuse the other)`,
+          );
+      }
+    } else
       fail(
         "artifact.epoch",
         `the entry is (${entry.namespace}, ${entry.epoch}), its artifact says (${artifact.namespace}, ${artifact.epoch})`,

@@ -31,6 +31,8 @@ export class Monitor {
   private readonly history = new FleetHistory();
   /** The genesis members of every entry read, to catch one HSM in two fleets (members.fresh). */
   private readonly members = new MemberIndex<EarlierFleet>();
+  /** Fleet entries read so far by namespace and epoch (epoch.first). */
+  private readonly epochs = new Map<string, number>();
   /** The checkpoint the state file held when the run started. */
   private readonly initial: SavedCheckpoint | undefined;
   /** The last checkpoint whose consistency this run verified (or the state file's). */
@@ -160,6 +162,7 @@ export class Monitor {
       allowSmallFleet: this.config.allowSmallFleet === true,
       ...(this.config.releaseKey === undefined ? {} : { releaseKey: this.config.releaseKey }),
       members: this.members,
+      epochs: this.epochs,
     };
     for (let b = Math.floor(this.read / TILE_WIDTH); b * TILE_WIDTH < cp.size; b++) {
       let raw: Uint8Array[];
