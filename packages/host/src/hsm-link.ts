@@ -11,8 +11,8 @@ import {
   decodeHsmToHost,
   ErrorCode,
   encodeHostToHsm,
+  FrameBatch,
   FrameDecoder,
-  frame,
   type HostToHsm,
   type HsmStats,
   type HsmStatus,
@@ -80,6 +80,8 @@ export type HsmState =
 
 export class HsmLink extends EventEmitter {
   private child: ChildProcess | null = null;
+  /** Frames for the current child, written together once per turn of the event loop (one write). */
+  private out: FrameBatch | null = null;
   private nextTag = 1;
   private pending = new Map<number, { resolve: (r: HsmReply) => void; timer: NodeJS.Timeout }>();
   private statusWaiters: ((s: HsmStatus | null) => void)[] = [];
@@ -112,6 +114,12 @@ export class HsmLink extends EventEmitter {
   start(): void {
     const child = spawnHsm(this.opts.command);
     this.child = child;
+    // A batch per child: frames queued for a child that died are never written to the next one.
+    this.out?.discard();
+    this.out = new FrameBatch(
+      (bytes) => child.stdin?.write(bytes),
+      (flush) => setImmediate(flush),
+    );
     this.state = { kind: "starting" };
     const decoder = new FrameDecoder();
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -122,6 +130,8 @@ export class HsmLink extends EventEmitter {
     child.on("exit", (code, signal) => {
       if (this.child !== child) return;
       this.child = null;
+      this.out?.discard();
+      this.out = null;
       this.failPending("HSM restarted");
       this.failGenesis(new BkvError(ErrorCode.Unavailable, "the HSM process exited during the genesis step"));
       if (this.stopping) return;
@@ -175,7 +185,7 @@ export class HsmLink extends EventEmitter {
   }
 
   send(m: HostToHsm): void {
-    this.child?.stdin?.write(frame(encodeHostToHsm(m)));
+    if (this.child !== null) this.out?.push(encodeHostToHsm(m));
   }
 
   private onFrame(bytes: Uint8Array): void {
@@ -328,7 +338,7 @@ export class HsmLink extends EventEmitter {
    * host's memory without bound.
    */
   peer(from: number, bytes: Uint8Array): boolean {
-    const queued = this.child?.stdin?.writableLength ?? 0;
+    const queued = (this.child?.stdin?.writableLength ?? 0) + (this.out?.queuedBytes ?? 0);
     if (queued > MAX_QUEUED_TO_HSM) {
       this.peerDropped++;
       return false;
@@ -416,6 +426,7 @@ export class HsmLink extends EventEmitter {
     if (this.ticker !== null) clearInterval(this.ticker);
     const child = this.child;
     if (child === null) return;
+    this.out?.flush();
     await new Promise<void>((resolve) => {
       child.once("exit", () => resolve());
       child.stdin?.end();

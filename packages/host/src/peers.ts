@@ -154,8 +154,14 @@ class PeerLink {
   /** Queue or send one message; false if it was dropped. */
   write(message: Uint8Array): boolean {
     if (this.socket !== null && this.mac !== null) {
-      if (this.socket.writableLength > MAX_QUEUED_BYTES) return false;
-      this.socket.write(frame(this.mac.seal(message)));
+      const socket = this.socket;
+      if (socket.writableLength > MAX_QUEUED_BYTES) return false;
+      // Messages to this peer in one turn of the event loop leave in one write (writev), not one each.
+      if (socket.writableCorked === 0) {
+        socket.cork();
+        setImmediate(() => socket.uncork());
+      }
+      socket.write(frame(this.mac.seal(message)));
       return true;
     }
     // Keep a little while connecting; beyond that, drop (Raft retransmits).

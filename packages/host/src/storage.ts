@@ -12,6 +12,11 @@ export class HostStorage {
   private readonly putSnapshot: Database.Statement<[number, Uint8Array]>;
   private readonly dropBefore: Database.Statement<[number]>;
   private readonly dropFrom: Database.Statement<[number]>;
+  private readonly persistTx: (
+    entries: SealedEntry[],
+    snapshot: SealedEntry | null,
+    truncateFrom: number | null,
+  ) => void;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -25,6 +30,17 @@ export class HostStorage {
     this.putSnapshot = this.db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, sealed) VALUES (1, ?, ?)");
     this.dropBefore = this.db.prepare("DELETE FROM entries WHERE idx <= ?");
     this.dropFrom = this.db.prepare("DELETE FROM entries WHERE idx >= ?");
+    // Made once: one transaction (one WAL commit, one fsync) per persist frame, whatever it holds.
+    this.persistTx = this.db.transaction(
+      (entries: SealedEntry[], snapshot: SealedEntry | null, truncateFrom: number | null) => {
+        if (truncateFrom !== null) this.dropFrom.run(truncateFrom);
+        for (const e of entries) this.insertEntry.run(e.index, e.sealed);
+        if (snapshot !== null) {
+          this.putSnapshot.run(snapshot.index, snapshot.sealed);
+          this.dropBefore.run(snapshot.index);
+        }
+      },
+    );
   }
 
   load(): { snapshot: SealedEntry | null; entries: SealedEntry[] } {
@@ -44,14 +60,7 @@ export class HostStorage {
 
   /** Store a batch durably (one transaction, synchronous=FULL): truncate, insert, then snapshot. */
   persist(entries: SealedEntry[], snapshot: SealedEntry | null, truncateFrom: number | null = null): void {
-    this.db.transaction(() => {
-      if (truncateFrom !== null) this.dropFrom.run(truncateFrom);
-      for (const e of entries) this.insertEntry.run(e.index, e.sealed);
-      if (snapshot !== null) {
-        this.putSnapshot.run(snapshot.index, snapshot.sealed);
-        this.dropBefore.run(snapshot.index);
-      }
-    })();
+    this.persistTx(entries, snapshot, truncateFrom);
   }
 
   close(): void {

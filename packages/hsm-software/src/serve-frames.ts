@@ -3,10 +3,13 @@
  * and leave on stdout (length-prefixed). The host is the adversary, so nothing it sends makes the
  * process exit or lose its state: a frame over the cap (MAX_FRAME_BYTES) is skipped as its bytes pass,
  * never buffered, and counted; an undecodable frame is counted by the core (`framesRejected` in
- * the Status frame). Only the host closing stdin ends the process.
+ * the Status frame). Only the host closing stdin ends the process. Frames the core emits while it
+ * handles what arrived leave together, in order, in one write at the end of that turn of the event
+ * loop (FrameBatch): the core awaits every NVRAM write before it emits a frame that depends on it,
+ * so batching only delays output, never lets a frame overtake what it depends on.
  */
 import type { HsmPlatform } from "@bkv/hsm-core";
-import { FrameDecoder, frame } from "@bkv/wire";
+import { FrameBatch, FrameDecoder } from "@bkv/wire";
 import type { LoadedCore } from "./load-core.js";
 
 export async function serveFrames(
@@ -14,6 +17,10 @@ export async function serveFrames(
   platform: HsmPlatform,
   onExit: () => void = () => {},
 ): Promise<void> {
+  const out = new FrameBatch(
+    (bytes) => process.stdout.write(bytes),
+    (flush) => setImmediate(flush),
+  );
   const exit = (code: number): never => {
     try {
       onExit();
@@ -21,9 +28,7 @@ export async function serveFrames(
       process.exit(code);
     }
   };
-  const core = await HsmCore.create(platform, (bytes) => {
-    process.stdout.write(frame(bytes));
-  });
+  const core = await HsmCore.create(platform, (bytes) => out.push(bytes));
   const decoder = new FrameDecoder({ skipOversized: true });
   let refused = 0;
   process.stdin.on("data", (chunk: Buffer) => {

@@ -19,6 +19,63 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Several frames back to back in one buffer: each payload copied once, one write for all of them. */
+export function frames(payloads: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of payloads) total += 4 + p.length;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let o = 0;
+  for (const p of payloads) {
+    view.setUint32(o, p.length);
+    out.set(p, o + 4);
+    o += 4 + p.length;
+  }
+  return out;
+}
+
+/**
+ * Frames queued while one piece of work runs and written together when it is done: one write (one
+ * system call on a pipe or socket) per turn of the event loop instead of one per frame. Order is
+ * kept; nothing is reordered, only delayed to the end of the turn. `schedule` runs `flush` later
+ * (Node: setImmediate); `write` gets the frames, length-prefixed, in one buffer.
+ */
+export class FrameBatch {
+  private queued: Uint8Array[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly write: (bytes: Uint8Array) => void,
+    private readonly schedule: (flush: () => void) => void,
+  ) {}
+
+  /** Bytes queued and not yet written (length prefixes included). */
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
+  push(payload: Uint8Array): void {
+    if (this.queued.length === 0) this.schedule(() => this.flush());
+    this.queued.push(payload);
+    this.bytes += 4 + payload.length;
+  }
+
+  /** Write what is queued now (also called by the scheduled flush; a no-op when nothing is). */
+  flush(): void {
+    if (this.queued.length === 0) return;
+    const out = frames(this.queued);
+    this.queued = [];
+    this.bytes = 0;
+    this.write(out);
+  }
+
+  /** Drop what is queued (its reader is gone). */
+  discard(): void {
+    this.queued = [];
+    this.bytes = 0;
+  }
+}
+
 export interface FrameDecoderOptions {
   /** The largest frame (payload bytes) accepted; default MAX_FRAME_BYTES. */
   maxFrame?: number;

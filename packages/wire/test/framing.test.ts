@@ -2,8 +2,10 @@
 import {
   decodeHostToHsm,
   encodeHostToHsm,
+  FrameBatch,
   FrameDecoder,
   frame,
+  frames,
   isBkvError,
   MAX_BLOB,
   MAX_FRAME_BYTES,
@@ -70,5 +72,35 @@ describe("frame caps agree from host to HSM", () => {
     const m = decodeHostToHsm(inner!);
     expect(m.type === "peer" && m.bytes.length).toBe(MAX_PEER_MESSAGE_BYTES);
     expect(MAX_PEER_MESSAGE_BYTES).toBeLessThanOrEqual(MAX_BLOB);
+  });
+});
+
+describe("FrameBatch", () => {
+  it("writes the frames pushed in one turn as one buffer, in order, byte for byte what frame() gives", () => {
+    const writes: Uint8Array[] = [];
+    const scheduled: (() => void)[] = [];
+    const b = new FrameBatch(
+      (bytes) => writes.push(bytes),
+      (f) => scheduled.push(f),
+    );
+    const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(300).fill(9)];
+    for (const p of payloads) b.push(p);
+    expect(scheduled).toHaveLength(1);
+    expect(writes).toHaveLength(0);
+    expect(b.queuedBytes).toBe(3 * 4 + 303);
+    scheduled[0]!();
+    expect(writes).toHaveLength(1);
+    expect(b.queuedBytes).toBe(0);
+    const each = payloads.map((p) => frame(p));
+    expect(writes[0]).toEqual(frames(payloads));
+    expect(Array.from(writes[0]!)).toEqual(each.flatMap((f) => Array.from(f)));
+    expect(new FrameDecoder().push(writes[0]!)).toEqual(payloads);
+    // The next push schedules a new flush; a discard drops what is queued and writes nothing.
+    b.push(new Uint8Array([7]));
+    expect(scheduled).toHaveLength(2);
+    b.discard();
+    scheduled[1]!();
+    expect(writes).toHaveLength(1);
+    expect(b.queuedBytes).toBe(0);
   });
 });
