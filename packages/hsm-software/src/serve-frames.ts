@@ -23,6 +23,12 @@ export async function serveFrames(
   );
   const exit = (code: number): never => {
     try {
+      // What the core emitted in this turn still leaves (a closed stdout only makes this throw).
+      try {
+        out.flush();
+      } catch {
+        // nobody is reading
+      }
       onExit();
     } finally {
       process.exit(code);
