@@ -30,8 +30,11 @@ const TYPES: Record<string, string> = {
 const CSP =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-/** A file name of the page: no path, nothing a name of it could not be. */
-const FILE = params({ file: { type: "string", pattern: "^[a-z0-9][a-z0-9.-]{0,63}$" } });
+/**
+ * A file name of the page (one path segment). Any name that is not one of the page's files is
+ * 404, as for any other unknown path; the lookup is a Map, so no name reaches an object property.
+ */
+const FILE = params({ file: { type: "string", minLength: 1, maxLength: 128 } });
 
 function sdkBrowserBuild(): string {
   const clientMain = createRequire(import.meta.url).resolve("@bkv/client");
