@@ -64,6 +64,27 @@ export const USAGE = `usage: bkv <command> [options]
 exit codes:
 ${EXIT_CODES.map((e) => `  ${e.code}  ${e.meaning}`).join("\n")}`;
 
+/**
+ * The lines of USAGE about one command: each entry starts two spaces in with the command's name, and
+ * its continuation lines are indented further.
+ */
+export function commandUsage(name: string): string {
+  const out: string[] = [];
+  let mine = false;
+  for (const line of USAGE.split("\n").slice(1)) {
+    if (/^ {2}\S/.test(line)) mine = line.slice(2).split(/[\s|]/)[0] === name;
+    else if (!line.startsWith("   ")) mine = false;
+    if (mine) out.push(line);
+  }
+  return `usage: bkv ${name} ...\n\n${out.join("\n")}\n\nexit codes: bkv --help`;
+}
+
+/** --help or -h among a command's arguments (before a "--" that ends the options). */
+function asksHelp(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h");
+}
+
 type Command = (argv: string[]) => Promise<number>;
 
 /** Each command's module, imported when the command runs. */
@@ -92,6 +113,10 @@ export async function main(argv: string[]): Promise<number> {
   if (load === undefined) {
     process.stderr.write(`bkv: unknown command '${name}'\n\n${USAGE}\n`);
     return 1;
+  }
+  if (asksHelp(rest)) {
+    process.stdout.write(`${commandUsage(name)}\n`);
+    return 0;
   }
   const cmd = await load();
   try {

@@ -49,6 +49,31 @@ describe("bkv --help", () => {
     }
   });
 
+  it("a command's --help (or -h) prints that command's part of the usage, exit 0, and runs nothing", async () => {
+    const cases: [string[], string[], string[]][] = [
+      [["backup", "--help"], ["backup --key KEYFILE [--force] IN OUT"], ["restore --key", "vault register"]],
+      [["key", "new", "-h"], ["key new --out KEYFILE [--force]"], ["backup --key"]],
+      [
+        ["vault", "recover", "--help"],
+        ["vault register|recover|delete", "--token-file FILE", "BKV_TOKEN"],
+        ["dev status"],
+      ],
+      [["dev", "--help"], ["dev status [--dir DIR]", "dev kill|start", "dev token"], ["fleet create"]],
+    ];
+    for (const [args, has, hasNot] of cases) {
+      const r = await bkv(args);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toContain(`usage: bkv ${args[0]}`);
+      for (const h of has) expect(r.stdout, args.join(" ")).toContain(h);
+      for (const h of hasNot) expect(r.stdout, args.join(" ")).not.toContain(h);
+    }
+    // After "--", --help is an argument, not a request for help.
+    const r = await bkv(["backup", "--", "--help"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+  });
+
   it("the README's exit-code table says what the help says", () => {
     expect(readmeExitTable()).toEqual(EXIT_CODES.map((e) => ({ code: e.code, meaning: e.meaning })));
   });
