@@ -1,34 +1,21 @@
 /** The in-process fleet: real HSM cores of a fleet elect a leader and serve the vault. */
 
-import { VaultClient } from "@bkv/client";
-import { nodeHpkeSealer } from "@bkv/client/node";
 import { describe, expect, it } from "vitest";
 import { SimFleet } from "../src/index.js";
+import { simClient } from "./sim-client.js";
 
-const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(4);
-
-function client(f: SimFleet, user: string, node?: number) {
-  return new VaultClient({
-    user,
-    vaultPublicKey: f.vaultPublicKey(),
-    transport: f.transport(node),
-    keyStretching: LIGHT,
-    hpke: nodeHpkeSealer,
-    now: () => f.time,
-  });
-}
 
 describe("in-process fleet", () => {
   for (const n of [1, 3, 5]) {
     it(`a fleet of ${n} elects a leader and serves registrations and recoveries through any node`, async () => {
       const f = await SimFleet.create({ nodes: n, seed: n });
       expect(f.leader()).toBeGreaterThan(0);
-      await client(f, "alice").register("1234", KEY);
+      await simClient(f, "alice").register("1234", KEY);
       for (let i = 1; i <= n; i++) {
-        expect((await client(f, "alice", i).recover("1234")).backupKey).toEqual(KEY);
+        expect((await simClient(f, "alice", i).recover("1234")).backupKey).toEqual(KEY);
       }
-      await expect(client(f, "alice", n).recover("0000")).rejects.toMatchObject({
+      await expect(simClient(f, "alice", n).recover("0000")).rejects.toMatchObject({
         code: "WRONG_PIN",
         guessesRemaining: 9,
       });
@@ -45,11 +32,11 @@ describe("in-process fleet", () => {
 describe("snapshots", () => {
   it("bound every node's log, and a node that was down catches up from the leader's snapshot", async () => {
     const f = await SimFleet.create({ nodes: 3, seed: 9, core: { snapshotEvery: 5 } });
-    await client(f, "alice").register("1234", KEY);
+    await simClient(f, "alice").register("1234", KEY);
     f.crash(3);
     for (let i = 0; i < 6; i++) {
-      await expect(client(f, "alice").recover("0000")).rejects.toMatchObject({ code: "WRONG_PIN" });
-      await client(f, "alice").recover("1234");
+      await expect(simClient(f, "alice").recover("0000")).rejects.toMatchObject({ code: "WRONG_PIN" });
+      await simClient(f, "alice").recover("1234");
     }
     const leader = f.node(f.leader());
     expect(leader.stored.snapshot).not.toBeNull();
@@ -64,7 +51,7 @@ describe("snapshots", () => {
     expect(v.state.records.get("alice")?.guessesUsed).toBe(0);
     expect(f.node(3).stored.snapshot).not.toBeNull();
     // And it serves (through forwarding) with the right count.
-    await expect(client(f, "alice", 3).recover("0000")).rejects.toMatchObject({
+    await expect(simClient(f, "alice", 3).recover("0000")).rejects.toMatchObject({
       code: "WRONG_PIN",
       guessesRemaining: 9,
     });
@@ -75,7 +62,7 @@ describe("one genesis per HSM", () => {
   it("a member whose NVRAM and storage were wiped is a new HSM: its saved genesis package is refused", async () => {
     const f = await SimFleet.create({ nodes: 3, seed: 11 });
     const saved = f.node(1).packages!;
-    await client(f, "alice").register("1234", KEY);
+    await simClient(f, "alice").register("1234", KEY);
     const w = f.leader() === 2 ? 3 : 2; // a follower, so the fleet keeps its leader
     const n = f.node(w);
     const old = n.booted;
@@ -102,6 +89,6 @@ describe("one genesis per HSM", () => {
     expect(n.stored.entries).toHaveLength(0);
     expect(n.frames.some((m) => m.type === "genesis-signature" || m.type === "persist")).toBe(false);
     // The rest of the fleet serves on.
-    expect((await client(f, "alice").recover("1234")).backupKey).toEqual(KEY);
+    expect((await simClient(f, "alice").recover("1234")).backupKey).toEqual(KEY);
   });
 });

@@ -6,7 +6,7 @@
  * restarts, partitions, ticks. Never the HSM code, its NVRAM or its keys.
  */
 
-import { sealRequest, VaultClient } from "@bkv/client";
+import { sealRequest } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
 import { LOGIN_TTL_MS } from "@bkv/hsm-core";
 import {
@@ -21,45 +21,10 @@ import {
 import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
 import { Prng, type ReplyFrame, SimFleet, type Stored } from "../src/index.js";
+import { CommitWatch, guessesUsed, LIGHT, simClient } from "./sim-client.js";
 
-const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(7);
 const START = 1_800_000_000_000;
-
-function client(f: SimFleet, user: string, node?: number) {
-  return new VaultClient({
-    user,
-    vaultPublicKey: f.vaultPublicKey(),
-    transport: f.transport(node),
-    keyStretching: LIGHT,
-    hpke: nodeHpkeSealer,
-    now: () => f.time,
-  });
-}
-
-function guesses(f: SimFleet, user: string): (number | null)[] {
-  return f.nodes.map((n) =>
-    n.core === null ? null : (n.core.inspect().state.records.get(user)?.guessesUsed ?? -1),
-  );
-}
-
-/** Every (index -> chain hash) any node ever applied; a second hash at one index is a safety break. */
-class CommitWatch {
-  readonly at = new Map<number, string>();
-  readonly violations: string[] = [];
-  constructor(readonly f: SimFleet) {}
-  check(): void {
-    for (const n of this.f.nodes) {
-      if (n.core === null) continue;
-      const s = n.core.inspect().state;
-      const h = toHex(s.chainHash);
-      const seen = this.at.get(s.index);
-      if (seen !== undefined && seen !== h)
-        this.violations.push(`node ${n.id} applied a different entry ${s.index}`);
-      if (s.index > 0) this.at.set(s.index, h);
-    }
-  }
-}
 
 async function ticks(f: SimFleet, n: number, w: CommitWatch, only?: number[]): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -93,9 +58,9 @@ describe("red team 4: a snapshot past a tip that recovery lowered", () => {
     const early = f.node(x).copyStorage();
     expect(early.snapshot).toBeNull();
     // Registrations until X has compacted: a snapshot of committed state, before any guess.
-    await client(f, "alice", leader).register("1234", KEY);
+    await simClient(f, "alice", leader).register("1234", KEY);
     for (let k = 0; k < 8 && f.node(x).stored.snapshot === null; k++)
-      await client(f, `filler${k}`, leader).register("9999", KEY);
+      await simClient(f, `filler${k}`, leader).register("9999", KEY);
     await ticks(f, 3, watch);
     const withSnap = f.node(x).copyStorage();
     expect(withSnap.snapshot).not.toBeNull();
@@ -103,10 +68,10 @@ describe("red team 4: a snapshot past a tip that recovery lowered", () => {
     // O down: the two wrong guesses commit on the leader and X only.
     f.crash(o);
     for (const pin of ["0000", "0001"]) {
-      await expect(client(f, "alice", leader).recover(pin)).rejects.toMatchObject({ code: "WRONG_PIN" });
+      await expect(simClient(f, "alice", leader).recover(pin)).rejects.toMatchObject({ code: "WRONG_PIN" });
     }
     await ticks(f, 4, watch);
-    expect(guesses(f, "alice")[leader - 1]).toBe(2);
+    expect(guessesUsed(f, "alice")[leader - 1]).toBe(2);
     const acknowledged = f.node(x).nvram()!.tip.index;
     expect(acknowledged).toBeGreaterThan(snapIndex);
 
@@ -135,7 +100,7 @@ describe("red team 4: a snapshot past a tip that recovery lowered", () => {
     expect(await f.start(o)).toMatchObject({ type: "booted" });
     await ticks(f, 150, watch);
     const l = f.leader();
-    if (l !== 0) expect(guesses(f, "alice")[l - 1]).toBeGreaterThanOrEqual(2);
+    if (l !== 0) expect(guessesUsed(f, "alice")[l - 1]).toBeGreaterThanOrEqual(2);
     expect(l).toBe(0);
 
     // The full log returns: the fleet heals and every member counts both guesses.
@@ -143,7 +108,7 @@ describe("red team 4: a snapshot past a tip that recovery lowered", () => {
     await ticks(f, 150, watch);
     expect(f.leader()).not.toBe(0);
     await ticks(f, 10, watch);
-    for (const g of guesses(f, "alice")) expect(g).toBe(2);
+    for (const g of guessesUsed(f, "alice")) expect(g).toBe(2);
     expect(f.node(x).core!.inspect().recovering).toBe(false);
     expect(watch.violations).toEqual([]);
   }, 120_000);
@@ -207,7 +172,7 @@ describe("red team 4: every operator power at once on one record", () => {
         core: { snapshotEvery: 6, electionTicks: 10, heartbeatTicks: 2, forwardTicks: 60 },
       });
       const watch = new CommitWatch(f);
-      await client(f, "victim", f.leader()).register(PIN, KEY);
+      await simClient(f, "victim", f.leader()).register(PIN, KEY);
       await opaque.ready;
       const seen: Envelope[] = [];
       const heldKe3: (Envelope & { sid: string })[] = [];

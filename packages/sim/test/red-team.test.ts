@@ -12,6 +12,7 @@ import { REQUEST_MEMORY_MS } from "@bkv/hsm-core";
 import { decodeHsmToHost, fromBase64Url, type HsmToHost, toHex } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 import { type PeerPacket, SimFleet, type SimNode, type Stored } from "../src/index.js";
+import { CommitWatch } from "./sim-client.js";
 
 const LIGHT = { "argon2id-custom": { iterations: 1, memory: 8, parallelism: 1 } } as const;
 const KEY = new Uint8Array(32).fill(7);
@@ -41,24 +42,6 @@ function recording(f: SimFleet, log: Uint8Array[]): VaultTransport {
       return t.send(envelope);
     },
   };
-}
-
-/** Every (index -> chain hash) any node ever applied; a second hash at one index is a safety break. */
-class CommitWatch {
-  readonly at = new Map<number, string>();
-  readonly violations: string[] = [];
-  constructor(readonly f: SimFleet) {}
-  check(): void {
-    for (const n of this.f.nodes) {
-      if (n.core === null) continue;
-      const s = n.core.inspect().state;
-      const h = toHex(s.chainHash);
-      const seen = this.at.get(s.index);
-      if (seen !== undefined && seen !== h)
-        this.violations.push(`node ${n.id} applied a different entry ${s.index}`);
-      if (s.index > 0) this.at.set(s.index, h);
-    }
-  }
 }
 
 async function ticks(f: SimFleet, n: number, w?: CommitWatch, only?: number[]): Promise<void> {
