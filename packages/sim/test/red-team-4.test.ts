@@ -20,7 +20,8 @@ import {
 } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
-import { Prng, type ReplyFrame, SimFleet, type Stored } from "../src/index.js";
+import { Prng, SimFleet, type Stored } from "../src/index.js";
+import { wait } from "./attack-user.js";
 import { CommitWatch, guessesUsed, LIGHT, simClient } from "./sim-client.js";
 
 const KEY = new Uint8Array(32).fill(7);
@@ -122,19 +123,6 @@ describe("red team 4: a snapshot past a tip that recovery lowered", () => {
 // The oracle (as in round 3): between two of the victim's successful logins at most guessLimit
 // distinct login sessions release KE2, and none once the fleet said the record is destroyed.
 
-/** Wait for a reply, ticking the fleet (bounded); null if the node crashed or nothing came. */
-async function wait(f: SimFleet, p: Promise<ReplyFrame | null>, maxTicks = 150): Promise<ReplyFrame | null> {
-  let done: ReplyFrame | null | undefined;
-  void p.then((r) => {
-    done = r;
-  });
-  for (let t = 0; t < maxTicks && done === undefined; t++) {
-    await f.settle(2);
-    if (done === undefined) await f.tick();
-  }
-  return done ?? null;
-}
-
 interface Envelope {
   what: string;
   envelope: Uint8Array;
@@ -147,7 +135,7 @@ async function seal(f: SimFleet, user: string, body: VaultOp, what: string): Pro
 }
 
 async function deliver(f: SimFleet, node: number, e: Envelope): Promise<VaultResult | null> {
-  const reply = await wait(f, f.request(node, e.envelope));
+  const reply = await wait(f, f.request(node, e.envelope), 150);
   if (reply === null || !reply.ok) return null;
   try {
     return await e.open(reply.envelope);
