@@ -14,6 +14,7 @@ import {
   httpTransport,
   parsePasskeyWrap,
   recoverWithPasskey,
+  sameCheckpoint,
   VaultClient,
 } from "/sdk/bkv-client.js";
 
@@ -223,15 +224,8 @@ function localCheckpointStore(namespace) {
     },
     async save(expected, next) {
       const swap = () => {
-        const cur = read();
-        const same =
-          cur === null || expected === null
-            ? cur === expected
-            : cur.size === expected.size &&
-              cur.root === expected.root &&
-              (cur.epoch ?? 0) === (expected.epoch ?? 0) &&
-              (cur.artifact ?? "") === (expected.artifact ?? "");
-        if (!same) return false;
+        // The SDK's own comparison (size, root, epoch and the fleet verified there).
+        if (!sameCheckpoint(read(), expected)) return false;
         localStorage.setItem(
           key,
           JSON.stringify({ size: next.size, root: next.root, epoch: next.epoch, artifact: next.artifact }),
