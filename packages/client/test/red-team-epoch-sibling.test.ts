@@ -16,6 +16,7 @@
  * verified at that epoch, is refused (a BUNDLE_ code) before anything is sent, and the stored
  * checkpoint stays.
  */
+import { createHash } from "node:crypto";
 import { memoryCheckpointStore, memoryVerifiedCache, verifyBundle } from "@bkv/client";
 import { consistencyProofFrom, toBase64 } from "@bkv/tlog";
 import { isBkvError } from "@bkv/wire";
@@ -64,5 +65,24 @@ describe("red team: two fleets at one epoch", () => {
       cache,
     );
     expect(again.artifact.epoch).toBe(1);
+  });
+
+  it("two verifications racing on one store, one per sibling fleet: one wins, the other is refused, the store names the winner", async () => {
+    const w = world();
+    const a = w.append(w.fleet({ epoch: 1 }));
+    const b = w.append(w.fleet({ epoch: 1 }));
+    for (let round = 0; round < 10; round++) {
+      const store = memoryCheckpointStore();
+      const [ba, bb] = [await w.bundle(a), await w.bundle(b)];
+      const both = round % 2 === 0 ? [ba, bb] : [bb, ba];
+      const results = await Promise.all(
+        both.map((x) => outcome(verifyBundle(x, w.pins, store, NOW, memoryVerifiedCache()))),
+      );
+      expect(results.filter((r) => r === "accepted")).toHaveLength(1);
+      expect(results.filter((r) => r === "BUNDLE_SPLIT_VIEW")).toHaveLength(1);
+      const winner = both[results.indexOf("accepted")]!;
+      const digest = createHash("sha256").update(Buffer.from(winner.artifact, "base64")).digest("hex");
+      expect((await store.load())?.artifact).toBe(digest);
+    }
   });
 });

@@ -134,6 +134,13 @@ async function seal(f: SimFleet, user: string, body: VaultOp, what: string): Pro
   return { what, envelope: s.envelope, open: (e) => s.open(e) };
 }
 
+/** A login start by `user` with `password`, sealed as the operator can: its OPAQUE state and envelope. */
+async function sealStart(f: SimFleet, user: string, password: string, what: string) {
+  const login = opaque.client.startLogin({ password });
+  const e = await seal(f, user, { op: "recover-start", ke1: fromBase64Url(login.startLoginRequest) }, what);
+  return { login, e };
+}
+
 async function deliver(f: SimFleet, node: number, e: Envelope): Promise<VaultResult | null> {
   const reply = await wait(f, f.request(node, e.envelope), 150);
   if (reply === null || !reply.ok) return null;
@@ -223,13 +230,7 @@ describe("red team 4: every operator power at once on one record", () => {
         if (r < 0.14) {
           // The victim's device starts a login; the operator holds its KE3.
           if (left === 0 && rng.chance(0.9)) continue;
-          const login = opaque.client.startLogin({ password: PIN });
-          const e = await seal(
-            f,
-            "victim",
-            { op: "recover-start", ke1: fromBase64Url(login.startLoginRequest) },
-            "vstart",
-          );
+          const { login, e } = await sealStart(f, "victim", PIN, "vstart");
           seen.push(e);
           const res = await deliver(f, node, e);
           judge(step, e, res, `to ${node}`);
@@ -257,13 +258,7 @@ describe("red team 4: every operator power at once on one record", () => {
         } else if (r < 0.4) {
           // The attacker's wrong-PIN login start (a careful attacker keeps one guess in hand).
           if (left <= 1 && rng.chance(0.9)) continue;
-          const login = opaque.client.startLogin({ password: `9${step}` });
-          const e = await seal(
-            f,
-            "victim",
-            { op: "recover-start", ke1: fromBase64Url(login.startLoginRequest) },
-            "astart",
-          );
+          const { e } = await sealStart(f, "victim", `9${step}`, "astart");
           seen.push(e);
           const res = await deliver(f, node, e);
           judge(step, e, res, `to ${node}`);
