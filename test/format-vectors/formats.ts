@@ -11,18 +11,22 @@
  * record it asked for); `fields` is what it reads. A format without `decode` is a message that is
  * only ever built and signed, never parsed: its vectors pin the encoding alone.
  */
-import { createCipheriv, hkdfSync } from "node:crypto";
+import { createCipheriv, createHmac, hkdfSync } from "node:crypto";
 import { decryptBytes } from "@bkv/client";
 import {
   decodeNvram,
   decodePeerMessage,
   decodeRaftEntry,
+  decodeRecord,
   encodeNvram,
   encodePeerMessage,
   encodeRaftEntry,
+  encodeRecord,
+  openRecord,
   PeerChannel,
   peerKey,
   type RaftEntry,
+  recordSecretsFromSeed,
   VaultState,
 } from "@bkv/hsm-core";
 import { aes256GcmSeal, nodeHsmCrypto, sealKeyFor, softSeal } from "@bkv/hsm-software";
@@ -279,6 +283,46 @@ function snapshotState(v: Value): VaultState {
   for (const x of v.seen)
     s.seen.set(hex(x.requestId), { forgetAt: x.forgetAt, index: x.index, answer: x.answer });
   return s;
+}
+
+/** A record's fields (vault-record vectors) as the core holds them, and back. */
+function recordOf(v: Value) {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  return {
+    credential: v.credential,
+    registration: v.registration,
+    wrappedKey: v.wrappedKey,
+    guessesUsed: v.guessesUsed,
+    guessSeq: v.guessSeq,
+    pending: new Map<string, Value>(
+      v.pending.map((p: Value) => [
+        hex(p.sessionId),
+        { loginState: p.loginState, expiresAt: p.expiresAt, seq: p.seq },
+      ]),
+    ),
+  };
+}
+
+function recordFields(user: string, r: ReturnType<typeof recordOf>): Value {
+  return {
+    user,
+    credential: r.credential,
+    registration: r.registration,
+    wrappedKey: r.wrappedKey,
+    guessesUsed: r.guessesUsed,
+    guessSeq: r.guessSeq,
+    pending: [...r.pending].map(([id, p]) => ({ sessionId: Buffer.from(id, "hex"), ...p })),
+  };
+}
+
+/**
+ * A record blob's keys written out here with node:crypto (not through record-codec.ts), so the
+ * vectors check the code against the layout the comment there states.
+ */
+function recordBlobKeys(seed: Uint8Array, user: string): { key: Uint8Array; sealKey: Uint8Array } {
+  const hkdf = (info: string) => new Uint8Array(hkdfSync("sha256", seed, "bkv/record-tree/v1", info, 32));
+  const key = createHmac("sha256", hkdf("record key secret")).update(`bkv record key v1\0${user}`).digest();
+  return { key: new Uint8Array(key), sealKey: hkdf("record seal key") };
 }
 
 /** The genesis of the Raft vectors' fleet (the raft-log-entry and vault-snapshot vectors share it). */
@@ -967,6 +1011,74 @@ export const FORMATS: Format[] = [
     ],
     encode: (v) => snapshotState(v).encode(),
     decode: (b) => snapshotFields(VaultState.decode(b)),
+  },
+  {
+    name: "vault-record",
+    about:
+      "one user's record, as a vault snapshot holds it and as a record blob seals it: user, credential id, OPAQUE registration record, wrapped key, guesses used, guess sequence, the logins in progress in ascending guess number",
+    source: "packages/hsm-core/src/record-codec.ts",
+    samples: () => [
+      {
+        type: "no login in progress",
+        value: {
+          user: "bob",
+          credential: pat(16, 8),
+          registration: pat(OpaqueSize.registrationRecord, 9),
+          wrappedKey: pat(60, 10),
+          guessesUsed: 0,
+          guessSeq: 0,
+          pending: [],
+        },
+      },
+      {
+        type: "two logins in progress",
+        value: {
+          user: "alice",
+          credential: pat(16, 2),
+          registration: pat(OpaqueSize.registrationRecord, 3),
+          wrappedKey: pat(60, 4),
+          guessesUsed: 2,
+          guessSeq: 5,
+          pending: [
+            { sessionId: pat(16, 6), loginState: "bG9naW4tc3RhdGU", expiresAt: 1_767_225_660_004, seq: 4 },
+            { sessionId: pat(16, 7), loginState: "c2Vjb25kLXN0YXRl", expiresAt: 1_767_225_660_005, seq: 5 },
+          ],
+        },
+      },
+    ],
+    encode: (v) => encodeRecord(v.user, recordOf(v)),
+    decode: (b) => {
+      const { user, record } = decodeRecord(b);
+      return recordFields(user, record);
+    },
+  },
+  {
+    name: "record-blob",
+    about:
+      'a record as the host stores it in the record tree: nonce (12) and AES-256-GCM of the vault-record bytes under the fleet\'s record seal key (HKDF-SHA256 of the fleet seed, salt bkv/record-tree/v1, info "record seal key"), associated data "bkv record blob v1" || the record key (HMAC-SHA256 under the HKDF "record key secret" of "bkv record key v1" 0x00 user); context: the fleet seed and the user',
+    source: "packages/hsm-core/src/record-codec.ts, packages/hsm-core/src/record-tree.ts",
+    samples: () => [
+      {
+        type: "record blob",
+        context: { seed: pat(32, 0x60), user: "alice" },
+        value: { nonce: pat(12, 0x21), plaintext: pat(48, 0x31) },
+      },
+    ],
+    encode(v, ctx) {
+      const { key, sealKey } = recordBlobKeys(ctx.seed, ctx.user);
+      const aad = Buffer.concat([utf8("bkv record blob v1"), key]);
+      return Buffer.concat([v.nonce, aes256GcmSeal(sealKey, v.nonce, v.plaintext, aad)]);
+    },
+    async decode(b, ctx) {
+      const { key } = recordBlobKeys(ctx.seed, ctx.user);
+      const plaintext = await openRecord(
+        nodeHsmCrypto(),
+        recordSecretsFromSeed(nodeHsmCrypto(), ctx.seed),
+        key,
+        b,
+      );
+      return { nonce: b.slice(0, 12), plaintext };
+    },
   },
 ];
 

@@ -6,6 +6,7 @@ import { BkvError, check, ErrorCode, fromHex, Reader, toHex, Writer } from "@bkv
 import { REQUEST_MEMORY_MS } from "./policy.js";
 import type { Answer, Genesis, Op, RaftEntry } from "./raft-entry.js";
 import { MAX_REPLY_BYTES, readOp, writeOp } from "./raft-entry.js";
+import { readRecord, writeRecord } from "./record-codec.js";
 
 export interface PendingLogin {
   loginState: string;
@@ -142,7 +143,7 @@ export class VaultState {
 
   // -------------------------------------------------------------------------------------------
   // Snapshots: the whole state in canonical bytes (pinned in testdata/formats/vault-snapshot.json).
-  // Records in ascending user order, the other maps in insertion (expiry) order; decode accepts
+  // Records in ascending user order (each as record-codec.ts encodes it), the other maps in insertion (expiry) order; decode accepts
   // only that one encoding: a flag other than 0 or 1, users out of order or any key twice is refused.
 
   encode(): Uint8Array {
@@ -151,16 +152,7 @@ export class VaultState {
     else writeOp(w.u8(1), { op: "genesis", genesis: this.genesis });
     const users = [...this.records.keys()].sort();
     w.list(users, (w, user) => {
-      const r = this.records.get(user)!;
-      w.string(user)
-        .fixed(r.credential)
-        .bytes(r.registration)
-        .bytes(r.wrappedKey)
-        .u32(r.guessesUsed)
-        .u32(r.guessSeq);
-      w.list([...r.pending], (w, [id, p]) => {
-        w.fixed(fromHex(id)).string(p.loginState).u64(p.expiresAt).u32(p.seq);
-      });
+      writeRecord(w, user, this.records.get(user)!);
     });
     w.list([...this.tickets], (w, [user, t]) => {
       w.string(user).fixed(t.ticket).u64(t.expiresAt);
@@ -195,26 +187,10 @@ export class VaultState {
     const n = r.u32("record count");
     let prevUser = "";
     for (let i = 0; i < n; i++) {
-      const user = r.string("user");
+      const { user, record } = readRecord(r);
       check(i === 0 || user > prevUser, "vault snapshot: records not in ascending user order");
       prevUser = user;
-      const credential = r.fixed(16, "credential");
-      const registration = r.bytes("registration");
-      const wrappedKey = r.bytes("wrapped key");
-      const guessesUsed = r.u32("guesses used");
-      const guessSeq = r.u32("guess number");
-      const pending = new Map<string, PendingLogin>();
-      const m = r.u32("pending count");
-      for (let j = 0; j < m; j++) {
-        const id = toHex(r.fixed(16, "session id"));
-        check(!pending.has(id), "vault snapshot: a pending login twice");
-        pending.set(id, {
-          loginState: r.string("login state", 4096),
-          expiresAt: r.u64("expires at"),
-          seq: r.u32("guess number"),
-        });
-      }
-      s.records.set(user, { credential, registration, wrappedKey, guessesUsed, guessSeq, pending });
+      s.records.set(user, record);
     }
     const t = r.u32("ticket count");
     for (let i = 0; i < t; i++) {

@@ -22,10 +22,15 @@ function snapshot(l: Layout): Uint8Array {
   const w = new Writer().u64(5).u64(2).fixed(new Uint8Array(32).fill(7)).u64(1000);
   w.u8(l.genesisFlag ?? 0);
   w.list(l.users ?? [], (w, user) => {
-    w.string(user).fixed(id(1)).bytes(new Uint8Array(3)).bytes(new Uint8Array(4)).u32(0).u32(0);
-    w.list(l.pending ?? [], (w, n) => {
-      w.fixed(id(n)).string("state").u64(2000).u32(1);
-    });
+    const pending = l.pending ?? [];
+    w.string(user).fixed(id(1)).bytes(new Uint8Array(3)).bytes(new Uint8Array(4)).u32(0).u32(pending.length);
+    // Guess numbers 1, 2, ...: the order logins are counted in.
+    w.list(
+      pending.map((n, i) => [n, i + 1] as const),
+      (w, [n, seq]) => {
+        w.fixed(id(n)).string("state").u64(2000).u32(seq);
+      },
+    );
   });
   w.list(l.tickets ?? [], (w, user) => {
     w.string(user).fixed(id(2)).u64(3000);
