@@ -17,6 +17,7 @@ export {
 export * from "./raft-entry.js";
 export * from "./raft-messages.js";
 export * from "./record-codec.js";
+export * from "./record-reader.js";
 export * from "./record-tree.js";
-export { VaultState } from "./state.js";
+export { type PendingLogin, type VaultRecord, VaultState } from "./state.js";
 export { checkStorage, type StorageVerdict } from "./storage-check.js";
