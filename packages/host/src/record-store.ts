@@ -6,11 +6,15 @@
  * entries it reflects are stored together. Reads return the blob and a proof against the root; the
  * HSM checks every proof, so nothing here is trusted, only kept.
  *
- * A node's hash at any position is found from the records: the smallest and largest key under it
- * give the topmost branch below it (their common prefix); a lone bucket or a branch is folded up
- * to the position with empty siblings.
+ * Each branch row also keeps the hashes of its two children at the depth just below it (each
+ * child's own top, a deeper branch or a lone bucket, folded up with empty siblings), so the common
+ * reads and writes need no folding and no range queries: the branch rows on a key's path come from
+ * one lookup of its 64 positions, and a proof of a stored record is their children's hashes and
+ * the record's bucket. Only a key that is absent (a proof of absence, or the write that adds it)
+ * needs a node's hash at some other position, found from the records: the smallest and largest key
+ * under it give the topmost branch below it (their common prefix), folded up to the position.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import {
   type BucketEntry,
   commonPrefixBits,
@@ -24,11 +28,18 @@ import {
 } from "@bkv/wire";
 import type Database from "better-sqlite3";
 
+/** A branch row on a key's path: its depth and its children's hashes at depth + 1. */
+interface Branch {
+  depth: number;
+  l: Uint8Array;
+  r: Uint8Array;
+}
+
 export type RecordWrite =
   | { key: Uint8Array; blob: Uint8Array; valueHash: Uint8Array }
   | { key: Uint8Array; blob: null };
 
-const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
+const sha256 = (b: Uint8Array): Uint8Array => u8(hash("sha256", b, "buffer"));
 
 function u8(b: Buffer | Uint8Array): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -74,7 +85,9 @@ export class RecordStore {
     put: Database.Statement<[Uint8Array, Uint8Array, Uint8Array]>;
     del: Database.Statement<[Uint8Array]>;
     node: Database.Statement<[Uint8Array]>;
-    putNode: Database.Statement<[Uint8Array, Uint8Array]>;
+    putNode: Database.Statement<[Uint8Array, Uint8Array, Uint8Array, Uint8Array]>;
+    before: Database.Statement<[Uint8Array]>;
+    after: Database.Statement<[Uint8Array]>;
     delNode: Database.Statement<[Uint8Array]>;
     meta: Database.Statement<[]>;
     putMeta: Database.Statement<[number, Uint8Array]>;
@@ -82,14 +95,17 @@ export class RecordStore {
     count: Database.Statement<[]>;
   };
 
+  /** Statements reading the branch rows at the first n depths of a path, by n. */
+  private readonly pathQueries = new Map<number, Database.Statement<Uint8Array[]>>();
+
   constructor(
-    db: Database.Database,
+    private readonly db: Database.Database,
     readonly depth = RECORD_TREE_DEPTH,
   ) {
     this.defaults = treeDefaults(sha256, depth);
     db.exec(`
       CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, blob BLOB NOT NULL, vhash BLOB NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS tree_nodes (pos BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS tree_nodes (pos BLOB PRIMARY KEY, hash BLOB NOT NULL, l BLOB NOT NULL, r BLOB NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS tree_meta (id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL, root BLOB NOT NULL);
     `);
     this.q = {
@@ -102,7 +118,9 @@ export class RecordStore {
       put: db.prepare("INSERT OR REPLACE INTO records (key, blob, vhash) VALUES (?, ?, ?)"),
       del: db.prepare("DELETE FROM records WHERE key = ?"),
       node: db.prepare("SELECT hash FROM tree_nodes WHERE pos = ?").pluck(),
-      putNode: db.prepare("INSERT OR REPLACE INTO tree_nodes (pos, hash) VALUES (?, ?)"),
+      putNode: db.prepare("INSERT OR REPLACE INTO tree_nodes (pos, hash, l, r) VALUES (?, ?, ?, ?)"),
+      before: db.prepare("SELECT key FROM records WHERE key < ? ORDER BY key DESC LIMIT 1").pluck(),
+      after: db.prepare("SELECT key FROM records WHERE key > ? ORDER BY key LIMIT 1").pluck(),
       delNode: db.prepare("DELETE FROM tree_nodes WHERE pos = ?"),
       meta: db.prepare("SELECT applied, root FROM tree_meta WHERE id = 1"),
       putMeta: db.prepare("INSERT OR REPLACE INTO tree_meta (id, applied, root) VALUES (1, ?, ?)"),
@@ -170,17 +188,32 @@ export class RecordStore {
     return this.fold(u8(h), t.min, t.at, depth);
   }
 
-  /** Depths of the branch nodes on key's path, top-down. */
-  private branches(key: Uint8Array): number[] {
-    const out: number[] = [];
-    let d = 0;
-    for (;;) {
-      const t = this.top(key, d);
-      if (t === null || t.at >= this.depth) return out;
-      if (commonPrefixBits(t.min, key, t.at) < t.at) return out; // key leaves the occupied part
-      out.push(t.at);
-      d = t.at + 1;
+  /**
+   * The branch rows on key's path, top-down: depth and the children's hashes one level below. A
+   * branch at depth t on the path has keys sharing t + 1 bits with the key, and the keys sharing
+   * the most bits with it are its neighbours in key order outside its bucket: only the depths
+   * above that many bits are looked up (about log2 of the number of records).
+   */
+  private pathBranches(key: Uint8Array): Branch[] {
+    const [lo, hi] = range(key, this.depth);
+    const before = this.q.before.get(lo) as Buffer | undefined;
+    const after = this.q.after.get(hi) as Buffer | undefined;
+    if (before === undefined && after === undefined) return []; // one bucket or none: no branch
+    const shared = (k: Buffer | undefined) => (k === undefined ? 0 : commonPrefixBits(k, key, this.depth));
+    // Depths 0..n: a branch at depth t has keys sharing at least t bits with the key on one side.
+    const n = Math.min(Math.max(shared(before), shared(after)), this.depth - 1) + 1;
+    let q = this.pathQueries.get(n);
+    if (q === undefined) {
+      q = this.db.prepare(
+        `SELECT pos, l, r FROM tree_nodes WHERE pos IN (${Array.from({ length: n }, () => "?").join(", ")})`,
+      );
+      this.pathQueries.set(n, q);
     }
+    const positions: Uint8Array[] = [];
+    for (let d = 0; d < n; d++) positions.push(posId(key, d));
+    return (q.all(...positions) as { pos: Buffer; l: Buffer; r: Buffer }[])
+      .map((row) => ({ depth: row.pos[0]!, l: u8(row.l), r: u8(row.r) }))
+      .sort((a, b) => a.depth - b.depth);
   }
 
   /**
@@ -188,29 +221,65 @@ export class RecordStore {
    * transaction that stores the log entries: both land or neither.
    */
   apply(writes: readonly RecordWrite[], applied: number): Uint8Array {
-    const old = writes.map((w) => this.branches(w.key));
-    for (const w of writes) {
-      if (w.blob === null) this.q.del.run(w.key);
-      else this.q.put.run(w.key, w.blob, w.valueHash);
-    }
-    writes.forEach((w, i) => {
-      for (const d of old[i]!) this.q.delNode.run(posId(w.key, d));
-    });
-    const todo = new Map<string, { key: Uint8Array; depth: number }>();
-    for (const w of writes) {
-      for (const d of this.branches(w.key)) {
-        const id = posId(w.key, d);
-        todo.set(Buffer.from(id).toString("hex"), { key: w.key, depth: d });
-      }
-    }
-    for (const { key, depth } of [...todo.values()].sort((a, b) => b.depth - a.depth)) {
-      const left = this.hashAt(keyBit(key, depth) === 0 ? key : flip(key, depth), depth + 1);
-      const right = this.hashAt(keyBit(key, depth) === 1 ? key : flip(key, depth), depth + 1);
-      this.q.putNode.run(posId(key, depth), treeNodeHash(sha256, left, right));
-    }
-    const root = this.hashAt(new Uint8Array(RECORD_KEY_BYTES), 0);
+    let root = this.state().root;
+    for (const w of writes) root = this.applyOne(w, root);
     this.q.putMeta.run(applied, root);
     return root;
+  }
+
+  /**
+   * One write: at most one branch appears (the first record of a new bucket, beside the subtree its
+   * key leaves) or goes (the last record of a bucket), then the branch rows on the key's path are
+   * rehashed bottom-up. Returns the new root (root: the one before).
+   */
+  private applyOne(w: RecordWrite, root: Uint8Array): Uint8Array {
+    const key = w.key;
+    const path = this.pathBranches(key);
+    const deepest = path.at(-1)?.depth ?? -1;
+    const before = this.bucket(key);
+    // Below the deepest branch, the key's side holds its own bucket alone, or (the bucket being
+    // empty) only other keys, which the key leaves at `split`, or nothing (an empty tree).
+    let split: number | null = null;
+    if (before.length === 0) {
+      if (w.blob === null) return root; // removing what is not there
+      const other = this.first(key, deepest + 1);
+      if (other !== undefined) split = commonPrefixBits(other, key, this.depth);
+    }
+    if (w.blob === null) this.q.del.run(key);
+    else this.q.put.run(key, w.blob, w.valueHash);
+    const after = this.bucket(key);
+
+    /** The node under the deepest branch on the key's side: its depth, hash and a key on its path. */
+    let below: { depth: number; hash: Uint8Array; bits: Uint8Array } | null;
+    if (after.length > 0) {
+      below = { depth: this.depth, hash: treeBucketHash(sha256, after), bits: key };
+      if (split !== null) {
+        const otherSide = flip(key, split);
+        const h = this.hashAt(otherSide, split + 1);
+        path.push({ depth: split, l: h, r: h }); // the key's side is set below
+      }
+    } else if (path.length === 0) {
+      below = null; // the tree's only bucket is gone
+    } else {
+      // The bucket is gone, and with it the deepest branch: its other child takes its place.
+      const gone = path.pop()!;
+      this.q.delNode.run(posId(key, gone.depth));
+      below = {
+        depth: gone.depth + 1,
+        hash: keyBit(key, gone.depth) === 0 ? gone.r : gone.l,
+        bits: flip(key, gone.depth),
+      };
+    }
+    for (let i = path.length - 1; i >= 0; i--) {
+      const b = path[i]!;
+      const edge = this.fold(below!.hash, below!.bits, below!.depth, b.depth + 1);
+      if (keyBit(key, b.depth) === 0) b.l = edge;
+      else b.r = edge;
+      const hash = treeNodeHash(sha256, b.l, b.r);
+      this.q.putNode.run(posId(key, b.depth), hash, b.l, b.r);
+      below = { depth: b.depth, hash, bits: key };
+    }
+    return below === null ? this.defaults[0]! : this.fold(below.hash, below.bits, below.depth, 0);
   }
 
   /** The key's sealed blob (null: none) and the encoded proof of it against the stored root. */
@@ -222,24 +291,20 @@ export class RecordStore {
       bitmap[(depth - 1) >> 3]! |= 0x80 >> ((depth - 1) & 7);
       siblings.push(h);
     };
+    const path = this.pathBranches(key);
+    for (const b of path) give(b.depth + 1, keyBit(key, b.depth) === 0 ? b.r : b.l);
+    const bucket = this.bucket(key);
     let others: BucketEntry[] = [];
-    let d = 0;
-    for (;;) {
-      const t = this.top(key, d);
-      if (t === null) break;
-      const stop = Math.min(t.at, this.depth);
-      const j = commonPrefixBits(t.min, key, stop);
-      if (j < stop) {
-        // key's path leaves the occupied subtree at bit j: one sibling, empty below.
-        give(j + 1, this.hashAt(t.min, j + 1));
-        break;
+    if (bucket.length > 0) {
+      others = bucket.filter((e) => Buffer.compare(e.key, key) !== 0);
+    } else {
+      // Nothing at the key's prefix: below the deepest branch the key's side holds other keys
+      // (their subtree is the one sibling where the key's path leaves it) or nothing at all.
+      const other = this.first(key, (path.at(-1)?.depth ?? -1) + 1);
+      if (other !== undefined) {
+        const j = commonPrefixBits(other, key, this.depth);
+        give(j + 1, this.hashAt(other, j + 1));
       }
-      if (t.at >= this.depth) {
-        others = this.bucket(key).filter((e) => Buffer.compare(e.key, key) !== 0);
-        break;
-      }
-      give(t.at + 1, this.hashAt(flip(key, t.at), t.at + 1));
-      d = t.at + 1;
     }
     return {
       blob: row === undefined ? null : u8(row.blob).slice(),

@@ -61,8 +61,13 @@ describe("record tree: host store and HSM agree", () => {
     it(`random writes at depth ${depth}: roots from proofs alone equal the host's root, and the stream's`, () => {
       const rnd = prng(depth * 7919);
       const tree = new RecordTree(sha256, depth);
-      const store = new RecordStore(new Database(":memory:"), depth);
+      const db = new Database(":memory:");
+      const store = new RecordStore(db, depth);
       expect(store.state().root).toEqual(tree.emptyRoot);
+      // A binary tree whose every branch has two non-empty children: one branch fewer than buckets,
+      // so no branch row outlives its branch.
+      const branchRows = () => db.prepare("SELECT count(*) FROM tree_nodes").pluck().get() as number;
+      const buckets = () => new Set([...model.keys()].map((hex) => hex.slice(0, depth / 4))).size;
       const pool =
         depth === 8
           ? keyPool(depth, rnd, 40)
@@ -98,6 +103,7 @@ describe("record tree: host store and HSM agree", () => {
         expect(Buffer.from(hostAfter).toString("hex")).toBe(Buffer.from(partial.root()).toString("hex"));
         expect(store.state()).toEqual({ applied: round, root: hostAfter });
         expect(streamRoot(tree, store)).toEqual(hostAfter);
+        expect(branchRows()).toBe(Math.max(0, buckets() - 1));
         hostRoot = hostAfter;
       }
       expect(store.count()).toBe(model.size);
