@@ -7,12 +7,14 @@
  * NVRAM or its keys.
  */
 
-import { LOGIN_TTL_MS } from "@bkv/hsm-core";
-import { ErrorCode, FinishAction, fromBase64Url, toBase64Url, type VaultResult } from "@bkv/wire";
+import { sealRequest } from "@bkv/client";
+import { nodeHpkeSealer } from "@bkv/client/node";
+import { LOGIN_TTL_MS, REQUEST_WINDOW_MS } from "@bkv/hsm-core";
+import { bytesEqual, ErrorCode, FinishAction, fromBase64Url, toBase64Url, type VaultResult } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
 import { SimFleet } from "../src/index.js";
-import { AttackUser, RIGHT, WRONG } from "./attack-user.js";
+import { AttackUser, RIGHT, WRONG, wait } from "./attack-user.js";
 import { CommitWatch, guessesUsed, LIGHT } from "./sim-client.js";
 
 const START = 1_800_000_000_000;
@@ -121,5 +123,72 @@ describe("red team 5: a held KE3 across compaction, restarts from snapshots and 
     );
     expect(last).toMatchObject({ error: ErrorCode.NoRecord });
     expect([...victim.violations, ...operator.violations, ...watch.violations]).toEqual([]);
+  }, 120_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Attack: the replay cache through the snapshot path, on a clock the operator holds back. The
+// victim's recover-start is answered; its entry is compacted into a snapshot; every member restarts
+// from that snapshot (the core's memory of the highest time it used is gone) with its host clock set
+// back by most of the request window, so the request is still inside the window by the HSM clock.
+// The operator replays the victim's envelope to every member. If the snapshot lost the request id
+// (or its answer), or a restarted member's clock went back behind the log's, the copy would be
+// decided again: a second KE2 under the victim's KE1 and a second guess counted.
+
+describe("red team 5: the replay cache across a snapshot and restarts on a clock held back", () => {
+  it("a copy of the victim's answered recover-start gets the same answer from every member, and no second guess", async () => {
+    const LIMIT = 5;
+    const f = await SimFleet.create({
+      nodes: 3,
+      seed: 502,
+      guessLimit: LIMIT,
+      startTime: START,
+      core: { snapshotEvery: 4, electionTicks: 10, heartbeatTicks: 2, forwardTicks: 60 },
+    });
+    const watch = new CommitWatch(f);
+    const leader = await f.waitForLeader();
+    const victim = new AttackUser(f, "alice", LIMIT);
+    expect(await victim.register(leader)).toBe(true);
+    const login = opaque.client.startLogin({ password: RIGHT });
+    const sealed = await sealRequest(
+      f.vaultPublicKey(),
+      "alice",
+      { op: "recover-start", ke1: fromBase64Url(login.startLoginRequest) },
+      f.time,
+      nodeHpkeSealer,
+    );
+    const first = await wait(f, f.request(leader, sealed.envelope), 150);
+    expect(first?.ok).toBe(true);
+    const answer = first!.ok ? first!.envelope : new Uint8Array(0);
+    expect(await sealed.open(answer)).toMatchObject({ ok: "recover-start" });
+    const answeredAt = f.node(leader).core!.inspect().state.index;
+    for (let k = 0; k < 6; k++)
+      expect(await new AttackUser(f, `filler${k}`, LIMIT).register(leader)).toBe(true);
+    await ticks(f, 4, watch);
+    expect(guessesUsed(f, "alice")).toEqual([1, 1, 1]);
+    // Every member has compacted past the answer: its request id now lives in the snapshot only.
+    for (const n of f.nodes) expect(n.stored.snapshot?.index ?? 0).toBeGreaterThanOrEqual(answeredAt);
+
+    // Every member restarts from its storage, its host clock held back by most of the window.
+    for (const n of f.nodes) {
+      f.crash(n.id);
+      n.clockSkew = -(REQUEST_WINDOW_MS - 60_000);
+    }
+    for (const n of f.nodes) expect(await f.start(n.id)).toMatchObject({ type: "booted", recovering: false });
+    await f.waitForLeader();
+    await ticks(f, 4, watch);
+
+    // The copy, to every member (followers forward it to the leader): only the first answer again
+    // (the same sealed bytes), never a new decision.
+    let again = 0;
+    for (const n of f.nodes) {
+      const r = await wait(f, f.request(n.id, sealed.envelope), 150);
+      expect(r?.ok).toBe(true);
+      if (r?.ok === true && bytesEqual(r.envelope, answer)) again++;
+    }
+    expect(again).toBe(3);
+    await ticks(f, 4, watch);
+    expect(guessesUsed(f, "alice")).toEqual([1, 1, 1]);
+    expect(watch.violations).toEqual([]);
   }, 120_000);
 });
