@@ -67,4 +67,37 @@ describe("red team 5: an epoch verified in a lost compare-and-swap race", () => 
       downgrade: expect.stringMatching(/^BUNDLE_/),
     });
   });
+  it("a fresh device (no checkpoint yet) racing the two epochs: whichever checkpoint stays, epoch 1 is refused once epoch 2 was accepted", async () => {
+    const w = world();
+    const e1 = w.append(w.fleet({ epoch: 1 }));
+    w.append(w.fleet({ epoch: 1, namespace: "example.test/other" }));
+    const e2 = w.append(w.fleet({ epoch: 2 }));
+    for (const order of [0, 1]) {
+      const store = memoryCheckpointStore();
+      const older = await w.bundle(e1, 2);
+      const newer = await w.bundle(e2, 3);
+      const both = order === 0 ? [older, newer] : [newer, older];
+      const results = await Promise.all(
+        both.map((b) => outcome(verifyBundle(b, w.pins, store, NOW, memoryVerifiedCache()))),
+      );
+      const newerResult = results[both.indexOf(newer)];
+      if (newerResult !== "accepted") continue;
+      const stored = await store.load();
+      expect(stored?.epoch).toBe(2);
+      const again = {
+        ...(await w.bundle(e1, 3)),
+        ...(stored!.size < 3
+          ? {
+              consistency: {
+                from: stored!.size,
+                proof: consistencyProofFrom(w.tree, stored!.size, 3).map(toBase64),
+              },
+            }
+          : {}),
+      };
+      expect(await outcome(verifyBundle(again, w.pins, store, NOW, memoryVerifiedCache()))).toMatch(
+        /^BUNDLE_/,
+      );
+    }
+  });
 });
