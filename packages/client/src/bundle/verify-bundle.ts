@@ -236,7 +236,8 @@ function checkAgainstSeen(cp: Checkpoint, seen: SeenCheckpoint | null, b: Bundle
  * Store `cp` unless a larger (or equal) checkpoint is stored: compare-and-swap against what was
  * verified, and on a lost race re-read. A stored checkpoint of the same size with another root is a
  * split view; a smaller one stored meanwhile is replaced only if this bundle proves consistency
- * from it (otherwise it stays, and the next verification asks for a proof from it).
+ * from it (otherwise it stays, and the next verification asks for a proof from it); either way the
+ * epoch and artifact verified here are recorded, so a race cannot let an older epoch back in.
  */
 async function remember(
   store: CheckpointStore,
@@ -250,9 +251,12 @@ async function remember(
   const fresh = { size: cp.size, root: toBase64(cp.root) };
   const digest = toHex(artifactDigest);
   let expected = seen;
+  // Set when a smaller checkpoint was stored meanwhile and this bundle proves no consistency from
+  // it: that checkpoint stays, but the epoch (and artifact) verified here are still recorded.
+  let keepStored = false;
   for (let attempt = 0; attempt < 100; attempt++) {
     // Keep the larger checkpoint (ours only if larger), the newer epoch and its artifact.
-    const base = expected !== null && expected.size >= fresh.size ? expected : fresh;
+    const base = expected !== null && (keepStored || expected.size >= fresh.size) ? expected : fresh;
     const seenEpoch = expected?.epoch ?? 0;
     const next: SeenCheckpoint = {
       size: base.size,
@@ -270,6 +274,7 @@ async function remember(
     if (await store.save(expected, next)) return fresh;
     const current = await store.load();
     if (sameCheckpoint(current, expected)) continue;
+    keepStored = false;
     if (current === null) {
       expected = null;
       continue;
@@ -290,8 +295,10 @@ async function remember(
       continue;
     }
     // A smaller checkpoint stored meanwhile, with no proof from it here: it stays, and the next
-    // verification asks for a proof from it.
-    return fresh;
+    // verification asks for a proof from it. The epoch verified here is recorded with it all the
+    // same: returning without storing it would let an older epoch be accepted afterwards.
+    keepStored = true;
+    expected = current;
   }
   return fail(ErrorCode.Unavailable, "the checkpoint store kept changing: try again");
 }
