@@ -5,9 +5,9 @@ import {
   createCipheriv,
   createDecipheriv,
   createECDH,
-  createHash,
   createPrivateKey,
   createPublicKey,
+  hash,
   hkdfSync,
   type KeyObject,
   sign,
@@ -79,7 +79,8 @@ export function nodeHsmCrypto(): HsmCrypto {
       return new Uint8Array(hkdfSync("sha256", ikm, salt, info, length));
     },
     sha256(data) {
-      return new Uint8Array(createHash("sha256").update(data).digest());
+      // One-shot hash: about a third of createHash's cost for the short inputs the core hashes.
+      return new Uint8Array(hash("sha256", data, "buffer"));
     },
     ed25519PublicKey: ed25519PublicKeyOf,
     ed25519Sign: ed25519SignWith,
