@@ -59,7 +59,10 @@ export const USAGE = `usage: bkv <command> [options]
                                          terminal; --replace replaces U's existing record (on a
                                          terminal register asks instead). recover --force replaces an
                                          existing KEYFILE
-  bench [--only backup|vault|fleet|trust] run the benchmarks and print measured figures
+  bench [--only backup|vault|fleet|trust|records] [--seconds S] [--records N,N...]
+                                         run the benchmarks and print measured figures;
+                                         records: the record tree at each size (default
+                                         1000,1000000)
 
 exit codes:
 ${EXIT_CODES.map((e) => `  ${e.code}  ${e.meaning}`).join("\n")}`;

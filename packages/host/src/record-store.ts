@@ -312,6 +312,53 @@ export class RecordStore {
     };
   }
 
+  /**
+   * Fill an empty store with records given in strictly ascending key order, building the branch
+   * rows bottom-up in one pass (recursion no deeper than the tree): for benchmarks and tests that
+   * need a large tree quickly. A running host never calls it; its trees grow by apply(). Call inside
+   * a transaction. Returns the root.
+   */
+  loadSorted(
+    records: readonly { key: Uint8Array; blob: Uint8Array; valueHash: Uint8Array }[],
+    applied: number,
+  ): Uint8Array {
+    if (this.count() !== 0) throw new Error("record store: loadSorted needs an empty store");
+    for (let i = 1; i < records.length; i++) {
+      if (Buffer.compare(records[i - 1]!.key, records[i]!.key) >= 0)
+        throw new Error("record store: loadSorted needs keys in strictly ascending order");
+    }
+    for (const r of records) this.q.put.run(r.key, r.blob, r.valueHash);
+    /** The subtree of records [lo, hi) at a position whose depth is at most its top: its top's depth and hash. */
+    const build = (lo: number, hi: number): { depth: number; hash: Uint8Array } => {
+      const first = records[lo]!.key;
+      const t = commonPrefixBits(first, records[hi - 1]!.key, this.depth);
+      if (t >= this.depth) return { depth: this.depth, hash: treeBucketHash(sha256, records.slice(lo, hi)) };
+      let a = lo;
+      let b = hi - 1; // keyBit(records[a], t) = 0, keyBit(records[b], t) = 1: find the first 1
+      while (b - a > 1) {
+        const m = (a + b) >> 1;
+        if (keyBit(records[m]!.key, t) === 0) a = m;
+        else b = m;
+      }
+      const left = build(lo, b);
+      const right = build(b, hi);
+      const l = this.fold(left.hash, first, left.depth, t + 1);
+      const r = this.fold(right.hash, records[b]!.key, right.depth, t + 1);
+      const hash = treeNodeHash(sha256, l, r);
+      this.q.putNode.run(posId(first, t), hash, l, r);
+      return { depth: t, hash };
+    };
+    const root =
+      records.length === 0
+        ? this.defaults[0]!
+        : (() => {
+            const top = build(0, records.length);
+            return this.fold(top.hash, records[0]!.key, top.depth, 0);
+          })();
+    this.q.putMeta.run(applied, root);
+    return root;
+  }
+
   /** Records after a key (an empty key: from the first) in key order: a sync stream the receiving HSM checks against its root. */
   scan(after: Uint8Array, limit: number): { key: Uint8Array; blob: Uint8Array; valueHash: Uint8Array }[] {
     return (this.q.scan.all(after, limit) as { key: Buffer; blob: Buffer; vhash: Buffer }[]).map((r) => ({
