@@ -196,7 +196,7 @@ export function fleetSuite(platform: Platform): void {
       });
       const ok = await recover(dir, "alice", "1357");
       expect(ok.code).toBe(0);
-    });
+    }, 120_000); // a kill, an election, a restart and a catch-up: slow on a loaded 2-core machine
 
     it("a partitioned minority cannot serve and uses no guess; the majority serves; heal", async () => {
       await register(dir, "bob", "2468");
