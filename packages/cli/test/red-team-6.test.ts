@@ -14,12 +14,21 @@
  *
  * Expected: a policy with one key under two names is refused (INVALID when the monitor parses its
  * flags, TLOG_BAD_KEY from the verifier), and one witness never counts twice.
+ *
+ * Second, the monitor's follow state: a checkpoint it verified (log key, witnesses, consistency with
+ * what it saw before) became the one later checkpoints must extend only once every entry under it
+ * had been read. An operator that withholds a tile for one poll (a failure the monitor reports as
+ * entries.read) could then serve the log's older checkpoint, and the monitor took it as the first it
+ * had seen: no checkpoint.rollback, and entries read again under the older root. Expected: once a
+ * checkpoint has verified, a smaller one later in the run is a rollback.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   cosignatureSigner,
   ed25519NoteSigner,
+  encodeEntriesTile,
+  entriesPath,
   formatCheckpoint,
   formatVerifierKey,
   generateSignerKey,
@@ -32,6 +41,7 @@ import {
   SIG_COSIGNATURE_V1,
   signNote,
   TlogErrorCode,
+  tilePath,
 } from "@bkv/tlog";
 import { ErrorCode, utf8 } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,16 +77,22 @@ async function relabelled(k: ReturnType<typeof keys>, size: number, root: Uint8A
   return `${note}— ${alias.name} ${Buffer.from(raw).toString("base64")}\n`;
 }
 
-describe("red team 6: one witness under two names in the monitor's policy", () => {
+describe("red team 6: the monitor's witness count and follow state", () => {
   let server: Server;
   let url: string;
   let note = "";
+  /** Tiles the log serves, by path (anything else is 404). */
+  let files = new Map<string, Uint8Array>();
 
   beforeAll(async () => {
     server = createServer((req, res) => {
+      const file = files.get((req.url ?? "").slice(1));
       if (req.url === "/checkpoint") {
         res.writeHead(200, { "content-type": "text/plain" });
         res.end(note);
+      } else if (file !== undefined) {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.end(file);
       } else {
         res.writeHead(404);
         res.end();
@@ -153,5 +169,44 @@ describe("red team 6: one witness under two names in the monitor's policy", () =
       checkpoints: 0,
     });
     expect(m.summary().failures.map((f) => f.check)).toEqual(["checkpoint.signatures"]);
+  });
+
+  it("following: a checkpoint verified in an earlier poll whose entries could not all be read still bars an older one (checkpoint.rollback)", async () => {
+    const k = keys();
+    const entries = [utf8("entry 0"), utf8("entry 1")];
+    const tree = new MerkleTree();
+    for (const e of entries) tree.append(leafHash(e));
+    const signed = (size: number) =>
+      signNote(formatCheckpoint({ origin: ORIGIN, size, root: tree.root(size), extensions: [] }), [
+        ed25519NoteSigner(k.log.skey),
+        cosignatureSigner(k.w.skey, () => 1_700_000_000),
+      ]);
+    const events: MonitorEvent[] = [];
+    const m = new Monitor(
+      {
+        logUrl: url,
+        policy: { logKey: k.log.vkey, witnessKeys: [k.w.vkey], threshold: 1 },
+        vendorRoots: null,
+        statePath: null,
+        maxGuessLimit: 10,
+      },
+      { emit: (e) => events.push(e) },
+    );
+    // Poll 1: the log's checkpoint of 2 entries verifies (log key, witness), but its tiles are
+    // withheld, so its entries cannot be read.
+    note = await signed(2);
+    files = new Map();
+    expect(await m.poll()).toBe(false);
+    expect(events.filter((e) => e.type === "checkpoint").map((e) => (e as { size: number }).size)).toEqual([
+      2,
+    ]);
+    // Poll 2: the operator replays the log's older checkpoint of 1 entry, with its tiles.
+    note = await signed(1);
+    files = new Map([
+      [tilePath({ level: 0, index: 0, width: 1 }), tree.root(1)],
+      [entriesPath(0, 1), encodeEntriesTile([entries[0]!])],
+    ]);
+    await m.poll();
+    expect(m.summary().failures.map((f) => f.check)).toContain("checkpoint.rollback");
   });
 });
