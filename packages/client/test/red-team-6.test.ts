@@ -2,8 +2,7 @@
  * Red team, sixth round (the vault operator, DESIGN.md §2: it serves the client any bytes; it holds
  * neither the log's key, nor a witness's, nor a genuine vendor root's; the world of bundle-world.ts
  * gives the test every key, so each attack below uses only what the operator could make, plus
- * signatures the real parties would give). Every attack here holds today; each covers a way in that
- * the earlier tests did not name:
+ * signatures the real parties would give). Each covers a way in that the earlier tests did not name:
  *
  *   - witness counting: one witness's cosignature twice, relabelled under another pinned witness's
  *     name and key ID, or under a pinned name with another key ID;
@@ -17,6 +16,11 @@
  *   - the validity window's edges (inclusive), and the store unchanged after each refusal;
  *   - Nitro documents: a duplicate map key (two user_data, two PCR0), a tagged COSE_Sign1, an extra
  *     protected header label, a non-empty unprotected header.
+ *
+ * One did not hold: the verified-artifact cache key (verifiedArtifactKey) bound each pinned vendor
+ * root's name, key and test flag but not its kind, so a fleet verified under an Ed25519 root was
+ * still "verified" under pins naming the same 32 bytes as an AWS Nitro root fingerprint, and its
+ * bundle was accepted without evidence (and without any Nitro document behind its members).
  */
 import {
   memoryCheckpointStore,
@@ -281,5 +285,33 @@ describe("red team 6: Nitro documents that two parsers could read two ways", () 
     expect(code(() => verifyNitroDocument(encode([es384, new Map(), payload, p384Sign(es384)]), roots))).toBe(
       "accepted",
     );
+  });
+});
+
+describe("red team 6: the verified-artifact cache and the kind of a pinned root", () => {
+  it("a fleet verified under an Ed25519 root is not taken as verified under pins that name the same 32 bytes as an AWS Nitro root", async () => {
+    // The cache key binds every pin the evidence was checked against; a root's kind decides which
+    // attestations it vouches for (an Ed25519 vendor signature, or a Nitro chain to a certificate
+    // with that SHA-256), so pins that change only the kind must verify the evidence again.
+    const w = world();
+    const f = w.fleet();
+    const i = w.append(f);
+    const cache = memoryVerifiedCache();
+    const first = await verifyBundle(await w.bundle(i), w.pins, memoryCheckpointStore(), NOW, cache);
+    expect(first.evidenceVerified).toBe(true);
+    const asNitro = {
+      ...w.pins,
+      vendorRoots: w.pins.vendorRoots.map((r) => ({ ...r, kind: "aws-nitro" as const })),
+    };
+    const store = memoryCheckpointStore();
+    // Without evidence: the artifact is not known under these pins, so evidence is needed.
+    expect(await outcome(verifyBundle(await w.bundle(i, undefined, false), asNitro, store, NOW, cache))).toBe(
+      ErrorCode.BundleEvidence,
+    );
+    // With it: no Nitro document vouches for these members.
+    expect(await outcome(verifyBundle(await w.bundle(i), asNitro, store, NOW, cache))).toBe(
+      ErrorCode.BundleEvidence,
+    );
+    expect(await store.load()).toBeNull();
   });
 });
