@@ -7,6 +7,7 @@
 
 import { verifyBundleSignature } from "./bundle.js";
 import { type Checkpoint, parseCheckpoint } from "./checkpoint.js";
+import { toBase64 } from "./encoding.js";
 import { TlogError, TlogErrorCode } from "./errors.js";
 import { logEntryLeafHash } from "./log-entry.js";
 import { verifyInclusion } from "./merkle.js";
@@ -23,7 +24,7 @@ import {
 export interface TrustPolicy {
   /** The log's Ed25519 verifier key; its name is the log's origin. */
   readonly logKey: string;
-  /** Witness cosignature/v1 verifier keys. */
+  /** Witness cosignature/v1 verifier keys, each key once (under one name). */
   readonly witnessKeys: readonly string[];
   /** How many distinct witnesses must have cosigned. */
   readonly threshold: number;
@@ -40,6 +41,24 @@ function untrusted(message: string, cause?: unknown): TlogError {
   return new TlogError(TlogErrorCode.Unverified, message, cause === undefined ? undefined : { cause });
 }
 
+/**
+ * Why a list of witness keys names one witness twice (the same public key under one name or two), or
+ * undefined if it does not. A cosignature does not sign the witness's name, so a key listed under two
+ * names would let one witness's cosignature, copied under the second name, count twice.
+ */
+export function repeatedWitnessKey(witnessKeys: readonly string[]): string | undefined {
+  const seen = new Map<string, string>();
+  for (const k of witnessKeys) {
+    const v = parseVerifierKey(k);
+    const id = toBase64(v.publicKey);
+    const first = seen.get(id);
+    if (first !== undefined)
+      return `one witness key is listed twice (as ${first} and ${v.name}): it would count twice`;
+    seen.set(id, v.name);
+  }
+  return undefined;
+}
+
 /** Verify a checkpoint note: signed by the log, for its origin, cosigned by >= threshold witnesses. */
 export function openCosignedCheckpoint(note: string | Uint8Array, policy: TrustPolicy): CosignedCheckpoint {
   const log = noteVerifier(policy.logKey);
@@ -51,6 +70,8 @@ export function openCosignedCheckpoint(note: string | Uint8Array, policy: TrustP
       throw new TlogError(TlogErrorCode.BadKey, `${k} is not a cosignature/v1 key`);
     return v;
   });
+  const twice = repeatedWitnessKey(policy.witnessKeys);
+  if (twice !== undefined) throw new TlogError(TlogErrorCode.BadKey, twice);
   const opened = openNote(note, [log, ...witnesses]);
   if (!opened.verified.some((s) => s.verifier === log))
     throw untrusted("the checkpoint is not signed by the log");

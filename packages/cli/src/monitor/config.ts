@@ -7,7 +7,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PinnedVendorRoot } from "@bkv/client";
-import { parseVerifierKey, SIG_COSIGNATURE_V1, SIG_ED25519, type TrustPolicy } from "@bkv/tlog";
+import {
+  parseVerifierKey,
+  repeatedWitnessKey,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+  type TrustPolicy,
+} from "@bkv/tlog";
 import { BkvError, ErrorCode } from "@bkv/wire";
 
 export const TRANSPARENCY_FILE = "transparency.json";
@@ -81,6 +87,9 @@ export function checkPolicy(policy: TrustPolicy): TrustPolicy {
     }
     if (type !== SIG_COSIGNATURE_V1) throw invalid(`witness key ${k} is not a cosignature/v1 key`);
   }
+  // A cosignature does not sign the witness's name: one key under two names would count twice.
+  const twice = repeatedWitnessKey(policy.witnessKeys);
+  if (twice !== undefined) throw invalid(twice);
   const t = policy.threshold;
   if (!Number.isInteger(t) || t < 0 || t > policy.witnessKeys.length) {
     throw invalid(

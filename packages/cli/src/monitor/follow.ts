@@ -35,7 +35,10 @@ export class Monitor {
   private readonly epochs = new Map<string, number>();
   /** The checkpoint the state file held when the run started. */
   private readonly initial: SavedCheckpoint | undefined;
-  /** The last checkpoint whose consistency this run verified (or the state file's). */
+  /**
+   * The last checkpoint whose signatures and consistency this run verified (or the state file's),
+   * whether or not all its entries could be read yet: every later checkpoint must extend it.
+   */
   private anchor: SavedCheckpoint | undefined;
   /** Entries [0, read) have been checked. */
   private read = 0;
@@ -151,6 +154,11 @@ export class Monitor {
       });
     }
 
+    // From here on this checkpoint is the one later checkpoints must extend, whether or not every
+    // entry under it can be read in this poll: a poll that fails to read them must not let an older
+    // checkpoint in unnoticed next time. Its entries are read (again) until one poll reads them all.
+    this.anchor = { origin: cp.origin, size: cp.size, root: cp.root, note };
+    this.caughtUp = false;
     const ctx = {
       client: this.client,
       policy,
@@ -198,7 +206,6 @@ export class Monitor {
         this.read = i + 1;
       }
     }
-    this.anchor = { origin: cp.origin, size: cp.size, root: cp.root, note };
     this.caughtUp = true;
     const path = this.config.statePath;
     // Only a run in which every check so far held may move the saved checkpoint.

@@ -132,7 +132,8 @@ export function verifiedArtifactKey(
   const policy = JSON.stringify([
     pins.logKey,
     pins.namespace,
-    pins.vendorRoots.map((r) => [r.name, r.key, r.test]),
+    // A root's kind decides what it vouches for (Ed25519 vendor signatures or a Nitro chain).
+    pins.vendorRoots.map((r) => [r.name, r.key, r.test, r.kind ?? "ed25519"]),
     pins.measurements,
     pins.release === undefined ? null : [pins.release.key, pins.release.namespace],
     pins.maxGuessLimit,
