@@ -329,10 +329,15 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Ticks.
 
-  tick(): void {
-    this.electionElapsed++;
+  /**
+   * n ticks of time passed (n > 1 when the host held ticks back, or was late): they count in full,
+   * but act as one late tick: at most one CheckQuorum, one heartbeat, one campaign, as when a
+   * single tick arrives late.
+   */
+  tick(n = 1): void {
+    this.electionElapsed += n;
     if (this.role === "leader") {
-      this.heartbeatElapsed++;
+      this.heartbeatElapsed += n;
       if (this.electionElapsed >= this.o.electionTicks) {
         // CheckQuorum: step down unless a majority answered within an election timeout.
         this.electionElapsed = 0;
@@ -349,6 +354,21 @@ export class Raft {
       return;
     }
     if (this.electionElapsed >= this.timeout && this.recover === null) this.campaign(true);
+  }
+
+  /**
+   * Ticks from now until tick() next does something on its own (a heartbeat, CheckQuorum, an
+   * election timeout); null if nothing is due (a recovering node waits for messages). At least 1.
+   */
+  ticksToNextEvent(): number | null {
+    if (this.role === "leader") {
+      return Math.max(
+        1,
+        Math.min(this.o.heartbeatTicks - this.heartbeatElapsed, this.o.electionTicks - this.electionElapsed),
+      );
+    }
+    if (this.recover !== null) return null;
+    return Math.max(1, this.timeout - this.electionElapsed);
   }
 
   // -------------------------------------------------------------------------------------------
