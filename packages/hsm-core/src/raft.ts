@@ -110,6 +110,11 @@ export class Raft {
   /** The newest boot epoch heard from each member. */
   private peerEpoch = new Map<number, number>();
   private active = new Set<number>();
+  /**
+   * Followers sent an append or snapshot since the last heartbeat round, with the commit index it
+   * carried: no heartbeat is due to them while that is still the commit index.
+   */
+  private sentSinceBeat = new Map<number, number>();
   /** The highest index this node acknowledged in term ackedTerm. */
   private ackedTerm = 0;
   private ackedIndex = 0;
@@ -281,6 +286,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
     this.active.clear();
+    this.sentSinceBeat.clear();
     for (const p of this.peers()) {
       this.next.set(p, this.lastIndex() + 1);
       this.match.set(p, 0);
@@ -349,7 +355,7 @@ export class Raft {
       }
       if (this.heartbeatElapsed >= this.o.heartbeatTicks) {
         this.heartbeatElapsed = 0;
-        this.broadcastAppend();
+        this.heartbeat();
       }
       return;
     }
@@ -398,6 +404,18 @@ export class Raft {
     for (const p of this.peers()) this.sendAppend(p);
   }
 
+  /**
+   * A heartbeat (an append, empty if the follower is up to date) to each follower, except one sent
+   * an append since the last round that carried the current commit index: under load appends go
+   * out all the time and already reset the followers' election timeouts and draw the answers
+   * CheckQuorum counts, and a follower learns the commit index no later than with every heartbeat.
+   * An append the host dropped is retried a round later than before.
+   */
+  private heartbeat(): void {
+    for (const p of this.peers()) if (this.sentSinceBeat.get(p) !== this.commitIndex) this.sendAppend(p);
+    this.sentSinceBeat.clear();
+  }
+
   private sendAppend(p: number): void {
     const next = this.next.get(p) ?? this.lastIndex() + 1;
     if (next <= this.snapshot.index) {
@@ -412,6 +430,7 @@ export class Raft {
         commit: this.commitIndex,
       });
       this.next.set(p, this.snapshot.index + 1);
+      this.sentSinceBeat.set(p, this.commitIndex);
       return;
     }
     const prevIndex = next - 1;
@@ -428,6 +447,7 @@ export class Raft {
     });
     // Optimistic: the next append continues after these; a rejection moves it back.
     if (entries.length > 0) this.next.set(p, entries[entries.length - 1]!.index + 1);
+    this.sentSinceBeat.set(p, this.commitIndex);
   }
 
   private maybeCommit(): void {
