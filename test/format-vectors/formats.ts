@@ -736,7 +736,8 @@ export const FORMATS: Format[] = [
       { type: "persisted", value: { type: "persisted", id: 66051 } },
       { type: "status", value: { type: "status" } },
       { type: "stats", value: { type: "stats" } },
-      { type: "tick", value: { type: "tick" } },
+      { type: "tick", value: { type: "tick", ticks: 1 } },
+      { type: "tick (several held back)", value: { type: "tick", ticks: 66051 } },
       { type: "peer", value: { type: "peer", from: 2, bytes: pat(40, 5) } },
       {
         type: "genesis-create",
@@ -854,6 +855,7 @@ export const FORMATS: Format[] = [
         },
       },
       { type: "peer", value: { type: "peer", to: 3, bytes: pat(40, 5) } },
+      { type: "wake", value: { type: "wake", tick: 4100 } },
       {
         type: "genesis-packages",
         value: {

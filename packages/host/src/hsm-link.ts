@@ -1,6 +1,6 @@
 /**
  * The host's link to its HSM: spawns the HSM process, speaks the HSM API over its stdin/stdout,
- * stores what the HSM asks it to persist, relays its peer messages, drives its clock with ticks and
+ * stores what the HSM asks it to persist, relays its peer messages, drives its clock with ticks (hsm-clock.ts) and
  * matches replies to client requests. If the HSM process dies, pending requests fail as unavailable
  * and the HSM is started again from storage.
  */
@@ -19,6 +19,7 @@ import {
   type HsmToHost,
   MAX_PEER_MESSAGE_BYTES,
 } from "@bkv/wire";
+import { HsmClock } from "./hsm-clock.js";
 import { spawnHsm } from "./hsm-process.js";
 import type { Logger } from "./logger.js";
 import type { HostStorage } from "./storage.js";
@@ -90,7 +91,10 @@ export class HsmLink extends EventEmitter {
   onPersistTimed: ((seconds: number) => void) | null = null;
   /** HSM processes that exited while the host wanted them running. */
   restarts = 0;
-  private ticker: NodeJS.Timeout | null = null;
+  /** Drives the HSM's ticks (held back until its Wake tick; see hsm-clock.ts). */
+  private readonly clock: HsmClock;
+  /** Asks the HSM for its Raft status now and then, so the host can point clients at the leader. */
+  private statusPoll: NodeJS.Timeout | null = null;
   private stopping = false;
   state: HsmState = { kind: "starting" };
   /** Peer messages dropped because the HSM's input was full. */
@@ -105,6 +109,9 @@ export class HsmLink extends EventEmitter {
 
   constructor(private readonly opts: HsmLinkOptions) {
     super();
+    this.clock = new HsmClock(opts.tickMs ?? 50, (ticks) =>
+      this.out?.push(encodeHostToHsm({ type: "tick", ticks })),
+    );
   }
 
   get pid(): number | undefined {
@@ -130,6 +137,7 @@ export class HsmLink extends EventEmitter {
     child.on("exit", (code, signal) => {
       if (this.child !== child) return;
       this.child = null;
+      this.clock.stop();
       this.out?.discard();
       this.out = null;
       this.failPending("HSM restarted");
@@ -161,14 +169,10 @@ export class HsmLink extends EventEmitter {
       "booting HSM from host storage",
     );
     this.send({ type: "boot", snapshot: stored.snapshot, entries: stored.entries });
-    if (this.ticker === null) {
-      let n = 0;
-      this.ticker = setInterval(() => {
-        this.send({ type: "tick" });
-        // Now and then ask for the Raft status, so the host can point clients at the leader.
-        if (++n % 10 === 0) this.send({ type: "status" });
-      }, this.opts.tickMs ?? 50);
-      this.ticker.unref();
+    this.clock.restart();
+    if (this.statusPoll === null) {
+      this.statusPoll = setInterval(() => this.send({ type: "status" }), 10 * (this.opts.tickMs ?? 50));
+      this.statusPoll.unref();
     }
   }
 
@@ -185,7 +189,10 @@ export class HsmLink extends EventEmitter {
   }
 
   send(m: HostToHsm): void {
-    if (this.child !== null) this.out?.push(encodeHostToHsm(m));
+    if (this.child === null) return;
+    // The ticks owed go first: the HSM reads every frame with its clock up to date.
+    if (m.type !== "tick") this.clock.flush();
+    this.out?.push(encodeHostToHsm(m));
   }
 
   private onFrame(bytes: Uint8Array): void {
@@ -231,6 +238,9 @@ export class HsmLink extends EventEmitter {
       }
       case "peer":
         this.opts.onPeer?.(m.to, m.bytes);
+        return;
+      case "wake":
+        this.clock.wakeAt(m.tick);
         return;
       case "reply": {
         const p = this.pending.get(m.tag);
@@ -423,7 +433,8 @@ export class HsmLink extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.ticker !== null) clearInterval(this.ticker);
+    this.clock.stop();
+    if (this.statusPoll !== null) clearInterval(this.statusPoll);
     const child = this.child;
     if (child === null) return;
     this.out?.flush();

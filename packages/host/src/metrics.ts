@@ -45,6 +45,9 @@ class FollowedCount {
   }
 }
 
+/** How often the event-loop delay metrics (bkv_host_nodejs_eventloop_lag_*) take a sample. */
+export const EVENT_LOOP_SAMPLE_MS = 500;
+
 export class HostMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<string>;
@@ -54,7 +57,13 @@ export class HostMetrics {
 
   constructor(src: MetricsSources) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: "bkv_host_" });
+    // The event-loop delay is sampled every EVENT_LOOP_SAMPLE_MS, not prom-client's default 10 ms,
+    // whose timer woke an idle host 100 times a second (issue 13 item 5).
+    collectDefaultMetrics({
+      register: r,
+      prefix: "bkv_host_",
+      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+    });
     this.requests = new Counter({
       name: "bkv_http_requests_total",
       help: "Client API requests by route and status code",

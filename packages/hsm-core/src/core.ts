@@ -120,6 +120,8 @@ export class HsmCore {
   private nextForward = 1;
   private readonly persist: PersistPipeline;
   private ticks = 0;
+  /** The last Wake tick sent to the host. */
+  private wakeSent = -1;
   private failure: { code: string; message: string } | null = null;
   private helloSentAt = new Map<number, number>();
   private joinEntry: {
@@ -232,7 +234,7 @@ export class HsmCore {
         await this.persisted(m.id);
         break;
       case "tick":
-        this.tick();
+        this.tick(m.ticks);
         break;
       case "peer":
         await this.peer(m.bytes);
@@ -650,6 +652,7 @@ export class HsmCore {
       this.trackLeadership();
       this.applyCommitted();
       this.maybeCompact();
+      this.sendWake();
     }
     await this.flush();
   }
@@ -781,17 +784,38 @@ export class HsmCore {
   // -------------------------------------------------------------------------------------------
   // Ticks and peers.
 
-  private tick(): void {
+  /** n ticks passed (the host may hold them back until the Wake tick, see sendWake). */
+  private tick(n: number): void {
+    // Counted in every phase: the Wake tick is in the host's count of ticks sent since boot.
+    this.ticks += n;
     if (this.phase !== "member") return;
-    this.ticks++;
-    this.member().raft.tick();
+    this.member().raft.tick(n);
     const limit = this.options.forwardTicks ?? 100;
     for (const [id, f] of this.forwards) {
-      if (++f.age > limit) {
+      f.age += n;
+      if (f.age > limit) {
         this.forwards.delete(id);
         f.resolve({ ok: false, code: ErrorCode.Unavailable, message: "the leader did not answer in time" });
       }
     }
+  }
+
+  /**
+   * Tell the host the tick by which this HSM next has something to do on its own (Raft's next
+   * heartbeat or timeout, a forward's expiry, a hello held back to the next tick), so that it need
+   * not send a Tick frame every tick. A hint only: the host controls time anyway (it could always
+   * delay, drop or hurry ticks), so it learns nothing and gains nothing it could not before.
+   */
+  private sendWake(): void {
+    const raft = this.member().raft;
+    let due = raft.ticksToNextEvent() ?? this.options.electionTicks ?? 10;
+    const limit = this.options.forwardTicks ?? 100;
+    for (const f of this.forwards.values()) due = Math.min(due, Math.max(1, limit + 1 - f.age));
+    if (this.member().channel.helloDue.size > 0) due = 1;
+    const tick = this.ticks + due;
+    if (tick === this.wakeSent) return;
+    this.wakeSent = tick;
+    this.send({ type: "wake", tick });
   }
 
   private async peer(bytes: Uint8Array): Promise<void> {

@@ -110,6 +110,11 @@ export class Raft {
   /** The newest boot epoch heard from each member. */
   private peerEpoch = new Map<number, number>();
   private active = new Set<number>();
+  /**
+   * Followers sent an append or snapshot since the last heartbeat round, with the commit index it
+   * carried: no heartbeat is due to them while that is still the commit index.
+   */
+  private sentSinceBeat = new Map<number, number>();
   /** The highest index this node acknowledged in term ackedTerm. */
   private ackedTerm = 0;
   private ackedIndex = 0;
@@ -281,6 +286,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
     this.active.clear();
+    this.sentSinceBeat.clear();
     for (const p of this.peers()) {
       this.next.set(p, this.lastIndex() + 1);
       this.match.set(p, 0);
@@ -329,10 +335,15 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Ticks.
 
-  tick(): void {
-    this.electionElapsed++;
+  /**
+   * n ticks of time passed (n > 1 when the host held ticks back, or was late): they count in full,
+   * but act as one late tick: at most one CheckQuorum, one heartbeat, one campaign, as when a
+   * single tick arrives late.
+   */
+  tick(n = 1): void {
+    this.electionElapsed += n;
     if (this.role === "leader") {
-      this.heartbeatElapsed++;
+      this.heartbeatElapsed += n;
       if (this.electionElapsed >= this.o.electionTicks) {
         // CheckQuorum: step down unless a majority answered within an election timeout.
         this.electionElapsed = 0;
@@ -344,11 +355,26 @@ export class Raft {
       }
       if (this.heartbeatElapsed >= this.o.heartbeatTicks) {
         this.heartbeatElapsed = 0;
-        this.broadcastAppend();
+        this.heartbeat();
       }
       return;
     }
     if (this.electionElapsed >= this.timeout && this.recover === null) this.campaign(true);
+  }
+
+  /**
+   * Ticks from now until tick() next does something on its own (a heartbeat, CheckQuorum, an
+   * election timeout); null if nothing is due (a recovering node waits for messages). At least 1.
+   */
+  ticksToNextEvent(): number | null {
+    if (this.role === "leader") {
+      return Math.max(
+        1,
+        Math.min(this.o.heartbeatTicks - this.heartbeatElapsed, this.o.electionTicks - this.electionElapsed),
+      );
+    }
+    if (this.recover !== null) return null;
+    return Math.max(1, this.timeout - this.electionElapsed);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -378,6 +404,18 @@ export class Raft {
     for (const p of this.peers()) this.sendAppend(p);
   }
 
+  /**
+   * A heartbeat (an append, empty if the follower is up to date) to each follower, except one sent
+   * an append since the last round that carried the current commit index: under load appends go
+   * out all the time and already reset the followers' election timeouts and draw the answers
+   * CheckQuorum counts, and a follower learns the commit index no later than with every heartbeat.
+   * An append the host dropped is retried a round later than before.
+   */
+  private heartbeat(): void {
+    for (const p of this.peers()) if (this.sentSinceBeat.get(p) !== this.commitIndex) this.sendAppend(p);
+    this.sentSinceBeat.clear();
+  }
+
   private sendAppend(p: number): void {
     const next = this.next.get(p) ?? this.lastIndex() + 1;
     if (next <= this.snapshot.index) {
@@ -392,6 +430,7 @@ export class Raft {
         commit: this.commitIndex,
       });
       this.next.set(p, this.snapshot.index + 1);
+      this.sentSinceBeat.set(p, this.commitIndex);
       return;
     }
     const prevIndex = next - 1;
@@ -408,6 +447,7 @@ export class Raft {
     });
     // Optimistic: the next append continues after these; a rejection moves it back.
     if (entries.length > 0) this.next.set(p, entries[entries.length - 1]!.index + 1);
+    this.sentSinceBeat.set(p, this.commitIndex);
   }
 
   private maybeCommit(): void {

@@ -88,7 +88,7 @@ describe("the HSM process refuses bad frames and keeps running", () => {
     const before = (await status()).framesRejected;
     await write(frame(Uint8Array.of(0xee, 1, 2, 3)));
     await write(frame(new Uint8Array(0)));
-    await write(frame(encodeHostToHsm({ type: "tick" }).slice(0, 0)));
+    await write(frame(encodeHostToHsm({ type: "tick", ticks: 1 }).slice(0, 0)));
     expect((await status()).framesRejected).toBe(before + 3);
     expect(child.exitCode).toBeNull();
   });

@@ -638,7 +638,7 @@ export class SimFleet {
     this.time += 50;
     for (const n of this.nodes) {
       if (n.core !== null && (only === undefined || only.includes(n.id)))
-        await this.deliverFrame(n, { type: "tick" });
+        await this.deliverFrame(n, { type: "tick", ticks: 1 });
     }
     await this.settle(3);
     this.observe();

@@ -74,8 +74,13 @@ export type HostToHsm =
   | { type: "status" }
   /** Ask for the counts of HsmStats. */
   | { type: "stats" }
-  /** Time passes (one tick = the host's tick interval). */
-  | { type: "tick" }
+  /**
+   * Time passes: ticks (at least 1) of the host's tick interval since the last Tick frame. The host
+   * may hold ticks back until the HSM's Wake tick, or until it has another frame to send (it sends
+   * the ticks owed first), so several can arrive in one frame; the HSM acts on them as on one late
+   * tick (at most one heartbeat, one election timeout).
+   */
+  | { type: "tick"; ticks: number }
   /** A message from another HSM of the fleet, as relayed by the hosts (from is only a hint). */
   | { type: "peer"; from: number; bytes: Uint8Array }
   /**
@@ -142,6 +147,12 @@ export type HsmToHost =
   | ({ type: "stats" } & HsmStats)
   /** Send to another HSM of the fleet. */
   | { type: "peer"; to: number; bytes: Uint8Array }
+  /**
+   * The HSM has nothing to do on its own before its tick count (ticks received since it booted)
+   * reaches tick: the host may send no Tick frame before then. Only a hint for the host's timer; a
+   * host that sends ticks sooner, later or not at all changes nothing it could not change before.
+   */
+  | { type: "wake"; tick: number }
   /** The drafted genesis statement and one sealed package per member (node i gets packages[i - 1]). */
   | { type: "genesis-packages"; statement: Uint8Array; packages: Uint8Array[] }
   /** This member's Ed25519 signature over the genesis statement. */
@@ -180,6 +191,8 @@ const HOST_TAG = {
   countersign: 10,
   stats: 11,
 } as const;
+/** The most ticks one Tick frame may carry (about 2 days of 50 ms ticks). */
+export const MAX_TICKS_PER_FRAME = 1 << 22;
 const HSM_TAG = {
   booted: 1,
   failed: 2,
@@ -191,6 +204,7 @@ const HSM_TAG = {
   "genesis-signature": 8,
   countersignature: 9,
   stats: 10,
+  wake: 11,
 } as const;
 
 function writeEntry(w: Writer, e: SealedEntry): void {
@@ -231,7 +245,9 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       break;
     case "status":
     case "stats":
+      break;
     case "tick":
+      w.u32(m.ticks);
       break;
     case "peer":
       w.u8(m.from).bytes(m.bytes);
@@ -281,9 +297,12 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
     case HOST_TAG.status:
       m = { type: "status" };
       break;
-    case HOST_TAG.tick:
-      m = { type: "tick" };
+    case HOST_TAG.tick: {
+      const ticks = r.u32("ticks");
+      check(ticks >= 1 && ticks <= MAX_TICKS_PER_FRAME, `host frame: ${ticks} ticks in one frame`);
+      m = { type: "tick", ticks };
       break;
+    }
     case HOST_TAG.stats:
       m = { type: "stats" };
       break;
@@ -385,6 +404,9 @@ export function encodeHsmToHost(m: HsmToHost): Uint8Array {
     case "peer":
       w.u8(m.to).bytes(m.bytes);
       break;
+    case "wake":
+      w.u64(m.tick);
+      break;
     case "genesis-packages":
       w.bytes(m.statement).list(m.packages, (w, p) => {
         w.bytes(p);
@@ -477,6 +499,9 @@ export function decodeHsmToHost(b: Uint8Array): HsmToHost {
     }
     case HSM_TAG.peer:
       m = { type: "peer", to: r.u8("to"), bytes: r.bytes("peer message", MAX_BLOB) };
+      break;
+    case HSM_TAG.wake:
+      m = { type: "wake", tick: r.u64("wake tick") };
       break;
     case HSM_TAG["genesis-packages"]:
       m = {

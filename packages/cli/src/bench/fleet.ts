@@ -4,8 +4,9 @@
  * latency between data centers. It measures recoveries per second under load from worker threads,
  * the CPU each of the fleet's processes spends per recovery (from /proc: the leader's HSM and host,
  * the followers'), and per-request and per-recovery latency one at a time, next to the raw crypto of
- * a recovery measured in this process (raw-crypto.ts). The load generators' own OPAQUE client work
- * uses light key stretching (Argon2id t=1, m=8 KiB); they run in this process, whose CPU is not
+ * a recovery measured in this process (raw-crypto.ts), and the CPU the idle fleet spends per second
+ * (ticks, heartbeats, status polls). The load generators' own OPAQUE client work uses light key
+ * stretching (Argon2id t=1, m=8 KiB); they run in this process, whose CPU is not
  * counted: what is measured is the fleet.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -118,6 +119,8 @@ export interface FleetBenchResult {
   /** Mean over the followers, per process. */
   followerHsmMs: number;
   followerHostMs: number;
+  /** All of the fleet's processes with nothing to do (ticks, heartbeats, polling): ms of CPU per second. */
+  idleCpuMsPerSecond: number;
   /** The leader changed during the load: the per-role split is not meaningful. */
   leaderChanged: boolean;
   requestP50: number;
@@ -132,6 +135,8 @@ export async function benchFleet(opts: {
   seconds: number;
   concurrency?: number;
   workers?: number;
+  /** How long to measure the idle fleet, seconds (default 5). */
+  idleSeconds?: number;
 }): Promise<FleetBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-fleet-"));
   const { child } = await startDev(dir, opts.nodes, opts.latencyMs);
@@ -175,8 +180,18 @@ export async function benchFleet(opts: {
     seq.sort((a, b) => a - b);
     const req = [...timedRequests].sort((a, b) => a - b);
 
-    // Throughput under load from worker threads.
+    // The idle fleet: what its clocks, heartbeats and status polls cost with no request in flight.
     const procs = await nodeProcesses(info);
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle0 = cpuByRole(procs);
+    const i0 = performance.now();
+    await new Promise((r) => setTimeout(r, (opts.idleSeconds ?? 5) * 1000));
+    const idle1 = cpuByRole(procs);
+    const idleWall = (performance.now() - i0) / 1000;
+    const total = (c: typeof idle0) => c.leaderHsm + c.leaderHost + c.followerHsms + c.followerHosts;
+    const idleCpuMsPerSecond = ((total(idle1) - total(idle0)) / idleWall) * 1000;
+
+    // Throughput under load from worker threads.
     const cpu0 = cpuByRole(procs);
     const workers = opts.workers ?? 2;
     const concurrency = opts.concurrency ?? 32;
@@ -205,6 +220,7 @@ export async function benchFleet(opts: {
       leaderHostMs: ms("leaderHost"),
       followerHsmMs: ms("followerHsms", followers),
       followerHostMs: ms("followerHosts", followers),
+      idleCpuMsPerSecond,
       leaderChanged,
       requestP50: pct(req, 50),
       requestP99: pct(req, 99),
@@ -246,6 +262,10 @@ export async function benchFleets(opts: { seconds: number; raw: RawCrypto }): Pr
       `${f(a.cpuMsPerRecovery)} ms (target <= 5: ${a.cpuMsPerRecovery <= 5 ? "ok" : "ABOVE TARGET"})`,
     ],
     [
+      "idle fleet: CPU of all 10 processes per second",
+      `${a.idleCpuMsPerSecond.toFixed(0)} ms/s (no request in flight; at ${a.recoveriesPerSecond.toFixed(0)} recoveries/s that is ${f(a.idleCpuMsPerSecond / a.recoveriesPerSecond)} ms of the figure above)`,
+    ],
+    [
       "request latency, no added latency: p50 / p99",
       `${a.requestP50.toFixed(1)} / ${a.requestP99.toFixed(1)} ms`,
     ],
@@ -260,6 +280,7 @@ export async function benchFleets(opts: { seconds: number; raw: RawCrypto }): Pr
     ["recovery latency, 30 ms: p50 / p99", `${b.recoveryP50.toFixed(1)} / ${b.recoveryP99.toFixed(1)} ms`],
     ["recoveries/s with 30 ms, load from this machine", b.recoveriesPerSecond.toFixed(0)],
     ["CPU of all 10 fleet processes per recovery, 30 ms", `${f(b.cpuMsPerRecovery)} ms`],
+    ["idle fleet with 30 ms: CPU of all 10 processes per second", `${b.idleCpuMsPerSecond.toFixed(0)} ms/s`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(w)}  ${v}\n`);
