@@ -85,7 +85,8 @@ export const ErrorCode = {
   /**
    * Validation bundle: the fleet's evidence is missing, does not decode, or does not prove what
    * the artifact says (attestations to a pinned vendor root, every member's signature, N >= 3, the
-   * statement's keys, members, measurement and policy exactly the artifact's).
+   * statement's keys, members, measurement and policy exactly the artifact's), or the statement
+   * froze another namespace, log key or release key than the client pins.
    */
   BundleEvidence: "BUNDLE_EVIDENCE",
   /** Validation bundle: the fleet runs code whose measurement is neither pinned nor released. */
