@@ -597,7 +597,7 @@ export const FORMATS: Format[] = [
   {
     name: "release",
     about: "a signed release entry: measurement, source revision, build recipe, release key signature",
-    source: "packages/tlog/src/release.ts",
+    source: "packages/wire/src/release.ts",
     samples: () => [
       {
         type: "release",

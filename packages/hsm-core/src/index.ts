@@ -19,3 +19,4 @@ export * from "./raft-messages.js";
 export * from "./record-tree.js";
 export { VaultState } from "./state.js";
 export { checkStorage, type StorageVerdict } from "./storage-check.js";
+export * from "./successor.js";

@@ -43,9 +43,15 @@ export const ErrorCode = {
   AttestationExpired: "ATTESTATION_EXPIRED",
   /** A genuine attestation document that does not name the member's keys (its user data differs). */
   AttestationKeys: "ATTESTATION_KEYS",
-  /** Genesis: a member runs other code (its attested measurement differs). */
+  /**
+   * Genesis: a member runs other code (its attested measurement differs). A successor's check: a
+   * member attests other code, or the successor's code is not released under the frozen release key.
+   */
   Measurement: "MEASUREMENT",
-  /** Genesis: the fleet policy (guess limit, N, quorum) is not allowed or differs from what was sealed. */
+  /**
+   * Genesis: the fleet policy (guess limit, N, quorum, highest successor guess limit) is not allowed
+   * or differs from what was sealed; a successor's guess limit above the frozen maximum.
+   */
   Policy: "POLICY",
   /** Genesis: a member's signature over the genesis statement is missing or does not verify. */
   Signature: "SIGNATURE",
