@@ -19,8 +19,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, HostStorage, HsmProcess } from "@bkv/host";
+import { ed25519PublicKeyOf } from "@bkv/hsm-software";
 import { generateSignerKey, parseVerifierKey } from "@bkv/tlog";
-import { decodeAttestation, decodeEvidence, decodeStatement, isBkvError } from "@bkv/wire";
+import { decodeAttestation, decodeEvidence, decodeStatement, isBkvError, toHex } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv } from "./cli.js";
 
@@ -28,6 +29,9 @@ const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const CORE = join(ROOT, "build", "hsm-core.js");
 /** The transparency log these fleets are frozen to at genesis (its verifier key, name+hash+base64). */
 const LOG_VKEY = generateSignerKey("localhost/bkv-e2e/log").vkey;
+/** The release key (raw Ed25519, hex) the e2e fleets freeze, and one they did not. */
+const RELEASE_HEX = toHex(ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)));
+const OTHER_RELEASE_HEX = toHex(ed25519PublicKeyOf(new Uint8Array(32).fill(0x53)));
 let work: string;
 
 beforeAll(() => {
@@ -103,7 +107,39 @@ describe("code measurement", () => {
 describe("fleet create, evidence, audit", () => {
   it("creates a fleet through the ceremony; its evidence audits clean; the wrong code or fleet fails by name", async () => {
     const dir = join(work, "fleet");
-    const created = await bkv(["fleet", "create", "--dir", dir, "--nodes", "3", "--log-key", LOG_VKEY]);
+    // A successor limit above the fleet's own guess limit is refused before any HSM is touched.
+    const tooHigh = await bkv([
+      "fleet",
+      "create",
+      "--dir",
+      join(work, "fleet-too-high"),
+      "--nodes",
+      "1",
+      "--log-key",
+      LOG_VKEY,
+      "--release-key",
+      RELEASE_HEX,
+      "--guess-limit",
+      "5",
+      "--max-successor-guess-limit",
+      "6",
+    ]);
+    expect(tooHigh.code).not.toBe(0);
+    expect(tooHigh.stderr).toContain("--max-successor-guess-limit must be a whole number from 1 to 5");
+    const created = await bkv([
+      "fleet",
+      "create",
+      "--dir",
+      dir,
+      "--nodes",
+      "3",
+      "--log-key",
+      LOG_VKEY,
+      "--release-key",
+      RELEASE_HEX,
+      "--max-successor-guess-limit",
+      "7",
+    ]);
     expect(created.code).toBe(0);
     const info = JSON.parse(created.stdout) as { fleetId: string; measurement: string; vendorRoot: string };
     const ev = join(work, "evidence.bin");
@@ -138,7 +174,32 @@ describe("fleet create, evidence, audit", () => {
     ]);
     const report = JSON.parse(json.stdout) as { ok: boolean; fleet: { measurement: string; n: number } };
     expect(report.ok).toBe(true);
-    expect(report.fleet).toMatchObject({ measurement: info.measurement, n: 3 });
+    expect(report.fleet).toMatchObject({
+      measurement: info.measurement,
+      n: 3,
+      releaseKey: RELEASE_HEX,
+      maxSuccessorGuessLimit: 7,
+    });
+
+    // The auditor's release key: the frozen one passes, another fails by name.
+    const audit = (key: string) =>
+      bkv([
+        "audit",
+        "--evidence",
+        ev,
+        "--vendor-root",
+        info.vendorRoot,
+        "--allow-test-roots",
+        "--release-key",
+        key,
+      ]);
+    const sameRelease = await audit(RELEASE_HEX);
+    expect(sameRelease.code).toBe(0);
+    expect(sameRelease.stdout).toContain("PASS  statement.release-key");
+    const otherRelease = await audit(OTHER_RELEASE_HEX);
+    expect(otherRelease.code).toBe(1);
+    expect(otherRelease.stdout).toContain("FAIL  statement.release-key");
+    expect(otherRelease.stdout).toContain("AUDIT FAILED: 1 of");
 
     const wrongCode = await bkv([
       "audit",
@@ -163,6 +224,8 @@ describe("fleet create, evidence, audit", () => {
       "1",
       "--log-key",
       LOG_VKEY,
+      "--release-key",
+      RELEASE_HEX,
     ]);
     const otherId = (JSON.parse(other.stdout) as { fleetId: string }).fleetId;
     const wrongFleet = await bkv([
@@ -203,6 +266,8 @@ describe("fleet create, evidence, audit", () => {
       "1",
       "--log-key",
       LOG_VKEY,
+      "--release-key",
+      RELEASE_HEX,
     ]);
     expect(init.code).toBe(0);
     mkdirSync(dir, { recursive: true });
@@ -223,6 +288,7 @@ describe("fleet create, evidence, audit", () => {
       namespace: "bkv-e2e",
       epoch: 1,
       logKey: parseVerifierKey(LOG_VKEY).publicKey,
+      releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
     }).catch((e: unknown) => e);
     expect(isBkvError(err, "MEASUREMENT")).toBe(true);
     for (const m of members) {

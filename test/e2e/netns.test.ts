@@ -597,6 +597,8 @@ describe("a fleet of three data centers, each in its own network namespace", () 
       out,
       "--log-key",
       logKey,
+      "--release-key",
+      releaseKeyHex,
       "--namespace",
       NAMESPACE,
       "--guess-limit",

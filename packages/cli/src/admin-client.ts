@@ -104,6 +104,8 @@ export function remoteMember(t: AdminTarget, node: number): GenesisMember {
         namespace: c.namespace,
         epoch: c.epoch,
         logKey: toBase64Url(c.logKey),
+        releaseKey: toBase64Url(c.releaseKey),
+        maxSuccessorGuessLimit: c.maxSuccessorGuessLimit,
       })) as { statement: string; packages: string[] };
       return { statement: fromBase64Url(r.statement), packages: r.packages.map((p) => fromBase64Url(p)) };
     },

@@ -1,16 +1,25 @@
 /**
  * `bkv fleet create`'s publication flags: the log key is a log's Ed25519 verifier key
- * (name+hash+base64), from which genesis takes the raw 32-byte key; anything else is a usage error,
- * before any HSM is started.
+ * (name+hash+base64), from which genesis takes the raw 32-byte key; the release key is a raw
+ * Ed25519 key in hex, a strict point; the highest successor guess limit is 1 to the fleet's own.
+ * Anything else is a usage error, before any HSM is started.
  */
 
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateSignerKey, parseVerifierKey, SIG_COSIGNATURE_V1 } from "@bkv/tlog";
+import { toHex } from "@bkv/wire";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../src/args.js";
-import { fleetCommand, logKeyFlag, namespaceFlag } from "../src/commands/fleet.js";
+import {
+  fleetCommand,
+  logKeyFlag,
+  maxSuccessorFlag,
+  namespaceFlag,
+  releaseKeyFlag,
+} from "../src/commands/fleet.js";
 
 describe("fleet create flags", () => {
   it("takes the raw Ed25519 key out of a log's verifier key", () => {
@@ -28,6 +37,20 @@ describe("fleet create flags", () => {
     for (const bad of [undefined, "", "not a key", `${name}+${otherHash}+${b64}`, witness]) {
       expect(() => logKeyFlag(bad)).toThrow(UsageError);
     }
+  });
+
+  it("the release key is 64 hex digits of a strict Ed25519 point", () => {
+    const good = toHex(ed25519.getPublicKey(new Uint8Array(32).fill(5)));
+    expect(toHex(releaseKeyFlag(good))).toBe(good);
+    const identity = `01${"00".repeat(31)}`;
+    for (const bad of [undefined, "", good.slice(2), `${good}00`, good.toUpperCase(), identity])
+      expect(() => releaseKeyFlag(bad)).toThrow(UsageError);
+  });
+
+  it("the highest successor guess limit is 1 to the fleet's own, the fleet's own by default", () => {
+    expect(maxSuccessorFlag(undefined, 10)).toBe(10);
+    expect(maxSuccessorFlag("3", 10)).toBe(3);
+    for (const bad of ["0", "11", "2.5", "x"]) expect(() => maxSuccessorFlag(bad, 10)).toThrow(UsageError);
   });
 
   it("a namespace is 1 to 255 bytes", () => {

@@ -270,6 +270,10 @@ const made = new Map<string, Promise<LoggedFleet>>();
  * Fleet f as made for (namespace, epoch) of the log at `url`: genesis froze that namespace, epoch
  * and log key, as the log requires. Made once per (log key, namespace, epoch, fleet).
  */
+/** The release key the test fleets freeze at genesis (its seed, and its public key in hex). */
+export const FROZEN_RELEASE_SEED = new Uint8Array(32).fill(0x52);
+export const FROZEN_RELEASE_HEX = Buffer.from(ed25519.getPublicKey(FROZEN_RELEASE_SEED)).toString("hex");
+
 export function fleetFor(url: string, namespace: string, epoch: number, f: TestFleet): Promise<LoggedFleet> {
   const keys = keysByUrl.get(url);
   if (keys === undefined) throw new Error(`no test log at ${url}`);
@@ -284,6 +288,7 @@ export function fleetFor(url: string, namespace: string, epoch: number, f: TestF
         namespace,
         epoch,
         logSeed: parseSignerKey(keys.logSkey).seed,
+        releaseSeed: FROZEN_RELEASE_SEED,
       }).then((s) => ({
         evidence: s.evidence,
         statement: decodeStatement(decodeEvidence(s.evidence).statement),
@@ -389,10 +394,12 @@ export function heldFleetFor(
     namespace,
     epoch,
     logKey: ed25519.getPublicKey(parseSignerKey(keys.logSkey).seed),
+    releaseKey: ed25519.getPublicKey(FROZEN_RELEASE_SEED),
     members: members.map((m) => m.attestation),
     challenges: members.map(() => new Uint8Array(randomBytes(32))),
     measurement: HELD_MEASUREMENT,
     policy: { guessLimit: 5, n: members.length, quorum: quorumOf(members.length) },
+    maxSuccessorGuessLimit: 5,
     vaultPublicKey: new Uint8Array(randomBytes(32)),
     fleetSigningKey: ed25519.getPublicKey(new Uint8Array(randomBytes(32))),
     time: NOT_BEFORE,

@@ -23,6 +23,8 @@ import {
   artifactOf,
   BKV,
   ensureBuilt,
+  FROZEN_RELEASE_HEX,
+  FROZEN_RELEASE_SEED,
   fleetFor,
   heldFleetFor,
   heldMembers,
@@ -117,6 +119,8 @@ describe("a clean log with two epochs of one namespace", () => {
     // Each fleet's evidence digest, as the README says (what GET <log>/evidence/<digest> serves).
     const digestB = createHash("sha256").update(b.evidence).digest("hex");
     expect(r.out).toContain(`evidence     sha256 ${digestB}`);
+    // What each fleet's genesis froze for its successors.
+    expect(r.out).toContain(`successors   code released under ${FROZEN_RELEASE_HEX}, guess limit at most 5`);
     expect(r.out).not.toContain("NOT checked");
     expect(r.out).toContain("MONITOR PASSED: checkpoint size 2; 2 entries checked");
   });
@@ -135,6 +139,7 @@ describe("a clean log with two epochs of one namespace", () => {
       policy: { guessLimit: 5, n: 3, quorum: 2 },
       notBefore: "2025-01-01T00:00:00.000Z",
       evidenceDigest: createHash("sha256").update(a.evidence).digest("hex"),
+      successors: { releaseKey: FROZEN_RELEASE_HEX, maxGuessLimit: 5 },
     });
     expect(Object.keys(e1!.fleet!.keys).sort()).toEqual(["fleet-signing", "vault-hpke"]);
     expect(e1!.fleet!.members.map((m) => m.platform)).toEqual(["memory", "memory", "memory"]);
@@ -163,6 +168,18 @@ describe("a clean log with two epochs of one namespace", () => {
       vendorRootChecked: true,
       failures: [],
     });
+  });
+
+  it("with --release-key, each fleet must have frozen that key: the operator's own fails by name", async () => {
+    const same = events((await monitor(...logFlags(log), "--release-key", FROZEN_RELEASE_HEX, "--json")).out);
+    expect(summaryOf(same).ok).toBe(true);
+    for (const f of fleetsOf(same)) expect(f.passed).toContain("audit.statement.release-key");
+    const other = Buffer.from(ed25519.getPublicKey(new Uint8Array(32).fill(0x53))).toString("hex");
+    const r = await monitor(...logFlags(log), "--release-key", other);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(
+      `FAIL audit.statement.release-key: the fleet froze release key ${FROZEN_RELEASE_HEX}, not ${other}`,
+    );
   });
 
   it("without --vendor-root says attestations were not checked, and passes", async () => {
@@ -382,8 +399,9 @@ describe("one HSM in two fleets (a clone or a rolled-back NVRAM)", () => {
 
 describe("a releases namespace", () => {
   it("reports release entries as releases, their signature checked under --release-key, else unchecked", async () => {
-    const seed = new Uint8Array(32).fill(7);
-    const releaseKey = Buffer.from(ed25519.getPublicKey(seed)).toString("hex");
+    // The deployment's release key: the one its fleets froze at genesis.
+    const seed = FROZEN_RELEASE_SEED;
+    const releaseKey = FROZEN_RELEASE_HEX;
     const l = await startLog(
       join(work, "releases"),
       newLogKeys(),

@@ -90,7 +90,8 @@ async function attempt(b: BundleJson, pins: TrustPins): Promise<{ code: string; 
 /** A world with a genuine fleet at index 0 and a release of `release` bytes at index 1. */
 async function setup(release?: (k: ReleaseKey) => Uint8Array) {
   const w = world();
-  const key = releaseKey();
+  // The deployment's release key: the one the fleet froze at genesis.
+  const key = w.release;
   const f = w.fleet();
   w.append(f);
   logRelease(w, f, (release ?? ((k) => signedRelease(k)))(key));
@@ -128,7 +129,7 @@ describe("the client accepts code pinned or published under its pinned release k
 
   it("refuses a release in another namespace than the pinned one", async () => {
     const w = world();
-    const key = releaseKey();
+    const key = w.release;
     const f = w.fleet();
     w.append(f);
     const ns = "example.test/other-releases";
@@ -148,7 +149,7 @@ describe("the client accepts code pinned or published under its pinned release k
 
   it("refuses a release proven against another checkpoint than the bundle's", async () => {
     const w = world();
-    const key = releaseKey();
+    const key = w.release;
     const f = w.fleet();
     w.append(f);
     logRelease(w, f, signedRelease(key));
@@ -181,6 +182,24 @@ describe("the client accepts code pinned or published under its pinned release k
     const { w, b, release } = await setup();
     const pins = { ...w.pins, measurements: [toHex(OTHER_CODE)] };
     expect((await attempt({ ...b, release }, pins)).code).toBe(ErrorCode.BundleMeasurement);
+  });
+
+  it("refuses a fleet whose genesis froze another release key than the pinned one, by name", async () => {
+    // The operator's fleet froze its own release key: it would later accept a successor running
+    // whatever code that key releases. Its code is genuinely released under the pinned key, and
+    // every other part of the bundle holds; the frozen key alone is refused.
+    const w = world();
+    const operator = releaseKey();
+    const f = w.fleet({ releaseKey: operator.publicKey });
+    w.append(f);
+    logRelease(w, f, signedRelease(w.release));
+    const pins = releasePins(w, w.release);
+    const r = await attempt({ ...(await w.bundle(0)), release: await releaseBundle(w, 1) }, pins);
+    expect(r.code).toBe(ErrorCode.BundleEvidence);
+    expect(r.message).toMatch(/statement\.release-key/);
+    expect(r.message).toContain(toHex(operator.publicKey));
+    // The same fleet with a pinned measurement and no release pin: nothing to compare the key with.
+    expect((await attempt(await w.bundle(0), w.pins)).code).toBe("accepted");
   });
 
   it("a pinned measurement needs no release", async () => {

@@ -90,6 +90,8 @@ export interface FleetOptions {
   members?: Member[];
   /** The log key the fleet freezes (default: the world's log). */
   logKey?: Uint8Array;
+  /** The release key the fleet freezes for its successors' code (default: the world's). */
+  releaseKey?: Uint8Array;
   vaultKey?: Uint8Array;
   notBefore?: number;
   notAfter?: number;
@@ -104,6 +106,9 @@ export function world() {
   const w2 = generateSignerKey("example.test/w2", SIG_COSIGNATURE_V1);
   const root = vendorRoot();
   const logRaw = parseVerifierKey(log.vkey).publicKey;
+  /** The deployment's release key: fleets freeze it at genesis; release pins name it. */
+  const releaseSeed = seed();
+  const release = { seed: releaseSeed, publicKey: ed25519.getPublicKey(releaseSeed) };
   const pins: TrustPins = {
     logKey: log.vkey,
     witnessKeys: [w1.vkey, w2.vkey],
@@ -136,10 +141,12 @@ export function world() {
       namespace: o.namespace ?? pins.namespace,
       epoch: o.epoch ?? 1,
       logKey: o.logKey ?? logRaw,
+      releaseKey: o.releaseKey ?? release.publicKey,
       members: members.map((m) => m.attestation),
       challenges: members.map(() => seed()),
       measurement,
       policy: { guessLimit: o.guessLimit ?? 10, n, quorum: quorumOf(n) },
+      maxSuccessorGuessLimit: o.guessLimit ?? 10,
       vaultPublicKey: o.vaultKey ?? seed(),
       fleetSigningKey: ed25519.getPublicKey(fleetSeed),
       time: NOW - 60_000,
@@ -231,6 +238,20 @@ export function world() {
       checkpoint: await checkpoint(size),
     };
   };
-  return { pins, root, logRaw, tree, fleet, append, checkpoint, logSign, countersign, bundle, w1, w2 };
+  return {
+    pins,
+    root,
+    logRaw,
+    release,
+    tree,
+    fleet,
+    append,
+    checkpoint,
+    logSign,
+    countersign,
+    bundle,
+    w1,
+    w2,
+  };
 }
 export type World = ReturnType<typeof world>;

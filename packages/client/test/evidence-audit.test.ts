@@ -4,8 +4,9 @@
  * does not pin, wholly synthetic evidence under a test root, a member running other code, a raised
  * guess limit, a missing member signature, members' challenges missing, short or repeated, a
  * one-member fleet, a small-order member key with the R = identity, S = 0 forgery, a non-canonical
- * key, one key under two encodings, an invalid P-256 agree key, another namespace or log key, an
- * old fleet's evidence for a new one, and bytes that do not decode. Each fails and names its
+ * key, one key under two encodings, an invalid P-256 agree key, another namespace, log key or
+ * release key, a successor guess limit above the fleet's own, an old fleet's evidence for a new
+ * one, and bytes that do not decode. Each fails and names its
  * check; clean evidence passes every check.
  */
 import { type AuditOptions, auditEvidence } from "@bkv/client";
@@ -39,10 +40,18 @@ describe("bkv audit: deployment evidence", () => {
       expectedNamespace: w.pins.namespace,
       expectedEpoch: 1,
       expectedLogKey: w.logRaw,
+      expectedReleaseKey: w.release.publicKey,
     });
     expect(failed(r)).toEqual([]);
     expect(r.ok).toBe(true);
-    expect(r.fleet).toMatchObject({ n: 3, namespace: w.pins.namespace, epoch: 1, logKey: toHex(w.logRaw) });
+    expect(r.fleet).toMatchObject({
+      n: 3,
+      namespace: w.pins.namespace,
+      epoch: 1,
+      logKey: toHex(w.logRaw),
+      releaseKey: toHex(w.release.publicKey),
+      maxSuccessorGuessLimit: 10,
+    });
     expect(r.checks.map((c) => c.name)).toEqual(
       expect.arrayContaining([
         "attestation.3",
@@ -57,6 +66,7 @@ describe("bkv audit: deployment evidence", () => {
         "statement.namespace",
         "statement.epoch",
         "statement.log-key",
+        "statement.release-key",
       ]),
     );
     expect(r.checks.map((c) => c.name)).not.toContain("transcript");
@@ -203,11 +213,31 @@ describe("bkv audit: deployment evidence", () => {
     expect(failed(auditEvidence(evidence, { ...base, expectedLogKey: new Uint8Array(32).fill(1) }))).toEqual([
       "statement.log-key",
     ]);
+    // A fleet that froze the operator's own release key, audited under the deployment's.
+    const operatorKey = vendorRoot().publicKey;
+    const own = w.fleet({ releaseKey: operatorKey });
+    const r = auditEvidence(own.evidence, { ...base, expectedReleaseKey: w.release.publicKey });
+    expect(failed(r)).toEqual(["statement.release-key"]);
+    expect(r.checks.find((c) => c.name === "statement.release-key")?.detail).toContain(toHex(operatorKey));
+    expect(failed(auditEvidence(own.evidence, { ...base, expectedReleaseKey: operatorKey }))).toEqual([]);
     const newer = w.fleet();
     expect(failed(auditEvidence(evidence, { ...base, expectedFleetId: newer.st.fleetId }))).toEqual([
       "fleet.id",
     ]);
     expect(failed(auditEvidence(newer.evidence, { ...base, expectedFleetId: newer.st.fleetId }))).toEqual([]);
+  });
+
+  it("a statement whose successor guess limit is above its own guess limit fails to decode, even signed by every member", () => {
+    // The members (the operator's, in this test) sign a statement letting a successor give each
+    // record more guesses than this fleet does: no verifier reads it as a fleet.
+    const f = w.fleet({ edit: (s) => ({ ...s, maxSuccessorGuessLimit: s.policy.guessLimit + 1 }) });
+    const r = auditEvidence(f.evidence, base);
+    expect(r.ok).toBe(false);
+    expect(r.fleet).toBeNull();
+    expect(failed(r)).toEqual(["evidence.format"]);
+    expect(r.checks[0]!.detail).toMatch(
+      /maximum successor guess limit 11 is above the fleet's own guess limit 10/,
+    );
   });
 
   it("bytes that do not decode fail one named check instead of throwing", () => {

@@ -21,7 +21,16 @@ const B64URL_LIST = { type: "array", minItems: 1, maxItems: 9, items: B64URL } a
 const CREATE = {
   type: "object",
   additionalProperties: false,
-  required: ["members", "challenges", "guessLimit", "namespace", "epoch", "logKey"],
+  required: [
+    "members",
+    "challenges",
+    "guessLimit",
+    "namespace",
+    "epoch",
+    "logKey",
+    "releaseKey",
+    "maxSuccessorGuessLimit",
+  ],
   properties: {
     members: B64URL_LIST,
     challenges: B64URL_LIST,
@@ -29,6 +38,8 @@ const CREATE = {
     namespace: { type: "string", minLength: 1, maxLength: 255 },
     epoch: { type: "integer", minimum: 0, maximum: 0xffffffff },
     logKey: B64URL,
+    releaseKey: B64URL,
+    maxSuccessorGuessLimit: { type: "integer", minimum: 1, maximum: 255 },
   },
 } as const;
 
@@ -142,6 +153,8 @@ export function buildAdminApi(deps: AdminDeps): FastifyInstance {
       namespace: string;
       epoch: number;
       logKey: string;
+      releaseKey: string;
+      maxSuccessorGuessLimit: number;
     };
   }>("/admin/v1/genesis/create", { schema: { body: CREATE } }, async (req) => {
     const b = req.body;
@@ -153,6 +166,8 @@ export function buildAdminApi(deps: AdminDeps): FastifyInstance {
       namespace: b.namespace,
       epoch: b.epoch,
       logKey: fromBase64Url(b.logKey),
+      releaseKey: fromBase64Url(b.releaseKey),
+      maxSuccessorGuessLimit: b.maxSuccessorGuessLimit,
     });
     if (r.type !== "genesis-packages") throw new Error(`unexpected ${r.type}`);
     return { statement: toBase64Url(r.statement), packages: r.packages.map(toBase64Url) };

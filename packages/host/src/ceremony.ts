@@ -48,6 +48,9 @@ export interface FleetCreated {
   namespace: string;
   epoch: number;
   logKey: string;
+  /** What the fleet accepts of a successor, frozen at genesis (releaseKey: raw Ed25519, hex). */
+  releaseKey: string;
+  maxSuccessorGuessLimit: number;
   vaultPublicKey: string;
   fleetSigningKey: string;
   measurement: string;
@@ -80,6 +83,10 @@ export interface FleetParameters {
   epoch: number;
   /** The transparency log's raw Ed25519 key (32 bytes), the key of its bundle signatures. */
   logKey: Uint8Array;
+  /** The release key (raw Ed25519, 32 bytes) accepted code is published under in the log. */
+  releaseKey: Uint8Array;
+  /** The highest guess limit a successor fleet may have: 1 to guessLimit (default guessLimit). */
+  maxSuccessorGuessLimit?: number;
 }
 
 const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
@@ -126,6 +133,8 @@ export async function runCeremony(
     namespace: params.namespace,
     epoch: params.epoch,
     logKey: params.logKey,
+    releaseKey: params.releaseKey,
+    maxSuccessorGuessLimit: params.maxSuccessorGuessLimit ?? params.guessLimit,
   };
   record("genesis-create", members[0]!.node, encodeHostToHsm(create));
   const { statement, packages } = await members[0]!.create(create);
@@ -155,6 +164,8 @@ export async function runCeremony(
       namespace: s.namespace,
       epoch: s.epoch,
       logKey: toHex(s.logKey),
+      releaseKey: toHex(s.releaseKey),
+      maxSuccessorGuessLimit: s.maxSuccessorGuessLimit,
       vaultPublicKey: toHex(s.vaultPublicKey),
       fleetSigningKey: toHex(s.fleetSigningKey),
       measurement: toHex(s.measurement),

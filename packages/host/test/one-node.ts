@@ -15,6 +15,8 @@ import {
 
 /** The log key a one-node test vault is frozen to (its seed is TEST_LOG_SEED, for tests that sign as the log). */
 export const TEST_LOG_SEED = new Uint8Array(32).fill(0x42);
+/** The release key a one-node test vault freezes for its successors' code (raw Ed25519). */
+export const TEST_RELEASE_KEY = ed25519PublicKeyOf(new Uint8Array(32).fill(0x52));
 
 const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
 
@@ -41,6 +43,7 @@ export async function startOneNodeVault(config: HostConfig, guessLimit = 10): Pr
     namespace: "bkv-test",
     epoch: 1,
     logKey: ed25519PublicKeyOf(TEST_LOG_SEED),
+    releaseKey: TEST_RELEASE_KEY,
   });
   const host = await startHost(config);
   for (let i = 0; i < 200; i++) {

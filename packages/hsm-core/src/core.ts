@@ -45,6 +45,7 @@ import {
   checkMembers,
   checkPublication,
   checkSignatures,
+  checkSuccessorTerms,
   decodePackage,
   spentMessage,
   statementOf,
@@ -454,7 +455,8 @@ export class HsmCore {
   }
 
   private async genesisCreate(m: HostToHsm & { type: "genesis-create" }): Promise<void> {
-    const { members, challenges, guessLimit, namespace, epoch, logKey } = m;
+    const { members, challenges, guessLimit, namespace, epoch, logKey, releaseKey, maxSuccessorGuessLimit } =
+      m;
     if (this.spentFor(null)) return;
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
@@ -463,6 +465,7 @@ export class HsmCore {
     try {
       validateGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
+      checkSuccessorTerms(releaseKey, maxSuccessorGuessLimit, guessLimit);
       attestations = checkMembers(
         crypto,
         this.platform.vendorRoots(),
@@ -496,6 +499,8 @@ export class HsmCore {
       namespace,
       epoch,
       logKey,
+      releaseKey,
+      maxSuccessorGuessLimit,
       fleetId,
       fleetSigningSeed,
       hpke: kp,

@@ -3,7 +3,8 @@
  * keeps the bookkeeping: phase, NVRAM, the one-genesis rule): the creator makes the genesis entry
  * with the fleet's secrets and seals it to each member, with that member's challenge in the
  * package; a member opens its own package and checks that it describes a fleet it may join (its
- * members' keys strict, its code, its policy, where it is published) and that the statement it is
+ * members' keys strict, its code, its policy, where it is published, what it accepts of a
+ * successor) and that the statement it is
  * asked to sign is exactly the one the entry implies.
  */
 import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
@@ -12,6 +13,7 @@ import {
   checkMembers,
   checkPublication,
   checkStatement,
+  checkSuccessorTerms,
   encodePackage,
   type GenesisPackage,
   packageAad,
@@ -38,6 +40,9 @@ export interface NewFleet {
   namespace: string;
   epoch: number;
   logKey: Uint8Array;
+  /** What the fleet accepts of a successor (already checked: checkSuccessorTerms). */
+  releaseKey: Uint8Array;
+  maxSuccessorGuessLimit: number;
   fleetId: Uint8Array;
   fleetSigningSeed: Uint8Array;
   hpke: { privateKey: Uint8Array; publicKey: Uint8Array };
@@ -55,6 +60,8 @@ export async function sealFleet(
     namespace: f.namespace,
     epoch: f.epoch,
     logKey: f.logKey,
+    releaseKey: f.releaseKey,
+    maxSuccessorGuessLimit: f.maxSuccessorGuessLimit,
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
@@ -136,6 +143,7 @@ export async function openPackage(
   const genesis = op.genesis;
   validateGuessLimit(genesis.guessLimit);
   checkPublication(genesis.namespace, genesis.epoch, genesis.logKey);
+  checkSuccessorTerms(genesis.releaseKey, genesis.maxSuccessorGuessLimit, genesis.guessLimit);
   if (!bytesEqual(genesis.measurement, platform.measurement())) {
     throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");
   }

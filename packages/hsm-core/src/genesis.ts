@@ -33,7 +33,9 @@ import {
   MAX_NAMESPACE_BYTES,
   p256PointProblem,
   quorumOf,
+  RELEASE_KEY_LENGTH,
   Reader,
+  successorLimitProblem,
   toHex,
   utf8,
   Writer,
@@ -166,6 +168,29 @@ export function checkPublication(namespace: string, epoch: number, logKey: Uint8
   if (problem !== null) throw new BkvError(ErrorCode.Invalid, `the log key is ${problem}`);
 }
 
+/**
+ * What the fleet will accept of a successor, as genesis freezes it (docs/migration.md §2): the
+ * release key, a raw Ed25519 key of RELEASE_KEY_LENGTH bytes and a strict point (INVALID
+ * otherwise), and the highest guess limit a successor may have, 1 to the fleet's own guess limit
+ * (POLICY otherwise: a successor never gives a record more guesses than this fleet does).
+ */
+export function checkSuccessorTerms(
+  releaseKey: Uint8Array,
+  maxSuccessorGuessLimit: number,
+  guessLimit: number,
+): void {
+  if (releaseKey.length !== RELEASE_KEY_LENGTH) {
+    throw new BkvError(
+      ErrorCode.Invalid,
+      `the release key is a raw Ed25519 key of ${RELEASE_KEY_LENGTH} bytes, not ${releaseKey.length}`,
+    );
+  }
+  const problem = ed25519PointProblem(releaseKey);
+  if (problem !== null) throw new BkvError(ErrorCode.Invalid, `the release key is ${problem}`);
+  const limitProblem = successorLimitProblem(maxSuccessorGuessLimit, guessLimit);
+  if (limitProblem !== null) throw new BkvError(ErrorCode.Policy, limitProblem);
+}
+
 /** The statement a genesis entry implies: what every member signs. */
 export function statementOf(g: Genesis): GenesisStatement {
   return {
@@ -173,10 +198,12 @@ export function statementOf(g: Genesis): GenesisStatement {
     namespace: g.namespace,
     epoch: g.epoch,
     logKey: g.logKey,
+    releaseKey: g.releaseKey,
     members: g.members.map((m) => decodeAttestation(m)),
     challenges: g.challenges,
     measurement: g.measurement,
     policy: { guessLimit: g.guessLimit, n: g.members.length, quorum: quorumOf(g.members.length) },
+    maxSuccessorGuessLimit: g.maxSuccessorGuessLimit,
     vaultPublicKey: g.hpkePublicKey,
     fleetSigningKey: g.fleetSigningKey,
     time: g.createdAt,
@@ -257,7 +284,8 @@ export function checkStatement(expected: GenesisStatement, given: Uint8Array): v
   if (
     s.policy.guessLimit !== expected.policy.guessLimit ||
     s.policy.n !== expected.policy.n ||
-    s.policy.quorum !== expected.policy.quorum
+    s.policy.quorum !== expected.policy.quorum ||
+    s.maxSuccessorGuessLimit !== expected.maxSuccessorGuessLimit
   ) {
     throw new BkvError(ErrorCode.Policy, "the statement's policy differs from the sealed genesis entry");
   }
@@ -271,6 +299,7 @@ export function checkStatement(expected: GenesisStatement, given: Uint8Array): v
   if (s.namespace !== expected.namespace) where.push("namespace");
   if (s.epoch !== expected.epoch) where.push("epoch");
   if (!bytesEqual(s.logKey, expected.logKey)) where.push("log key");
+  if (!bytesEqual(s.releaseKey, expected.releaseKey)) where.push("release key");
   if (where.length > 0) {
     throw new BkvError(
       ErrorCode.Invalid,

@@ -21,3 +21,4 @@ export * from "./record-reader.js";
 export * from "./record-tree.js";
 export { type PendingLogin, type VaultRecord, VaultState } from "./state.js";
 export { checkStorage, type StorageVerdict } from "./storage-check.js";
+export * from "./successor.js";

@@ -9,6 +9,7 @@ import {
   GENESIS_CHALLENGE_LENGTH,
   LOG_KEY_LENGTH,
   MAX_NAMESPACE_BYTES,
+  RELEASE_KEY_LENGTH,
   REQUEST_ID_BYTES,
   Reader,
   SESSION_ID_BYTES,
@@ -27,6 +28,13 @@ export interface Genesis {
   namespace: string;
   epoch: number;
   logKey: Uint8Array;
+  /**
+   * What the fleet accepts of a successor, frozen for its life (docs/migration.md §2): the release
+   * key (raw Ed25519) accepted code is published under, and the highest guess limit a successor
+   * may have (1 to guessLimit).
+   */
+  releaseKey: Uint8Array;
+  maxSuccessorGuessLimit: number;
   /** Members' attestations (encoded, @bkv/wire); node i is members[i - 1]. Frozen for the fleet's life. */
   members: Uint8Array[];
   /** challenges[i]: member i + 1's genesis challenge (fresh at its boot, in the statement it signs). */
@@ -108,6 +116,8 @@ export function writeOp(w: Writer, o: Op): void {
         .string(o.genesis.namespace)
         .u32(o.genesis.epoch)
         .fixed(o.genesis.logKey)
+        .fixed(o.genesis.releaseKey)
+        .u32(o.genesis.maxSuccessorGuessLimit)
         .list(o.genesis.members, (w, m) => {
           w.bytes(m);
         })
@@ -154,6 +164,8 @@ export function readOp(r: Reader): Op {
           namespace: r.string("namespace", MAX_NAMESPACE_BYTES),
           epoch: r.u32("epoch"),
           logKey: r.fixed(LOG_KEY_LENGTH, "log key"),
+          releaseKey: r.fixed(RELEASE_KEY_LENGTH, "release key"),
+          maxSuccessorGuessLimit: r.u32("max successor guess limit"),
           members: r.list("members", 9, (r) => r.bytes("member attestation", 4096)),
           challenges: r.list("challenges", 9, (r) => r.fixed(GENESIS_CHALLENGE_LENGTH, "challenge")),
           measurement: r.fixed(32, "measurement"),

@@ -113,6 +113,8 @@ class Hsm {
 /** The transparency log's key that these fleets are published under. */
 const LOG_SEED = new Uint8Array(32).fill(0x42);
 const LOG_KEY = ed25519PublicKeyOf(LOG_SEED);
+/** The release key these fleets freeze for their successors' code. */
+const RELEASE_KEY = ed25519PublicKeyOf(new Uint8Array(32).fill(0x52));
 
 /** The genesis-create frame for these HSMs, with each one's attestation and challenge. */
 function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis-create" } {
@@ -124,6 +126,8 @@ function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis
     namespace: "bkv-test",
     epoch: 1,
     logKey: LOG_KEY,
+    releaseKey: RELEASE_KEY,
+    maxSuccessorGuessLimit: guessLimit,
   };
 }
 
@@ -225,6 +229,8 @@ async function evilPackages(
     namespace: "bkv-test",
     epoch: 1,
     logKey: LOG_KEY,
+    releaseKey: RELEASE_KEY,
+    maxSuccessorGuessLimit: 10,
     members,
     challenges,
     measurement: TEST_MEASUREMENT,
@@ -714,3 +720,101 @@ function findSub(hay: Uint8Array, needle: Uint8Array): number {
   }
   throw new Error("not found");
 }
+
+describe("what the fleet accepts of a successor (docs/migration.md §2)", () => {
+  it("the statement freezes the release key and the highest successor guess limit of the genesis-create frame", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    const st = decodeStatement(created.statement);
+    expect(st.releaseKey).toEqual(RELEASE_KEY);
+    expect(st.maxSuccessorGuessLimit).toBe(10);
+    const lower = await fleetOf(1);
+    const f = await lower[0]!.send({ ...createFrame(lower, 6), maxSuccessorGuessLimit: 4 });
+    if (f.type !== "genesis-packages") throw new Error(`expected packages, got ${f.type}`);
+    expect(decodeStatement(f.statement)).toMatchObject({
+      maxSuccessorGuessLimit: 4,
+      policy: { guessLimit: 6 },
+    });
+  });
+
+  it("refuses a release key that is no strict Ed25519 point, and nothing is stored", async () => {
+    const cases: [Uint8Array, string][] = [
+      [IDENTITY, "small order"],
+      [ORDER_8, "small order"],
+      [le32(3n + P25519), "non-canonical"],
+      [RELEASE_KEY.subarray(0, 31), "32 bytes"],
+      [new Uint8Array(33).fill(0x52), "32 bytes"],
+    ];
+    for (const [releaseKey, words] of cases) {
+      const hsms = await fleetOf(1);
+      const f = await hsms[0]!.send({ ...createFrame(hsms), releaseKey });
+      expect(refusal(f).code).toBe(ErrorCode.Invalid);
+      expect(refusal(f).message).toContain("release key");
+      expect(refusal(f).message).toContain(words);
+      expect(hsms[0]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("refuses a successor guess limit above the fleet's own, or of zero, and nothing is stored", async () => {
+    // The operator asks for a fleet whose successors may give each record more guesses than it does.
+    for (const [max, words] of [
+      [11, "above the fleet's own guess limit 10"],
+      [0, "at least 1"],
+    ] as const) {
+      const hsms = await fleetOf(1);
+      const f = await hsms[0]!.send({ ...createFrame(hsms, 10), maxSuccessorGuessLimit: max });
+      expect(refusal(f).code).toBe(ErrorCode.Policy);
+      expect(refusal(f).message).toContain(words);
+      expect(hsms[0]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a statement whose release key or successor limit differ from its sealed entry", async () => {
+    const edits: [string, ErrorCode, (st: ReturnType<typeof decodeStatement>) => Uint8Array][] = [
+      [
+        "release key",
+        ErrorCode.Invalid,
+        (st) => encodeStatement({ ...st, releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(1)) }),
+      ],
+      ["policy", ErrorCode.Policy, (st) => encodeStatement({ ...st, maxSuccessorGuessLimit: 9 })],
+    ];
+    for (const [what, code, edit] of edits) {
+      const hsms = await fleetOf(3);
+      const created = await create(hsms);
+      const statement = edit(decodeStatement(created.statement));
+      const j = await hsms[1]!.send({ type: "genesis-join", package: created.packages[1]!, statement });
+      expect(refusal(j).code).toBe(code);
+      expect(refusal(j).message).toContain(what);
+      expect(hsms[1]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a rogue creator's entry with a bad release key or a successor limit above its own", async () => {
+    const cases: [(g: Genesis) => Genesis, ErrorCode, string][] = [
+      [(g) => ({ ...g, releaseKey: IDENTITY }), ErrorCode.Invalid, "release key"],
+      [
+        (g) => ({ ...g, maxSuccessorGuessLimit: g.guessLimit + 1 }),
+        ErrorCode.Policy,
+        "maximum successor guess limit",
+      ],
+      [(g) => ({ ...g, maxSuccessorGuessLimit: 0 }), ErrorCode.Policy, "at least 1"],
+    ];
+    for (const [change, code, words] of cases) {
+      const hsms = await fleetOf(3);
+      const evil = await evilPackages(
+        hsms[0]!,
+        hsms.map((h) => h.attestation),
+        hsms.map((h) => h.challenge),
+        change,
+      );
+      const j = await hsms[1]!.send({
+        type: "genesis-join",
+        package: evil.packages[1]!,
+        statement: evil.statement,
+      });
+      expect(refusal(j).code).toBe(code);
+      expect(refusal(j).message).toContain(words);
+      expect(hsms[1]!.storedNothing()).toBe(true);
+    }
+  });
+});

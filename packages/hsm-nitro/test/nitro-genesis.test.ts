@@ -29,6 +29,7 @@ const image = (name: string) => new Map([0, 1, 2, 3].map((i) => [i, testDoublePc
 const V1 = image("bkv image v1");
 const IMAGE = nitroImageMeasurement(V1.get(0)!, V1.get(1)!, V1.get(2)!);
 const LOG_KEY = ed25519.getPublicKey(new Uint8Array(32).fill(0x42));
+const RELEASE_KEY = ed25519.getPublicKey(new Uint8Array(32).fill(0x52));
 
 class Node {
   frames: HsmToHost[] = [];
@@ -68,6 +69,8 @@ function createFrame(nodes: Node[], members = nodes.map((n) => n.booted.identity
     namespace: "bkv-nitro-test",
     epoch: 1,
     logKey: LOG_KEY,
+    releaseKey: RELEASE_KEY,
+    maxSuccessorGuessLimit: 10,
   };
 }
 

@@ -33,6 +33,8 @@ const PUBLISHED = {
   namespace: "bkv-test",
   epoch: 1,
   logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
+  releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
+  maxSuccessorGuessLimit: 10,
 };
 
 const MODULE = "/usr/lib/softhsm/libsofthsm2.so";

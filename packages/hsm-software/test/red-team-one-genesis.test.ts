@@ -39,6 +39,8 @@ const PUBLISHED = {
   namespace: "bkv-red",
   epoch: 1,
   logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
+  releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
+  maxSuccessorGuessLimit: 10,
 };
 const vendor = newVendorRoot();
 const measurement = new Uint8Array(createHash("sha256").update("bkv red team core 2").digest());

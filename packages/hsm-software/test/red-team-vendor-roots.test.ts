@@ -51,6 +51,8 @@ const PUBLISHED = {
   namespace: "bkv-red",
   epoch: 1,
   logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
+  releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
+  maxSuccessorGuessLimit: 10,
 };
 const vendor = newVendorRoot(); // the genuine vendor root: what clients pin
 const operatorRoot = newVendorRoot(); // the operator's own root

@@ -88,6 +88,8 @@ export function fleetWorld(
       namespace,
       epoch,
       logKey,
+      releaseKey: ed25519.getPublicKey(new Uint8Array(32).fill(0x52)),
+      maxSuccessorGuessLimit: o.guessLimit ?? 10,
       members: ms.map((m) => m.attestation),
       challenges: ms.map(() => new Uint8Array(randomBytes(32))),
       measurement,

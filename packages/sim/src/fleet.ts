@@ -217,10 +217,19 @@ export interface FleetOptions {
    * seed, so that a seed's simulation draws the same randomness as before). logSign signs with it.
    */
   logSeed?: Uint8Array;
+  /**
+   * The Ed25519 seed of the stand-in release key whose public key genesis freezes (default: a
+   * fixed seed, drawing nothing from the simulation's seed).
+   */
+  releaseSeed?: Uint8Array;
+  /** The highest guess limit a successor may have, frozen at genesis (default: the guess limit). */
+  maxSuccessorGuessLimit?: number;
 }
 
 /** The stand-in log's key unless a test brings its own (fixed: it draws nothing from the seed). */
 const DEFAULT_LOG_SEED = sha256(utf8("bkv simulator transparency log"));
+/** The stand-in release key unless a test brings its own (fixed, like the log's). */
+const DEFAULT_RELEASE_SEED = sha256(utf8("bkv simulator release key"));
 
 /** Called on every NVRAM write of a node, with the record before and after. */
 export type NvramWatcher = (n: SimNode, before: NvramState | null, after: NvramState) => void;
@@ -241,6 +250,8 @@ export class SimFleet {
   readonly epoch: number;
   readonly logKey: Uint8Array;
   private readonly logSeed: Uint8Array;
+  /** The stand-in release key's raw Ed25519 public key (frozen at genesis). */
+  readonly releaseKey: Uint8Array;
   /** Peer messages sent and not yet delivered (when autoDeliver is off). */
   inflight: PeerPacket[] = [];
   /**
@@ -271,6 +282,7 @@ export class SimFleet {
     this.epoch = options.epoch ?? 1;
     this.logSeed = options.logSeed ?? DEFAULT_LOG_SEED;
     this.logKey = ed25519PublicKeyOf(this.logSeed);
+    this.releaseKey = ed25519PublicKeyOf(options.releaseSeed ?? DEFAULT_RELEASE_SEED);
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, this.rng.fork()));
     const side = new Prng(((options.seed ?? 1) ^ 0x6368616c) >>> 0);
     for (const n of this.nodes) n.bootRandom = side.fork();
@@ -606,6 +618,8 @@ export class SimFleet {
       namespace: f.namespace,
       epoch: f.epoch,
       logKey: f.logKey,
+      releaseKey: f.releaseKey,
+      maxSuccessorGuessLimit: options.maxSuccessorGuessLimit ?? options.guessLimit ?? 10,
     });
     const created = creator.packages;
     if (created === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);

@@ -43,9 +43,15 @@ export const ErrorCode = {
   AttestationExpired: "ATTESTATION_EXPIRED",
   /** A genuine attestation document that does not name the member's keys (its user data differs). */
   AttestationKeys: "ATTESTATION_KEYS",
-  /** Genesis: a member runs other code (its attested measurement differs). */
+  /**
+   * Genesis: a member runs other code (its attested measurement differs). A successor's check: a
+   * member attests other code, or the successor's code is not released under the frozen release key.
+   */
   Measurement: "MEASUREMENT",
-  /** Genesis: the fleet policy (guess limit, N, quorum) is not allowed or differs from what was sealed. */
+  /**
+   * Genesis: the fleet policy (guess limit, N, quorum, highest successor guess limit) is not allowed
+   * or differs from what was sealed; a successor's guess limit above the frozen maximum.
+   */
   Policy: "POLICY",
   /** Genesis: a member's signature over the genesis statement is missing or does not verify. */
   Signature: "SIGNATURE",
@@ -85,7 +91,8 @@ export const ErrorCode = {
   /**
    * Validation bundle: the fleet's evidence is missing, does not decode, or does not prove what
    * the artifact says (attestations to a pinned vendor root, every member's signature, N >= 3, the
-   * statement's keys, members, measurement and policy exactly the artifact's).
+   * statement's keys, members, measurement and policy exactly the artifact's), or the statement
+   * froze another namespace, log key or release key than the client pins.
    */
   BundleEvidence: "BUNDLE_EVIDENCE",
   /** Validation bundle: the fleet runs code whose measurement is neither pinned nor released. */

@@ -4,8 +4,10 @@
  * The statement fixes, for the life of the fleet: its id, its members (their attestations, so
  * node i is members[i - 1]) and the fresh challenge each member made for this ceremony (an HSM takes
  * part in one genesis in its life, and a package answers one boot of one HSM), the measurement of the code they all run, the policy (guess limit,
- * N, quorum), the fleet's public keys and the time of the ceremony. The HSM core holds no key and
- * has no message that could change any of these afterwards.
+ * N, quorum), the fleet's public keys and the time of the ceremony, and what the fleet will accept
+ * of a successor (docs/migration.md §2): the release key under which accepted code is published in
+ * the log, and the highest guess limit a successor may have. The HSM core holds no key and has no
+ * message that could change any of these afterwards.
  *
  * The evidence is what anyone needs to check a fleet from public data: the statement and every
  * member's signature over it.
@@ -13,11 +15,13 @@
 import { type Attestation, encodeAttestation, MEASUREMENT_LENGTH, readAttestation } from "./attestation.js";
 import { utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
-import { check } from "./errors.js";
+import { BkvError, check, ErrorCode } from "./errors.js";
 
-const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v3");
+const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v4");
 /** Length of the log's raw Ed25519 public key the fleet freezes at genesis. */
 export const LOG_KEY_LENGTH = 32;
+/** Length of the release key's raw Ed25519 public key the fleet freezes at genesis. */
+export const RELEASE_KEY_LENGTH = 32;
 const EVIDENCE_DOMAIN = utf8("bkv-fleet-evidence/v2");
 export const FLEET_ID_LENGTH = 16;
 export const MAX_MEMBERS = 9;
@@ -44,6 +48,11 @@ export interface GenesisStatement {
   namespace: string;
   epoch: number;
   logKey: Uint8Array;
+  /**
+   * The release key (raw Ed25519, RELEASE_KEY_LENGTH bytes) under which accepted code is published
+   * in the log: a successor's measurement counts only in a release signed by this key.
+   */
+  releaseKey: Uint8Array;
   members: Attestation[];
   /**
    * challenges[i] is member i + 1's challenge, as its booted frame reported it: fresh random bytes
@@ -52,6 +61,11 @@ export interface GenesisStatement {
   challenges: Uint8Array[];
   measurement: Uint8Array;
   policy: FleetPolicy;
+  /**
+   * The highest guess limit a successor fleet may have: 1 to policy.guessLimit (a successor never
+   * gives a record more guesses than this fleet did; decodeStatement refuses a higher one).
+   */
+  maxSuccessorGuessLimit: number;
   /** X25519 public key clients seal vault requests to (HPKE). */
   vaultPublicKey: Uint8Array;
   /** Ed25519 public key the fleet counter-signs validation bundles with. */
@@ -62,6 +76,19 @@ export interface GenesisStatement {
 
 export function quorumOf(n: number): number {
   return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Why a fleet with guess limit `guessLimit` may not freeze `max` as its successors' highest guess
+ * limit, or null if it may: the rule is 1 <= max <= guessLimit (a successor never gives a record
+ * more guesses than its predecessor did, and one with no guess at all serves no one).
+ */
+export function successorLimitProblem(max: number, guessLimit: number): string | null {
+  if (!Number.isInteger(max) || max < 1)
+    return `the maximum successor guess limit must be at least 1, not ${max}`;
+  if (max > guessLimit)
+    return `the maximum successor guess limit ${max} is above the fleet's own guess limit ${guessLimit}`;
+  return null;
 }
 
 function domainCheck(r: Reader, domain: Uint8Array, what: string): void {
@@ -79,6 +106,7 @@ export function encodeStatement(s: GenesisStatement): Uint8Array {
     .string(s.namespace)
     .u32(s.epoch)
     .fixed(s.logKey)
+    .fixed(s.releaseKey)
     .list(s.members, (w, m) => {
       w.bytes(encodeAttestation(m));
     })
@@ -89,6 +117,7 @@ export function encodeStatement(s: GenesisStatement): Uint8Array {
     .u32(s.policy.guessLimit)
     .u32(s.policy.n)
     .u32(s.policy.quorum)
+    .u32(s.maxSuccessorGuessLimit)
     .fixed(s.vaultPublicKey)
     .fixed(s.fleetSigningKey)
     .u64(s.time)
@@ -103,6 +132,7 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
   check(namespace.length > 0, "genesis statement: empty namespace");
   const epoch = r.u32("epoch");
   const logKey = r.fixed(LOG_KEY_LENGTH, "log key");
+  const releaseKey = r.fixed(RELEASE_KEY_LENGTH, "release key");
   const members = r.list("members", MAX_MEMBERS, (r) => {
     const inner = new Reader(r.bytes("attestation", 4096), "attestation");
     const a = readAttestation(inner);
@@ -113,6 +143,10 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
   const challenges = r.list("challenges", MAX_MEMBERS, (r) => r.bytes("challenge", 64));
   const measurement = r.fixed(MEASUREMENT_LENGTH, "measurement");
   const policy = { guessLimit: r.u32("guess limit"), n: r.u32("n"), quorum: r.u32("quorum") };
+  const maxSuccessorGuessLimit = r.u32("max successor guess limit");
+  const successorProblem = successorLimitProblem(maxSuccessorGuessLimit, policy.guessLimit);
+  if (successorProblem !== null)
+    throw new BkvError(ErrorCode.Policy, `genesis statement: ${successorProblem}`);
   const vaultPublicKey = r.fixed(32, "vault public key");
   const fleetSigningKey = r.fixed(32, "fleet signing key");
   const time = r.u64("time");
@@ -122,10 +156,12 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
     namespace,
     epoch,
     logKey,
+    releaseKey,
     members,
     challenges,
     measurement,
     policy,
+    maxSuccessorGuessLimit,
     vaultPublicKey,
     fleetSigningKey,
     time,

@@ -88,7 +88,10 @@ export type HostToHsm =
    * the fleet secrets, seal them to each member, and draft the genesis statement. challenges[i] is
    * member i + 1's challenge from its Booted frame; each member's package answers its own.
    * namespace, epoch and logKey (the transparency log's raw 32-byte Ed25519 key) say where the
-   * fleet is published; genesis freezes them, and the fleet counter-signs nothing else.
+   * fleet is published; genesis freezes them, and the fleet counter-signs nothing else. releaseKey
+   * (raw 32-byte Ed25519) is the key accepted code is released under and maxSuccessorGuessLimit
+   * (1 to guessLimit) the highest guess limit of a successor: genesis freezes both for the
+   * fleet's check of its successor (docs/migration.md §2).
    */
   | {
       type: "genesis-create";
@@ -98,6 +101,8 @@ export type HostToHsm =
       namespace: string;
       epoch: number;
       logKey: Uint8Array;
+      releaseKey: Uint8Array;
+      maxSuccessorGuessLimit: number;
     }
   /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
   | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
@@ -260,6 +265,7 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
         w.bytes(c);
       });
       w.u32(m.guessLimit).string(m.namespace).u32(m.epoch).bytes(m.logKey);
+      w.bytes(m.releaseKey).u32(m.maxSuccessorGuessLimit);
       break;
     case "genesis-join":
       w.bytes(m.package).bytes(m.statement);
@@ -319,6 +325,8 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
         namespace: r.string("namespace", 1024),
         epoch: r.u32("epoch"),
         logKey: r.bytes("log key", 64),
+        releaseKey: r.bytes("release key", 64),
+        maxSuccessorGuessLimit: r.u32("max successor guess limit"),
       };
       break;
     case HOST_TAG["genesis-join"]:

@@ -10,5 +10,6 @@ export * from "./hsm-api.js";
 export * from "./opaque-sizes.js";
 export * from "./p256-keys.js";
 export * from "./record-tree-format.js";
+export * from "./release.js";
 export * from "./validation-bundle.js";
 export * from "./vault-protocol.js";

@@ -56,7 +56,7 @@ describe("P-256 points", () => {
 });
 
 describe("genesis-create frame", () => {
-  it("carries the namespace, the epoch and the log key, and decodes to the same frame", () => {
+  it("carries the namespace, the epoch, the log key, the release key and the successor limit, and decodes to the same frame", () => {
     const m = {
       type: "genesis-create" as const,
       members: [new Uint8Array([1, 2, 3])],
@@ -65,6 +65,8 @@ describe("genesis-create frame", () => {
       namespace: "bkv-dev",
       epoch: 4_000_000_000,
       logKey: new Uint8Array(32).fill(9),
+      releaseKey: new Uint8Array(32).fill(8),
+      maxSuccessorGuessLimit: 7,
     };
     expect(decodeHostToHsm(encodeHostToHsm(m))).toEqual(m);
   });

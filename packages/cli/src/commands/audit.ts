@@ -1,7 +1,7 @@
 /**
  * `bkv audit --evidence FILE (--vendor-root KEYFILE | --test-root KEYFILE | --aws-nitro-root | --trust trust.json)
  * [--measurement HEX | --source DIR] [--fleet ID] [--namespace NS] [--epoch E] [--log-key HEX]
- * [--max-guess-limit N] [--allow-test-roots] [--allow-small-fleet] [--json]`: check a fleet's
+ * [--release-key HEX] [--max-guess-limit N] [--allow-test-roots] [--allow-small-fleet] [--json]`: check a fleet's
  * deployment evidence from public data, with auditEvidence, the same strict verifier the SDK runs in
  * Node and browsers. Without --measurement (or trust pins) the expected measurement is rebuilt from
  * source (--source, default this checkout); so it is with trust pins that list no measurements (they
@@ -10,7 +10,8 @@
  * only with --allow-small-fleet (both for development). --aws-nitro-root pins the AWS Nitro Enclaves
  * root (by its certificate's SHA-256) for members attested by Nitro documents. Prints a report a
  * person can read (or JSON)
- * naming every check; exit 0 only if all hold.
+ * naming every check; exit 0 only if all hold. The release key the fleet must have frozen comes from
+ * --release-key or the trust pins' release key (check "statement.release-key").
  */
 
 import { readFileSync } from "node:fs";
@@ -42,6 +43,9 @@ export function formatReport(r: AuditReport, measurementFrom: string): string {
     lines.push(`fleet ${f.fleetId}`);
     lines.push(`  created      ${f.time}`);
     lines.push(`  members      ${f.n} (quorum ${f.quorum}); guess limit ${f.guessLimit}`);
+    lines.push(
+      `  successors   released under ${f.releaseKey}; guess limit at most ${f.maxSuccessorGuessLimit}`,
+    );
     lines.push(`  measurement  ${f.measurement}`);
     lines.push(`  vault key    ${f.vaultPublicKey}`);
     lines.push(`  signing key  ${f.fleetSigningKey}`);
@@ -73,6 +77,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     namespace: { type: "string" },
     epoch: { type: "string" },
     "log-key": { type: "string" },
+    "release-key": { type: "string" },
     "max-guess-limit": { type: "string" },
     "allow-test-roots": { type: "boolean" },
     "allow-small-fleet": { type: "boolean" },
@@ -123,6 +128,12 @@ export async function auditCommand(argv: string[]): Promise<number> {
       : pins === null
         ? undefined
         : parseVerifierKey(pins.logKey).publicKey;
+  const releaseKey =
+    values["release-key"] !== undefined
+      ? hex(values["release-key"], "--release-key", 32)
+      : pins?.release === undefined
+        ? undefined
+        : fromHex(pins.release.key);
   const namespace = values.namespace ?? pins?.namespace;
   const report = auditEvidence(evidence, {
     vendorRoots,
@@ -133,6 +144,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
       ? {}
       : { expectedEpoch: intFlag(values.epoch, "--epoch", 0, 0, 0xffffffff) }),
     ...(logKey === undefined ? {} : { expectedLogKey: logKey }),
+    ...(releaseKey === undefined ? {} : { expectedReleaseKey: releaseKey }),
     maxGuessLimit,
     allowTestRoots: values["allow-test-roots"] === true || pins?.allowTestRoots === true,
     allowSmallFleet: values["allow-small-fleet"] === true || pins?.allowSmallFleet === true,

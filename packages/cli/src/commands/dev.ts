@@ -16,7 +16,7 @@ import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
 import { readVendorRootPub } from "@bkv/hsm-software";
 import { parseVerifierKey } from "@bkv/tlog";
 import type { WebConfig } from "@bkv/web";
-import { BkvError, ErrorCode, toHex } from "@bkv/wire";
+import { BkvError, ErrorCode, fromHex, toHex } from "@bkv/wire";
 import { intFlag, parse, required, UsageError } from "../args.js";
 import {
   DEV_AUDIENCE,
@@ -496,18 +496,28 @@ export async function devCommand(argv: string[]): Promise<number> {
     writeDevInfo(p.dir, info);
     step();
     const logKey = parseVerifierKey(transparency.info.logKey).publicKey;
+    // Genesis freezes the folder's release key: the key trust.json, the log and the monitor pin.
+    const releases = transparency.info.releases;
+    if (releases === undefined) throw new Error("this folder's log has no releases namespace");
+    const releaseKey = fromHex(releases.key);
     devFleet =
       fleet ??
       (await createDevFleet(
         p.dir,
         count,
-        { guessLimit, namespace, epoch: transparency.info.epoch, logKey },
+        { guessLimit, namespace, epoch: transparency.info.epoch, logKey, releaseKey },
         platform,
       ));
     if (devFleet.logKey !== toHex(logKey) || devFleet.epoch !== transparency.info.epoch) {
       throw new UsageError(
         `${p.dir} holds a fleet frozen to another log key or epoch than this folder's log (${join(p.dir, "log")}): ` +
           "the fleet counter-signs only what its own log signed",
+      );
+    }
+    if (devFleet.releaseKey !== releases.key) {
+      throw new UsageError(
+        `${p.dir} holds a fleet frozen to another release key than this folder's (${join(p.dir, "release.key")}): ` +
+          "it would accept successors released under a key this folder does not hold",
       );
     }
     await publishFleet(p.dir, transparency.info);

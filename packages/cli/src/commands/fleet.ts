@@ -1,7 +1,10 @@
 /**
  * `bkv fleet create`: provision a local fleet's folder and run the genesis ceremony (what `bkv dev`
  * does for a new folder, without starting the hosts). Genesis freezes where the fleet is published:
- * --namespace, --epoch and --log-key (the log's verifier key, `name+hash+base64`).
+ * --namespace, --epoch and --log-key (the log's verifier key, `name+hash+base64`), and what the
+ * fleet will accept of a successor: --release-key (the raw Ed25519 key, 64 hex digits, under which
+ * accepted code is released in the log) and --max-successor-guess-limit (1 to --guess-limit,
+ * default --guess-limit).
  * `bkv fleet evidence`: write the fleet's deployment evidence (canonical bytes) for auditors.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,6 +18,7 @@ import {
   ErrorCode,
   ed25519PointProblem,
   encodeEvidence,
+  fromHex,
   isBkvError,
   toHex,
   utf8,
@@ -40,6 +44,22 @@ export function logKeyFlag(v: string | undefined): Uint8Array {
   return key.publicKey;
 }
 
+/** The raw 32-byte Ed25519 release key (64 hex digits), a strict point. */
+export function releaseKeyFlag(v: string | undefined): Uint8Array {
+  const text = required(v, "--release-key");
+  if (!/^[0-9a-f]{64}$/.test(text))
+    throw new UsageError("--release-key must be a raw Ed25519 public key, 64 lowercase hex digits");
+  const key = fromHex(text);
+  const problem = ed25519PointProblem(key);
+  if (problem !== null) throw new UsageError(`--release-key is ${problem}`);
+  return key;
+}
+
+/** The highest guess limit a successor may have: 1 to the fleet's own (default: the fleet's own). */
+export function maxSuccessorFlag(v: string | undefined, guessLimit: number): number {
+  return intFlag(v, "--max-successor-guess-limit", guessLimit, 1, guessLimit);
+}
+
 /** A namespace of 1 to 255 bytes of UTF-8. */
 export function namespaceFlag(v: string | undefined, dflt: string): string {
   const ns = v ?? dflt;
@@ -58,6 +78,8 @@ async function create(argv: string[]): Promise<number> {
     namespace: { type: "string" },
     epoch: { type: "string" },
     "log-key": { type: "string" },
+    "release-key": { type: "string" },
+    "max-successor-guess-limit": { type: "string" },
   });
   const dir = required(values.dir, "--dir");
   if (readDevFleet(dir) !== null) throw new UsageError(`${dir} already holds a fleet`);
@@ -67,10 +89,12 @@ async function create(argv: string[]): Promise<number> {
   const namespace = namespaceFlag(values.namespace, "bkv-dev");
   const epoch = intFlag(values.epoch, "--epoch", 1, 0, 0xffffffff);
   const logKey = logKeyFlag(values["log-key"]);
+  const releaseKey = releaseKeyFlag(values["release-key"]);
+  const maxSuccessorGuessLimit = maxSuccessorFlag(values["max-successor-guess-limit"], guessLimit);
   const fleet = await createDevFleet(
     dir,
     count,
-    { guessLimit, namespace, epoch, logKey },
+    { guessLimit, namespace, epoch, logKey, releaseKey, maxSuccessorGuessLimit },
     platformName(values.platform, "software"),
   );
   const p = devPaths(dir);
@@ -84,7 +108,7 @@ const LOOPBACK_URL = /^http:\/\/(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?\/?$/;
 
 /**
  * `bkv fleet create --hosts URL,URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
- * [--namespace NS] [--epoch E] [--guess-limit G]`: the ceremony through each host's admin listener
+ * --release-key HEX [--namespace NS] [--epoch E] [--guess-limit G] [--max-successor-guess-limit M]`: the ceremony through each host's admin listener
  * (URLs in node order), each HSM behind its own host. Writes DIR/evidence.bin, DIR/fleet.json and
  * DIR/ceremony-log.json; nothing else moves between machines.
  */
@@ -98,6 +122,8 @@ async function createOverNetwork(argv: string[]): Promise<number> {
     namespace: { type: "string" },
     epoch: { type: "string" },
     "log-key": { type: "string" },
+    "release-key": { type: "string" },
+    "max-successor-guess-limit": { type: "string" },
   });
   const urls = required(values.hosts, "--hosts")
     .split(",")
@@ -144,6 +170,8 @@ async function createOverNetwork(argv: string[]): Promise<number> {
   const namespace = namespaceFlag(values.namespace, "bkv-dev");
   const epoch = intFlag(values.epoch, "--epoch", 1, 0, 0xffffffff);
   const logKey = logKeyFlag(values["log-key"]);
+  const releaseKey = releaseKeyFlag(values["release-key"]);
+  const maxSuccessorGuessLimit = maxSuccessorFlag(values["max-successor-guess-limit"], guessLimit);
   const members = urls.map((url, i) =>
     remoteMember(
       { url, adminKey: adminKeys[keyFiles.length === 1 ? 0 : i]!, ...(ca === undefined ? {} : { ca }) },
@@ -152,7 +180,14 @@ async function createOverNetwork(argv: string[]): Promise<number> {
   );
   let result: CeremonyResult;
   try {
-    result = await runCeremony(members, { guessLimit, namespace, epoch, logKey });
+    result = await runCeremony(members, {
+      guessLimit,
+      namespace,
+      epoch,
+      logKey,
+      releaseKey,
+      maxSuccessorGuessLimit,
+    });
   } catch (e) {
     if (isBkvError(e)) {
       process.stderr.write(`bkv fleet create: ${e.code}: ${e.message}\n`);

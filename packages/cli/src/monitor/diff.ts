@@ -25,9 +25,24 @@ export interface FleetView {
   readonly notAfter: string;
   /** hex SHA-256 of the fleet's evidence, as the log entry names it (GET <log>/evidence/<it>) */
   readonly evidenceDigest?: string;
+  /** What the fleet's genesis statement froze for its successors (once its evidence decoded). */
+  readonly successors?: SuccessorTerms;
 }
 
-export function fleetView(index: number, a: FleetArtifact, evidenceDigest?: Uint8Array): FleetView {
+/** What a fleet accepts of a successor, frozen at genesis (docs/migration.md §2). */
+export interface SuccessorTerms {
+  /** The release key (raw Ed25519, hex) a successor's code must be released under. */
+  readonly releaseKey: string;
+  /** The highest guess limit a successor may have. */
+  readonly maxGuessLimit: number;
+}
+
+export function fleetView(
+  index: number,
+  a: FleetArtifact,
+  evidenceDigest?: Uint8Array,
+  successors?: SuccessorTerms,
+): FleetView {
   return {
     index,
     namespace: a.namespace,
@@ -44,6 +59,7 @@ export function fleetView(index: number, a: FleetArtifact, evidenceDigest?: Uint
     notBefore: isoTime(a.notBefore),
     notAfter: isoTime(a.notAfter),
     ...(evidenceDigest === undefined ? {} : { evidenceDigest: toHex(evidenceDigest) }),
+    ...(successors === undefined ? {} : { successors }),
   };
 }
 

@@ -55,7 +55,7 @@ import {
   type GenesisStatement,
   toHex,
 } from "@bkv/wire";
-import { type FleetView, fleetView } from "./diff.js";
+import { type FleetView, fleetView, type SuccessorTerms } from "./diff.js";
 import type { LogClient } from "./log-client.js";
 
 export interface CheckFailure {
@@ -151,11 +151,13 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   let entry: LogEntry | undefined;
   let artifact: FleetArtifact | undefined;
   let release: ReleaseView | null = null;
+  // What the fleet's genesis froze for its successors, once its evidence decodes.
+  let successors: SuccessorTerms | undefined;
   const result = (): EntryResult => ({
     index,
     namespace: entry?.namespace ?? null,
     epoch: entry?.epoch ?? null,
-    fleet: artifact === undefined ? null : fleetView(index, artifact, entry?.evidenceDigest),
+    fleet: artifact === undefined ? null : fleetView(index, artifact, entry?.evidenceDigest, successors),
     release,
     passed,
     failures,
@@ -218,6 +220,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   try {
     st = decodeStatement(decodeEvidence(evidence).statement);
     pass("evidence.decode");
+    successors = { releaseKey: toHex(st.releaseKey), maxGuessLimit: st.maxSuccessorGuessLimit };
   } catch (e) {
     fail("evidence.decode", message(e));
     return result();
@@ -240,6 +243,8 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     expectedNamespace: entry.namespace,
     expectedEpoch: entry.epoch,
     expectedLogKey: parseVerifierKey(ctx.policy.logKey).publicKey,
+    // With a release key given (--release-key, or the dev folder's pins): the fleet must have frozen it.
+    ...(ctx.releaseKey === undefined ? {} : { expectedReleaseKey: ctx.releaseKey }),
     maxGuessLimit: ctx.maxGuessLimit,
     allowTestRoots: ctx.allowTestRoots === true,
     allowSmallFleet: ctx.allowSmallFleet === true,

@@ -38,6 +38,11 @@ function fleetLines(f: FleetView): string[] {
     ...f.members.map((m, i) => `${label(i === 0 ? "members" : "")}${i + 1}  ${member(m)}`),
     `${label("valid")}${f.notBefore} to ${f.notAfter}`,
     ...(f.evidenceDigest === undefined ? [] : [`${label("evidence")}sha256 ${f.evidenceDigest}`]),
+    ...(f.successors === undefined
+      ? []
+      : [
+          `${label("successors")}code released under ${f.successors.releaseKey}, guess limit at most ${f.successors.maxGuessLimit}`,
+        ]),
   ];
 }
 

@@ -64,6 +64,12 @@ export interface AuditOptions {
   expectedNamespace?: string;
   expectedEpoch?: number;
   expectedLogKey?: Uint8Array;
+  /**
+   * If given, the statement must freeze this release key (raw 32-byte Ed25519): the key the
+   * auditor (or client) accepts released code under, and the only key under which this fleet will
+   * accept a successor's code (docs/migration.md §2).
+   */
+  expectedReleaseKey?: Uint8Array;
   /** The largest guess limit the auditor accepts. */
   maxGuessLimit: number;
   /** Development only: attestations under a root pinned as a test root count. */
@@ -85,8 +91,12 @@ export interface FleetSummary {
   epoch: number;
   /** The log's raw Ed25519 key frozen at genesis, hex. */
   logKey: string;
+  /** The release key frozen at genesis (raw Ed25519, hex): a successor's code must be released under it. */
+  releaseKey: string;
   measurement: string;
   guessLimit: number;
+  /** The highest guess limit a successor may have, frozen at genesis (at most guessLimit). */
+  maxSuccessorGuessLimit: number;
   n: number;
   quorum: number;
   vaultPublicKey: string;
@@ -176,8 +186,10 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
     namespace: st.namespace,
     epoch: st.epoch,
     logKey: toHex(st.logKey),
+    releaseKey: toHex(st.releaseKey),
     measurement: toHex(st.measurement),
     guessLimit: st.policy.guessLimit,
+    maxSuccessorGuessLimit: st.maxSuccessorGuessLimit,
     n: st.policy.n,
     quorum: st.policy.quorum,
     vaultPublicKey: toHex(st.vaultPublicKey),
@@ -239,6 +251,16 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       same
         ? "the fleet counter-signs only what the expected log signed"
         : `the fleet froze log key ${fleet.logKey}, not ${toHex(o.expectedLogKey)}`,
+    );
+  }
+  if (o.expectedReleaseKey !== undefined) {
+    const same = bytesEqual(st.releaseKey, o.expectedReleaseKey);
+    add(
+      "statement.release-key",
+      same,
+      same
+        ? "the fleet accepts a successor's code only if released under the expected release key"
+        : `the fleet froze release key ${fleet.releaseKey}, not ${toHex(o.expectedReleaseKey)}`,
     );
   }
 

@@ -1,7 +1,8 @@
 /**
  * The client's check of a fleet's evidence against its pins, before it trusts an artifact: the
  * audit (auditEvidence, the one verifier) with the pinned vendor roots, measurements, policy,
- * namespace and log key, then the artifact must say exactly what the verified statement says.
+ * namespace, log key and release key (if the pins name one: the fleet must have frozen that key,
+ * check "statement.release-key", else BUNDLE_EVIDENCE), then the artifact must say exactly what the verified statement says.
  * Throws BUNDLE_EVIDENCE, BUNDLE_MEASUREMENT or BUNDLE_POLICY; returns the verified statement.
  */
 import { parseVerifierKey } from "@bkv/tlog";
@@ -35,6 +36,7 @@ export function auditUnderPins(evidence: Uint8Array, artifact: FleetArtifact, pi
     expectedNamespace: pins.namespace,
     expectedEpoch: artifact.epoch,
     expectedLogKey: parseVerifierKey(pins.logKey).publicKey,
+    ...(pins.release === undefined ? {} : { expectedReleaseKey: fromHex(pins.release.key) }),
     ...(pins.allowTestRoots === true ? { allowTestRoots: true } : {}),
     ...(pins.allowSmallFleet === true ? { allowSmallFleet: true } : {}),
   });

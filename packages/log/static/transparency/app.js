@@ -121,6 +121,13 @@ function renderFleet(index, entry, artifact, audit, previous) {
       changed.length === 0 ? "same keys" : `new keys: ${changed.join(", ")}`,
     );
   }
+  const frozen = audit.report?.fleet;
+  if (frozen !== undefined && frozen !== null)
+    row(
+      dl,
+      "Successors",
+      `code released under ${frozen.releaseKey}; guess limit at most ${frozen.maxSuccessorGuessLimit}`,
+    );
   if (audit.error !== undefined) row(dl, "Evidence", audit.error, "bad");
   else {
     const failed = audit.report.checks.filter(
@@ -249,6 +256,11 @@ async function run() {
           expectedNamespace: entry.namespace,
           expectedEpoch: entry.epoch,
           expectedLogKey: bkv.parseVerifierKey(pins.logKey).publicKey,
+          // With a release key pinned: the fleet must have frozen it (its successors' code is
+          // accepted only under it).
+          ...(/^[0-9a-f]{64}$/.test(pins.releaseKey)
+            ? { expectedReleaseKey: bkv.fromHex(pins.releaseKey) }
+            : {}),
           maxGuessLimit: 100,
           allowTestRoots: devFlags.testRoot,
           allowSmallFleet: devFlags.allowSmallFleet,
