@@ -27,6 +27,7 @@ import {
   peerKey,
   type RaftEntry,
   recordSecretsFromSeed,
+  type VaultRecord,
   VaultState,
 } from "@bkv/hsm-core";
 import { aes256GcmSeal, nodeHsmCrypto, sealKeyFor, softSeal } from "@bkv/hsm-software";
@@ -243,15 +244,7 @@ function snapshotFields(s: VaultState): Value {
     chainHash: s.chainHash,
     clock: s.clock,
     genesis: s.genesis,
-    records: [...s.records].map(([user, r]) => ({
-      user,
-      credential: r.credential,
-      registration: r.registration,
-      wrappedKey: r.wrappedKey,
-      guessesUsed: r.guessesUsed,
-      guessSeq: r.guessSeq,
-      pending: [...r.pending].map(([id, p]) => ({ sessionId: Buffer.from(id, "hex"), ...p })),
-    })),
+    records: [...s.records].map(([user, r]) => recordFields(user, r)),
     tickets: [...s.tickets].map(([user, t]) => ({ user, ...t })),
     seen: [...s.seen].map(([id, x]) => ({ requestId: Buffer.from(id, "hex"), ...x })),
   };
@@ -265,30 +258,15 @@ function snapshotState(v: Value): VaultState {
   s.chainHash = v.chainHash;
   s.clock = v.clock;
   s.genesis = v.genesis;
-  for (const r of v.records) {
-    const pending = new Map<string, Value>(
-      r.pending.map((p: Value) => [
-        hex(p.sessionId),
-        { loginState: p.loginState, expiresAt: p.expiresAt, seq: p.seq },
-      ]),
-    );
-    s.records.set(r.user, {
-      credential: r.credential,
-      registration: r.registration,
-      wrappedKey: r.wrappedKey,
-      guessesUsed: r.guessesUsed,
-      guessSeq: r.guessSeq,
-      pending,
-    });
-  }
+  for (const r of v.records) s.records.set(r.user, recordOf(r));
   for (const t of v.tickets) s.tickets.set(t.user, { ticket: t.ticket, expiresAt: t.expiresAt });
   for (const x of v.seen)
     s.seen.set(hex(x.requestId), { forgetAt: x.forgetAt, index: x.index, answer: x.answer });
   return s;
 }
 
-/** A record's fields (vault-record vectors) as the core holds them, and back. */
-function recordOf(v: Value) {
+/** A record's fields (vault-record vectors, the records of vault-snapshot ones) as the core holds them, and back. */
+function recordOf(v: Value): VaultRecord {
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
   return {
     credential: v.credential,
@@ -305,7 +283,7 @@ function recordOf(v: Value) {
   };
 }
 
-function recordFields(user: string, r: ReturnType<typeof recordOf>): Value {
+function recordFields(user: string, r: VaultRecord): Value {
   return {
     user,
     credential: r.credential,
