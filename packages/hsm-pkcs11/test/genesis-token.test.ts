@@ -67,10 +67,10 @@ class Member {
   async send(m: HostToHsm): Promise<HsmToHost> {
     const before = this.frames.length;
     await this.core.receive(encodeHostToHsm(m));
-    // Peer frames (a new member's hellos to the others) are not answers to the host.
+    // Peer frames (a new member's hellos to the others) and Wake hints are not answers to the host.
     const last = this.frames
       .slice(before)
-      .filter((f) => f.type !== "peer")
+      .filter((f) => f.type !== "peer" && f.type !== "wake")
       .at(-1);
     if (last === undefined) throw new Error(`no answer to ${m.type}`);
     return last;

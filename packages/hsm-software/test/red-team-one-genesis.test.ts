@@ -64,7 +64,7 @@ class Member {
     await this.core.receive(encodeHostToHsm(m));
     const last = this.frames
       .slice(before)
-      .filter((f) => f.type !== "peer")
+      .filter((f) => f.type !== "peer" && f.type !== "wake")
       .at(-1);
     if (last === undefined) throw new Error(`no answer to ${m.type}`);
     return last;
