@@ -11,7 +11,7 @@
  * record it asked for); `fields` is what it reads. A format without `decode` is a message that is
  * only ever built and signed, never parsed: its vectors pin the encoding alone.
  */
-import { createCipheriv, createHmac, hkdfSync } from "node:crypto";
+import { createCipheriv, createHash, createHmac, hkdfSync } from "node:crypto";
 import { decryptBytes } from "@bkv/client";
 import {
   decodeNvram,
@@ -26,6 +26,7 @@ import {
   PeerChannel,
   peerKey,
   type RaftEntry,
+  RecordTree,
   recordSecretsFromSeed,
   type VaultRecord,
   VaultState,
@@ -46,6 +47,7 @@ import {
   decodeEvidence,
   decodeHostToHsm,
   decodeHsmToHost,
+  decodeRecordProof,
   decodeRequestEnvelope,
   decodeResponseEnvelope,
   decodeStatement,
@@ -57,6 +59,7 @@ import {
   encodeEvidence,
   encodeHostToHsm,
   encodeHsmToHost,
+  encodeRecordProof,
   encodeRequestEnvelope,
   encodeResponseEnvelope,
   encodeStatement,
@@ -68,6 +71,7 @@ import {
   logBundleMessage,
   NVRAM_WRITE_BUCKETS_MS,
   OpaqueSize,
+  type RecordProof,
   utf8,
 } from "@bkv/wire";
 import { decodeHeader, encodeHeader, FILE_KEY_INFO } from "../../packages/client/src/backup/format.js";
@@ -303,6 +307,54 @@ function recordBlobKeys(seed: Uint8Array, user: string): { key: Uint8Array; seal
   const hkdf = (info: string) => new Uint8Array(hkdfSync("sha256", seed, "bkv/record-tree/v1", info, 32));
   const key = createHmac("sha256", hkdf("record key secret")).update(`bkv record key v1\0${user}`).digest();
   return { key: new Uint8Array(key), sealKey: hkdf("record seal key") };
+}
+
+/**
+ * The record tree's hashes written out here with node:crypto (not through record-tree-format.ts),
+ * so the proof vectors check the code against the formulas its comment states.
+ */
+const treeHash = {
+  sha: (...parts: Uint8Array[]) => new Uint8Array(createHash("sha256").update(Buffer.concat(parts)).digest()),
+  value(key: Uint8Array, record: Uint8Array) {
+    return this.sha(utf8("bkv-tree value v1"), key, record);
+  },
+  bucket(...entries: [Uint8Array, Uint8Array][]) {
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(entries.length);
+    return this.sha(utf8("bkv-tree bucket v2"), n, ...entries.flat());
+  },
+  /** prefix: the first ceil(depth / 8) bytes, bits past depth zero. */
+  branch(depth: number, prefix: Uint8Array, left: Uint8Array, right: Uint8Array) {
+    return this.sha(utf8("bkv-tree branch v2"), Uint8Array.of(depth), prefix, left, right);
+  },
+  empty() {
+    return this.sha(utf8("bkv-tree empty v2"));
+  },
+};
+
+/** Keys for the proof vectors: first byte b, the rest 0x11. */
+const treeKey = (b: number) => {
+  const k = pat(32, 0x11);
+  k[0] = b;
+  return k;
+};
+
+/**
+ * The record-proof vectors' trees: {A 0x00.., B 0x40.., C 0x80..} has its root branch at depth 0
+ * (A and B under a branch at depth 1); {A, B} alone has its root at depth 1; and the empty tree.
+ */
+function proofTrees() {
+  const [A, B, C] = [treeKey(0x00), treeKey(0x40), treeKey(0x80)];
+  const [vA, vB, vC] = [A, B, C].map((k, i) => treeHash.value(k, pat(20, 0x30 + i))) as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
+  const bA = treeHash.bucket([A, vA]);
+  const bB = treeHash.bucket([B, vB]);
+  const bC = treeHash.bucket([C, vC]);
+  const ab = treeHash.branch(1, Uint8Array.of(0x00), bA, bB);
+  return { A, B, C, vA, vB, vC, bA, bB, bC, ab, abc: treeHash.branch(0, new Uint8Array(0), ab, bC) };
 }
 
 /** The genesis of the Raft vectors' fleet (the raft-log-entry and vault-snapshot vectors share it). */
@@ -1064,6 +1116,58 @@ export const FORMATS: Format[] = [
         b,
       );
       return { nonce: b.slice(0, 12), plaintext };
+    },
+  },
+  {
+    name: "record-proof",
+    about:
+      "a proof of one record key in the record tree, presence or absence: u8 n, n x (u8 branch depth, 32-byte hash of the child the key does not go to), depths ascending; then where the path ends: 0 (the empty tree), 1 u8 m then m x (key, value hash) (a bucket: the key's own without it, or another prefix's), 2 u8 depth, prefix, left, right (a branch the key is not under); context: the key, its value hash (none: absence) and the root the proof must reach",
+    source: "packages/wire/src/record-tree-format.ts, packages/hsm-core/src/record-tree.ts",
+    samples: () => {
+      const t = proofTrees();
+      return [
+        {
+          type: "a stored record (B) alone in its bucket",
+          context: { key: t.B, valueHash: t.vB, root: t.abc },
+          value: {
+            path: [
+              { depth: 0, sibling: t.bC },
+              { depth: 1, sibling: t.bA },
+            ],
+            end: { kind: "bucket", entries: [] },
+          },
+        },
+        {
+          type: "absence: the path ends at another prefix's bucket (B's)",
+          context: { key: treeKey(0x60), root: t.abc },
+          value: {
+            path: [
+              { depth: 0, sibling: t.bC },
+              { depth: 1, sibling: t.bA },
+            ],
+            end: { kind: "bucket", entries: [{ key: t.B, valueHash: t.vB }] },
+          },
+        },
+        {
+          type: "absence: the path ends at a branch the key is not under",
+          context: { key: treeKey(0x80), root: t.ab },
+          value: {
+            path: [],
+            end: { kind: "branch", depth: 1, prefix: Uint8Array.of(0x00), left: t.bA, right: t.bB },
+          },
+        },
+        {
+          type: "absence: the empty tree",
+          context: { key: treeKey(0x80), root: treeHash.empty() },
+          value: { path: [], end: { kind: "empty" } },
+        },
+      ];
+    },
+    encode: (v) => encodeRecordProof(v as unknown as RecordProof),
+    decode(b, ctx) {
+      const c = ctx as { key: Uint8Array; valueHash?: Uint8Array; root: Uint8Array };
+      new RecordTree(nodeHsmCrypto().sha256).verify(c.root, c.key, c.valueHash ?? null, b);
+      return decodeRecordProof(b) as unknown as Value;
     },
   },
 ];

@@ -21,6 +21,7 @@ describe("bkv bench --only records", () => {
       "open the store (host boot), ms",
       "host: read + proof, p50 ms",
       "host: read + proof, p99 ms",
+      "proof of a stored record, mean bytes",
       "HSM: open + decode + verify, p50 ms",
       "HSM: open + decode + verify, p99 ms",
       "host: one tree write (no fsync), p50 ms",

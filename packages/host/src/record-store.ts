@@ -1,18 +1,16 @@
 /**
  * The host's copy of the record tree (format: wire/src/record-tree-format.ts), in SQLite beside the
- * sealed log: per record key its sealed blob (the host cannot open it) and value hash, the hashes of
- * the tree's branch nodes (both children non-empty, about one per record), the root and the log
- * index the tree reflects. Writes happen inside the caller's transaction, so the tree and the log
- * entries it reflects are stored together. Reads return the blob and a proof against the root; the
- * HSM checks every proof, so nothing here is trusted, only kept.
+ * sealed log: per record key its sealed blob (the host cannot open it) and value hash, one row per
+ * branch of the tree (one fewer than there are buckets) with its hash and its children's, the root
+ * and the log index the tree reflects. Writes happen inside the caller's transaction, so the tree
+ * and the log entries it reflects are stored together. Reads return the blob and a proof against
+ * the root; the HSM checks every proof, so nothing here is trusted, only kept.
  *
- * Each branch row also keeps the hashes of its two children at the depth just below it (each
- * child's own top, a deeper branch or a lone bucket, folded up with empty siblings), so the common
- * reads and writes need no folding and no range queries: the branch rows on a key's path come from
- * one lookup of its 64 positions, and a proof of a stored record is their children's hashes and
- * the record's bucket. Only a key that is absent (a proof of absence, or the write that adds it)
- * needs a node's hash at some other position, found from the records: the smallest and largest key
- * under it give the topmost branch below it (their common prefix), folded up to the position.
+ * A branch row is keyed by its position (depth, then the prefix its keys share), so the branches
+ * on a key's path come from one lookup of the positions the key's own prefixes give, bounded by
+ * the bits the key shares with its neighbours in key order (about log2 n of them). Where the path
+ * ends below them, the smallest and largest key there give what is there: one bucket, or the
+ * topmost branch (their common prefix), or nothing.
  */
 import { hash } from "node:crypto";
 import {
@@ -20,20 +18,28 @@ import {
   commonPrefixBits,
   encodeRecordProof,
   keyBit,
+  keyPrefix,
+  type ProofEnd,
   RECORD_KEY_BYTES,
   RECORD_TREE_DEPTH,
+  treeBranchHash,
   treeBucketHash,
-  treeDefaults,
-  treeNodeHash,
+  treeEmptyRoot,
 } from "@bkv/wire";
 import type Database from "better-sqlite3";
 
-/** A branch row on a key's path: its depth and its children's hashes at depth + 1. */
+/** A branch row: its depth, a key under it, and its children's hashes. */
 interface Branch {
   depth: number;
   l: Uint8Array;
   r: Uint8Array;
 }
+
+/** Where a key's path ends below its branches, as stored. */
+type End =
+  | { kind: "empty" }
+  | { kind: "bucket"; entries: BucketEntry[]; hash: Uint8Array }
+  | { kind: "branch"; depth: number; key: Uint8Array; l: Uint8Array; r: Uint8Array; hash: Uint8Array };
 
 export type RecordWrite =
   | { key: Uint8Array; blob: Uint8Array; valueHash: Uint8Array }
@@ -61,22 +67,17 @@ function range(key: Uint8Array, depth: number): [Uint8Array, Uint8Array] {
   return [lo, hi];
 }
 
+/** A branch row's key: its depth, then its prefix. */
 function posId(key: Uint8Array, depth: number): Uint8Array {
-  const [lo] = range(key, depth);
-  const out = new Uint8Array(1 + ((depth + 7) >> 3));
+  const p = keyPrefix(key, depth);
+  const out = new Uint8Array(1 + p.length);
   out[0] = depth;
-  out.set(lo.subarray(0, out.length - 1), 1);
-  return out;
-}
-
-function flip(key: Uint8Array, bit: number): Uint8Array {
-  const out = key.slice();
-  out[bit >> 3]! ^= 0x80 >> (bit & 7);
+  out.set(p, 1);
   return out;
 }
 
 export class RecordStore {
-  private readonly defaults: Uint8Array[];
+  private readonly emptyRoot = treeEmptyRoot(sha256);
   private readonly q: {
     first: Database.Statement<[Uint8Array, Uint8Array]>;
     last: Database.Statement<[Uint8Array, Uint8Array]>;
@@ -102,7 +103,6 @@ export class RecordStore {
     private readonly db: Database.Database,
     readonly depth = RECORD_TREE_DEPTH,
   ) {
-    this.defaults = treeDefaults(sha256, depth);
     db.exec(`
       CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, blob BLOB NOT NULL, vhash BLOB NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS tree_nodes (pos BLOB PRIMARY KEY, hash BLOB NOT NULL, l BLOB NOT NULL, r BLOB NOT NULL) WITHOUT ROWID;
@@ -117,7 +117,7 @@ export class RecordStore {
       get: db.prepare("SELECT blob, vhash FROM records WHERE key = ?"),
       put: db.prepare("INSERT OR REPLACE INTO records (key, blob, vhash) VALUES (?, ?, ?)"),
       del: db.prepare("DELETE FROM records WHERE key = ?"),
-      node: db.prepare("SELECT hash FROM tree_nodes WHERE pos = ?").pluck(),
+      node: db.prepare("SELECT hash, l, r FROM tree_nodes WHERE pos = ?"),
       putNode: db.prepare("INSERT OR REPLACE INTO tree_nodes (pos, hash, l, r) VALUES (?, ?, ?, ?)"),
       before: db.prepare("SELECT key FROM records WHERE key < ? ORDER BY key DESC LIMIT 1").pluck(),
       after: db.prepare("SELECT key FROM records WHERE key > ? ORDER BY key LIMIT 1").pluck(),
@@ -132,9 +132,7 @@ export class RecordStore {
   /** The log index the tree reflects (0: none yet) and its root. */
   state(): { applied: number; root: Uint8Array } {
     const m = this.q.meta.get() as { applied: number; root: Buffer } | undefined;
-    return m === undefined
-      ? { applied: 0, root: this.defaults[0]! }
-      : { applied: m.applied, root: u8(m.root) };
+    return m === undefined ? { applied: 0, root: this.emptyRoot } : { applied: m.applied, root: u8(m.root) };
   }
 
   count(): number {
@@ -158,34 +156,29 @@ export class RecordStore {
     }));
   }
 
-  /** Fold the hash h of the node at depth from (on key's path) up to depth to, with empty siblings. */
-  private fold(h: Uint8Array, key: Uint8Array, from: number, to: number): Uint8Array {
-    for (let d = from; d > to; d--) {
-      h =
-        keyBit(key, d - 1) === 1
-          ? treeNodeHash(sha256, this.defaults[d]!, h)
-          : treeNodeHash(sha256, h, this.defaults[d]!);
+  /** Where key's path ends below the branches on it (path, top-down). */
+  private end(key: Uint8Array, path: readonly Branch[]): End {
+    const below = (path.at(-1)?.depth ?? -1) + 1;
+    const min = this.first(key, below);
+    if (min === undefined) {
+      if (path.length > 0) throw new Error("record store: a branch with an empty child");
+      return { kind: "empty" };
     }
-    return h;
+    const at = commonPrefixBits(min, this.last(key, below)!, this.depth);
+    if (at >= this.depth) {
+      const entries = this.bucket(min);
+      return { kind: "bucket", entries, hash: treeBucketHash(sha256, entries) };
+    }
+    const row = this.q.node.get(posId(min, at)) as { hash: Buffer; l: Buffer; r: Buffer } | undefined;
+    if (row === undefined) throw new Error(`record store: branch row missing at depth ${at}`);
+    return { kind: "branch", depth: at, key: min, l: u8(row.l), r: u8(row.r), hash: u8(row.hash) };
   }
 
-  /** The topmost branch depth under a position, or depth (a lone bucket), or null (empty). */
-  private top(key: Uint8Array, depth: number): { at: number; min: Uint8Array } | null {
-    const min = this.first(key, depth);
-    if (min === undefined) return null;
-    const max = this.last(key, depth)!;
-    return { at: commonPrefixBits(min, max, this.depth), min };
-  }
-
-  /** The hash of the node at depth on key's path. */
-  private hashAt(key: Uint8Array, depth: number): Uint8Array {
-    const t = this.top(key, depth);
-    if (t === null) return this.defaults[depth]!;
-    if (t.at >= this.depth)
-      return this.fold(treeBucketHash(sha256, this.bucket(t.min)), t.min, this.depth, depth);
-    const h = this.q.node.get(posId(t.min, t.at)) as Buffer | undefined;
-    if (h === undefined) throw new Error(`record store: branch node missing at depth ${t.at}`);
-    return this.fold(u8(h), t.min, t.at, depth);
+  /** The key's own bucket, if the path ends there. */
+  private own(end: End, key: Uint8Array): BucketEntry[] | null {
+    return end.kind === "bucket" && commonPrefixBits(end.entries[0]!.key, key, this.depth) >= this.depth
+      ? end.entries
+      : null;
   }
 
   /**
@@ -228,87 +221,87 @@ export class RecordStore {
   }
 
   /**
-   * One write: at most one branch appears (the first record of a new bucket, beside the subtree its
-   * key leaves) or goes (the last record of a bucket), then the branch rows on the key's path are
-   * rehashed bottom-up. Returns the new root (root: the one before).
+   * One write: at most one branch appears (beside the subtree a new bucket's key leaves) or goes
+   * (the parent of a bucket's last record), then the branch rows on the key's path are rehashed
+   * bottom-up. Returns the new root (root: the one before).
    */
   private applyOne(w: RecordWrite, root: Uint8Array): Uint8Array {
     const key = w.key;
     const path = this.pathBranches(key);
-    const deepest = path.at(-1)?.depth ?? -1;
-    const before = this.bucket(key);
-    // Below the deepest branch, the key's side holds its own bucket alone, or (the bucket being
-    // empty) only other keys, which the key leaves at `split`, or nothing (an empty tree).
-    let split: number | null = null;
-    if (before.length === 0) {
-      if (w.blob === null) return root; // removing what is not there
-      const other = this.first(key, deepest + 1);
-      if (other !== undefined) split = commonPrefixBits(other, key, this.depth);
-    }
-    if (w.blob === null) this.q.del.run(key);
-    else this.q.put.run(key, w.blob, w.valueHash);
-    const after = this.bucket(key);
-
-    /** The node under the deepest branch on the key's side: its depth, hash and a key on its path. */
-    let below: { depth: number; hash: Uint8Array; bits: Uint8Array } | null;
-    if (after.length > 0) {
-      below = { depth: this.depth, hash: treeBucketHash(sha256, after), bits: key };
-      if (split !== null) {
-        const otherSide = flip(key, split);
-        const h = this.hashAt(otherSide, split + 1);
-        path.push({ depth: split, l: h, r: h }); // the key's side is set below
+    const end = this.end(key, path);
+    /** The new hash of what lies on the key's side below the deepest branch left on its path. */
+    let below: Uint8Array | null;
+    const own = this.own(end, key);
+    if (own !== null) {
+      if (w.blob === null) {
+        if (!own.some((e) => Buffer.compare(e.key, key) === 0)) return root;
+        this.q.del.run(key);
+      } else this.q.put.run(key, w.blob, w.valueHash);
+      const after = this.bucket(key);
+      if (after.length > 0) below = treeBucketHash(sha256, after);
+      else {
+        // The bucket is gone, and with it its parent branch: the other child takes its place.
+        const gone = path.pop();
+        if (gone === undefined) below = null;
+        else {
+          this.q.delNode.run(posId(key, gone.depth));
+          below = keyBit(key, gone.depth) === 0 ? gone.r : gone.l;
+        }
       }
-    } else if (path.length === 0) {
-      below = null; // the tree's only bucket is gone
     } else {
-      // The bucket is gone, and with it the deepest branch: its other child takes its place.
-      const gone = path.pop()!;
-      this.q.delNode.run(posId(key, gone.depth));
-      below = {
-        depth: gone.depth + 1,
-        hash: keyBit(key, gone.depth) === 0 ? gone.r : gone.l,
-        bits: flip(key, gone.depth),
-      };
+      if (w.blob === null) return root; // removing what is not there
+      this.q.put.run(key, w.blob, w.valueHash);
+      const leaf = treeBucketHash(sha256, [{ key, valueHash: w.valueHash }]);
+      if (end.kind === "empty") below = leaf;
+      else {
+        const c =
+          end.kind === "bucket"
+            ? commonPrefixBits(key, end.entries[0]!.key, this.depth)
+            : commonPrefixBits(key, end.key, end.depth);
+        const [l, r] = keyBit(key, c) === 0 ? [leaf, end.hash] : [end.hash, leaf];
+        below = treeBranchHash(sha256, c, key, l, r);
+        this.q.putNode.run(posId(key, c), below, l, r);
+      }
     }
     for (let i = path.length - 1; i >= 0; i--) {
       const b = path[i]!;
-      const edge = this.fold(below!.hash, below!.bits, below!.depth, b.depth + 1);
-      if (keyBit(key, b.depth) === 0) b.l = edge;
-      else b.r = edge;
-      const hash = treeNodeHash(sha256, b.l, b.r);
-      this.q.putNode.run(posId(key, b.depth), hash, b.l, b.r);
-      below = { depth: b.depth, hash, bits: key };
+      if (keyBit(key, b.depth) === 0) b.l = below!;
+      else b.r = below!;
+      below = treeBranchHash(sha256, b.depth, key, b.l, b.r);
+      this.q.putNode.run(posId(key, b.depth), below, b.l, b.r);
     }
-    return below === null ? this.defaults[0]! : this.fold(below.hash, below.bits, below.depth, 0);
+    return below ?? this.emptyRoot;
   }
 
   /** The key's sealed blob (null: none) and the encoded proof of it against the stored root. */
   read(key: Uint8Array): { blob: Uint8Array | null; proof: Uint8Array } {
     const row = this.q.get.get(key) as { blob: Buffer } | undefined;
-    const bitmap = new Uint8Array(this.depth >> 3);
-    const siblings: Uint8Array[] = [];
-    const give = (depth: number, h: Uint8Array) => {
-      bitmap[(depth - 1) >> 3]! |= 0x80 >> ((depth - 1) & 7);
-      siblings.push(h);
-    };
     const path = this.pathBranches(key);
-    for (const b of path) give(b.depth + 1, keyBit(key, b.depth) === 0 ? b.r : b.l);
-    const bucket = this.bucket(key);
-    let others: BucketEntry[] = [];
-    if (bucket.length > 0) {
-      others = bucket.filter((e) => Buffer.compare(e.key, key) !== 0);
-    } else {
-      // Nothing at the key's prefix: below the deepest branch the key's side holds other keys
-      // (their subtree is the one sibling where the key's path leaves it) or nothing at all.
-      const other = this.first(key, (path.at(-1)?.depth ?? -1) + 1);
-      if (other !== undefined) {
-        const j = commonPrefixBits(other, key, this.depth);
-        give(j + 1, this.hashAt(other, j + 1));
-      }
-    }
+    const end = this.end(key, path);
+    let proofEnd: ProofEnd;
+    if (end.kind === "empty") proofEnd = end;
+    else if (end.kind === "bucket")
+      proofEnd = {
+        kind: "bucket",
+        entries:
+          this.own(end, key) !== null
+            ? end.entries.filter((e) => Buffer.compare(e.key, key) !== 0)
+            : end.entries,
+      };
+    else
+      proofEnd = {
+        kind: "branch",
+        depth: end.depth,
+        prefix: keyPrefix(end.key, end.depth),
+        left: end.l,
+        right: end.r,
+      };
     return {
       blob: row === undefined ? null : u8(row.blob).slice(),
-      proof: encodeRecordProof({ bitmap, siblings, others }),
+      proof: encodeRecordProof({
+        path: path.map((b) => ({ depth: b.depth, sibling: keyBit(key, b.depth) === 0 ? b.r : b.l })),
+        end: proofEnd,
+      }),
     };
   }
 
@@ -328,11 +321,11 @@ export class RecordStore {
         throw new Error("record store: loadSorted needs keys in strictly ascending order");
     }
     for (const r of records) this.q.put.run(r.key, r.blob, r.valueHash);
-    /** The subtree of records [lo, hi) at a position whose depth is at most its top: its top's depth and hash. */
-    const build = (lo: number, hi: number): { depth: number; hash: Uint8Array } => {
+    /** The hash of the subtree of records [lo, hi), storing its branch rows. */
+    const build = (lo: number, hi: number): Uint8Array => {
       const first = records[lo]!.key;
       const t = commonPrefixBits(first, records[hi - 1]!.key, this.depth);
-      if (t >= this.depth) return { depth: this.depth, hash: treeBucketHash(sha256, records.slice(lo, hi)) };
+      if (t >= this.depth) return treeBucketHash(sha256, records.slice(lo, hi));
       let a = lo;
       let b = hi - 1; // keyBit(records[a], t) = 0, keyBit(records[b], t) = 1: find the first 1
       while (b - a > 1) {
@@ -340,21 +333,13 @@ export class RecordStore {
         if (keyBit(records[m]!.key, t) === 0) a = m;
         else b = m;
       }
-      const left = build(lo, b);
-      const right = build(b, hi);
-      const l = this.fold(left.hash, first, left.depth, t + 1);
-      const r = this.fold(right.hash, records[b]!.key, right.depth, t + 1);
-      const hash = treeNodeHash(sha256, l, r);
-      this.q.putNode.run(posId(first, t), hash, l, r);
-      return { depth: t, hash };
+      const l = build(lo, b);
+      const r = build(b, hi);
+      const h = treeBranchHash(sha256, t, first, l, r);
+      this.q.putNode.run(posId(first, t), h, l, r);
+      return h;
     };
-    const root =
-      records.length === 0
-        ? this.defaults[0]!
-        : (() => {
-            const top = build(0, records.length);
-            return this.fold(top.hash, records[0]!.key, top.depth, 0);
-          })();
+    const root = records.length === 0 ? this.emptyRoot : build(0, records.length);
     this.q.putMeta.run(applied, root);
     return root;
   }

@@ -6,7 +6,15 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { hmacSha256, PartialTree, RecordTree, recordKey, StreamingRoot } from "@bkv/hsm-core";
-import { bytesEqual, decodeRecordProof, ErrorCode, encodeRecordProof, isBkvError } from "@bkv/wire";
+import {
+  bytesEqual,
+  decodeRecordProof,
+  ErrorCode,
+  encodeRecordProof,
+  isBkvError,
+  keyPrefix,
+  type RecordProof,
+} from "@bkv/wire";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { RecordStore, type RecordWrite } from "../src/record-store.js";
@@ -57,9 +65,13 @@ function keyPool(depth: number, rnd: () => number, n: number): Uint8Array[] {
 }
 
 describe("record tree: host store and HSM agree", () => {
-  for (const depth of [8, 64]) {
-    it(`random writes at depth ${depth}: roots from proofs alone equal the host's root, and the stream's`, () => {
-      const rnd = prng(depth * 7919);
+  for (const [depth, keys, rounds, ops] of [
+    [8, 40, 60, 5],
+    [64, 40, 60, 5],
+    [64, 400, 40, 30],
+  ] as const) {
+    it(`random writes at depth ${depth} over ${keys} keys: roots from proofs alone equal the host's root, and the stream's`, () => {
+      const rnd = prng(depth * 7919 + keys);
       const tree = new RecordTree(sha256, depth);
       const db = new Database(":memory:");
       const store = new RecordStore(db, depth);
@@ -70,21 +82,42 @@ describe("record tree: host store and HSM agree", () => {
       const buckets = () => new Set([...model.keys()].map((hex) => hex.slice(0, depth / 4))).size;
       const pool =
         depth === 8
-          ? keyPool(depth, rnd, 40)
-          : Array.from({ length: 40 }, () => new Uint8Array(randomBytes(32)));
+          ? keyPool(depth, rnd, keys)
+          : Array.from({ length: keys }, () => new Uint8Array(randomBytes(32)));
       const model = new Map<string, Uint8Array>();
       let hostRoot = store.state().root;
-      for (let round = 1; round <= 60; round++) {
+      for (let round = 1; round <= rounds; round++) {
         // The HSM reads every key it will change (verified against hostRoot), then changes them.
         const partial = new PartialTree(tree, hostRoot);
+        // What it holds is bounded by what it was shown and changed, not by the records.
+        let bound = 1;
         const writes: RecordWrite[] = [];
-        const n = 1 + Math.floor(rnd() * 5);
+        const n = 1 + Math.floor(rnd() * ops);
         for (let i = 0; i < n; i++) {
           const key = pool[Math.floor(rnd() * pool.length)]!;
           if (partial.get(key) === undefined) {
             const { blob, proof } = store.read(key);
             const vh = blob === null ? null : tree.valueHash(key, blob);
-            partial.absorb(tree.verify(hostRoot, key, vh, proof));
+            const path = tree.verify(hostRoot, key, vh, proof);
+            partial.absorb(path);
+            bound += 2 * path.steps.length + 3;
+          }
+          bound += 2;
+          // A proof of another key from the same base tree may come at any time (the host answers
+          // reads in any order): taking it in never changes the newest root.
+          if (rnd() < 0.3) {
+            const other = pool[Math.floor(rnd() * pool.length)]!;
+            const { blob, proof } = store.read(other);
+            const before = partial.root();
+            const path = tree.verify(
+              hostRoot,
+              other,
+              blob === null ? null : tree.valueHash(other, blob),
+              proof,
+            );
+            partial.absorb(path);
+            bound += 2 * path.steps.length + 3;
+            expect(partial.root()).toEqual(before);
           }
           const hex = Buffer.from(key).toString("hex");
           if (rnd() < 0.3 && partial.get(key) !== null) {
@@ -99,6 +132,7 @@ describe("record tree: host store and HSM agree", () => {
             writes.push({ key, blob, valueHash: vh });
           }
         }
+        expect(partial.size).toBeLessThanOrEqual(bound);
         const hostAfter = store.apply(writes, round);
         expect(Buffer.from(hostAfter).toString("hex")).toBe(Buffer.from(partial.root()).toString("hex"));
         expect(store.state()).toEqual({ applied: round, root: hostAfter });
@@ -172,30 +206,70 @@ describe("record tree: a host lying about records is refused (RECORD_PROOF)", ()
     expectProofError(() => tree.verify(newRoot, keys[5]!, tree.valueHash(keys[5]!, old.blob!), fresh.proof));
   });
 
-  it("a wrong proof: a flipped sibling, a flipped bitmap bit, truncated, trailing bytes", () => {
+  it("a wrong proof: a flipped sibling, a moved, dropped or added branch, truncated, trailing bytes", () => {
     const { store, keys, root } = setup();
     const { blob, proof } = store.read(keys[7]!);
     const vh = tree.valueHash(keys[7]!, blob!);
     const p = decodeRecordProof(proof);
-    expect(p.siblings.length).toBeGreaterThan(0);
-    const flippedSibling = {
-      ...p,
-      siblings: p.siblings.map((s, i) => (i === 0 ? s.map((b, j) => (j === 0 ? b ^ 1 : b)) : s)),
-    };
-    expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof(flippedSibling)));
-    for (let bit = 0; bit < 64; bit += 9) {
-      const bitmap = p.bitmap.slice();
-      bitmap[bit >> 3]! ^= 0x80 >> (bit & 7);
-      expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof({ ...p, bitmap })));
-      // Same bitmap with a made-up sibling to keep the count right: still refused.
-      expectProofError(() => {
-        const set = (bitmap[bit >> 3]! & (0x80 >> (bit & 7))) !== 0;
-        const siblings = set ? [...p.siblings, new Uint8Array(32).fill(7)] : p.siblings.slice(1);
-        tree.verify(root, keys[7]!, vh, encodeRecordProof({ ...p, bitmap, siblings }));
-      });
+    expect(p.path.length).toBeGreaterThan(1);
+    expect(p.end.kind).toBe("bucket");
+    const flipped = (b: Uint8Array) => b.map((x, j) => (j === 0 ? x ^ 1 : x));
+    const variants: RecordProof[] = [];
+    for (let i = 0; i < p.path.length; i++) {
+      const at = (step: RecordProof["path"][number] | null) => {
+        const path = p.path.slice();
+        if (step === null) path.splice(i, 1);
+        else path[i] = step;
+        return { ...p, path };
+      };
+      const s = p.path[i]!;
+      variants.push(at({ ...s, sibling: flipped(s.sibling) }));
+      variants.push(at(null));
+      // The same branch claimed one level deeper or shallower (where the order still holds).
+      if (s.depth + 1 < (p.path[i + 1]?.depth ?? 64)) variants.push(at({ ...s, depth: s.depth + 1 }));
+      if (s.depth - 1 > (p.path[i - 1]?.depth ?? -1)) variants.push(at({ ...s, depth: s.depth - 1 }));
     }
+    // An extra branch below the path, with a made-up sibling.
+    const deepest = p.path.at(-1)!.depth;
+    if (deepest < 63)
+      variants.push({ ...p, path: [...p.path, { depth: 63, sibling: new Uint8Array(32).fill(7) }] });
+    // The end claimed empty, or given as another bucket.
+    variants.push({ ...p, end: { kind: "bucket", entries: [{ key: keys[8]!, valueHash: vh }] } });
+    for (const v of variants) expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof(v)));
+    expectProofError(() => tree.verify(root, keys[7]!, vh, { ...p, path: [], end: { kind: "empty" } }));
     expectProofError(() => tree.verify(root, keys[7]!, vh, proof.subarray(0, proof.length - 1)));
     expectProofError(() => tree.verify(root, keys[7]!, vh, new Uint8Array([...proof, 0])));
+    // Depths out of order, and an end kind that does not exist, do not even decode.
+    if (p.path.length >= 2) {
+      const swapped = { ...p, path: [p.path[1]!, p.path[0]!, ...p.path.slice(2)] };
+      expectProofError(() => tree.verify(root, keys[7]!, vh, encodeRecordProof(swapped)));
+    }
+    const bad = proof.slice();
+    bad[1 + 33 * p.path.length] = 3;
+    expectProofError(() => tree.verify(root, keys[7]!, vh, bad));
+  });
+
+  it("a proof of absence that hides a record: ending at a branch the key lies under, or above its bucket", () => {
+    const { store, keys, root } = setup();
+    const p = decodeRecordProof(store.read(keys[9]!).proof);
+    // Cut the path at each branch and present that branch as where the key's path ends.
+    for (let i = 0; i < p.path.length; i++) {
+      const s = p.path[i]!;
+      const below = p.path[i + 1];
+      const cut: RecordProof = {
+        path: p.path.slice(0, i),
+        end: {
+          kind: "branch",
+          depth: s.depth,
+          prefix: keyPrefix(keys[9]!, s.depth),
+          left: s.sibling,
+          right: below?.sibling ?? new Uint8Array(32),
+        },
+      };
+      expectProofError(() => tree.verify(root, keys[9]!, null, cut));
+    }
+    // The key's own bucket shown without the key, as if it held none.
+    expectProofError(() => tree.verify(root, keys[9]!, null, { ...p, end: { kind: "bucket", entries: [] } }));
   });
 
   it("another user's record and blob", () => {

@@ -4,13 +4,15 @@
  * secret, so the host can neither choose colliding keys nor map keys to users), proof verification
  * against a root the HSM holds (any mismatch is RECORD_PROOF), a partial tree that computes new
  * roots from verified proofs (bounded by the keys it touched, never by the number of records), and
- * a streaming root over keys in order (O(depth) memory) for checking a whole tree sent by a host.
+ * a streaming root over keys in order (O(depth) memory, about two hashes per record) for checking a
+ * whole tree sent by a host.
  * Pure: SHA-256 comes from the platform.
  */
 import {
   BkvError,
   type BucketEntry,
   bytesEqual,
+  commonPrefixBits,
   compareKeys,
   decodeRecordProof,
   ErrorCode,
@@ -21,10 +23,9 @@ import {
   type RecordProof,
   recordValueHash,
   type Sha256,
-  toHex,
+  treeBranchHash,
   treeBucketHash,
-  treeDefaults,
-  treeNodeHash,
+  treeEmptyRoot,
   utf8,
 } from "@bkv/wire";
 
@@ -59,39 +60,47 @@ export interface VerifiedPath {
   key: Uint8Array;
   /** The key's value hash in that tree, or null: it holds no record for the key. */
   valueHash: Uint8Array | null;
-  /** The key's whole bucket (possibly empty), sorted by key. */
+  /** The key's whole bucket (empty: no record shares its prefix), sorted by key. */
   bucket: BucketEntry[];
-  /** nodes[d]: the hash at depth d on the key's path (0 = the root, depth = the bucket). */
-  nodes: Uint8Array[];
-  /** siblings[d] (d = 1..depth): the hash of the sibling at depth d of the key's path. */
-  siblings: Uint8Array[];
+  /** The branches on the key's path, top-down, each with its own hash in that tree. */
+  steps: { depth: number; sibling: Uint8Array; hash: Uint8Array }[];
+  /** Where the path ends, with its hash (a bucket's entries are all of that bucket's). */
+  end: VerifiedEnd;
 }
+
+export type VerifiedEnd =
+  | { kind: "empty"; hash: Uint8Array }
+  | { kind: "bucket"; entries: BucketEntry[]; hash: Uint8Array }
+  | {
+      kind: "branch";
+      depth: number;
+      prefix: Uint8Array;
+      left: Uint8Array;
+      right: Uint8Array;
+      hash: Uint8Array;
+    };
 
 /** Hashing and proofs for one tree depth (RECORD_TREE_DEPTH; tests use small ones to fill buckets). */
 export class RecordTree {
-  readonly defaults: Uint8Array[];
+  readonly emptyRoot: Uint8Array;
 
   constructor(
     readonly sha256: Sha256,
     readonly depth = RECORD_TREE_DEPTH,
   ) {
-    this.defaults = treeDefaults(sha256, depth);
-  }
-
-  get emptyRoot(): Uint8Array {
-    return this.defaults[0]!;
+    this.emptyRoot = treeEmptyRoot(sha256);
   }
 
   valueHash(key: Uint8Array, record: Uint8Array): Uint8Array {
     return recordValueHash(this.sha256, key, record);
   }
 
-  node(left: Uint8Array, right: Uint8Array): Uint8Array {
-    return treeNodeHash(this.sha256, left, right);
+  branch(depth: number, key: Uint8Array, left: Uint8Array, right: Uint8Array): Uint8Array {
+    return treeBranchHash(this.sha256, depth, key, left, right);
   }
 
   bucketHash(entries: readonly BucketEntry[]): Uint8Array {
-    return entries.length === 0 ? this.defaults[this.depth]! : treeBucketHash(this.sha256, entries);
+    return treeBucketHash(this.sha256, entries);
   }
 
   samePrefix(a: Uint8Array, b: Uint8Array): boolean {
@@ -102,9 +111,9 @@ export class RecordTree {
 
   /**
    * Check that proof (bytes from the host, or decoded) shows key holding valueHash (null: no record)
-   * in the tree with this root. Throws RECORD_PROOF on anything else: bytes that do not decode, a
-   * sibling given where the tree is empty, bucket entries out of order, of another prefix, repeating
-   * the key, or a root that does not match.
+   * in the tree with this root. Throws RECORD_PROOF on anything else: bytes that do not decode, an
+   * empty subtree given as a sibling, a path that does not end where the key's does, bucket entries
+   * out of order, of mixed prefixes or repeating the key, or a root that does not match.
    */
   verify(
     root: Uint8Array,
@@ -113,172 +122,337 @@ export class RecordTree {
     proof: Uint8Array | RecordProof,
   ): VerifiedPath {
     if (key.length !== RECORD_KEY_BYTES) throw proofError("record key must be 32 bytes");
+    if (valueHash !== null && valueHash.length !== 32) throw proofError("value hash must be 32 bytes");
     let p: RecordProof;
     try {
       p = proof instanceof Uint8Array ? decodeRecordProof(proof, this.depth) : proof;
     } catch (e) {
       throw proofError(`record proof does not decode: ${(e as Error).message}`);
     }
-    const bucket: BucketEntry[] = [];
-    let prev: Uint8Array | null = null;
-    let placed = valueHash === null;
-    for (const e of p.others) {
-      if (e.key.length !== RECORD_KEY_BYTES || e.valueHash.length !== 32)
-        throw proofError("record proof: bad bucket entry");
-      if (!this.samePrefix(e.key, key)) throw proofError("record proof: bucket entry of another prefix");
-      if (prev !== null && compareKeys(prev, e.key) >= 0)
-        throw proofError("record proof: bucket entries out of order");
-      const c = compareKeys(e.key, key);
-      if (c === 0) throw proofError("record proof: bucket repeats the key");
-      if (c > 0 && !placed) {
-        bucket.push({ key, valueHash: valueHash! });
-        placed = true;
+    const last = p.path.at(-1)?.depth ?? -1;
+    let end: VerifiedEnd;
+    let bucket: BucketEntry[] = [];
+    const e = p.end;
+    if (e.kind === "empty") {
+      if (p.path.length !== 0) throw proofError("record proof: an empty subtree below a branch");
+      if (valueHash !== null) throw proofError("record proof: an empty tree for a record claimed present");
+      end = { kind: "empty", hash: this.emptyRoot };
+    } else if (e.kind === "bucket") {
+      let prev: Uint8Array | null = null;
+      for (const x of e.entries) {
+        if (x.key.length !== RECORD_KEY_BYTES || x.valueHash.length !== 32)
+          throw proofError("record proof: bad bucket entry");
+        if (!this.samePrefix(x.key, e.entries[0]!.key))
+          throw proofError("record proof: a bucket of mixed prefixes");
+        if (prev !== null && compareKeys(prev, x.key) >= 0)
+          throw proofError("record proof: bucket entries out of order");
+        if (bytesEqual(x.key, key)) throw proofError("record proof: bucket repeats the key");
+        prev = x.key;
       }
-      bucket.push(e);
-      prev = e.key;
+      const own = e.entries.length === 0 || this.samePrefix(e.entries[0]!.key, key);
+      let entries: BucketEntry[];
+      if (own) {
+        entries = e.entries.slice();
+        if (valueHash !== null) {
+          entries.push({ key, valueHash });
+          entries.sort((a, b) => compareKeys(a.key, b.key));
+        }
+        if (entries.length === 0) throw proofError("record proof: an empty bucket");
+        bucket = entries;
+      } else {
+        if (valueHash !== null) throw proofError("record proof: the path ends at another prefix's bucket");
+        if (commonPrefixBits(e.entries[0]!.key, key, this.depth) <= last)
+          throw proofError("record proof: the end bucket is not on the key's side of its parent");
+        entries = e.entries;
+      }
+      if (entries.length > MAX_BUCKET_ENTRIES) throw proofError("record proof: bucket too large");
+      end = { kind: "bucket", entries, hash: this.bucketHash(entries) };
+    } else {
+      if (valueHash !== null) throw proofError("record proof: the path ends at a branch");
+      const c = commonPrefixBits(e.prefix, key, e.depth);
+      if (c <= last) throw proofError("record proof: the end branch is not on the key's side of its parent");
+      if (c >= e.depth) throw proofError("record proof: the path ends at a branch the key lies under");
+      if (bytesEqual(e.left, this.emptyRoot) || bytesEqual(e.right, this.emptyRoot))
+        throw proofError("record proof: an empty subtree under a branch");
+      end = { ...e, hash: this.branch(e.depth, e.prefix, e.left, e.right) };
     }
-    if (!placed) bucket.push({ key, valueHash: valueHash! });
-    if (bucket.length > MAX_BUCKET_ENTRIES) throw proofError("record proof: bucket too large");
-    const nodes: Uint8Array[] = new Array(this.depth + 1);
-    const siblings: Uint8Array[] = new Array(this.depth + 1);
-    let h = this.bucketHash(bucket);
-    nodes[this.depth] = h;
-    let next = p.siblings.length - 1;
-    for (let d = this.depth; d >= 1; d--) {
-      let sib = this.defaults[d]!;
-      if (keyBit(p.bitmap, d - 1) === 1) {
-        sib = p.siblings[next--]!;
-        if (bytesEqual(sib, this.defaults[d]!)) throw proofError("record proof: an empty sibling given");
-      }
-      siblings[d] = sib;
-      h = keyBit(key, d - 1) === 1 ? this.node(sib, h) : this.node(h, sib);
-      nodes[d - 1] = h;
+    const steps: VerifiedPath["steps"] = new Array(p.path.length);
+    let h = end.hash;
+    for (let i = p.path.length - 1; i >= 0; i--) {
+      const s = p.path[i]!;
+      if (bytesEqual(s.sibling, this.emptyRoot))
+        throw proofError("record proof: an empty subtree as a sibling");
+      h =
+        keyBit(key, s.depth) === 1
+          ? this.branch(s.depth, key, s.sibling, h)
+          : this.branch(s.depth, key, h, s.sibling);
+      steps[i] = { depth: s.depth, sibling: s.sibling, hash: h };
     }
     if (!bytesEqual(h, root)) throw proofError("record proof does not match the record tree's root");
-    return { key, valueHash, bucket, nodes, siblings };
+    return { key, valueHash, bucket, steps, end };
   }
 }
 
 function flip(key: Uint8Array, bit: number): Uint8Array {
-  const out = key.slice();
+  const out = new Uint8Array(RECORD_KEY_BYTES);
+  out.set(key.subarray(0, RECORD_KEY_BYTES));
   out[bit >> 3]! ^= 0x80 >> (bit & 7);
   return out;
 }
 
+/** A subtree known only by its hash, and the first `bits` bits all its keys share (prefix). */
+interface Opaque {
+  kind: "opaque";
+  hash: Uint8Array;
+  prefix: Uint8Array;
+  bits: number;
+}
+interface Bucket {
+  kind: "bucket";
+  entries: BucketEntry[];
+  hash: Uint8Array | null;
+}
+interface Branch {
+  kind: "branch";
+  depth: number;
+  /** A key (or prefix) the keys under it share their first depth bits with. */
+  prefix: Uint8Array;
+  left: PNode;
+  right: PNode;
+  /** null: changed, to be recomputed. */
+  hash: Uint8Array | null;
+}
+type PNode = Opaque | Bucket | Branch | { kind: "empty" };
+
 /**
- * The nodes of a tree that changed since a root the host holds (base), and the nodes needed to
- * change them: the paths of keys read or written since, and their siblings. A position it holds is
- * what the newest root says; a position it lacks is unchanged since base (every changed node is on
- * a changed key's path), so a proof verified against base supplies it. Its size grows with the
- * keys touched since base, never with the number of records; the owner bounds it.
+ * The part of the record tree the HSM knows, on top of a root the host holds (base): a trie whose
+ * unknown subtrees are held as opaque hashes. Proofs verified against base expand it along their
+ * key's path (an opaque subtree is unchanged since base, so base's proof of any key under it shows
+ * its insides); writes change it and give the new root. Its size grows with the keys touched since
+ * base, never with the number of records; the owner bounds it.
  */
 export class PartialTree {
-  private readonly nodes = new Map<string, Uint8Array>();
-  private readonly buckets = new Map<string, BucketEntry[]>();
+  private top: PNode;
 
   constructor(
     private readonly tree: RecordTree,
     base: Uint8Array,
   ) {
-    this.nodes.set(this.pos(base, 0), base);
+    this.top = { kind: "opaque", hash: base, prefix: new Uint8Array(RECORD_KEY_BYTES), bits: 0 };
   }
 
-  /** Positions held (a measure of memory). */
+  /** Nodes held (a measure of memory). */
   get size(): number {
-    return this.nodes.size + this.buckets.size;
+    const count = (n: PNode): number => (n.kind === "branch" ? 1 + count(n.left) + count(n.right) : 1);
+    return count(this.top);
   }
 
   root(): Uint8Array {
-    return this.nodes.get("0:")!;
+    return this.hashOf(this.top);
   }
 
-  private pos(key: Uint8Array, depth: number): string {
-    const bytes = key.subarray(0, (depth + 7) >> 3).slice();
-    if (depth & 7) bytes[bytes.length - 1]! &= (0xff << (8 - (depth & 7))) & 0xff;
-    return `${depth}:${toHex(bytes)}`;
-  }
-
-  private bucketId(key: Uint8Array): string {
-    return toHex(key.subarray(0, this.tree.depth >> 3));
-  }
-
-  /** Take in what a proof verified against the base root says about positions not yet held. */
-  absorb(path: VerifiedPath): void {
-    const D = this.tree.depth;
-    for (let d = 0; d <= D; d++) {
-      const id = this.pos(path.key, d);
-      if (!this.nodes.has(id)) this.nodes.set(id, path.nodes[d]!);
-      if (d >= 1) {
-        const sid = this.pos(flip(path.key, d - 1), d);
-        if (!this.nodes.has(sid)) this.nodes.set(sid, path.siblings[d]!);
-      }
+  private hashOf(n: PNode): Uint8Array {
+    switch (n.kind) {
+      case "opaque":
+        return n.hash;
+      case "empty":
+        return this.tree.emptyRoot;
+      case "bucket":
+        n.hash ??= this.tree.bucketHash(n.entries);
+        return n.hash;
+      case "branch":
+        n.hash ??= this.tree.branch(n.depth, n.prefix, this.hashOf(n.left), this.hashOf(n.right));
+        return n.hash;
     }
-    const b = this.bucketId(path.key);
-    if (!this.buckets.has(b)) this.buckets.set(b, path.bucket.slice());
+  }
+
+  /** The node of a verified proof at step i (steps.length: its end), built from the proof alone. */
+  private fromProof(path: VerifiedPath, i: number): PNode {
+    const s = path.steps[i];
+    if (s !== undefined) {
+      const below = this.fromProof(path, i + 1);
+      const sib: Opaque = {
+        kind: "opaque",
+        hash: s.sibling,
+        prefix: flip(path.key, s.depth),
+        bits: s.depth + 1,
+      };
+      const right = keyBit(path.key, s.depth) === 1;
+      return {
+        kind: "branch",
+        depth: s.depth,
+        prefix: path.key,
+        left: right ? sib : below,
+        right: right ? below : sib,
+        hash: s.hash,
+      };
+    }
+    const e = path.end;
+    if (e.kind === "empty") return { kind: "empty" };
+    if (e.kind === "bucket") return { kind: "bucket", entries: e.entries.slice(), hash: e.hash };
+    const p0 = new Uint8Array(RECORD_KEY_BYTES);
+    p0.set(e.prefix);
+    const side = (h: Uint8Array, bit: number): Opaque => {
+      const prefix = p0.slice();
+      if (bit === 1) prefix[e.depth >> 3]! |= 0x80 >> (e.depth & 7);
+      return { kind: "opaque", hash: h, prefix, bits: e.depth + 1 };
+    };
+    return {
+      kind: "branch",
+      depth: e.depth,
+      prefix: p0,
+      left: side(e.left, 0),
+      right: side(e.right, 1),
+      hash: e.hash,
+    };
+  }
+
+  /** Take in what a proof verified against the base root says about the key's path. */
+  absorb(path: VerifiedPath): void {
+    const key = path.key;
+    let parent: Branch | null = null;
+    let cur = this.top;
+    for (;;) {
+      if (cur.kind === "branch") {
+        if (commonPrefixBits(key, cur.prefix, cur.depth) < cur.depth) return; // known: not under it
+        parent = cur;
+        cur = keyBit(key, cur.depth) === 1 ? cur.right : cur.left;
+        continue;
+      }
+      if (cur.kind !== "opaque") return; // a bucket or the empty tree: known
+      if (commonPrefixBits(key, cur.prefix, cur.bits) < cur.bits) return; // known: not under it
+      // Unchanged since base and on the key's path there: the proof passes through it.
+      const hashes = [...path.steps.map((s) => s.hash), path.end.hash];
+      const i = hashes.findIndex((h) => bytesEqual(h, (cur as Opaque).hash));
+      if (i < 0)
+        throw new BkvError(ErrorCode.Corrupt, "record tree: a proof that does not meet the tree held");
+      const node = this.fromProof(path, i);
+      if (parent === null) this.top = node;
+      else if (parent.left === cur) parent.left = node;
+      else parent.right = node;
+      return;
+    }
   }
 
   /** The key's value hash in the newest tree (null: none); undefined if its path is not held. */
   get(key: Uint8Array): Uint8Array | null | undefined {
-    const b = this.buckets.get(this.bucketId(key));
-    if (b === undefined) return undefined;
-    return b.find((e) => bytesEqual(e.key, key))?.valueHash ?? null;
+    let cur = this.top;
+    for (;;) {
+      switch (cur.kind) {
+        case "empty":
+          return null;
+        case "opaque":
+          return commonPrefixBits(key, cur.prefix, cur.bits) < cur.bits ? null : undefined;
+        case "bucket":
+          return cur.entries.find((e) => bytesEqual(e.key, key))?.valueHash ?? null;
+        case "branch":
+          if (commonPrefixBits(key, cur.prefix, cur.depth) < cur.depth) return null;
+          cur = keyBit(key, cur.depth) === 1 ? cur.right : cur.left;
+      }
+    }
   }
 
-  /** Set (or with null, remove) the key's value hash; its path must be held (absorbed or set before). */
+  /** Set (or with null, remove) the key's value hash; its path must be held. Returns the new root. */
   set(key: Uint8Array, valueHash: Uint8Array | null): Uint8Array {
     const D = this.tree.depth;
-    const bid = this.bucketId(key);
-    const old = this.buckets.get(bid);
-    if (old === undefined) throw new BkvError(ErrorCode.Corrupt, "record tree: no proof held for this key");
-    const bucket = old.filter((e) => !bytesEqual(e.key, key));
-    if (valueHash !== null) {
-      bucket.push({ key, valueHash });
-      bucket.sort((a, b) => compareKeys(a.key, b.key));
+    const stack: Branch[] = [];
+    const replace = (node: PNode) => {
+      const p = stack.at(-1);
+      if (p === undefined) this.top = node;
+      else if (keyBit(key, p.depth) === 1) p.right = node;
+      else p.left = node;
+    };
+    /** Add the key's new bucket beside node, whose keys share only c bits with it. */
+    const beside = (node: PNode, c: number) => {
+      if (valueHash === null) return; // removing what is not there
+      if (node.kind === "opaque" && node.bits < c + 1) {
+        node.prefix = flip(key, c);
+        node.bits = c + 1;
+      }
+      const leaf: Bucket = { kind: "bucket", entries: [{ key, valueHash }], hash: null };
+      const right = keyBit(key, c) === 1;
+      replace({
+        kind: "branch",
+        depth: c,
+        prefix: key,
+        left: right ? node : leaf,
+        right: right ? leaf : node,
+        hash: null,
+      });
+    };
+    let cur = this.top;
+    for (;;) {
+      if (cur.kind === "branch") {
+        const c = commonPrefixBits(key, cur.prefix, cur.depth);
+        if (c < cur.depth) {
+          beside(cur, c);
+          break;
+        }
+        stack.push(cur);
+        cur = keyBit(key, cur.depth) === 1 ? cur.right : cur.left;
+        continue;
+      }
+      if (cur.kind === "opaque") {
+        const c = commonPrefixBits(key, cur.prefix, cur.bits);
+        if (c >= cur.bits) throw new BkvError(ErrorCode.Corrupt, "record tree: no proof held for this key");
+        beside(cur, c);
+        break;
+      }
+      if (cur.kind === "empty") {
+        if (valueHash !== null) replace({ kind: "bucket", entries: [{ key, valueHash }], hash: null });
+        break;
+      }
+      const c = commonPrefixBits(key, cur.entries[0]!.key, D);
+      if (c < D) {
+        beside(cur, c);
+        break;
+      }
+      const entries = cur.entries.filter((e) => !bytesEqual(e.key, key));
+      if (valueHash !== null) {
+        entries.push({ key, valueHash });
+        entries.sort((a, b) => compareKeys(a.key, b.key));
+      }
+      if (entries.length > MAX_BUCKET_ENTRIES)
+        throw new BkvError(ErrorCode.Invalid, "record tree: bucket full");
+      if (entries.length > 0) {
+        cur.entries = entries;
+        cur.hash = null;
+      } else {
+        // The bucket goes, and with it its parent branch: the other child takes the parent's place.
+        const parent = stack.pop();
+        if (parent === undefined) this.top = { kind: "empty" };
+        else replace(keyBit(key, parent.depth) === 1 ? parent.left : parent.right);
+      }
+      break;
     }
-    if (bucket.length > MAX_BUCKET_ENTRIES) throw new BkvError(ErrorCode.Invalid, "record tree: bucket full");
-    const sibs: Uint8Array[] = [];
-    for (let d = D; d >= 1; d--) {
-      const s = this.nodes.get(this.pos(flip(key, d - 1), d));
-      if (s === undefined) throw new BkvError(ErrorCode.Corrupt, "record tree: a sibling is not held");
-      sibs.push(s);
-    }
-    this.buckets.set(bid, bucket);
-    let h = this.tree.bucketHash(bucket);
-    this.nodes.set(this.pos(key, D), h);
-    for (let d = D; d >= 1; d--) {
-      const sib = sibs[D - d]!;
-      h = keyBit(key, d - 1) === 1 ? this.tree.node(sib, h) : this.tree.node(h, sib);
-      this.nodes.set(this.pos(key, d - 1), h);
-    }
-    return h;
+    for (const b of stack) b.hash = null;
+    return this.root();
   }
 }
 
 /**
  * The root of a whole tree from its entries in strictly ascending key order, in O(depth) memory: a
  * host's copy of the tree streamed to the HSM is accepted only if this equals the root the HSM
- * knows. Throws RECORD_PROOF on keys out of order or repeated, or a bucket over the limit.
+ * knows. About two hashes per record. Throws RECORD_PROOF on keys out of order or repeated, or a
+ * bucket over the limit.
  */
 export class StreamingRoot {
-  private readonly frontier: (Uint8Array | undefined)[];
+  /** Finished left parts, each waiting for the branch at `at` that joins it to what follows. */
+  private readonly waiting: { hash: Uint8Array; at: number }[] = [];
   private current: BucketEntry[] = [];
   private last: Uint8Array | null = null;
   count = 0;
 
-  constructor(private readonly tree: RecordTree) {
-    this.frontier = new Array(tree.depth + 1);
-  }
+  constructor(private readonly tree: RecordTree) {}
 
   add(key: Uint8Array, valueHash: Uint8Array): void {
     if (key.length !== RECORD_KEY_BYTES || valueHash.length !== 32)
       throw proofError("record stream: bad entry");
     if (this.last !== null && compareKeys(this.last, key) >= 0)
       throw proofError("record stream: keys out of order or repeated");
-    const head = this.current[0];
-    if (head !== undefined && !this.tree.samePrefix(head.key, key)) {
-      let c = 0;
-      while (keyBit(head.key, c) === keyBit(key, c)) c++;
-      this.flush(c + 1);
+    if (this.last !== null && !this.tree.samePrefix(this.last, key)) {
+      const c = commonPrefixBits(this.last, key, this.tree.depth);
+      this.waiting.push({ hash: this.close(c), at: c });
     }
     this.current.push({ key, valueHash });
     if (this.current.length > MAX_BUCKET_ENTRIES) throw proofError("record stream: bucket too large");
@@ -286,26 +460,20 @@ export class StreamingRoot {
     this.count++;
   }
 
-  /** Fold the current bucket up to depth stop; below the root it waits there for its right sibling. */
-  private flush(stop: number): Uint8Array {
-    const D = this.tree.depth;
+  /** Hash the current bucket and join it with the waiting parts deeper than c. */
+  private close(c: number): Uint8Array {
     const key = this.current[0]!.key;
     let h = this.tree.bucketHash(this.current);
     this.current = [];
-    for (let d = D; d > stop; d--) {
-      if (keyBit(key, d - 1) === 1) {
-        h = this.tree.node(this.frontier[d] ?? this.tree.defaults[d]!, h);
-        this.frontier[d] = undefined;
-      } else {
-        h = this.tree.node(h, this.tree.defaults[d]!);
-      }
+    for (let w = this.waiting.at(-1); w !== undefined && w.at > c; w = this.waiting.at(-1)) {
+      this.waiting.pop();
+      h = this.tree.branch(w.at, key, w.hash, h);
     }
-    if (stop > 0) this.frontier[stop] = h;
     return h;
   }
 
   root(): Uint8Array {
-    if (this.current.length === 0) return this.tree.emptyRoot;
-    return this.flush(0);
+    if (this.last === null) return this.tree.emptyRoot;
+    return this.close(-1);
   }
 }

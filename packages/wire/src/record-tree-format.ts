@@ -1,18 +1,32 @@
 /**
  * The record tree's format, shared by the HSM (which verifies) and the host (which stores and
- * proves): a sparse Merkle tree of fixed depth over the first `depth` bits of each record's key
- * (32 bytes, HMAC of the user id under a fleet secret). Each leaf position is a *bucket* holding
- * every (key, valueHash) whose key has that prefix, sorted by key (almost always one entry). Empty
- * subtrees have fixed default hashes. Leaves, buckets and inner nodes are domain-separated:
+ * proves): a compact binary Merkle trie over the first `depth` bits of each record's key (32 bytes,
+ * HMAC of the user id under a fleet secret). Records whose keys share those bits form a *bucket*
+ * (almost always one record), sorted by key. A set of one bucket hashes to that bucket, at whatever
+ * depth it sits; a set of two or more buckets hashes to a *branch* at the number of bits all its
+ * keys share (t < depth), whose children are the set's part with bit t = 0 and with bit t = 1. No
+ * subtree is empty except the empty tree itself, so a key's path has about log2(buckets) branches,
+ * not `depth`. Every hash binds what it is and where it is:
  *
  *   valueHash(k, record) = SHA-256("bkv-tree value v1"  || k || record bytes)
- *   bucket(entries)      = SHA-256("bkv-tree bucket v1" || u32 n || (k || valueHash)*)  (n >= 1)
- *   empty at depth D     = SHA-256("bkv-tree empty v1")
- *   node(left, right)    = SHA-256("bkv-tree node v1"   || left || right)
- *   empty at depth d < D = node(empty(d + 1), empty(d + 1))
+ *   bucket(entries)      = SHA-256("bkv-tree bucket v2" || u32 n || (k || valueHash)*)   (1 <= n <= 16)
+ *   branch(t, p, l, r)   = SHA-256("bkv-tree branch v2" || u8 t || p || l || r)
+ *                          (p: the first ceil(t/8) bytes the keys under it share, bits past t zero)
+ *   empty tree           = SHA-256("bkv-tree empty v2")
  *
- * A proof for key k: a bitmap of `depth` bits (bit i, most significant first: the sibling at depth
- * i + 1 on k's path is not empty), those siblings top-down, and the other entries of k's bucket.
+ * A bucket names its keys and a branch its depth and prefix, so a hash means the same subtree
+ * wherever it appears: removing a bucket lifts its sibling subtree into its parent's place
+ * unchanged, and the HSM can compute every new root from a proof without knowing what a sibling is.
+ *
+ * A proof for key k (of presence or of absence), top-down:
+ *
+ *   u8 n, n x (u8 t, 32-byte sibling)   the branches on k's path (k has their prefix), depths
+ *                                       strictly ascending, each with the child k does not go to
+ *   u8 kind, then one of                where k's path ends, below the last of them (or the root):
+ *     0  empty                          the tree is empty (only with n = 0)
+ *     1  u8 m, m x (key, valueHash)     a bucket: k's own without k, or another prefix's (m >= 1)
+ *     2  u8 t, prefix, 32 left, 32 right   a branch whose prefix k does not have
+ *
  * Pure and browser-safe: SHA-256 is passed in.
  */
 
@@ -33,26 +47,50 @@ export interface BucketEntry {
   valueHash: Uint8Array;
 }
 
+/** A branch on the key's path: its depth and the hash of the child the key does not go to. */
+export interface ProofStep {
+  depth: number;
+  sibling: Uint8Array;
+}
+
+/** Where a key's path ends. */
+export type ProofEnd =
+  | { kind: "empty" }
+  /** A bucket: the key's own without the key itself, or all of another prefix's. */
+  | { kind: "bucket"; entries: BucketEntry[] }
+  /** A branch whose prefix the key does not have; prefix is ceil(depth / 8) bytes. */
+  | { kind: "branch"; depth: number; prefix: Uint8Array; left: Uint8Array; right: Uint8Array };
+
 export interface RecordProof {
-  /** depth / 8 bytes; bit i set: the sibling at depth i + 1 is given. */
-  bitmap: Uint8Array;
-  /** The non-empty siblings on the key's path, from the root's children down. */
-  siblings: Uint8Array[];
-  /** The bucket's entries other than the key itself, sorted by key. */
-  others: BucketEntry[];
+  path: ProofStep[];
+  end: ProofEnd;
 }
 
 const VALUE = utf8("bkv-tree value v1");
-const BUCKET = utf8("bkv-tree bucket v1");
-const EMPTY = utf8("bkv-tree empty v1");
-const NODE = utf8("bkv-tree node v1");
+const BUCKET = utf8("bkv-tree bucket v2");
+const BRANCH = utf8("bkv-tree branch v2");
+const EMPTY = utf8("bkv-tree empty v2");
 
 export function recordValueHash(sha256: Sha256, key: Uint8Array, record: Uint8Array): Uint8Array {
   return sha256(concatBytes(VALUE, key, record));
 }
 
-export function treeNodeHash(sha256: Sha256, left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(concatBytes(NODE, left, right));
+/** The first ceil(depth / 8) bytes of key with the bits past depth cleared. */
+export function keyPrefix(key: Uint8Array, depth: number): Uint8Array {
+  const out = key.slice(0, (depth + 7) >> 3);
+  if (depth & 7) out[out.length - 1]! &= (0xff << (8 - (depth & 7))) & 0xff;
+  return out;
+}
+
+/** Hash of the branch at depth over the keys sharing key's first depth bits (key may be any of them). */
+export function treeBranchHash(
+  sha256: Sha256,
+  depth: number,
+  key: Uint8Array,
+  left: Uint8Array,
+  right: Uint8Array,
+): Uint8Array {
+  return sha256(concatBytes(BRANCH, Uint8Array.of(depth), keyPrefix(key, depth), left, right));
 }
 
 /** Hash of a non-empty bucket; entries sorted by key. */
@@ -62,12 +100,9 @@ export function treeBucketHash(sha256: Sha256, entries: readonly BucketEntry[]):
   return sha256(concatBytes(...parts));
 }
 
-/** defaults[d]: the hash of an empty subtree whose root is at depth d (0 = the root, depth = a bucket). */
-export function treeDefaults(sha256: Sha256, depth: number): Uint8Array[] {
-  const out: Uint8Array[] = new Array(depth + 1);
-  out[depth] = sha256(EMPTY);
-  for (let d = depth - 1; d >= 0; d--) out[d] = treeNodeHash(sha256, out[d + 1]!, out[d + 1]!);
-  return out;
+/** The root of a tree with no records. */
+export function treeEmptyRoot(sha256: Sha256): Uint8Array {
+  return sha256(EMPTY);
 }
 
 /** Bit i of the key (0 = the most significant bit of the first byte): 0 goes left, 1 right. */
@@ -78,6 +113,9 @@ export function keyBit(key: Uint8Array, i: number): number {
 /** Number of leading bits a and b share (at most limit). */
 export function commonPrefixBits(a: Uint8Array, b: Uint8Array, limit: number): number {
   let i = 0;
+  const full = Math.min(limit >> 3, a.length, b.length);
+  while (i < full && a[i] === b[i]) i++;
+  i <<= 3;
   while (i < limit && keyBit(a, i) === keyBit(b, i)) i++;
   return i;
 }
@@ -91,31 +129,59 @@ export function compareKeys(a: Uint8Array, b: Uint8Array): number {
 }
 
 export function encodeRecordProof(p: RecordProof): Uint8Array {
-  const w = new Writer().fixed(p.bitmap);
-  for (const s of p.siblings) w.fixed(s);
-  w.u8(p.others.length);
-  for (const e of p.others) w.fixed(e.key).fixed(e.valueHash);
+  const w = new Writer().u8(p.path.length);
+  for (const s of p.path) w.u8(s.depth).fixed(s.sibling);
+  const e = p.end;
+  if (e.kind === "empty") w.u8(0);
+  else if (e.kind === "bucket") {
+    w.u8(1).u8(e.entries.length);
+    for (const x of e.entries) w.fixed(x.key).fixed(x.valueHash);
+  } else w.u8(2).u8(e.depth).fixed(e.prefix).fixed(e.left).fixed(e.right);
   return w.finish();
 }
 
 /**
- * Strict decoding: the bitmap of exactly depth bits, exactly as many siblings as bits set, at most
- * MAX_BUCKET_ENTRIES - 1 other entries, nothing after. What the siblings and entries mean is the
- * verifier's question (hsm-core/src/record-tree.ts).
+ * Strict decoding against a tree depth: depths strictly ascending and below the tree's, an empty
+ * end only with no branches, a bucket of 0 to MAX_BUCKET_ENTRIES entries, an end branch below the
+ * last step with its prefix's unused bits zero, nothing after. What the hashes and entries mean is
+ * the verifier's question (hsm-core/src/record-tree.ts).
  */
 export function decodeRecordProof(b: Uint8Array, depth = RECORD_TREE_DEPTH): RecordProof {
-  check(depth > 0 && depth % 8 === 0 && depth <= RECORD_KEY_BYTES * 8, "record proof: bad tree depth");
+  check(depth > 0 && depth % 8 === 0 && depth <= 255, "record proof: bad tree depth");
   const r = new Reader(b, "record proof");
-  const bitmap = r.fixed(depth / 8, "bitmap");
-  let set = 0;
-  for (let i = 0; i < depth; i++) set += keyBit(bitmap, i);
-  const siblings: Uint8Array[] = [];
-  for (let i = 0; i < set; i++) siblings.push(r.fixed(32, "sibling"));
-  const n = r.u8("bucket count");
-  check(n < MAX_BUCKET_ENTRIES, `record proof: ${n} other bucket entries, more than allowed`);
-  const others: BucketEntry[] = [];
-  for (let i = 0; i < n; i++)
-    others.push({ key: r.fixed(RECORD_KEY_BYTES, "key"), valueHash: r.fixed(32, "value hash") });
+  const n = r.u8("path length");
+  check(n <= depth, "record proof: more branches than the tree is deep");
+  const path: ProofStep[] = [];
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    const d = r.u8("branch depth");
+    check(d > last && d < depth, "record proof: branch depths must ascend within the tree");
+    path.push({ depth: d, sibling: r.fixed(32, "sibling") });
+    last = d;
+  }
+  const kind = r.u8("end kind");
+  let end: ProofEnd;
+  if (kind === 0) {
+    check(n === 0, "record proof: an empty end below a branch");
+    end = { kind: "empty" };
+  } else if (kind === 1) {
+    const m = r.u8("bucket count");
+    check(m <= MAX_BUCKET_ENTRIES, `record proof: ${m} bucket entries, more than allowed`);
+    const entries: BucketEntry[] = [];
+    for (let i = 0; i < m; i++)
+      entries.push({ key: r.fixed(RECORD_KEY_BYTES, "key"), valueHash: r.fixed(32, "value hash") });
+    end = { kind: "bucket", entries };
+  } else {
+    check(kind === 2, `record proof: unknown end kind ${kind}`);
+    const d = r.u8("end branch depth");
+    check(d > last && d < depth, "record proof: the end branch must lie below the path");
+    const prefix = r.fixed((d + 7) >> 3, "end branch prefix");
+    check(
+      d % 8 === 0 || (prefix[prefix.length - 1]! & (0xff >> (d & 7))) === 0,
+      "record proof: end branch prefix has bits past its depth",
+    );
+    end = { kind: "branch", depth: d, prefix, left: r.fixed(32, "left"), right: r.fixed(32, "right") };
+  }
   r.end();
-  return { bitmap, siblings, others };
+  return { path, end };
 }

@@ -55,6 +55,7 @@ interface Figures {
   loadSeconds: number;
   bytesPerRecord: number;
   openMs: number;
+  proofBytes: number;
   hostReadP50: number;
   hostReadP99: number;
   hsmCheckP50: number;
@@ -107,12 +108,14 @@ async function measure(n: number, samples: number): Promise<Figures> {
     const pick = (j: number) => records[Math.floor((((j * 2654435761) % 2 ** 32) / 2 ** 32) * n)]!;
     const hostRead: number[] = [];
     const hsmCheck: number[] = [];
+    let proofBytes = 0;
     for (let j = 0; j < samples; j++) {
       const r = pick(j);
       const name = user(r.user);
       let s = performance.now();
       const answer = { treeIndex: opened.applied, ...store.read(r.key) };
       hostRead.push(performance.now() - s);
+      proofBytes += answer.proof.length;
       s = performance.now();
       const got = await reader.read(name, answer);
       hsmCheck.push(performance.now() - s);
@@ -150,6 +153,7 @@ async function measure(n: number, samples: number): Promise<Figures> {
       loadSeconds,
       bytesPerRecord,
       openMs,
+      proofBytes: proofBytes / samples,
       hostReadP50: percentile(hostRead, 50),
       hostReadP99: percentile(hostRead, 99),
       hsmCheckP50: percentile(hsmCheck, 50),
@@ -183,6 +187,7 @@ export async function benchRecords(opts: { sizes: number[]; samples?: number }):
     row("open the store (host boot), ms", (f) => f.openMs, 1),
     row("host: read + proof, p50 ms", (f) => f.hostReadP50, 3),
     row("host: read + proof, p99 ms", (f) => f.hostReadP99, 3),
+    row("proof of a stored record, mean bytes", (f) => f.proofBytes, 0),
     row("HSM: open + decode + verify, p50 ms", (f) => f.hsmCheckP50, 3),
     row("HSM: open + decode + verify, p99 ms", (f) => f.hsmCheckP99, 3),
     row("host: one tree write (no fsync), p50 ms", (f) => f.writeP50, 3),
