@@ -121,6 +121,36 @@ describe("red team 6: the monitor's witness count and follow state", () => {
     expect(parseMonitorFlags(flags).config.policy.threshold).toBe(1);
   });
 
+  it("the monitor refuses the log's own key as a witness, and a threshold of no witnesses (INVALID)", () => {
+    const k = keys();
+    const self = formatVerifierKey({
+      name: "example.test/self",
+      type: SIG_COSIGNATURE_V1,
+      publicKey: parseVerifierKey(k.log.vkey).publicKey,
+    });
+    const invalid = expect.objectContaining({ code: ErrorCode.Invalid });
+    expect(() => parseMonitorFlags(["--log", url, "--log-key", k.log.vkey, "--witness-key", self])).toThrow(
+      invalid,
+    );
+    expect(() => checkPolicy({ logKey: k.log.vkey, witnessKeys: [k.w.vkey, self], threshold: 1 })).toThrow(
+      invalid,
+    );
+    // With no witness required, the log operator alone could show the monitor its own history.
+    expect(() => checkPolicy({ logKey: k.log.vkey, witnessKeys: [k.w.vkey], threshold: 0 })).toThrow(invalid);
+    expect(() =>
+      parseMonitorFlags([
+        "--log",
+        url,
+        "--log-key",
+        k.log.vkey,
+        "--witness-key",
+        k.w.vkey,
+        "--witness-threshold",
+        "0",
+      ]),
+    ).toThrow(/at least 1/);
+  });
+
   it("the checkpoint verifier never counts one witness's cosignature twice, relabelled under a second name", async () => {
     const k = keys();
     const tree = new MerkleTree();

@@ -62,6 +62,21 @@ describe("trust pins", () => {
     expect(refusal({ ...pins, witnessKeys: [w1.vkey, sameName] })).toContain("under one name");
   });
 
+  it("the log's own key pinned as a witness: the log operator would witness its own checkpoints", () => {
+    const log = parseVerifierKey(pins.logKey);
+    const selfWitness = formatVerifierKey({
+      name: "example.test/not-a-witness",
+      type: SIG_COSIGNATURE_V1,
+      publicKey: log.publicKey,
+    });
+    expect(refusal({ ...pins, witnessKeys: [selfWitness], witnessThreshold: 1 })).toContain(
+      "the log's own key",
+    );
+    expect(refusal({ ...pins, witnessKeys: [w1.vkey, selfWitness], witnessThreshold: 1 })).toContain(
+      "the log's own key",
+    );
+  });
+
   it("keys of the wrong type or of small order, and thresholds out of range", () => {
     expect(
       refusal({ ...pins, witnessKeys: [generateSignerKey("x.test/w").vkey], witnessThreshold: 1 }),

@@ -14,7 +14,7 @@ import {
   SIG_ED25519,
   type TrustPolicy,
 } from "@bkv/tlog";
-import { BkvError, ErrorCode } from "@bkv/wire";
+import { BkvError, bytesEqual, ErrorCode } from "@bkv/wire";
 
 export const TRANSPARENCY_FILE = "transparency.json";
 export const VENDOR_ROOT_FILE = "vendor-root.pub";
@@ -71,9 +71,11 @@ export function normalizeLogUrl(url: string): string {
 
 /** Check the keys and the threshold of a policy; BkvError(Invalid) naming what is wrong. */
 export function checkPolicy(policy: TrustPolicy): TrustPolicy {
+  let logPublic: Uint8Array;
   try {
-    if (parseVerifierKey(policy.logKey).type !== SIG_ED25519)
-      throw invalid("the log key is not an Ed25519 key");
+    const log = parseVerifierKey(policy.logKey);
+    if (log.type !== SIG_ED25519) throw invalid("the log key is not an Ed25519 key");
+    logPublic = log.publicKey;
   } catch (e) {
     if (e instanceof BkvError) throw e;
     throw invalid(`bad log key: ${(e as Error).message}`);
@@ -86,14 +88,18 @@ export function checkPolicy(policy: TrustPolicy): TrustPolicy {
       throw invalid(`bad witness key ${k}: ${(e as Error).message}`);
     }
     if (type !== SIG_COSIGNATURE_V1) throw invalid(`witness key ${k} is not a cosignature/v1 key`);
+    if (bytesEqual(parseVerifierKey(k).publicKey, logPublic))
+      throw invalid(`witness key ${k} is the log's own key: the log would witness itself`);
   }
   // A cosignature does not sign the witness's name: one key under two names would count twice.
   const twice = repeatedWitnessKey(policy.witnessKeys);
   if (twice !== undefined) throw invalid(twice);
+  // With no witness required the log operator alone could show the monitor one history and
+  // clients another: a monitor needs at least one witness, as a client's pins do.
   const t = policy.threshold;
-  if (!Number.isInteger(t) || t < 0 || t > policy.witnessKeys.length) {
+  if (!Number.isInteger(t) || t < 1 || t > policy.witnessKeys.length) {
     throw invalid(
-      `the witness threshold must be a whole number from 0 to the ${policy.witnessKeys.length} witness keys, got ${t}`,
+      `the witness threshold must be a whole number from 1 to the ${policy.witnessKeys.length} witness keys, got ${t}`,
     );
   }
   return policy;

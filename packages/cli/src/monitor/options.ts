@@ -123,7 +123,7 @@ export function parseMonitorFlags(argv: string[]): MonitorFlags {
     const threshold =
       values["witness-threshold"] === undefined
         ? witnessKeys.length
-        : wholeNumber(values["witness-threshold"], "--witness-threshold", 0);
+        : wholeNumber(values["witness-threshold"], "--witness-threshold", 1);
     if (threshold > witnessKeys.length)
       throw new UsageError(
         `--witness-threshold ${threshold} is more than the ${witnessKeys.length} witness key(s) given`,

@@ -122,7 +122,7 @@ function fleetEventText(e: FleetEvent): string[] {
 function summaryText(s: SummaryEvent): string[] {
   const failures = s.failures.map((f) => (f.index === undefined ? f.check : `entry ${f.index} ${f.check}`));
   const head = s.ok
-    ? `MONITOR PASSED: checkpoint size ${s.size}; ${s.entries} entr${s.entries === 1 ? "y" : "ies"} checked (${s.newEntries} new), every check holds`
+    ? `MONITOR PASSED${s.vendorRootChecked ? "" : " (INCOMPLETE)"}: checkpoint size ${s.size}; ${s.entries} entr${s.entries === 1 ? "y" : "ies"} checked (${s.newEntries} new), ${s.vendorRootChecked ? "every check holds" : "every check run holds"}`
     : `MONITOR FAILED: ${s.failures.length} failed check${s.failures.length === 1 ? "" : "s"}: ${failures.join(", ")}`;
   const out = [head];
   if (!s.vendorRootChecked) out.push("  member attestations were NOT checked against a vendor root");

@@ -6,7 +6,7 @@
  * Anything missing is an error, never "accept".
  */
 import { noteVerifier, parseVerifierKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
-import { BkvError, ErrorCode, fromHex, toHex } from "@bkv/wire";
+import { BkvError, bytesEqual, ErrorCode, fromHex, toHex } from "@bkv/wire";
 import type { PinnedVendorRoot } from "../audit/evidence-audit.js";
 import { ed25519KeyProblem } from "../evidence/strict.js";
 
@@ -133,8 +133,11 @@ const invalid = (message: string): never => {
 
 const isHex64 = (s: unknown): s is string => typeof s === "string" && /^[0-9a-f]{64}$/.test(s);
 
-/** The witness keys, each parsed; refuses one key twice (under one name or two) and one name for two keys. */
-function checkWitnesses(keys: string[]): void {
+/**
+ * The witness keys, each parsed; refuses one key twice (under one name or two), one name for two
+ * keys, and the log's own key as a witness (the log operator would witness its own checkpoints).
+ */
+function checkWitnesses(keys: string[], logKey: Uint8Array): void {
   const byName = new Map<string, string>();
   const byKey = new Map<string, string>();
   for (const k of keys) {
@@ -148,6 +151,8 @@ function checkWitnesses(keys: string[]): void {
     if (v.type !== SIG_COSIGNATURE_V1) invalid(`witness key ${v.name} is not a cosignature/v1 key`);
     const problem = ed25519KeyProblem(v.publicKey);
     if (problem !== null) invalid(`witness key ${v.name} is ${problem}`);
+    if (bytesEqual(v.publicKey, logKey))
+      invalid(`witness key ${v.name} is the log's own key: the log would witness itself`);
     const hex = toHex(v.publicKey);
     if (byKey.has(hex))
       invalid(`one witness key is pinned twice (as ${byKey.get(hex)} and ${v.name}): it would count twice`);
@@ -190,7 +195,7 @@ export function parseTrustPins(v: unknown): TrustPins {
   if (!Array.isArray(o.witnessKeys) || !o.witnessKeys.every((k) => typeof k === "string"))
     invalid("witnessKeys must be a list of strings");
   const witnessKeys = [...(o.witnessKeys as string[])];
-  checkWitnesses(witnessKeys);
+  checkWitnesses(witnessKeys, log.publicKey);
   const t = o.witnessThreshold;
   if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > witnessKeys.length)
     invalid(`witnessThreshold must be a whole number from 1 to ${witnessKeys.length} (the witnesses pinned)`);
