@@ -445,7 +445,13 @@ describe("a releases namespace", () => {
       skipped: [],
     });
     expect(rel!.passed).toEqual(
-      expect.arrayContaining(["release.decode", "release.epoch", "release.evidence", "release.signature"]),
+      expect.arrayContaining([
+        "release.decode",
+        "release.epoch",
+        "epoch.next",
+        "release.evidence",
+        "release.signature",
+      ]),
     );
     expect(summaryOf(checked).ok).toBe(true);
 

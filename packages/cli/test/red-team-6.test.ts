@@ -22,12 +22,15 @@
  * had seen: no checkpoint.rollback, and entries read again under the older root. Expected: once a
  * checkpoint has verified, a smaller one later in the run is a rollback.
  */
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   cosignatureSigner,
   ed25519NoteSigner,
   encodeEntriesTile,
+  encodeLogEntry,
+  encodeSignedRelease,
   entriesPath,
   formatCheckpoint,
   formatVerifierKey,
@@ -199,6 +202,63 @@ describe("red team 6: the monitor's witness count and follow state", () => {
       checkpoints: 0,
     });
     expect(m.summary().failures.map((f) => f.check)).toEqual(["checkpoint.signatures"]);
+  });
+
+  it("a log whose entries skip an epoch or log an older epoch after a newer one fails epoch.next", async () => {
+    const k = keys();
+    const ns = "example.test/releases";
+    const release = (epoch: number) =>
+      encodeLogEntry({
+        namespace: ns,
+        epoch,
+        artifact: encodeSignedRelease({
+          namespace: ns,
+          epoch,
+          measurement: new Uint8Array(32).fill(epoch),
+          sourceRevision: "0123456789abcdef0123456789abcdef01234567",
+          buildRecipe: "npm ci && npm run build",
+          time: Date.UTC(2026, 10, 1),
+          signature: new Uint8Array(64),
+        }),
+        evidenceDigest: new Uint8Array(createHash("sha256").digest()),
+      });
+    // What an honest log never writes: epoch 1, then 3 (2 skipped), then 2 (older after newer).
+    const entries = [release(1), release(3), release(2)];
+    const tree = new MerkleTree();
+    const leaves = entries.map((e) => leafHash(e));
+    for (const l of leaves) tree.append(l);
+    note = await signNote(
+      formatCheckpoint({
+        origin: ORIGIN,
+        size: entries.length,
+        root: tree.root(entries.length),
+        extensions: [],
+      }),
+      [ed25519NoteSigner(k.log.skey), cosignatureSigner(k.w.skey, () => 1_700_000_000)],
+    );
+    files = new Map([
+      [tilePath({ level: 0, index: 0, width: entries.length }), Buffer.concat(leaves)],
+      [entriesPath(0, entries.length), encodeEntriesTile(entries)],
+    ]);
+    const m = new Monitor(
+      {
+        logUrl: url,
+        policy: { logKey: k.log.vkey, witnessKeys: [k.w.vkey], threshold: 1 },
+        vendorRoots: null,
+        statePath: null,
+        maxGuessLimit: 10,
+      },
+      { emit: () => {} },
+    );
+    await m.poll();
+    const epochNext = m
+      .summary()
+      .failures.filter((f) => f.check === "epoch.next")
+      .map((f) => [f.index, f.message]);
+    expect(epochNext).toEqual([
+      [1, `${ns} epoch 3 skips from 1; the next epoch is 2`],
+      [2, `${ns} epoch 2 logged after epoch 3: an older epoch after a newer one`],
+    ]);
   });
 
   it("following: a checkpoint verified in an earlier poll whose entries could not all be read still bars an older one (checkpoint.rollback)", async () => {

@@ -6,6 +6,10 @@
  *   artifact.epoch         the artifact's namespace and epoch are the entry's
  *   epoch.first            no earlier entry is a fleet at the same (namespace, epoch): the log holds
  *                          one fleet per epoch, and clients refuse a second one (BUNDLE_SPLIT_VIEW)
+ *   epoch.next             (fleets and releases) the entry's epoch is its namespace's next one, 1
+ *                          for its first entry, then the latest + 1, as the log promises to accept
+ *                          (log-server.ts): an older epoch logged after a newer one, or a skipped
+ *                          epoch, is a history an honest log never writes
  *   evidence.fetch         the log serves evidence with the entry's digest
  *   evidence.digest        that evidence hashes to the digest
  *   bundle.fetch           the log serves a bundle for (namespace, epoch) naming this entry
@@ -133,6 +137,31 @@ export interface EntryContext {
    * this entry is added once its artifact's namespace and epoch are its own.
    */
   readonly epochs?: Map<string, number>;
+  /** The latest epoch of each namespace among the entries checked before this one (epoch.next). */
+  readonly latest?: Map<string, number>;
+}
+
+/** epoch.next: the entry's epoch follows its namespace's latest one; records it either way. */
+function checkNextEpoch(
+  entry: LogEntry,
+  ctx: EntryContext,
+  pass: (check: string) => void,
+  fail: (check: string, msg: string) => void,
+): void {
+  if (ctx.latest === undefined) return;
+  const latest = ctx.latest.get(entry.namespace);
+  const next = latest === undefined ? 1 : latest + 1;
+  if (entry.epoch === next) pass("epoch.next");
+  else
+    fail(
+      "epoch.next",
+      latest === undefined
+        ? `the first entry of ${entry.namespace} is epoch ${entry.epoch}, not 1`
+        : entry.epoch <= latest
+          ? `${entry.namespace} epoch ${entry.epoch} logged after epoch ${latest}: an older epoch after a newer one`
+          : `${entry.namespace} epoch ${entry.epoch} skips from ${latest}; the next epoch is ${next}`,
+    );
+  ctx.latest.set(entry.namespace, Math.max(latest ?? 0, entry.epoch));
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
@@ -191,6 +220,7 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
   if (artifact !== undefined) {
     if (artifact.namespace === entry.namespace && artifact.epoch === entry.epoch) {
       pass("artifact.epoch");
+      checkNextEpoch(entry, ctx, pass, fail);
       if (ctx.epochs !== undefined) {
         const key = `${entry.namespace}\0${entry.epoch}`;
         const earlier = ctx.epochs.get(key);
@@ -282,8 +312,10 @@ async function checkReleaseEntry(
   skipped: string[],
 ): Promise<ReleaseView> {
   pass("release.decode");
-  if (r.namespace === entry.namespace && r.epoch === entry.epoch) pass("release.epoch");
-  else
+  if (r.namespace === entry.namespace && r.epoch === entry.epoch) {
+    pass("release.epoch");
+    checkNextEpoch(entry, ctx, pass, fail);
+  } else
     fail(
       "release.epoch",
       `the entry is (${entry.namespace}, ${entry.epoch}), its release says (${r.namespace}, ${r.epoch})`,

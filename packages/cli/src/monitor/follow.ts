@@ -33,6 +33,7 @@ export class Monitor {
   private readonly members = new MemberIndex<EarlierFleet>();
   /** Fleet entries read so far by namespace and epoch (epoch.first). */
   private readonly epochs = new Map<string, number>();
+  private readonly latest = new Map<string, number>();
   /** The checkpoint the state file held when the run started. */
   private readonly initial: SavedCheckpoint | undefined;
   /**
@@ -171,6 +172,7 @@ export class Monitor {
       ...(this.config.releaseKey === undefined ? {} : { releaseKey: this.config.releaseKey }),
       members: this.members,
       epochs: this.epochs,
+      latest: this.latest,
     };
     for (let b = Math.floor(this.read / TILE_WIDTH); b * TILE_WIDTH < cp.size; b++) {
       let raw: Uint8Array[];
