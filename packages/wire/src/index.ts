@@ -6,6 +6,7 @@ export * from "./errors.js";
 export * from "./fleet-artifact.js";
 export * from "./framing.js";
 export * from "./genesis-statement.js";
+export * from "./handover.js";
 export * from "./hsm-api.js";
 export * from "./opaque-sizes.js";
 export * from "./p256-keys.js";
