@@ -50,6 +50,7 @@ import {
   decodeRecordProof,
   decodeRequestEnvelope,
   decodeResponseEnvelope,
+  decodeSignedHandover,
   decodeStatement,
   decodeVaultRequest,
   decodeVaultResult,
@@ -62,6 +63,7 @@ import {
   encodeRecordProof,
   encodeRequestEnvelope,
   encodeResponseEnvelope,
+  encodeSignedHandover,
   encodeStatement,
   encodeVaultRequest,
   encodeVaultResult,
@@ -653,7 +655,7 @@ export const FORMATS: Format[] = [
   {
     name: "log-entry",
     about: "the transparency log's leaf entry: magic, namespace, epoch, artifact, SHA-256 of the evidence",
-    source: "packages/tlog/src/log-entry.ts",
+    source: "packages/wire/src/tlog-log-entry.ts",
     samples: () => [
       {
         type: "fleet entry",
@@ -688,6 +690,31 @@ export const FORMATS: Format[] = [
     ],
     encode: encodeSignedRelease,
     decode: decodeSignedRelease,
+  },
+  {
+    name: "handover",
+    about:
+      "the handover statement the old fleet signs naming its successor: namespace, both epochs and fleet ids, the successor's evidence digest, the checkpoint it was found in, time, fleet signature",
+    source: "packages/wire/src/handover.ts",
+    samples: () => [
+      {
+        type: "signed handover",
+        value: {
+          namespace: "example.org/bkv",
+          epoch: 2,
+          fleetId: pat(16, 0xf0),
+          successorEpoch: 3,
+          successorFleetId: pat(16, 0xe0),
+          successorEvidenceDigest: pat(32, 0x90),
+          checkpointSize: 4711,
+          checkpointRoot: pat(32, 0xc0),
+          time: 1_767_225_600_000,
+          signature: pat(64, 0x32),
+        },
+      },
+    ],
+    encode: encodeSignedHandover,
+    decode: decodeSignedHandover,
   },
   {
     name: "backup-header",

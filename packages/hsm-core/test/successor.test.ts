@@ -1,10 +1,12 @@
 /**
- * The old fleet's check of a successor (checkSuccessor, docs/migration.md §2 points 1 and 3, and the
- * release signature of point 2). The operator builds every "successor" here: it holds its own vendor
- * root and release key, signs with any member key it likes, and edits any field. Each forgery is
+ * The old fleet's check of a successor (checkSuccessor, docs/migration.md §2 points 1 to 4). The
+ * operator builds every "successor" here: it holds its own vendor root, release key, log key and
+ * witness keys, signs with any member key it likes, edits any field, and decides what its copy of
+ * the log holds. The log is a real RFC 9162 tree (@bkv/tlog's MerkleTree, what the log service
+ * runs) with a C2SP checkpoint signed and cosigned as the log and the witnesses do. Each forgery is
  * refused with a stable code and a message naming what failed; the genuine successor passes.
  */
-import { checkSuccessor, type FrozenTerms, type SuccessorEvidence } from "@bkv/hsm-core";
+import { checkSuccessor, type FrozenTerms, type SuccessorEvidence, type WitnessPolicy } from "@bkv/hsm-core";
 import {
   attest,
   ed25519PublicKeyOf,
@@ -18,9 +20,25 @@ import {
   type VendorRoot,
 } from "@bkv/hsm-software";
 import {
+  cosign,
+  encodeLogEntry,
+  evidenceDigest,
+  formatCheckpoint,
+  formatNote,
+  keyId,
+  type LogEntry,
+  leafHash,
+  MerkleTree,
+  type NoteSignature,
+  SIG_COSIGNATURE_V1,
+  SIG_ED25519,
+} from "@bkv/tlog";
+import {
+  artifactFromStatement,
   BkvError,
   decodeAttestation,
   ErrorCode,
+  encodeArtifact,
   encodeEvidence,
   encodeSignedRelease,
   encodeStatement,
@@ -28,6 +46,7 @@ import {
   quorumOf,
   type Release,
   releaseSignedBytes,
+  utf8,
 } from "@bkv/wire";
 import { describe, expect, it } from "vitest";
 
@@ -37,13 +56,22 @@ const LOG_KEY = ed25519PublicKeyOf(seed(0x42));
 /** The successor's code (another build than the old fleet's). */
 const NEW_CODE = new Uint8Array(32).fill(0xc2);
 
-/** What the old fleet's genesis froze. */
+const LOG_SEED = seed(0x42);
+const LOG_NAME = "log.bkv.test";
+const WITNESS_SEEDS = [seed(0xa1), seed(0xa2), seed(0xa3)];
+const WITNESS_POLICY: WitnessPolicy = {
+  witnesses: WITNESS_SEEDS.map((s, i) => ({ name: `witness-${i + 1}.test`, key: ed25519PublicKeyOf(s) })),
+  threshold: 2,
+};
+
+/** What the old fleet's genesis froze (the witness policy: what it will have to freeze). */
 const FROZEN: FrozenTerms = {
   namespace: "bkv-test",
   epoch: 1,
   logKey: LOG_KEY,
   releaseKey: ed25519PublicKeyOf(RELEASE_SEED),
   maxSuccessorGuessLimit: 5,
+  witnessPolicy: WITNESS_POLICY,
 };
 
 /** The old fleet's HSM: trusts TEST_VENDOR only. */
@@ -72,6 +100,56 @@ interface Forge {
   signatures?: (sigs: Uint8Array[], statement: Uint8Array) => Uint8Array[];
   release?: Partial<Release>;
   releaseSeed?: Uint8Array;
+  log?: LogForge;
+}
+
+/** What the operator's copy of the log holds and how its checkpoint is signed. */
+interface LogForge {
+  /** The successor's entry as logged (default: the real one); undefined: not logged at all. */
+  entry?: (real: LogEntry) => LogEntry | undefined;
+  /** Log the release entry (default true). */
+  logRelease?: boolean;
+  /** The key and name the checkpoint is signed with (default: the frozen log key). */
+  logSeed?: Uint8Array;
+  /** Which witnesses cosign (indexes into WITNESS_SEEDS; default the first two), or own keys. */
+  cosigners?: { name: string; seed: Uint8Array }[];
+  /** Entries appended after the successor's (the checkpoint covers them). */
+  after?: number;
+  /** Change the checkpoint text after it is signed. */
+  text?: (t: string) => string;
+}
+
+const witness = (i: number) => ({ name: WITNESS_POLICY.witnesses[i]!.name, seed: WITNESS_SEEDS[i]! });
+
+/** Another deployment's entry: what fills the log around the successor's. */
+function filler(i: number): Uint8Array {
+  return encodeLogEntry({
+    namespace: `other-${i}`,
+    epoch: 1,
+    artifact: new Uint8Array([i]),
+    evidenceDigest: evidenceDigest(new Uint8Array([i])),
+  });
+}
+
+/** A checkpoint note of the tree at its size, signed by the log key and the cosigners. */
+function checkpointNote(tree: MerkleTree, o: LogForge): Uint8Array {
+  const text = formatCheckpoint({ origin: LOG_NAME, size: tree.size, root: tree.root(), extensions: [] });
+  const bytes = utf8(text);
+  const logSeed = o.logSeed ?? LOG_SEED;
+  const signatures: NoteSignature[] = [
+    {
+      name: LOG_NAME,
+      keyId: keyId(LOG_NAME, SIG_ED25519, ed25519PublicKeyOf(logSeed)),
+      signature: ed25519SignWith(logSeed, bytes),
+    },
+  ];
+  for (const w of o.cosigners ?? [witness(0), witness(1)])
+    signatures.push({
+      name: w.name,
+      keyId: keyId(w.name, SIG_COSIGNATURE_V1, ed25519PublicKeyOf(w.seed)),
+      signature: cosign(1_767_300_000, bytes, (m) => ed25519SignWith(w.seed, m)),
+    });
+  return utf8(formatNote({ text: o.text ? o.text(text) : text, signatures }));
 }
 
 function successor(o: Forge = {}): SuccessorEvidence {
@@ -109,7 +187,42 @@ function successor(o: Forge = {}): SuccessorEvidence {
     ...r,
     signature: ed25519SignWith(o.releaseSeed ?? RELEASE_SEED, releaseSignedBytes(r)),
   });
-  return { evidence: encodeEvidence({ statement, signatures }), release };
+  const evidence = encodeEvidence({ statement, signatures });
+  const artifact = encodeArtifact(
+    artifactFromStatement(st, { notBefore: 1_767_225_600_000, notAfter: 1_800_000_000_000 }),
+  );
+  // The log: other deployments' entries, the release, more entries, the successor, more entries.
+  const lo = o.log ?? {};
+  const tree = new MerkleTree();
+  for (let i = 0; i < 5; i++) tree.append(leafHash(filler(i)));
+  const releaseEntry = {
+    namespace: r.namespace,
+    epoch: r.epoch,
+    artifact: release,
+    evidenceDigest: evidenceDigest(new Uint8Array(0)),
+  };
+  const releaseIndex =
+    lo.logRelease === false
+      ? tree.append(leafHash(filler(99)))
+      : tree.append(leafHash(encodeLogEntry(releaseEntry)));
+  for (let i = 5; i < 8; i++) tree.append(leafHash(filler(i)));
+  const real: LogEntry = {
+    namespace: st.namespace,
+    epoch: st.epoch,
+    artifact,
+    evidenceDigest: evidenceDigest(evidence),
+  };
+  const logged = lo.entry ? lo.entry(real) : real;
+  const entryIndex = tree.append(leafHash(logged === undefined ? filler(98) : encodeLogEntry(logged)));
+  for (let i = 0; i < (lo.after ?? 2); i++) tree.append(leafHash(filler(10 + i)));
+  return {
+    evidence,
+    release,
+    artifact,
+    checkpoint: checkpointNote(tree, lo),
+    entryInclusion: { index: entryIndex, proof: tree.inclusionProof(entryIndex) },
+    releaseInclusion: { index: releaseIndex, proof: tree.inclusionProof(releaseIndex) },
+  };
 }
 
 function refusal(s: SuccessorEvidence, frozen: FrozenTerms = FROZEN): { code: string; message: string } {
@@ -281,5 +394,167 @@ describe("checkSuccessor: the operator's forged successors, each refused by name
       "release does not decode",
     );
     expectRefused({ ...s, release: new Uint8Array(0) }, ErrorCode.Malformed, "release does not decode");
+  });
+});
+
+describe("checkSuccessor: the successor's log entry and its release in the log (§2 points 2 and 4)", () => {
+  it("the genuine successor is found in the checkpoint; the digest it returns is its evidence's", () => {
+    const s = successor();
+    const c = checkSuccessor(platform, FROZEN, s);
+    expect(c.evidenceDigest).toEqual(evidenceDigest(s.evidence));
+    expect(c.checkpoint).toMatchObject({ origin: LOG_NAME, size: 5 + 1 + 3 + 1 + 2 });
+    // The third witness instead of the second is as good: any two of the three.
+    expect(refusal(successor({ log: { cosigners: [witness(2), witness(0)] } })).code).toBe("accepted");
+  });
+
+  it("a checkpoint signed by the operator's own log key, under the log's name", () => {
+    expectRefused(
+      successor({ log: { logSeed: seed(0x99) } }),
+      ErrorCode.BundleCheckpoint,
+      "not signed by the log key this fleet froze",
+    );
+  });
+
+  it("a checkpoint not witnessed: no cosignature, one, one twice, or the operator's own witness under a witness's name", () => {
+    expectRefused(
+      successor({ log: { cosigners: [] } }),
+      ErrorCode.BundleWitnesses,
+      "0 witness cosignatures, 2 required",
+    );
+    expectRefused(
+      successor({ log: { cosigners: [witness(1)] } }),
+      ErrorCode.BundleWitnesses,
+      "1 witness cosignatures",
+    );
+    expectRefused(
+      successor({ log: { cosigners: [witness(1), witness(1)] } }),
+      ErrorCode.BundleWitnesses,
+      "1 witness cosignatures",
+    );
+    expectRefused(
+      successor({ log: { cosigners: [witness(0), { name: witness(1).name, seed: seed(0x98) }] } }),
+      ErrorCode.BundleWitnesses,
+      "1 witness cosignatures",
+    );
+  });
+
+  it("a checkpoint whose size or root is changed after signing, or that is no note", () => {
+    expectRefused(
+      successor({ log: { text: (t) => t.replace(/\n12\n/, "\n13\n") } }),
+      ErrorCode.BundleCheckpoint,
+      "does not open",
+    );
+    const s = successor();
+    expectRefused({ ...s, checkpoint: utf8("not a note\n") }, ErrorCode.BundleCheckpoint, "does not open");
+    expectRefused(
+      { ...s, checkpoint: new Uint8Array([0xff, 0xfe, 0x0a]) },
+      ErrorCode.BundleCheckpoint,
+      "does not open",
+    );
+  });
+
+  it("the successor's entry not in the log: never logged, or logged with other evidence than shown", () => {
+    expectRefused(
+      successor({ log: { entry: () => undefined } }),
+      ErrorCode.BundleNotLogged,
+      "its entry is not in the log",
+    );
+    // The operator logged the successor with other evidence (say, other members), then shows this.
+    expectRefused(
+      successor({ log: { entry: (e) => ({ ...e, evidenceDigest: evidenceDigest(new Uint8Array([1])) }) } }),
+      ErrorCode.BundleNotLogged,
+      "its entry is not in the log",
+    );
+    // Logged under another namespace or epoch: the core builds the leaf from the statement.
+    expectRefused(
+      successor({ log: { entry: (e) => ({ ...e, namespace: "elsewhere" }) } }),
+      ErrorCode.BundleNotLogged,
+      "its entry",
+    );
+    expectRefused(
+      successor({ log: { entry: (e) => ({ ...e, epoch: 3 }) } }),
+      ErrorCode.BundleNotLogged,
+      "its entry",
+    );
+  });
+
+  it("the release signed by the frozen key but never logged", () => {
+    expectRefused(
+      successor({ log: { logRelease: false } }),
+      ErrorCode.BundleNotLogged,
+      "its release is not in the log",
+    );
+  });
+
+  it("proofs swapped, cut, lengthened or pointing at another index", () => {
+    const s = successor();
+    expectRefused(
+      { ...s, entryInclusion: s.releaseInclusion },
+      ErrorCode.BundleNotLogged,
+      "its entry is not in the log",
+    );
+    expectRefused(
+      { ...s, entryInclusion: { ...s.entryInclusion, proof: s.entryInclusion.proof.slice(1) } },
+      ErrorCode.BundleNotLogged,
+      "its entry",
+    );
+    expectRefused(
+      {
+        ...s,
+        entryInclusion: { ...s.entryInclusion, proof: [...s.entryInclusion.proof, new Uint8Array(32)] },
+      },
+      ErrorCode.BundleNotLogged,
+      "its entry",
+    );
+    const flipped = s.entryInclusion.proof.map((p, i) =>
+      i === 0 ? p.map((b, j) => (j === 0 ? b ^ 1 : b)) : p,
+    );
+    expectRefused(
+      { ...s, entryInclusion: { ...s.entryInclusion, proof: flipped } },
+      ErrorCode.BundleNotLogged,
+      "its entry",
+    );
+    for (const index of [s.entryInclusion.index + 1, 12, -1, 2 ** 53])
+      expectRefused(
+        { ...s, entryInclusion: { ...s.entryInclusion, index } },
+        ErrorCode.BundleNotLogged,
+        "its entry",
+      );
+  });
+
+  it("the artifact swapped for another fleet's, or not an artifact", () => {
+    const s = successor();
+    const other = successor({ edit: (st) => ({ ...st, fleetId: new Uint8Array(16).fill(0xf3) }) });
+    expectRefused({ ...s, artifact: other.artifact }, ErrorCode.Invalid, "fleet id");
+    expectRefused(
+      { ...s, artifact: new Uint8Array([1, 2, 3]) },
+      ErrorCode.Malformed,
+      "artifact does not decode",
+    );
+  });
+
+  it("replayed or old evidence: the old fleet's own entry, or a checkpoint from before the successor was logged", () => {
+    // The old fleet's own (genuinely logged) evidence at epoch 1 is no successor.
+    expectRefused(
+      successor({ edit: (st) => ({ ...st, epoch: 1 }) }),
+      ErrorCode.Invalid,
+      "its epoch is 1, not 2",
+    );
+    // An older checkpoint (before the successor's entry): a proof for the new tree does not match it.
+    const s = successor();
+    const before = successor({ log: { entry: () => undefined, after: 0 } });
+    expectRefused({ ...s, checkpoint: before.checkpoint }, ErrorCode.BundleNotLogged, "its entry");
+  });
+
+  it("a witness policy that cannot be met refuses every successor", () => {
+    const s = successor();
+    const w = WITNESS_POLICY.witnesses;
+    for (const witnessPolicy of [
+      { witnesses: w, threshold: 0 },
+      { witnesses: w, threshold: 4 },
+      { witnesses: [], threshold: 0 },
+      { witnesses: [w[0]!, { name: "again", key: w[0]!.key }], threshold: 2 },
+    ])
+      expectRefused(s, ErrorCode.Invalid, "witness policy", { ...FROZEN, witnessPolicy });
   });
 });

@@ -1,4 +1,5 @@
 export * from "./evidence-check.js";
+export * from "./handover-check.js";
 export * from "./http-errors.js";
 export * from "./log-server.js";
 export * from "./log-store.js";

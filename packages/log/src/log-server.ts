@@ -42,6 +42,11 @@
  *          the artifact is a release entry (measurement, source revision, build recipe) for this
  *          (namespace, epoch) signed by that key, with empty evidence (release-check.ts)
  *                                                          else 422 MALFORMED or SIGNATURE
+ *          In a handovers namespace (registered with `--handovers NAME=FLEETS` too) instead: the
+ *          artifact is a handover statement (wire handover.ts) of FLEETS' fleet at this epoch to
+ *          the next, both logged as it names them, signed by the old fleet's signing key, naming a
+ *          checkpoint this log had, with empty evidence (handover-check.ts)
+ *                                           else 422 MALFORMED, INVALID or SIGNATURE
  *     Then the entry is appended durably, a checkpoint of the new tree is signed, cosigned by the
  *     witnesses (tlog-witness), and published once `threshold` of them cosigned; the proof is
  *     against that checkpoint. 503 UNAVAILABLE: too few witnesses cosigned (the entry stays; retry
@@ -125,6 +130,7 @@ import {
   type LoggedFleetRef,
   loggedFleetOf,
 } from "./evidence-check.js";
+import { checkHandover, type HandoverLookups, loggedStatement } from "./handover-check.js";
 import { installErrorHandlers, LogHttpError } from "./http-errors.js";
 import { listen } from "./listen.js";
 import { LogStore, type StoredEntry } from "./log-store.js";
@@ -183,6 +189,11 @@ export interface NamespaceConfig {
    * Ed25519 key (release-check.ts), not fleets.
    */
   readonly releaseKey?: Uint8Array;
+  /**
+   * If given, this is a handovers namespace of the fleets of that namespace: its entries are
+   * handover statements signed by those fleets (handover-check.ts), each at the old fleet's epoch.
+   */
+  readonly handoversOf?: string;
 }
 
 export interface AddRequest {
@@ -216,6 +227,8 @@ export class LogService {
   private readonly event: EventSink;
   private readonly submitters = new Map<string, Uint8Array>();
   private readonly releaseKeys = new Map<string, Uint8Array>();
+  /** Handovers namespace -> the fleets' namespace it logs the handovers of. */
+  private readonly handovers = new Map<string, string>();
   private readonly evidencePolicy: EvidencePolicy;
   /** The member keys of every fleet appended (release entries are not fleets), built at open. */
   private readonly members = new MemberIndex<LoggedFleetRef>();
@@ -247,6 +260,15 @@ export class LogService {
         if (p !== null) throw new Error(`the release key of ${n.namespace}: ${p}`);
         this.releaseKeys.set(n.namespace, n.releaseKey);
       }
+      if (n.handoversOf !== undefined) {
+        if (n.releaseKey !== undefined)
+          throw new Error(`${n.namespace} cannot hold both releases and handovers`);
+        if (!isValidNamespace(n.handoversOf) || n.handoversOf === n.namespace)
+          throw new Error(
+            `${n.namespace}: bad fleets namespace ${JSON.stringify(n.handoversOf)} for its handovers`,
+          );
+        this.handovers.set(n.namespace, n.handoversOf);
+      }
     }
     const maxGuessLimit = options.maxGuessLimit ?? DEFAULT_MAX_GUESS_LIMIT;
     if (!Number.isInteger(maxGuessLimit) || maxGuessLimit < 1)
@@ -266,7 +288,7 @@ export class LogService {
       allowSmallFleet: options.allowSmallFleet === true,
     };
     for (const e of this.store.entriesWithEvidence()) {
-      if (this.releaseKeys.has(e.namespace)) continue;
+      if (this.releaseKeys.has(e.namespace) || this.handovers.has(e.namespace)) continue;
       const st = loggedFleetOf(e.evidence);
       if (st !== undefined) this.members.add(st.members, fleetRef(e, st));
     }
@@ -365,10 +387,13 @@ export class LogService {
         let fleet: GenesisStatement | undefined;
         try {
           const releaseKey = this.releaseKeys.get(req.namespace);
-          if (releaseKey === undefined) {
+          const handoversOf = this.handovers.get(req.namespace);
+          if (releaseKey !== undefined) checkRelease(req, releaseKey);
+          else if (handoversOf !== undefined) checkHandover(req, handoversOf, this.handoverLookups());
+          else {
             fleet = checkFleetEvidence(req, this.evidencePolicy).statement;
             checkFreshMembers(fleet, this.members);
-          } else checkRelease(req, releaseKey);
+          }
         } catch (e) {
           if (!(e instanceof BkvError)) throw e;
           this.event("add-refused", { namespace: req.namespace, epoch: req.epoch, code: e.code });
@@ -386,6 +411,20 @@ export class LogService {
         inclusionProof: this.tree.inclusionProof(entry.index, cp.size),
       };
     });
+  }
+
+  /** What a handover is checked against: the fleets and tree this log holds. */
+  private handoverLookups(): HandoverLookups {
+    return {
+      fleet: (namespace, epoch) => {
+        const e = this.store.byNamespaceEpoch(namespace, epoch);
+        const evidence = e === undefined ? undefined : this.store.evidence(e.evidenceDigest);
+        if (e === undefined || evidence === undefined) return undefined;
+        return { statement: loggedStatement(evidence), evidenceDigest: e.evidenceDigest };
+      },
+      root: (size) =>
+        Number.isSafeInteger(size) && size >= 1 && size <= this.tree.size ? this.tree.root(size) : undefined,
+    };
   }
 
   private append(req: AddRequest): StoredEntry {

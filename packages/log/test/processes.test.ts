@@ -219,6 +219,13 @@ describe("log and witness processes", () => {
         /--allow-small-fleet wants yes or no/,
       ],
       ["witness-main.js", [...witnessBase("s"), "--adopt-state", "1"], /--adopt-state wants yes or no/],
+      // A handovers namespace: NAME=FLEETS, of a namespace registered with --namespace.
+      ["log-main.js", [...logBase("h"), "--handovers", "handovers"], /--handovers wants/],
+      [
+        "log-main.js",
+        [...logBase("h"), "--handovers", "h=fleets"],
+        /--handovers for a namespace not registered/,
+      ],
       [
         "log-main.js",
         ["--dir", join(dir.path, "l"), "--listen", "127.0.0.1", "--origin", "o"],
@@ -240,7 +247,7 @@ describe("log and witness processes", () => {
         .toMatch(new RegExp(`exited with 2 before it was ready: .*"event":"usage".*${message.source}`));
     });
     // None of them made its folder: refused before anything was opened.
-    for (const d of ["x", "y", "z", "r", "u", "m", "p", "t", "n", "s", "l"]) {
+    for (const d of ["x", "y", "z", "r", "u", "m", "p", "t", "n", "s", "l", "h"]) {
       expect(existsSync(join(dir.path, d))).toBe(false);
     }
   }, 120_000);

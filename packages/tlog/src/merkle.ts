@@ -9,24 +9,28 @@
  *
  * Sizes and indexes are JavaScript numbers: safe integers, so trees up to 2^53 - 1 leaves.
  */
-import { bytesEqual, concatBytes } from "@bkv/wire";
+import {
+  bytesEqual,
+  checkProofHashes,
+  HASH_SIZE,
+  leafHashWith,
+  nodeHashWith,
+  verifyInclusionWith,
+} from "@bkv/wire";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { isSize } from "./encoding.js";
 import { ensure, TlogError, TlogErrorCode } from "./errors.js";
 
-export const HASH_SIZE = 32;
-
-const LEAF_PREFIX = new Uint8Array([0x00]);
-const NODE_PREFIX = new Uint8Array([0x01]);
+export { HASH_SIZE };
 
 /** MTH of one entry: SHA-256(0x00 || entry). */
 export function leafHash(entry: Uint8Array): Uint8Array {
-  return sha256(concatBytes(LEAF_PREFIX, entry));
+  return leafHashWith(sha256, entry);
 }
 
 /** SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(concatBytes(NODE_PREFIX, left, right));
+  return nodeHashWith(sha256, left, right);
 }
 
 /** MTH of the empty tree: SHA-256 of the empty string. */
@@ -181,16 +185,10 @@ function badProof(message: string): TlogError {
   return new TlogError(TlogErrorCode.BadProof, message);
 }
 
-function checkHashes(proof: readonly Uint8Array[], what: string): void {
-  for (const p of proof) {
-    if (p.length !== HASH_SIZE)
-      throw badProof(`${what}: a proof hash is ${p.length} bytes, not ${HASH_SIZE}`);
-  }
-}
-
 /**
  * RFC 9162 §2.1.3.2: check that leafHash is the leaf at `index` of the tree of `size` leaves
- * whose root is `root`. All arguments are attacker-controlled. Throws TLOG_BAD_PROOF.
+ * whose root is `root`. All arguments are attacker-controlled. Throws TLOG_BAD_PROOF. (The check
+ * itself is @bkv/wire's verifyInclusionWith, which the HSM core runs with its own SHA-256.)
  */
 export function verifyInclusion(
   index: number,
@@ -199,30 +197,7 @@ export function verifyInclusion(
   proof: readonly Uint8Array[],
   root: Uint8Array,
 ): void {
-  if (!isSize(index) || !isSize(size) || index >= size) {
-    throw badProof(`inclusion: leaf index ${index} is not in a tree of size ${size}`);
-  }
-  if (leaf.length !== HASH_SIZE) throw badProof(`inclusion: the leaf hash is ${leaf.length} bytes`);
-  checkHashes(proof, "inclusion");
-  let fn = index;
-  let sn = size - 1;
-  let r = leaf;
-  for (const p of proof) {
-    if (sn === 0) throw badProof("inclusion: the proof is longer than the tree is deep");
-    if (fn % 2 === 1 || fn === sn) {
-      r = nodeHash(p, r);
-      while (fn % 2 === 0 && fn !== 0) {
-        fn /= 2;
-        sn = Math.floor(sn / 2);
-      }
-    } else {
-      r = nodeHash(r, p);
-    }
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  if (sn !== 0) throw badProof("inclusion: the proof is shorter than the tree is deep");
-  if (!bytesEqual(r, root)) throw badProof("inclusion: the proof does not lead to the root");
+  verifyInclusionWith(sha256, index, size, leaf, proof, root);
 }
 
 /**
@@ -246,7 +221,7 @@ export function verifyConsistency(
     return;
   }
   if (proof.length === 0) throw badProof("consistency: empty proof");
-  checkHashes(proof, "consistency");
+  checkProofHashes(proof, "consistency");
   const path = [...proof];
   // size1 an exact power of two: the old root is itself the first node of the path.
   if (isPowerOfTwo(size1)) path.unshift(root1);

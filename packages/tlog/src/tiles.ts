@@ -11,7 +11,7 @@
  * entries. Tiles come from an untrusted server: every result is checked against the checkpoint
  * root, or is a proof the caller verifies.
  */
-import { bytesEqual, concatBytes } from "@bkv/wire";
+import { bytesEqual, concatBytes, MAX_ENTRY_SIZE } from "@bkv/wire";
 import { isSize } from "./encoding.js";
 import { ensure, TlogError, TlogErrorCode } from "./errors.js";
 import {
@@ -32,7 +32,7 @@ import {
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
 /** An entry in an entries tile is at most this long (uint16 length prefix). */
-export const MAX_ENTRY_SIZE = 0xffff;
+export { MAX_ENTRY_SIZE };
 
 export interface TileId {
   /** Tile level: the tile holds hashes at tree level 8·level. */

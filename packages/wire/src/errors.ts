@@ -70,9 +70,15 @@ export const ErrorCode = {
   BundleMissing: "BUNDLE_MISSING",
   /** Validation bundle: for another namespace than the one the client pins. */
   BundleNamespace: "BUNDLE_NAMESPACE",
-  /** Validation bundle: the checkpoint is not signed by the pinned log key. */
+  /**
+   * Validation bundle: the checkpoint is not signed by the pinned log key. A successor's check: not
+   * signed by the log key the old fleet froze, or not a checkpoint.
+   */
   BundleCheckpoint: "BUNDLE_CHECKPOINT",
-  /** Validation bundle: fewer valid witness cosignatures on the checkpoint than the threshold. */
+  /**
+   * Validation bundle (or a successor's check): fewer valid witness cosignatures on the checkpoint
+   * than the threshold.
+   */
   BundleWitnesses: "BUNDLE_WITNESSES",
   /** Validation bundle: the checkpoint is smaller than one the client has already seen. */
   BundleRollback: "BUNDLE_ROLLBACK",
@@ -80,7 +86,10 @@ export const ErrorCode = {
   BundleSplitView: "BUNDLE_SPLIT_VIEW",
   /** Validation bundle: no valid consistency proof from the largest checkpoint seen. */
   BundleInconsistent: "BUNDLE_INCONSISTENT",
-  /** Validation bundle: the artifact is not in the log (its inclusion proof fails). */
+  /**
+   * Validation bundle: the artifact is not in the log (its inclusion proof fails). A successor's
+   * check: its entry (artifact and evidence) or its release is not in the log.
+   */
   BundleNotLogged: "BUNDLE_NOT_LOGGED",
   /** Validation bundle: the log's signature over the artifact does not verify. */
   BundleLogSignature: "BUNDLE_LOG_SIGNATURE",
