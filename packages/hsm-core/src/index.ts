@@ -16,6 +16,7 @@ export {
 } from "./raft.js";
 export * from "./raft-entry.js";
 export * from "./raft-messages.js";
+export * from "./record-cache.js";
 export * from "./record-codec.js";
 export * from "./record-reader.js";
 export * from "./record-tree.js";

@@ -352,6 +352,35 @@ export class PartialTree {
     }
   }
 
+  /**
+   * Forget what no longer needs holding: every subtree on none of keep's paths becomes opaque
+   * again (its hash and the prefix its keys share). Call after the host confirmed the newest tree
+   * but for the keys written since (keep), so that what is held stays bounded by those.
+   */
+  prune(keep: readonly Uint8Array[]): void {
+    const D = this.tree.depth;
+    const walk = (n: PNode, keys: readonly Uint8Array[]): PNode => {
+      if (n.kind === "branch") {
+        const under = keys.filter((k) => commonPrefixBits(k, n.prefix, n.depth) >= n.depth);
+        if (under.length === 0)
+          return { kind: "opaque", hash: this.hashOf(n), prefix: n.prefix, bits: n.depth };
+        n.left = walk(
+          n.left,
+          under.filter((k) => keyBit(k, n.depth) === 0),
+        );
+        n.right = walk(
+          n.right,
+          under.filter((k) => keyBit(k, n.depth) === 1),
+        );
+        return n;
+      }
+      if (n.kind === "bucket" && !keys.some((k) => commonPrefixBits(k, n.entries[0]!.key, D) >= D))
+        return { kind: "opaque", hash: this.hashOf(n), prefix: n.entries[0]!.key, bits: D };
+      return n;
+    };
+    this.top = walk(this.top, keep);
+  }
+
   /** Set (or with null, remove) the key's value hash; its path must be held. Returns the new root. */
   set(key: Uint8Array, valueHash: Uint8Array | null): Uint8Array {
     const D = this.tree.depth;
