@@ -16,6 +16,7 @@ import {
   compareKeys,
   decodeRecordProof,
   ErrorCode,
+  encodeRecordProof,
   keyBit,
   MAX_BUCKET_ENTRIES,
   RECORD_KEY_BYTES,
@@ -125,7 +126,10 @@ export class RecordTree {
     if (valueHash !== null && valueHash.length !== 32) throw proofError("value hash must be 32 bytes");
     let p: RecordProof;
     try {
-      p = proof instanceof Uint8Array ? decodeRecordProof(proof, this.depth) : proof;
+      // A proof given decoded is read back through its bytes, so it meets every rule the decoder
+      // has (depths whole and ascending, no prefix bits past an end branch's depth): PartialTree
+      // trusts what a verified path says about positions, not only its hashes.
+      p = decodeRecordProof(proof instanceof Uint8Array ? proof : encodeRecordProof(proof), this.depth);
     } catch (e) {
       throw proofError(`record proof does not decode: ${(e as Error).message}`);
     }
