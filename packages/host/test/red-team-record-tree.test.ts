@@ -406,8 +406,23 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
    * removals emptying buckets and lifting their siblings, a 17th key into a full bucket). After each
    * write the partial root must equal the reference root of the records so far.
    */
-  function run(seed: number, steps: number): { writes: number; refusedFull: number; needProof: number } {
+  function run(
+    seed: number,
+    steps: number,
+    tree: RecordTree,
+  ): { writes: number; refusedFull: number; needProof: number } {
     const rnd = prng(seed);
+    const bucketOf = (k: string) => k.slice(0, tree.depth / 4);
+    // At depth 8 a group is a first byte. At depth 64 all keys share their first seven bytes but
+    // for one bit of the third, and a group is the eighth byte: branches sit at depths 17 and 56-63.
+    const keyWith = (rnd: () => number, f: number): Uint8Array => {
+      const k = bytes(rnd, 32);
+      if (tree.depth === 8) k[0] = f;
+      else {
+        k.set([0x5a, 0x5a, f & 0x40 ? 0x5a : 0x1a, 0x5a, 0x5a, 0x5a, 0x5a, f]);
+      }
+      return k;
+    };
     const firsts = [0x00, 0x01, 0x02, 0x03, 0x04, 0x08, 0x10, 0x40, 0x80, 0x81, 0xc0, 0xfe, 0xff];
     const pool: Uint8Array[] = [];
     for (const f of firsts) {
@@ -418,11 +433,11 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
     // Some runs start from the empty tree, or from a tree of one bucket (the root is that bucket).
     const shape = seed % 4;
     for (const k of pool) {
-      if (shape === 0 || (shape === 1 && k[0] !== 0x40) || rnd() < 0.2) continue;
-      const sameFirst = [...model.keys()].filter((x) => x.startsWith(hex(k).slice(0, 2))).length;
-      if (sameFirst < MAX_BUCKET_ENTRIES) model.set(hex(k), tree.valueHash(k, bytes(rnd, 5)));
+      if (shape === 0 || (shape === 1 && k[tree.depth / 8 - 1] !== 0x40) || rnd() < 0.2) continue;
+      const sameBucket = [...model.keys()].filter((x) => bucketOf(x) === bucketOf(hex(k))).length;
+      if (sameBucket < MAX_BUCKET_ENTRIES) model.set(hex(k), tree.valueHash(k, bytes(rnd, 5)));
     }
-    const store = storeOf(8, model);
+    const store = storeOf(tree.depth, model);
     const base = store.state().root;
     expect(base).toEqual(referenceRoot(tree, model));
     const partial = new PartialTree(tree, base);
@@ -481,21 +496,24 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
     return { writes: writes.length, refusedFull, needProof };
   }
 
-  it("holds: 24 seeded runs of interleaved proofs and writes over depth-8 trees with full buckets", () => {
-    let writes = 0;
-    let refusedFull = 0;
-    let needProof = 0;
-    for (let seed = 100; seed < 124; seed++) {
-      const r = run(seed, 150);
-      writes += r.writes;
-      refusedFull += r.refusedFull;
-      needProof += r.needProof;
-    }
-    // The runs did reach what they are meant to: many writes, full buckets, unproven keys.
-    expect(writes).toBeGreaterThan(1000);
-    expect(refusedFull).toBeGreaterThan(0);
-    expect(needProof).toBeGreaterThan(0);
-  });
+  for (const depth of [8, 64]) {
+    it(`holds: 14 seeded runs of interleaved proofs and writes at depth ${depth}, with full buckets`, () => {
+      const t = new RecordTree(sha256, depth);
+      let writes = 0;
+      let refusedFull = 0;
+      let needProof = 0;
+      for (let seed = 100; seed < 114; seed++) {
+        const r = run(seed + depth, 130, t);
+        writes += r.writes;
+        refusedFull += r.refusedFull;
+        needProof += r.needProof;
+      }
+      // The runs did reach what they are meant to: many writes, full buckets, unproven keys.
+      expect(writes).toBeGreaterThan(500);
+      expect(refusedFull).toBeGreaterThan(0);
+      expect(needProof).toBeGreaterThan(0);
+    });
+  }
 
   it("holds: taking in the same proofs again and again does not grow the partial tree", () => {
     const rnd = prng(23);
@@ -541,7 +559,7 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
     // A key under the opaque's known bit but beside its real prefix (1000 00xx): needs a proof,
     // and with the base proof lands where a rebuild puts it.
     const beside = keyWith(rnd, 0xa0);
-    expectCode(() => partial.set(beside, Uint8Array.of(3).fill(3)), ErrorCode.Corrupt);
+    expectCode(() => partial.set(beside, new Uint8Array(32).fill(3)), ErrorCode.Corrupt);
     partial.absorb(tree.verify(base, beside, null, store.read(beside).proof));
     const vh = tree.valueHash(beside, Uint8Array.of(3));
     partial.set(beside, vh);
@@ -606,6 +624,35 @@ describe("red team: StreamingRoot and the host's store", () => {
     expectCode(() => t.add(keys[5]!, new Uint8Array(32)), ErrorCode.RecordProof);
     expectCode(() => t.add(keys[4]!, new Uint8Array(32)), ErrorCode.RecordProof);
     expectCode(() => t.add(keys[6]!.subarray(0, 31), new Uint8Array(32)), ErrorCode.RecordProof);
+  });
+
+  it("a root taken mid-stream ends the stream: the same root again, and no later records folded into another", () => {
+    const rnd = prng(34);
+    const keys = Array.from({ length: 6 }, () => keyWith(rnd, 0x42)).sort(compareKeys);
+    const model = new Map(keys.map((k) => [hex(k), tree.valueHash(k, k.subarray(0, 3))]));
+    const s = new StreamingRoot(tree);
+    for (const k of keys.slice(0, 5)) s.add(k, model.get(hex(k))!);
+    const mid = s.root();
+    expect(s.root()).toEqual(mid);
+    // Going on would give the root of the sixth record alone, a tree without the first five.
+    expectCode(() => s.add(keys[5]!, model.get(hex(keys[5]!))!), ErrorCode.Invalid);
+    expect(s.root()).toEqual(mid);
+    model.delete(hex(keys[5]!));
+    expect(mid).toEqual(referenceRoot(tree, model));
+  });
+
+  it("PartialTree.set refuses a key or value hash that is not 32 bytes, and changes nothing", () => {
+    const partial = new PartialTree(tree, tree.emptyRoot);
+    const k = new Uint8Array(32);
+    partial.absorb(
+      tree.verify(tree.emptyRoot, k, null, encodeRecordProof({ path: [], end: { kind: "empty" } })),
+    );
+    const root = partial.set(k, new Uint8Array(32).fill(1));
+    expectCode(() => partial.set(new Uint8Array(31).fill(0xff), new Uint8Array(32)), ErrorCode.Invalid);
+    expectCode(() => partial.set(new Uint8Array(33), new Uint8Array(32)), ErrorCode.Invalid);
+    expectCode(() => partial.set(k, new Uint8Array(5)), ErrorCode.Invalid);
+    expect(partial.root()).toEqual(root);
+    expect(partial.get(k)).toEqual(new Uint8Array(32).fill(1));
   });
 
   it("holds: 30 seeded write sequences on the host's store keep its root the reference root and every proof valid", () => {

@@ -358,6 +358,8 @@ export class PartialTree {
 
   /** Set (or with null, remove) the key's value hash; its path must be held. Returns the new root. */
   set(key: Uint8Array, valueHash: Uint8Array | null): Uint8Array {
+    if (key.length !== RECORD_KEY_BYTES || (valueHash !== null && valueHash.length !== 32))
+      throw new BkvError(ErrorCode.Invalid, "record tree: a key of 32 bytes and a value hash of 32 bytes");
     const D = this.tree.depth;
     const stack: Branch[] = [];
     const replace = (node: PNode) => {
@@ -445,11 +447,15 @@ export class StreamingRoot {
   private readonly waiting: { hash: Uint8Array; at: number }[] = [];
   private current: BucketEntry[] = [];
   private last: Uint8Array | null = null;
+  /** The root once taken: the stream is over (a later add would start a tree without what came before). */
+  private done: Uint8Array | null = null;
   count = 0;
 
   constructor(private readonly tree: RecordTree) {}
 
   add(key: Uint8Array, valueHash: Uint8Array): void {
+    if (this.done !== null)
+      throw new BkvError(ErrorCode.Invalid, "record stream: added to after its root was taken");
     if (key.length !== RECORD_KEY_BYTES || valueHash.length !== 32)
       throw proofError("record stream: bad entry");
     if (this.last !== null && compareKeys(this.last, key) >= 0)
@@ -476,8 +482,9 @@ export class StreamingRoot {
     return h;
   }
 
+  /** The root of everything added; the stream ends here (the same root again, no more adds). */
   root(): Uint8Array {
-    if (this.last === null) return this.tree.emptyRoot;
-    return this.close(-1);
+    this.done ??= this.last === null ? this.tree.emptyRoot : this.close(-1);
+    return this.done;
   }
 }
