@@ -515,6 +515,41 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
     });
   }
 
+  it("holds: one partial tree kept across rounds takes proofs against each newer root the host reaches", () => {
+    // The host applies each round's writes; the next round's proofs come from its new tree. The
+    // partial tree is never rebuilt: what it holds opaque is unchanged in the new tree too.
+    let rounds = 0;
+    for (let seed = 0; seed < 8; seed++) {
+      const rnd = prng(700 + seed);
+      const model = adversarialModel(rnd, tree);
+      const store = storeOf(8, model);
+      const partial = new PartialTree(tree, store.state().root);
+      const pool = [...model.keys()].map((x) => Uint8Array.from(Buffer.from(x, "hex")));
+      for (const f of [0x00, 0x04, 0x10, 0x11, 0x7f, 0xc0, 0xc1, 0xfe]) pool.push(keyWith(rnd, f));
+      for (let round = 2; round < 12; round++) {
+        const hostRoot = store.state().root;
+        expect(partial.root()).toEqual(hostRoot);
+        const writes: RecordWrite[] = [];
+        for (let i = 0; i < 4; i++) {
+          const k = pick(rnd, pool);
+          if (partial.get(k) === undefined || rnd() < 0.3) {
+            const { blob, proof } = store.read(k);
+            partial.absorb(tree.verify(hostRoot, k, blob, proof));
+          }
+          const vh = rnd() < 0.3 ? null : tree.valueHash(k, bytes(rnd, 4));
+          if (thrown(() => partial.set(k, vh)) !== undefined) continue; // a full bucket
+          if (vh === null) model.delete(hex(k));
+          else model.set(hex(k), vh);
+          writes.push(vh === null ? { key: k, blob: null } : { key: k, blob: vh, valueHash: vh });
+          expect(hex(partial.root())).toBe(hex(referenceRoot(tree, model)));
+        }
+        expect(hex(store.apply(writes, round))).toBe(hex(partial.root()));
+        rounds++;
+      }
+    }
+    expect(rounds).toBe(80);
+  });
+
   it("holds: taking in the same proofs again and again does not grow the partial tree", () => {
     const rnd = prng(23);
     const model = adversarialModel(rnd, tree);
