@@ -524,7 +524,7 @@ describe("red team: PartialTree gives the root an honest rebuild gives", () => {
       const model = adversarialModel(rnd, tree);
       const store = storeOf(8, model);
       const partial = new PartialTree(tree, store.state().root);
-      const pool = [...model.keys()].map((x) => Uint8Array.from(Buffer.from(x, "hex")));
+      const pool: Uint8Array[] = [...model.keys()].map((x) => Uint8Array.from(Buffer.from(x, "hex")));
       for (const f of [0x00, 0x04, 0x10, 0x11, 0x7f, 0xc0, 0xc1, 0xfe]) pool.push(keyWith(rnd, f));
       for (let round = 2; round < 12; round++) {
         const hostRoot = store.state().root;
