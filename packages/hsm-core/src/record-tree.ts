@@ -16,6 +16,7 @@ import {
   compareKeys,
   decodeRecordProof,
   ErrorCode,
+  encodeRecordProof,
   keyBit,
   MAX_BUCKET_ENTRIES,
   RECORD_KEY_BYTES,
@@ -125,7 +126,10 @@ export class RecordTree {
     if (valueHash !== null && valueHash.length !== 32) throw proofError("value hash must be 32 bytes");
     let p: RecordProof;
     try {
-      p = proof instanceof Uint8Array ? decodeRecordProof(proof, this.depth) : proof;
+      // A proof given decoded is read back through its bytes, so it meets every rule the decoder
+      // has (depths whole and ascending, no prefix bits past an end branch's depth): PartialTree
+      // trusts what a verified path says about positions, not only its hashes.
+      p = decodeRecordProof(proof instanceof Uint8Array ? proof : encodeRecordProof(proof), this.depth);
     } catch (e) {
       throw proofError(`record proof does not decode: ${(e as Error).message}`);
     }
@@ -383,6 +387,8 @@ export class PartialTree {
 
   /** Set (or with null, remove) the key's value hash; its path must be held. Returns the new root. */
   set(key: Uint8Array, valueHash: Uint8Array | null): Uint8Array {
+    if (key.length !== RECORD_KEY_BYTES || (valueHash !== null && valueHash.length !== 32))
+      throw new BkvError(ErrorCode.Invalid, "record tree: a key of 32 bytes and a value hash of 32 bytes");
     const D = this.tree.depth;
     const stack: Branch[] = [];
     const replace = (node: PNode) => {
@@ -470,11 +476,15 @@ export class StreamingRoot {
   private readonly waiting: { hash: Uint8Array; at: number }[] = [];
   private current: BucketEntry[] = [];
   private last: Uint8Array | null = null;
+  /** The root once taken: the stream is over (a later add would start a tree without what came before). */
+  private done: Uint8Array | null = null;
   count = 0;
 
   constructor(private readonly tree: RecordTree) {}
 
   add(key: Uint8Array, valueHash: Uint8Array): void {
+    if (this.done !== null)
+      throw new BkvError(ErrorCode.Invalid, "record stream: added to after its root was taken");
     if (key.length !== RECORD_KEY_BYTES || valueHash.length !== 32)
       throw proofError("record stream: bad entry");
     if (this.last !== null && compareKeys(this.last, key) >= 0)
@@ -501,8 +511,9 @@ export class StreamingRoot {
     return h;
   }
 
+  /** The root of everything added; the stream ends here (the same root again, no more adds). */
   root(): Uint8Array {
-    if (this.last === null) return this.tree.emptyRoot;
-    return this.close(-1);
+    this.done ??= this.last === null ? this.tree.emptyRoot : this.close(-1);
+    return this.done;
   }
 }

@@ -128,15 +128,36 @@ export function compareKeys(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/**
+ * Encode a proof; MALFORMED for a field that its bytes cannot say (a depth that is not a whole
+ * number in 0..255, a hash or key of the wrong length, a prefix not ceil(depth / 8) bytes), never
+ * silently truncated: a verifier given a decoded proof re-reads it through these bytes.
+ */
 export function encodeRecordProof(p: RecordProof): Uint8Array {
-  const w = new Writer().u8(p.path.length);
-  for (const s of p.path) w.u8(s.depth).fixed(s.sibling);
+  const byte = (v: number, what: string) => {
+    check(Number.isInteger(v) && v >= 0 && v <= 255, `record proof: ${what} ${v} is not a byte`);
+    return v;
+  };
+  const sized = (b: Uint8Array, n: number, what: string) => {
+    check(b instanceof Uint8Array && b.length === n, `record proof: ${what} must be ${n} bytes`);
+    return b;
+  };
+  const w = new Writer().u8(byte(p.path.length, "path length"));
+  for (const s of p.path) w.u8(byte(s.depth, "branch depth")).fixed(sized(s.sibling, 32, "sibling"));
   const e = p.end;
   if (e.kind === "empty") w.u8(0);
   else if (e.kind === "bucket") {
-    w.u8(1).u8(e.entries.length);
-    for (const x of e.entries) w.fixed(x.key).fixed(x.valueHash);
-  } else w.u8(2).u8(e.depth).fixed(e.prefix).fixed(e.left).fixed(e.right);
+    w.u8(1).u8(byte(e.entries.length, "bucket count"));
+    for (const x of e.entries)
+      w.fixed(sized(x.key, RECORD_KEY_BYTES, "key")).fixed(sized(x.valueHash, 32, "value hash"));
+  } else {
+    const d = byte(e.depth, "end branch depth");
+    w.u8(2)
+      .u8(d)
+      .fixed(sized(e.prefix, (d + 7) >> 3, "end branch prefix"))
+      .fixed(sized(e.left, 32, "left"))
+      .fixed(sized(e.right, 32, "right"));
+  }
   return w.finish();
 }
 
