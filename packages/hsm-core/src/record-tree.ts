@@ -89,6 +89,8 @@ export class RecordTree {
     readonly sha256: Sha256,
     readonly depth = RECORD_TREE_DEPTH,
   ) {
+    if (!Number.isInteger(depth) || depth < 8 || depth > 248 || depth % 8 !== 0)
+      throw new BkvError(ErrorCode.Invalid, `record tree depth ${depth}: a multiple of 8 from 8 to 248`);
     this.emptyRoot = treeEmptyRoot(sha256);
   }
 
