@@ -272,6 +272,8 @@ export class SimFleet {
   /** Observers (the safety checker): NVRAM writes, emitted peer messages, and after every action. */
   onNvramWrite: NvramWatcher[] = [];
   onPacket: PacketWatcher[] = [];
+  /** Called with every client reply an HSM sends its host, before the client gets it. */
+  onReply: ((n: SimNode, m: ReplyFrame) => void)[] = [];
   onAction: ((f: SimFleet) => void)[] = [];
   /** Recorded peer messages per link: all of the first recordPerLink, then a uniform sample. */
   private recorded = new Map<string, { seen: number; sample: PeerPacket[] }>();
@@ -406,6 +408,7 @@ export class SimFleet {
         return;
       }
       case "reply": {
+        for (const w of this.onReply) w(n, m);
         const r = n.replies.get(m.tag);
         n.replies.delete(m.tag);
         r?.(m);
