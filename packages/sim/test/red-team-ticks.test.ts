@@ -8,12 +8,14 @@
  * asserts the guarantee HOLDS, so it fails when the attack breaks it; the Safety checker
  * (src/safety.ts) watches every action, NVRAM write and peer message in every test.
  */
+import { sealRequest } from "@bkv/client";
+import { nodeHpkeSealer } from "@bkv/client/node";
 import type { HsmCore } from "@bkv/hsm-core";
 import { bytesEqual, encodeHostToHsm, encodeHsmToHost, fromBase64Url, MAX_TICKS_PER_FRAME } from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
 import { type PeerPacket, Prng, Safety, SimFleet, type Stored } from "../src/index.js";
-import { AttackUser, RIGHT, WRONG } from "./attack-user.js";
+import { AttackUser, RIGHT, WRONG, wait } from "./attack-user.js";
 import { CommitWatch, guessesUsed } from "./sim-client.js";
 
 const START = 1_800_000_000_000;
@@ -437,6 +439,61 @@ describe("red team (ticks): the heartbeat skip to a follower rolled back behind 
     }
     expect(caughtUp).toBeGreaterThanOrEqual(0);
     expect(guessesUsed(f, "frank")).toEqual([3, 3, 3]);
+    expectSafe(safety, watch, u);
+  }, 60_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// A forward expired by bunched ticks. The operator holds the leader's answer to a follower's
+// forward and hands the follower more ticks than a forward may wait, so the follower tells the
+// client "unavailable" although the leader committed the guess. The operator then plays the very
+// same envelope to the leader and to the other follower, and the held answer to the follower late.
+// Exactly once: the same answer each time, one guess counted, nothing from the expired forward.
+
+describe("red team (ticks): a forward expired by bunched ticks while its guess commits", () => {
+  it("the same envelope played again gets the first answer; one guess counted", async () => {
+    const LIMIT = 3;
+    const { f, safety, watch, leader } = await fleetOf(3, 808, LIMIT);
+    const u = new AttackUser(f, "heidi", LIMIT);
+    expect(await u.register(leader)).toBe(true);
+    for (let i = 0; i < 4; i++) await f.tick();
+    const [via, other] = [1, 2, 3].filter((i) => i !== leader) as [number, number];
+    f.route = (p) => (p.from === leader && p.to === via && p.msg?.type === "fwd-resp" ? "hold" : "deliver");
+    await opaque.ready;
+    const login = opaque.client.startLogin({ password: WRONG });
+    const sealed = await sealRequest(
+      f.vaultPublicKey(),
+      "heidi",
+      { op: "recover-start", ke1: fromBase64Url(login.startLoginRequest) },
+      f.time,
+      nodeHpkeSealer,
+    );
+    const viaFollower = f.request(via, sealed.envelope);
+    for (let i = 0; i < 6 && f.held.length === 0; i++) await f.tick();
+    expect(f.held.length).toBe(1);
+    expect(guessesUsed(f, "heidi")[leader - 1]).toBe(1); // committed: the leader answered
+    // More ticks than a forward waits (forwardTicks 60), in one frame: the follower gives up.
+    await f.releaseTicks(via, 61);
+    const gaveUp = await viaFollower;
+    expect(gaveUp?.ok).toBe(false);
+
+    // The same envelope to the leader and to the other follower: the first answer, no new guess.
+    const again = await wait(f, f.request(leader, sealed.envelope), 50);
+    const viaOther = await wait(f, f.request(other, sealed.envelope), 50);
+    expect(again?.ok).toBe(true);
+    expect(viaOther?.ok).toBe(true);
+    const a = again!.ok ? again!.envelope : new Uint8Array(0);
+    const b = viaOther!.ok ? viaOther!.envelope : new Uint8Array(0);
+    expect(bytesEqual(a, b)).toBe(true);
+    expect(await sealed.open(a)).toMatchObject({ ok: "recover-start", guessesRemaining: LIMIT - 1 });
+    // The held answer reaches the follower late: its forward is gone, nothing more leaves.
+    const replies: number[] = [];
+    f.onReply.push((n) => replies.push(n.id));
+    f.route = null;
+    await f.release(() => true);
+    for (let i = 0; i < 6; i++) await f.tick();
+    expect(replies).toEqual([]);
+    expect(guessesUsed(f, "heidi")).toEqual([1, 1, 1]);
     expectSafe(safety, watch, u);
   }, 60_000);
 });
