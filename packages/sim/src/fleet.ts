@@ -33,6 +33,7 @@ import {
   type HsmStats,
   type HsmToHost,
   logBundleMessage,
+  MAX_TICKS_PER_FRAME,
   type SealedEntry,
   utf8,
 } from "@bkv/wire";
@@ -152,6 +153,12 @@ export class SimNode {
   died: string | null = null;
   /** Extra milliseconds added to this HSM's clock (a host that moves its clock). */
   clockSkew = 0;
+  /**
+   * The host holds this HSM's ticks back (fleet.tick counts them in `heldTicks` instead of sending
+   * them); fleet.releaseTicks sends them in one Tick frame.
+   */
+  holdTicks = false;
+  heldTicks = 0;
   frames: HsmToHost[] = [];
   replies = new Map<number, (r: ReplyFrame | null) => void>();
   packages: { statement: Uint8Array; packages: Uint8Array[] } | null = null;
@@ -265,6 +272,8 @@ export class SimFleet {
   /** Observers (the safety checker): NVRAM writes, emitted peer messages, and after every action. */
   onNvramWrite: NvramWatcher[] = [];
   onPacket: PacketWatcher[] = [];
+  /** Called with every client reply an HSM sends its host, before the client gets it. */
+  onReply: ((n: SimNode, m: ReplyFrame) => void)[] = [];
   onAction: ((f: SimFleet) => void)[] = [];
   /** Recorded peer messages per link: all of the first recordPerLink, then a uniform sample. */
   private recorded = new Map<string, { seen: number; sample: PeerPacket[] }>();
@@ -399,6 +408,7 @@ export class SimFleet {
         return;
       }
       case "reply": {
+        for (const w of this.onReply) w(n, m);
         const r = n.replies.get(m.tag);
         n.replies.delete(m.tag);
         r?.(m);
@@ -589,6 +599,8 @@ export class SimFleet {
     n.pendingWrites = [];
     n.unconfirmed = [];
     n.crashOnPersist = null;
+    // Ticks held for the dead process are lost with it (a host counts ticks from each boot).
+    n.heldTicks = 0;
     this.inflight = this.inflight.filter((p) => p.to !== i);
     this.observe();
   }
@@ -648,14 +660,41 @@ export class SimFleet {
     for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
   }
 
+  /**
+   * One tick of time for the nodes in `only` (default all; the others lose it). A node whose host
+   * holds its ticks (holdTicks) gets none now: the tick is added to those it is owed.
+   */
   async tick(only?: number[]): Promise<void> {
     this.time += 50;
     for (const n of this.nodes) {
-      if (n.core !== null && (only === undefined || only.includes(n.id)))
-        await this.deliverFrame(n, { type: "tick", ticks: 1 });
+      if (n.core === null || (only !== undefined && !only.includes(n.id))) continue;
+      if (n.holdTicks) n.heldTicks++;
+      else await this.deliverFrame(n, { type: "tick", ticks: 1 + this.takeHeld(n) });
     }
     await this.settle(3);
     this.observe();
+  }
+
+  private takeHeld(n: SimNode): number {
+    const held = n.heldTicks;
+    n.heldTicks = 0;
+    return held;
+  }
+
+  /**
+   * The host stops holding node i's ticks and sends those it held, plus `extra` it invents (a host
+   * that hurries its HSM's clock), in one Tick frame (at most MAX_TICKS_PER_FRAME; none if zero).
+   * Returns the count sent.
+   */
+  async releaseTicks(i: number, extra = 0): Promise<number> {
+    const n = this.node(i);
+    n.holdTicks = false;
+    const ticks = Math.min(MAX_TICKS_PER_FRAME, this.takeHeld(n) + extra);
+    if (n.core === null || ticks === 0) return 0;
+    await this.deliverFrame(n, { type: "tick", ticks });
+    await this.settle(3);
+    this.observe();
+    return ticks;
   }
 
   leader(): number {

@@ -94,6 +94,7 @@ async function simulateSeeds(values: ReturnType<typeof parseOptions>["values"]):
       `replayed ${totals.replay ?? 0} (refused ${totals.replaysRefused ?? 0}), forged ${totals.forge ?? 0} (refused ${totals.forgedRefused ?? 0}), ` +
       `writes unconfirmed ${totals["withhold-confirm"] ?? 0}, delayed ${totals["delay-write"] ?? 0}, partial ${(totals["crash-mid-write"] ?? 0) + (totals["partial-write"] ?? 0)}, ` +
       `NVRAM failures ${totals["nvram-fail"] ?? 0}, HSM restarts ${totals["restart-hsm"] ?? 0}, one-way cuts ${totals["one-way-cut"] ?? 0}, boots refused ${totals["boot-refused"] ?? 0}, ` +
+      `ticks held ${totals["tick-hold"] ?? 0} (sent bunched ${totals["tick-bunch"] ?? 0}), ` +
       `registrations refused as existing ${totals["record-exists"] ?? 0}\n`,
   );
   return failed === 0 ? 0 : 1;

@@ -11,20 +11,25 @@
  *    that reaches it.
  * 4. No two nodes commit different entries at one index (nor two leaders lead one term, nor does a
  *    node's committed state go back, nor does a record count more guesses than the limit).
+ * 5. A client reply that some node's log holds as an entry's answer leaves an HSM only once that
+ *    entry is committed (a KE2 only after its guess counts): checked as the reply leaves, against
+ *    every running node's Raft state and the committed entries seen so far.
  *
  * The committed entries are read from each HSM's committed state and, through a debug view of the
  * core's Raft log in this process, from every index up to its commit index. The simulator may read
  * what the operator cannot (NVRAM, the Raft log in memory); it uses that only to judge, never to act.
  */
-import { type HsmCore, type NvramState, tipAtLeast } from "@bkv/hsm-core";
-import { toHex } from "@bkv/wire";
-import type { PeerPacket, SimFleet, SimNode } from "./fleet.js";
+import { decodeRaftEntry, type HsmCore, type NvramState, tipAtLeast } from "@bkv/hsm-core";
+import { bytesEqual, toHex } from "@bkv/wire";
+import type { PeerPacket, ReplyFrame, SimFleet, SimNode } from "./fleet.js";
 
 /** What the checker reads of a core's Raft state (private to the core; a debug view in this process). */
 interface RaftView {
   commitIndex: number;
-  snapshot: { index: number };
+  snapshot: { index: number; hash: Uint8Array };
   hashAt(i: number): Uint8Array | undefined;
+  lastIndex(): number;
+  entry(i: number): { index: number; bytes: Uint8Array; hash: Uint8Array } | undefined;
 }
 
 function raftOf(core: HsmCore): RaftView | null {
@@ -56,6 +61,7 @@ export class Safety {
     this.quorum = Math.floor(fleet.nodes.length / 2) + 1;
     fleet.onNvramWrite.push((n, before, after) => this.nvramWritten(n, before, after));
     fleet.onPacket.push((n, p) => this.packet(n, p));
+    fleet.onReply.push((n, m) => this.reply(n, m));
     if (o.everyAction !== false) fleet.onAction.push(() => this.check());
   }
 
@@ -88,6 +94,70 @@ export class Safety {
           `vote ${n.id} ${m.term}`,
         );
     }
+  }
+
+  /** 5. The entry whose answer this reply is must be committed by now (on some node). */
+  private reply(n: SimNode, m: ReplyFrame): void {
+    if (!m.ok) return;
+    for (const holder of this.fleet.nodes) {
+      const raft = holder.core === null ? null : raftOf(holder.core);
+      if (raft === null) continue;
+      for (let i = raft.snapshot.index + 1; i <= raft.lastIndex(); i++) {
+        const e = raft.entry(i);
+        if (e === undefined) break;
+        const answer = decodeRaftEntry(e.bytes).answer;
+        if (answer === undefined || !bytesEqual(answer.reply, m.envelope)) continue;
+        if (this.isCommitted(i, e.hash)) continue;
+        this.violate(
+          `node ${n.id} sent a client reply that is the answer of entry ${i} (in node ${holder.id}'s log), not committed`,
+          `reply ${i} ${toHex(e.hash)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Entry i with this hash is committed if a running node has committed it (or has compacted past
+   * index i, when its entry there can no longer be read), or if some running node's log holds it
+   * and reaches a committed point (c, hash) with c >= i with that hash at c (entries are
+   * hash-chained, so that log up to c is the committed one): a running node's commit index or
+   * applied state, or a committed entry seen before.
+   */
+  private isCommitted(i: number, hash: Uint8Array): boolean {
+    const logs: RaftView[] = [];
+    const points: { index: number; hash: string }[] = [];
+    for (const node of this.fleet.nodes) {
+      const r = node.core === null ? null : raftOf(node.core);
+      if (r === null || node.core === null) continue;
+      if (r.commitIndex >= i && i <= r.snapshot.index) return true;
+      const theirs = r.hashAt(i);
+      if (theirs === undefined || !bytesEqual(theirs, hash)) continue;
+      if (r.commitIndex >= i) return true;
+      logs.push(r);
+      const h = r.commitIndex === r.snapshot.index ? r.snapshot.hash : r.hashAt(r.commitIndex);
+      if (h !== undefined) points.push({ index: r.commitIndex, hash: toHex(h) });
+    }
+    for (const node of this.fleet.nodes) {
+      if (node.core === null) continue;
+      const st = node.core.inspect().state;
+      points.push({ index: st.index, hash: toHex(st.chainHash) });
+      const r = raftOf(node.core);
+      const h =
+        r === null
+          ? undefined
+          : r.commitIndex === r.snapshot.index
+            ? r.snapshot.hash
+            : r.hashAt(r.commitIndex);
+      if (r !== null && h !== undefined) points.push({ index: r.commitIndex, hash: toHex(h) });
+    }
+    for (const [index, c] of this.committed) if (index >= i) points.push({ index, hash: c.hash });
+    return logs.some((log) =>
+      points.some((p) => {
+        if (p.index < i || p.index > log.lastIndex()) return false;
+        const mine = p.index === log.snapshot.index ? log.snapshot.hash : log.hashAt(p.index);
+        return mine !== undefined && toHex(mine) === p.hash;
+      }),
+    );
   }
 
   private nvramWritten(n: SimNode, before: NvramState | null, after: NvramState): void {

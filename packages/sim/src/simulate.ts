@@ -10,7 +10,15 @@
 
 import { sealRequest } from "@bkv/client";
 import { nodeHpkeSealer } from "@bkv/client/node";
-import { FinishAction, fromBase64Url, toBase64Url, toHex, type VaultOp, type VaultResult } from "@bkv/wire";
+import {
+  FinishAction,
+  fromBase64Url,
+  MAX_TICKS_PER_FRAME,
+  toBase64Url,
+  toHex,
+  type VaultOp,
+  type VaultResult,
+} from "@bkv/wire";
 import * as opaque from "@serenity-kit/opaque";
 import {
   checkGuessLimitHistory,
@@ -35,10 +43,16 @@ export interface SimOptions {
   snapshotEvery: number;
   /**
    * Adversary powers to leave out (by their counter names: replay, forge, rollback, one-way-cut,
-   * withhold-confirm, delay-write, crash-mid-write, nvram-fail, restart-hsm, tick-withhold), e.g. to
+   * withhold-confirm, delay-write, crash-mid-write, nvram-fail, restart-hsm, tick-withhold, tick-hold),
+   * e.g. to
    * look for other bugs while a known one is still open.
    */
   without?: string[];
+  /**
+   * How often a tick event also lets one host start or stop holding its HSM's ticks (default 0.1;
+   * stopping sends the held ticks bunched in one Tick frame).
+   */
+  tickHoldRate?: number;
   /** For debugging: called with the fleet at the end. */
   onEnd?: (fleet: SimFleet) => void | Promise<void>;
 }
@@ -275,6 +289,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
 
   const can = (power: string) => !(o.without ?? []).includes(power);
+  const tickRng = new Prng((o.seed ^ 0x71c4b0b) >>> 0);
 
   async function replay(): Promise<void> {
     const all = fleet.sent;
@@ -294,6 +309,34 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     log(`replay ${run.length} old ${first.from}->${first.to} (sent in boot ${first.toBoot} of ${first.to})`);
     count("replay");
     for (const p of run) await fleet.deliver(p, rng.chance(0.5));
+  }
+
+  /**
+   * A host holds its HSM's ticks back for a while, then sends them all in one Tick frame, sometimes
+   * with many more it invents (a day, up to the most a frame may carry): one host starts holding,
+   * or one holding host lets go. Its own draws (tickRng), so the other events of a seed stay as
+   * they were before hosts could hold ticks.
+   */
+  async function holdOrBunch(): Promise<void> {
+    const n = tickRng.pick(fleet.nodes);
+    if (n.core === null) return;
+    if (!n.holdTicks) {
+      n.holdTicks = true;
+      log(`host ${n.id} holds its HSM's ticks`);
+      count("tick-hold");
+      return;
+    }
+    const roll = tickRng.next();
+    const extra =
+      roll < 0.15
+        ? Math.max(0, MAX_TICKS_PER_FRAME - n.heldTicks)
+        : roll < 0.4
+          ? 1 + tickRng.int(24 * 3600 * 20)
+          : 0;
+    const sent = await fleet.releaseTicks(n.id, extra);
+    log(`host ${n.id} sends ${sent} ticks in one frame (${extra} invented)`);
+    count("tick-bunch");
+    if (sent === MAX_TICKS_PER_FRAME) count("tick-frame-full");
   }
 
   async function storageFault(): Promise<void> {
@@ -405,6 +448,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     }
     if (r < 0.55) {
       count("tick");
+      if (tickRng.chance(o.tickHoldRate ?? 0.1) && can("tick-hold")) await holdOrBunch();
       // Sometimes a host withholds its HSM's ticks.
       if (rng.chance(0.1) && can("tick-withhold")) {
         const only = fleet.nodes.filter(() => rng.chance(0.6)).map((n) => n.id);
@@ -532,6 +576,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     cuts.clear();
     for (const n of fleet.nodes) {
       n.clockSkew = 0;
+      if (n.holdTicks) await fleet.releaseTicks(n.id);
       n.ackPersist = true;
       n.holdWrites = false;
       n.crashOnPersist = null;

@@ -40,7 +40,16 @@ export async function expectSeedsClean(
   const r = await runSeeds(nodes, from, count);
   expect(r.failures).toEqual([]);
   expect(r.answered).toBeGreaterThan(100);
-  for (const power of ["rollback", "replay", "restart", "withhold-confirm", "crash-mid-write", "nvram-fail"])
+  for (const power of [
+    "rollback",
+    "replay",
+    "restart",
+    "withhold-confirm",
+    "crash-mid-write",
+    "nvram-fail",
+    "tick-hold",
+    "tick-bunch",
+  ])
     expect(r.stats[power] ?? 0, power).toBeGreaterThan(0);
   // Registrations without replace that met a record (RECORD_EXISTS) went through the checkers too
   // (5-node runs answer fewer operations; seeds 10001..10100 happen to have none).
