@@ -85,6 +85,12 @@ export interface CoreOptions {
   heartbeatTicks?: number;
   /** Ticks a forwarded request may wait for the leader's answer. Default 100. */
   forwardTicks?: number;
+  /**
+   * Forwarded requests waiting for the leader's answer at once; more are UNAVAILABLE. A host that
+   * holds the leader's answers and the ticks that would expire them cannot grow this HSM's memory
+   * without bound. Default 4096.
+   */
+  maxForwards?: number;
 }
 
 export interface CoreCounters {
@@ -897,6 +903,8 @@ export class HsmCore {
       if (raft.leader === 0) return this.unavailable("no leader: the fleet has no majority right now");
       if (this.member().channel.peerEpoch(raft.leader) === 0)
         return this.unavailable("not yet in touch with the leader; try again");
+      if (this.forwards.size >= (this.options.maxForwards ?? 4096))
+        return this.unavailable("too many requests waiting for the leader's answer; try again");
       // Unique across restarts (boot epoch), so a late answer to a forward from before a restart
       // cannot be taken for the answer to a new one.
       const id = this.nvram().epoch * 2 ** 21 + (this.nextForward++ % 2 ** 21);

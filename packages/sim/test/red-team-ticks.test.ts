@@ -497,3 +497,54 @@ describe("red team (ticks): a forward expired by bunched ticks while its guess c
     expectSafe(safety, watch, u);
   }, 60_000);
 });
+
+// Forwards held without end. The operator holds every forward a follower sends the leader (so no
+// answer comes back) and keeps handing the follower requests: without a bound, the follower's
+// table of requests waiting for the leader grows with every one until ticks expire them, and the
+// operator decides when ticks come. With one, the requests past it are UNAVAILABLE at once.
+describe("red team (ticks): forwards held while requests keep coming", () => {
+  it("a follower keeps at most maxForwards waiting; the rest are UNAVAILABLE until answers come", async () => {
+    const f = await SimFleet.create({
+      nodes: 3,
+      seed: 809,
+      guessLimit: 3,
+      startTime: START,
+      core: { ...CORE, maxForwards: 3 },
+    });
+    const leader = await f.waitForLeader();
+    for (let i = 0; i < 4; i++) await f.tick();
+    const via = [1, 2, 3].find((i) => i !== leader)!;
+    f.route = (p) => (p.from === via && p.msg?.type === "fwd" ? "hold" : "deliver");
+    await opaque.ready;
+    const envelope = async (user: string) =>
+      (
+        await sealRequest(
+          f.vaultPublicKey(),
+          user,
+          {
+            op: "recover-start",
+            ke1: fromBase64Url(opaque.client.startLogin({ password: WRONG }).startLoginRequest),
+          },
+          f.time,
+          nodeHpkeSealer,
+        )
+      ).envelope;
+    const waiting = [];
+    for (let i = 0; i < 3; i++) waiting.push(f.request(via, await envelope(`u${i}`)));
+    const over = [];
+    for (let i = 3; i < 6; i++) over.push(await wait(f, f.request(via, await envelope(`u${i}`)), 3));
+    expect(over.map((r) => (r !== null && !r.ok ? r.code : r))).toEqual([
+      "UNAVAILABLE",
+      "UNAVAILABLE",
+      "UNAVAILABLE",
+    ]);
+    expect(f.held.filter((p) => p.msg?.type === "fwd").length).toBe(3);
+    // The held forwards reach the leader and its answers come back: room again.
+    f.route = null;
+    await f.release(() => true);
+    const answered = await Promise.all(waiting.map((p) => wait(f, p, 50)));
+    expect(answered.every((r) => r !== null)).toBe(true);
+    const next = await wait(f, f.request(via, await envelope("u6")), 50);
+    expect(next !== null && !next.ok ? next.message : "").not.toMatch(/too many requests/);
+  }, 60_000);
+});
