@@ -18,19 +18,9 @@ import {
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { RecordStore, type RecordWrite } from "../src/record-store.js";
+import { prng } from "./seeded.js";
 
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function expectProofError(f: () => unknown): void {
   let caught: unknown;
