@@ -132,6 +132,23 @@ describe("fleet create, evidence, audit", () => {
     ]);
     expect(tooHigh.code).not.toBe(0);
     expect(tooHigh.stderr).toContain("--max-successor-guess-limit must be a whole number from 1 to 5");
+    // So is a fleet with no witness policy, or one naming the log itself as its witness.
+    const base = [
+      "fleet",
+      "create",
+      "--dir",
+      join(work, "fleet-no-witness"),
+      "--nodes",
+      "1",
+      "--log-key",
+      LOG_VKEY,
+    ];
+    const noWitness = await bkv([...base, "--release-key", RELEASE_HEX]);
+    expect(noWitness.code).not.toBe(0);
+    expect(noWitness.stderr).toContain("--witness-key is required");
+    const noThreshold = await bkv([...base, "--release-key", RELEASE_HEX, "--witness-key", WITNESS_VKEY]);
+    expect(noThreshold.code).not.toBe(0);
+    expect(noThreshold.stderr).toContain("--witness-threshold is required");
     const created = await bkv([
       "fleet",
       "create",
@@ -189,6 +206,10 @@ describe("fleet create, evidence, audit", () => {
       n: 3,
       releaseKey: RELEASE_HEX,
       maxSuccessorGuessLimit: 7,
+      witnesses: [
+        { name: "localhost/bkv-e2e/witness", key: toHex(parseVerifierKey(WITNESS_VKEY).publicKey) },
+      ],
+      witnessThreshold: 1,
     });
 
     // The auditor's release key: the frozen one passes, another fails by name.
