@@ -36,11 +36,11 @@ import {
   RELEASE_KEY_LENGTH,
   Reader,
   successorLimitProblem,
-  type WitnessPolicy,
-  witnessPolicyProblem,
   toHex,
   utf8,
+  type WitnessPolicy,
   Writer,
+  witnessPolicyProblem,
 } from "@bkv/wire";
 import type { NvramState } from "./nvram.js";
 import type { HsmCrypto, HsmPlatform } from "./platform.js";

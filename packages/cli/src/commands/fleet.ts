@@ -75,7 +75,9 @@ export function witnessPolicyFlags(
   logKey: Uint8Array,
 ): WitnessPolicy {
   if (keys === undefined || keys.length === 0)
-    throw new UsageError("--witness-key is required (a witness's cosignature/v1 verifier key, repeat it per witness)");
+    throw new UsageError(
+      "--witness-key is required (a witness's cosignature/v1 verifier key, repeat it per witness)",
+    );
   const witnesses = keys.map((text) => {
     let key: ReturnType<typeof parseVerifierKey>;
     try {
@@ -84,12 +86,20 @@ export function witnessPolicyFlags(
       throw new UsageError(`--witness-key is not a verifier key (name+hash+base64): ${(e as Error).message}`);
     }
     if (key.type !== SIG_COSIGNATURE_V1)
-      throw new UsageError(`--witness-key ${key.name} must be a cosignature/v1 key (a witness's, not a log's)`);
+      throw new UsageError(
+        `--witness-key ${key.name} must be a cosignature/v1 key (a witness's, not a log's)`,
+      );
     return { name: key.name, key: key.publicKey };
   });
   const policy = {
     witnesses,
-    threshold: intFlag(required(threshold, "--witness-threshold"), "--witness-threshold", 1, 1, witnesses.length),
+    threshold: intFlag(
+      required(threshold, "--witness-threshold"),
+      "--witness-threshold",
+      1,
+      1,
+      witnesses.length,
+    ),
   };
   const problem = witnessPolicyProblem(policy, logKey);
   if (problem !== null) throw new UsageError(`the witness policy is refused: ${problem}`);
