@@ -20,7 +20,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFleet, HostStorage, HsmProcess } from "@bkv/host";
 import { ed25519PublicKeyOf } from "@bkv/hsm-software";
-import { generateSignerKey, parseVerifierKey } from "@bkv/tlog";
+import { generateSignerKey, parseVerifierKey, SIG_COSIGNATURE_V1 } from "@bkv/tlog";
 import { decodeAttestation, decodeEvidence, decodeStatement, isBkvError, toHex } from "@bkv/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bkv } from "./cli.js";
@@ -32,6 +32,8 @@ const LOG_VKEY = generateSignerKey("localhost/bkv-e2e/log").vkey;
 /** The release key (raw Ed25519, hex) the e2e fleets freeze, and one they did not. */
 const RELEASE_HEX = toHex(ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)));
 const OTHER_RELEASE_HEX = toHex(ed25519PublicKeyOf(new Uint8Array(32).fill(0x53)));
+/** The witness (cosignature/v1 verifier key) the e2e fleets freeze, threshold 1. */
+const WITNESS_VKEY = generateSignerKey("localhost/bkv-e2e/witness", SIG_COSIGNATURE_V1).vkey;
 let work: string;
 
 beforeAll(() => {
@@ -119,6 +121,10 @@ describe("fleet create, evidence, audit", () => {
       LOG_VKEY,
       "--release-key",
       RELEASE_HEX,
+      "--witness-key",
+      WITNESS_VKEY,
+      "--witness-threshold",
+      "1",
       "--guess-limit",
       "5",
       "--max-successor-guess-limit",
@@ -126,6 +132,23 @@ describe("fleet create, evidence, audit", () => {
     ]);
     expect(tooHigh.code).not.toBe(0);
     expect(tooHigh.stderr).toContain("--max-successor-guess-limit must be a whole number from 1 to 5");
+    // So is a fleet with no witness policy, or one naming the log itself as its witness.
+    const base = [
+      "fleet",
+      "create",
+      "--dir",
+      join(work, "fleet-no-witness"),
+      "--nodes",
+      "1",
+      "--log-key",
+      LOG_VKEY,
+    ];
+    const noWitness = await bkv([...base, "--release-key", RELEASE_HEX]);
+    expect(noWitness.code).not.toBe(0);
+    expect(noWitness.stderr).toContain("--witness-key is required");
+    const noThreshold = await bkv([...base, "--release-key", RELEASE_HEX, "--witness-key", WITNESS_VKEY]);
+    expect(noThreshold.code).not.toBe(0);
+    expect(noThreshold.stderr).toContain("--witness-threshold is required");
     const created = await bkv([
       "fleet",
       "create",
@@ -137,6 +160,10 @@ describe("fleet create, evidence, audit", () => {
       LOG_VKEY,
       "--release-key",
       RELEASE_HEX,
+      "--witness-key",
+      WITNESS_VKEY,
+      "--witness-threshold",
+      "1",
       "--max-successor-guess-limit",
       "7",
     ]);
@@ -179,6 +206,10 @@ describe("fleet create, evidence, audit", () => {
       n: 3,
       releaseKey: RELEASE_HEX,
       maxSuccessorGuessLimit: 7,
+      witnesses: [
+        { name: "localhost/bkv-e2e/witness", key: toHex(parseVerifierKey(WITNESS_VKEY).publicKey) },
+      ],
+      witnessThreshold: 1,
     });
 
     // The auditor's release key: the frozen one passes, another fails by name.
@@ -226,6 +257,10 @@ describe("fleet create, evidence, audit", () => {
       LOG_VKEY,
       "--release-key",
       RELEASE_HEX,
+      "--witness-key",
+      WITNESS_VKEY,
+      "--witness-threshold",
+      "1",
     ]);
     const otherId = (JSON.parse(other.stdout) as { fleetId: string }).fleetId;
     const wrongFleet = await bkv([
@@ -268,6 +303,10 @@ describe("fleet create, evidence, audit", () => {
       LOG_VKEY,
       "--release-key",
       RELEASE_HEX,
+      "--witness-key",
+      WITNESS_VKEY,
+      "--witness-threshold",
+      "1",
     ]);
     expect(init.code).toBe(0);
     mkdirSync(dir, { recursive: true });
@@ -289,6 +328,10 @@ describe("fleet create, evidence, audit", () => {
       epoch: 1,
       logKey: parseVerifierKey(LOG_VKEY).publicKey,
       releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
+      witnessPolicy: {
+        witnesses: [{ name: "localhost/bkv-e2e/witness", key: parseVerifierKey(WITNESS_VKEY).publicKey }],
+        threshold: 1,
+      },
     }).catch((e: unknown) => e);
     expect(isBkvError(err, "MEASUREMENT")).toBe(true);
     for (const m of members) {

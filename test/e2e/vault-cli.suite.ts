@@ -137,6 +137,10 @@ export function vaultCliSuite(platform: Platform): void {
       expect(strict.stdout).toContain("a test vendor root");
       const pinned = await bkv(["audit", "--evidence", ev, "--trust", join(dev.dir, "trust.json")]);
       expect(pinned.stdout).toContain("AUDIT PASSED");
+      // bkv dev froze the folder's own witnesses, the ones trust.json pins.
+      expect(pinned.stdout).toMatch(
+        /PASS {2}statement\.witnesses +the fleet checks a successor's log entries under the expected witnesses \(2 of /,
+      );
       const r = await bkv(["audit", "--evidence", ev, "--vendor-root", root, "--allow-test-roots"]);
       expect(r.stdout).toContain("AUDIT PASSED");
       expect(r.stdout).toContain(`PASS  attestation.3        ${platform}:`);

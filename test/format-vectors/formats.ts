@@ -124,6 +124,17 @@ function attestation(i: number) {
   };
 }
 
+/** The witness policy the vectors' fleet freezes: two named cosignature/v1 keys, 2 of 2. */
+function witnessPolicy() {
+  return {
+    witnesses: [
+      { name: "witness.example/w1", key: pat(32, 0x88) },
+      { name: "witness.example/w2", key: pat(32, 0x99) },
+    ],
+    threshold: 2,
+  };
+}
+
 function statement() {
   return {
     fleetId: pat(16, 0xf0),
@@ -136,6 +147,7 @@ function statement() {
     measurement: pat(32, 0xa0),
     policy: { guessLimit: 10, n: 3, quorum: 2 },
     maxSuccessorGuessLimit: 8,
+    witnessPolicy: witnessPolicy(),
     vaultPublicKey: pat(32, 0x55),
     fleetSigningKey: pat(32, 0x66),
     time: 1_767_225_600_000,
@@ -368,6 +380,7 @@ function genesis() {
     logKey: pat(32, 0x44),
     releaseKey: pat(32, 0x77),
     maxSuccessorGuessLimit: 8,
+    witnessPolicy: witnessPolicy(),
     members: [1, 2, 3].map((i) => encodeAttestation(attestation(i))),
     challenges: [pat(32, 1), pat(32, 2), pat(32, 3)],
     measurement: pat(32, 0xa0),
@@ -812,6 +825,7 @@ export const FORMATS: Format[] = [
           logKey: pat(32, 0x44),
           releaseKey: pat(32, 0x77),
           maxSuccessorGuessLimit: 8,
+          witnessPolicy: witnessPolicy(),
         },
       },
       { type: "genesis-join", value: { type: "genesis-join", package: pat(120, 6), statement: pat(80, 7) } },

@@ -106,6 +106,8 @@ export function remoteMember(t: AdminTarget, node: number): GenesisMember {
         logKey: toBase64Url(c.logKey),
         releaseKey: toBase64Url(c.releaseKey),
         maxSuccessorGuessLimit: c.maxSuccessorGuessLimit,
+        witnesses: c.witnessPolicy.witnesses.map((w) => ({ name: w.name, key: toBase64Url(w.key) })),
+        witnessThreshold: c.witnessPolicy.threshold,
       })) as { statement: string; packages: string[] };
       return { statement: fromBase64Url(r.statement), packages: r.packages.map((p) => fromBase64Url(p)) };
     },

@@ -23,15 +23,17 @@ export const USAGE = `usage: bkv <command> [options]
                                          cut node I off from the others; dev heal [--dir DIR] undoes it
   dev token [--dir DIR] --user U [--ttl S]
                                          print a development bearer token for U
-  fleet create --dir DIR --log-key VKEY --release-key HEX [--namespace NS] [--epoch E] [--nodes N]
-        [--guess-limit G] [--max-successor-guess-limit M] [--platform P]
+  fleet create --dir DIR --log-key VKEY --release-key HEX --witness-key WKEY... --witness-threshold T
+        [--namespace NS] [--epoch E] [--nodes N] [--guess-limit G] [--max-successor-guess-limit M]
+        [--platform P]
                                          provision a fleet's folder and run the genesis ceremony; the
                                          fleet counter-signs only bundles of namespace NS (default
                                          bkv-dev) and epoch E (default 1) signed by the log key VKEY;
-                                         it freezes the release key HEX (raw Ed25519) and the highest
-                                         guess limit M of a successor (1 to G, default G)
+                                         it freezes the release key HEX (raw Ed25519), the highest
+                                         guess limit M of a successor (1 to G, default G) and the
+                                         log's witnesses (cosignature/v1 keys WKEY, T must cosign)
   fleet create --hosts URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
-        --release-key HEX [--max-successor-guess-limit M]
+        --release-key HEX --witness-key WKEY... --witness-threshold T [--max-successor-guess-limit M]
                                          the ceremony through each host's admin listener
   fleet evidence --dev DIR --out FILE    write the fleet's deployment evidence
   measure [--source DIR] [--out FILE] [--json]

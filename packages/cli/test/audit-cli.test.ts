@@ -156,6 +156,26 @@ describe("bkv audit", () => {
       trust,
     ]);
     expect(failed(code.report)).toEqual(["measurement.source"]);
+    // A fleet that froze another witness than the pinned ones: it would check its successor's log
+    // entries under a witness the auditor does not trust.
+    const witnesses = await audit([
+      "--evidence",
+      file(
+        "t5.bin",
+        w.fleet({
+          witnessPolicy: {
+            witnesses: [{ name: "operator.example/w", key: vendorRoot().publicKey }],
+            threshold: 1,
+          },
+        }).evidence,
+      ),
+      "--trust",
+      trust,
+    ]);
+    expect(failed(witnesses.report)).toEqual(["statement.witnesses"]);
+    expect(witnesses.text).toContain("FAIL  statement.witnesses");
+    expect(witnesses.text).toContain("operator.example/w");
+    expect(ok.report.checks.find((c) => c.name === "statement.witnesses")?.ok).toBe(true);
   });
 });
 

@@ -1,7 +1,9 @@
 /**
  * `bkv fleet create`'s publication flags: the log key is a log's Ed25519 verifier key
  * (name+hash+base64), from which genesis takes the raw 32-byte key; the release key is a raw
- * Ed25519 key in hex, a strict point; the highest successor guess limit is 1 to the fleet's own.
+ * Ed25519 key in hex, a strict point; the highest successor guess limit is 1 to the fleet's own;
+ * the witness policy is cosignature/v1 verifier keys (each once, none the log's) and a required
+ * threshold of 1 to their number.
  * Anything else is a usage error, before any HSM is started.
  */
 
@@ -19,6 +21,7 @@ import {
   maxSuccessorFlag,
   namespaceFlag,
   releaseKeyFlag,
+  witnessPolicyFlags,
 } from "../src/commands/fleet.js";
 
 describe("fleet create flags", () => {
@@ -51,6 +54,35 @@ describe("fleet create flags", () => {
     expect(maxSuccessorFlag(undefined, 10)).toBe(10);
     expect(maxSuccessorFlag("3", 10)).toBe(3);
     for (const bad of ["0", "11", "2.5", "x"]) expect(() => maxSuccessorFlag(bad, 10)).toThrow(UsageError);
+  });
+
+  it("the witness policy: cosignature/v1 keys with their names and a threshold of 1 to their number", () => {
+    const log = generateSignerKey("example.com/log");
+    const logKey = parseVerifierKey(log.vkey).publicKey;
+    const w1 = generateSignerKey("example.com/w1", SIG_COSIGNATURE_V1);
+    const w2 = generateSignerKey("example.com/w2", SIG_COSIGNATURE_V1);
+    const p = witnessPolicyFlags([w1.vkey, w2.vkey], "2", logKey);
+    expect(p.threshold).toBe(2);
+    expect(p.witnesses.map((w) => w.name)).toEqual(["example.com/w1", "example.com/w2"]);
+    expect(p.witnesses[1]!.key).toEqual(parseVerifierKey(w2.vkey).publicKey);
+    const cases: [string[] | undefined, string | undefined, RegExp][] = [
+      [undefined, "1", /--witness-key is required/],
+      [[], "1", /--witness-key is required/],
+      [[w1.vkey], undefined, /--witness-threshold is required/],
+      [[w1.vkey, w2.vkey], "0", /--witness-threshold must be a whole number from 1 to 2/],
+      [[w1.vkey, w2.vkey], "3", /--witness-threshold must be a whole number from 1 to 2/],
+      [[w1.vkey, w1.vkey], "1", /named twice/],
+      [[log.vkey], "1", /must be a cosignature\/v1 key/],
+      [["garbage"], "1", /not a verifier key/],
+    ];
+    for (const [keys, threshold, words] of cases) {
+      expect(() => witnessPolicyFlags(keys, threshold, logKey)).toThrow(UsageError);
+      expect(() => witnessPolicyFlags(keys, threshold, logKey)).toThrow(words);
+    }
+    // A witness key that is the log's own raw key: the log operator would witness itself.
+    expect(() => witnessPolicyFlags([w1.vkey], "1", parseVerifierKey(w1.vkey).publicKey)).toThrow(
+      /the log's own key/,
+    );
   });
 
   it("a namespace is 1 to 255 bytes", () => {

@@ -21,6 +21,7 @@ import {
   generateSignerKey,
   leafHash,
   parseSignerKey,
+  parseVerifierKey,
   SIG_COSIGNATURE_V1,
   SIG_ED25519,
   submitMessage,
@@ -37,6 +38,7 @@ import {
   type GenesisStatement,
   quorumOf,
   toHex,
+  type WitnessPolicy,
 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256 } from "@noble/curves/nist.js";
@@ -131,6 +133,12 @@ export function newLogKeys(origin = "log.example/monitor-test", witnessName = "w
     witnessSkey: w.skey,
     witnessKey: w.vkey,
   };
+}
+
+/** The witness policy a test log's fleets freeze: its one witness, threshold 1 (what the monitor pins). */
+export function frozenWitnessPolicy(keys: LogKeys): WitnessPolicy {
+  const v = parseVerifierKey(keys.witnessKey);
+  return { witnesses: [{ name: v.name, key: v.publicKey }], threshold: 1 };
 }
 
 /** A cosignature/v1 verifier key of a witness that exists nowhere. */
@@ -289,6 +297,7 @@ export function fleetFor(url: string, namespace: string, epoch: number, f: TestF
         epoch,
         logSeed: parseSignerKey(keys.logSkey).seed,
         releaseSeed: FROZEN_RELEASE_SEED,
+        witnessPolicy: frozenWitnessPolicy(keys),
       }).then((s) => ({
         evidence: s.evidence,
         statement: decodeStatement(decodeEvidence(s.evidence).statement),
@@ -400,6 +409,7 @@ export function heldFleetFor(
     measurement: HELD_MEASUREMENT,
     policy: { guessLimit: 5, n: members.length, quorum: quorumOf(members.length) },
     maxSuccessorGuessLimit: 5,
+    witnessPolicy: frozenWitnessPolicy(keys),
     vaultPublicKey: new Uint8Array(randomBytes(32)),
     fleetSigningKey: ed25519.getPublicKey(new Uint8Array(randomBytes(32))),
     time: NOT_BEFORE,

@@ -182,6 +182,20 @@ describe("a clean log with two epochs of one namespace", () => {
     );
   });
 
+  it("each fleet must have frozen the monitor's witness policy: one frozen to other witnesses fails by name", async () => {
+    const same = events((await monitor(...logFlags(log), "--json")).out);
+    for (const f of fleetsOf(same)) expect(f.passed).toContain("audit.statement.witnesses");
+    // The monitor trusts one more witness (1 of 2): the checkpoint still holds, but these fleets froze
+    // only the log's one witness, so each would accept a successor under another policy than trusted.
+    const r = await monitor(...logFlags(log), "--witness-key", strayWitnessKey(), "--witness-threshold", "1");
+    expect(r.code).toBe(1);
+    expect(r.out).not.toContain("FAIL checkpoint.signatures");
+    expect(r.out).toMatch(
+      /FAIL audit\.statement\.witnesses: the fleet froze witnesses 1 of witness\.example\/w1 /,
+    );
+    expect(r.out).toContain("MONITOR FAILED: 2 failed checks: entry 0 audit.statement.witnesses");
+  });
+
   it("without --vendor-root says attestations were not checked, and passes", async () => {
     const r = await monitor(...logFlags(log));
     expect(r.code).toBe(0);

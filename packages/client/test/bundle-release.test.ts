@@ -184,6 +184,24 @@ describe("the client accepts code pinned or published under its pinned release k
     expect((await attempt({ ...b, release }, pins)).code).toBe(ErrorCode.BundleMeasurement);
   });
 
+  it("refuses a fleet whose genesis froze other witnesses than the pinned ones, by name", async () => {
+    // The operator's fleet froze its own witness: it would later accept a successor on checkpoints
+    // only that witness cosigned. Every other part of the bundle holds (the pinned witnesses cosign
+    // its checkpoint); the frozen witness policy alone is refused.
+    const w = world();
+    const operatorWitness = { name: "operator.example/w", key: releaseKey().publicKey };
+    const f = w.fleet({ witnessPolicy: { witnesses: [operatorWitness], threshold: 1 } });
+    w.append(f);
+    const r = await attempt(await w.bundle(0), w.pins);
+    expect(r.code).toBe(ErrorCode.BundleEvidence);
+    expect(r.message).toMatch(/statement\.witnesses/);
+    expect(r.message).toContain("operator.example/w");
+    // The same world's genuine fleet (the pinned witnesses frozen) is accepted.
+    const g = world();
+    g.append(g.fleet());
+    expect((await attempt(await g.bundle(0), g.pins)).code).toBe("accepted");
+  });
+
   it("refuses a fleet whose genesis froze another release key than the pinned one, by name", async () => {
     // The operator's fleet froze its own release key: it would later accept a successor running
     // whatever code that key releases. Its code is genuinely released under the pinned key, and

@@ -35,6 +35,7 @@ import {
   type GenesisStatement,
   quorumOf,
   toHex,
+  type WitnessPolicy,
 } from "@bkv/wire";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256 } from "@noble/curves/nist.js";
@@ -92,6 +93,8 @@ export interface FleetOptions {
   logKey?: Uint8Array;
   /** The release key the fleet freezes for its successors' code (default: the world's). */
   releaseKey?: Uint8Array;
+  /** The witness policy the fleet freezes (default: the pinned witnesses and threshold). */
+  witnessPolicy?: WitnessPolicy;
   vaultKey?: Uint8Array;
   notBefore?: number;
   notAfter?: number;
@@ -117,6 +120,14 @@ export function world() {
     vendorRoots: [root.pin],
     measurements: [toHex(MEASUREMENT)],
     maxGuessLimit: 10,
+  };
+  /** The witness policy fleets freeze unless a test says otherwise: the pinned witnesses, 2 of 2. */
+  const pinnedWitnesses: WitnessPolicy = {
+    witnesses: [w1, w2].map((w) => {
+      const v = parseVerifierKey(w.vkey);
+      return { name: v.name, key: v.publicKey };
+    }),
+    threshold: 2,
   };
   const logSeed = parseSignerKey(log.skey).seed;
   const tree = new MerkleTree();
@@ -147,6 +158,7 @@ export function world() {
       measurement,
       policy: { guessLimit: o.guessLimit ?? 10, n, quorum: quorumOf(n) },
       maxSuccessorGuessLimit: o.guessLimit ?? 10,
+      witnessPolicy: o.witnessPolicy ?? pinnedWitnesses,
       vaultPublicKey: o.vaultKey ?? seed(),
       fleetSigningKey: ed25519.getPublicKey(fleetSeed),
       time: NOW - 60_000,

@@ -5,7 +5,7 @@
  * guess limit, a missing member signature, members' challenges missing, short or repeated, a
  * one-member fleet, a small-order member key with the R = identity, S = 0 forgery, a non-canonical
  * key, one key under two encodings, an invalid P-256 agree key, another namespace, log key or
- * release key, a successor guess limit above the fleet's own, an old fleet's evidence for a new
+ * release key, other witnesses than pinned, a successor guess limit above the fleet's own, an old fleet's evidence for a new
  * one, and bytes that do not decode. Each fails and names its
  * check; clean evidence passes every check.
  */
@@ -220,6 +220,29 @@ describe("bkv audit: deployment evidence", () => {
     expect(failed(r)).toEqual(["statement.release-key"]);
     expect(r.checks.find((c) => c.name === "statement.release-key")?.detail).toContain(toHex(operatorKey));
     expect(failed(auditEvidence(own.evidence, { ...base, expectedReleaseKey: operatorKey }))).toEqual([]);
+    // A fleet that froze the operator's own witnesses (or the pinned ones with a lower threshold),
+    // audited under the deployment's witness policy: it would accept a successor on checkpoints
+    // only the operator's witnesses cosigned.
+    const pinned = w.fleet().st.witnessPolicy;
+    const operatorWitness = { name: "operator.example/w", key: vendorRoot().publicKey };
+    for (const witnessPolicy of [
+      { witnesses: [operatorWitness], threshold: 1 },
+      { witnesses: [pinned.witnesses[0]!, operatorWitness], threshold: 2 },
+      { ...pinned, threshold: 1 },
+    ]) {
+      const theirs = w.fleet({ witnessPolicy });
+      const rw = auditEvidence(theirs.evidence, { ...base, expectedWitnessPolicy: pinned });
+      expect(failed(rw)).toEqual(["statement.witnesses"]);
+      expect(rw.checks.find((c) => c.name === "statement.witnesses")?.detail).toContain(
+        `the fleet froze witnesses ${witnessPolicy.threshold} of`,
+      );
+      expect(
+        failed(auditEvidence(theirs.evidence, { ...base, expectedWitnessPolicy: witnessPolicy })),
+      ).toEqual([]);
+    }
+    // The pinned witnesses in another order are the same policy.
+    const reordered = { witnesses: [...pinned.witnesses].reverse(), threshold: pinned.threshold };
+    expect(failed(auditEvidence(evidence, { ...base, expectedWitnessPolicy: reordered }))).toEqual([]);
     const newer = w.fleet();
     expect(failed(auditEvidence(evidence, { ...base, expectedFleetId: newer.st.fleetId }))).toEqual([
       "fleet.id",

@@ -30,6 +30,8 @@ const CREATE = {
     "logKey",
     "releaseKey",
     "maxSuccessorGuessLimit",
+    "witnesses",
+    "witnessThreshold",
   ],
   properties: {
     members: B64URL_LIST,
@@ -40,6 +42,18 @@ const CREATE = {
     logKey: B64URL,
     releaseKey: B64URL,
     maxSuccessorGuessLimit: { type: "integer", minimum: 1, maximum: 255 },
+    witnesses: {
+      type: "array",
+      minItems: 1,
+      maxItems: 16,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "key"],
+        properties: { name: { type: "string", minLength: 1, maxLength: 255 }, key: B64URL },
+      },
+    },
+    witnessThreshold: { type: "integer", minimum: 1, maximum: 16 },
   },
 } as const;
 
@@ -155,6 +169,8 @@ export function buildAdminApi(deps: AdminDeps): FastifyInstance {
       logKey: string;
       releaseKey: string;
       maxSuccessorGuessLimit: number;
+      witnesses: { name: string; key: string }[];
+      witnessThreshold: number;
     };
   }>("/admin/v1/genesis/create", { schema: { body: CREATE } }, async (req) => {
     const b = req.body;
@@ -168,6 +184,10 @@ export function buildAdminApi(deps: AdminDeps): FastifyInstance {
       logKey: fromBase64Url(b.logKey),
       releaseKey: fromBase64Url(b.releaseKey),
       maxSuccessorGuessLimit: b.maxSuccessorGuessLimit,
+      witnessPolicy: {
+        witnesses: b.witnesses.map((w) => ({ name: w.name, key: fromBase64Url(w.key) })),
+        threshold: b.witnessThreshold,
+      },
     });
     if (r.type !== "genesis-packages") throw new Error(`unexpected ${r.type}`);
     return { statement: toBase64Url(r.statement), packages: r.packages.map(toBase64Url) };

@@ -30,6 +30,7 @@ import {
   type FleetEvidence,
   type HostToHsm,
   toHex,
+  type WitnessPolicy,
 } from "@bkv/wire";
 import { HsmProcess } from "./hsm-process.js";
 import { HostStorage } from "./storage.js";
@@ -51,6 +52,12 @@ export interface FleetCreated {
   /** What the fleet accepts of a successor, frozen at genesis (releaseKey: raw Ed25519, hex). */
   releaseKey: string;
   maxSuccessorGuessLimit: number;
+  /**
+   * The log's witness policy, frozen at genesis: each witness's name and raw Ed25519
+   * cosignature/v1 key (hex), and how many must cosign a checkpoint.
+   */
+  witnesses: { name: string; key: string }[];
+  witnessThreshold: number;
   vaultPublicKey: string;
   fleetSigningKey: string;
   measurement: string;
@@ -87,6 +94,8 @@ export interface FleetParameters {
   releaseKey: Uint8Array;
   /** The highest guess limit a successor fleet may have: 1 to guessLimit (default guessLimit). */
   maxSuccessorGuessLimit?: number;
+  /** The log's witnesses (names, raw 32-byte cosignature/v1 keys) and how many must cosign. */
+  witnessPolicy: WitnessPolicy;
 }
 
 const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
@@ -135,6 +144,7 @@ export async function runCeremony(
     logKey: params.logKey,
     releaseKey: params.releaseKey,
     maxSuccessorGuessLimit: params.maxSuccessorGuessLimit ?? params.guessLimit,
+    witnessPolicy: params.witnessPolicy,
   };
   record("genesis-create", members[0]!.node, encodeHostToHsm(create));
   const { statement, packages } = await members[0]!.create(create);
@@ -166,6 +176,8 @@ export async function runCeremony(
       logKey: toHex(s.logKey),
       releaseKey: toHex(s.releaseKey),
       maxSuccessorGuessLimit: s.maxSuccessorGuessLimit,
+      witnesses: s.witnessPolicy.witnesses.map((w) => ({ name: w.name, key: toHex(w.key) })),
+      witnessThreshold: s.witnessPolicy.threshold,
       vaultPublicKey: toHex(s.vaultPublicKey),
       fleetSigningKey: toHex(s.fleetSigningKey),
       measurement: toHex(s.measurement),

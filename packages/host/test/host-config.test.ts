@@ -24,7 +24,7 @@ import { isBkvError } from "@bkv/wire";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteMember } from "../../cli/src/admin-client.js";
-import { TEST_LOG_SEED, TEST_RELEASE_KEY, testHsmCommand } from "./one-node.js";
+import { TEST_LOG_SEED, TEST_RELEASE_KEY, TEST_WITNESS_POLICY, testHsmCommand } from "./one-node.js";
 
 let dir: string;
 let jwk: Record<string, unknown>;
@@ -183,6 +183,7 @@ describe("listeners", () => {
         epoch: 1,
         logKey: ed25519PublicKeyOf(TEST_LOG_SEED),
         releaseKey: TEST_RELEASE_KEY,
+        witnessPolicy: TEST_WITNESS_POLICY,
       };
       const wrong = await runCeremony(
         [remoteMember({ url: host.adminUrl!, adminKey: "wrong", ca }, 1)],

@@ -17,6 +17,11 @@ import {
 export const TEST_LOG_SEED = new Uint8Array(32).fill(0x42);
 /** The release key a one-node test vault freezes for its successors' code (raw Ed25519). */
 export const TEST_RELEASE_KEY = ed25519PublicKeyOf(new Uint8Array(32).fill(0x52));
+/** The witness policy a one-node test vault freezes: one witness (its seed: 0x57 bytes), threshold 1. */
+export const TEST_WITNESS_POLICY = {
+  witnesses: [{ name: "bkv-test/witness", key: ed25519PublicKeyOf(new Uint8Array(32).fill(0x57)) }],
+  threshold: 1,
+};
 
 const CORE = fileURLToPath(new URL("../../../build/hsm-core.js", import.meta.url));
 
@@ -44,6 +49,7 @@ export async function startOneNodeVault(config: HostConfig, guessLimit = 10): Pr
     epoch: 1,
     logKey: ed25519PublicKeyOf(TEST_LOG_SEED),
     releaseKey: TEST_RELEASE_KEY,
+    witnessPolicy: TEST_WITNESS_POLICY,
   });
   const host = await startHost(config);
   for (let i = 0; i < 200; i++) {

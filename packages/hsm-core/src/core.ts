@@ -461,8 +461,17 @@ export class HsmCore {
   }
 
   private async genesisCreate(m: HostToHsm & { type: "genesis-create" }): Promise<void> {
-    const { members, challenges, guessLimit, namespace, epoch, logKey, releaseKey, maxSuccessorGuessLimit } =
-      m;
+    const {
+      members,
+      challenges,
+      guessLimit,
+      namespace,
+      epoch,
+      logKey,
+      releaseKey,
+      maxSuccessorGuessLimit,
+      witnessPolicy,
+    } = m;
     if (this.spentFor(null)) return;
     if (this.phase !== "uninitialized")
       return this.fail(ErrorCode.Invalid, "only an uninitialized HSM can create a fleet");
@@ -471,7 +480,7 @@ export class HsmCore {
     try {
       validateGuessLimit(guessLimit);
       checkPublication(namespace, epoch, logKey);
-      checkSuccessorTerms(releaseKey, maxSuccessorGuessLimit, guessLimit);
+      checkSuccessorTerms(releaseKey, maxSuccessorGuessLimit, guessLimit, witnessPolicy, logKey);
       attestations = checkMembers(
         crypto,
         this.platform.vendorRoots(),
@@ -507,6 +516,7 @@ export class HsmCore {
       logKey,
       releaseKey,
       maxSuccessorGuessLimit,
+      witnessPolicy,
       fleetId,
       fleetSigningSeed,
       hpke: kp,

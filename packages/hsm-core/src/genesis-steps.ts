@@ -4,10 +4,17 @@
  * with the fleet's secrets and seals it to each member, with that member's challenge in the
  * package; a member opens its own package and checks that it describes a fleet it may join (its
  * members' keys strict, its code, its policy, where it is published, what it accepts of a
- * successor) and that the statement it is
+ * successor, the witnesses it checks a successor's log entries under) and that the statement it is
  * asked to sign is exactly the one the entry implies.
  */
-import { type Attestation, BkvError, bytesEqual, ErrorCode, encodeStatement } from "@bkv/wire";
+import {
+  type Attestation,
+  BkvError,
+  bytesEqual,
+  ErrorCode,
+  encodeStatement,
+  type WitnessPolicy,
+} from "@bkv/wire";
 import {
   checkGenesisEntry,
   checkMembers,
@@ -43,6 +50,7 @@ export interface NewFleet {
   /** What the fleet accepts of a successor (already checked: checkSuccessorTerms). */
   releaseKey: Uint8Array;
   maxSuccessorGuessLimit: number;
+  witnessPolicy: WitnessPolicy;
   fleetId: Uint8Array;
   fleetSigningSeed: Uint8Array;
   hpke: { privateKey: Uint8Array; publicKey: Uint8Array };
@@ -62,6 +70,7 @@ export async function sealFleet(
     logKey: f.logKey,
     releaseKey: f.releaseKey,
     maxSuccessorGuessLimit: f.maxSuccessorGuessLimit,
+    witnessPolicy: f.witnessPolicy,
     members: f.members,
     challenges: f.challenges,
     measurement: platform.measurement(),
@@ -143,7 +152,13 @@ export async function openPackage(
   const genesis = op.genesis;
   validateGuessLimit(genesis.guessLimit);
   checkPublication(genesis.namespace, genesis.epoch, genesis.logKey);
-  checkSuccessorTerms(genesis.releaseKey, genesis.maxSuccessorGuessLimit, genesis.guessLimit);
+  checkSuccessorTerms(
+    genesis.releaseKey,
+    genesis.maxSuccessorGuessLimit,
+    genesis.guessLimit,
+    genesis.witnessPolicy,
+    genesis.logKey,
+  );
   if (!bytesEqual(genesis.measurement, platform.measurement())) {
     throw new BkvError(ErrorCode.Measurement, "the fleet's measurement differs from this HSM's code");
   }

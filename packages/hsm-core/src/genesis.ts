@@ -38,7 +38,9 @@ import {
   successorLimitProblem,
   toHex,
   utf8,
+  type WitnessPolicy,
   Writer,
+  witnessPolicyProblem,
 } from "@bkv/wire";
 import type { NvramState } from "./nvram.js";
 import type { HsmCrypto, HsmPlatform } from "./platform.js";
@@ -172,12 +174,17 @@ export function checkPublication(namespace: string, epoch: number, logKey: Uint8
  * What the fleet will accept of a successor, as genesis freezes it (docs/migration.md §2): the
  * release key, a raw Ed25519 key of RELEASE_KEY_LENGTH bytes and a strict point (INVALID
  * otherwise), and the highest guess limit a successor may have, 1 to the fleet's own guess limit
- * (POLICY otherwise: a successor never gives a record more guesses than this fleet does).
+ * (POLICY otherwise: a successor never gives a record more guesses than this fleet does), and the
+ * log's witness policy its successor's log entries are checked under (INVALID unless each witness is
+ * named once with a strict key that is not the log key `logKey`, and the threshold is 1 to their
+ * number: witnessPolicyProblem, the rule the statement decoder applies).
  */
 export function checkSuccessorTerms(
   releaseKey: Uint8Array,
   maxSuccessorGuessLimit: number,
   guessLimit: number,
+  witnessPolicy: WitnessPolicy,
+  logKey: Uint8Array,
 ): void {
   if (releaseKey.length !== RELEASE_KEY_LENGTH) {
     throw new BkvError(
@@ -189,6 +196,8 @@ export function checkSuccessorTerms(
   if (problem !== null) throw new BkvError(ErrorCode.Invalid, `the release key is ${problem}`);
   const limitProblem = successorLimitProblem(maxSuccessorGuessLimit, guessLimit);
   if (limitProblem !== null) throw new BkvError(ErrorCode.Policy, limitProblem);
+  const witnessProblem = witnessPolicyProblem(witnessPolicy, logKey);
+  if (witnessProblem !== null) throw new BkvError(ErrorCode.Invalid, witnessProblem);
 }
 
 /** The statement a genesis entry implies: what every member signs. */
@@ -204,6 +213,7 @@ export function statementOf(g: Genesis): GenesisStatement {
     measurement: g.measurement,
     policy: { guessLimit: g.guessLimit, n: g.members.length, quorum: quorumOf(g.members.length) },
     maxSuccessorGuessLimit: g.maxSuccessorGuessLimit,
+    witnessPolicy: g.witnessPolicy,
     vaultPublicKey: g.hpkePublicKey,
     fleetSigningKey: g.fleetSigningKey,
     time: g.createdAt,
@@ -271,6 +281,15 @@ export function checkSignatures(
   }
 }
 
+/** Whether two witness policies are the same: the same witnesses (name and key) in the same order, the same threshold. */
+export function sameWitnessPolicy(a: WitnessPolicy, b: WitnessPolicy): boolean {
+  return (
+    a.threshold === b.threshold &&
+    a.witnesses.length === b.witnesses.length &&
+    a.witnesses.every((w, i) => w.name === b.witnesses[i]!.name && bytesEqual(w.key, b.witnesses[i]!.key))
+  );
+}
+
 /** Compare a statement the host handed over with the one the sealed entry implies, naming what differs. */
 export function checkStatement(expected: GenesisStatement, given: Uint8Array): void {
   const want = encodeStatement(expected);
@@ -300,6 +319,7 @@ export function checkStatement(expected: GenesisStatement, given: Uint8Array): v
   if (s.epoch !== expected.epoch) where.push("epoch");
   if (!bytesEqual(s.logKey, expected.logKey)) where.push("log key");
   if (!bytesEqual(s.releaseKey, expected.releaseKey)) where.push("release key");
+  if (!sameWitnessPolicy(s.witnessPolicy, expected.witnessPolicy)) where.push("witness policy");
   if (where.length > 0) {
     throw new BkvError(
       ErrorCode.Invalid,

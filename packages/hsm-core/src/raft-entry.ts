@@ -9,11 +9,15 @@ import {
   GENESIS_CHALLENGE_LENGTH,
   LOG_KEY_LENGTH,
   MAX_NAMESPACE_BYTES,
+  MAX_WITNESS_NAME_BYTES,
+  MAX_WITNESSES,
   RELEASE_KEY_LENGTH,
   REQUEST_ID_BYTES,
   Reader,
   SESSION_ID_BYTES,
   TICKET_BYTES,
+  WITNESS_KEY_LENGTH,
+  type WitnessPolicy,
   Writer,
 } from "@bkv/wire";
 
@@ -35,6 +39,11 @@ export interface Genesis {
    */
   releaseKey: Uint8Array;
   maxSuccessorGuessLimit: number;
+  /**
+   * The log's witness policy a successor's log entries are checked under (checkSuccessor), frozen
+   * with the rest (genesis statement v5).
+   */
+  witnessPolicy: WitnessPolicy;
   /** Members' attestations (encoded, @bkv/wire); node i is members[i - 1]. Frozen for the fleet's life. */
   members: Uint8Array[];
   /** challenges[i]: member i + 1's genesis challenge (fresh at its boot, in the statement it signs). */
@@ -118,6 +127,10 @@ export function writeOp(w: Writer, o: Op): void {
         .fixed(o.genesis.logKey)
         .fixed(o.genesis.releaseKey)
         .u32(o.genesis.maxSuccessorGuessLimit)
+        .list(o.genesis.witnessPolicy.witnesses, (w, x) => {
+          w.string(x.name).fixed(x.key);
+        })
+        .u32(o.genesis.witnessPolicy.threshold)
         .list(o.genesis.members, (w, m) => {
           w.bytes(m);
         })
@@ -166,6 +179,13 @@ export function readOp(r: Reader): Op {
           logKey: r.fixed(LOG_KEY_LENGTH, "log key"),
           releaseKey: r.fixed(RELEASE_KEY_LENGTH, "release key"),
           maxSuccessorGuessLimit: r.u32("max successor guess limit"),
+          witnessPolicy: {
+            witnesses: r.list("witnesses", MAX_WITNESSES, (r) => ({
+              name: r.string("witness name", MAX_WITNESS_NAME_BYTES),
+              key: r.fixed(WITNESS_KEY_LENGTH, "witness key"),
+            })),
+            threshold: r.u32("witness threshold"),
+          },
           members: r.list("members", 9, (r) => r.bytes("member attestation", 4096)),
           challenges: r.list("challenges", 9, (r) => r.fixed(GENESIS_CHALLENGE_LENGTH, "challenge")),
           measurement: r.fixed(32, "measurement"),

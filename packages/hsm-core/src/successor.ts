@@ -1,8 +1,8 @@
 /**
  * The old fleet's check of a successor fleet (docs/migration.md §2), pure: no state, no log, no
  * wiring yet. Everything the host hands over is bytes; what they are checked against is what this
- * fleet's genesis froze (its namespace, epoch, log key, release key and highest successor guess
- * limit) and the vendor roots this HSM's platform trusts.
+ * fleet's genesis froze (its namespace, epoch, log key, release key, highest successor guess
+ * limit and witness policy) and the vendor roots this HSM's platform trusts.
  *
  * It checks §2 point 1 (every successor member attested to a vendor root this HSM trusts, through
  * checkMembers, the code path genesis uses for the fleet's own members: strict keys, no key twice,
@@ -19,8 +19,8 @@
  * parsers and entry codec @bkv/tlog's clients use), run with this HSM's SHA-256 and Ed25519. The
  * core builds both leaves itself from what it verified; the host only supplies proofs.
  *
- * The witness policy is a parameter because the genesis statement (v4) does not freeze one yet:
- * until it does, the core cannot take this check live (docs/migration.md §8).
+ * The witness policy is the one this fleet's genesis froze (genesis statement v5), like every other
+ * term: a Genesis entry is a FrozenTerms, and nothing the host says changes what is checked.
  */
 import {
   type Attestation,
@@ -64,24 +64,16 @@ import {
 import type { HsmPlatform } from "./platform.js";
 import type { Genesis } from "./raft-entry.js";
 
-/**
- * The witnesses whose cosignatures make a checkpoint count: raw Ed25519 cosignature/v1 keys with
- * their names (a cosignature line names its witness; the key ID binds the name), and how many of
- * them must have cosigned (1 to the number of witnesses).
- */
-export interface WitnessPolicy {
-  witnesses: { name: string; key: Uint8Array }[];
-  threshold: number;
-}
+export type { WitnessPolicy } from "@bkv/wire";
 
 /**
- * What this fleet's genesis froze that a successor is checked against. The witness policy is not
- * in the genesis statement yet (v4); whoever wires this check in must freeze it there first.
+ * What this fleet's genesis froze that a successor is checked against: all of it from the Genesis
+ * entry (genesis statement v5), the witness policy included; the host supplies none of it.
  */
 export type FrozenTerms = Pick<
   Genesis,
-  "namespace" | "epoch" | "logKey" | "releaseKey" | "maxSuccessorGuessLimit"
-> & { witnessPolicy: WitnessPolicy };
+  "namespace" | "epoch" | "logKey" | "releaseKey" | "maxSuccessorGuessLimit" | "witnessPolicy"
+>;
 
 /** Where an entry is in the log: its leaf index and the RFC 9162 inclusion proof to the checkpoint. */
 export interface Inclusion {

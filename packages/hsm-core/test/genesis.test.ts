@@ -115,6 +115,10 @@ const LOG_SEED = new Uint8Array(32).fill(0x42);
 const LOG_KEY = ed25519PublicKeyOf(LOG_SEED);
 /** The release key these fleets freeze for their successors' code. */
 const RELEASE_KEY = ed25519PublicKeyOf(new Uint8Array(32).fill(0x52));
+/** The log's witnesses these fleets freeze (cosignature/v1 keys), 2 of 2. */
+const WITNESS_1 = { name: "witness.example/w1", key: ed25519PublicKeyOf(new Uint8Array(32).fill(0x57)) };
+const WITNESS_2 = { name: "witness.example/w2", key: ed25519PublicKeyOf(new Uint8Array(32).fill(0x58)) };
+const WITNESS_POLICY = { witnesses: [WITNESS_1, WITNESS_2], threshold: 2 };
 
 /** The genesis-create frame for these HSMs, with each one's attestation and challenge. */
 function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis-create" } {
@@ -128,6 +132,7 @@ function createFrame(hsms: Hsm[], guessLimit = 10): HostToHsm & { type: "genesis
     logKey: LOG_KEY,
     releaseKey: RELEASE_KEY,
     maxSuccessorGuessLimit: guessLimit,
+    witnessPolicy: WITNESS_POLICY,
   };
 }
 
@@ -231,6 +236,7 @@ async function evilPackages(
     logKey: LOG_KEY,
     releaseKey: RELEASE_KEY,
     maxSuccessorGuessLimit: 10,
+    witnessPolicy: WITNESS_POLICY,
     members,
     challenges,
     measurement: TEST_MEASUREMENT,
@@ -813,6 +819,102 @@ describe("what the fleet accepts of a successor (docs/migration.md §2)", () => 
         statement: evil.statement,
       });
       expect(refusal(j).code).toBe(code);
+      expect(refusal(j).message).toContain(words);
+      expect(hsms[1]!.storedNothing()).toBe(true);
+    }
+  });
+});
+
+describe("the witness policy the fleet checks its successor's log entries under (genesis statement v5)", () => {
+  it("the statement and the genesis entry freeze the witness policy of the genesis-create frame", async () => {
+    const hsms = await fleetOf(3);
+    const created = await create(hsms);
+    expect(decodeStatement(created.statement).witnessPolicy).toEqual(WITNESS_POLICY);
+    const one = await fleetOf(1);
+    const f = await one[0]!.send({
+      ...createFrame(one),
+      witnessPolicy: { witnesses: [WITNESS_2], threshold: 1 },
+    });
+    if (f.type !== "genesis-packages") throw new Error(`expected packages, got ${f.type}`);
+    expect(decodeStatement(f.statement).witnessPolicy).toEqual({ witnesses: [WITNESS_2], threshold: 1 });
+  });
+
+  it("refuses at create a policy with threshold 0 or above its witnesses, a key or name twice, the log key as a witness, a weak key; nothing is stored", async () => {
+    const cases: [typeof WITNESS_POLICY, string][] = [
+      [{ ...WITNESS_POLICY, threshold: 0 }, "threshold must be 1 to 2"],
+      [{ ...WITNESS_POLICY, threshold: 3 }, "threshold must be 1 to 2"],
+      [{ witnesses: [], threshold: 0 }, "names 0 witnesses"],
+      [{ witnesses: [WITNESS_1, { ...WITNESS_1, name: "witness.example/w1-again" }], threshold: 1 }, "twice"],
+      [
+        { witnesses: [WITNESS_1, { ...WITNESS_2, name: WITNESS_1.name }], threshold: 1 },
+        "two witness keys are named",
+      ],
+      [{ witnesses: [{ name: "the-log", key: LOG_KEY }], threshold: 1 }, "the log's own key"],
+      [{ witnesses: [{ name: "weak", key: IDENTITY }], threshold: 1 }, "small order"],
+      [{ witnesses: [{ name: "short", key: WITNESS_1.key.subarray(0, 31) }], threshold: 1 }, "32"],
+      [{ witnesses: [{ name: "has space", key: WITNESS_1.key }], threshold: 1 }, "key name"],
+    ];
+    for (const [witnessPolicy, words] of cases) {
+      const hsms = await fleetOf(1);
+      const f = await hsms[0]!.send({ ...createFrame(hsms), witnessPolicy });
+      expect(refusal(f).code).toBe(ErrorCode.Invalid);
+      expect(refusal(f).message).toContain(words);
+      expect(hsms[0]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a statement whose witness policy differs from its sealed entry", async () => {
+    // The host hands a member a statement naming other witnesses (or another threshold) than the
+    // creator's frame did: the member signs nothing.
+    const edits: ((st: ReturnType<typeof decodeStatement>) => Uint8Array)[] = [
+      (st) => encodeStatement({ ...st, witnessPolicy: { witnesses: [WITNESS_1], threshold: 1 } }),
+      (st) => encodeStatement({ ...st, witnessPolicy: { ...st.witnessPolicy, threshold: 1 } }),
+      (st) =>
+        encodeStatement({
+          ...st,
+          witnessPolicy: {
+            witnesses: [
+              WITNESS_1,
+              { name: "operator.example/w", key: ed25519PublicKeyOf(new Uint8Array(32).fill(3)) },
+            ],
+            threshold: 2,
+          },
+        }),
+    ];
+    for (const edit of edits) {
+      const hsms = await fleetOf(3);
+      const created = await create(hsms);
+      const statement = edit(decodeStatement(created.statement));
+      const j = await hsms[1]!.send({ type: "genesis-join", package: created.packages[1]!, statement });
+      expect(refusal(j).code).toBe(ErrorCode.Invalid);
+      expect(refusal(j).message).toContain("witness policy");
+      expect(hsms[1]!.storedNothing()).toBe(true);
+    }
+  });
+
+  it("a joiner refuses a rogue creator's entry whose witness policy cannot be frozen", async () => {
+    const cases: [(g: Genesis) => Genesis, string][] = [
+      [(g) => ({ ...g, witnessPolicy: { ...g.witnessPolicy, threshold: 0 } }), "threshold"],
+      [
+        (g) => ({ ...g, witnessPolicy: { witnesses: [{ name: "log", key: LOG_KEY }], threshold: 1 } }),
+        "log's own key",
+      ],
+      [(g) => ({ ...g, witnessPolicy: { witnesses: [WITNESS_1, WITNESS_1], threshold: 1 } }), "twice"],
+    ];
+    for (const [change, words] of cases) {
+      const hsms = await fleetOf(3);
+      const evil = await evilPackages(
+        hsms[0]!,
+        hsms.map((h) => h.attestation),
+        hsms.map((h) => h.challenge),
+        change,
+      );
+      const j = await hsms[1]!.send({
+        type: "genesis-join",
+        package: evil.packages[1]!,
+        statement: evil.statement,
+      });
+      expect(refusal(j).code).toBe(ErrorCode.Invalid);
       expect(refusal(j).message).toContain(words);
       expect(hsms[1]!.storedNothing()).toBe(true);
     }

@@ -6,7 +6,15 @@
  * runs) with a C2SP checkpoint signed and cosigned as the log and the witnesses do. Each forgery is
  * refused with a stable code and a message naming what failed; the genuine successor passes.
  */
-import { checkSuccessor, type FrozenTerms, type SuccessorEvidence, type WitnessPolicy } from "@bkv/hsm-core";
+import {
+  checkSuccessor,
+  decodeRaftEntry,
+  encodeRaftEntry,
+  type FrozenTerms,
+  type Genesis,
+  type SuccessorEvidence,
+  type WitnessPolicy,
+} from "@bkv/hsm-core";
 import {
   attest,
   ed25519PublicKeyOf,
@@ -64,7 +72,7 @@ const WITNESS_POLICY: WitnessPolicy = {
   threshold: 2,
 };
 
-/** What the old fleet's genesis froze (the witness policy: what it will have to freeze). */
+/** What the old fleet's genesis froze (genesis statement v5: the witness policy with the rest). */
 const FROZEN: FrozenTerms = {
   namespace: "bkv-test",
   epoch: 1,
@@ -166,6 +174,7 @@ function successor(o: Forge = {}): SuccessorEvidence {
     measurement: NEW_CODE,
     policy: { guessLimit: 5, n, quorum: quorumOf(n) },
     maxSuccessorGuessLimit: 5,
+    witnessPolicy: WITNESS_POLICY,
     vaultPublicKey: seed(0x55),
     fleetSigningKey: ed25519PublicKeyOf(seed(0x66)),
     time: 1_767_225_600_000,
@@ -544,6 +553,69 @@ describe("checkSuccessor: the successor's log entry and its release in the log (
     const s = successor();
     const before = successor({ log: { entry: () => undefined, after: 0 } });
     expectRefused({ ...s, checkpoint: before.checkpoint }, ErrorCode.BundleNotLogged, "its entry");
+  });
+
+  it("a checkpoint cosigned only by witnesses the fleet did not freeze: the operator's own, under its own names or the frozen ones", () => {
+    // The operator runs two witnesses of its own and has them cosign its log's checkpoint; the old
+    // fleet counts only the witnesses its genesis froze.
+    const own = [
+      { name: "operator-witness-1.test", seed: seed(0x91) },
+      { name: "operator-witness-2.test", seed: seed(0x92) },
+    ];
+    expectRefused(
+      successor({ log: { cosigners: own } }),
+      ErrorCode.BundleWitnesses,
+      "0 witness cosignatures, 2 required",
+    );
+    expectRefused(
+      successor({ log: { cosigners: own.map((w, i) => ({ name: witness(i).name, seed: w.seed })) } }),
+      ErrorCode.BundleWitnesses,
+      "0 witness cosignatures, 2 required",
+    );
+  });
+
+  it("the frozen terms are the Genesis entry itself: the witness policy it froze decides, nothing else", () => {
+    // A Genesis entry as the replicated log carries it (encoded and decoded), not a parameter.
+    const genesis = (witnessPolicy: WitnessPolicy): Genesis => {
+      const g: Genesis = {
+        fleetId: new Uint8Array(16).fill(0xf1),
+        ...FROZEN,
+        witnessPolicy,
+        members: [],
+        challenges: [],
+        measurement: new Uint8Array(32).fill(0xc1),
+        opaqueServerSetup: "setup",
+        hpkePrivateKey: seed(1),
+        hpkePublicKey: seed(2),
+        fleetSigningSeed: seed(3),
+        fleetSigningKey: ed25519PublicKeyOf(seed(3)),
+        guessLimit: 5,
+        createdAt: 1_767_000_000_000,
+      };
+      const e = decodeRaftEntry(
+        encodeRaftEntry({
+          index: 1,
+          term: 0,
+          prevHash: new Uint8Array(32),
+          time: g.createdAt,
+          requestId: new Uint8Array(0),
+          ops: [{ op: "genesis", genesis: g }],
+        }),
+      );
+      const op = e.ops[0]!;
+      if (op.op !== "genesis") throw new Error("not a genesis op");
+      return op.genesis;
+    };
+    const s = successor();
+    expect(checkSuccessor(platform, genesis(WITNESS_POLICY), s).evidenceDigest).toEqual(
+      evidenceDigest(s.evidence),
+    );
+    // The same checkpoint, for a fleet that froze other witnesses: refused.
+    const others: WitnessPolicy = {
+      witnesses: [{ name: "elsewhere.test", key: ed25519PublicKeyOf(seed(0x93)) }],
+      threshold: 1,
+    };
+    expectRefused(s, ErrorCode.BundleWitnesses, "0 witness cosignatures, 1 required", genesis(others));
   });
 
   it("a witness policy that cannot be met refuses every successor", () => {

@@ -71,6 +71,10 @@ function createFrame(nodes: Node[], members = nodes.map((n) => n.booted.identity
     logKey: LOG_KEY,
     releaseKey: RELEASE_KEY,
     maxSuccessorGuessLimit: 10,
+    witnessPolicy: {
+      witnesses: [{ name: "bkv-test/witness", key: ed25519.getPublicKey(new Uint8Array(32).fill(0x57)) }],
+      threshold: 1,
+    },
   };
 }
 

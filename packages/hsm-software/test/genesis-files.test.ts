@@ -28,6 +28,10 @@ const PUBLISHED = {
   logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
   releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
   maxSuccessorGuessLimit: 10,
+  witnessPolicy: {
+    witnesses: [{ name: "bkv-test/witness", key: ed25519PublicKeyOf(new Uint8Array(32).fill(0x57)) }],
+    threshold: 1,
+  },
 };
 
 const vendor = newVendorRoot();

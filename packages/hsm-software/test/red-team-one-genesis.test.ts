@@ -41,6 +41,10 @@ const PUBLISHED = {
   logKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x42)),
   releaseKey: ed25519PublicKeyOf(new Uint8Array(32).fill(0x52)),
   maxSuccessorGuessLimit: 10,
+  witnessPolicy: {
+    witnesses: [{ name: "bkv-test/witness", key: ed25519PublicKeyOf(new Uint8Array(32).fill(0x57)) }],
+    threshold: 1,
+  },
 };
 const vendor = newVendorRoot();
 const measurement = new Uint8Array(createHash("sha256").update("bkv red team core 2").digest());

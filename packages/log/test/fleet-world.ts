@@ -90,6 +90,10 @@ export function fleetWorld(
       logKey,
       releaseKey: ed25519.getPublicKey(new Uint8Array(32).fill(0x52)),
       maxSuccessorGuessLimit: o.guessLimit ?? 10,
+      witnessPolicy: {
+        witnesses: [{ name: "bkv-test/witness", key: ed25519.getPublicKey(new Uint8Array(32).fill(0x57)) }],
+        threshold: 1,
+      },
       members: ms.map((m) => m.attestation),
       challenges: ms.map(() => new Uint8Array(randomBytes(32))),
       measurement,

@@ -36,6 +36,7 @@ import {
   MAX_TICKS_PER_FRAME,
   type SealedEntry,
   utf8,
+  type WitnessPolicy,
 } from "@bkv/wire";
 import { Prng } from "./prng.js";
 
@@ -231,12 +232,24 @@ export interface FleetOptions {
   releaseSeed?: Uint8Array;
   /** The highest guess limit a successor may have, frozen at genesis (default: the guess limit). */
   maxSuccessorGuessLimit?: number;
+  /**
+   * The log's witness policy genesis freezes (default: one stand-in witness, its key from a fixed
+   * seed, threshold 1, drawing nothing from the simulation's seed).
+   */
+  witnessPolicy?: WitnessPolicy;
 }
 
 /** The stand-in log's key unless a test brings its own (fixed: it draws nothing from the seed). */
 const DEFAULT_LOG_SEED = sha256(utf8("bkv simulator transparency log"));
 /** The stand-in release key unless a test brings its own (fixed, like the log's). */
 const DEFAULT_RELEASE_SEED = sha256(utf8("bkv simulator release key"));
+/** The stand-in witness policy unless a test brings its own: one witness, a fixed key. */
+const DEFAULT_WITNESS_POLICY: WitnessPolicy = {
+  witnesses: [
+    { name: "bkv-sim/witness-1", key: ed25519PublicKeyOf(sha256(utf8("bkv simulator witness 1"))) },
+  ],
+  threshold: 1,
+};
 
 /** Called on every NVRAM write of a node, with the record before and after. */
 export type NvramWatcher = (n: SimNode, before: NvramState | null, after: NvramState) => void;
@@ -259,6 +272,8 @@ export class SimFleet {
   private readonly logSeed: Uint8Array;
   /** The stand-in release key's raw Ed25519 public key (frozen at genesis). */
   readonly releaseKey: Uint8Array;
+  /** The stand-in witness policy (frozen at genesis). */
+  readonly witnessPolicy: WitnessPolicy;
   /** Peer messages sent and not yet delivered (when autoDeliver is off). */
   inflight: PeerPacket[] = [];
   /**
@@ -292,6 +307,7 @@ export class SimFleet {
     this.logSeed = options.logSeed ?? DEFAULT_LOG_SEED;
     this.logKey = ed25519PublicKeyOf(this.logSeed);
     this.releaseKey = ed25519PublicKeyOf(options.releaseSeed ?? DEFAULT_RELEASE_SEED);
+    this.witnessPolicy = options.witnessPolicy ?? DEFAULT_WITNESS_POLICY;
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, this.rng.fork()));
     const side = new Prng(((options.seed ?? 1) ^ 0x6368616c) >>> 0);
     for (const n of this.nodes) n.bootRandom = side.fork();
@@ -632,6 +648,7 @@ export class SimFleet {
       logKey: f.logKey,
       releaseKey: f.releaseKey,
       maxSuccessorGuessLimit: options.maxSuccessorGuessLimit ?? options.guessLimit ?? 10,
+      witnessPolicy: f.witnessPolicy,
     });
     const created = creator.packages;
     if (created === null) throw new Error(`genesis failed: ${JSON.stringify(creator.booted)}`);

@@ -6,18 +6,22 @@
  * part in one genesis in its life, and a package answers one boot of one HSM), the measurement of the code they all run, the policy (guess limit,
  * N, quorum), the fleet's public keys and the time of the ceremony, and what the fleet will accept
  * of a successor (docs/migration.md §2): the release key under which accepted code is published in
- * the log, and the highest guess limit a successor may have. The HSM core holds no key and has no
- * message that could change any of these afterwards.
+ * the log, the highest guess limit a successor may have, and the log's witness policy (the witnesses'
+ * cosignature/v1 keys with their names, and how many must cosign a checkpoint) that the successor's
+ * log entries are checked under. The HSM core holds no key and has no message that could change any
+ * of these afterwards.
  *
  * The evidence is what anyone needs to check a fleet from public data: the statement and every
  * member's signature over it.
  */
 import { type Attestation, encodeAttestation, MEASUREMENT_LENGTH, readAttestation } from "./attestation.js";
-import { utf8 } from "./bytes.js";
+import { bytesEqual, toHex, utf8 } from "./bytes.js";
 import { Reader, Writer } from "./codec.js";
+import { ed25519PointProblem } from "./ed25519-keys.js";
 import { BkvError, check, ErrorCode } from "./errors.js";
+import { isValidKeyName } from "./signed-note.js";
 
-const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v4");
+const STATEMENT_DOMAIN = utf8("bkv-genesis-statement/v5");
 /** Length of the log's raw Ed25519 public key the fleet freezes at genesis. */
 export const LOG_KEY_LENGTH = 32;
 /** Length of the release key's raw Ed25519 public key the fleet freezes at genesis. */
@@ -27,6 +31,12 @@ export const FLEET_ID_LENGTH = 16;
 export const MAX_MEMBERS = 9;
 /** The longest namespace (UTF-8 bytes) a statement or artifact carries. */
 export const MAX_NAMESPACE_BYTES = 255;
+/** The most witnesses a genesis statement's witness policy names. */
+export const MAX_WITNESSES = 16;
+/** The longest witness name (UTF-8 bytes) a witness policy carries. */
+export const MAX_WITNESS_NAME_BYTES = 255;
+/** Length of a witness's raw Ed25519 cosignature/v1 key. */
+export const WITNESS_KEY_LENGTH = 32;
 /** The random challenge an uninitialized HSM makes at boot (memory only) for its one genesis. */
 export const GENESIS_CHALLENGE_LENGTH = 32;
 
@@ -36,6 +46,16 @@ export interface FleetPolicy {
   n: number;
   /** Members needed to commit or elect: a majority, floor(n / 2) + 1. */
   quorum: number;
+}
+
+/**
+ * The witnesses whose cosignatures make a checkpoint count: raw Ed25519 cosignature/v1 keys with
+ * their names (a cosignature line names its witness; the key ID binds the name), and how many of
+ * them must have cosigned (1 to the number of witnesses).
+ */
+export interface WitnessPolicy {
+  witnesses: { name: string; key: Uint8Array }[];
+  threshold: number;
 }
 
 export interface GenesisStatement {
@@ -66,6 +86,11 @@ export interface GenesisStatement {
    * gives a record more guesses than this fleet did; decodeStatement refuses a higher one).
    */
   maxSuccessorGuessLimit: number;
+  /**
+   * The log's witness policy the fleet checks its successor's log entries under (docs/migration.md
+   * §2): each witness once (key and name), none the log key, threshold 1 to the number of witnesses.
+   */
+  witnessPolicy: WitnessPolicy;
   /** X25519 public key clients seal vault requests to (HPKE). */
   vaultPublicKey: Uint8Array;
   /** Ed25519 public key the fleet counter-signs validation bundles with. */
@@ -88,6 +113,38 @@ export function successorLimitProblem(max: number, guessLimit: number): string |
     return `the maximum successor guess limit must be at least 1, not ${max}`;
   if (max > guessLimit)
     return `the maximum successor guess limit ${max} is above the fleet's own guess limit ${guessLimit}`;
+  return null;
+}
+
+/**
+ * Why `p` may not be frozen as the witness policy of a fleet whose log key is `logKey`, or null if
+ * it may: 1 to MAX_WITNESSES witnesses, each a valid note key name of at most MAX_WITNESS_NAME_BYTES
+ * and a strict raw Ed25519 point of WITNESS_KEY_LENGTH bytes, no key and no name twice (one witness
+ * would count twice, or two keys under one name), not the log key (the log operator would witness
+ * its own checkpoints), and a threshold from 1 to the number of witnesses.
+ */
+export function witnessPolicyProblem(p: WitnessPolicy, logKey: Uint8Array): string | null {
+  const n = p.witnesses.length;
+  if (n < 1 || n > MAX_WITNESSES) return `the witness policy names ${n} witnesses, not 1 to ${MAX_WITNESSES}`;
+  const keys = new Set<string>();
+  const names = new Set<string>();
+  for (const w of p.witnesses) {
+    if (!isValidKeyName(w.name) || utf8(w.name).length > MAX_WITNESS_NAME_BYTES)
+      return `the witness name ${JSON.stringify(w.name.slice(0, 64))} is not a key name of 1 to ${MAX_WITNESS_NAME_BYTES} bytes`;
+    if (w.key.length !== WITNESS_KEY_LENGTH)
+      return `witness ${w.name}'s key is ${w.key.length} bytes, not ${WITNESS_KEY_LENGTH}`;
+    const problem = ed25519PointProblem(w.key);
+    if (problem !== null) return `witness ${w.name}'s key is ${problem}`;
+    if (bytesEqual(w.key, logKey))
+      return `witness ${w.name}'s key is the log's own key: the log would witness itself`;
+    const hex = toHex(w.key);
+    if (keys.has(hex)) return `one witness key is named twice (${w.name}): it would count twice`;
+    if (names.has(w.name)) return `two witness keys are named ${w.name}`;
+    keys.add(hex);
+    names.add(w.name);
+  }
+  if (!Number.isInteger(p.threshold) || p.threshold < 1 || p.threshold > n)
+    return `the witness threshold must be 1 to ${n} (the witnesses named), not ${p.threshold}`;
   return null;
 }
 
@@ -118,6 +175,10 @@ export function encodeStatement(s: GenesisStatement): Uint8Array {
     .u32(s.policy.n)
     .u32(s.policy.quorum)
     .u32(s.maxSuccessorGuessLimit)
+    .list(s.witnessPolicy.witnesses, (w, x) => {
+      w.string(x.name).fixed(x.key);
+    })
+    .u32(s.witnessPolicy.threshold)
     .fixed(s.vaultPublicKey)
     .fixed(s.fleetSigningKey)
     .u64(s.time)
@@ -147,6 +208,13 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
   const successorProblem = successorLimitProblem(maxSuccessorGuessLimit, policy.guessLimit);
   if (successorProblem !== null)
     throw new BkvError(ErrorCode.Policy, `genesis statement: ${successorProblem}`);
+  const witnesses = r.list("witnesses", MAX_WITNESSES, (r) => ({
+    name: r.string("witness name", MAX_WITNESS_NAME_BYTES),
+    key: r.fixed(WITNESS_KEY_LENGTH, "witness key"),
+  }));
+  const witnessPolicy = { witnesses, threshold: r.u32("witness threshold") };
+  const witnessProblem = witnessPolicyProblem(witnessPolicy, logKey);
+  if (witnessProblem !== null) throw new BkvError(ErrorCode.Invalid, `genesis statement: ${witnessProblem}`);
   const vaultPublicKey = r.fixed(32, "vault public key");
   const fleetSigningKey = r.fixed(32, "fleet signing key");
   const time = r.u64("time");
@@ -162,6 +230,7 @@ export function decodeStatement(b: Uint8Array): GenesisStatement {
     measurement,
     policy,
     maxSuccessorGuessLimit,
+    witnessPolicy,
     vaultPublicKey,
     fleetSigningKey,
     time,

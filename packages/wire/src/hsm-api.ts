@@ -13,6 +13,7 @@
 import { Reader, Writer } from "./codec.js";
 import { check } from "./errors.js";
 import { MAX_FRAME_BYTES } from "./framing.js";
+import { MAX_WITNESS_NAME_BYTES, MAX_WITNESSES, type WitnessPolicy } from "./genesis-statement.js";
 
 export interface SealedEntry {
   index: number;
@@ -91,7 +92,8 @@ export type HostToHsm =
    * fleet is published; genesis freezes them, and the fleet counter-signs nothing else. releaseKey
    * (raw 32-byte Ed25519) is the key accepted code is released under and maxSuccessorGuessLimit
    * (1 to guessLimit) the highest guess limit of a successor: genesis freezes both for the
-   * fleet's check of its successor (docs/migration.md §2).
+   * fleet's check of its successor (docs/migration.md §2), and so does witnessPolicy: the log's
+   * witnesses (names, raw 32-byte cosignature/v1 keys) and how many must cosign a checkpoint.
    */
   | {
       type: "genesis-create";
@@ -103,6 +105,7 @@ export type HostToHsm =
       logKey: Uint8Array;
       releaseKey: Uint8Array;
       maxSuccessorGuessLimit: number;
+      witnessPolicy: WitnessPolicy;
     }
   /** Genesis: open the package sealed to this HSM, check the statement against it, and sign it. */
   | { type: "genesis-join"; package: Uint8Array; statement: Uint8Array }
@@ -266,6 +269,9 @@ export function encodeHostToHsm(m: HostToHsm): Uint8Array {
       });
       w.u32(m.guessLimit).string(m.namespace).u32(m.epoch).bytes(m.logKey);
       w.bytes(m.releaseKey).u32(m.maxSuccessorGuessLimit);
+      w.list(m.witnessPolicy.witnesses, (w, x) => {
+        w.string(x.name).bytes(x.key);
+      }).u32(m.witnessPolicy.threshold);
       break;
     case "genesis-join":
       w.bytes(m.package).bytes(m.statement);
@@ -327,6 +333,13 @@ export function decodeHostToHsm(b: Uint8Array): HostToHsm {
         logKey: r.bytes("log key", 64),
         releaseKey: r.bytes("release key", 64),
         maxSuccessorGuessLimit: r.u32("max successor guess limit"),
+        witnessPolicy: {
+          witnesses: r.list("witnesses", MAX_WITNESSES, (r) => ({
+            name: r.string("witness name", MAX_WITNESS_NAME_BYTES),
+            key: r.bytes("witness key", 64),
+          })),
+          threshold: r.u32("witness threshold"),
+        },
       };
       break;
     case HOST_TAG["genesis-join"]:

@@ -56,7 +56,7 @@ describe("P-256 points", () => {
 });
 
 describe("genesis-create frame", () => {
-  it("carries the namespace, the epoch, the log key, the release key and the successor limit, and decodes to the same frame", () => {
+  it("carries the namespace, the epoch, the log key, the release key, the successor limit and the witness policy, and decodes to the same frame", () => {
     const m = {
       type: "genesis-create" as const,
       members: [new Uint8Array([1, 2, 3])],
@@ -67,6 +67,7 @@ describe("genesis-create frame", () => {
       logKey: new Uint8Array(32).fill(9),
       releaseKey: new Uint8Array(32).fill(8),
       maxSuccessorGuessLimit: 7,
+      witnessPolicy: { witnesses: [{ name: "w.example/1", key: new Uint8Array(32).fill(7) }], threshold: 1 },
     };
     expect(decodeHostToHsm(encodeHostToHsm(m))).toEqual(m);
   });

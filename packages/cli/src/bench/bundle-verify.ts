@@ -86,6 +86,13 @@ async function worldWithFleet(n: number, now: number) {
     measurement,
     policy: { guessLimit: 10, n, quorum: quorumOf(n) },
     maxSuccessorGuessLimit: 10,
+    witnessPolicy: {
+      witnesses: witnesses.map((w) => {
+        const v = parseVerifierKey(w.vkey);
+        return { name: v.name, key: v.publicKey };
+      }),
+      threshold: 2,
+    },
     vaultPublicKey: seed(),
     fleetSigningKey: ed25519.getPublicKey(fleetSeed),
     time: now - 60_000,

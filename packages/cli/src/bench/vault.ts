@@ -104,13 +104,18 @@ export async function benchVault(opts: {
   writeFileSync(join(dir, "host.json"), JSON.stringify(config));
   process.stdout.write("\nvault benchmark: one HSM (software platform), host agent over HTTP on 127.0.0.1\n");
   const raw = await rawOpaqueLogins(3);
-  // The bench fleet is never published: genesis freezes a log key and a release key nobody holds.
+  // The bench fleet is never published: genesis freezes a log key, a release key and a witness
+  // nobody holds.
   await createFleet([{ node: 1, hsmCommand: config.hsmCommand, storagePath: config.storagePath }], {
     guessLimit: 10,
     namespace: "bkv-bench",
     epoch: 1,
     logKey: ed25519PublicKeyOf(new Uint8Array(randomBytes(32))),
     releaseKey: ed25519PublicKeyOf(new Uint8Array(randomBytes(32))),
+    witnessPolicy: {
+      witnesses: [{ name: "bkv-bench/witness", key: ed25519PublicKeyOf(new Uint8Array(randomBytes(32))) }],
+      threshold: 1,
+    },
   });
   const host = await startHostProcess(join(dir, "host.json"));
   for (let i = 0; i < 200; i++) {

@@ -11,7 +11,8 @@
  * root (by its certificate's SHA-256) for members attested by Nitro documents. Prints a report a
  * person can read (or JSON)
  * naming every check; exit 0 only if all hold. The release key the fleet must have frozen comes from
- * --release-key or the trust pins' release key (check "statement.release-key").
+ * --release-key or the trust pins' release key (check "statement.release-key"); the witness policy it
+ * must have frozen, from the trust pins' witnessKeys and witnessThreshold (check "statement.witnesses").
  */
 
 import { readFileSync } from "node:fs";
@@ -45,6 +46,9 @@ export function formatReport(r: AuditReport, measurementFrom: string): string {
     lines.push(`  members      ${f.n} (quorum ${f.quorum}); guess limit ${f.guessLimit}`);
     lines.push(
       `  successors   released under ${f.releaseKey}; guess limit at most ${f.maxSuccessorGuessLimit}`,
+    );
+    lines.push(
+      `  witnesses    ${f.witnessThreshold} of ${f.witnesses.map((w) => w.name).join(", ")} (a successor's log entries)`,
     );
     lines.push(`  measurement  ${f.measurement}`);
     lines.push(`  vault key    ${f.vaultPublicKey}`);
@@ -135,6 +139,16 @@ export async function auditCommand(argv: string[]): Promise<number> {
         ? undefined
         : fromHex(pins.release.key);
   const namespace = values.namespace ?? pins?.namespace;
+  const witnessPolicy =
+    pins === null
+      ? undefined
+      : {
+          witnesses: pins.witnessKeys.map((k) => {
+            const v = parseVerifierKey(k);
+            return { name: v.name, key: v.publicKey };
+          }),
+          threshold: pins.witnessThreshold,
+        };
   const report = auditEvidence(evidence, {
     vendorRoots,
     measurements,
@@ -145,6 +159,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
       : { expectedEpoch: intFlag(values.epoch, "--epoch", 0, 0, 0xffffffff) }),
     ...(logKey === undefined ? {} : { expectedLogKey: logKey }),
     ...(releaseKey === undefined ? {} : { expectedReleaseKey: releaseKey }),
+    ...(witnessPolicy === undefined ? {} : { expectedWitnessPolicy: witnessPolicy }),
     maxGuessLimit,
     allowTestRoots: values["allow-test-roots"] === true || pins?.allowTestRoots === true,
     allowSmallFleet: values["allow-small-fleet"] === true || pins?.allowSmallFleet === true,

@@ -500,12 +500,20 @@ export async function devCommand(argv: string[]): Promise<number> {
     const releases = transparency.info.releases;
     if (releases === undefined) throw new Error("this folder's log has no releases namespace");
     const releaseKey = fromHex(releases.key);
+    // And the folder's own witnesses, the ones its log asks to cosign and trust.json pins.
+    const witnessPolicy = {
+      witnesses: transparency.info.witnessKeys.map((k) => {
+        const v = parseVerifierKey(k);
+        return { name: v.name, key: v.publicKey };
+      }),
+      threshold: transparency.info.witnessThreshold,
+    };
     devFleet =
       fleet ??
       (await createDevFleet(
         p.dir,
         count,
-        { guessLimit, namespace, epoch: transparency.info.epoch, logKey, releaseKey },
+        { guessLimit, namespace, epoch: transparency.info.epoch, logKey, releaseKey, witnessPolicy },
         platform,
       ));
     if (devFleet.logKey !== toHex(logKey) || devFleet.epoch !== transparency.info.epoch) {
@@ -518,6 +526,17 @@ export async function devCommand(argv: string[]): Promise<number> {
       throw new UsageError(
         `${p.dir} holds a fleet frozen to another release key than this folder's (${join(p.dir, "release.key")}): ` +
           "it would accept successors released under a key this folder does not hold",
+      );
+    }
+    const frozenWitnesses = JSON.stringify([devFleet.witnesses, devFleet.witnessThreshold]);
+    const ownWitnesses = JSON.stringify([
+      witnessPolicy.witnesses.map((w) => ({ name: w.name, key: toHex(w.key) })),
+      witnessPolicy.threshold,
+    ]);
+    if (frozenWitnesses !== ownWitnesses) {
+      throw new UsageError(
+        `${p.dir} holds a fleet frozen to other witnesses than this folder's log uses: ` +
+          "it would check its successor's log entries under witnesses this folder does not run",
       );
     }
     await publishFleet(p.dir, transparency.info);

@@ -4,14 +4,16 @@
  * --namespace, --epoch and --log-key (the log's verifier key, `name+hash+base64`), and what the
  * fleet will accept of a successor: --release-key (the raw Ed25519 key, 64 hex digits, under which
  * accepted code is released in the log) and --max-successor-guess-limit (1 to --guess-limit,
- * default --guess-limit).
+ * default --guess-limit), and the log's witness policy its successor's log entries are checked under:
+ * --witness-key (a witness's cosignature/v1 verifier key, repeated per witness) and
+ * --witness-threshold (1 to the number of witness keys).
  * `bkv fleet evidence`: write the fleet's deployment evidence (canonical bytes) for auditors.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CeremonyResult, runCeremony } from "@bkv/host";
 import { DEFAULT_GUESS_LIMIT } from "@bkv/hsm-core";
-import { parseVerifierKey, SIG_ED25519 } from "@bkv/tlog";
+import { parseVerifierKey, SIG_COSIGNATURE_V1, SIG_ED25519 } from "@bkv/tlog";
 import {
   decodeEvidence,
   decodeStatement,
@@ -22,6 +24,8 @@ import {
   isBkvError,
   toHex,
   utf8,
+  type WitnessPolicy,
+  witnessPolicyProblem,
 } from "@bkv/wire";
 import { remoteMember } from "../admin-client.js";
 import { intFlag, parse, required, UsageError } from "../args.js";
@@ -60,6 +64,48 @@ export function maxSuccessorFlag(v: string | undefined, guessLimit: number): num
   return intFlag(v, "--max-successor-guess-limit", guessLimit, 1, guessLimit);
 }
 
+/**
+ * The witness policy genesis freezes: each --witness-key a cosignature/v1 verifier key
+ * (`name+hash+base64(0x04 || key)`), and --witness-threshold (required) 1 to their number; no key or
+ * name twice, and not the log's own key (witnessPolicyProblem, the rule the HSMs apply).
+ */
+export function witnessPolicyFlags(
+  keys: string[] | undefined,
+  threshold: string | undefined,
+  logKey: Uint8Array,
+): WitnessPolicy {
+  if (keys === undefined || keys.length === 0)
+    throw new UsageError(
+      "--witness-key is required (a witness's cosignature/v1 verifier key, repeat it per witness)",
+    );
+  const witnesses = keys.map((text) => {
+    let key: ReturnType<typeof parseVerifierKey>;
+    try {
+      key = parseVerifierKey(text);
+    } catch (e) {
+      throw new UsageError(`--witness-key is not a verifier key (name+hash+base64): ${(e as Error).message}`);
+    }
+    if (key.type !== SIG_COSIGNATURE_V1)
+      throw new UsageError(
+        `--witness-key ${key.name} must be a cosignature/v1 key (a witness's, not a log's)`,
+      );
+    return { name: key.name, key: key.publicKey };
+  });
+  const policy = {
+    witnesses,
+    threshold: intFlag(
+      required(threshold, "--witness-threshold"),
+      "--witness-threshold",
+      1,
+      1,
+      witnesses.length,
+    ),
+  };
+  const problem = witnessPolicyProblem(policy, logKey);
+  if (problem !== null) throw new UsageError(`the witness policy is refused: ${problem}`);
+  return policy;
+}
+
 /** A namespace of 1 to 255 bytes of UTF-8. */
 export function namespaceFlag(v: string | undefined, dflt: string): string {
   const ns = v ?? dflt;
@@ -80,6 +126,8 @@ async function create(argv: string[]): Promise<number> {
     "log-key": { type: "string" },
     "release-key": { type: "string" },
     "max-successor-guess-limit": { type: "string" },
+    "witness-key": { type: "string", multiple: true },
+    "witness-threshold": { type: "string" },
   });
   const dir = required(values.dir, "--dir");
   if (readDevFleet(dir) !== null) throw new UsageError(`${dir} already holds a fleet`);
@@ -91,10 +139,15 @@ async function create(argv: string[]): Promise<number> {
   const logKey = logKeyFlag(values["log-key"]);
   const releaseKey = releaseKeyFlag(values["release-key"]);
   const maxSuccessorGuessLimit = maxSuccessorFlag(values["max-successor-guess-limit"], guessLimit);
+  const witnessPolicy = witnessPolicyFlags(
+    values["witness-key"] as unknown as string[] | undefined,
+    values["witness-threshold"],
+    logKey,
+  );
   const fleet = await createDevFleet(
     dir,
     count,
-    { guessLimit, namespace, epoch, logKey, releaseKey, maxSuccessorGuessLimit },
+    { guessLimit, namespace, epoch, logKey, releaseKey, maxSuccessorGuessLimit, witnessPolicy },
     platformName(values.platform, "software"),
   );
   const p = devPaths(dir);
@@ -108,7 +161,8 @@ const LOOPBACK_URL = /^http:\/\/(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?\/?$/;
 
 /**
  * `bkv fleet create --hosts URL,URL,... --admin-key FILE[,FILE...] [--ca FILE] --out DIR --log-key VKEY
- * --release-key HEX [--namespace NS] [--epoch E] [--guess-limit G] [--max-successor-guess-limit M]`: the ceremony through each host's admin listener
+ * --release-key HEX --witness-key VKEY... --witness-threshold T [--namespace NS] [--epoch E]
+ * [--guess-limit G] [--max-successor-guess-limit M]`: the ceremony through each host's admin listener
  * (URLs in node order), each HSM behind its own host. Writes DIR/evidence.bin, DIR/fleet.json and
  * DIR/ceremony-log.json; nothing else moves between machines.
  */
@@ -124,6 +178,8 @@ async function createOverNetwork(argv: string[]): Promise<number> {
     "log-key": { type: "string" },
     "release-key": { type: "string" },
     "max-successor-guess-limit": { type: "string" },
+    "witness-key": { type: "string", multiple: true },
+    "witness-threshold": { type: "string" },
   });
   const urls = required(values.hosts, "--hosts")
     .split(",")
@@ -172,6 +228,11 @@ async function createOverNetwork(argv: string[]): Promise<number> {
   const logKey = logKeyFlag(values["log-key"]);
   const releaseKey = releaseKeyFlag(values["release-key"]);
   const maxSuccessorGuessLimit = maxSuccessorFlag(values["max-successor-guess-limit"], guessLimit);
+  const witnessPolicy = witnessPolicyFlags(
+    values["witness-key"] as unknown as string[] | undefined,
+    values["witness-threshold"],
+    logKey,
+  );
   const members = urls.map((url, i) =>
     remoteMember(
       { url, adminKey: adminKeys[keyFiles.length === 1 ? 0 : i]!, ...(ca === undefined ? {} : { ca }) },
@@ -187,6 +248,7 @@ async function createOverNetwork(argv: string[]): Promise<number> {
       logKey,
       releaseKey,
       maxSuccessorGuessLimit,
+      witnessPolicy,
     });
   } catch (e) {
     if (isBkvError(e)) {

@@ -275,6 +275,15 @@ export async function checkEntry(index: number, raw: Uint8Array, ctx: EntryConte
     expectedLogKey: parseVerifierKey(ctx.policy.logKey).publicKey,
     // With a release key given (--release-key, or the dev folder's pins): the fleet must have frozen it.
     ...(ctx.releaseKey === undefined ? {} : { expectedReleaseKey: ctx.releaseKey }),
+    // The fleet checks its successor's log entries under the witnesses it froze: they must be the
+    // ones this monitor's policy trusts (check statement.witnesses).
+    expectedWitnessPolicy: {
+      witnesses: ctx.policy.witnessKeys.map((k) => {
+        const v = parseVerifierKey(k);
+        return { name: v.name, key: v.publicKey };
+      }),
+      threshold: ctx.policy.threshold,
+    },
     maxGuessLimit: ctx.maxGuessLimit,
     allowTestRoots: ctx.allowTestRoots === true,
     allowSmallFleet: ctx.allowSmallFleet === true,

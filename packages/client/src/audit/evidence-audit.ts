@@ -20,6 +20,7 @@ import {
   type GenesisStatement,
   quorumOf,
   toHex,
+  type WitnessPolicy,
 } from "@bkv/wire";
 import {
   ed25519KeyProblem,
@@ -70,6 +71,13 @@ export interface AuditOptions {
    * accept a successor's code (docs/migration.md §2).
    */
   expectedReleaseKey?: Uint8Array;
+  /**
+   * If given, the statement must freeze this witness policy: the same witnesses (name and raw
+   * cosignature/v1 key; order aside) and the same threshold. The fleet checks its successor's log
+   * entries under the witnesses it froze, so a fleet that froze others than the auditor trusts
+   * could accept a successor on checkpoints only those others cosigned.
+   */
+  expectedWitnessPolicy?: WitnessPolicy;
   /** The largest guess limit the auditor accepts. */
   maxGuessLimit: number;
   /** Development only: attestations under a root pinned as a test root count. */
@@ -97,6 +105,9 @@ export interface FleetSummary {
   guessLimit: number;
   /** The highest guess limit a successor may have, frozen at genesis (at most guessLimit). */
   maxSuccessorGuessLimit: number;
+  /** The log's witness policy frozen at genesis: witnesses (name, raw cosignature/v1 key hex) and threshold. */
+  witnesses: { name: string; key: string }[];
+  witnessThreshold: number;
   n: number;
   quorum: number;
   vaultPublicKey: string;
@@ -190,6 +201,8 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
     measurement: toHex(st.measurement),
     guessLimit: st.policy.guessLimit,
     maxSuccessorGuessLimit: st.maxSuccessorGuessLimit,
+    witnesses: st.witnessPolicy.witnesses.map((w) => ({ name: w.name, key: toHex(w.key) })),
+    witnessThreshold: st.witnessPolicy.threshold,
     n: st.policy.n,
     quorum: st.policy.quorum,
     vaultPublicKey: toHex(st.vaultPublicKey),
@@ -261,6 +274,25 @@ export function auditEvidence(bytes: Uint8Array, o: AuditOptions): AuditReport {
       same
         ? "the fleet accepts a successor's code only if released under the expected release key"
         : `the fleet froze release key ${fleet.releaseKey}, not ${toHex(o.expectedReleaseKey)}`,
+    );
+  }
+  if (o.expectedWitnessPolicy !== undefined) {
+    const describe = (p: WitnessPolicy) =>
+      `${p.threshold} of ${p.witnesses.map((w) => `${w.name} ${toHex(w.key).slice(0, 16)}`).join(", ")}`;
+    const set = (p: WitnessPolicy) =>
+      p.witnesses
+        .map((w) => `${w.name} ${toHex(w.key)}`)
+        .sort()
+        .join("\n");
+    const same =
+      st.witnessPolicy.threshold === o.expectedWitnessPolicy.threshold &&
+      set(st.witnessPolicy) === set(o.expectedWitnessPolicy);
+    add(
+      "statement.witnesses",
+      same,
+      same
+        ? `the fleet checks a successor's log entries under the expected witnesses (${describe(st.witnessPolicy)})`
+        : `the fleet froze witnesses ${describe(st.witnessPolicy)}, not ${describe(o.expectedWitnessPolicy)}`,
     );
   }
 

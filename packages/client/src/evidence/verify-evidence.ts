@@ -2,7 +2,9 @@
  * The client's check of a fleet's evidence against its pins, before it trusts an artifact: the
  * audit (auditEvidence, the one verifier) with the pinned vendor roots, measurements, policy,
  * namespace, log key and release key (if the pins name one: the fleet must have frozen that key,
- * check "statement.release-key", else BUNDLE_EVIDENCE), then the artifact must say exactly what the verified statement says.
+ * check "statement.release-key", else BUNDLE_EVIDENCE) and the pinned witnesses with their
+ * threshold (the fleet must have frozen that witness policy, check "statement.witnesses", else
+ * BUNDLE_EVIDENCE), then the artifact must say exactly what the verified statement says.
  * Throws BUNDLE_EVIDENCE, BUNDLE_MEASUREMENT or BUNDLE_POLICY; returns the verified statement.
  */
 import { parseVerifierKey } from "@bkv/tlog";
@@ -37,6 +39,13 @@ export function auditUnderPins(evidence: Uint8Array, artifact: FleetArtifact, pi
     expectedEpoch: artifact.epoch,
     expectedLogKey: parseVerifierKey(pins.logKey).publicKey,
     ...(pins.release === undefined ? {} : { expectedReleaseKey: fromHex(pins.release.key) }),
+    expectedWitnessPolicy: {
+      witnesses: pins.witnessKeys.map((k) => {
+        const v = parseVerifierKey(k);
+        return { name: v.name, key: v.publicKey };
+      }),
+      threshold: pins.witnessThreshold,
+    },
     ...(pins.allowTestRoots === true ? { allowTestRoots: true } : {}),
     ...(pins.allowSmallFleet === true ? { allowSmallFleet: true } : {}),
   });
