@@ -261,6 +261,15 @@ async function run() {
           ...(/^[0-9a-f]{64}$/.test(pins.releaseKey)
             ? { expectedReleaseKey: bkv.fromHex(pins.releaseKey) }
             : {}),
+          // The fleet checks its successor's log entries under the witnesses it froze: they must
+          // be the ones this page checks the log's checkpoints with (statement.witnesses).
+          expectedWitnessPolicy: {
+            witnesses: pins.witnessKeys.map((k) => {
+              const v = bkv.parseVerifierKey(k);
+              return { name: v.name, key: v.publicKey };
+            }),
+            threshold: pins.threshold,
+          },
           maxGuessLimit: 100,
           allowTestRoots: devFlags.testRoot,
           allowSmallFleet: devFlags.allowSmallFleet,
