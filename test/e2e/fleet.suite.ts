@@ -352,11 +352,14 @@ export function fleetSuite(platform: Platform): void {
           s.end();
           await closed;
         }
-        const h = (await (await fetch(`${p.clientUrl}/v1/health`)).json()) as {
-          hsmPid: number;
-          peerRefused: number;
-          peerFramesRefused: number;
-        };
+        // The host counts a refusal as it closes the stream; read its health until both counts are
+        // in (bounded: 50 reads, 100 ms apart), then judge.
+        type Health = { hsmPid: number; peerRefused: number; peerFramesRefused: number };
+        let h = (await (await fetch(`${p.clientUrl}/v1/health`)).json()) as Health;
+        for (let i = 0; i < 50 && (h.peerFramesRefused < 1 || h.peerRefused < 1); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          h = (await (await fetch(`${p.clientUrl}/v1/health`)).json()) as Health;
+        }
         expect(h.hsmPid).toBe(target.hsmPid);
         expect(h.peerFramesRefused).toBeGreaterThanOrEqual(1);
         expect(h.peerRefused).toBeGreaterThanOrEqual(1);
