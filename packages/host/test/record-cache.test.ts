@@ -23,21 +23,10 @@ import { BkvError, ErrorCode } from "@bkv/wire";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { RecordStore, type RecordWrite } from "../src/record-store.js";
-import { prng } from "./seeded.js";
+import { prng, rec } from "./seeded.js";
 
 const crypto = nodeHsmCrypto();
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
-
-function rec(guessesUsed: number, fill = 1): VaultRecord {
-  return {
-    credential: new Uint8Array(16).fill(fill),
-    registration: new Uint8Array(192).fill(fill + 1),
-    wrappedKey: new Uint8Array(60).fill(fill + 2),
-    guessesUsed,
-    guessSeq: guessesUsed,
-    pending: new Map(),
-  };
-}
 
 async function refused(code: string, f: () => unknown): Promise<string> {
   try {

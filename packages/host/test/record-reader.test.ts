@@ -21,20 +21,10 @@ import { BkvError, ErrorCode } from "@bkv/wire";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { RecordStore } from "../src/record-store.js";
+import { rec } from "./seeded.js";
 
 const crypto = nodeHsmCrypto();
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
-
-function rec(guessesUsed: number, fill = 1): VaultRecord {
-  return {
-    credential: new Uint8Array(16).fill(fill),
-    registration: new Uint8Array(192).fill(fill + 1),
-    wrappedKey: new Uint8Array(60).fill(fill + 2),
-    guessesUsed,
-    guessSeq: guessesUsed,
-    pending: new Map(),
-  };
-}
 
 /** One HSM and its host: the HSM holds only the confirmed index and root. */
 class World {
